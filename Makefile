@@ -1,0 +1,183 @@
+# vgcollector: one GNU Makefile for the collector, libvgsink, tools, tests and benchmarks.
+# `make` builds everything; `make run` and `make test` are the two commands of the README.
+
+BUILD     ?= build
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+CC        ?= cc
+SANITIZE  ?=
+VERSION   := 0.1.0
+PYTHON    ?= /usr/bin/python3
+
+PKGS      := libevent libevent_openssl libevent_pthreads libpq libcjson zlib openssl
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN      := -Wall -Wextra -Wformat=2 -Wmissing-prototypes -Wstrict-prototypes \
+             -Wshadow -Wwrite-strings -Wundef -Wpointer-arith -Wcast-align \
+             -Wno-unused-parameter -Werror
+CFLAGS    ?= -O2 -g
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC -pthread $(WARN) $(CFLAGS) \
+              -DVGC_VERSION='"$(VERSION)"' -Icommon -Icollector -Isink -I$(BUILD) \
+              $(PKG_CFLAGS) -MMD -MP
+LDLIBS    := $(PKG_LIBS) -lm -pthread
+
+ifneq ($(SANITIZE),)
+ALL_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS    += -fsanitize=$(SANITIZE)
+endif
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+COMMON_SRC    := $(wildcard common/*.c)
+COLLECTOR_SRC := $(wildcard collector/*.c)
+SINK_SRC      := $(wildcard sink/*.c)
+SCHEMA_SQL    := $(sort $(wildcard schema/*.sql))
+
+COMMON_OBJ    := $(COMMON_SRC:%.c=$(BUILD)/obj/%.o)
+COLLECTOR_OBJ := $(COLLECTOR_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/schema_embed.o
+SINK_OBJ      := $(SINK_SRC:%.c=$(BUILD)/obj/%.o)
+# The collector binary holds everything but main() in a static archive so that
+# unit tests and the fuzz target link the same code the daemon runs.
+COLLECTOR_LIB_OBJ := $(filter-out $(BUILD)/obj/collector/main.o,$(COLLECTOR_OBJ))
+
+TOOLS_SRC     := $(wildcard tests/tools/*.c)
+TOOLS         := $(TOOLS_SRC:tests/tools/%.c=$(BUILD)/%)
+UNIT_SRC      := $(wildcard tests/unit/*.c)
+
+.PHONY: all run test test-unit test-integration test-san fuzz fuzz-run install clean \
+        bench-ingest bench-sink bench-rollup deps format
+
+all: $(BUILD)/vgcollector $(BUILD)/libvgsink.a $(BUILD)/libvgsink.so $(BUILD)/vgsink.pc $(TOOLS) $(BUILD)/unit_tests
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# Migrations are embedded in the binary so `migrate` and the schema check in
+# `serve` need no files at run time; schema/*.sql stays the only source.
+$(BUILD)/schema_embed.c: $(SCHEMA_SQL) Makefile
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  EMBED   schema/*.sql")
+	$(Q){ echo '/* Generated from the files in schema/ by the Makefile: do not edit. */'; \
+	  echo '#include "migrate.h"'; \
+	  echo 'const struct migration migrations[] = {'; \
+	  for f in $(SCHEMA_SQL); do \
+	    printf '  { "%s", ' "$$(basename $$f .sql)"; \
+	    od -An -v -tx1 $$f | tr -s ' \n' ' ' | sed -e 's/^ //' -e 's/ $$//' -e 's/\([0-9a-f][0-9a-f]\)/"\\x\1"/g' -e 's/" "//g'; \
+	    echo ' },'; \
+	  done; \
+	  echo '};'; \
+	  echo 'const int migrations_count = (int)(sizeof(migrations) / sizeof(migrations[0]));'; \
+	} > $@
+
+$(BUILD)/obj/schema_embed.o: $(BUILD)/schema_embed.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_CFLAGS) -Wno-overlength-strings -c -o $@ $<
+
+$(BUILD)/libvgcollector.a: $(COLLECTOR_LIB_OBJ) $(COMMON_OBJ)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/vgcollector: $(BUILD)/obj/collector/main.o $(BUILD)/libvgcollector.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/libvgsink.a: $(SINK_OBJ) $(COMMON_OBJ)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/libvgsink.so: $(SINK_OBJ) $(COMMON_OBJ)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -shared -Wl,-soname,libvgsink.so.0 -o $@ $^ $(LDLIBS)
+
+$(BUILD)/vgsink.pc: sink/vgsink.pc.in Makefile
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+
+# Tools (simulators, replay, benchmarks) link libvgsink and the collector code.
+$(BUILD)/%: tests/tools/%.c $(BUILD)/libvgsink.a $(BUILD)/libvgcollector.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libvgsink.a $(BUILD)/libvgcollector.a $(LDLIBS)
+
+$(BUILD)/unit_tests: $(UNIT_SRC) $(BUILD)/libvgcollector.a $(BUILD)/libvgsink.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -Itests/unit -o $@ $(UNIT_SRC) $(BUILD)/libvgcollector.a $(BUILD)/libvgsink.a $(LDLIBS)
+
+# ---- the two commands -------------------------------------------------------
+
+deps:
+	$(Q)deploy/install-deps.sh
+
+run: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)deploy/dev-run.sh
+
+# The whole suite: unit tests, integration tests against real PostgreSQL with
+# the normal build, the same again built with ASan+UBSan, then 30 s of fuzzing.
+test: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory BUILD=build/san SANITIZE=address,undefined CFLAGS="-O1 -g" all
+	$(Q)$(MAKE) --no-print-directory fuzz
+	$(Q)VGC_BUILD=build $(PYTHON) tests/run.py --fuzz-seconds 30
+
+test-unit: all
+	$(Q)$(BUILD)/unit_tests
+
+test-integration: all
+	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) -m pytest -q tests
+
+# ---- fuzzing (clang + libFuzzer from libclang-rt-14-dev) --------------------
+
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+               -Icommon -Icollector $(PKG_CFLAGS)
+fuzz: $(BUILD)/fuzz_ingest
+
+$(BUILD)/fuzz_ingest: tests/fuzz/fuzz_ingest.c $(COMMON_SRC) collector/ingest_decode.c
+	@mkdir -p $(BUILD)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+fuzz-run: fuzz
+	$(Q)mkdir -p $(BUILD)/fuzz-corpus && cp -n tests/fuzz/corpus/* $(BUILD)/fuzz-corpus/ 2>/dev/null || true
+	$(Q)$(BUILD)/fuzz_ingest -max_total_time=$${FUZZ_SECONDS:-300} -rss_limit_mb=512 $(BUILD)/fuzz-corpus
+
+# ---- benchmarks (print figures; never part of `make test`) -------------------
+
+bench-ingest: deps all
+	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) tests/bench/bench_ingest.py
+
+bench-sink: deps all
+	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) tests/bench/bench_sink.py
+
+bench-rollup: deps all
+	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) tests/bench/bench_rollup.py
+
+# ---- install -----------------------------------------------------------------
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	           $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/vgcollector/schema \
+	           $(DESTDIR)/lib/systemd/system $(DESTDIR)/etc/vgcollector
+	install -m 0755 $(BUILD)/vgcollector $(DESTDIR)$(PREFIX)/bin/vgcollector
+	install -m 0644 $(BUILD)/libvgsink.a $(DESTDIR)$(PREFIX)/lib/libvgsink.a
+	install -m 0755 $(BUILD)/libvgsink.so $(DESTDIR)$(PREFIX)/lib/libvgsink.so.0
+	ln -sf libvgsink.so.0 $(DESTDIR)$(PREFIX)/lib/libvgsink.so
+	install -m 0644 sink/vgsink.h $(DESTDIR)$(PREFIX)/include/vgsink.h
+	install -m 0644 $(BUILD)/vgsink.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/vgsink.pc
+	install -m 0644 $(SCHEMA_SQL) $(DESTDIR)$(PREFIX)/share/vgcollector/schema/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' deploy/vgcollector.service > $(DESTDIR)/lib/systemd/system/vgcollector.service
+	chmod 0644 $(DESTDIR)/lib/systemd/system/vgcollector.service
+	test -e $(DESTDIR)/etc/vgcollector/vgcollector.conf || \
+	  install -m 0640 deploy/vgcollector.conf $(DESTDIR)/etc/vgcollector/vgcollector.conf
+
+format:
+	clang-format -i common/*.[ch] collector/*.[ch] sink/*.[ch] tests/unit/*.c tests/tools/*.c tests/fuzz/*.c
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,388 @@
+/* The configuration table and its one parser. Sources are applied in order:
+ * defaults, then the file, then VGC_* environment variables, then --flags. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OFF(f) offsetof(struct config, f)
+
+const struct config_param config_params[] = {
+	{ "listen", CFG_STR, OFF(listen), false, "127.0.0.1:8080",
+	  "addresses to serve HTTP(S) on, comma-separated HOST:PORT ([::1]:8080 for IPv6)" },
+	{ "db", CFG_STR, OFF(db), false, "",
+	  "PostgreSQL conninfo string or URI; empty uses libpq's PG* environment defaults" },
+	{ "db_file", CFG_STR, OFF(db_file), false, "",
+	  "file whose first line is the conninfo (keeps passwords out of the config); overrides db" },
+	{ "pool_size", CFG_INT, OFF(pool_size), false, "4",
+	  "database connections, each driven by its own worker thread" },
+	{ "db_queue_max", CFG_INT, OFF(db_queue_max), true, "64",
+	  "requests waiting for a database connection before new ones get 503" },
+	{ "db_connect_timeout_s", CFG_INT, OFF(db_connect_timeout_s), false, "5",
+	  "seconds to wait when connecting to PostgreSQL" },
+	{ "max_body_bytes", CFG_SIZE, OFF(max_body_bytes), true, "8388608",
+	  "largest request body as sent (compressed), in bytes; larger gets 413" },
+	{ "max_inflated_bytes", CFG_SIZE, OFF(max_inflated_bytes), true, "67108864",
+	  "largest body after gunzip, checked while inflating; larger gets 413" },
+	{ "max_batch_rows", CFG_INT, OFF(max_batch_rows), true, "10000",
+	  "most rows in one ingest request; more gets 413" },
+	{ "max_row_age_days", CFG_INT, OFF(max_row_age_days), true, "400",
+	  "rows with a timestamp older than this are rejected" },
+	{ "max_clock_skew_s", CFG_INT, OFF(max_clock_skew_s), true, "3600",
+	  "rows more than this many seconds in the future are rejected" },
+	{ "max_string_chars", CFG_INT, OFF(max_string_chars), true, "256",
+	  "cap for model_id, provider, pricing_source, rate_rule, session_id, agent_id, revision, fallback_from" },
+	{ "max_error_message_chars", CFG_INT, OFF(max_error_message_chars), true, "4096",
+	  "cap for error_message" },
+	{ "max_metadata_bytes", CFG_INT, OFF(max_metadata_bytes), true, "16384",
+	  "cap for a row's metadata object, as compact JSON" },
+	{ "rate_limit_rps", CFG_DOUBLE, OFF(rate_limit_rps), true, "200",
+	  "requests per second each key may make (token bucket); 0 turns rate limiting off" },
+	{ "rate_limit_burst", CFG_INT, OFF(rate_limit_burst), true, "400",
+	  "token bucket size: requests a key may make at once after being idle" },
+	{ "tls_cert_file", CFG_STR, OFF(tls_cert_file), true, "",
+	  "PEM certificate chain; with tls_key_file, serve HTTPS (TLS 1.2+) instead of HTTP" },
+	{ "tls_key_file", CFG_STR, OFF(tls_key_file), true, "", "PEM private key for tls_cert_file" },
+	{ "log_level", CFG_STR, OFF(log_level), true, "info", "error, warn, info or debug" },
+	{ "log_format", CFG_STR, OFF(log_format), true, "logfmt", "logfmt or json" },
+	{ "retention_months", CFG_INT, OFF(retention_months), true, "0",
+	  "drop cost_rows partitions older than this many months; 0 keeps everything" },
+	{ "partitions_ahead", CFG_INT, OFF(partitions_ahead), true, "3",
+	  "future monthly partitions of cost_rows to keep created" },
+	{ "max_connections", CFG_INT, OFF(max_connections), false, "4096",
+	  "open client connections; past this new connections are closed at once" },
+	{ "idle_timeout_s", CFG_INT, OFF(idle_timeout_s), true, "60",
+	  "seconds a client connection may stay idle or take to send headers and body" },
+	{ "shutdown_grace_s", CFG_INT, OFF(shutdown_grace_s), true, "30",
+	  "seconds SIGTERM waits for in-flight batches before exiting" },
+	{ "key_refresh_s", CFG_INT, OFF(key_refresh_s), true, "30",
+	  "full reload of the key cache every this many seconds (LISTEN/NOTIFY is the fast path)" },
+	{ "max_rollup_periods", CFG_INT, OFF(max_rollup_periods), true, "100000",
+	  "most result periods a rollup query may span; more gets 400" },
+	{ NULL, CFG_STR, 0, false, NULL, NULL },
+};
+
+static void *config_field(struct config *cfg, const struct config_param *p)
+{
+	return (char *)cfg + p->offset;
+}
+
+const struct config_param *config_find(const char *name)
+{
+	for (const struct config_param *p = config_params; p->name; p++)
+		if (strcmp(p->name, name) == 0)
+			return p;
+	return NULL;
+}
+
+void config_init(struct config *cfg)
+{
+	char err[64];
+
+	memset(cfg, 0, sizeof(*cfg));
+	for (const struct config_param *p = config_params; p->name; p++)
+		if (!config_set(cfg, p->name, p->def, "default", err, sizeof(err)))
+			abort(); /* a bad default is a bug in the table */
+}
+
+void config_free(struct config *cfg)
+{
+	for (const struct config_param *p = config_params; p->name; p++) {
+		if (p->type == CFG_STR) {
+			char **s = config_field(cfg, p);
+			free(*s);
+			*s = NULL;
+		}
+	}
+}
+
+void config_copy(struct config *dst, const struct config *src)
+{
+	*dst = *src;
+	for (const struct config_param *p = config_params; p->name; p++) {
+		if (p->type == CFG_STR) {
+			char **s = config_field(dst, p);
+			*s = strdup(*s ? *s : "");
+			if (!*s)
+				abort();
+		}
+	}
+}
+
+/* Accepts a plain number or one with a K, M or G suffix (powers of 1024). */
+static bool config_parse_size(const char *v, size_t *out)
+{
+	char *end;
+	unsigned long long n;
+
+	errno = 0;
+	if (!isdigit((unsigned char)*v))
+		return false;
+	n = strtoull(v, &end, 10);
+	if (errno || end == v)
+		return false;
+	switch (*end) {
+	case 'k': case 'K': n <<= 10; end++; break;
+	case 'm': case 'M': n <<= 20; end++; break;
+	case 'g': case 'G': n <<= 30; end++; break;
+	default: break;
+	}
+	if (*end == 'B' || *end == 'b')
+		end++;
+	if (*end || n > SIZE_MAX / 2)
+		return false;
+	*out = (size_t)n;
+	return true;
+}
+
+bool config_set(struct config *cfg, const char *name, const char *value, const char *source,
+		char *err, size_t errlen)
+{
+	const struct config_param *p = config_find(name);
+	void *f;
+	char *end;
+
+	if (!p) {
+		snprintf(err, errlen, "%s: unknown key \"%s\"", source, name);
+		return false;
+	}
+	f = config_field(cfg, p);
+	switch (p->type) {
+	case CFG_STR: {
+		char *s = strdup(value);
+		if (!s)
+			abort();
+		free(*(char **)f);
+		*(char **)f = s;
+		return true;
+	}
+	case CFG_INT: {
+		long n;
+		errno = 0;
+		n = strtol(value, &end, 10);
+		if (errno || end == value || *end || n < 0 || n > INT_MAX) {
+			snprintf(err, errlen, "%s: %s = \"%s\": expected a whole number >= 0", source,
+				 name, value);
+			return false;
+		}
+		*(int *)f = (int)n;
+		return true;
+	}
+	case CFG_SIZE:
+		if (!config_parse_size(value, (size_t *)f)) {
+			snprintf(err, errlen,
+				 "%s: %s = \"%s\": expected a size in bytes (K, M or G suffix allowed)",
+				 source, name, value);
+			return false;
+		}
+		return true;
+	case CFG_DOUBLE: {
+		double d;
+		errno = 0;
+		d = strtod(value, &end);
+		if (errno || end == value || *end || !(d >= 0)) {
+			snprintf(err, errlen, "%s: %s = \"%s\": expected a number >= 0", source, name,
+				 value);
+			return false;
+		}
+		*(double *)f = d;
+		return true;
+	}
+	}
+	return false;
+}
+
+static char *config_trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+bool config_load_file(struct config *cfg, const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	char line[4096], where[PATH_MAX + 32];
+	int lineno = 0;
+
+	if (!f) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return false;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *key, *val, *eq, *hash;
+
+		lineno++;
+		snprintf(where, sizeof(where), "%s:%d", path, lineno);
+		if (!strchr(line, '\n') && !feof(f)) {
+			snprintf(err, errlen, "%s: line longer than %zu bytes", where, sizeof(line));
+			fclose(f);
+			return false;
+		}
+		hash = strchr(line, '#');
+		if (hash)
+			*hash = '\0';
+		key = config_trim(line);
+		if (!*key)
+			continue;
+		eq = strchr(key, '=');
+		if (!eq) {
+			snprintf(err, errlen, "%s: expected \"key = value\"", where);
+			fclose(f);
+			return false;
+		}
+		*eq = '\0';
+		val = config_trim(eq + 1);
+		key = config_trim(key);
+		/* Values may be quoted to keep spaces or a '#'-free conninfo readable. */
+		if (val[0] == '"' && strlen(val) >= 2 && val[strlen(val) - 1] == '"') {
+			val[strlen(val) - 1] = '\0';
+			val++;
+		}
+		if (!config_set(cfg, key, val, where, err, errlen)) {
+			fclose(f);
+			return false;
+		}
+	}
+	fclose(f);
+	return true;
+}
+
+bool config_load_env(struct config *cfg, char *err, size_t errlen)
+{
+	char name[96], source[112];
+
+	for (const struct config_param *p = config_params; p->name; p++) {
+		const char *v;
+		size_t i;
+
+		snprintf(name, sizeof(name), "VGC_%s", p->name);
+		for (i = 4; name[i]; i++)
+			name[i] = (char)toupper((unsigned char)name[i]);
+		v = getenv(name);
+		if (!v)
+			continue;
+		snprintf(source, sizeof(source), "environment %s", name);
+		if (!config_set(cfg, p->name, v, source, err, errlen))
+			return false;
+	}
+	return true;
+}
+
+bool config_validate(struct config *cfg, char *err, size_t errlen)
+{
+	if (cfg->pool_size < 1 || cfg->pool_size > 256) {
+		snprintf(err, errlen, "pool_size = %d: must be 1..256", cfg->pool_size);
+		return false;
+	}
+	if (cfg->max_body_bytes < 1024 || cfg->max_inflated_bytes < 1024) {
+		snprintf(err, errlen, "max_body_bytes and max_inflated_bytes must be at least 1024");
+		return false;
+	}
+	if (cfg->max_batch_rows < 1) {
+		snprintf(err, errlen, "max_batch_rows must be at least 1");
+		return false;
+	}
+	if (!cfg->listen[0]) {
+		snprintf(err, errlen, "listen: at least one HOST:PORT is needed");
+		return false;
+	}
+	if (!!cfg->tls_cert_file[0] != !!cfg->tls_key_file[0]) {
+		snprintf(err, errlen, "tls_cert_file and tls_key_file must be set together");
+		return false;
+	}
+	if (strcmp(cfg->log_level, "error") && strcmp(cfg->log_level, "warn") &&
+	    strcmp(cfg->log_level, "info") && strcmp(cfg->log_level, "debug")) {
+		snprintf(err, errlen, "log_level = \"%s\": expected error, warn, info or debug",
+			 cfg->log_level);
+		return false;
+	}
+	if (strcmp(cfg->log_format, "logfmt") && strcmp(cfg->log_format, "json")) {
+		snprintf(err, errlen, "log_format = \"%s\": expected logfmt or json", cfg->log_format);
+		return false;
+	}
+	if (cfg->max_connections < 1 || cfg->idle_timeout_s < 1 || cfg->key_refresh_s < 1) {
+		snprintf(err, errlen,
+			 "max_connections, idle_timeout_s and key_refresh_s must be at least 1");
+		return false;
+	}
+	if (cfg->db_file[0]) {
+		char line[4096];
+		FILE *f = fopen(cfg->db_file, "r");
+		if (!f) {
+			snprintf(err, errlen, "db_file %s: %s", cfg->db_file, strerror(errno));
+			return false;
+		}
+		if (!fgets(line, sizeof(line), f))
+			line[0] = '\0';
+		fclose(f);
+		free(cfg->db);
+		cfg->db = strdup(config_trim(line));
+		if (!cfg->db)
+			abort();
+	}
+	return true;
+}
+
+bool config_restart_needed(const struct config *a, const struct config *b, char *out,
+			   size_t outlen)
+{
+	size_t pos = 0;
+
+	out[0] = '\0';
+	for (const struct config_param *p = config_params; p->name; p++) {
+		const char *fa = (const char *)a + p->offset, *fb = (const char *)b + p->offset;
+		bool same;
+
+		if (p->reloadable)
+			continue;
+		if (p->type == CFG_STR)
+			same = strcmp(*(char *const *)fa, *(char *const *)fb) == 0;
+		else if (p->type == CFG_INT)
+			same = *(const int *)fa == *(const int *)fb;
+		else if (p->type == CFG_SIZE)
+			same = *(const size_t *)fa == *(const size_t *)fb;
+		else
+			same = *(const double *)fa == *(const double *)fb;
+		if (!same && pos < outlen)
+			pos += (size_t)snprintf(out + pos, outlen - pos, "%s%s", pos ? "," : "",
+						p->name);
+	}
+	return pos > 0;
+}
+
+void config_print_sample(FILE *f)
+{
+	fprintf(f, "# vgcollector.conf: every key with its default. Generated by\n"
+		   "# `vgcollector config-sample`; `make test` checks this file against the code.\n"
+		   "# Syntax: key = value, # starts a comment. VGC_<KEY> environment variables\n"
+		   "# override this file and --key-name flags override both. Keys marked\n"
+		   "# [reload] take effect on SIGHUP; the others need a restart.\n");
+	for (const struct config_param *p = config_params; p->name; p++) {
+		fprintf(f, "\n# %s%s\n", p->help, p->reloadable ? " [reload]" : "");
+		fprintf(f, "#%s = %s\n", p->name, p->def);
+	}
+}
+
+void config_print_help(FILE *f)
+{
+	for (const struct config_param *p = config_params; p->name; p++) {
+		char flag[64];
+		size_t i;
+
+		snprintf(flag, sizeof(flag), "--%s", p->name);
+		for (i = 2; flag[i]; i++)
+			if (flag[i] == '_')
+				flag[i] = '-';
+		fprintf(f, "  %-28s %s (default: %s)\n", flag, p->help, p->def[0] ? p->def : "none");
+	}
+}

@@ -1,0 +1,84 @@
+/* The collector's configuration: one table of parameters drives parsing of the
+ * file, VGC_* environment variables and --flags, validation, --help and the
+ * sample config in deploy/vgcollector.conf. */
+#ifndef VGC_CONFIG_H
+#define VGC_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+struct config {
+	char *listen; /* comma-separated HOST:PORT list */
+	char *db;
+	char *db_file;
+	int pool_size;
+	int db_queue_max;
+	int db_connect_timeout_s;
+	size_t max_body_bytes;
+	size_t max_inflated_bytes;
+	int max_batch_rows;
+	int max_row_age_days;
+	int max_clock_skew_s;
+	int max_string_chars;
+	int max_error_message_chars;
+	int max_metadata_bytes;
+	double rate_limit_rps;
+	int rate_limit_burst;
+	char *tls_cert_file;
+	char *tls_key_file;
+	char *log_level;
+	char *log_format;
+	int retention_months;
+	int partitions_ahead;
+	int max_connections;
+	int idle_timeout_s;
+	int shutdown_grace_s;
+	int key_refresh_s;
+	int max_rollup_periods;
+};
+
+enum config_type { CFG_STR, CFG_INT, CFG_SIZE, CFG_DOUBLE };
+
+struct config_param {
+	const char *name;
+	enum config_type type;
+	size_t offset;
+	bool reloadable;
+	const char *def;
+	const char *help;
+};
+
+extern const struct config_param config_params[];
+
+/* Fills cfg with every default. Free with config_free. */
+void config_init(struct config *cfg);
+void config_free(struct config *cfg);
+void config_copy(struct config *dst, const struct config *src);
+
+/* Sets one parameter from text. source names where it came from for errors. */
+bool config_set(struct config *cfg, const char *name, const char *value, const char *source,
+		char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* Reads `key = value` lines with # comments; errors name file:line. */
+bool config_load_file(struct config *cfg, const char *path, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* Applies VGC_<NAME> environment variables. */
+bool config_load_env(struct config *cfg, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* Checks cross-field rules and reads db_file. */
+bool config_validate(struct config *cfg, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+const struct config_param *config_find(const char *name);
+/* Parameter names differing between a and b that are not reloadable, comma-separated
+ * into out; returns false when there are none. */
+bool config_restart_needed(const struct config *a, const struct config *b, char *out,
+			   size_t outlen);
+
+void config_print_sample(FILE *f);
+void config_print_help(FILE *f);
+
+#endif

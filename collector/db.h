@@ -1,0 +1,31 @@
+/* PostgreSQL helpers shared by the CLI and the worker threads: picking the
+ * conninfo (--db, then VGC_DB, then libpq's defaults) and blocking connects. */
+#ifndef VGC_DB_H
+#define VGC_DB_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* The conninfo to use: flag if set, else $VGC_DB, else "" (libpq's PG* defaults). */
+const char *db_conninfo(const char *flag);
+
+/* Connects (blocking, for CLI commands and worker threads only). Returns NULL
+ * with err set on failure; the caller owns the connection (PQfinish). */
+PGconn *db_connect(const char *conninfo, int timeout_s, char *err, size_t errlen);
+
+/* Runs a command that returns no rows. */
+bool db_exec(PGconn *conn, const char *sql, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* Drains pending results and rolls back; a broken connection is the caller's
+ * to reset, so failures here are ignored. */
+void db_rollback(PGconn *conn);
+
+/* Copies PQerrorMessage without the trailing newline. */
+void db_error(PGconn *conn, char *err, size_t errlen);
+
+/* Copies the result's error message (or the connection's) without its newline. */
+void db_result_error(PGconn *conn, const PGresult *res, char *err, size_t errlen);
+
+#endif

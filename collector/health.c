@@ -1,0 +1,39 @@
+/* Liveness, readiness and the Prometheus endpoint. Readiness uses the key
+ * watcher's live connection as the "database reachable" signal, so probes cost
+ * no query. */
+#include "health.h"
+
+#include "buf.h"
+#include "http.h"
+#include "keywatch.h"
+#include "metrics.h"
+
+void health_handle_healthz(struct http_req *hr)
+{
+	http_reply_json(hr, 200, "{\"status\":\"ok\"}");
+}
+
+void health_handle_readyz(struct http_req *hr)
+{
+	struct server *srv = hr->srv;
+
+	if (srv->state == SERVER_DRAINING)
+		http_reply_error(hr, 503, "shutting down");
+	else if (!srv->schema_ok)
+		http_reply_error(hr, 503, "database schema is not current");
+	else if (!srv->keywatch || !keywatch_connected(srv->keywatch))
+		http_reply_error(hr, 503, "database unreachable");
+	else
+		http_reply_json(hr, 200, "{\"status\":\"ready\"}");
+}
+
+void health_handle_metrics(struct http_req *hr)
+{
+	struct buf b;
+
+	buf_init(&b, 0);
+	metrics_render(&b, hr->srv->pool);
+	http_reply(hr, 200, "text/plain; version=0.0.4; charset=utf-8", b.data ? b.data : "",
+		   b.len);
+	buf_release(&b);
+}

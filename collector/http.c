@@ -1,0 +1,415 @@
+/* The HTTP front end on evhttp: listeners (plain or TLS through
+ * bufferevent_openssl), a single dispatcher that routes by path and method,
+ * request ids, authentication and rate limiting, and JSON replies.
+ *
+ * Request lifetime: the dispatcher allocates an http_req per request. A
+ * handler either replies before returning (then the dispatcher frees it) or
+ * calls http_defer and hands it to a pool job. While deferred, a close
+ * callback on the connection clears hr->req if the client goes away, so the
+ * job's answer is then dropped instead of touching a freed request. */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/err.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "keywatch.h"
+#include "metrics.h"
+#include "ratelimit.h"
+#include "row.h"
+
+/* One server per process: the routes and their metrics indexes. */
+static const struct http_route *http_routes;
+static int http_route_metrics[32];
+static int http_route_unknown;
+static unsigned long long http_request_seq;
+
+static void http_on_close(struct evhttp_connection *evcon, void *arg)
+{
+	struct http_req *hr = arg;
+
+	hr->req = NULL;
+	hr->evcon = NULL;
+}
+
+static void http_req_free(struct http_req *hr)
+{
+	free(hr);
+}
+
+const char *http_header(struct http_req *hr, const char *name)
+{
+	return evhttp_find_header(evhttp_request_get_input_headers(hr->req), name);
+}
+
+void http_set_header(struct http_req *hr, const char *name, const char *value)
+{
+	if (hr->req)
+		evhttp_add_header(evhttp_request_get_output_headers(hr->req), name, value);
+}
+
+const char *http_body(struct http_req *hr, size_t *len)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(hr->req);
+
+	*len = evbuffer_get_length(in);
+	return (const char *)evbuffer_pullup(in, -1);
+}
+
+bool http_query(struct http_req *hr, struct evkeyvalq *out)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(hr->req);
+	const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
+
+	out->tqh_first = NULL;
+	out->tqh_last = &out->tqh_first;
+	if (!q)
+		return true;
+	return evhttp_parse_query_str(q, out) == 0;
+}
+
+void http_defer(struct http_req *hr)
+{
+	hr->async = true;
+	hr->srv->inflight++;
+	evhttp_connection_set_closecb(hr->evcon, http_on_close, hr);
+}
+
+void http_reply(struct http_req *hr, int status, const char *content_type, const char *body,
+		size_t len)
+{
+	double took = server_now_monotonic() - hr->started;
+
+	if (hr->req) {
+		struct evbuffer *b = evbuffer_new();
+		struct evkeyvalq *h = evhttp_request_get_output_headers(hr->req);
+
+		if (b)
+			evbuffer_add(b, body, len);
+		evhttp_add_header(h, "Content-Type", content_type);
+		if (hr->srv->state == SERVER_DRAINING)
+			evhttp_add_header(h, "Connection", "close");
+		evhttp_send_reply(hr->req, status, NULL, b);
+		if (b)
+			evbuffer_free(b);
+	}
+	metrics_http_request(hr->route, status);
+	if (status >= 500)
+		log_req(LOG_LVL_WARN, &hr->log, "%s %s -> %d in %.1f ms%s",
+			hr->req ? (evhttp_request_get_command(hr->req) == EVHTTP_REQ_GET ? "GET" : "POST") : "-",
+			hr->req ? evhttp_request_get_uri(hr->req) : "(client gone)", status, took * 1e3,
+			hr->req ? "" : " (client gone)");
+	else
+		log_req(LOG_LVL_DEBUG, &hr->log, "%s -> %d in %.1f ms",
+			hr->req ? evhttp_request_get_uri(hr->req) : "(client gone)", status,
+			took * 1e3);
+	hr->replied = true;
+	if (hr->async) {
+		if (hr->evcon)
+			evhttp_connection_set_closecb(hr->evcon, NULL, NULL);
+		hr->srv->inflight--;
+		http_req_free(hr);
+	}
+}
+
+void http_reply_json(struct http_req *hr, int status, const char *json)
+{
+	http_reply(hr, status, "application/json", json, strlen(json));
+}
+
+void http_reply_error(struct http_req *hr, int status, const char *fmt, ...)
+{
+	char msg[2048];
+	struct buf b;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	buf_init(&b, 0);
+	buf_puts(&b, "{\"error\":");
+	row_json_string(&b, msg);
+	buf_puts(&b, "}");
+	if (status >= 400 && status < 500 && status != 404)
+		log_req(LOG_LVL_INFO, &hr->log, "%d: %s", status, msg);
+	http_reply(hr, status, "application/json", b.data ? b.data : "{}", b.len);
+	buf_release(&b);
+}
+
+const struct auth_key *http_auth(struct http_req *hr, unsigned roles)
+{
+	struct server *srv = hr->srv;
+	enum auth_result why;
+	const struct auth_key *k =
+		auth_lookup(srv->keys, http_header(hr, "Authorization"), &why);
+	int retry;
+
+	if (!k) {
+		metrics_auth_failure();
+		http_set_header(hr, "WWW-Authenticate", "Bearer");
+		http_reply_error(hr, 401, "%s",
+				 why == AUTH_MISSING ? "missing Authorization: Bearer <key> header"
+				 : why == AUTH_MALFORMED
+					 ? "Authorization header must be \"Bearer <key>\""
+					 : "unknown or revoked API key");
+		return NULL;
+	}
+	snprintf(hr->key_prefix, sizeof(hr->key_prefix), "%s", k->prefix);
+	hr->log.key_prefix = hr->key_prefix;
+	if (k->project) {
+		snprintf(hr->project, sizeof(hr->project), "%s", k->project);
+		hr->log.project = hr->project;
+	}
+	if (!(roles & (1u << k->role))) {
+		http_reply_error(hr, 403, "key %s has role %s, which may not use %s", k->prefix,
+				 auth_role_name(k->role),
+				 evhttp_uri_get_path(evhttp_request_get_evhttp_uri(hr->req)));
+		return NULL;
+	}
+	if (!ratelimit_take(srv->ratelimit, k->id, srv->cfg.rate_limit_rps,
+			    srv->cfg.rate_limit_burst, server_now_monotonic(), &retry)) {
+		char ra[16];
+		metrics_rate_limited();
+		snprintf(ra, sizeof(ra), "%d", retry);
+		http_set_header(hr, "Retry-After", ra);
+		http_reply_error(hr, 429, "key %s is over its rate limit of %g requests/s; retry in %d s",
+				 k->prefix, srv->cfg.rate_limit_rps, retry);
+		return NULL;
+	}
+	if (srv->keywatch)
+		keywatch_note_used(srv->keywatch, k->id);
+	hr->key = k;
+	return k;
+}
+
+static void http_dispatch(struct evhttp_request *req, void *arg)
+{
+	struct server *srv = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	int method = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD ? HTTP_GET
+		     : cmd == EVHTTP_REQ_POST			 ? HTTP_POST
+								 : 0;
+	struct http_req *hr = calloc(1, sizeof(*hr));
+	const struct http_route *route = NULL;
+	int idx = 0;
+
+	if (!hr) {
+		evhttp_send_reply(req, 503, "Out of memory", NULL);
+		return;
+	}
+	hr->srv = srv;
+	hr->req = req;
+	hr->evcon = evhttp_request_get_connection(req);
+	hr->started = server_now_monotonic();
+	hr->route = http_route_unknown;
+	snprintf(hr->request_id, sizeof(hr->request_id), "%016llx", ++http_request_seq);
+	hr->log.request_id = hr->request_id;
+	http_set_header(hr, "X-Request-Id", hr->request_id);
+
+	for (const struct http_route *r = http_routes; path && r->path; r++, idx++) {
+		if (strcmp(r->path, path) == 0) {
+			route = r;
+			hr->route = http_route_metrics[idx];
+			break;
+		}
+	}
+	if (!route)
+		http_reply_error(hr, 404, "no such endpoint: %s", path ? path : "(bad URI)");
+	else if (!(route->methods & method))
+		http_reply_error(hr, 405, "%s does not accept this method", route->path);
+	else if (srv->state == SERVER_DRAINING && strcmp(route->path, "/healthz") != 0) {
+		http_set_header(hr, "Retry-After", "1");
+		http_reply_error(hr, 503, "collector is shutting down; retry against another replica");
+	} else
+		route->handler(hr);
+
+	if (hr->replied && !hr->async)
+		http_req_free(hr);
+	else if (!hr->replied && !hr->async)
+		http_reply_error(hr, 500, "handler did not answer"), http_req_free(hr);
+}
+
+/* TLS: each connection gets an SSL object from the current context; a reload
+ * swaps the context and open connections keep the old one (refcounted). */
+static struct bufferevent *http_bevcb(struct event_base *base, void *arg)
+{
+	struct server *srv = arg;
+	SSL *ssl;
+
+	if (!srv->tls)
+		return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	ssl = SSL_new((SSL_CTX *)srv->tls);
+	if (!ssl)
+		return NULL;
+	return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+					      BEV_OPT_CLOSE_ON_FREE);
+}
+
+bool http_tls_load(struct server *srv, const char *cert, const char *key, char *err,
+		   size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	unsigned long e;
+
+	if (!ctx)
+		goto ssl_error;
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+		e = ERR_get_error();
+		snprintf(err, errlen, "tls_cert_file %s: %s", cert, ERR_reason_error_string(e));
+		goto fail;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+		e = ERR_get_error();
+		snprintf(err, errlen, "tls_key_file %s: %s", key, ERR_reason_error_string(e));
+		goto fail;
+	}
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		snprintf(err, errlen, "tls_key_file %s does not match tls_cert_file %s", key, cert);
+		goto fail;
+	}
+	if (srv->tls)
+		SSL_CTX_free((SSL_CTX *)srv->tls);
+	srv->tls = (struct ssl_ctx_st *)ctx;
+	ERR_clear_error();
+	return true;
+ssl_error:
+	e = ERR_get_error();
+	snprintf(err, errlen, "TLS: %s", ERR_reason_error_string(e));
+fail:
+	ERR_clear_error();
+	SSL_CTX_free(ctx);
+	return false;
+}
+
+void http_apply_limits(struct server *srv)
+{
+	evhttp_set_max_body_size(srv->http, (ev_ssize_t)srv->cfg.max_body_bytes);
+	evhttp_set_max_headers_size(srv->http, 64 * 1024);
+	evhttp_set_timeout(srv->http, srv->cfg.idle_timeout_s);
+}
+
+/* Splits "host:port" or "[v6]:port". */
+static bool http_parse_addr(const char *s, char *host, size_t hostlen, int *port)
+{
+	const char *colon;
+	char *end;
+	long p;
+
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (!close || close[1] != ':' || (size_t)(close - s - 1) >= hostlen)
+			return false;
+		memcpy(host, s + 1, (size_t)(close - s - 1));
+		host[close - s - 1] = '\0';
+		colon = close + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon || (size_t)(colon - s) >= hostlen)
+			return false;
+		memcpy(host, s, (size_t)(colon - s));
+		host[colon - s] = '\0';
+	}
+	p = strtol(colon + 1, &end, 10);
+	if (*end || p < 1 || p > 65535)
+		return false;
+	*port = (int)p;
+	return true;
+}
+
+bool http_start(struct server *srv, const struct http_route *routes, char *err, size_t errlen)
+{
+	char *list, *tok, *save = NULL;
+	int i = 0;
+
+	http_routes = routes;
+	for (const struct http_route *r = routes; r->path && i < 32; r++, i++)
+		http_route_metrics[i] = metrics_route_register(r->path);
+	http_route_unknown = metrics_route_register("other");
+	RAND_bytes((unsigned char *)&http_request_seq, sizeof(http_request_seq));
+	http_request_seq &= 0x0000ffffffffffffULL;
+
+	srv->http = evhttp_new(srv->base);
+	if (!srv->http) {
+		snprintf(err, errlen, "out of memory");
+		return false;
+	}
+	evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+						      EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+						      EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+	evhttp_set_gencb(srv->http, http_dispatch, srv);
+	evhttp_set_bevcb(srv->http, http_bevcb, srv);
+	http_apply_limits(srv);
+
+	list = strdup(srv->cfg.listen);
+	if (!list) {
+		snprintf(err, errlen, "out of memory");
+		return false;
+	}
+	for (tok = strtok_r(list, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+		char host[256];
+		int port;
+
+		if (!http_parse_addr(tok, host, sizeof(host), &port)) {
+			snprintf(err, errlen, "listen \"%s\": expected HOST:PORT or [IPv6]:PORT", tok);
+			free(list);
+			return false;
+		}
+		if (!evhttp_bind_socket_with_handle(srv->http, host, (ev_uint16_t)port)) {
+			snprintf(err, errlen, "cannot listen on %s: %m", tok);
+			free(list);
+			return false;
+		}
+		log_info("listening on %s://%s", srv->tls ? "https" : "http", tok);
+	}
+	free(list);
+	return true;
+}
+
+static void http_unbind(struct evhttp_bound_socket *bound, void *arg)
+{
+	struct evhttp_bound_socket **list = arg;
+
+	for (int i = 0; i < 16; i++) {
+		if (!list[i]) {
+			list[i] = bound;
+			return;
+		}
+	}
+}
+
+void http_stop_listening(struct server *srv)
+{
+	struct evhttp_bound_socket *bound[17] = { NULL };
+
+	if (!srv->http)
+		return;
+	evhttp_foreach_bound_socket(srv->http, http_unbind, bound);
+	for (int i = 0; bound[i]; i++)
+		evhttp_del_accept_socket(srv->http, bound[i]);
+}
+
+void http_free(struct server *srv)
+{
+	if (srv->http)
+		evhttp_free(srv->http);
+	srv->http = NULL;
+	if (srv->tls)
+		SSL_CTX_free((SSL_CTX *)srv->tls);
+	srv->tls = NULL;
+}

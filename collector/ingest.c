@@ -1,0 +1,222 @@
+/* Ingest request handling on the loop: authenticate, check encoding and size,
+ * move the body into a job and queue it on the pool. The worker decodes,
+ * validates and stores (ingest_decode.c, ingest_store.c) and builds the JSON
+ * answer; the loop sends it only after the transaction has committed. */
+#include "ingest.h"
+
+#include <cJSON.h>
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "buf.h"
+#include "http.h"
+#include "ingest_decode.h"
+#include "ingest_store.h"
+#include "metrics.h"
+#include "pool.h"
+
+struct ingest_job {
+	struct pool_job job; /* first: the pool hands this pointer back */
+	struct http_req *hr;
+	struct evbuffer *body; /* moved out of the request: no copy */
+	bool gzip;
+	bool turns;
+	long long key_id;
+	char *project; /* the key's scope, copied: the key cache may be swapped */
+	char *tenant;
+	struct ingest_limits limits;
+	double now;
+
+	/* Results, written by the worker. */
+	int status;
+	char err[1024];
+	size_t inflated_len;
+	int accepted, duplicates, rejected;
+	struct buf answer;
+};
+
+static void ingest_job_free(struct ingest_job *job)
+{
+	if (job->body)
+		evbuffer_free(job->body);
+	free(job->project);
+	free(job->tenant);
+	buf_release(&job->answer);
+	free(job);
+}
+
+static void ingest_answer_rows(struct ingest_job *job, const struct ingest_batch *b,
+			       const struct ingest_result *res)
+{
+	struct buf *a = &job->answer;
+
+	job->accepted = res->accepted;
+	job->duplicates = res->duplicates;
+	job->rejected = b->nrejects;
+	buf_printf(a, "{\"accepted\":%d,\"duplicates\":%d,\"rejected\":%d,\"errors\":[", res->accepted,
+		   res->duplicates, b->nrejects);
+	for (int i = 0; i < b->nrejects; i++) {
+		buf_printf(a, "%s{\"index\":%d,\"error\":", i ? "," : "", b->rejects[i].index);
+		row_json_string(a, b->rejects[i].reason);
+		buf_putc(a, '}');
+	}
+	buf_puts(a, "]}");
+}
+
+/* Worker thread: decode, validate, store, and build the answer. */
+static void ingest_work(struct pool_job *pj, struct pool_worker *w)
+{
+	struct ingest_job *job = (struct ingest_job *)pj;
+	size_t len = evbuffer_get_length(job->body);
+	const char *body = (const char *)evbuffer_pullup(job->body, -1);
+	struct ingest_scope scope = { job->project, job->tenant };
+	struct ingest_batch b;
+	struct ingest_result res;
+
+	if (job->turns) {
+		cJSON *root = NULL;
+		struct buf inflated;
+		int stored = 0, total;
+
+		buf_init(&inflated, job->limits.max_inflated_bytes);
+		job->status = ingest_parse_array(body ? body : "", len, job->gzip, &job->limits,
+						 &inflated, &root, job->err, sizeof(job->err));
+		job->inflated_len = job->gzip ? inflated.len : len;
+		if (job->status == 200)
+			job->status = ingest_store_turns(w, root, job->key_id, job->project,
+							 job->tenant, &stored, job->err,
+							 sizeof(job->err));
+		if (job->status == 200) {
+			total = cJSON_GetArraySize(root);
+			job->accepted = stored;
+			job->rejected = total - stored;
+			buf_printf(&job->answer, "{\"accepted\":%d,\"rejected\":%d,\"errors\":[", stored,
+				   total - stored);
+			for (int i = 0, n = 0; i < total; i++) {
+				if (cJSON_IsObject(cJSON_GetArrayItem(root, i)))
+					continue;
+				buf_printf(&job->answer,
+					   "%s{\"index\":%d,\"error\":\"turn must be a JSON object\"}",
+					   n++ ? "," : "", i);
+			}
+			buf_puts(&job->answer, "]}");
+		}
+		cJSON_Delete(root);
+		buf_release(&inflated);
+		return;
+	}
+
+	job->status = ingest_decode(body ? body : "", len, job->gzip, &job->limits, &scope, job->now,
+				    &b, job->err, sizeof(job->err));
+	job->inflated_len = job->gzip ? b.inflated.len : len;
+	if (job->status == 200) {
+		job->status = ingest_store(w, &b, job->key_id, &res, job->err, sizeof(job->err));
+		if (job->status == 200)
+			ingest_answer_rows(job, &b, &res);
+	}
+	ingest_batch_release(&b);
+}
+
+/* Loop thread: answer the client (if still there) and account. */
+static void ingest_done(struct pool_job *pj)
+{
+	struct ingest_job *job = (struct ingest_job *)pj;
+	struct http_req *hr = job->hr;
+	size_t compressed = job->gzip ? evbuffer_get_length(job->body) : 0;
+
+	metrics_bytes(evbuffer_get_length(job->body), compressed, job->inflated_len);
+	if (job->status == 200) {
+		metrics_rows((uint64_t)job->accepted, (uint64_t)job->duplicates,
+			     (uint64_t)job->rejected);
+		metrics_ingest_latency(server_now_monotonic() - hr->started);
+		if (job->rejected)
+			log_req(LOG_LVL_INFO, &hr->log, "stored %d rows, %d duplicates, %d rejected",
+				job->accepted, job->duplicates, job->rejected);
+		http_reply(hr, 200, "application/json", job->answer.data ? job->answer.data : "{}",
+			   job->answer.len);
+	} else {
+		if (job->status == 503)
+			http_set_header(hr, "Retry-After", "1");
+		http_reply_error(hr, job->status, "%s", job->err);
+	}
+	ingest_job_free(job);
+}
+
+static void ingest_submit(struct http_req *hr, bool turns)
+{
+	struct server *srv = hr->srv;
+	const struct auth_key *key = http_auth(hr, 1u << ROLE_INGEST | 1u << ROLE_ADMIN);
+	const char *enc;
+	struct ingest_job *job;
+	size_t len;
+
+	if (!key)
+		return;
+	enc = http_header(hr, "Content-Encoding");
+	if (enc && strcasecmp(enc, "identity") != 0 && strcasecmp(enc, "gzip") != 0 &&
+	    strcasecmp(enc, "x-gzip") != 0) {
+		http_reply_error(hr, 415, "Content-Encoding \"%.64s\" is not supported: use gzip or identity",
+				 enc);
+		return;
+	}
+	len = evbuffer_get_length(evhttp_request_get_input_buffer(hr->req));
+	if (len > srv->cfg.max_body_bytes) {
+		http_reply_error(hr, 413, "body of %zu bytes is larger than max_body_bytes (%zu)", len,
+				 srv->cfg.max_body_bytes);
+		return;
+	}
+	job = calloc(1, sizeof(*job));
+	if (!job || !(job->body = evbuffer_new())) {
+		free(job);
+		http_set_header(hr, "Retry-After", "1");
+		http_reply_error(hr, 503, "out of memory");
+		return;
+	}
+	job->job.work = ingest_work;
+	job->job.done = ingest_done;
+	job->hr = hr;
+	job->gzip = enc && strcasecmp(enc, "identity") != 0;
+	job->turns = turns;
+	job->key_id = key->id;
+	job->project = key->project ? strdup(key->project) : NULL;
+	job->tenant = key->tenant ? strdup(key->tenant) : NULL;
+	job->limits.max_inflated_bytes = srv->cfg.max_inflated_bytes;
+	job->limits.max_batch_rows = srv->cfg.max_batch_rows;
+	row_limits_default(&job->limits.row);
+	job->limits.row.max_string_chars = (size_t)srv->cfg.max_string_chars;
+	job->limits.row.max_error_message_chars = (size_t)srv->cfg.max_error_message_chars;
+	job->limits.row.max_metadata_bytes = (size_t)srv->cfg.max_metadata_bytes;
+	job->limits.row.max_row_age_s = srv->cfg.max_row_age_days * 86400.0;
+	job->limits.row.max_clock_skew_s = srv->cfg.max_clock_skew_s;
+	job->now = server_now_epoch();
+	buf_init(&job->answer, 0);
+	if ((key->project && !job->project) || (key->tenant && !job->tenant)) {
+		ingest_job_free(job);
+		http_set_header(hr, "Retry-After", "1");
+		http_reply_error(hr, 503, "out of memory");
+		return;
+	}
+	evbuffer_add_buffer(job->body, evhttp_request_get_input_buffer(hr->req));
+	if (!pool_submit(srv->pool, &job->job)) {
+		ingest_job_free(job);
+		http_set_header(hr, "Retry-After", "1");
+		http_reply_error(hr, 503, "database pool saturated (%d requests waiting); retry shortly",
+				 srv->cfg.db_queue_max);
+		return;
+	}
+	http_defer(hr);
+}
+
+void ingest_handle(struct http_req *hr)
+{
+	ingest_submit(hr, false);
+}
+
+void ingest_handle_turns(struct http_req *hr)
+{
+	ingest_submit(hr, true);
+}

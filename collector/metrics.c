@@ -1,0 +1,195 @@
+/* Prometheus counters and their text exposition. Label sets are fixed at
+ * startup (routes, a short list of status codes), so every series is known. */
+#include "metrics.h"
+
+#include <stdatomic.h>
+#include <string.h>
+
+#include "buf.h"
+#include "pool.h"
+
+#define METRICS_MAX_ROUTES 24
+
+static const int metrics_statuses[] = { 200, 400, 401, 403, 404, 405, 408, 413, 415, 429, 500, 503 };
+#define METRICS_NSTATUS (int)(sizeof(metrics_statuses) / sizeof(metrics_statuses[0]))
+
+static const double metrics_buckets[] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 };
+#define METRICS_NBUCKETS (int)(sizeof(metrics_buckets) / sizeof(metrics_buckets[0]))
+
+static const char *metrics_routes[METRICS_MAX_ROUTES];
+static int metrics_nroutes;
+/* The last column counts statuses not in metrics_statuses. */
+static _Atomic uint64_t metrics_http[METRICS_MAX_ROUTES][METRICS_NSTATUS + 1];
+
+static _Atomic uint64_t rows_accepted, rows_duplicate, rows_rejected;
+static _Atomic uint64_t bytes_received, bytes_compressed, bytes_inflated;
+static _Atomic uint64_t latency_buckets[METRICS_NBUCKETS];
+static _Atomic uint64_t latency_count, latency_sum_us;
+static _Atomic uint64_t db_errors, auth_failures, rate_limited;
+static _Atomic uint64_t conns_open, conns_refused;
+
+int metrics_route_register(const char *name)
+{
+	for (int i = 0; i < metrics_nroutes; i++)
+		if (strcmp(metrics_routes[i], name) == 0)
+			return i;
+	if (metrics_nroutes == METRICS_MAX_ROUTES)
+		return METRICS_MAX_ROUTES - 1;
+	metrics_routes[metrics_nroutes] = name;
+	return metrics_nroutes++;
+}
+
+void metrics_http_request(int route, int status)
+{
+	int col = METRICS_NSTATUS;
+
+	if (route < 0 || route >= metrics_nroutes)
+		return;
+	for (int i = 0; i < METRICS_NSTATUS; i++)
+		if (metrics_statuses[i] == status)
+			col = i;
+	atomic_fetch_add(&metrics_http[route][col], 1);
+}
+
+void metrics_rows(uint64_t accepted, uint64_t duplicates, uint64_t rejected)
+{
+	atomic_fetch_add(&rows_accepted, accepted);
+	atomic_fetch_add(&rows_duplicate, duplicates);
+	atomic_fetch_add(&rows_rejected, rejected);
+}
+
+void metrics_bytes(uint64_t received, uint64_t compressed, uint64_t inflated)
+{
+	atomic_fetch_add(&bytes_received, received);
+	atomic_fetch_add(&bytes_compressed, compressed);
+	atomic_fetch_add(&bytes_inflated, inflated);
+}
+
+void metrics_ingest_latency(double seconds)
+{
+	for (int i = 0; i < METRICS_NBUCKETS; i++)
+		if (seconds <= metrics_buckets[i])
+			atomic_fetch_add(&latency_buckets[i], 1);
+	atomic_fetch_add(&latency_count, 1);
+	atomic_fetch_add(&latency_sum_us, (uint64_t)(seconds * 1e6));
+}
+
+void metrics_db_error(void)
+{
+	atomic_fetch_add(&db_errors, 1);
+}
+
+void metrics_auth_failure(void)
+{
+	atomic_fetch_add(&auth_failures, 1);
+}
+
+void metrics_rate_limited(void)
+{
+	atomic_fetch_add(&rate_limited, 1);
+}
+
+void metrics_conn_open(void)
+{
+	atomic_fetch_add(&conns_open, 1);
+}
+
+void metrics_conn_close(void)
+{
+	atomic_fetch_sub(&conns_open, 1);
+}
+
+void metrics_conn_refused(void)
+{
+	atomic_fetch_add(&conns_refused, 1);
+}
+
+uint64_t metrics_conn_current(void)
+{
+	return atomic_load(&conns_open);
+}
+
+static void metrics_counter(struct buf *out, const char *name, const char *help, uint64_t v)
+{
+	buf_printf(out, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name,
+		   (unsigned long long)v);
+}
+
+static void metrics_gauge(struct buf *out, const char *name, const char *help, uint64_t v)
+{
+	buf_printf(out, "# HELP %s %s\n# TYPE %s gauge\n%s %llu\n", name, help, name, name,
+		   (unsigned long long)v);
+}
+
+void metrics_render(struct buf *out, struct pool *pool)
+{
+	uint64_t cum = 0;
+
+	buf_puts(out, "# HELP vgcollector_build_info Build information.\n"
+		      "# TYPE vgcollector_build_info gauge\n");
+	buf_printf(out, "vgcollector_build_info{version=\"%s\"} 1\n", VGC_VERSION);
+
+	buf_puts(out, "# HELP vgcollector_http_requests_total HTTP requests by route and status.\n"
+		      "# TYPE vgcollector_http_requests_total counter\n");
+	for (int r = 0; r < metrics_nroutes; r++) {
+		for (int s = 0; s <= METRICS_NSTATUS; s++) {
+			uint64_t v = atomic_load(&metrics_http[r][s]);
+			if (s == METRICS_NSTATUS)
+				buf_printf(out,
+					   "vgcollector_http_requests_total{route=\"%s\",status=\"other\"} %llu\n",
+					   metrics_routes[r], (unsigned long long)v);
+			else
+				buf_printf(out,
+					   "vgcollector_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
+					   metrics_routes[r], metrics_statuses[s], (unsigned long long)v);
+		}
+	}
+	buf_puts(out, "# HELP vgcollector_rows_total Cost rows by outcome.\n"
+		      "# TYPE vgcollector_rows_total counter\n");
+	buf_printf(out, "vgcollector_rows_total{outcome=\"accepted\"} %llu\n",
+		   (unsigned long long)atomic_load(&rows_accepted));
+	buf_printf(out, "vgcollector_rows_total{outcome=\"duplicate\"} %llu\n",
+		   (unsigned long long)atomic_load(&rows_duplicate));
+	buf_printf(out, "vgcollector_rows_total{outcome=\"rejected\"} %llu\n",
+		   (unsigned long long)atomic_load(&rows_rejected));
+	buf_puts(out, "# HELP vgcollector_ingest_bytes_total Ingest body bytes: as received, of them gzip-compressed, and after inflating.\n"
+		      "# TYPE vgcollector_ingest_bytes_total counter\n");
+	buf_printf(out, "vgcollector_ingest_bytes_total{stage=\"received\"} %llu\n",
+		   (unsigned long long)atomic_load(&bytes_received));
+	buf_printf(out, "vgcollector_ingest_bytes_total{stage=\"compressed\"} %llu\n",
+		   (unsigned long long)atomic_load(&bytes_compressed));
+	buf_printf(out, "vgcollector_ingest_bytes_total{stage=\"inflated\"} %llu\n",
+		   (unsigned long long)atomic_load(&bytes_inflated));
+
+	buf_puts(out, "# HELP vgcollector_ingest_duration_seconds Time from request to committed answer.\n"
+		      "# TYPE vgcollector_ingest_duration_seconds histogram\n");
+	for (int i = 0; i < METRICS_NBUCKETS; i++) {
+		cum = atomic_load(&latency_buckets[i]);
+		buf_printf(out, "vgcollector_ingest_duration_seconds_bucket{le=\"%g\"} %llu\n",
+			   metrics_buckets[i], (unsigned long long)cum);
+	}
+	buf_printf(out, "vgcollector_ingest_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+		   (unsigned long long)atomic_load(&latency_count));
+	buf_printf(out, "vgcollector_ingest_duration_seconds_sum %.6f\n",
+		   (double)atomic_load(&latency_sum_us) / 1e6);
+	buf_printf(out, "vgcollector_ingest_duration_seconds_count %llu\n",
+		   (unsigned long long)atomic_load(&latency_count));
+
+	metrics_gauge(out, "vgcollector_db_pool_size", "Database connections configured.",
+		      pool ? (uint64_t)pool_size(pool) : 0);
+	metrics_gauge(out, "vgcollector_db_pool_in_use", "Database connections running a job.",
+		      pool ? (uint64_t)pool_in_use(pool) : 0);
+	metrics_gauge(out, "vgcollector_db_pool_waiting", "Requests waiting for a database connection.",
+		      pool ? (uint64_t)pool_waiting(pool) : 0);
+	metrics_counter(out, "vgcollector_db_errors_total", "Failed database connects and queries.",
+			atomic_load(&db_errors));
+	metrics_counter(out, "vgcollector_auth_failures_total", "Requests refused with 401.",
+			atomic_load(&auth_failures));
+	metrics_counter(out, "vgcollector_rate_limited_total", "Requests refused with 429.",
+			atomic_load(&rate_limited));
+	metrics_gauge(out, "vgcollector_open_connections", "Client connections open now.",
+		      atomic_load(&conns_open));
+	metrics_counter(out, "vgcollector_connections_refused_total",
+			"Client connections closed at once because max_connections was reached.",
+			atomic_load(&conns_refused));
+}

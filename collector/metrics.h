@@ -1,0 +1,28 @@
+/* Process counters for GET /metrics (Prometheus text format). Counters are C11
+ * atomics so worker threads and the loop update them without locks. */
+#ifndef VGC_METRICS_H
+#define VGC_METRICS_H
+
+#include <stdint.h>
+
+struct buf;
+struct pool;
+
+/* Registers an HTTP route name; returns its index for metrics_http_request. */
+int metrics_route_register(const char *name);
+void metrics_http_request(int route, int status);
+void metrics_rows(uint64_t accepted, uint64_t duplicates, uint64_t rejected);
+void metrics_bytes(uint64_t received, uint64_t compressed, uint64_t inflated);
+void metrics_ingest_latency(double seconds);
+void metrics_db_error(void);
+void metrics_auth_failure(void);
+void metrics_rate_limited(void);
+void metrics_conn_open(void);
+void metrics_conn_close(void);
+void metrics_conn_refused(void);
+uint64_t metrics_conn_current(void);
+
+/* Appends the whole exposition to out. pool may be NULL. */
+void metrics_render(struct buf *out, struct pool *pool);
+
+#endif

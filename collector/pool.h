@@ -1,0 +1,62 @@
+/* The database worker pool: N threads, each owning one PostgreSQL connection.
+ * The loop submits jobs; a worker runs job->work with its connection (blocking
+ * is fine there), then the job's done callback runs back on the loop thread. */
+#ifndef VGC_POOL_H
+#define VGC_POOL_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct event_base;
+struct pool;
+struct pool_worker;
+struct pool_job;
+
+/* Runs on a worker thread. Must not touch loop-owned state. */
+typedef void (*pool_work_fn)(struct pool_job *job, struct pool_worker *w);
+/* Runs on the loop thread after work returned; owns the job from then on. */
+typedef void (*pool_done_fn)(struct pool_job *job);
+
+/* Embed this at the start of a job struct. The pool owns the job from
+ * pool_submit until it calls done. */
+struct pool_job {
+	pool_work_fn work;
+	pool_done_fn done;
+	struct pool_job *next; /* queue link: the wait queue, then the done list */
+};
+
+/* Per-worker state handed to work functions. Module-specific per-connection
+ * state lives here and is reset whenever the connection is replaced. */
+struct pool_worker {
+	struct pool *pool;
+	int index;
+	PGconn *conn;          /* NULL until connected; replaced after a failure */
+	unsigned conn_serial;  /* bumped on every new connection */
+	bool stage_ready;      /* ingest's temp staging tables exist on conn */
+	int known_months[64];  /* months (y*12+m) with a cost_rows partition */
+	int known_months_count;
+};
+
+struct pool *pool_new(struct event_base *base, const char *conninfo, int size, int queue_max,
+		      int connect_timeout_s, char *err, size_t errlen);
+/* Waits for running jobs, joins the threads; queued jobs are failed via done. */
+void pool_free(struct pool *p);
+
+/* Queues a job. False when queue_max jobs already wait: the caller answers 503. */
+bool pool_submit(struct pool *p, struct pool_job *job) __attribute__((warn_unused_result));
+void pool_set_queue_max(struct pool *p, int queue_max);
+
+/* A live connection for this worker, connecting if needed. NULL with err when
+ * PostgreSQL is unreachable. */
+PGconn *pool_worker_conn(struct pool_worker *w, char *err, size_t errlen);
+/* Drops the worker's connection after an error that may have broken it. */
+void pool_worker_reset(struct pool_worker *w);
+
+int pool_in_use(struct pool *p);
+int pool_waiting(struct pool *p);
+int pool_size(struct pool *p);
+/* True while no job is queued or running. */
+bool pool_idle(struct pool *p);
+
+#endif

@@ -1,0 +1,335 @@
+/* The serve command: connects, checks the schema, loads keys, starts the pool,
+ * the key watcher and the HTTP front, then runs the loop. Signals arrive as
+ * libevent events: SIGHUP reloads, SIGTERM/SIGINT drain (a second one exits at
+ * once). systemd hears READY/RELOADING/STOPPING/WATCHDOG through notify.c. */
+#include "server.h"
+
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "db.h"
+#include "health.h"
+#include "http.h"
+#include "ingest.h"
+#include "keywatch.h"
+#include "migrate.h"
+#include "notify.h"
+#include "pool.h"
+#include "ratelimit.h"
+#include "vgcollector.h"
+
+static const struct http_route server_routes[] = {
+	{ "/v1/ingest", HTTP_POST, ingest_handle },
+	{ "/v1/ingest/turns", HTTP_POST, ingest_handle_turns },
+	{ "/healthz", HTTP_GET, health_handle_healthz },
+	{ "/readyz", HTTP_GET, health_handle_readyz },
+	{ "/metrics", HTTP_GET, health_handle_metrics },
+	{ NULL, 0, NULL },
+};
+
+double server_now_monotonic(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+double server_now_epoch(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+bool server_load_config(struct config *cfg, const char *path, char **flag_names,
+			char **flag_values, int nflags, char *err, size_t errlen)
+{
+	config_init(cfg);
+	if (path && !config_load_file(cfg, path, err, errlen))
+		goto fail;
+	if (!config_load_env(cfg, err, errlen))
+		goto fail;
+	for (int i = 0; i < nflags; i++) {
+		char source[128];
+		snprintf(source, sizeof(source), "flag --%s", flag_names[i]);
+		if (!config_set(cfg, flag_names[i], flag_values[i], source, err, errlen))
+			goto fail;
+	}
+	if (!config_validate(cfg, err, errlen))
+		goto fail;
+	return true;
+fail:
+	config_free(cfg);
+	return false;
+}
+
+static void server_apply_logging(const struct config *cfg)
+{
+	enum log_level level = LOG_LVL_INFO;
+	enum log_format format = LOG_FMT_LOGFMT;
+
+	if (!log_level_parse(cfg->log_level, &level) || !log_format_parse(cfg->log_format, &format))
+		return; /* config_validate already refused these */
+	log_configure(level, format);
+}
+
+/* Ensures partitions for this month and partitions_ahead months after it. */
+static bool server_partitions_ahead(PGconn *conn, int ahead, char *err, size_t errlen)
+{
+	char sql[160];
+
+	snprintf(sql, sizeof(sql),
+		 "SELECT vgc_ensure_partition(now() + make_interval(months => g))"
+		 " FROM generate_series(0, %d) g",
+		 ahead);
+	return db_exec(conn, sql, err, errlen);
+}
+
+/* Loop thread: the key watcher delivered a fresh snapshot. */
+static void server_on_keys(struct auth_cache *cache, void *arg)
+{
+	struct server *srv = arg;
+
+	auth_cache_free(srv->keys);
+	srv->keys = cache;
+	log_debug("key cache now holds %zu live keys", cache->count);
+}
+
+static void server_reload(struct server *srv)
+{
+	struct config next;
+	char err[1024], restart[512];
+	const struct config_param *p;
+
+	notify_send("RELOADING=1");
+	log_info("SIGHUP: reloading %s", srv->config_path ? srv->config_path : "(no config file)");
+	if (!server_load_config(&next, srv->config_path, srv->flag_names, srv->flag_values,
+				srv->nflags, err, sizeof(err))) {
+		log_error("reload failed, keeping the running configuration: %s", err);
+		notify_send("READY=1");
+		return;
+	}
+	if (next.tls_cert_file[0] &&
+	    !http_tls_load(srv, next.tls_cert_file, next.tls_key_file, err, sizeof(err))) {
+		log_error("reload failed, keeping the running configuration: %s", err);
+		config_free(&next);
+		notify_send("READY=1");
+		return;
+	}
+	if (config_restart_needed(&srv->cfg, &next, restart, sizeof(restart)))
+		log_warn("changed keys that need a restart were not applied: %s", restart);
+	/* Keys that cannot change at run time keep their running values. */
+	for (p = config_params; p->name; p++) {
+		if (p->reloadable)
+			continue;
+		if (p->type == CFG_STR) {
+			char **dst = (char **)((char *)&next + p->offset);
+			char *const *src = (char *const *)((const char *)&srv->cfg + p->offset);
+			free(*dst);
+			*dst = strdup(*src);
+			if (!*dst)
+				log_fatal("out of memory during reload");
+		} else {
+			size_t sz = p->type == CFG_INT ? sizeof(int)
+				    : p->type == CFG_SIZE ? sizeof(size_t)
+							  : sizeof(double);
+			memcpy((char *)&next + p->offset, (const char *)&srv->cfg + p->offset, sz);
+		}
+	}
+	config_free(&srv->cfg);
+	srv->cfg = next;
+	server_apply_logging(&srv->cfg);
+	http_apply_limits(srv);
+	pool_set_queue_max(srv->pool, srv->cfg.db_queue_max);
+	keywatch_set_refresh(srv->keywatch, srv->cfg.key_refresh_s);
+	keywatch_poke(srv->keywatch);
+	log_info("reload complete");
+	notify_send("READY=1");
+}
+
+static void server_drain_check(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	if (srv->inflight == 0 && pool_idle(srv->pool)) {
+		log_info("drained: every in-flight batch was answered");
+		event_base_loopexit(srv->base, NULL);
+	}
+}
+
+static bool server_forced_exit;
+
+static void server_grace_expired(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	log_warn("shutdown_grace_s (%d s) passed with %d requests in flight; exiting without answering them",
+		 srv->cfg.shutdown_grace_s, srv->inflight);
+	server_forced_exit = true;
+	event_base_loopexit(srv->base, NULL);
+}
+
+static void server_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct server *srv = arg;
+	struct timeval tick = { 0, 50000 }, grace = { 0, 0 };
+
+	if (sig == SIGHUP) {
+		server_reload(srv);
+		return;
+	}
+	if (srv->state == SERVER_DRAINING) {
+		log_warn("second %s: exiting at once", sig == SIGINT ? "SIGINT" : "SIGTERM");
+		server_forced_exit = true;
+		event_base_loopexit(srv->base, NULL);
+		return;
+	}
+	log_info("%s: draining (no new connections; in-flight batches finish)",
+		 sig == SIGINT ? "SIGINT" : "SIGTERM");
+	notify_send("STOPPING=1");
+	srv->state = SERVER_DRAINING;
+	http_stop_listening(srv);
+	srv->drain_timer = event_new(srv->base, -1, EV_PERSIST, server_drain_check, srv);
+	if (srv->drain_timer)
+		event_add(srv->drain_timer, &tick);
+	grace.tv_sec = srv->cfg.shutdown_grace_s;
+	event_base_once(srv->base, -1, EV_TIMEOUT, server_grace_expired, srv, &grace);
+}
+
+static void server_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+	notify_send("WATCHDOG=1");
+}
+
+/* Startup work that needs the database: reachable, schema current, partitions
+ * ahead, and the first key snapshot (so the first requests authenticate). */
+static bool server_bootstrap(struct server *srv, char *err, size_t errlen)
+{
+	PGconn *conn = NULL;
+	int attempt = 0;
+
+	while (!(conn = db_connect(srv->cfg.db, srv->cfg.db_connect_timeout_s, err, errlen))) {
+		if (attempt++ % 10 == 0)
+			log_warn("waiting for PostgreSQL: %s", err);
+		sleep(1);
+	}
+	if (!migrate_check(conn, err, errlen) ||
+	    !server_partitions_ahead(conn, srv->cfg.partitions_ahead, err, errlen) ||
+	    !(srv->keys = auth_cache_load(conn, err, errlen))) {
+		PQfinish(conn);
+		return false;
+	}
+	srv->schema_ok = true;
+	PQfinish(conn);
+	log_info("database ready; %zu live keys", srv->keys->count);
+	return true;
+}
+
+static void server_free(struct server *srv)
+{
+	if (srv->keywatch)
+		keywatch_free(srv->keywatch);
+	if (srv->pool)
+		pool_free(srv->pool);
+	http_free(srv);
+	if (srv->sig_term)
+		event_free(srv->sig_term);
+	if (srv->sig_int)
+		event_free(srv->sig_int);
+	if (srv->sig_hup)
+		event_free(srv->sig_hup);
+	if (srv->drain_timer)
+		event_free(srv->drain_timer);
+	if (srv->watchdog_timer)
+		event_free(srv->watchdog_timer);
+	auth_cache_free(srv->keys);
+	ratelimit_free(srv->ratelimit);
+	if (srv->base)
+		event_base_free(srv->base);
+	config_free(&srv->cfg);
+	for (int i = 0; i < srv->nflags; i++) {
+		free(srv->flag_names[i]);
+		free(srv->flag_values[i]);
+	}
+	free(srv->flag_names);
+	free(srv->flag_values);
+	free(srv->config_path);
+}
+
+int server_run(struct config *cfg, char *config_path, char **flag_names, char **flag_values,
+	       int nflags)
+{
+	struct server srv;
+	char err[1024];
+	unsigned long long wd;
+
+	memset(&srv, 0, sizeof(srv));
+	srv.cfg = *cfg;
+	srv.config_path = config_path;
+	srv.flag_names = flag_names;
+	srv.flag_values = flag_values;
+	srv.nflags = nflags;
+	server_apply_logging(&srv.cfg);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (evthread_use_pthreads() != 0 || !(srv.base = event_base_new()) ||
+	    !(srv.ratelimit = ratelimit_new()))
+		log_fatal("cannot initialise libevent");
+	if (!server_bootstrap(&srv, err, sizeof(err))) {
+		log_error("%s", err);
+		server_free(&srv);
+		return 1;
+	}
+	if (srv.cfg.tls_cert_file[0] &&
+	    !http_tls_load(&srv, srv.cfg.tls_cert_file, srv.cfg.tls_key_file, err, sizeof(err))) {
+		log_error("%s", err);
+		server_free(&srv);
+		return 1;
+	}
+	srv.pool = pool_new(srv.base, srv.cfg.db, srv.cfg.pool_size, srv.cfg.db_queue_max,
+			    srv.cfg.db_connect_timeout_s, err, sizeof(err));
+	if (!srv.pool ||
+	    !(srv.keywatch = keywatch_new(srv.base, srv.cfg.db, srv.cfg.key_refresh_s,
+					  server_on_keys, &srv, err, sizeof(err))) ||
+	    !http_start(&srv, server_routes, err, sizeof(err))) {
+		log_error("%s", err);
+		server_free(&srv);
+		return 1;
+	}
+	srv.sig_term = evsignal_new(srv.base, SIGTERM, server_on_signal, &srv);
+	srv.sig_int = evsignal_new(srv.base, SIGINT, server_on_signal, &srv);
+	srv.sig_hup = evsignal_new(srv.base, SIGHUP, server_on_signal, &srv);
+	if (!srv.sig_term || !srv.sig_int || !srv.sig_hup || evsignal_add(srv.sig_term, NULL) ||
+	    evsignal_add(srv.sig_int, NULL) || evsignal_add(srv.sig_hup, NULL))
+		log_fatal("cannot install signal handlers");
+	wd = notify_watchdog_usec();
+	if (wd) {
+		struct timeval half = { (time_t)(wd / 2000000), (suseconds_t)((wd / 2) % 1000000) };
+		srv.watchdog_timer = event_new(srv.base, -1, EV_PERSIST, server_watchdog, &srv);
+		if (srv.watchdog_timer)
+			event_add(srv.watchdog_timer, &half);
+	}
+
+	srv.state = SERVER_SERVING;
+	notify_send("READY=1");
+	log_info("vgcollector %s serving (pool_size=%d)", VGC_VERSION, srv.cfg.pool_size);
+	event_base_dispatch(srv.base);
+
+	if (server_forced_exit && (srv.inflight > 0 || !pool_idle(srv.pool))) {
+		/* Workers may be blocked inside PostgreSQL: leave without joining.
+		 * Nothing unanswered was acknowledged, so nothing is lost. */
+		_exit(0);
+	}
+	server_free(&srv);
+	log_info("stopped");
+	return 0;
+}

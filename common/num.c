@@ -1,0 +1,17 @@
+/* Shortest round-trip decimal formatting of doubles (see num.h for why). */
+#include "num.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+size_t num_format(double d, char *out, size_t outlen)
+{
+	/* 15 significant digits round-trip for every value that was typed with 15 or
+	 * fewer, which covers money and unit counts; 16 and 17 catch the rest. */
+	for (int prec = 15; prec <= 17; prec++) {
+		int n = snprintf(out, outlen, "%.*g", prec, d);
+		if (n > 0 && (prec == 17 || strtod(out, NULL) == d))
+			return (size_t)n;
+	}
+	return 0;
+}

@@ -1,0 +1,468 @@
+/* Cost row decoding, validation and encoding: the wire contract in one place.
+ * The collector validates every row it stores with row_validate, and libvgsink
+ * validates every row it records with the same function. */
+#include "row.h"
+
+#include <cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "num.h"
+
+static const char *const modality_names[] = { "stt", "llm", "tts" };
+static const char *const status_names[] = { "success", "error", "fallback" };
+
+void row_limits_default(struct row_limits *lim)
+{
+	lim->max_string_chars = 256;
+	lim->max_error_message_chars = 4096;
+	lim->max_metadata_bytes = 16384;
+	lim->max_row_age_s = 400.0 * 86400.0;
+	lim->max_clock_skew_s = 3600.0;
+}
+
+void row_init(struct row *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->ttfb_ms = NAN;
+	r->total_latency_ms = NAN;
+	r->turn_index = -1;
+}
+
+const char *row_modality_name(enum row_modality m)
+{
+	return modality_names[m];
+}
+
+const char *row_status_name(enum row_status s)
+{
+	return status_names[s];
+}
+
+bool row_modality_parse(const char *s, enum row_modality *out)
+{
+	for (int i = 0; i < 3; i++) {
+		if (strcmp(s, modality_names[i]) == 0) {
+			*out = (enum row_modality)i;
+			return true;
+		}
+	}
+	return false;
+}
+
+bool row_status_parse(const char *s, enum row_status *out)
+{
+	for (int i = 0; i < 3; i++) {
+		if (strcmp(s, status_names[i]) == 0) {
+			*out = (enum row_status)i;
+			return true;
+		}
+	}
+	return false;
+}
+
+bool row_utf8_valid(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + len;
+
+	while (p < end) {
+		unsigned char c = *p;
+		size_t n;
+		unsigned int cp;
+
+		if (c == 0)
+			return false;
+		if (c < 0x80) {
+			p++;
+			continue;
+		}
+		if ((c & 0xE0) == 0xC0) {
+			n = 1;
+			cp = c & 0x1F;
+		} else if ((c & 0xF0) == 0xE0) {
+			n = 2;
+			cp = c & 0x0F;
+		} else if ((c & 0xF8) == 0xF0) {
+			n = 3;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		if ((size_t)(end - p) <= n)
+			return false;
+		for (size_t i = 1; i <= n; i++) {
+			if ((p[i] & 0xC0) != 0x80)
+				return false;
+			cp = (cp << 6) | (p[i] & 0x3F);
+		}
+		/* Reject overlong forms, surrogates and values past U+10FFFF. */
+		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+		    (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+			return false;
+		p += n + 1;
+	}
+	return true;
+}
+
+/* Counts UTF-8 characters (s is already known to be valid). */
+static size_t row_utf8_chars(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		n += ((unsigned char)*s & 0xC0) != 0x80;
+	return n;
+}
+
+bool row_tenant_valid(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n]; n++) {
+		char c = s[n];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '_'))
+			return false;
+	}
+	return n >= 1 && n <= ROW_TENANT_MAX_CHARS;
+}
+
+/* ---- decoding -------------------------------------------------------------- */
+
+struct field_err {
+	char *err;
+	size_t errlen;
+};
+
+static bool row_get_string(const cJSON *obj, const char *name, const char **out, bool required,
+			   struct field_err *fe)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+
+	if (!v || cJSON_IsNull(v)) {
+		if (required) {
+			snprintf(fe->err, fe->errlen, "%s: required", name);
+			return false;
+		}
+		*out = NULL;
+		return true;
+	}
+	if (!cJSON_IsString(v) || !v->valuestring) {
+		snprintf(fe->err, fe->errlen, "%s: must be a string", name);
+		return false;
+	}
+	*out = v->valuestring;
+	return true;
+}
+
+/* Reads a number; absent or null leaves *out unchanged (the caller's default). */
+static bool row_get_number(const cJSON *obj, const char *name, double *out, bool required,
+			   struct field_err *fe)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+
+	if (!v || cJSON_IsNull(v)) {
+		if (required) {
+			snprintf(fe->err, fe->errlen, "%s: required", name);
+			return false;
+		}
+		return true;
+	}
+	if (!cJSON_IsNumber(v)) {
+		snprintf(fe->err, fe->errlen, "%s: must be a number", name);
+		return false;
+	}
+	*out = v->valuedouble;
+	return true;
+}
+
+bool row_from_json(const cJSON *obj, struct row *r, char **metadata_owned, char *err,
+		   size_t errlen)
+{
+	struct field_err fe = { err, errlen };
+	const char *modality = NULL, *status = NULL;
+	const cJSON *v;
+
+	*metadata_owned = NULL;
+	row_init(r);
+	if (!cJSON_IsObject(obj)) {
+		snprintf(err, errlen, "row must be a JSON object");
+		return false;
+	}
+	if (!row_get_string(obj, "id", &r->id, true, &fe) ||
+	    !row_get_number(obj, "timestamp", &r->timestamp, true, &fe) ||
+	    !row_get_string(obj, "modality", &modality, true, &fe) ||
+	    !row_get_string(obj, "model_id", &r->model_id, false, &fe) ||
+	    !row_get_string(obj, "provider", &r->provider, false, &fe) ||
+	    !row_get_string(obj, "project", &r->project, false, &fe) ||
+	    !row_get_number(obj, "input_units", &r->input_units, false, &fe) ||
+	    !row_get_number(obj, "output_units", &r->output_units, false, &fe) ||
+	    !row_get_number(obj, "cached_input_units", &r->cached_input_units, false, &fe) ||
+	    !row_get_number(obj, "cost_usd", &r->cost_usd, false, &fe) ||
+	    !row_get_number(obj, "rated_price_usd", &r->rated_price_usd, false, &fe) ||
+	    !row_get_string(obj, "pricing_source", &r->pricing_source, false, &fe) ||
+	    !row_get_string(obj, "rate_rule", &r->rate_rule, false, &fe) ||
+	    !row_get_number(obj, "ttfb_ms", &r->ttfb_ms, false, &fe) ||
+	    !row_get_number(obj, "total_latency_ms", &r->total_latency_ms, false, &fe) ||
+	    !row_get_string(obj, "status", &status, false, &fe) ||
+	    !row_get_string(obj, "fallback_from", &r->fallback_from, false, &fe) ||
+	    !row_get_string(obj, "error_message", &r->error_message, false, &fe) ||
+	    !row_get_string(obj, "session_id", &r->session_id, false, &fe) ||
+	    !row_get_string(obj, "agent_id", &r->agent_id, false, &fe) ||
+	    !row_get_string(obj, "tenant_id", &r->tenant_id, false, &fe) ||
+	    !row_get_string(obj, "revision", &r->revision, false, &fe))
+		return false;
+
+	if (!row_modality_parse(modality, &r->modality)) {
+		snprintf(err, errlen, "modality \"%.32s\": must be \"stt\", \"llm\" or \"tts\"",
+			 modality);
+		return false;
+	}
+	if (status && !row_status_parse(status, &r->status)) {
+		snprintf(err, errlen,
+			 "status \"%.32s\": must be \"success\", \"error\" or \"fallback\"", status);
+		return false;
+	}
+	v = cJSON_GetObjectItemCaseSensitive(obj, "turn_index");
+	if (v && !cJSON_IsNull(v)) {
+		if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) ||
+		    v->valuedouble < 0 || v->valuedouble > 2147483647.0) {
+			snprintf(err, errlen, "turn_index: must be an integer from 0 to 2147483647");
+			return false;
+		}
+		r->turn_index = (long long)v->valuedouble;
+	}
+	v = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+	if (v && !cJSON_IsNull(v)) {
+		if (!cJSON_IsObject(v)) {
+			snprintf(err, errlen, "metadata: must be a JSON object");
+			return false;
+		}
+		*metadata_owned = cJSON_PrintUnformatted(v);
+		if (!*metadata_owned) {
+			snprintf(err, errlen, "metadata: out of memory");
+			return false;
+		}
+		r->metadata_json = *metadata_owned;
+		if (!r->tenant_id) {
+			/* The Python sink tags tenants in metadata; read it from there. */
+			const cJSON *t = cJSON_GetObjectItemCaseSensitive(v, "tenant");
+			if (t && !cJSON_IsNull(t)) {
+				if (!cJSON_IsString(t)) {
+					snprintf(err, errlen, "metadata.tenant: must be a string");
+					return false;
+				}
+				r->tenant_id = t->valuestring;
+			}
+		}
+	}
+	if (!r->project)
+		r->project = "default";
+	return true;
+}
+
+/* ---- validation ------------------------------------------------------------ */
+
+static bool row_check_string(const char *name, const char *s, size_t max_chars, char *err,
+			     size_t errlen)
+{
+	size_t len, chars;
+
+	if (!s)
+		return true;
+	len = strlen(s);
+	if (!row_utf8_valid(s, len)) {
+		snprintf(err, errlen, "%s: not valid UTF-8", name);
+		return false;
+	}
+	chars = row_utf8_chars(s);
+	if (chars > max_chars) {
+		snprintf(err, errlen, "%s: %zu characters, the limit is %zu", name, chars,
+			 max_chars);
+		return false;
+	}
+	return true;
+}
+
+static bool row_check_amount(const char *name, double v, bool nullable, char *err, size_t errlen)
+{
+	if (nullable && isnan(v))
+		return true;
+	if (!isfinite(v) || v < 0) {
+		char num[40];
+		num_format(v, num, sizeof(num));
+		snprintf(err, errlen, "%s: must be a finite number >= 0, got %s", name, num);
+		return false;
+	}
+	return true;
+}
+
+bool row_validate(const struct row *r, const struct row_limits *lim, double now, char *err,
+		  size_t errlen)
+{
+	const size_t s = lim->max_string_chars;
+
+	if (!r->id || !r->id[0]) {
+		snprintf(err, errlen, "id: required, 1-%d characters", ROW_ID_MAX_CHARS);
+		return false;
+	}
+	if (!row_check_string("id", r->id, ROW_ID_MAX_CHARS, err, errlen) ||
+	    !row_check_string("model_id", r->model_id, s, err, errlen) ||
+	    !row_check_string("provider", r->provider, s, err, errlen) ||
+	    !row_check_string("project", r->project, ROW_PROJECT_MAX_CHARS, err, errlen) ||
+	    !row_check_string("pricing_source", r->pricing_source, s, err, errlen) ||
+	    !row_check_string("rate_rule", r->rate_rule, s, err, errlen) ||
+	    !row_check_string("fallback_from", r->fallback_from, s, err, errlen) ||
+	    !row_check_string("error_message", r->error_message, lim->max_error_message_chars, err,
+			      errlen) ||
+	    !row_check_string("session_id", r->session_id, s, err, errlen) ||
+	    !row_check_string("agent_id", r->agent_id, s, err, errlen) ||
+	    !row_check_string("revision", r->revision, s, err, errlen))
+		return false;
+	if (r->project && !r->project[0]) {
+		snprintf(err, errlen, "project: must not be empty");
+		return false;
+	}
+	if (r->tenant_id && !row_tenant_valid(r->tenant_id)) {
+		snprintf(err, errlen, "tenant_id \"%.140s\": 1-%d of only letters, digits, '-' and '_'",
+			 r->tenant_id, ROW_TENANT_MAX_CHARS);
+		return false;
+	}
+	if (r->metadata_json) {
+		size_t n = strlen(r->metadata_json);
+		if (n > lim->max_metadata_bytes) {
+			snprintf(err, errlen, "metadata: %zu bytes as JSON, the limit is %zu", n,
+				 lim->max_metadata_bytes);
+			return false;
+		}
+		if (!row_utf8_valid(r->metadata_json, n)) {
+			snprintf(err, errlen, "metadata: not valid UTF-8");
+			return false;
+		}
+		if (strstr(r->metadata_json, "\\u0000")) {
+			snprintf(err, errlen, "metadata: \\u0000 cannot be stored");
+			return false;
+		}
+	}
+	if (!row_check_amount("input_units", r->input_units, false, err, errlen) ||
+	    !row_check_amount("output_units", r->output_units, false, err, errlen) ||
+	    !row_check_amount("cached_input_units", r->cached_input_units, false, err, errlen) ||
+	    !row_check_amount("cost_usd", r->cost_usd, false, err, errlen) ||
+	    !row_check_amount("rated_price_usd", r->rated_price_usd, false, err, errlen) ||
+	    !row_check_amount("ttfb_ms", r->ttfb_ms, true, err, errlen) ||
+	    !row_check_amount("total_latency_ms", r->total_latency_ms, true, err, errlen))
+		return false;
+	if (!isfinite(r->timestamp) || r->timestamp < 0 || r->timestamp > 32503680000.0) {
+		snprintf(err, errlen, "timestamp: must be epoch seconds between 1970 and 3000");
+		return false;
+	}
+	if (lim->max_row_age_s > 0 && r->timestamp < now - lim->max_row_age_s) {
+		snprintf(err, errlen, "timestamp %.3f: older than max_row_age_days (%.0f days)",
+			 r->timestamp, lim->max_row_age_s / 86400.0);
+		return false;
+	}
+	if (lim->max_clock_skew_s > 0 && r->timestamp > now + lim->max_clock_skew_s) {
+		snprintf(err, errlen,
+			 "timestamp %.3f: more than max_clock_skew_s (%.0f s) in the future",
+			 r->timestamp, lim->max_clock_skew_s);
+		return false;
+	}
+	return true;
+}
+
+/* ---- encoding -------------------------------------------------------------- */
+
+bool row_json_string(struct buf *out, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	if (!s)
+		return buf_puts(out, "null");
+	if (!buf_reserve(out, strlen(s) + 2))
+		return false;
+	buf_putc(out, '"');
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\') {
+			char e[2] = { '\\', (char)c };
+			buf_append(out, e, 2);
+		} else if (c < 0x20) {
+			char e[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
+			buf_append(out, e, 6);
+		} else {
+			buf_putc(out, (char)c);
+		}
+	}
+	return buf_putc(out, '"');
+}
+
+static void row_json_key(struct buf *out, const char *key, bool first)
+{
+	if (!first)
+		buf_putc(out, ',');
+	buf_putc(out, '"');
+	buf_puts(out, key);
+	buf_puts(out, "\":");
+}
+
+static void row_json_number(struct buf *out, const char *key, double v)
+{
+	char num[40];
+
+	row_json_key(out, key, false);
+	if (isnan(v)) {
+		buf_puts(out, "null");
+		return;
+	}
+	num_format(v, num, sizeof(num));
+	buf_puts(out, num);
+}
+
+static void row_json_str_field(struct buf *out, const char *key, const char *v)
+{
+	row_json_key(out, key, false);
+	row_json_string(out, v);
+}
+
+bool row_to_json(const struct row *r, struct buf *out)
+{
+	char num[40];
+
+	buf_putc(out, '{');
+	row_json_key(out, "id", true);
+	row_json_string(out, r->id);
+	row_json_key(out, "timestamp", false);
+	snprintf(num, sizeof(num), "%.6f", r->timestamp);
+	buf_puts(out, num);
+	row_json_str_field(out, "modality", row_modality_name(r->modality));
+	row_json_str_field(out, "model_id", r->model_id);
+	row_json_str_field(out, "provider", r->provider);
+	row_json_str_field(out, "project", r->project ? r->project : "default");
+	row_json_number(out, "input_units", r->input_units);
+	row_json_number(out, "output_units", r->output_units);
+	row_json_number(out, "cached_input_units", r->cached_input_units);
+	row_json_number(out, "cost_usd", r->cost_usd);
+	row_json_number(out, "rated_price_usd", r->rated_price_usd);
+	row_json_str_field(out, "pricing_source", r->pricing_source);
+	row_json_str_field(out, "rate_rule", r->rate_rule);
+	row_json_number(out, "ttfb_ms", r->ttfb_ms);
+	row_json_number(out, "total_latency_ms", r->total_latency_ms);
+	row_json_str_field(out, "status", row_status_name(r->status));
+	row_json_str_field(out, "fallback_from", r->fallback_from);
+	row_json_str_field(out, "error_message", r->error_message);
+	row_json_key(out, "metadata", false);
+	buf_puts(out, r->metadata_json ? r->metadata_json : "{}");
+	row_json_str_field(out, "session_id", r->session_id);
+	row_json_str_field(out, "agent_id", r->agent_id);
+	row_json_str_field(out, "tenant_id", r->tenant_id);
+	row_json_str_field(out, "revision", r->revision);
+	row_json_key(out, "turn_index", false);
+	if (r->turn_index < 0)
+		buf_puts(out, "null");
+	else
+		buf_printf(out, "%lld", r->turn_index);
+	buf_putc(out, '}');
+	return !out->over;
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages vgcollector needs to build, run and test,
+# skipping the ones already installed. Used by `make run`, `make test` and CI.
+set -euo pipefail
+
+pkgs=(
+  gcc make pkg-config
+  libevent-dev libpq-dev libssl-dev libcjson-dev zlib1g-dev   # build
+  postgresql-15 postgresql-client-15                          # private dev cluster, tests
+  openssl                                                     # test certificates
+  clang libclang-rt-14-dev                                    # libFuzzer target
+  python3 python3-pytest python3-httpx python3-psycopg2       # integration tests
+  prometheus                                                  # promtool check metrics
+  systemd                                                     # systemd-analyze verify
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  case "$p" in \#*) continue ;; esac
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing packages: ${missing[*]}; run as root or install them" >&2
+  exit 1
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,303 @@
+"""Shared fixtures for the integration suite: a throwaway PostgreSQL cluster
+(initdb into a temp dir, unix socket only, pg_ctl -w, as pgbouncer's tests do),
+a fresh migrated database per test, and real collector processes."""
+
+import os
+import pwd
+import shutil
+import signal
+import signal as _signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+
+import httpx
+import psycopg2
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.join(ROOT, os.environ.get("VGC_BUILD", "build"))
+VGC = os.path.join(BUILD, "vgcollector")
+PG_BIN = os.environ.get("VGC_PG_BIN", "/usr/lib/postgresql/15/bin")
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def sanitizer_env():
+    env = dict(os.environ)
+    env["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0:exitcode=66"
+    env["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=1"
+    return env
+
+
+def as_postgres(cmd):
+    """Runs cmd as the postgres user when we are root (initdb refuses root)."""
+    if os.getuid() == 0:
+        return ["runuser", "-u", "postgres", "--"] + cmd
+    return cmd
+
+
+class PgCluster:
+    """A private PostgreSQL 15 cluster on a unix socket in a temp dir."""
+
+    def __init__(self, fsync=False):
+        self.dir = tempfile.mkdtemp(prefix="vgc-pg-")
+        self.data = os.path.join(self.dir, "data")
+        self.sock = self.dir
+        self.fsync = fsync
+        if os.getuid() == 0:
+            pw = pwd.getpwnam("postgres")
+            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+            os.chmod(self.dir, 0o755)
+        self.user = "postgres" if os.getuid() == 0 else pwd.getpwuid(os.getuid()).pw_name
+
+    def start(self):
+        subprocess.run(as_postgres([f"{PG_BIN}/initdb", "-D", self.data, "-A", "trust",
+                                    "-U", self.user, "--no-sync", "-E", "UTF8",
+                                    "--locale=C"]),
+                       check=True, stdout=subprocess.DEVNULL)
+        opts = (f"-k {self.sock} -c listen_addresses='' -c max_connections=300 "
+                f"-c fsync={'on' if self.fsync else 'off'} "
+                f"-c synchronous_commit={'on' if self.fsync else 'off'} "
+                f"-c shared_buffers=256MB -c max_wal_size=4GB")
+        subprocess.run(as_postgres([f"{PG_BIN}/pg_ctl", "-w", "-D", self.data, "-o", opts,
+                                    "-l", os.path.join(self.dir, "pg.log"), "start"]),
+                       check=True, stdout=subprocess.DEVNULL)
+        return self
+
+    def stop(self):
+        subprocess.run(as_postgres([f"{PG_BIN}/pg_ctl", "-w", "-D", self.data, "-m", "immediate",
+                                    "stop"]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def conninfo(self, dbname="postgres"):
+        return f"host={self.sock} dbname={dbname} user={self.user}"
+
+    def connect(self, dbname="postgres"):
+        conn = psycopg2.connect(self.conninfo(dbname))
+        conn.autocommit = True
+        return conn
+
+    def createdb(self):
+        name = "t_" + uuid.uuid4().hex[:12]
+        conn = self.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"CREATE DATABASE {name}")
+        finally:
+            conn.close()
+        return name
+
+
+class Db:
+    """One migrated database: conninfo, SQL helpers and key creation via the CLI."""
+
+    def __init__(self, cluster, name):
+        self.cluster = cluster
+        self.name = name
+        self.conninfo = cluster.conninfo(name)
+        self._conn = None
+
+    def migrate(self):
+        r = run_vgc("migrate", "--db", self.conninfo)
+        assert r.returncode == 0, r.stderr
+        return self
+
+    @property
+    def conn(self):
+        if self._conn is None or self._conn.closed:
+            self._conn = self.cluster.connect(self.name)
+        return self._conn
+
+    def query(self, sql, *args):
+        with self.conn.cursor() as cur:
+            cur.execute(sql, args)
+            return cur.fetchall() if cur.description else None
+
+    def scalar(self, sql, *args):
+        return self.query(sql, *args)[0][0]
+
+    def create_key(self, role="ingest", project=None, tenant=None, name=None):
+        args = ["keys", "create", "--role", role, "--db", self.conninfo]
+        if project:
+            args += ["--project", project]
+        if tenant:
+            args += ["--tenant", tenant]
+        if name:
+            args += ["--name", name]
+        r = run_vgc(*args)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.splitlines()[0].strip()
+
+    def close(self):
+        if self._conn is not None:
+            self._conn.close()
+
+
+def run_vgc(*args, env=None, timeout=60, input=None):
+    e = sanitizer_env()
+    if env:
+        e.update(env)
+    return subprocess.run([VGC, *args], capture_output=True, text=True, env=e,
+                          timeout=timeout, input=input)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Collector:
+    """A running `vgcollector serve` process."""
+
+    def __init__(self, db, args=(), env=None, port=None, config_text=None, wait=True,
+                 scheme="http"):
+        self.db = db
+        self.port = port or free_port()
+        self.scheme = scheme
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
+        self.dir = tempfile.mkdtemp(prefix="vgc-col-")
+        self.log_path = os.path.join(self.dir, "collector.log")
+        cmd = [VGC, "serve", "--listen", f"127.0.0.1:{self.port}"]
+        if db is not None:
+            cmd += ["--db", db.conninfo]
+        if config_text is not None:
+            self.config_path = os.path.join(self.dir, "vgcollector.conf")
+            with open(self.config_path, "w") as f:
+                f.write(config_text)
+            cmd += ["--config", self.config_path]
+        cmd += list(args)
+        e = sanitizer_env()
+        if env:
+            e.update(env)
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=e)
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self, path="/healthz", timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"collector exited {self.proc.returncode}:\n{self.output()}")
+            try:
+                r = httpx.get(self.url + path, timeout=1, verify=False)
+                if r.status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"collector not ready after {timeout}s:\n{self.output()}")
+
+    def output(self):
+        if not self.log.closed:
+            self.log.flush()
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, sig=_signal.SIGTERM, timeout=30):
+        """Stops the process and returns its exit code; fails on sanitizer reports."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        out = self.output()
+        for mark in SANITIZER_MARKS:
+            assert mark not in out, f"sanitizer report in collector log:\n{out[-6000:]}"
+        return self.proc.returncode
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.log.close()
+
+    def post(self, path, body=None, key=None, headers=None, json=None, timeout=30):
+        h = dict(headers or {})
+        if key:
+            h["Authorization"] = f"Bearer {key}"
+        return httpx.post(self.url + path, content=body, json=json, headers=h, timeout=timeout,
+                          verify=False)
+
+    def get(self, path, key=None, params=None, headers=None, timeout=30):
+        h = dict(headers or {})
+        if key:
+            h["Authorization"] = f"Bearer {key}"
+        return httpx.get(self.url + path, params=params, headers=h, timeout=timeout, verify=False)
+
+
+@pytest.fixture(scope="session")
+def pg():
+    cluster = PgCluster().start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def db(pg):
+    d = Db(pg, pg.createdb()).migrate()
+    yield d
+    d.close()
+
+
+@pytest.fixture
+def collectors():
+    """Factory: collectors(db, ...) starts a collector; all are stopped after the test."""
+    started = []
+
+    def start(db, *args, **kw):
+        c = Collector(db, *args, **kw)
+        started.append(c)
+        return c
+
+    yield start
+    for c in started:
+        if c.proc.poll() is None:
+            c.stop()
+        elif not c.log.closed:
+            c.log.close()
+
+
+@pytest.fixture
+def collector(db, collectors):
+    return collectors(db)
+
+
+def make_row(i=0, **over):
+    """One cost row exactly as VoiceGateway's Python sink sends it (asdict)."""
+    row = {
+        "id": over.pop("id", f"row-{uuid.uuid4().hex}-{i}"),
+        "timestamp": time.time(),
+        "modality": "llm",
+        "model_id": "openai/gpt-4o-mini",
+        "provider": "openai",
+        "project": "default",
+        "input_units": 1200,
+        "output_units": 350,
+        "cached_input_units": 0,
+        "cost_usd": 0.00039,
+        "rated_price_usd": 0.0004,
+        "pricing_source": "catalog",
+        "rate_rule": "per_token",
+        "ttfb_ms": 420.5,
+        "total_latency_ms": 1830.25,
+        "status": "success",
+        "fallback_from": None,
+        "error_message": None,
+        "metadata": {"tenant": "acme"},
+        "session_id": "sess-1",
+        "agent_id": "agent-1",
+        "revision": "r1",
+        "turn_index": i,
+        "tenant_id": None,
+    }
+    row.update(over)
+    return row
