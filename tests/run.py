@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""The whole suite, as `make test` runs it: unit tests and the integration
+suite against the normal build, the same again against the ASan+UBSan build,
+then the libFuzzer target for a fixed time. Ends with "N passed, N failed"."""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_unit(build):
+    print(f"== unit tests ({build})", flush=True)
+    r = subprocess.run([os.path.join(ROOT, build, "unit_tests")], capture_output=True, text=True,
+                       cwd=ROOT)
+    sys.stdout.write(r.stdout)
+    sys.stderr.write(r.stderr)
+    m = re.search(r"^(\d+) passed, (\d+) failed$", r.stdout, re.M)
+    if not m:
+        return 0, 1
+    passed, failed = int(m.group(1)), int(m.group(2))
+    if r.returncode != 0 and failed == 0:
+        failed = 1
+    return passed, failed
+
+
+def run_pytest(build, extra):
+    print(f"== integration tests ({build})", flush=True)
+    with tempfile.NamedTemporaryFile(suffix=".xml", delete=False) as f:
+        xml = f.name
+    env = dict(os.environ, VGC_BUILD=build)
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                        f"--junitxml={xml}", "tests", *extra], cwd=ROOT, env=env)
+    try:
+        suite = ET.parse(xml).getroot()
+        if suite.tag == "testsuites":
+            suite = suite[0]
+        total = int(suite.get("tests", 0))
+        bad = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+        skipped = int(suite.get("skipped", 0))
+    except (ET.ParseError, FileNotFoundError, IndexError):
+        return 0, 1
+    finally:
+        os.unlink(xml)
+    if r.returncode not in (0, 1) and bad == 0:
+        bad = 1
+    return total - bad - skipped, bad
+
+
+def run_fuzz(build, seconds):
+    print(f"== fuzzing the ingest decoder for {seconds} s", flush=True)
+    corpus = tempfile.mkdtemp(prefix="vgc-fuzz-")
+    seeds = os.path.join(ROOT, "tests", "fuzz", "corpus")
+    r = subprocess.run([os.path.join(ROOT, build, "fuzz_ingest"), f"-max_total_time={seconds}",
+                        "-rss_limit_mb=1024", "-print_final_stats=1", corpus, seeds],
+                       cwd=ROOT, capture_output=True, text=True)
+    tail = "\n".join(r.stderr.splitlines()[-12:])
+    print(tail)
+    return (1, 0) if r.returncode == 0 else (0, 1)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--fuzz-seconds", type=int, default=30)
+    ap.add_argument("pytest_args", nargs="*")
+    args = ap.parse_args()
+    passed = failed = 0
+    for step in (lambda: run_unit("build"),
+                 lambda: run_pytest("build", args.pytest_args),
+                 lambda: run_unit("build/san"),
+                 lambda: run_pytest("build/san", args.pytest_args),
+                 lambda: run_fuzz("build", args.fuzz_seconds)):
+        p, f = step()
+        passed += p
+        failed += f
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
