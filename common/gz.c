@@ -28,7 +28,7 @@ enum gz_result gz_inflate(const void *in, size_t inlen, size_t max_out, struct b
 	}
 	if (hint > max_out)
 		hint = max_out;
-	if (!buf_reserve(out, hint + 1)) {
+	if (hint && !buf_reserve(out, hint)) {
 		snprintf(err, errlen, "out of memory inflating %zu bytes", hint);
 		inflateEnd(&zs);
 		return GZ_TOO_BIG;
@@ -36,30 +36,35 @@ enum gz_result gz_inflate(const void *in, size_t inlen, size_t max_out, struct b
 	zs.next_in = (Bytef *)(uintptr_t)in;
 	zs.avail_in = (uInt)inlen;
 	for (;;) {
-		size_t room, before;
+		unsigned char probe;
+		size_t room = out->cap ? out->cap - out->len - 1 : 0, produced, before;
 
-		if (out->cap - out->len - 1 < 16384) {
+		if (room < 16384 && out->len < max_out) {
 			size_t want = out->len < 65536 ? 65536 : out->len;
-			if (out->len + want > max_out + 1)
-				want = max_out + 1 - out->len;
-			if (want == 0 || !buf_reserve(out, want)) {
+			if (want > max_out - out->len)
+				want = max_out - out->len;
+			if (!buf_reserve(out, want)) {
 				res = GZ_TOO_BIG;
 				break;
 			}
+			room = out->cap - out->len - 1;
 		}
-		room = out->cap - out->len - 1;
-		if (out->len + room > max_out + 1)
-			room = max_out + 1 - out->len;
-		zs.next_out = (Bytef *)out->data + out->len;
-		zs.avail_out = (uInt)room;
+		if (room > max_out - out->len)
+			room = max_out - out->len;
+		/* At the cap, inflate into one scratch byte: any output means the
+		 * stream is larger than max_out, without allocating past it. */
+		zs.next_out = room ? (Bytef *)out->data + out->len : &probe;
+		zs.avail_out = room ? (uInt)room : 1;
 		before = zs.total_out;
 		rc = inflate(&zs, Z_NO_FLUSH);
-		out->len += zs.total_out - before;
-		out->data[out->len] = '\0';
-		if (out->len > max_out) {
+		produced = zs.total_out - before;
+		if (!room && produced) {
 			res = GZ_TOO_BIG;
 			break;
 		}
+		out->len += produced;
+		if (out->data)
+			out->data[out->len] = '\0';
 		if (rc == Z_STREAM_END) {
 			if (zs.avail_in == 0)
 				break;

@@ -1,0 +1,279 @@
+/* Unit tests for the shared row model: validation rules, decoding from the
+ * wire JSON, encoding, number formatting and bounded gzip. */
+#include <cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gz.h"
+#include "num.h"
+#include "row.h"
+#include "unit.h"
+
+#define NOW 1.8e9
+
+static struct row valid_row(void)
+{
+	struct row r;
+
+	row_init(&r);
+	r.id = "r-1";
+	r.timestamp = NOW - 10;
+	r.modality = ROW_LLM;
+	r.project = "default";
+	r.cost_usd = 0.5;
+	return r;
+}
+
+static bool validate(const struct row *r, char *err, size_t errlen)
+{
+	struct row_limits lim;
+
+	row_limits_default(&lim);
+	return row_validate(r, &lim, NOW, err, errlen);
+}
+
+struct reject_case {
+	const char *name;
+	void (*mutate)(struct row *r);
+	const char *expect; /* substring of the error */
+};
+
+static void m_empty_id(struct row *r) { r->id = ""; }
+static void m_long_id(struct row *r)
+{
+	static char id[130];
+	memset(id, 'x', 129);
+	r->id = id;
+}
+static void m_negative_cost(struct row *r) { r->cost_usd = -1; }
+static void m_nan_units(struct row *r) { r->input_units = NAN; }
+static void m_tenant_space(struct row *r) { r->tenant_id = "acme corp"; }
+static void m_tenant_long(struct row *r)
+{
+	static char t[130];
+	memset(t, 'a', 129);
+	r->tenant_id = t;
+}
+static void m_too_old(struct row *r) { r->timestamp = NOW - 401 * 86400.0; }
+static void m_future(struct row *r) { r->timestamp = NOW + 7200; }
+static void m_bad_utf8(struct row *r) { r->model_id = "gpt\xff"; }
+static void m_negative_latency(struct row *r) { r->ttfb_ms = -3; }
+static void m_long_provider(struct row *r)
+{
+	static char p[300];
+	memset(p, 'p', 299);
+	r->provider = p;
+}
+static void m_metadata_nul(struct row *r) { r->metadata_json = "{\"a\":\"\\u0000\"}"; }
+
+static const struct reject_case reject_cases[] = {
+	{ "row_rejects_empty_id", m_empty_id, "id: required" },
+	{ "row_rejects_id_over_128_chars", m_long_id, "id: 129 characters" },
+	{ "row_rejects_negative_cost", m_negative_cost, "cost_usd" },
+	{ "row_rejects_nan_units", m_nan_units, "input_units" },
+	{ "row_rejects_tenant_with_space", m_tenant_space, "tenant_id \"acme corp\"" },
+	{ "row_rejects_tenant_over_128_chars", m_tenant_long, "tenant_id" },
+	{ "row_rejects_older_than_max_age", m_too_old, "max_row_age_days" },
+	{ "row_rejects_too_far_in_future", m_future, "max_clock_skew_s" },
+	{ "row_rejects_invalid_utf8", m_bad_utf8, "model_id: not valid UTF-8" },
+	{ "row_rejects_negative_latency", m_negative_latency, "ttfb_ms" },
+	{ "row_rejects_string_over_cap", m_long_provider, "provider: 299 characters" },
+	{ "row_rejects_metadata_with_nul_escape", m_metadata_nul, "metadata" },
+};
+
+UNIT_TEST(row_validation_table)
+{
+	for (size_t i = 0; i < sizeof(reject_cases) / sizeof(reject_cases[0]); i++) {
+		struct row r = valid_row();
+		char err[512] = "";
+		reject_cases[i].mutate(&r);
+		CHECK_MSG(!validate(&r, err, sizeof(err)), "%s: accepted", reject_cases[i].name);
+		CHECK_MSG(strstr(err, reject_cases[i].expect) != NULL, "%s: error \"%s\" lacks \"%s\"",
+			  reject_cases[i].name, err, reject_cases[i].expect);
+	}
+}
+
+UNIT_TEST(row_accepts_minimal_valid_row)
+{
+	struct row r = valid_row();
+	char err[256] = "";
+
+	CHECK_MSG(validate(&r, err, sizeof(err)), "%s", err);
+}
+
+UNIT_TEST(row_accepts_late_row_within_max_age)
+{
+	struct row r = valid_row();
+	char err[256] = "";
+
+	r.timestamp = NOW - 90 * 86400.0;
+	CHECK_MSG(validate(&r, err, sizeof(err)), "%s", err);
+}
+
+static bool decode(const char *json, struct row *r, char **meta, char *err, size_t errlen,
+		   cJSON **root)
+{
+	*root = cJSON_Parse(json);
+	return *root && row_from_json(*root, r, meta, err, errlen);
+}
+
+UNIT_TEST(row_decode_defaults_project_and_reads_tenant_from_metadata)
+{
+	struct row r;
+	char *meta = NULL, err[256];
+	cJSON *root;
+
+	CHECK(decode("{\"id\":\"a\",\"timestamp\":1.8e9,\"modality\":\"stt\",\"metadata\":{\"tenant\":\"acme\"},"
+		     "\"unknown_field\":[1,2]}",
+		     &r, &meta, err, sizeof(err), &root));
+	CHECK(strcmp(r.project, "default") == 0);
+	CHECK(r.tenant_id && strcmp(r.tenant_id, "acme") == 0);
+	CHECK(r.modality == ROW_STT && r.status == ROW_SUCCESS);
+	CHECK(isnan(r.ttfb_ms) && r.turn_index < 0);
+	free(meta);
+	cJSON_Delete(root);
+}
+
+UNIT_TEST(row_decode_explicit_tenant_beats_metadata)
+{
+	struct row r;
+	char *meta = NULL, err[256];
+	cJSON *root;
+
+	CHECK(decode("{\"id\":\"a\",\"timestamp\":1,\"modality\":\"tts\",\"tenant_id\":\"t1\","
+		     "\"metadata\":{\"tenant\":\"t2\"}}",
+		     &r, &meta, err, sizeof(err), &root));
+	CHECK(strcmp(r.tenant_id, "t1") == 0);
+	free(meta);
+	cJSON_Delete(root);
+}
+
+struct decode_err_case {
+	const char *json;
+	const char *expect;
+};
+
+static const struct decode_err_case decode_errors[] = {
+	{ "{\"timestamp\":1,\"modality\":\"llm\"}", "id: required" },
+	{ "{\"id\":\"a\",\"modality\":\"llm\"}", "timestamp: required" },
+	{ "{\"id\":\"a\",\"timestamp\":1}", "modality: required" },
+	{ "{\"id\":\"a\",\"timestamp\":1,\"modality\":\"video\"}", "modality \"video\"" },
+	{ "{\"id\":\"a\",\"timestamp\":1,\"modality\":\"llm\",\"status\":\"ok\"}", "status \"ok\"" },
+	{ "{\"id\":7,\"timestamp\":1,\"modality\":\"llm\"}", "id: must be a string" },
+	{ "{\"id\":\"a\",\"timestamp\":\"now\",\"modality\":\"llm\"}", "timestamp: must be a number" },
+	{ "{\"id\":\"a\",\"timestamp\":1,\"modality\":\"llm\",\"turn_index\":1.5}", "turn_index" },
+	{ "{\"id\":\"a\",\"timestamp\":1,\"modality\":\"llm\",\"metadata\":[1]}", "metadata: must be a JSON object" },
+	{ "[1]", "row must be a JSON object" },
+};
+
+UNIT_TEST(row_decode_errors_name_the_field)
+{
+	for (size_t i = 0; i < sizeof(decode_errors) / sizeof(decode_errors[0]); i++) {
+		struct row r;
+		char *meta = NULL, err[256] = "";
+		cJSON *root = NULL;
+
+		CHECK_MSG(!decode(decode_errors[i].json, &r, &meta, err, sizeof(err), &root),
+			  "accepted %s", decode_errors[i].json);
+		CHECK_MSG(strstr(err, decode_errors[i].expect) != NULL, "%s: got \"%s\"",
+			  decode_errors[i].json, err);
+		free(meta);
+		cJSON_Delete(root);
+	}
+}
+
+UNIT_TEST(row_json_round_trips_through_decoder)
+{
+	struct row r = valid_row(), back;
+	struct buf b;
+	char *meta = NULL, err[256];
+	cJSON *root;
+
+	r.tenant_id = "acme";
+	r.error_message = "line1\n\"quoted\"\t\\";
+	r.metadata_json = "{\"k\":1}";
+	r.turn_index = 3;
+	r.ttfb_ms = 12.5;
+	buf_init(&b, 0);
+	CHECK(row_to_json(&r, &b));
+	root = cJSON_Parse(b.data);
+	CHECK(root && row_from_json(root, &back, &meta, err, sizeof(err)));
+	CHECK(strcmp(back.error_message, r.error_message) == 0);
+	CHECK(strcmp(back.tenant_id, "acme") == 0 && back.turn_index == 3 && back.ttfb_ms == 12.5);
+	CHECK(back.cost_usd == 0.5);
+	free(meta);
+	cJSON_Delete(root);
+	buf_release(&b);
+}
+
+struct num_case {
+	double v;
+	const char *text;
+};
+
+static const struct num_case num_cases[] = {
+	{ 0.00039, "0.00039" }, { 0.1, "0.1" },	      { 1200, "1200" },
+	{ 0.3, "0.3" },		{ 1e-07, "1e-07" },	      { 123456.789, "123456.789" },
+	{ 0.1 + 0.2, "0.30000000000000004" },
+};
+
+UNIT_TEST(num_format_prints_shortest_round_trip)
+{
+	for (size_t i = 0; i < sizeof(num_cases) / sizeof(num_cases[0]); i++) {
+		char out[40];
+		num_format(num_cases[i].v, out, sizeof(out));
+		CHECK_MSG(strcmp(out, num_cases[i].text) == 0, "got %s want %s", out,
+			  num_cases[i].text);
+	}
+}
+
+UNIT_TEST(gz_round_trip)
+{
+	struct buf z, out;
+	char err[128];
+	const char *text = "[{\"id\":\"x\"}]";
+
+	buf_init(&z, 0);
+	buf_init(&out, 1024);
+	CHECK(gz_deflate(text, strlen(text), 6, &z, err, sizeof(err)));
+	CHECK(gz_inflate(z.data, z.len, 1024, &out, err, sizeof(err)) == GZ_OK);
+	CHECK(out.len == strlen(text) && memcmp(out.data, text, out.len) == 0);
+	buf_release(&z);
+	buf_release(&out);
+}
+
+UNIT_TEST(gz_inflate_stops_at_cap_without_allocating_past_it)
+{
+	size_t big = 8 << 20;
+	char *zeros = calloc(1, big);
+	struct buf z, out;
+	char err[128];
+
+	buf_init(&z, 0);
+	buf_init(&out, 65536);
+	CHECK(zeros && gz_deflate(zeros, big, 9, &z, err, sizeof(err)));
+	CHECK(gz_inflate(z.data, z.len, 65536, &out, err, sizeof(err)) == GZ_TOO_BIG);
+	CHECK(out.cap <= 65537);
+	CHECK(strstr(err, "max_inflated_bytes") != NULL);
+	free(zeros);
+	buf_release(&z);
+	buf_release(&out);
+}
+
+UNIT_TEST(gz_inflate_reports_truncated_and_garbage)
+{
+	struct buf z, out;
+	char err[128];
+	const char *text = "hello hello hello hello";
+
+	buf_init(&z, 0);
+	buf_init(&out, 1024);
+	CHECK(gz_deflate(text, strlen(text), 6, &z, err, sizeof(err)));
+	CHECK(gz_inflate(z.data, z.len - 6, 1024, &out, err, sizeof(err)) == GZ_BAD);
+	buf_reset(&out);
+	CHECK(gz_inflate("not gzip at all", 15, 1024, &out, err, sizeof(err)) == GZ_BAD);
+	CHECK(strstr(err, "gzip") != NULL);
+	buf_release(&z);
+	buf_release(&out);
+}
