@@ -120,7 +120,8 @@ struct auth_cache *auth_cache_load(PGconn *conn, char *err, size_t errlen)
 		c->count++;
 	}
 	PQclear(res);
-	qsort(c->keys, c->count, sizeof(*c->keys), auth_key_cmp);
+	if (c->count)
+		qsort(c->keys, c->count, sizeof(*c->keys), auth_key_cmp);
 	return c;
 }
 
@@ -159,7 +160,7 @@ const struct auth_key *auth_lookup(const struct auth_cache *cache, const char *h
 		return NULL;
 	}
 	auth_digest(key, probe.digest);
-	k = cache ? bsearch(&probe, cache->keys, cache->count, sizeof(*cache->keys), auth_key_cmp)
+	k = cache && cache->count ? bsearch(&probe, cache->keys, cache->count, sizeof(*cache->keys), auth_key_cmp)
 		  : NULL;
 	*why = k ? AUTH_OK : AUTH_UNKNOWN;
 	return k;

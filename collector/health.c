@@ -1,4 +1,4 @@
-/* Liveness, readiness and the Prometheus endpoint. Readiness uses the key
+/* Liveness, readiness, the Prometheus endpoint, and whoami (which key am I). Readiness uses the key
  * watcher's live connection as the "database reachable" signal, so probes cost
  * no query. */
 #include "health.h"
@@ -7,6 +7,7 @@
 #include "http.h"
 #include "keywatch.h"
 #include "metrics.h"
+#include "row.h"
 
 void health_handle_healthz(struct http_req *hr)
 {
@@ -35,5 +36,25 @@ void health_handle_metrics(struct http_req *hr)
 	metrics_render(&b, hr->srv->pool);
 	http_reply(hr, 200, "text/plain; version=0.0.4; charset=utf-8", b.data ? b.data : "",
 		   b.len);
+	buf_release(&b);
+}
+
+void health_handle_whoami(struct http_req *hr)
+{
+	const struct auth_key *k =
+		http_auth(hr, 1u << ROLE_INGEST | 1u << ROLE_READ | 1u << ROLE_ADMIN);
+	struct buf b;
+
+	if (!k)
+		return;
+	buf_init(&b, 0);
+	buf_printf(&b, "{\"id\":%lld,\"prefix\":", k->id);
+	row_json_string(&b, k->prefix);
+	buf_printf(&b, ",\"role\":\"%s\",\"project\":", auth_role_name(k->role));
+	row_json_string(&b, k->project);
+	buf_puts(&b, ",\"tenant\":");
+	row_json_string(&b, k->tenant);
+	buf_putc(&b, '}');
+	http_reply(hr, 200, "application/json", b.data, b.len);
 	buf_release(&b);
 }

@@ -21,6 +21,16 @@ static const char serve_usage[] =
 	"then VGC_<KEY> environment variables, then flags. Every config key is also a\n"
 	"flag, with '-' for '_':\n\n";
 
+static void serve_flags_free(char **names, char **values, int n)
+{
+	for (int i = 0; i < n; i++) {
+		free(names[i]);
+		free(values[i]);
+	}
+	free(names);
+	free(values);
+}
+
 static int cmd_serve(int argc, char **argv)
 {
 	const char *config_path = NULL;
@@ -41,16 +51,17 @@ static int cmd_serve(int argc, char **argv)
 		if (cli_is_help(arg)) {
 			fputs(serve_usage, stdout);
 			config_print_help(stdout);
+			serve_flags_free(names, values, nflags);
 			return 0;
 		}
 		if (cli_opt(argc, argv, &i, "--config", &config_path, &bad)) {
 			if (bad)
-				return 2;
+				goto usage_error;
 			continue;
 		}
 		if (strncmp(arg, "--", 2) != 0 || strlen(arg) >= sizeof(name) + 2) {
 			fprintf(stderr, "vgcollector serve: unexpected argument \"%s\"\n", arg);
-			return 2;
+			goto usage_error;
 		}
 		snprintf(name, sizeof(name), "%s", arg + 2);
 		if (strchr(name, '='))
@@ -64,7 +75,7 @@ static int cmd_serve(int argc, char **argv)
 			strcpy(name, "tls_key_file");
 		if (!config_find(name)) {
 			fprintf(stderr, "vgcollector serve: unknown option \"%s\" (see --help)\n", arg);
-			return 2;
+			goto usage_error;
 		}
 		{
 			char opt[80];
@@ -72,7 +83,7 @@ static int cmd_serve(int argc, char **argv)
 			cli_opt(argc, argv, &i, opt, &v, &bad);
 		}
 		if (bad || !v)
-			return 2;
+			goto usage_error;
 		names[nflags] = strdup(name);
 		values[nflags] = strdup(v);
 		if (!names[nflags] || !values[nflags])
@@ -85,15 +96,13 @@ static int cmd_serve(int argc, char **argv)
 		config_path = DEFAULT_CONFIG;
 	if (!server_load_config(&cfg, config_path, names, values, nflags, err, sizeof(err))) {
 		fprintf(stderr, "vgcollector: %s\n", err);
-		for (int i = 0; i < nflags; i++) {
-			free(names[i]);
-			free(values[i]);
-		}
-		free(names);
-		free(values);
+		serve_flags_free(names, values, nflags);
 		return 1;
 	}
 	return server_run(&cfg, config_path ? strdup(config_path) : NULL, names, values, nflags);
+usage_error:
+	serve_flags_free(names, values, nflags);
+	return 2;
 }
 
 static int cmd_config_sample(int argc, char **argv)

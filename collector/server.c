@@ -31,6 +31,7 @@ static const struct http_route server_routes[] = {
 	{ "/healthz", HTTP_GET, health_handle_healthz },
 	{ "/readyz", HTTP_GET, health_handle_readyz },
 	{ "/metrics", HTTP_GET, health_handle_metrics },
+	{ "/v1/whoami", HTTP_GET, health_handle_whoami },
 	{ NULL, 0, NULL },
 };
 

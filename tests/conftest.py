@@ -98,6 +98,7 @@ class Db:
         self.name = name
         self.conninfo = cluster.conninfo(name)
         self._conn = None
+        self.collectors = []  # running collectors on this database (for key propagation)
 
     def migrate(self):
         r = run_vgc("migrate", "--db", self.conninfo)
@@ -128,7 +129,11 @@ class Db:
             args += ["--name", name]
         r = run_vgc(*args)
         assert r.returncode == 0, r.stderr
-        return r.stdout.splitlines()[0].strip()
+        key = r.stdout.splitlines()[0].strip()
+        for c in self.collectors:
+            if c.proc.poll() is None:
+                c.wait_key(key)
+        return key
 
     def close(self):
         if self._conn is not None:
@@ -174,6 +179,8 @@ class Collector:
             e.update(env)
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=e)
+        if db is not None:
+            db.collectors.append(self)
         if wait:
             self.wait_ready()
 
@@ -190,6 +197,16 @@ class Collector:
                 pass
             time.sleep(0.05)
         raise AssertionError(f"collector not ready after {timeout}s:\n{self.output()}")
+
+    def wait_key(self, key, timeout=5):
+        """Waits until this collector's key cache knows key (LISTEN/NOTIFY reload)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            r = self.get("/v1/whoami", key=key, timeout=5)
+            if r.status_code != 401:
+                return
+            time.sleep(0.01)
+        raise AssertionError(f"key {key[:12]} not known to {self.url} after {timeout}s")
 
     def output(self):
         if not self.log.closed:
@@ -254,7 +271,7 @@ def collectors():
     started = []
 
     def start(db, *args, **kw):
-        c = Collector(db, *args, **kw)
+        c = Collector(db, args=args, **kw)
         started.append(c)
         return c
 
