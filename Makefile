@@ -52,7 +52,11 @@ UNIT_SRC      := $(wildcard tests/unit/*.c)
 .PHONY: all run test test-unit test-integration test-san fuzz fuzz-run install clean \
         bench-ingest bench-sink bench-rollup deps format
 
-all: $(BUILD)/vgcollector $(BUILD)/libvgsink.a $(BUILD)/libvgsink.so $(BUILD)/vgsink.pc $(TOOLS) $(BUILD)/unit_tests
+# libvgsink and the tools that link it are built once sink/ has sources.
+SINK_TARGETS := $(if $(SINK_SRC),$(BUILD)/libvgsink.a $(BUILD)/libvgsink.so $(BUILD)/vgsink.pc $(TOOLS))
+SINK_ARCHIVE := $(if $(SINK_SRC),$(BUILD)/libvgsink.a)
+
+all: $(BUILD)/vgcollector $(SINK_TARGETS) $(BUILD)/unit_tests
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -103,9 +107,9 @@ $(BUILD)/%: tests/tools/%.c $(BUILD)/libvgsink.a $(BUILD)/libvgcollector.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libvgsink.a $(BUILD)/libvgcollector.a $(LDLIBS)
 
-$(BUILD)/unit_tests: $(UNIT_SRC) $(BUILD)/libvgcollector.a $(BUILD)/libvgsink.a
+$(BUILD)/unit_tests: $(UNIT_SRC) $(BUILD)/libvgcollector.a $(SINK_ARCHIVE)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -Itests/unit -o $@ $(UNIT_SRC) $(BUILD)/libvgcollector.a $(BUILD)/libvgsink.a $(LDLIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -Itests/unit -o $@ $(UNIT_SRC) $(SINK_ARCHIVE) $(BUILD)/libvgcollector.a $(LDLIBS)
 
 # ---- the two commands -------------------------------------------------------
 
@@ -163,11 +167,13 @@ install: all
 	           $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/vgcollector/schema \
 	           $(DESTDIR)/lib/systemd/system $(DESTDIR)/etc/vgcollector
 	install -m 0755 $(BUILD)/vgcollector $(DESTDIR)$(PREFIX)/bin/vgcollector
+ifneq ($(SINK_SRC),)
 	install -m 0644 $(BUILD)/libvgsink.a $(DESTDIR)$(PREFIX)/lib/libvgsink.a
 	install -m 0755 $(BUILD)/libvgsink.so $(DESTDIR)$(PREFIX)/lib/libvgsink.so.0
 	ln -sf libvgsink.so.0 $(DESTDIR)$(PREFIX)/lib/libvgsink.so
 	install -m 0644 sink/vgsink.h $(DESTDIR)$(PREFIX)/include/vgsink.h
 	install -m 0644 $(BUILD)/vgsink.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/vgsink.pc
+endif
 	install -m 0644 $(SCHEMA_SQL) $(DESTDIR)$(PREFIX)/share/vgcollector/schema/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' deploy/vgcollector.service > $(DESTDIR)/lib/systemd/system/vgcollector.service
 	chmod 0644 $(DESTDIR)/lib/systemd/system/vgcollector.service

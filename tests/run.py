@@ -56,8 +56,9 @@ def run_fuzz(build, seconds):
     print(f"== fuzzing the ingest decoder for {seconds} s", flush=True)
     corpus = tempfile.mkdtemp(prefix="vgc-fuzz-")
     seeds = os.path.join(ROOT, "tests", "fuzz", "corpus")
+    dirs = [corpus] + ([seeds] if os.path.isdir(seeds) else [])
     r = subprocess.run([os.path.join(ROOT, build, "fuzz_ingest"), f"-max_total_time={seconds}",
-                        "-rss_limit_mb=1024", "-print_final_stats=1", corpus, seeds],
+                        "-rss_limit_mb=1024", "-print_final_stats=1", *dirs],
                        cwd=ROOT, capture_output=True, text=True)
     tail = "\n".join(r.stderr.splitlines()[-12:])
     print(tail)
