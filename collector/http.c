@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "conns.h"
 #include "keywatch.h"
 #include "metrics.h"
 #include "ratelimit.h"
@@ -248,15 +249,24 @@ static void http_dispatch(struct evhttp_request *req, void *arg)
 static struct bufferevent *http_bevcb(struct event_base *base, void *arg)
 {
 	struct server *srv = arg;
+	struct bufferevent *bev = NULL;
+	int max = srv->cfg.max_connections;
 	SSL *ssl;
 
-	if (!srv->tls)
-		return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-	ssl = SSL_new((SSL_CTX *)srv->tls);
-	if (!ssl)
-		return NULL;
-	return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-					      BEV_OPT_CLOSE_ON_FREE);
+	if (srv->tls && (ssl = SSL_new((SSL_CTX *)srv->tls)) != NULL)
+		bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+						     BEV_OPT_CLOSE_ON_FREE);
+	else if (srv->tls)
+		max = 0; /* no SSL object: refuse rather than fall back to plain text */
+	if (!bev)
+		bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (bev && conns_add(srv->conns, bev, max))
+		return bev;
+	/* On NULL evhttp falls back to a plain socket bufferevent of its own. */
+	if (bev)
+		bufferevent_free(bev);
+	log_error("out of memory for a new client connection");
+	return NULL;
 }
 
 bool http_tls_load(struct server *srv, const char *cert, const char *key, char *err,
@@ -353,6 +363,11 @@ bool http_start(struct server *srv, const struct http_route *routes, char *err, 
 						      EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
 						      EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(srv->http, http_dispatch, srv);
+	srv->conns = conns_new(srv->base);
+	if (!srv->conns) {
+		snprintf(err, errlen, "out of memory");
+		return false;
+	}
 	evhttp_set_bevcb(srv->http, http_bevcb, srv);
 	http_apply_limits(srv);
 
@@ -409,6 +424,8 @@ void http_free(struct server *srv)
 	if (srv->http)
 		evhttp_free(srv->http);
 	srv->http = NULL;
+	conns_free(srv->conns); /* after evhttp let go of every connection */
+	srv->conns = NULL;
 	if (srv->tls)
 		SSL_CTX_free((SSL_CTX *)srv->tls);
 	srv->tls = NULL;

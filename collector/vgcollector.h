@@ -21,6 +21,7 @@ struct ratelimit;
 struct auth_cache;
 struct auth_key;
 struct ssl_ctx_st;
+struct conns;
 
 /* Server lifecycle:
  *   STARTING -> SERVING: listening, keys loaded, database reachable.
@@ -33,6 +34,7 @@ enum server_state { SERVER_STARTING = 0, SERVER_SERVING, SERVER_DRAINING };
 struct server {
 	struct event_base *base;
 	struct evhttp *http;
+	struct conns *conns;     /* client connections and the cap */
 	enum server_state state;
 
 	struct config cfg;      /* in force; replaced whole by a successful reload */
@@ -45,6 +47,7 @@ struct server {
 	struct keywatch *keywatch;      /* feeds `keys` */
 	struct auth_cache *keys;        /* current key snapshot; swapped on the loop */
 	struct ratelimit *ratelimit;
+	struct retention *retention;    /* hourly partition upkeep; freed after the pool */
 	struct ssl_ctx_st *tls;         /* NULL: plain HTTP; swapped on reload */
 
 	int inflight;                   /* requests handed to the pool, not yet answered */

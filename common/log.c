@@ -72,14 +72,27 @@ static size_t log_put_quoted(char *out, size_t pos, size_t cap, const char *s)
 	return pos;
 }
 
+/* True when every byte is printable ASCII (nothing to escape). */
+static bool log_printable(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x21 || (unsigned char)*s > 0x7e)
+			return false;
+	return true;
+}
+
 static size_t log_put_field(char *out, size_t pos, size_t cap, const char *key, const char *val)
 {
 	if (!val || pos + strlen(key) + 8 >= cap)
 		return pos;
-	if (log_format_current == LOG_FMT_JSON)
+	if (log_format_current == LOG_FMT_JSON) {
 		pos += (size_t)snprintf(out + pos, cap - pos, ",\"%s\":", key);
-	else
-		pos += (size_t)snprintf(out + pos, cap - pos, " %s=", key);
+		return log_put_quoted(out, pos, cap, val);
+	}
+	pos += (size_t)snprintf(out + pos, cap - pos, " %s=", key);
+	/* logfmt: bare when the value needs no quoting, as logfmt parsers expect. */
+	if (*val && strcspn(val, " \"=\\") == strlen(val) && log_printable(val))
+		return pos + (size_t)snprintf(out + pos, cap - pos, "%s", val);
 	return log_put_quoted(out, pos, cap, val);
 }
 

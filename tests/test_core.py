@@ -3,6 +3,7 @@ once (resends, and one batch through two collectors at once), the gzip bomb,
 VoiceGateway Python-sink compatibility, turns, and the CLI contract."""
 
 import gzip
+import http.client
 import json
 import os
 import threading
@@ -438,3 +439,43 @@ def test_serve_refuses_older_schema_naming_the_migration(db):
     r = run_vgc("serve", "--listen", "127.0.0.1:1", "--db", db.conninfo, timeout=30)
     assert r.returncode != 0
     assert last in r.stderr and "vgcollector migrate" in r.stderr
+
+
+@pytest.mark.parametrize("pool_size", ["1", "2"])
+def test_keepalive_batches_queued_behind_a_small_pool_all_answered(db, collectors, pool_size):
+    """Regression: with more kept-alive connections than pool workers, the
+    second request on each connection was never read (a bufferevent filter
+    stranded it). Every batch on every connection must be answered."""
+    c = collectors(db, "--pool-size", pool_size, "--rate-limit-rps", "0")
+    key = db.create_key("ingest")
+    conns, per_conn, rows = 4, 5, 200
+    failures = []
+
+    def worker(w):
+        conn = http.client.HTTPConnection("127.0.0.1", c.port, timeout=20)
+        try:
+            for b in range(per_conn):
+                batch = [make_row((w * per_conn + b) * rows + i) for i in range(rows)]
+                body = gzip.compress(json.dumps(batch).encode())
+                while True:
+                    conn.request("POST", "/v1/ingest", body=body,
+                                 headers={"Authorization": f"Bearer {key}",
+                                          "Content-Encoding": "gzip"})
+                    resp = conn.getresponse()
+                    resp.read()
+                    if resp.status != 503:
+                        break
+                if resp.status != 200:
+                    failures.append(resp.status)
+        except Exception as e:  # a hang shows up as a timeout here
+            failures.append(repr(e))
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(conns)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert db.scalar("SELECT count(*) FROM cost_rows") == conns * per_conn * rows
