@@ -23,6 +23,7 @@
 #include "notify.h"
 #include "pool.h"
 #include "ratelimit.h"
+#include "retention.h"
 #include "vgcollector.h"
 
 static const struct http_route server_routes[] = {
@@ -199,6 +200,7 @@ static void server_on_signal(evutil_socket_t sig, short what, void *arg)
 	notify_send("STOPPING=1");
 	srv->state = SERVER_DRAINING;
 	http_stop_listening(srv);
+	retention_stop(srv->retention);
 	srv->drain_timer = event_new(srv->base, -1, EV_PERSIST, server_drain_check, srv);
 	if (srv->drain_timer)
 		event_add(srv->drain_timer, &tick);
@@ -241,6 +243,7 @@ static void server_free(struct server *srv)
 		keywatch_free(srv->keywatch);
 	if (srv->pool)
 		pool_free(srv->pool);
+	retention_free(srv->retention); /* after the pool: a pass's done callback uses it */
 	http_free(srv);
 	if (srv->sig_term)
 		event_free(srv->sig_term);
@@ -320,6 +323,7 @@ int server_run(struct config *cfg, char *config_path, char **flag_names, char **
 			event_add(srv.watchdog_timer, &half);
 	}
 
+	srv.retention = retention_new(&srv);
 	srv.state = SERVER_SERVING;
 	notify_send("READY=1");
 	log_info("vgcollector %s serving (pool_size=%d)", VGC_VERSION, srv.cfg.pool_size);

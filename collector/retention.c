@@ -1,0 +1,406 @@
+/* Retention and partition upkeep, for `serve` (hourly, on the pool) and for
+ * `vgcollector retention`. cost_rows is partitioned by month (cost_rows_YYYYMM,
+ * created by vgc_ensure_partition); ids live on in cost_row_ids, see the top
+ * of schema/0001_init.sql.
+ *
+ * A partition is dropped only when all of it is older than retention_months:
+ * its upper bound is at or before now() - retention_months. Each drop is its
+ * own short transaction: first the month's ids leave cost_row_ids, then the
+ * partition is dropped. DROP takes an ACCESS EXCLUSIVE lock on cost_rows,
+ * which would queue every ingest behind it while it waits, so it runs with a
+ * short lock_timeout and a busy month is simply retried on the next pass. */
+#include "retention.h"
+
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "cli.h"
+#include "config.h"
+#include "db.h"
+#include "log.h"
+#include "pool.h"
+#include "server.h"
+#include "vgcollector.h"
+
+#define RETENTION_INTERVAL_S 3600
+#define RETENTION_LOCK "hashtext('vgcollector.retention')"
+
+/* Month partitions whose upper bound is at or before now() - $1 months:
+ * name, lower bound, upper bound (UTC, ISO). Other children are ignored. */
+static const char retention_due_sql[] =
+	"SELECT c.relname, to_char(b.lo, 'YYYY-MM-DD'), to_char(b.hi, 'YYYY-MM-DD')"
+	" FROM pg_inherits i"
+	" JOIN pg_class c ON c.oid = i.inhrelid"
+	" CROSS JOIN LATERAL (SELECT to_date(right(c.relname, 6), 'YYYYMM')::timestamp AS lo,"
+	"   to_date(right(c.relname, 6), 'YYYYMM')::timestamp + interval '1 month' AS hi) b"
+	" WHERE i.inhparent = 'cost_rows'::regclass"
+	"   AND c.relname ~ '^cost_rows_[0-9]{4}(0[1-9]|1[0-2])$'"
+	"   AND b.hi AT TIME ZONE 'UTC' <= now() - make_interval(months => $1::int)"
+	" ORDER BY c.relname";
+
+/* This month and the $1 after it: partition name, whether it is missing, and
+ * a timestamp inside the month for vgc_ensure_partition. */
+static const char retention_ahead_sql[] =
+	"SELECT 'cost_rows_' || to_char(t AT TIME ZONE 'UTC', 'YYYYMM') AS name,"
+	"   to_regclass('cost_rows_' || to_char(t AT TIME ZONE 'UTC', 'YYYYMM')) IS NULL,"
+	"   t::text"
+	" FROM (SELECT now() + make_interval(months => g) AS t"
+	"       FROM generate_series(0, $1::int) g) m"
+	" ORDER BY t";
+
+static PGresult *retention_query(PGconn *conn, const char *sql, int nparams,
+				 const char *const *params, char *err, size_t errlen)
+{
+	PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		db_result_error(conn, res, err, errlen);
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+/* Drops one due partition and its ids in one transaction. */
+static bool retention_drop(PGconn *conn, const char *name, const char *lo, const char *hi,
+			   long long *ids, char *err, size_t errlen)
+{
+	const char *params[2] = { lo, hi };
+	char *ident = PQescapeIdentifier(conn, name, strlen(name));
+	char sql[256];
+	PGresult *res;
+
+	if (!ident) {
+		db_error(conn, err, errlen);
+		return false;
+	}
+	if (!db_exec(conn, "BEGIN", err, errlen))
+		goto fail;
+	res = PQexecParams(conn,
+			   "DELETE FROM cost_row_ids WHERE ts >= $1::timestamp AT TIME ZONE 'UTC'"
+			   " AND ts < $2::timestamp AT TIME ZONE 'UTC'",
+			   2, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		db_result_error(conn, res, err, errlen);
+		PQclear(res);
+		goto fail;
+	}
+	*ids = atoll(PQcmdTuples(res));
+	PQclear(res);
+	snprintf(sql, sizeof(sql), "DROP TABLE %s", ident);
+	if (!db_exec(conn, "SET LOCAL lock_timeout = '3s'", err, errlen) ||
+	    !db_exec(conn, sql, err, errlen) || !db_exec(conn, "COMMIT", err, errlen))
+		goto fail;
+	PQfreemem(ident);
+	return true;
+fail:
+	db_rollback(conn);
+	PQfreemem(ident);
+	return false;
+}
+
+/* The pass itself; the caller holds the lock (or runs dry). */
+static bool retention_pass(PGconn *conn, int months, int ahead, bool dry_run, struct buf *out,
+			   struct retention_report *rep, char *err, size_t errlen)
+{
+	char nbuf[16];
+	const char *params[1] = { nbuf };
+	PGresult *res;
+
+	if (months > 0) {
+		snprintf(nbuf, sizeof(nbuf), "%d", months);
+		if (!(res = retention_query(conn, retention_due_sql, 1, params, err, errlen)))
+			return false;
+		for (int i = 0; i < PQntuples(res); i++) {
+			const char *name = PQgetvalue(res, i, 0), *lo = PQgetvalue(res, i, 1),
+				   *hi = PQgetvalue(res, i, 2);
+			long long ids = 0;
+
+			if (dry_run) {
+				buf_printf(out, "would drop %s (%s to %s UTC, older than %d months)\n",
+					   name, lo, hi, months);
+				rep->dropped++;
+				continue;
+			}
+			if (!retention_drop(conn, name, lo, hi, &ids, err, errlen)) {
+				char msg[512];
+				snprintf(msg, sizeof(msg), "%s", err);
+				snprintf(err, errlen, "dropping %s: %s", name, msg);
+				PQclear(res);
+				return false;
+			}
+			buf_printf(out, "dropped %s (%s to %s UTC) and %lld of its ids\n", name, lo, hi,
+				   ids);
+			rep->dropped++;
+			rep->ids_deleted += ids;
+		}
+		PQclear(res);
+	}
+
+	snprintf(nbuf, sizeof(nbuf), "%d", ahead);
+	if (!(res = retention_query(conn, retention_ahead_sql, 1, params, err, errlen)))
+		return false;
+	for (int i = 0; i < PQntuples(res); i++) {
+		const char *t = PQgetvalue(res, i, 2);
+		PGresult *r;
+
+		if (strcmp(PQgetvalue(res, i, 1), "t") != 0)
+			continue;
+		if (dry_run) {
+			buf_printf(out, "would create %s\n", PQgetvalue(res, i, 0));
+			rep->created++;
+			continue;
+		}
+		r = retention_query(conn, "SELECT vgc_ensure_partition($1::timestamptz)", 1, &t, err,
+				    errlen);
+		if (!r) {
+			PQclear(res);
+			return false;
+		}
+		PQclear(r);
+		buf_printf(out, "created %s\n", PQgetvalue(res, i, 0));
+		rep->created++;
+	}
+	PQclear(res);
+	return true;
+}
+
+bool retention_run(PGconn *conn, int retention_months, int partitions_ahead, bool dry_run,
+		   struct buf *out, struct retention_report *rep, char *err, size_t errlen)
+{
+	PGresult *res;
+	bool ok;
+
+	memset(rep, 0, sizeof(*rep));
+	if (dry_run)
+		return retention_pass(conn, retention_months, partitions_ahead, true, out, rep, err,
+				      errlen);
+	/* A session lock, not a transaction one: each drop commits on its own. */
+	if (!(res = retention_query(conn, "SELECT pg_try_advisory_lock(" RETENTION_LOCK ")", 0,
+				    NULL, err, errlen)))
+		return false;
+	rep->locked_out = strcmp(PQgetvalue(res, 0, 0), "t") != 0;
+	PQclear(res);
+	if (rep->locked_out)
+		return true;
+	ok = retention_pass(conn, retention_months, partitions_ahead, false, out, rep, err, errlen);
+	res = PQexec(conn, "SELECT pg_advisory_unlock(" RETENTION_LOCK ")");
+	PQclear(res); /* if this failed the connection is broken, which frees the lock too */
+	return ok;
+}
+
+/* ---- the periodic pass inside `serve` ------------------------------------ */
+
+struct retention {
+	struct server *srv;
+	struct event *timer;
+	bool busy; /* a job is queued or running */
+};
+
+struct retention_job {
+	struct pool_job job; /* first: the pool hands this pointer back */
+	struct retention *r;
+	int months, ahead;
+	bool ok;
+	struct retention_report rep;
+	struct buf out;
+	char err[1024];
+};
+
+/* Worker thread. */
+static void retention_work(struct pool_job *pj, struct pool_worker *w)
+{
+	struct retention_job *job = (struct retention_job *)pj;
+	PGconn *conn = pool_worker_conn(w, job->err, sizeof(job->err));
+
+	if (!conn)
+		return;
+	job->ok = retention_run(conn, job->months, job->ahead, false, &job->out, &job->rep,
+				job->err, sizeof(job->err));
+	if (!job->ok && PQstatus(conn) != CONNECTION_OK)
+		pool_worker_reset(w);
+}
+
+/* Loop thread: log what happened. */
+static void retention_done(struct pool_job *pj)
+{
+	struct retention_job *job = (struct retention_job *)pj;
+	char *line, *save = NULL;
+
+	job->r->busy = false;
+	if (job->rep.locked_out)
+		log_debug("retention: another collector holds the lock; skipped");
+	for (line = job->out.data ? strtok_r(job->out.data, "\n", &save) : NULL; line;
+	     line = strtok_r(NULL, "\n", &save))
+		log_info("retention: %s", line);
+	if (!job->ok && !job->rep.locked_out)
+		log_warn("retention: %s (retried in %d s)", job->err, RETENTION_INTERVAL_S);
+	buf_release(&job->out);
+	free(job);
+}
+
+static void retention_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct retention *r = arg;
+	struct retention_job *job;
+
+	if (r->busy || r->srv->state == SERVER_DRAINING)
+		return;
+	job = calloc(1, sizeof(*job));
+	if (!job) {
+		log_warn("retention: out of memory; retried in %d s", RETENTION_INTERVAL_S);
+		return;
+	}
+	job->job.work = retention_work;
+	job->job.done = retention_done;
+	job->r = r;
+	job->months = r->srv->cfg.retention_months;
+	job->ahead = r->srv->cfg.partitions_ahead;
+	buf_init(&job->out, 64 * 1024);
+	if (!pool_submit(r->srv->pool, &job->job)) {
+		log_warn("retention: database pool saturated; retried in %d s", RETENTION_INTERVAL_S);
+		buf_release(&job->out);
+		free(job);
+		return;
+	}
+	r->busy = true;
+}
+
+struct retention *retention_new(struct server *srv)
+{
+	struct retention *r = calloc(1, sizeof(*r));
+	struct timeval every = { RETENTION_INTERVAL_S, 0 };
+
+	if (!r)
+		log_fatal("out of memory");
+	r->srv = srv;
+	r->timer = event_new(srv->base, -1, EV_PERSIST, retention_tick, r);
+	if (!r->timer || event_add(r->timer, &every) != 0)
+		log_fatal("cannot start the retention timer");
+	retention_tick(-1, 0, r);
+	return r;
+}
+
+void retention_stop(struct retention *r)
+{
+	if (r && r->timer)
+		event_del(r->timer);
+}
+
+void retention_free(struct retention *r)
+{
+	if (!r)
+		return;
+	if (r->timer)
+		event_free(r->timer);
+	free(r);
+}
+
+/* ---- `vgcollector retention` ---------------------------------------------- */
+
+static const char retention_usage[] =
+	"usage: vgcollector retention [--dry-run] [--config FILE] [--db CONNINFO]\n"
+	"                             [--retention-months N] [--partitions-ahead N]\n"
+	"\n"
+	"Drops the monthly cost_rows partitions lying wholly before now minus\n"
+	"retention_months (0 keeps everything), with their ids, and creates the\n"
+	"partitions for this month and partitions_ahead months after it. `serve`\n"
+	"does the same every hour. Only one process works at a time (advisory lock).\n"
+	"--dry-run only prints what would be dropped and created.\n"
+	"Settings come from the config file (--config, else $VGC_CONFIG, else\n"
+	"/etc/vgcollector/vgcollector.conf if it exists), VGC_* variables and flags.\n";
+
+int retention_cli(int argc, char **argv)
+{
+	const char *config_path = NULL, *v = NULL;
+	char *names[3], *values[3];
+	int nflags = 0, rc = 1;
+	bool dry_run = false, bad = false;
+	struct config cfg;
+	struct retention_report rep;
+	struct buf out;
+	char err[2048];
+	PGconn *conn;
+
+	for (int i = 1; i < argc; i++) {
+		static const char *const flags[][2] = { { "--db", "db" },
+							{ "--retention-months", "retention_months" },
+							{ "--partitions-ahead", "partitions_ahead" } };
+		bool matched = false;
+
+		if (cli_is_help(argv[i])) {
+			fputs(retention_usage, stdout);
+			return 0;
+		}
+		if (strcmp(argv[i], "--dry-run") == 0) {
+			dry_run = true;
+			continue;
+		}
+		if (cli_opt(argc, argv, &i, "--config", &config_path, &bad)) {
+			if (bad)
+				return 2;
+			continue;
+		}
+		for (size_t f = 0; f < sizeof(flags) / sizeof(flags[0]) && !matched; f++) {
+			if (!cli_opt(argc, argv, &i, flags[f][0], &v, &bad))
+				continue;
+			if (bad)
+				return 2;
+			/* A repeated flag is applied twice; the last one wins. */
+			if (nflags == 3) {
+				fprintf(stderr, "vgcollector retention: too many flags\n");
+				return 2;
+			}
+			names[nflags] = (char *)flags[f][1];
+			values[nflags++] = (char *)v;
+			matched = true;
+		}
+		if (matched)
+			continue;
+		fprintf(stderr, "vgcollector retention: unknown argument \"%s\"\n%s", argv[i],
+			retention_usage);
+		return 2;
+	}
+	if (!config_path)
+		config_path = getenv("VGC_CONFIG");
+	if (!config_path && access("/etc/vgcollector/vgcollector.conf", R_OK) == 0)
+		config_path = "/etc/vgcollector/vgcollector.conf";
+	if (!server_load_config(&cfg, config_path, names, values, nflags, err, sizeof(err))) {
+		fprintf(stderr, "vgcollector retention: %s\n", err);
+		return 2;
+	}
+	conn = db_connect(cfg.db, cfg.db_connect_timeout_s, err, sizeof(err));
+	if (!conn) {
+		fprintf(stderr, "vgcollector retention: cannot connect to PostgreSQL: %s\n", err);
+		config_free(&cfg);
+		return 1;
+	}
+	buf_init(&out, 0);
+	if (!retention_run(conn, cfg.retention_months, cfg.partitions_ahead, dry_run, &out, &rep,
+			   err, sizeof(err))) {
+		fputs(out.data ? out.data : "", stdout);
+		fprintf(stderr, "vgcollector retention: %s\n", err);
+	} else if (rep.locked_out) {
+		fprintf(stderr, "vgcollector retention: another process holds the retention lock;"
+				" nothing done\n");
+	} else {
+		fputs(out.data ? out.data : "", stdout);
+		if (dry_run)
+			printf("dry run: %d partition%s would be dropped, %d created%s\n",
+			       rep.dropped, rep.dropped == 1 ? "" : "s", rep.created,
+			       cfg.retention_months ? "" : " (retention_months = 0 keeps everything)");
+		else
+			printf("%d partition%s dropped with %lld ids, %d created%s\n", rep.dropped,
+			       rep.dropped == 1 ? "" : "s", rep.ids_deleted, rep.created,
+			       cfg.retention_months ? "" : " (retention_months = 0 keeps everything)");
+		rc = 0;
+	}
+	buf_release(&out);
+	PQfinish(conn);
+	config_free(&cfg);
+	return rc;
+}

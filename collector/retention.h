@@ -1,0 +1,43 @@
+/* Retention and partition upkeep for cost_rows: drop month partitions older
+ * than retention_months (with their ids in cost_row_ids), create
+ * partitions_ahead future ones. One process at a time, by advisory lock. */
+#ifndef VGC_RETENTION_H
+#define VGC_RETENTION_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct buf;
+struct server;
+struct retention;
+
+/* What one pass did (or, with dry_run, would do). */
+struct retention_report {
+	bool locked_out;      /* another process held the lock: nothing was done */
+	int dropped;          /* partitions dropped */
+	long long ids_deleted; /* rows removed from cost_row_ids */
+	int created;          /* future partitions created */
+};
+
+/* One pass on conn (blocking). retention_months 0 keeps every partition.
+ * Appends one human-readable line per action to out. On failure the
+ * transaction is rolled back, the lock released and err says why; partitions
+ * dropped before the failure stay dropped. */
+bool retention_run(PGconn *conn, int retention_months, int partitions_ahead, bool dry_run,
+		   struct buf *out, struct retention_report *rep, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* Starts the periodic pass for `serve`: once now and then every hour, as a
+ * job on srv->pool, reading retention_months and partitions_ahead from
+ * srv->cfg each time (both reloadable). Free after pool_free. */
+struct retention *retention_new(struct server *srv);
+/* Stops the timer; a pass already queued still completes. */
+void retention_stop(struct retention *r);
+void retention_free(struct retention *r);
+
+/* `vgcollector retention [--dry-run] [--db CONNINFO] [--retention-months N]
+ * [--partitions-ahead N]`. */
+int retention_cli(int argc, char **argv);
+
+#endif

@@ -1,0 +1,709 @@
+"""Issue 5 acceptance over the real binary: systemd notifications, signals
+(reload, drain), config errors, the unit file, keys across replicas, idle
+connections and the connection cap (plain and TLS), /metrics, logs,
+retention and `make install`."""
+
+import gzip
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+
+import httpx
+import pytest
+
+from conftest import BUILD, ROOT, VGC, Collector, make_row, run_vgc
+
+
+def gz(obj):
+    return gzip.compress(json.dumps(obj).encode())
+
+
+def ingest(c, key, rows, client=None, timeout=30):
+    h = {"Authorization": f"Bearer {key}", "Content-Encoding": "gzip"}
+    if client is not None:
+        return client.post(c.url + "/v1/ingest", content=gz(rows), headers=h)
+    return httpx.post(c.url + "/v1/ingest", content=gz(rows), headers=h, timeout=timeout,
+                      verify=False)
+
+
+class NotifySocket:
+    """A datagram socket standing in for systemd's $NOTIFY_SOCKET."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="vgc-notify-")
+        self.path = os.path.join(self.dir, "notify")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+
+    def expect(self, state, timeout=20):
+        """Reads datagrams until one equals state; returns those read before it."""
+        seen = []
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            self.sock.settimeout(max(0.01, deadline - time.time()))
+            try:
+                msg = self.sock.recv(4096).decode()
+            except socket.timeout:
+                break
+            if msg == state:
+                return seen
+            seen.append(msg)
+        raise AssertionError(f"no {state} on NOTIFY_SOCKET within {timeout}s; saw {seen}")
+
+    def close(self):
+        self.sock.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def notify():
+    n = NotifySocket()
+    yield n
+    n.close()
+
+
+def metrics_map(text):
+    """Prometheus text -> {"name{labels}": value}."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name, value = line.rsplit(" ", 1)
+        out[name] = float(value)
+    return out
+
+
+# ---- systemd notifications and signals ----------------------------------------
+
+
+def test_notify_ready_reload_stopping_and_watchdog(db, collectors, notify):
+    c = collectors(db, env={"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "400000"})
+    notify.expect("READY=1")
+    notify.expect("WATCHDOG=1")
+    c.signal(signal.SIGHUP)
+    before = notify.expect("RELOADING=1")
+    assert "READY=1" not in before
+    notify.expect("READY=1")
+    c.signal(signal.SIGTERM)
+    notify.expect("STOPPING=1")
+    assert c.proc.wait(timeout=30) == 0
+    assert c.stop() == 0
+
+
+def test_notify_socket_in_abstract_namespace(db, collectors):
+    name = f"vgc-test-{os.getpid()}-{time.time_ns()}"
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind("\0" + name)
+    s.settimeout(20)
+    try:
+        collectors(db, env={"NOTIFY_SOCKET": "@" + name})
+        assert s.recv(4096) == b"READY=1"
+    finally:
+        s.close()
+
+
+def test_sigterm_acked_batches_are_stored_others_get_503(db, collectors):
+    c = collectors(db, "--shutdown-grace-s", "20")
+    key = db.create_key("ingest")
+    results = []  # (status or exception name, ids)
+    lock = threading.Lock()
+    started = threading.Event()
+    stop = threading.Event()
+
+    def worker(n):
+        with httpx.Client(timeout=30) as client:
+            j = 0
+            while not stop.is_set():
+                rows = [make_row(i, id=f"term-{n}-{j}-{i}") for i in range(300)]
+                ids = [r["id"] for r in rows]
+                try:
+                    r = ingest(c, key, rows, client=client)
+                    outcome = r.status_code
+                except httpx.HTTPError as e:
+                    outcome = type(e).__name__
+                with lock:
+                    results.append((outcome, ids))
+                started.set()
+                if not isinstance(outcome, int):
+                    return  # the listener is gone: nothing more to send
+                j += 1
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    assert started.wait(30)
+    time.sleep(0.3)
+    c.signal(signal.SIGTERM)
+    assert c.proc.wait(timeout=30) == 0
+    stop.set()
+    for t in threads:
+        t.join()
+    assert c.stop() == 0
+
+    stored = {r[0] for r in db.query("SELECT id FROM cost_row_ids")}
+    acked = [ids for outcome, ids in results if outcome == 200]
+    assert acked, results[:3]
+    for outcome, ids in results:
+        if outcome == 200:
+            missing = [i for i in ids if i not in stored]
+            assert not missing, f"acked with 200 but not stored: {missing[:3]}"
+        else:
+            assert outcome == 503 or isinstance(outcome, str), outcome
+    assert "drained" in c.output() or "SIGTERM" in c.output()
+
+
+def test_second_sigterm_exits_at_once(db, collectors):
+    c = collectors(db, "--shutdown-grace-s", "60")
+    # An idle keep-alive connection does not hold the drain up; a second
+    # signal must end the process even if something were still in flight.
+    c.signal(signal.SIGTERM)
+    c.signal(signal.SIGTERM)
+    assert c.proc.wait(timeout=10) == 0
+
+
+# ---- configuration ------------------------------------------------------------
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+@pytest.mark.parametrize("text,line,reason", [
+    ("# comment\npool_size = 2\nno_such_key = 1\n", 3, 'unknown key "no_such_key"'),
+    ("\n\n\n\nmax_batch_rows = lots\n", 5, "expected a whole number"),
+    ("max_body_bytes = 12Q\n", 1, "expected a size"),
+    ("rate_limit_rps = -1\n", 1, "expected a number"),
+    ("listen\n", 1, 'expected "key = value"'),
+])
+def test_bad_config_refused_with_file_and_line(db, text, line, reason):
+    d = tempfile.mkdtemp(prefix="vgc-conf-")
+    path = write(os.path.join(d, "vgcollector.conf"), text)
+    r = run_vgc("serve", "--config", path, "--db", db.conninfo, timeout=30)
+    assert r.returncode != 0
+    assert f"{path}:{line}" in r.stderr, r.stderr
+    assert reason in r.stderr, r.stderr
+
+
+def test_env_overrides_file_and_flag_overrides_env(db):
+    d = tempfile.mkdtemp(prefix="vgc-conf-")
+    path = write(os.path.join(d, "vgcollector.conf"), "retention_months = bad\n")
+    # The file's bad value is reported even though the environment sets the key too:
+    # sources are applied in order, and each is checked.
+    r = run_vgc("retention", "--dry-run", "--config", path, "--db", db.conninfo,
+                env={"VGC_RETENTION_MONTHS": "2"})
+    assert r.returncode != 0 and f"{path}:1" in r.stderr
+    write(path, "retention_months = 1\npartitions_ahead = 1\n")
+    r = run_vgc("retention", "--dry-run", "--config", path, "--db", db.conninfo,
+                env={"VGC_RETENTION_MONTHS": "bogus"})
+    assert r.returncode != 0 and "VGC_RETENTION_MONTHS" in r.stderr, r.stderr
+    r = run_vgc("retention", "--dry-run", "--config", path, "--db", db.conninfo,
+                "--partitions-ahead", "7", env={"VGC_PARTITIONS_AHEAD": "4"})
+    assert r.returncode == 0, r.stderr
+    # migrate creates no partition: this month plus 7 ahead (the flag) would be
+    # created; the environment's 4 would give 5 and the file's 1 would give 2.
+    assert r.stdout.count("would create") == 8, r.stdout
+
+
+def test_sample_config_is_generated_from_the_table(db):
+    r = run_vgc("config-sample")
+    assert r.returncode == 0
+    with open(os.path.join(ROOT, "deploy", "vgcollector.conf")) as f:
+        assert f.read() == r.stdout, \
+            "deploy/vgcollector.conf is stale: build/vgcollector config-sample > deploy/vgcollector.conf"
+    keys = re.findall(r"^#(\w+) = ", r.stdout, re.M)
+    assert {"listen", "db", "db_file", "pool_size", "max_body_bytes", "rate_limit_rps",
+            "tls_cert_file", "log_format", "retention_months", "partitions_ahead",
+            "max_connections", "idle_timeout_s", "shutdown_grace_s"} <= set(keys)
+    # Every line of the sample, uncommented, is a valid config with the defaults.
+    d = tempfile.mkdtemp(prefix="vgc-conf-")
+    path = write(os.path.join(d, "all.conf"),
+                 re.sub(r"^#(\w+ = )", r"\1", r.stdout, flags=re.M))
+    r = run_vgc("retention", "--dry-run", "--config", path, "--db", db.conninfo)
+    assert r.returncode == 0, r.stderr
+
+
+def test_sighup_applies_reloadable_limit_and_bad_file_keeps_old(db, collectors, notify):
+    key = db.create_key("ingest")
+    c = collectors(db, config_text="max_batch_rows = 10\n",
+                   env={"NOTIFY_SOCKET": notify.path})
+    notify.expect("READY=1")
+    rows = lambda n, p: [make_row(i, id=f"{p}-{i}") for i in range(n)]
+    assert ingest(c, key, rows(20, "a")).status_code == 413
+
+    write(c.config_path, "max_batch_rows = 30\n")
+    c.signal(signal.SIGHUP)
+    notify.expect("RELOADING=1")
+    notify.expect("READY=1")
+    assert ingest(c, key, rows(20, "b")).status_code == 200
+
+    write(c.config_path, "max_batch_rows = 5\nthis_is_not_a_key = 1\n")
+    c.signal(signal.SIGHUP)
+    notify.expect("RELOADING=1")
+    notify.expect("READY=1")
+    assert ingest(c, key, rows(20, "c")).status_code == 200
+    assert ingest(c, key, rows(40, "d")).status_code == 413
+    out = c.output()
+    assert "reload failed" in out and f"{c.config_path}:2" in out, out[-2000:]
+
+    write(c.config_path, "max_batch_rows = nope\n")
+    c.signal(signal.SIGHUP)
+    notify.expect("READY=1")
+    assert ingest(c, key, rows(20, "e")).status_code == 200
+    assert c.proc.poll() is None
+
+
+# ---- the unit file ------------------------------------------------------------
+
+
+def test_systemd_unit_verifies_and_has_the_hardening():
+    with open(os.path.join(ROOT, "deploy", "vgcollector.service")) as f:
+        unit = f.read()
+    for line in ["Type=notify", "ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure",
+                 "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes",
+                 "PrivateTmp=yes", "CapabilityBoundingSet=",
+                 "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+                 "SystemCallFilter=@system-service", "UMask=0077",
+                 "ExecStart=@PREFIX@/bin/vgcollector serve --config /etc/vgcollector/vgcollector.conf"]:
+        assert re.search("^" + re.escape(line) + "$", unit, re.M), line
+    assert re.search(r"^LimitNOFILE=\d+$", unit, re.M)
+    assert re.search(r"^(DynamicUser=yes|User=\w+)$", unit, re.M)
+    # As `make install` writes it: @PREFIX@ replaced, the binary in place.
+    prefix = tempfile.mkdtemp(prefix="vgc-prefix-")
+    os.makedirs(os.path.join(prefix, "bin"))
+    shutil.copy(VGC, os.path.join(prefix, "bin", "vgcollector"))
+    path = os.path.join(prefix, "vgcollector.service")
+    write(path, unit.replace("@PREFIX@", prefix))
+    r = subprocess.run(["systemd-analyze", "verify", path], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "vgcollector.service" not in r.stderr, r.stderr  # no warnings about our unit
+
+
+# ---- keys across replicas -----------------------------------------------------
+
+
+def test_key_revoked_through_one_collector_refused_by_other_within_1s(db, collectors):
+    a, b = collectors(db), collectors(db)
+    key = db.create_key("ingest")
+    assert a.get("/v1/whoami", key=key).status_code == 200
+    assert b.get("/v1/whoami", key=key).status_code == 200
+    r = run_vgc("keys", "revoke", key[:12], "--db", a.db.conninfo)
+    assert r.returncode == 0, r.stderr
+    revoked = time.monotonic()
+    with httpx.Client(timeout=5) as client:
+        while True:
+            s = client.get(b.url + "/v1/whoami", headers={"Authorization": f"Bearer {key}"})
+            if s.status_code == 401:
+                break
+            assert time.monotonic() - revoked < 1.0, "still accepted 1 s after revoke"
+            time.sleep(0.01)
+    assert a.get("/v1/whoami", key=key).status_code == 401
+
+
+def test_key_created_is_known_to_both_within_1s(db, collectors):
+    a, b = collectors(db), collectors(db)
+    r = run_vgc("keys", "create", "--role", "ingest", "--db", db.conninfo)
+    assert r.returncode == 0
+    key = r.stdout.splitlines()[0]
+    made = time.monotonic()
+    for c in (a, b):
+        while c.get("/v1/whoami", key=key, timeout=5).status_code != 200:
+            assert time.monotonic() - made < 1.0
+            time.sleep(0.01)
+
+
+def test_rows_sent_to_both_collectors_concurrently_stored_once(db, collectors):
+    a, b = collectors(db), collectors(db)
+    key = db.create_key("ingest")
+    # Batches overlap: every row goes out three times across the two collectors.
+    all_rows = [make_row(i, id=f"both-{i}") for i in range(1500)]
+    plan = {a: [all_rows[i:i + 150] for i in range(0, 1500, 150)],
+            b: [all_rows[i:i + 100] for i in range(0, 1500, 100)] +
+               [all_rows[i:i + 250] for i in range(0, 1500, 250)]}
+    totals = []
+    lock = threading.Lock()
+
+    def push(c, batches):
+        with httpx.Client(timeout=60) as client:
+            for batch in batches:
+                r = ingest(c, key, batch, client=client)
+                assert r.status_code == 200, r.text
+                with lock:
+                    totals.append(r.json())
+
+    threads = [threading.Thread(target=push, args=(c, plan[c][k::2]))
+               for c in (a, b) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(totals) == sum(len(v) for v in plan.values())
+    assert sum(t["accepted"] for t in totals) == 1500
+    assert sum(t["duplicates"] for t in totals) == 3000
+    assert db.scalar("SELECT count(*) FROM cost_rows") == 1500
+    assert db.scalar("SELECT count(DISTINCT id) FROM cost_rows") == 1500
+
+
+# ---- slow and idle clients ------------------------------------------------------
+
+
+def raise_nofile(n):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < n:
+        if hard != resource.RLIM_INFINITY and hard < n:
+            pytest.skip(f"RLIMIT_NOFILE hard limit {hard} < {n}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n, hard))
+
+
+def open_idle(c, n, partial=True):
+    socks = []
+    for i in range(n):
+        s = socket.create_connection(("127.0.0.1", c.port), timeout=10)
+        if partial and i % 2:
+            s.sendall(b"POST /v1/ingest HTTP/1.1\r\nHost: x\r\n")  # and never finish
+        socks.append(s)
+    return socks
+
+
+def test_1000_idle_connections_do_not_stop_ingest(db, collectors):
+    raise_nofile(4096)  # the collector inherits it
+    c = collectors(db)
+    key = db.create_key("ingest")
+    socks = open_idle(c, 1000)
+    try:
+        with httpx.Client(timeout=10) as client:
+            for j in range(20):
+                rows = [make_row(i, id=f"idle-{j}-{i}") for i in range(50)]
+                r = ingest(c, key, rows, client=client)
+                assert r.status_code == 200, r.text
+        m = metrics_map(c.get("/metrics").text)
+        assert m["vgcollector_open_connections"] >= 1000
+    finally:
+        for s in socks:
+            s.close()
+    assert db.scalar("SELECT count(*) FROM cost_rows") == 1000
+
+
+def wait_closed(s, timeout=5):
+    """True when the peer closes s (EOF or reset) within timeout."""
+    s.settimeout(timeout)
+    try:
+        return s.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def test_connection_cap_refuses_at_once_and_recovers(db, collectors):
+    c = collectors(db, "--max-connections", "20")
+    key = db.create_key("ingest")
+    # httpx's own connection from wait_ready may still be closing: settle.
+    deadline = time.time() + 5
+    while metrics_map(c.get("/metrics").text)["vgcollector_open_connections"] > 1:
+        assert time.time() < deadline
+        time.sleep(0.05)
+    socks = open_idle(c, 20, partial=False)
+    try:
+        extra = socket.create_connection(("127.0.0.1", c.port), timeout=5)
+        extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert wait_closed(extra), "connection past max_connections was not closed"
+        extra.close()
+    finally:
+        for s in socks:
+            s.close()
+    deadline = time.time() + 10
+    while True:
+        try:
+            r = ingest(c, key, [make_row(0)], timeout=5)
+            if r.status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert time.time() < deadline, "no recovery after idle connections closed"
+        time.sleep(0.05)
+    m = metrics_map(c.get("/metrics").text)
+    assert m["vgcollector_connections_refused_total"] >= 1
+
+
+def test_idle_timeout_closes_silent_connection(db, collectors):
+    c = collectors(db, "--idle-timeout-s", "1")
+    s = socket.create_connection(("127.0.0.1", c.port))
+    s.sendall(b"POST /v1/ingest HTTP/1.1\r\nHost: x\r\n")
+    assert wait_closed(s, timeout=10)
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def tls_cert():
+    d = tempfile.mkdtemp(prefix="vgc-tls-")
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    return cert, key
+
+
+def test_connection_cap_with_tls(db, collectors, tls_cert):
+    cert, keyf = tls_cert
+    c = collectors(db, "--max-connections", "5", "--tls-cert", cert, "--tls-key", keyf,
+                   scheme="https")
+    key = db.create_key("ingest")
+    r = ingest(c, key, [make_row(0, id="tls-0")])
+    assert r.status_code == 200, r.text
+    ctx = ssl.create_default_context(cafile=cert)
+    deadline = time.time() + 5
+    while metrics_map(c.get("/metrics").text)["vgcollector_open_connections"] > 1:
+        assert time.time() < deadline
+        time.sleep(0.05)
+    socks = [ctx.wrap_socket(socket.create_connection(("127.0.0.1", c.port), timeout=10),
+                             server_hostname="127.0.0.1") for _ in range(5)]
+    try:
+        refused = False
+        raw = socket.create_connection(("127.0.0.1", c.port), timeout=5)
+        try:
+            t = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+            t.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            refused = wait_closed(t)
+        except (ssl.SSLError, ConnectionResetError, BrokenPipeError, socket.timeout) as e:
+            refused = not isinstance(e, socket.timeout)
+        assert refused, "TLS connection past max_connections was not closed"
+        raw.close()
+    finally:
+        for s in socks:
+            s.close()
+    deadline = time.time() + 10
+    while True:
+        try:
+            if ingest(c, key, [make_row(0, id="tls-1")], timeout=5).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert time.time() < deadline
+        time.sleep(0.05)
+
+
+# ---- metrics and logs -------------------------------------------------------------
+
+
+def test_metrics_pass_promtool_and_count_what_was_sent(db, collectors):
+    c = collectors(db)
+    key = db.create_key("ingest")
+    accepted = 0
+    for j in range(5):
+        rows = [make_row(i, id=f"m-{j}-{i}") for i in range(10 + j)]
+        assert ingest(c, key, rows).status_code == 200
+        accepted += len(rows)
+    dup = [make_row(i, id=f"m-0-{i}") for i in range(4)]
+    assert ingest(c, key, dup).status_code == 200
+    bad = [make_row(0, id="m-bad", modality="video"), make_row(1, id="m-ok")]
+    assert ingest(c, key, bad).status_code == 200
+    accepted += 1
+    for _ in range(3):
+        assert ingest(c, "vgk_" + "0" * 40, [make_row(0)]).status_code == 401
+
+    text = c.get("/metrics").text
+    r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    m = metrics_map(text)
+    assert m['vgcollector_rows_total{outcome="accepted"}'] == accepted
+    assert m['vgcollector_rows_total{outcome="duplicate"}'] == 4
+    assert m['vgcollector_rows_total{outcome="rejected"}'] == 1
+    assert m["vgcollector_auth_failures_total"] == 3
+    assert m['vgcollector_http_requests_total{route="/v1/ingest",status="200"}'] == 7
+    assert m['vgcollector_http_requests_total{route="/v1/ingest",status="401"}'] == 3
+    assert m["vgcollector_ingest_duration_seconds_count"] == 7
+    assert m['vgcollector_ingest_duration_seconds_bucket{le="+Inf"}'] == 7
+    assert any(k.startswith("vgcollector_build_info{") for k in m)
+    assert "vgcollector_db_pool_in_use" in m and "vgcollector_db_pool_waiting" in m
+
+
+def test_logs_never_contain_a_full_key(db, collectors):
+    c = collectors(db, "--log-level", "debug")
+    key = db.create_key("ingest", project="proj-a")
+    assert ingest(c, key, [make_row(0, id="log-0", project="proj-a")]).status_code == 200
+    assert ingest(c, key, [make_row(0, id="log-1", modality="x")]).status_code == 200
+    unknown = key[:-6] + "ZZZZZZ"
+    assert ingest(c, unknown, [make_row(0)]).status_code == 401
+    assert c.get("/v1/whoami", headers={"Authorization": "Basic " + key}).status_code == 401
+    r = run_vgc("keys", "revoke", key, "--db", db.conninfo)
+    assert r.returncode == 0
+    c.wait_ready()
+    deadline = time.time() + 5
+    while ingest(c, key, [make_row(0)]).status_code != 401:
+        assert time.time() < deadline
+    out = c.output() + r.stdout + r.stderr
+    assert key not in out and unknown not in out
+    assert key[len(key) // 2:] not in out  # not even the secret half
+    assert key[:12] in c.output()  # the display prefix is what identifies it
+    assert "project=proj-a" in c.output()
+
+
+def test_json_log_format(db, collectors):
+    c = collectors(db, "--log-format", "json", "--log-level", "debug")
+    key = db.create_key("ingest", project="proj-j")
+    r = ingest(c, key, [make_row(0, id="j-bad", modality="video", project="proj-j")])
+    assert r.status_code == 200
+    rid = r.headers["x-request-id"]
+    assert ingest(c, "vgk_" + "1" * 40, [make_row(0)]).status_code == 401
+    c.stop()
+    lines = [l for l in c.output().splitlines() if l.strip()]
+    assert lines
+    parsed = [json.loads(l) for l in lines]  # every line is one JSON object
+    assert all("level" in p for p in parsed)
+    mine = [p for p in parsed if p.get("request_id") == rid]
+    assert mine, parsed[-5:]
+    assert any(p.get("project") == "proj-j" and p.get("key") == key[:len(p.get("key", ""))]
+               and p.get("key") for p in mine)
+
+
+# ---- retention and partitions -------------------------------------------------------
+
+
+def old_partition(db, month, ids):
+    """A partition for month ('2020-01-15') with rows whose ids are also in cost_row_ids."""
+    db.query("SELECT vgc_ensure_partition(%s::timestamptz)", month)
+    for i in ids:
+        db.query("INSERT INTO cost_row_ids (id, ts) VALUES (%s, %s::timestamptz)", i, month)
+        db.query("INSERT INTO cost_rows (id, ts, modality, project) VALUES (%s, %s, 'llm', 'p')",
+                 i, month)
+    db.conn.commit()
+
+
+def partitions(db):
+    return sorted(r[0] for r in db.query(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+        " WHERE i.inhparent = 'cost_rows'::regclass"))
+
+
+def month_name(months_from_now):
+    t = time.gmtime()
+    m = t.tm_year * 12 + (t.tm_mon - 1) + months_from_now
+    return f"cost_rows_{m // 12:04d}{m % 12 + 1:02d}"
+
+
+def test_retention_dry_run_then_drop(db):
+    old_partition(db, "2020-01-15 12:00+00", ["old-1", "old-2"])
+    old_partition(db, "2020-03-31 23:59:59+00", ["old-3"])
+    edge = month_name(-2)  # entirely older than 1 month: dropped
+    keep = month_name(-1)  # partly within the last month: kept
+    for name in (edge, keep):
+        db.query("SELECT vgc_ensure_partition(to_date(%s, 'YYYYMM') + 14)", name[-6:])
+    db.query("INSERT INTO cost_row_ids VALUES ('new-1', now())")
+    db.conn.commit()
+
+    r = run_vgc("retention", "--dry-run", "--db", db.conninfo, "--retention-months", "1",
+                "--partitions-ahead", "5")
+    assert r.returncode == 0, r.stderr
+    for name in ("cost_rows_202001", "cost_rows_202003", edge):
+        assert f"would drop {name}" in r.stdout, r.stdout
+    assert keep not in r.stdout
+    assert f"would create {month_name(5)}" in r.stdout
+    assert "cost_rows_202001" in partitions(db)  # nothing done
+
+    lock = db.cluster.connect(db.name)
+    lock.autocommit = True
+    with lock.cursor() as cur:
+        cur.execute("SELECT pg_advisory_lock(hashtext('vgcollector.retention'))")
+    r = run_vgc("retention", "--db", db.conninfo, "--retention-months", "1")
+    assert r.returncode != 0 and "lock" in r.stderr, r.stdout + r.stderr
+    assert "cost_rows_202001" in partitions(db)
+    lock.close()
+
+    r = run_vgc("retention", "--db", db.conninfo, "--retention-months", "1",
+                "--partitions-ahead", "5")
+    assert r.returncode == 0, r.stderr
+    now = partitions(db)
+    assert "cost_rows_202001" not in now and "cost_rows_202003" not in now and edge not in now
+    assert keep in now and month_name(0) in now and month_name(5) in now
+    ids = {r[0] for r in db.query("SELECT id FROM cost_row_ids")}
+    assert ids == {"new-1"}
+    assert "dropped cost_rows_202001" in r.stdout and "3 ids" in r.stdout, r.stdout
+
+
+def test_retention_zero_keeps_everything(db):
+    old_partition(db, "2019-06-01 00:00+00", ["x"])
+    r = run_vgc("retention", "--db", db.conninfo, "--retention-months", "0")
+    assert r.returncode == 0, r.stderr
+    assert "cost_rows_201906" in partitions(db)
+
+
+def test_serve_runs_retention_at_startup(db, collectors):
+    old_partition(db, "2021-02-10 00:00+00", ["s-1"])
+    c = collectors(db, "--retention-months", "3", "--partitions-ahead", "4")
+    deadline = time.time() + 15
+    while "cost_rows_202102" in partitions(db) or month_name(4) not in partitions(db):
+        assert time.time() < deadline, c.output()[-2000:]
+        time.sleep(0.1)
+    assert db.scalar("SELECT count(*) FROM cost_row_ids WHERE id = 's-1'") == 0
+    # Ingest still works, including into a month created ahead.
+    key = db.create_key("ingest")
+    assert ingest(c, key, [make_row(0, id="after")]).status_code == 200
+    assert "retention: dropped cost_rows_202102" in c.output()
+
+
+# ---- make install -------------------------------------------------------------------
+
+
+def test_make_install_and_pkg_config(tmp_path):
+    if not os.path.exists(os.path.join(ROOT, "sink", "vgsink.h")):
+        pytest.fail("sink/vgsink.h does not exist yet: libvgsink is not written")
+    dest = tmp_path / "root"
+    conf = dest / "etc" / "vgcollector" / "vgcollector.conf"
+    conf.parent.mkdir(parents=True)
+    conf.write_text("# mine\nretention_months = 6\n")
+    build = os.path.relpath(BUILD, ROOT)
+    r = subprocess.run(["make", "-s", "install", f"BUILD={build}", "PREFIX=/usr/local",
+                        f"DESTDIR={dest}"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    p = dest / "usr" / "local"
+    for f in ["bin/vgcollector", "lib/libvgsink.a", "lib/libvgsink.so", "lib/libvgsink.so.0",
+              "include/vgsink.h", "lib/pkgconfig/vgsink.pc",
+              "share/vgcollector/schema/0001_init.sql"]:
+        assert (p / f).exists(), f
+    assert os.access(p / "bin" / "vgcollector", os.X_OK)
+    unit = (dest / "lib" / "systemd" / "system" / "vgcollector.service").read_text()
+    assert "ExecStart=/usr/local/bin/vgcollector serve" in unit and "@PREFIX@" not in unit
+    assert conf.read_text() == "# mine\nretention_months = 6\n"  # not overwritten
+
+    dest2 = tmp_path / "fresh"
+    r = subprocess.run(["make", "-s", "install", f"BUILD={build}", "PREFIX=/usr/local",
+                        f"DESTDIR={dest2}"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    with open(os.path.join(ROOT, "deploy", "vgcollector.conf")) as f:
+        assert (dest2 / "etc" / "vgcollector" / "vgcollector.conf").read_text() == f.read()
+
+    src = tmp_path / "prog.c"
+    src.write_text(
+        '#include <stdio.h>\n#include <vgsink.h>\n'
+        'int main(void)\n{\n'
+        '\tvgsink_config cfg;\n\tchar err[256] = "";\n\tvgsink *s;\n\n'
+        '\tvgsink_config_init(&cfg);\n'
+        '\ts = vgsink_open(&cfg, err, sizeof(err));\n'
+        '\tif (s)\n\t\tvgsink_close(s, 0);\n'
+        '\tprintf("linked %s\\n", s ? "open" : err);\n'
+        '\treturn 0;\n}\n')
+    env = dict(os.environ, PKG_CONFIG_PATH=str(p / "lib" / "pkgconfig"),
+               PKG_CONFIG_SYSROOT_DIR=str(dest))
+    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "vgsink"], env=env,
+                           capture_output=True, text=True)
+    assert flags.returncode == 0, flags.stderr
+    exe = tmp_path / "prog"
+    r = subprocess.run(["cc", "-o", str(exe), str(src), *flags.stdout.split()],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([str(exe)], capture_output=True, text=True,
+                       env=dict(os.environ, LD_LIBRARY_PATH=str(p / "lib"),
+                                VOICEGW_COLLECTOR_URL="http://127.0.0.1:9"))
+    assert r.returncode == 0 and r.stdout.startswith("linked"), r.stdout + r.stderr
