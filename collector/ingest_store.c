@@ -82,14 +82,19 @@ static void copy_text(struct buf *out, const char *s)
 		buf_append(out, "\\N", 2);
 		return;
 	}
-	for (const char *p = s; *p; p++) {
-		switch (*p) {
+	for (;;) {
+		size_t plain = strcspn(s, "\\\t\n\r");
+
+		buf_append(out, s, plain);
+		s += plain;
+		switch (*s) {
+		case '\0': return;
 		case '\\': buf_append(out, "\\\\", 2); break;
 		case '\t': buf_append(out, "\\t", 2); break;
 		case '\n': buf_append(out, "\\n", 2); break;
-		case '\r': buf_append(out, "\\r", 2); break;
-		default: buf_putc(out, *p); break;
+		default: buf_append(out, "\\r", 2); break;
 		}
+		s++;
 	}
 }
 

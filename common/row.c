@@ -131,15 +131,38 @@ bool row_tenant_valid(const char *s)
 
 /* ---- decoding -------------------------------------------------------------- */
 
+/* Reads one object's fields. Wire rows list their fields in the same order
+ * as the reads below, so each lookup starts after the previous hit: one pass
+ * over the object instead of a scan per field. */
 struct field_err {
 	char *err;
 	size_t errlen;
+	const cJSON *obj;
+	const cJSON *next; /* where the next lookup starts */
 };
 
-static bool row_get_string(const cJSON *obj, const char *name, const char **out, bool required,
-			   struct field_err *fe)
+static const cJSON *row_field(struct field_err *fe, const char *name)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+	const cJSON *start = fe->next ? fe->next : fe->obj->child;
+
+	for (int pass = 0; pass < 2; pass++) {
+		const cJSON *from = pass ? fe->obj->child : start;
+		const cJSON *to = pass ? start : NULL;
+
+		for (const cJSON *v = from; v != to; v = v->next) {
+			if (v->string && strcmp(v->string, name) == 0) {
+				fe->next = v->next;
+				return v;
+			}
+		}
+	}
+	return NULL;
+}
+
+static bool row_get_string(struct field_err *fe, const char *name, const char **out,
+			   bool required)
+{
+	const cJSON *v = row_field(fe, name);
 
 	if (!v || cJSON_IsNull(v)) {
 		if (required) {
@@ -158,10 +181,9 @@ static bool row_get_string(const cJSON *obj, const char *name, const char **out,
 }
 
 /* Reads a number; absent or null leaves *out unchanged (the caller's default). */
-static bool row_get_number(const cJSON *obj, const char *name, double *out, bool required,
-			   struct field_err *fe)
+static bool row_get_number(struct field_err *fe, const char *name, double *out, bool required)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+	const cJSON *v = row_field(fe, name);
 
 	if (!v || cJSON_IsNull(v)) {
 		if (required) {
@@ -181,7 +203,7 @@ static bool row_get_number(const cJSON *obj, const char *name, double *out, bool
 bool row_from_json(const cJSON *obj, struct row *r, char **metadata_owned, char *err,
 		   size_t errlen)
 {
-	struct field_err fe = { err, errlen };
+	struct field_err fe = { err, errlen, obj, NULL };
 	const char *modality = NULL, *status = NULL;
 	const cJSON *v;
 
@@ -191,28 +213,28 @@ bool row_from_json(const cJSON *obj, struct row *r, char **metadata_owned, char 
 		snprintf(err, errlen, "row must be a JSON object");
 		return false;
 	}
-	if (!row_get_string(obj, "id", &r->id, true, &fe) ||
-	    !row_get_number(obj, "timestamp", &r->timestamp, true, &fe) ||
-	    !row_get_string(obj, "modality", &modality, true, &fe) ||
-	    !row_get_string(obj, "model_id", &r->model_id, false, &fe) ||
-	    !row_get_string(obj, "provider", &r->provider, false, &fe) ||
-	    !row_get_string(obj, "project", &r->project, false, &fe) ||
-	    !row_get_number(obj, "input_units", &r->input_units, false, &fe) ||
-	    !row_get_number(obj, "output_units", &r->output_units, false, &fe) ||
-	    !row_get_number(obj, "cached_input_units", &r->cached_input_units, false, &fe) ||
-	    !row_get_number(obj, "cost_usd", &r->cost_usd, false, &fe) ||
-	    !row_get_number(obj, "rated_price_usd", &r->rated_price_usd, false, &fe) ||
-	    !row_get_string(obj, "pricing_source", &r->pricing_source, false, &fe) ||
-	    !row_get_string(obj, "rate_rule", &r->rate_rule, false, &fe) ||
-	    !row_get_number(obj, "ttfb_ms", &r->ttfb_ms, false, &fe) ||
-	    !row_get_number(obj, "total_latency_ms", &r->total_latency_ms, false, &fe) ||
-	    !row_get_string(obj, "status", &status, false, &fe) ||
-	    !row_get_string(obj, "fallback_from", &r->fallback_from, false, &fe) ||
-	    !row_get_string(obj, "error_message", &r->error_message, false, &fe) ||
-	    !row_get_string(obj, "session_id", &r->session_id, false, &fe) ||
-	    !row_get_string(obj, "agent_id", &r->agent_id, false, &fe) ||
-	    !row_get_string(obj, "tenant_id", &r->tenant_id, false, &fe) ||
-	    !row_get_string(obj, "revision", &r->revision, false, &fe))
+	if (!row_get_string(&fe, "id", &r->id, true) ||
+	    !row_get_number(&fe, "timestamp", &r->timestamp, true) ||
+	    !row_get_string(&fe, "modality", &modality, true) ||
+	    !row_get_string(&fe, "model_id", &r->model_id, false) ||
+	    !row_get_string(&fe, "provider", &r->provider, false) ||
+	    !row_get_string(&fe, "project", &r->project, false) ||
+	    !row_get_number(&fe, "input_units", &r->input_units, false) ||
+	    !row_get_number(&fe, "output_units", &r->output_units, false) ||
+	    !row_get_number(&fe, "cached_input_units", &r->cached_input_units, false) ||
+	    !row_get_number(&fe, "cost_usd", &r->cost_usd, false) ||
+	    !row_get_number(&fe, "rated_price_usd", &r->rated_price_usd, false) ||
+	    !row_get_string(&fe, "pricing_source", &r->pricing_source, false) ||
+	    !row_get_string(&fe, "rate_rule", &r->rate_rule, false) ||
+	    !row_get_number(&fe, "ttfb_ms", &r->ttfb_ms, false) ||
+	    !row_get_number(&fe, "total_latency_ms", &r->total_latency_ms, false) ||
+	    !row_get_string(&fe, "status", &status, false) ||
+	    !row_get_string(&fe, "fallback_from", &r->fallback_from, false) ||
+	    !row_get_string(&fe, "error_message", &r->error_message, false) ||
+	    !row_get_string(&fe, "session_id", &r->session_id, false) ||
+	    !row_get_string(&fe, "agent_id", &r->agent_id, false) ||
+	    !row_get_string(&fe, "tenant_id", &r->tenant_id, false) ||
+	    !row_get_string(&fe, "revision", &r->revision, false))
 		return false;
 
 	if (!row_modality_parse(modality, &r->modality)) {
@@ -225,7 +247,7 @@ bool row_from_json(const cJSON *obj, struct row *r, char **metadata_owned, char 
 			 "status \"%.32s\": must be \"success\", \"error\" or \"fallback\"", status);
 		return false;
 	}
-	v = cJSON_GetObjectItemCaseSensitive(obj, "turn_index");
+	v = row_field(&fe, "turn_index");
 	if (v && !cJSON_IsNull(v)) {
 		if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) ||
 		    v->valuedouble < 0 || v->valuedouble > 2147483647.0) {
@@ -234,7 +256,7 @@ bool row_from_json(const cJSON *obj, struct row *r, char **metadata_owned, char 
 		}
 		r->turn_index = (long long)v->valuedouble;
 	}
-	v = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+	v = row_field(&fe, "metadata");
 	if (v && !cJSON_IsNull(v)) {
 		if (!cJSON_IsObject(v)) {
 			snprintf(err, errlen, "metadata: must be a JSON object");
