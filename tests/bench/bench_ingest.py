@@ -4,7 +4,10 @@ batches over several keep-alive connections) next to a raw COPY of the same
 rows into a same-shaped table, in the same run on the same cluster.
 
 Environment: BENCH_ROWS (default 1000000), BENCH_BATCH (1000), BENCH_CONNS (4),
-BENCH_POOL (collector pool_size, default 4)."""
+BENCH_POOL (collector pool_size, default 4), BENCH_SPREAD_S (3600): the rows'
+timestamps run in order over that many seconds before now, as a live fleet's
+stream does; a large value (864000 = 10 days) models a backfill, where almost
+every row lands in its own hourly rollup group."""
 
 import gzip
 import http.client
@@ -24,6 +27,7 @@ ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
 BATCH = int(os.environ.get("BENCH_BATCH", "1000"))
 CONNS = int(os.environ.get("BENCH_CONNS", "4"))
 POOL = os.environ.get("BENCH_POOL", "4")
+SPREAD_S = float(os.environ.get("BENCH_SPREAD_S", "3600"))
 
 COLUMNS = ["id", "ts", "modality", "model_id", "provider", "project", "input_units",
            "output_units", "cached_input_units", "cost_usd", "rated_price_usd",
@@ -54,7 +58,7 @@ def make_rows(n, seed=7):
     for i in range(n):
         modality, model, provider = models[i % 3]
         rows.append({
-            "id": f"bench-{i:08d}", "timestamp": now - rnd.random() * 10 * 86400,
+            "id": f"bench-{i:08d}", "timestamp": now - SPREAD_S * (1 - i / n),
             "modality": modality, "model_id": model, "provider": provider,
             "project": f"proj-{i % 4}", "input_units": rnd.randint(10, 4000),
             "output_units": rnd.randint(0, 800), "cached_input_units": 0,
@@ -130,7 +134,7 @@ def send_all(collector, key, bodies):
 
 def main():
     print(f"bench-ingest: {ROWS} rows in {BATCH}-row gzip batches over {CONNS} connections,"
-          f" pool_size={POOL}")
+          f" pool_size={POOL}, timestamps spread over {SPREAD_S:.0f} s")
     print(f"machine: {machine()}")
     t0 = time.perf_counter()
     rows = make_rows(ROWS)
