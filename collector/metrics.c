@@ -104,10 +104,6 @@ void metrics_conn_refused(void)
 	atomic_fetch_add(&conns_refused, 1);
 }
 
-uint64_t metrics_conn_current(void)
-{
-	return atomic_load(&conns_open);
-}
 
 static void metrics_counter(struct buf *out, const char *name, const char *help, uint64_t v)
 {

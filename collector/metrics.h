@@ -20,7 +20,6 @@ void metrics_rate_limited(void);
 void metrics_conn_open(void);
 void metrics_conn_close(void);
 void metrics_conn_refused(void);
-uint64_t metrics_conn_current(void);
 
 /* Appends the whole exposition to out. pool may be NULL. */
 void metrics_render(struct buf *out, struct pool *pool);
