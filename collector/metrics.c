@@ -104,7 +104,6 @@ void metrics_conn_refused(void)
 	atomic_fetch_add(&conns_refused, 1);
 }
 
-
 static void metrics_counter(struct buf *out, const char *name, const char *help, uint64_t v)
 {
 	buf_printf(out, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name,
