@@ -9,6 +9,7 @@
 #include "config.h"
 #include "log.h"
 #include "retention.h"
+#include "rollup.h"
 #include "server.h"
 
 #define DEFAULT_CONFIG "/etc/vgcollector/vgcollector.conf"
@@ -127,6 +128,7 @@ static const struct command commands[] = {
 	{ "serve", cmd_serve, "run the collector (HTTP ingest and read API)" },
 	{ "migrate", cli_migrate, "apply schema migrations to the database" },
 	{ "keys", cli_keys, "create, list or revoke API keys" },
+	{ "rollup", cli_rollup, "print cost rollups as a table or CSV, from the database" },
 	{ "retention", retention_cli, "drop expired cost_rows partitions, create future ones" },
 	{ "config-sample", cmd_config_sample, "print a config file with every key and default" },
 	{ NULL, NULL, NULL },

@@ -24,6 +24,7 @@
 #include "pool.h"
 #include "ratelimit.h"
 #include "retention.h"
+#include "rollup.h"
 #include "vgcollector.h"
 
 static const struct http_route server_routes[] = {
@@ -33,6 +34,9 @@ static const struct http_route server_routes[] = {
 	{ "/readyz", HTTP_GET, health_handle_readyz },
 	{ "/metrics", HTTP_GET, health_handle_metrics },
 	{ "/v1/whoami", HTTP_GET, health_handle_whoami },
+	{ "/v1/rollups", HTTP_GET, rollup_handle_rollups },
+	{ "/v1/costs", HTTP_GET, rollup_handle_costs },
+	{ "/v1/rows", HTTP_GET, rollup_handle_rows },
 	{ NULL, 0, NULL },
 };
 

@@ -1,0 +1,290 @@
+/* `vgcollector rollup`: the /v1/rollups query, read straight from PostgreSQL
+ * for a person at a terminal. Options become the API's parameters and go
+ * through the same parser and SQL; --csv prints exactly the API's CSV. */
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "buf.h"
+#include "cli.h"
+#include "config.h"
+#include "db.h"
+#include "rollup.h"
+#include "rollup_query.h"
+
+static const char rollup_usage[] =
+    "usage: vgcollector rollup [--from DATE] [--to DATE] [--by tenant,agent,...]\n"
+    "                          [--granularity hour|day|month|total] [--tenant T] [--project P]\n"
+    "                          [--agent A] [--modality M] [--provider P] [--model M]\n"
+    "                          [--csv] [--db CONNINFO]\n"
+    "\n"
+    "Sums cost_rollup_hourly over [--from, --to) in UTC (dates YYYY-MM-DD or RFC 3339\n"
+    "timestamps on whole hours; default: the last 30 days), by period and the --by\n"
+    "columns (project, agent, tenant, modality, provider, model; default tenant).\n"
+    "Filters take a comma list; an empty value (--tenant '') selects unattributed rows.\n"
+    "Prints an aligned table with a totals line, or with --csv the same CSV as\n"
+    "GET /v1/rollups?format=csv. The database is --db, else $VGC_DB, else PG* defaults.\n";
+
+/* Options and the API parameter each one becomes. */
+static const struct {
+	const char *opt;
+	const char *param;
+} rollup_opts[] = {
+    {"--from", "from"},		{"--to", "to"},
+    {"--by", "group_by"},	{"--granularity", "granularity"},
+    {"--tenant", "tenant"},	{"--project", "project"},
+    {"--agent", "agent"},	{"--modality", "modality"},
+    {"--provider", "provider"}, {"--model", "model"},
+};
+#define NOPTS (int)(sizeof(rollup_opts) / sizeof(rollup_opts[0]))
+
+/* Writes s with thousands separators in its integer part and its fraction
+ * padded with zeros to at least frac digits. Exact: only zeros are added. */
+static void cli_rollup_number(const char *s, int frac, char *out, size_t outlen)
+{
+	const char *dot = strchr(s, '.');
+	size_t ilen = dot ? (size_t)(dot - s) : strlen(s), pos = 0;
+	int have = dot ? (int)strlen(dot + 1) : 0;
+
+	for (size_t i = 0; i < ilen && pos + 2 < outlen; i++) {
+		if (i > 0 && (ilen - i) % 3 == 0)
+			out[pos++] = ',';
+		out[pos++] = s[i];
+	}
+	if ((dot || frac > 0) && pos + 1 < outlen)
+		out[pos++] = '.';
+	for (int i = 0; i < have && pos + 1 < outlen; i++)
+		out[pos++] = dot[1 + i];
+	for (int i = have; i < frac && pos + 1 < outlen; i++)
+		out[pos++] = '0';
+	out[pos] = '\0';
+}
+
+static int cli_rollup_frac(const char *s)
+{
+	const char *dot = strchr(s, '.');
+
+	return dot ? (int)strlen(dot + 1) : 0;
+}
+
+/* Prints rows and totals as a table: text columns left, numbers right with
+ * aligned decimals, a rule, then the totals line. */
+static int cli_rollup_table(const struct rollup_query *q, const PGresult *res)
+{
+	int ntext = (q->granularity != ROLLUP_TOTAL) + q->ncols, label = ntext ? 0 : 1;
+	int ncol = label + ntext + ROLLUP_NMEASURES, nrow = PQntuples(res) + 1;
+	int first = q->granularity == ROLLUP_TOTAL ? ROLLUP_COL0_GROUPS : 1;
+	int m0 = ROLLUP_COL0_GROUPS + q->ncols; /* the first measure in res */
+	char ***cell = calloc((size_t)nrow, sizeof(char **));
+	int *width = calloc((size_t)ncol, sizeof(int)), frac[ROLLUP_NMEASURES] = {0};
+	char tmp[256];
+
+	if (!cell || !width) {
+		free(cell);
+		free(width);
+		fprintf(stderr, "vgcollector rollup: out of memory\n");
+		return 1;
+	}
+	for (int i = 0; i < ROLLUP_NMEASURES; i++) {
+		frac[i] = rollup_measure_is_money(i) ? 2 : 0;
+		for (int r = 0; r < PQntuples(res); r++) {
+			int f = cli_rollup_frac(PQgetvalue(res, r, m0 + i));
+			frac[i] = f > frac[i] ? f : frac[i];
+		}
+	}
+	/* Row 0: the header; then res's rows, the last of which is the totals. */
+	for (int r = 0; r < nrow; r++) {
+		if (!(cell[r] = calloc((size_t)ncol, sizeof(char *))))
+			goto oom;
+		for (int c = 0; c < ncol; c++) {
+			const char *v = "";
+			if (r == 0) {
+				if (c < label)
+					v = "";
+				else if (c < label + ntext)
+					v = (c - label == 0 && q->granularity != ROLLUP_TOTAL)
+						? "period"
+						: rollup_col_name(
+						      q->cols[c - label -
+							      (q->granularity != ROLLUP_TOTAL)]);
+				else
+					v = rollup_measures[c - label - ntext];
+				snprintf(tmp, sizeof(tmp), "%s", v);
+				for (char *p = tmp; *p; p++)
+					*p = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+			} else if (r == nrow - 1) {
+				if (c == 0)
+					snprintf(tmp, sizeof(tmp), "TOTAL");
+				else if (c < label + ntext)
+					tmp[0] = '\0';
+				else
+					cli_rollup_number(
+					    PQgetvalue(res, r - 1, c - ntext + m0 - label),
+					    frac[c - label - ntext], tmp, sizeof(tmp));
+			} else {
+				int src = c - label + first; /* column in res */
+				if (c < label) {
+					tmp[0] = '\0';
+				} else if (c < label + ntext) {
+					bool tenant =
+					    c - label >= (q->granularity != ROLLUP_TOTAL) &&
+					    q->cols[c - label - (q->granularity != ROLLUP_TOTAL)] ==
+						ROLLUP_COL_TENANT;
+					v = PQgetisnull(res, r - 1, src)
+						? (tenant ? "(unattributed)" : "-")
+						: PQgetvalue(res, r - 1, src);
+					snprintf(tmp, sizeof(tmp), "%s", v);
+				} else {
+					cli_rollup_number(PQgetvalue(res, r - 1, src),
+							  frac[c - label - ntext], tmp,
+							  sizeof(tmp));
+				}
+			}
+			if (!(cell[r][c] = strdup(tmp)))
+				goto oom;
+			if ((int)strlen(tmp) > width[c])
+				width[c] = (int)strlen(tmp);
+		}
+	}
+	for (int r = 0; r < nrow; r++) {
+		if (r == nrow - 1) {
+			int total = 0;
+			for (int c = 0; c < ncol; c++)
+				total += width[c] + (c ? 2 : 0);
+			for (int i = 0; i < total; i++)
+				putchar('-');
+			putchar('\n');
+		}
+		for (int c = 0; c < ncol; c++) {
+			bool right = c >= label + ntext;
+			printf("%s%*s", c ? "  " : "", right ? width[c] : -width[c], cell[r][c]);
+		}
+		putchar('\n');
+	}
+	for (int r = 0; r < nrow; r++) {
+		for (int c = 0; c < ncol; c++)
+			free(cell[r][c]);
+		free(cell[r]);
+	}
+	free(cell);
+	free(width);
+	return 0;
+oom:
+	for (int r = 0; r < nrow; r++) {
+		for (int c = 0; cell[r] && c < ncol; c++)
+			free(cell[r][c]);
+		free(cell[r]);
+	}
+	free(cell);
+	free(width);
+	fprintf(stderr, "vgcollector rollup: out of memory\n");
+	return 1;
+}
+
+/* Runs the rollup on conn and prints it. */
+static int cli_rollup_print(PGconn *conn, const struct rollup_query *q)
+{
+	char err[1024], from[40], to[40];
+	int status, rc = 1;
+	PGresult *res;
+	struct buf out;
+
+	if (q->csv) {
+		buf_init(&out, 0);
+		status = rollup_answer(conn, q, &out, err, sizeof(err));
+		if (status == 200)
+			fwrite(out.data ? out.data : "", 1, out.len, stdout);
+		else
+			fprintf(stderr, "vgcollector rollup: %s\n", err);
+		buf_release(&out);
+		return status == 200 ? 0 : 1;
+	}
+	if (!(res = rollup_fetch(conn, q, &status, err, sizeof(err)))) {
+		fprintf(stderr, "vgcollector rollup: %s\n", err);
+		return 1;
+	}
+	rollup_format_time(q->from_us, from, sizeof(from));
+	rollup_format_time(q->to_us, to, sizeof(to));
+	printf("cost rollup %s .. %s (UTC, to exclusive), granularity %s, %d row%s\n\n", from, to,
+	       rollup_granularity_name(q->granularity), PQntuples(res) - 1,
+	       PQntuples(res) == 2 ? "" : "s");
+	rc = cli_rollup_table(q, res);
+	PQclear(res);
+	return rc;
+}
+
+int cli_rollup(int argc, char **argv)
+{
+	struct rollup_param params[64];
+	struct rollup_query q;
+	struct rollup_limits lim;
+	struct config cfg;
+	const char *db = NULL;
+	char err[1024];
+	bool bad = false, csv = false;
+	int n = 0, st, rc;
+	PGconn *conn;
+
+	for (int i = 1; i < argc; i++) {
+		int o;
+
+		if (cli_is_help(argv[i])) {
+			fputs(rollup_usage, stdout);
+			return 0;
+		}
+		if (strcmp(argv[i], "--csv") == 0) {
+			csv = true;
+			continue;
+		}
+		if (cli_opt(argc, argv, &i, "--db", &db, &bad)) {
+			if (bad)
+				return 2;
+			continue;
+		}
+		for (o = 0; o < NOPTS; o++) {
+			if (cli_opt(argc, argv, &i, rollup_opts[o].opt, &params[n].value, &bad))
+				break;
+		}
+		if (bad)
+			return 2;
+		if (o == NOPTS || n == (int)(sizeof(params) / sizeof(params[0]))) {
+			fprintf(stderr, "vgcollector rollup: unknown argument \"%s\"\n%s", argv[i],
+				rollup_usage);
+			return 2;
+		}
+		params[n++].name = rollup_opts[o].param;
+	}
+	/* max_rollup_periods: the default, or VGC_MAX_ROLLUP_PERIODS. */
+	config_init(&cfg);
+	if (!config_load_env(&cfg, err, sizeof(err))) {
+		fprintf(stderr, "vgcollector rollup: %s\n", err);
+		config_free(&cfg);
+		return 2;
+	}
+	lim.max_periods = cfg.max_rollup_periods;
+	lim.now = (double)time(NULL);
+	config_free(&cfg);
+
+	rollup_query_init(&q, ROLLUP_KIND_ROLLUPS);
+	st = rollup_query_parse(&q, params, n, &lim, err, sizeof(err));
+	if (st) {
+		/* The API's messages name parameters; say which option that is. */
+		fprintf(stderr, "vgcollector rollup: %s%s\n", err,
+			strncmp(err, "group_by", 8) == 0 ? " (group_by is --by)" : "");
+		rollup_query_free(&q);
+		return 2;
+	}
+	q.csv = csv;
+	conn = db_connect(db_conninfo(db), 10, err, sizeof(err));
+	if (!conn) {
+		fprintf(stderr, "vgcollector rollup: cannot connect to PostgreSQL: %s\n", err);
+		rollup_query_free(&q);
+		return 1;
+	}
+	rc = cli_rollup_print(conn, &q);
+	PQfinish(conn);
+	rollup_query_free(&q);
+	return rc;
+}

@@ -1,0 +1,422 @@
+/* Read API handlers. On the loop: authenticate (read or admin), parse and
+ * scope the query (rollup_query.c), queue a pool job. On a worker: run the
+ * parameterized SQL and render JSON or CSV. Money comes out of PostgreSQL as
+ * numeric text and is copied through unchanged, so nothing is ever rounded. */
+#include "rollup.h"
+
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "http.h"
+#include "pool.h"
+#include "row.h"
+
+#define ROLLUP_MAX_PARAMS 256 /* query-string parameters in one request */
+
+struct rollup_job {
+	struct pool_job job; /* first: the pool hands this pointer back */
+	struct http_req *hr;
+	struct rollup_query q; /* owns copies of every value: the request may go away */
+
+	/* Results, written by the worker. */
+	int status;
+	char err[1024];
+	struct buf answer;
+};
+
+/* ---- execution and rendering (shared with the CLI) ------------------------- */
+
+PGresult *rollup_exec(PGconn *conn, const struct rollup_sql *s, int *status, char *err,
+		      size_t errlen)
+{
+	PGresult *res = PQexecParams(conn, s->text.data, s->nparams, NULL,
+				     (const char *const *)s->params, NULL, NULL, 0);
+
+	if (PQresultStatus(res) == PGRES_TUPLES_OK)
+		return res;
+	db_result_error(conn, res, err, errlen);
+	PQclear(res);
+	*status = PQstatus(conn) == CONNECTION_OK ? 500 : 503;
+	return NULL;
+}
+
+static const char *value_or_null(const PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
+}
+
+/* RFC 4180 field: quoted when it holds a comma, quote, CR or LF. */
+static void csv_field(struct buf *out, const char *s)
+{
+	if (!s)
+		return;
+	if (!s[strcspn(s, ",\"\r\n")]) {
+		buf_puts(out, s);
+		return;
+	}
+	buf_putc(out, '"');
+	for (; *s; s++) {
+		if (*s == '"')
+			buf_putc(out, '"');
+		buf_putc(out, *s);
+	}
+	buf_putc(out, '"');
+}
+
+bool rollup_render_csv(const struct rollup_query *q, const PGresult *res, struct buf *out)
+{
+	int first = q->granularity == ROLLUP_TOTAL ? ROLLUP_COL0_GROUPS : 1, ncol = PQnfields(res);
+
+	if (q->granularity != ROLLUP_TOTAL)
+		buf_puts(out, "period,");
+	for (int i = 0; i < q->ncols; i++)
+		buf_printf(out, "%s,", rollup_col_name(q->cols[i]));
+	for (int i = 0; i < ROLLUP_NMEASURES; i++)
+		buf_printf(out, "%s%s", rollup_measures[i],
+			   i + 1 < ROLLUP_NMEASURES ? "," : "\r\n");
+	for (int r = 0; r < PQntuples(res); r++) {
+		if (PQgetvalue(res, r, 0)[0] != '0')
+			continue; /* the totals row */
+		for (int c = first; c < ncol; c++) {
+			csv_field(out, value_or_null(res, r, c));
+			buf_puts(out, c + 1 < ncol ? "," : "\r\n");
+		}
+	}
+	return !out->over;
+}
+
+/* The measures of row r, as JSON members. */
+static void json_measures(const struct rollup_query *q, struct buf *out, const PGresult *res, int r)
+{
+	for (int i = 0; i < ROLLUP_NMEASURES; i++) {
+		const char *v = PQgetvalue(res, r, ROLLUP_COL0_GROUPS + q->ncols + i);
+
+		buf_printf(out, "%s\"%s\":", i ? "," : "", rollup_measures[i]);
+		if (rollup_measure_is_money(i))
+			row_json_string(out, v); /* exact decimal string */
+		else
+			buf_puts(out, v); /* integer or exact numeric text: a JSON number */
+	}
+}
+
+static bool rollup_render_json(const struct rollup_query *q, const PGresult *res, struct buf *out)
+{
+	int n = PQntuples(res) - 1; /* the last row holds the totals */
+	char t[40];
+
+	rollup_format_time(q->from_us, t, sizeof(t));
+	buf_printf(out, "{\"from\":\"%s\",", t);
+	rollup_format_time(q->to_us, t, sizeof(t));
+	buf_printf(out, "\"to\":\"%s\",\"granularity\":\"%s\",\"group_by\":[", t,
+		   rollup_granularity_name(q->granularity));
+	for (int i = 0; i < q->ncols; i++)
+		buf_printf(out, "%s\"%s\"", i ? "," : "", rollup_col_name(q->cols[i]));
+	buf_puts(out, "],\"rows\":[");
+	for (int r = 0; r < n; r++) {
+		buf_puts(out, r ? ",{" : "{");
+		if (q->granularity != ROLLUP_TOTAL) {
+			buf_puts(out, "\"period\":");
+			row_json_string(out, PQgetvalue(res, r, 1));
+			buf_putc(out, ',');
+		}
+		for (int i = 0; i < q->ncols; i++) {
+			buf_printf(out, "\"%s\":", rollup_col_name(q->cols[i]));
+			row_json_string(out, value_or_null(res, r, ROLLUP_COL0_GROUPS + i));
+			buf_putc(out, ',');
+		}
+		json_measures(q, out, res, r);
+		buf_putc(out, '}');
+	}
+	buf_puts(out, "],\"totals\":{");
+	json_measures(q, out, res, n);
+	buf_puts(out, "}}");
+	return !out->over;
+}
+
+/* Runs the statement if it was built, then frees it. NULL with err and *status
+ * when it could not be built or run. */
+static PGresult *rollup_run(PGconn *conn, bool built, struct rollup_sql *sql, int *status,
+			    char *err, size_t errlen)
+{
+	PGresult *res = NULL;
+
+	*status = 503;
+	if (built)
+		res = rollup_exec(conn, sql, status, err, errlen);
+	else
+		snprintf(err, errlen, "out of memory");
+	rollup_sql_free(sql);
+	return res;
+}
+
+/* 200 once the answer is complete, 503 when it ran out of memory. */
+static int rollup_rendered(const struct buf *out, char *err, size_t errlen)
+{
+	if (!out->over)
+		return 200;
+	snprintf(err, errlen, "out of memory rendering the answer");
+	return 503;
+}
+
+PGresult *rollup_fetch(PGconn *conn, const struct rollup_query *q, int *status, char *err,
+		       size_t errlen)
+{
+	struct rollup_sql sql;
+	PGresult *res = rollup_run(conn, rollup_sql_rollups(q, &sql), &sql, status, err, errlen);
+
+	if (res && PQntuples(res) < 1) {
+		snprintf(err, errlen, "rollup query returned no totals row");
+		*status = 500;
+		PQclear(res);
+		res = NULL;
+	}
+	return res;
+}
+
+static int answer_rollups(PGconn *conn, const struct rollup_query *q, struct buf *out, char *err,
+			  size_t errlen)
+{
+	int status;
+	PGresult *res = rollup_fetch(conn, q, &status, err, errlen);
+
+	if (!res)
+		return status;
+	if (q->csv)
+		rollup_render_csv(q, res, out);
+	else
+		rollup_render_json(q, res, out);
+	PQclear(res);
+	return rollup_rendered(out, err, errlen);
+}
+
+/* /v1/costs in VoiceGateway's shape. Costs are JSON numbers, as there, but
+ * printed from the exact numeric text. */
+static int answer_costs(PGconn *conn, const struct rollup_query *q, struct buf *out, char *err,
+			size_t errlen)
+{
+	static const struct {
+		char kind;
+		const char *member;
+	} groups[] = {{'p', "by_provider"}, {'m', "by_model"}, {'j', "by_project"}};
+	struct rollup_sql sql;
+	int status;
+	PGresult *res = rollup_run(conn, rollup_sql_costs(q, &sql), &sql, &status, err, errlen);
+	char t[40];
+	const char *total = "0";
+
+	if (!res)
+		return status;
+	for (int r = 0; r < PQntuples(res); r++)
+		if (PQgetvalue(res, r, 0)[0] == 't')
+			total = PQgetvalue(res, r, 3);
+	buf_puts(out, "{\"period\":");
+	row_json_string(out, q->period[0] ? q->period : "custom");
+	if (q->has_from) {
+		rollup_format_time(q->from_us, t, sizeof(t));
+		buf_printf(out, ",\"from\":\"%s\"", t);
+	}
+	rollup_format_time(q->to_us, t, sizeof(t));
+	buf_printf(out, ",\"to\":\"%s\",\"total\":%s", t, total);
+	for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
+		int n = 0;
+
+		buf_printf(out, ",\"%s\":{", groups[g].member);
+		for (int r = 0; r < PQntuples(res); r++) {
+			const char *name = value_or_null(res, r, 1);
+
+			if (PQgetvalue(res, r, 0)[0] != groups[g].kind)
+				continue;
+			buf_puts(out, n++ ? "," : "");
+			row_json_string(out, name ? name : "unknown");
+			buf_printf(out, ":{\"cost\":%s,\"requests\":%s}", PQgetvalue(res, r, 3),
+				   PQgetvalue(res, r, 2));
+		}
+		buf_putc(out, '}');
+	}
+	buf_putc(out, '}');
+	PQclear(res);
+	return rollup_rendered(out, err, errlen);
+}
+
+/* /v1/rows: newest first, each row built as JSON by PostgreSQL. */
+static int answer_rows(PGconn *conn, const struct rollup_query *q, struct buf *out, char *err,
+		       size_t errlen)
+{
+	struct rollup_sql sql;
+	int status, n;
+	PGresult *res = rollup_run(conn, rollup_sql_rows(q, &sql), &sql, &status, err, errlen);
+
+	if (!res)
+		return status;
+	n = PQntuples(res);
+	buf_puts(out, "{\"rows\":[");
+	for (int r = 0; r < n && r < q->limit; r++) {
+		buf_puts(out, r ? "," : "");
+		buf_puts(out, PQgetvalue(res, r, 0));
+	}
+	buf_puts(out, "],\"next\":");
+	if (n > q->limit) {
+		/* More rows: the cursor is the last row shown. */
+		buf_putc(out, '"');
+		rollup_cursor_encode(strtoll(PQgetvalue(res, q->limit - 1, 1), NULL, 10),
+				     PQgetvalue(res, q->limit - 1, 2), out);
+		buf_putc(out, '"');
+	} else {
+		buf_puts(out, "null");
+	}
+	buf_putc(out, '}');
+	PQclear(res);
+	return rollup_rendered(out, err, errlen);
+}
+
+int rollup_answer(PGconn *conn, const struct rollup_query *q, struct buf *out, char *err,
+		  size_t errlen)
+{
+	switch (q->kind) {
+	case ROLLUP_KIND_ROLLUPS: return answer_rollups(conn, q, out, err, errlen);
+	case ROLLUP_KIND_COSTS: return answer_costs(conn, q, out, err, errlen);
+	case ROLLUP_KIND_ROWS: break;
+	}
+	return answer_rows(conn, q, out, err, errlen);
+}
+
+/* ---- the pool job -------------------------------------------------------------- */
+
+static void rollup_job_free(struct rollup_job *job)
+{
+	rollup_query_free(&job->q);
+	buf_release(&job->answer);
+	free(job);
+}
+
+/* Worker thread. */
+static void rollup_work(struct pool_job *pj, struct pool_worker *w)
+{
+	struct rollup_job *job = (struct rollup_job *)pj;
+	PGconn *conn = pool_worker_conn(w, job->err, sizeof(job->err));
+
+	if (!conn) {
+		job->status = 503;
+		return;
+	}
+	job->status = rollup_answer(conn, &job->q, &job->answer, job->err, sizeof(job->err));
+	if (job->status == 503 && PQstatus(conn) != CONNECTION_OK)
+		pool_worker_reset(w);
+}
+
+/* Loop thread. */
+static void rollup_done(struct pool_job *pj)
+{
+	struct rollup_job *job = (struct rollup_job *)pj;
+	struct http_req *hr = job->hr;
+
+	if (job->status == 200) {
+		http_reply(hr, 200,
+			   job->q.csv ? "text/csv; charset=utf-8; header=present"
+				      : "application/json",
+			   job->answer.data ? job->answer.data : "", job->answer.len);
+	} else {
+		if (job->status == 503)
+			http_set_header(hr, "Retry-After", "1");
+		http_reply_error(hr, job->status, "%s", job->err);
+	}
+	rollup_job_free(job);
+}
+
+/* The query string as rollup_params; the strings stay owned by q. */
+static int rollup_params(struct evkeyvalq *kv, struct rollup_param *out, int *n, char *err,
+			 size_t errlen)
+{
+	*n = 0;
+	for (struct evkeyval *e = kv->tqh_first; e; e = e->next.tqe_next) {
+		if (*n == ROLLUP_MAX_PARAMS) {
+			snprintf(err, errlen, "more than %d query parameters", ROLLUP_MAX_PARAMS);
+			return 400;
+		}
+		out[*n].name = e->key;
+		out[*n].value = e->value;
+		(*n)++;
+	}
+	return 0;
+}
+
+static void rollup_submit(struct http_req *hr, enum rollup_kind kind)
+{
+	struct server *srv = hr->srv;
+	const struct auth_key *key = http_auth(hr, 1u << ROLE_READ | 1u << ROLE_ADMIN);
+	struct rollup_param *params;
+	struct rollup_limits lim = {srv->cfg.max_rollup_periods, server_now_epoch()};
+	struct evkeyvalq kv;
+	struct rollup_job *job;
+	char err[1024];
+	int n, st;
+
+	if (!key)
+		return;
+	if (!http_query(hr, &kv)) {
+		http_reply_error(hr, 400, "malformed query string");
+		return;
+	}
+	job = calloc(1, sizeof(*job));
+	params = calloc(ROLLUP_MAX_PARAMS, sizeof(*params));
+	if (!job || !params) {
+		free(job);
+		free(params);
+		evhttp_clear_headers(&kv);
+		http_set_header(hr, "Retry-After", "1");
+		http_reply_error(hr, 503, "out of memory");
+		return;
+	}
+	rollup_query_init(&job->q, kind);
+	buf_init(&job->answer, 0);
+	st = rollup_params(&kv, params, &n, err, sizeof(err));
+	if (!st)
+		st = rollup_query_parse(&job->q, params, n, &lim, err, sizeof(err));
+	free(params);
+	evhttp_clear_headers(&kv);
+	if (!st && kind == ROLLUP_KIND_ROLLUPS && !job->q.format_given) {
+		const char *accept = http_header(hr, "Accept");
+		job->q.csv = accept && strstr(accept, "text/csv") != NULL;
+	}
+	if (!st)
+		st = rollup_query_scope(&job->q, key->project, key->tenant, key->prefix, err,
+					sizeof(err));
+	if (st) {
+		if (st == 503)
+			http_set_header(hr, "Retry-After", "1");
+		http_reply_error(hr, st, "%s", err);
+		rollup_job_free(job);
+		return;
+	}
+	job->job.work = rollup_work;
+	job->job.done = rollup_done;
+	job->hr = hr;
+	if (!pool_submit(srv->pool, &job->job)) {
+		rollup_job_free(job);
+		http_set_header(hr, "Retry-After", "1");
+		http_reply_error(hr, 503,
+				 "database pool saturated (%d requests waiting); retry shortly",
+				 srv->cfg.db_queue_max);
+		return;
+	}
+	http_defer(hr);
+}
+
+void rollup_handle_rollups(struct http_req *hr)
+{
+	rollup_submit(hr, ROLLUP_KIND_ROLLUPS);
+}
+
+void rollup_handle_costs(struct http_req *hr)
+{
+	rollup_submit(hr, ROLLUP_KIND_COSTS);
+}
+
+void rollup_handle_rows(struct http_req *hr)
+{
+	rollup_submit(hr, ROLLUP_KIND_ROWS);
+}

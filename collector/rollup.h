@@ -1,0 +1,41 @@
+/* The read API: GET /v1/rollups, /v1/costs and /v1/rows. Handlers run on the
+ * loop and hand the query to a pool job; the worker runs the SQL built by
+ * rollup_query.c and renders the answer. The rendering and execution helpers
+ * are shared with `vgcollector rollup` (cli_rollup.c). */
+#ifndef VGC_ROLLUP_H
+#define VGC_ROLLUP_H
+
+#include <libpq-fe.h>
+
+#include "buf.h"
+#include "rollup_query.h"
+#include "vgcollector.h"
+
+void rollup_handle_rollups(struct http_req *hr);
+void rollup_handle_costs(struct http_req *hr);
+void rollup_handle_rows(struct http_req *hr);
+
+/* Runs s on conn (blocking). Returns the result (caller PQclears) or NULL with
+ * err and *status: 503 when the connection broke, else 500. */
+PGresult *rollup_exec(PGconn *conn, const struct rollup_sql *s, int *status, char *err,
+		      size_t errlen);
+
+/* Runs a rollup query (rollup_sql_rollups' columns, the totals row last).
+ * Returns the result (caller PQclears) or NULL with err and *status. */
+PGresult *rollup_fetch(PGconn *conn, const struct rollup_query *q, int *status, char *err,
+		       size_t errlen);
+
+/* Appends the CSV of a rollup_fetch result: a header, then one line per row,
+ * without the totals; NULL is an empty field. */
+bool rollup_render_csv(const struct rollup_query *q, const PGresult *res, struct buf *out);
+
+/* Runs q (any kind) on conn and appends the whole answer, JSON or, for a
+ * rollup with q->csv, CSV. Returns 200, or 500/503 with err. */
+int rollup_answer(PGconn *conn, const struct rollup_query *q, struct buf *out, char *err,
+		  size_t errlen) __attribute__((warn_unused_result));
+
+/* `vgcollector rollup`: the same rollup, read straight from the database and
+ * printed as a table with totals, or as the API's CSV (cli_rollup.c). */
+int cli_rollup(int argc, char **argv);
+
+#endif

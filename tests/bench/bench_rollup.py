@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""make bench-rollup: latency of a 30-day, per-tenant, daily GET /v1/rollups over
+HTTP against a database holding BENCH_ROWS cost rows, next to the time of the same
+answer computed by a GROUP BY over cost_rows, and the ratio.
+
+Setup (not timed): COPY the rows into cost_rows, then fill cost_row_ids and
+cost_rollup_hourly from them with INSERT ... SELECT, so the three tables agree
+exactly as ingest would have left them; VACUUM ANALYZE.
+
+Data: rows evenly over the BENCH_DAYS days before now; BENCH_TENANTS tenants, each
+with one of 5 projects and 3 agents of its own; three modalities (one provider and
+model each); 1 in 97 rows an error, 1 in 89 a fallback. So each tenant-hour holds
+9 rollup groups.
+
+Environment: BENCH_ROWS (default 10000000), BENCH_DAYS (90), BENCH_TENANTS (50),
+BENCH_REQUESTS (300, the timed HTTP requests; each asks for the next tenant in turn),
+BENCH_SQL_RUNS (5)."""
+
+import os
+import statistics
+import sys
+import time
+from decimal import Decimal
+
+import httpx
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from conftest import Collector, Db, PgCluster  # noqa: E402
+from bench_ingest import machine  # noqa: E402
+
+ROWS = int(os.environ.get("BENCH_ROWS", "10000000"))
+DAYS = int(os.environ.get("BENCH_DAYS", "90"))
+TENANTS = int(os.environ.get("BENCH_TENANTS", "50"))
+REQUESTS = int(os.environ.get("BENCH_REQUESTS", "300"))
+SQL_RUNS = int(os.environ.get("BENCH_SQL_RUNS", "5"))
+
+COPY_COLUMNS = ("id, ts, modality, model_id, provider, project, input_units, output_units,"
+                " cached_input_units, cost_usd, rated_price_usd, status, fallback_from,"
+                " session_id, agent_id, tenant_id")
+MODELS = [("stt", "deepgram/nova-3", "deepgram"), ("llm", "openai/gpt-4o-mini", "openai"),
+          ("tts", "cartesia/sonic", "cartesia")]
+
+
+class RowSource:
+    """A file-like object for copy_expert that writes COPY text on demand."""
+
+    def __init__(self, n, start, span_s):
+        self.n, self.start, self.span = n, start, span_s
+        self.i = 0
+        self.pending = b""
+        self.hours = {}
+
+    def ts(self, t):
+        h = int(t // 3600)
+        s = self.hours.get(h)
+        if s is None:
+            s = self.hours[h] = time.strftime("%Y-%m-%d %H", time.gmtime(h * 3600))
+        r = int(t) - h * 3600
+        return f"{s}:{r // 60:02d}:{r % 60:02d}+00"
+
+    def chunk(self, count):
+        out = []
+        n, start, step = self.n, self.start, self.span / self.n
+        for i in range(self.i, min(self.i + count, n)):
+            tenant = (i * 7) % TENANTS
+            modality, model, provider = MODELS[i % 3]
+            status = "error" if i % 97 == 0 else "fallback" if i % 89 == 0 else "success"
+            out.append(
+                f"b{i}\t{self.ts(start + i * step)}\t{modality}\t{model}\t{provider}\t"
+                f"proj-{tenant % 5}\t{i % 4000}\t{i % 800}\t{i % 7}\t"
+                f"0.{(i * 2654435761) % 1000000:06d}\t0.{(i * 40503) % 100000:05d}\t{status}\t"
+                f"{'openai' if status == 'fallback' else chr(92) + 'N'}\t"
+                f"s{i // 20}\tagent-{tenant}-{(i // 3) % 3}\ttenant-{tenant}\n")
+        self.i = min(self.i + count, n)
+        return "".join(out).encode()
+
+    def read(self, size=-1):
+        while len(self.pending) < max(size, 1 << 16) and self.i < self.n:
+            self.pending += self.chunk(20000)
+        if size < 0:
+            size = len(self.pending)
+        data, self.pending = self.pending[:size], self.pending[size:]
+        return data
+
+    readline = read
+
+
+def load(db):
+    now = time.time()
+    start = now - DAYS * 86400
+    t0 = time.monotonic()
+    db.query("SELECT vgc_ensure_partition(to_timestamp(%s) + make_interval(months => g))"
+             " FROM generate_series(0, %s) g", start, DAYS // 28 + 2)
+    with db.conn.cursor() as cur:
+        cur.copy_expert(f"COPY cost_rows ({COPY_COLUMNS}) FROM STDIN", RowSource(ROWS, start,
+                                                                               DAYS * 86400))
+    t_copy = time.monotonic() - t0
+    t1 = time.monotonic()
+    db.query("INSERT INTO cost_row_ids (id, ts) SELECT id, ts FROM cost_rows")
+    db.query(
+        "INSERT INTO cost_rollup_hourly (hour, project, agent_id, tenant_id, modality, provider,"
+        " model_id, requests, errors, fallbacks, cost_usd, rated_price_usd, input_units,"
+        " output_units, cached_input_units)"
+        " SELECT date_trunc('hour', ts), project, agent_id, tenant_id, modality, provider,"
+        " model_id, count(*), count(*) FILTER (WHERE status = 'error'),"
+        " count(*) FILTER (WHERE status = 'fallback'), sum(cost_usd), sum(rated_price_usd),"
+        " sum(input_units), sum(output_units), sum(cached_input_units)"
+        " FROM cost_rows GROUP BY 1, 2, 3, 4, 5, 6, 7")
+    db.query("VACUUM ANALYZE cost_rows")
+    db.query("VACUUM ANALYZE cost_rollup_hourly")
+    t_derive = time.monotonic() - t1
+    return now, t_copy, t_derive
+
+
+def pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def main():
+    print(f"machine: {machine()}")
+    print(f"setup: {ROWS:,} rows over {DAYS} days, {TENANTS} tenants", flush=True)
+    pg = PgCluster().start()
+    collector = None
+    try:
+        db = Db(pg, pg.createdb()).migrate()
+        now, t_copy, t_derive = load(db)
+        hourly = db.scalar("SELECT count(*) FROM cost_rollup_hourly")
+        print(f"setup: COPY {t_copy:.1f} s ({ROWS / t_copy:,.0f} rows/s); cost_row_ids and "
+              f"rollup ({hourly:,} hourly groups) + VACUUM ANALYZE {t_derive:.1f} s", flush=True)
+
+        collector = Collector(db, args=("--rate-limit-rps", "0"))
+        key = db.create_key("read")
+        to_h = (int(now) // 3600 + 1) * 3600
+        frm_s = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(to_h - 30 * 86400))
+        to_s = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(to_h))
+        headers = {"Authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=collector.url, headers=headers, timeout=60) as http:
+            def ask(tenant, **extra):
+                r = http.get("/v1/rollups", params={"from": frm_s, "to": to_s,
+                                                    "granularity": "day", **extra,
+                                                    **({"tenant": tenant} if tenant else {})})
+                assert r.status_code == 200, r.text
+                return r
+
+            for t in range(min(TENANTS, 20)):  # warm-up: connections, caches
+                ask(f"tenant-{t}")
+            lat = []
+            for i in range(REQUESTS):
+                t0 = time.perf_counter()
+                ask(f"tenant-{i % TENANTS}")
+                lat.append((time.perf_counter() - t0) * 1e3)
+            sample = ask("tenant-3").json()
+            all_lat = []
+            for i in range(max(5, REQUESTS // 30)):
+                t0 = time.perf_counter()
+                ask(None)
+                all_lat.append((time.perf_counter() - t0) * 1e3)
+
+        sql = ("SELECT to_char(date_trunc('day', ts AT TIME ZONE 'UTC'),"
+               " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), tenant_id, count(*),"
+               " count(*) FILTER (WHERE status = 'error'),"
+               " count(*) FILTER (WHERE status = 'fallback'), sum(cost_usd), sum(rated_price_usd),"
+               " sum(input_units), sum(output_units), sum(cached_input_units)"
+               " FROM cost_rows WHERE tenant_id = %s AND ts >= %s AND ts < %s GROUP BY 1, 2")
+        sql_ms = []
+        for i in range(SQL_RUNS):
+            t0 = time.perf_counter()
+            raw = db.query(sql, f"tenant-{(i * 11) % TENANTS}", frm_s, to_s)
+            sql_ms.append((time.perf_counter() - t0) * 1e3)
+        raw = db.query(sql, "tenant-3", frm_s, to_s)
+        want = {r[0]: (r[2], r[5]) for r in raw}
+        got = {r["period"]: (r["requests"], Decimal(r["cost_usd"])) for r in sample["rows"]}
+        assert got == want, "the rollup differs from the GROUP BY over cost_rows"
+
+        p50, p95 = pct(lat, 50), pct(lat, 95)
+        sql_med = statistics.median(sql_ms)
+        print(f"GET /v1/rollups 30 days, one tenant, daily ({len(sample['rows'])} rows): "
+              f"p50 {p50:.2f} ms, p95 {p95:.2f} ms over {REQUESTS} requests "
+              f"(target p95 <= 20 ms: {'met' if p95 <= 20 else 'MISSED'})")
+        print(f"same answer by GROUP BY over cost_rows: median {sql_med:.1f} ms over {SQL_RUNS} "
+              f"runs; ratio {sql_med / p50:,.0f}x the HTTP p50")
+        print(f"for reference, all {TENANTS} tenants in one answer (group_by=tenant, no filter):"
+              f" p50 {pct(all_lat, 50):.1f} ms, p95 {pct(all_lat, 95):.1f} ms over "
+              f"{len(all_lat)} requests")
+    finally:
+        if collector:
+            collector.stop()
+        pg.stop()
+
+
+if __name__ == "__main__":
+    main()
