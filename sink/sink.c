@@ -1,0 +1,534 @@
+/* libvgsink's public API: config, open/close, the recording hot path (validate,
+ * copy into one allocation, stamp id and time, append to the queue under a
+ * mutex held for a few pointer writes), flush, stats and fork detection. */
+#include <errno.h>
+#include <math.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cJSON.h>
+#include <event2/http.h>
+
+#include "sink_int.h"
+
+#define FORKED_MSG "process forked after vgsink_open; open a new sink in the child"
+
+static _Thread_local char sink_errbuf[SINK_ERR_MAX];
+static _Atomic unsigned sink_fork_gen; /* bumped in every child */
+static pthread_once_t sink_once = PTHREAD_ONCE_INIT;
+
+/* Per-thread random bytes for UUIDs, refilled from OpenSSL's CSPRNG. Thrown
+ * away in a forked child so parent and child never share ids. */
+static _Thread_local struct {
+	unsigned char bytes[512];
+	unsigned used;
+	unsigned gen;
+	bool filled;
+} sink_rand;
+
+static void sink_atfork_child(void)
+{
+	atomic_fetch_add(&sink_fork_gen, 1);
+}
+
+static void sink_init_once(void)
+{
+	pthread_atfork(NULL, NULL, sink_atfork_child);
+}
+
+static int sink_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sink_fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(sink_errbuf, sizeof(sink_errbuf), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+void sink_log(struct vgsink *s, int level, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	if (!s->cfg.log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	s->cfg.log(level, msg, s->cfg.log_arg);
+}
+
+static bool sink_forked(const struct vgsink *s)
+{
+	return atomic_load_explicit(&sink_fork_gen, memory_order_relaxed) != s->fork_gen;
+}
+
+void vgsink_config_init(vgsink_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->batch_rows = 500;
+	cfg->batch_bytes = 1 << 20;
+	cfg->flush_interval_ms = 1000;
+	cfg->queue_max_rows = 100000;
+	cfg->spool_max_bytes = (size_t)1 << 30;
+	cfg->request_timeout_ms = 10000;
+	cfg->retry_initial_ms = 200;
+	cfg->retry_max_ms = 30000;
+	cfg->url = getenv("VOICEGW_COLLECTOR_URL");
+	cfg->api_key = getenv("VOICEGW_API_KEY");
+}
+
+static double sink_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A random (version 4) UUID as 36 characters plus NUL. */
+static bool sink_uuid(char out[37])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned gen = atomic_load_explicit(&sink_fork_gen, memory_order_relaxed);
+	unsigned char *u;
+	int o = 0;
+
+	if (!sink_rand.filled || sink_rand.gen != gen || sink_rand.used + 16 > sizeof(sink_rand.bytes)) {
+		if (RAND_bytes(sink_rand.bytes, sizeof(sink_rand.bytes)) != 1)
+			return false;
+		sink_rand.used = 0;
+		sink_rand.gen = gen;
+		sink_rand.filled = true;
+	}
+	u = sink_rand.bytes + sink_rand.used;
+	sink_rand.used += 16;
+	u[6] = (unsigned char)((u[6] & 0x0f) | 0x40);
+	u[8] = (unsigned char)((u[8] & 0x3f) | 0x80);
+	for (int i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[o++] = '-';
+		out[o++] = hex[u[i] >> 4];
+		out[o++] = hex[u[i] & 15];
+	}
+	out[o] = '\0';
+	return true;
+}
+
+/* ---- open / close ------------------------------------------------------------ */
+
+static char *sink_strdup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static bool sink_parse_url(struct vgsink *s, char *err, size_t errlen)
+{
+	struct evhttp_uri *uri = evhttp_uri_parse(s->url);
+	const char *scheme, *host, *path;
+	size_t plen;
+
+	if (!uri) {
+		snprintf(err, errlen, "url \"%.200s\": not a valid URL", s->url);
+		return false;
+	}
+	scheme = evhttp_uri_get_scheme(uri);
+	host = evhttp_uri_get_host(uri);
+	path = evhttp_uri_get_path(uri);
+	if (!scheme || (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) || !host ||
+	    !host[0]) {
+		snprintf(err, errlen, "url \"%.200s\": must be http://HOST[:PORT] or https://...",
+			 s->url);
+		evhttp_uri_free(uri);
+		return false;
+	}
+	s->https = strcmp(scheme, "https") == 0;
+	s->port = evhttp_uri_get_port(uri);
+	if (s->port < 0)
+		s->port = s->https ? 443 : 80;
+	s->host = strdup(host);
+	plen = path ? strlen(path) : 0;
+	while (plen > 0 && path[plen - 1] == '/')
+		plen--;
+	s->path = malloc(plen + sizeof("/v1/ingest"));
+	s->host_header = malloc(strlen(host) + 16);
+	if (s->path) {
+		memcpy(s->path, path ? path : "", plen);
+		memcpy(s->path + plen, "/v1/ingest", sizeof("/v1/ingest"));
+	}
+	if (s->host_header)
+		snprintf(s->host_header, strlen(host) + 16, "%s:%d", host, s->port);
+	evhttp_uri_free(uri);
+	if (!s->host || !s->path || !s->host_header) {
+		snprintf(err, errlen, "out of memory");
+		return false;
+	}
+	return true;
+}
+
+static bool sink_tls_init(struct vgsink *s, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	if (!ctx) {
+		snprintf(err, errlen, "TLS: cannot create a context");
+		return false;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+		/* No system CA store is not fatal when ca_file is given. */
+		if (!s->ca_file) {
+			SSL_CTX_free(ctx);
+			snprintf(err, errlen, "TLS: cannot load the system CA certificates");
+			return false;
+		}
+	}
+	if (s->ca_file && SSL_CTX_load_verify_locations(ctx, s->ca_file, NULL) != 1) {
+		SSL_CTX_free(ctx);
+		snprintf(err, errlen, "TLS: ca_file %s: not a readable PEM CA bundle", s->ca_file);
+		return false;
+	}
+	s->ssl_ctx = (struct ssl_ctx_st *)ctx;
+	return true;
+}
+
+static void sink_free(struct vgsink *s)
+{
+	struct sink_item *it = s->head;
+
+	while (it) {
+		struct sink_item *next = it->next;
+		free(it);
+		it = next;
+	}
+	while (s->ready) {
+		struct sink_batch *next = s->ready->next;
+		sink_batch_free(s->ready);
+		s->ready = next;
+	}
+	spool_close(s->spool);
+	if (s->ssl_ctx)
+		SSL_CTX_free((SSL_CTX *)s->ssl_ctx);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->cond);
+	free(s->url);
+	free(s->api_key);
+	free(s->spool_dir);
+	free(s->ca_file);
+	free(s->host);
+	free(s->path);
+	free(s->host_header);
+	free(s);
+}
+
+vgsink *vgsink_open(const vgsink_config *cfg, char *err, size_t errlen)
+{
+	struct vgsink *s;
+	pthread_condattr_t ca;
+
+	pthread_once(&sink_once, sink_init_once);
+	if (!cfg || !cfg->url || !cfg->url[0]) {
+		snprintf(err, errlen, "url is required (or set VOICEGW_COLLECTOR_URL)");
+		return NULL;
+	}
+	if (!cfg->api_key || !cfg->api_key[0]) {
+		snprintf(err, errlen, "api_key is required (or set VOICEGW_API_KEY)");
+		return NULL;
+	}
+	if (cfg->batch_rows < 1 || cfg->batch_bytes < 1024 || cfg->flush_interval_ms < 1 ||
+	    cfg->queue_max_rows < (size_t)cfg->batch_rows || cfg->request_timeout_ms < 1 ||
+	    cfg->retry_initial_ms < 1 || cfg->retry_max_ms < cfg->retry_initial_ms ||
+	    (cfg->spool_dir && cfg->spool_max_bytes < 4096)) {
+		snprintf(err, errlen,
+			 "bad config: need batch_rows >= 1, batch_bytes >= 1024, flush_interval_ms >= 1, "
+			 "queue_max_rows >= batch_rows, request_timeout_ms >= 1, "
+			 "1 <= retry_initial_ms <= retry_max_ms, spool_max_bytes >= 4096");
+		return NULL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	s->cfg = *cfg;
+	s->url = sink_strdup(cfg->url);
+	s->api_key = sink_strdup(cfg->api_key);
+	s->spool_dir = sink_strdup(cfg->spool_dir);
+	s->ca_file = sink_strdup(cfg->ca_file);
+	s->cfg.url = s->url;
+	s->cfg.api_key = s->api_key;
+	s->cfg.spool_dir = s->spool_dir;
+	s->cfg.ca_file = s->ca_file;
+	row_limits_default(&s->limits);
+	s->fork_gen = atomic_load(&sink_fork_gen);
+	s->next_seq = 1;
+	s->sender_floor = UINT64_MAX;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (!s->url || !s->api_key || (cfg->spool_dir && !s->spool_dir) ||
+	    (cfg->ca_file && !s->ca_file)) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (!sink_parse_url(s, err, errlen) || (s->https && !sink_tls_init(s, err, errlen)))
+		goto fail;
+	if (s->spool_dir) {
+		s->spool = spool_open(s->spool_dir, cfg->spool_max_bytes, err, errlen);
+		if (!s->spool)
+			goto fail;
+		pthread_mutex_lock(&s->lock);
+		sink_update_floor_locked(s);
+		pthread_mutex_unlock(&s->lock);
+	}
+	if (!sink_sender_start(s, err, errlen))
+		goto fail;
+	return s;
+fail:
+	sink_free(s);
+	return NULL;
+}
+
+int vgsink_close(vgsink *s, int timeout_ms)
+{
+	int rc;
+
+	if (!s)
+		return sink_fail("vgsink_close: NULL sink");
+	if (sink_forked(s))
+		return sink_fail(FORKED_MSG);
+	rc = vgsink_flush(s, timeout_ms);
+	sink_sender_stop(s);
+	sink_free(s);
+	return rc;
+}
+
+/* ---- recording --------------------------------------------------------------- */
+
+/* Copies the strings of r into it->strings and repoints r's fields there. */
+static void sink_copy_strings(struct sink_item *it, const struct row *r)
+{
+	const char *const *src[] = { &r->id, &r->model_id, &r->provider, &r->project,
+				     &r->pricing_source, &r->rate_rule, &r->fallback_from,
+				     &r->error_message, &r->metadata_json, &r->session_id,
+				     &r->agent_id, &r->tenant_id, &r->revision };
+	const char **dst[] = { &it->row.id, &it->row.model_id, &it->row.provider, &it->row.project,
+			       &it->row.pricing_source, &it->row.rate_rule, &it->row.fallback_from,
+			       &it->row.error_message, &it->row.metadata_json, &it->row.session_id,
+			       &it->row.agent_id, &it->row.tenant_id, &it->row.revision };
+	char *p = it->strings;
+
+	it->row = *r;
+	for (size_t i = 0; i < sizeof(src) / sizeof(src[0]); i++) {
+		if (!*src[i]) {
+			*dst[i] = NULL;
+			continue;
+		}
+		size_t n = strlen(*src[i]) + 1;
+		memcpy(p, *src[i], n);
+		*dst[i] = p;
+		p += n;
+	}
+}
+
+static size_t sink_strings_size(const struct row *r)
+{
+	const char *v[] = { r->id, r->model_id, r->provider, r->project, r->pricing_source,
+			    r->rate_rule, r->fallback_from, r->error_message, r->metadata_json,
+			    r->session_id, r->agent_id, r->tenant_id, r->revision };
+	size_t n = 0;
+
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		if (v[i])
+			n += strlen(v[i]) + 1;
+	return n;
+}
+
+/* vgsink_row -> struct row, with the collector's rules. */
+static int sink_row_convert(struct vgsink *s, const vgsink_row *in, struct row *r, char uuid[37])
+{
+	char err[SINK_ERR_MAX];
+	double now = sink_now();
+
+	row_init(r);
+	if (!in->modality || !row_modality_parse(in->modality, &r->modality))
+		return sink_fail("modality \"%.32s\": must be \"stt\", \"llm\" or \"tts\"",
+				 in->modality ? in->modality : "(null)");
+	if (in->status && !row_status_parse(in->status, &r->status))
+		return sink_fail("status \"%.32s\": must be \"success\", \"error\" or \"fallback\"",
+				 in->status);
+	if (in->metadata_json) {
+		cJSON *m = cJSON_Parse(in->metadata_json);
+		bool obj = cJSON_IsObject(m);
+		cJSON_Delete(m);
+		if (!obj)
+			return sink_fail("metadata_json: must be a JSON object");
+	}
+	if (!in->id && !sink_uuid(uuid))
+		return sink_fail("cannot generate a row id: OpenSSL's RAND_bytes failed");
+	r->id = in->id ? in->id : uuid;
+	r->timestamp = in->timestamp == 0 ? now : in->timestamp;
+	r->model_id = in->model_id;
+	r->provider = in->provider;
+	r->project = in->project ? in->project : "default";
+	r->input_units = in->input_units;
+	r->output_units = in->output_units;
+	r->cached_input_units = in->cached_input_units;
+	r->cost_usd = in->cost_usd;
+	r->rated_price_usd = in->rated_price_usd;
+	r->pricing_source = in->pricing_source;
+	r->rate_rule = in->rate_rule;
+	r->ttfb_ms = in->ttfb_ms;
+	r->total_latency_ms = in->total_latency_ms;
+	r->fallback_from = in->fallback_from;
+	r->error_message = in->error_message;
+	r->metadata_json = in->metadata_json;
+	r->session_id = in->session_id;
+	r->agent_id = in->agent_id;
+	r->tenant_id = in->tenant_id;
+	r->revision = in->revision;
+	r->turn_index = in->turn_index < 0 ? -1 : in->turn_index;
+	if (!row_validate(r, &s->limits, now, err, sizeof(err)))
+		return sink_fail("%s", err);
+	return 0;
+}
+
+int vgsink_record(vgsink *s, const vgsink_row *in)
+{
+	struct sink_item *it, *drop = NULL;
+	struct row r;
+	char uuid[37];
+	bool wake;
+
+	if (!s || !in)
+		return sink_fail("vgsink_record: NULL argument");
+	if (sink_forked(s))
+		return sink_fail(FORKED_MSG);
+	if (sink_row_convert(s, in, &r, uuid) != 0)
+		return -1;
+	it = malloc(sizeof(*it) + sink_strings_size(&r));
+	if (!it)
+		return sink_fail("out of memory");
+	sink_copy_strings(it, &r);
+	it->next = NULL;
+
+	pthread_mutex_lock(&s->lock);
+	it->seq = s->next_seq++;
+	if (s->tail)
+		s->tail->next = it;
+	else
+		s->head = it;
+	s->tail = it;
+	s->queued++;
+	s->stats.recorded++;
+	/* Full: with a spool the sender moves batches to disk, and the queue may
+	 * hold twice its bound meanwhile; past that (or with no spool) the
+	 * oldest row goes, counted. */
+	if (s->queued > (s->spool ? 2 * s->cfg.queue_max_rows : s->cfg.queue_max_rows)) {
+		drop = s->head;
+		s->head = drop->next;
+		s->queued--;
+		s->stats.dropped++;
+	}
+	wake = s->queued == (size_t)s->cfg.batch_rows ||
+	       (s->spool && s->queued == s->cfg.queue_max_rows + 1);
+	pthread_mutex_unlock(&s->lock);
+	free(drop);
+	if (wake)
+		sink_sender_wake(s);
+	return 0;
+}
+
+/* ---- flush, stats -------------------------------------------------------------- */
+
+void sink_update_floor_locked(struct vgsink *s)
+{
+	uint64_t floor = UINT64_MAX;
+	int initial = 0;
+
+	for (struct sink_batch *b = s->ready; b; b = b->next)
+		if (b->min_seq < floor)
+			floor = b->min_seq;
+	if (s->spool) {
+		for (int i = 0; i < s->spool->n; i++) {
+			if (s->spool->v[i].min_seq < floor)
+				floor = s->spool->v[i].min_seq;
+			if (s->spool->v[i].seq <= s->spool->initial_mark)
+				initial++;
+		}
+	}
+	s->sender_floor = floor;
+	s->initial_left = initial;
+}
+
+static bool sink_flushed_locked(struct vgsink *s, uint64_t target)
+{
+	uint64_t head = s->head ? s->head->seq : UINT64_MAX;
+
+	return head >= target && s->sender_floor >= target && s->initial_left == 0;
+}
+
+int vgsink_flush(vgsink *s, int timeout_ms)
+{
+	struct timespec deadline;
+	uint64_t target;
+	int rc = 0;
+
+	if (!s)
+		return sink_fail("vgsink_flush: NULL sink");
+	if (sink_forked(s))
+		return sink_fail(FORKED_MSG);
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += timeout_ms / 1000;
+	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&s->lock);
+	target = s->next_seq;
+	s->flushers++;
+	pthread_mutex_unlock(&s->lock);
+	sink_sender_wake(s);
+	pthread_mutex_lock(&s->lock);
+	while (!sink_flushed_locked(s, target)) {
+		if (pthread_cond_timedwait(&s->cond, &s->lock, &deadline) == ETIMEDOUT) {
+			if (!sink_flushed_locked(s, target))
+				rc = sink_fail("vgsink_flush: timed out after %d ms with rows unsent "
+					       "(%zu queued in memory)", timeout_ms, s->queued);
+			break;
+		}
+	}
+	s->flushers--;
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+void vgsink_stats_get(vgsink *s, vgsink_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!s || sink_forked(s))
+		return;
+	pthread_mutex_lock(&s->lock);
+	*out = s->stats;
+	out->queued = s->queued;
+	pthread_mutex_unlock(&s->lock);
+}
+
+const char *vgsink_errstr(vgsink *s)
+{
+	(void)s;
+	return sink_errbuf;
+}

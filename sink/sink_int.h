@@ -1,0 +1,129 @@
+/* libvgsink internals shared by its files: the sink object, the row queue
+ * (recording threads -> sender thread), batches and the spool. */
+#ifndef VGSINK_INT_H
+#define VGSINK_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "row.h"
+#include "vgsink.h"
+
+struct event_base;
+struct event;
+struct evhttp_connection;
+struct ssl_ctx_st;
+
+#define SINK_ERR_MAX 512
+
+/* One recorded row: a single allocation holding the row and its strings. */
+struct sink_item {
+	struct sink_item *next;
+	uint64_t seq; /* recording order, from 1 */
+	struct row row;
+	char strings[]; /* the row's strings point here */
+};
+
+/* A batch: fixed once formed (its gzip body is what every retry resends). */
+struct sink_batch {
+	struct sink_batch *next;
+	struct buf body;   /* gzip of the JSON array */
+	int nrows;
+	uint64_t min_seq;  /* smallest row seq inside; UINT64_MAX for a spool file of
+			    * another process */
+	uint64_t file_seq; /* its spool file, 0: memory only */
+	int attempts;
+};
+
+/* One file in SPOOL/ waiting to be sent. */
+struct spool_entry {
+	uint64_t seq;
+	int nrows;
+	size_t size;
+	uint64_t min_seq; /* rows' seq when this process wrote it, else UINT64_MAX */
+};
+
+struct spool {
+	char *dir;
+	int lock_fd;
+	struct spool_entry *v; /* pending, oldest first */
+	int n, cap;
+	size_t bytes;
+	size_t max_bytes;
+	uint64_t next_seq;
+	uint64_t initial_mark; /* files with seq <= this were there at open */
+};
+
+struct vgsink {
+	vgsink_config cfg; /* strings below are our copies */
+	char *url, *api_key, *spool_dir, *ca_file;
+	char *host, *path, *host_header;
+	int port;
+	bool https;
+	struct ssl_ctx_st *ssl_ctx;
+	struct row_limits limits;
+	unsigned fork_gen; /* fork generation of the process that opened it */
+
+	pthread_mutex_t lock; /* guards everything down to `cond` */
+	struct sink_item *head, *tail;
+	size_t queued;
+	uint64_t next_seq;
+	uint64_t sender_floor; /* smallest unanswered row seq the sender holds */
+	int initial_left;      /* spool files found at open, not answered yet */
+	int flushers;          /* threads waiting in vgsink_flush */
+	bool stopping;
+	vgsink_stats stats;
+	pthread_cond_t cond; /* broadcast whenever the sender answers something */
+
+	/* Sender thread only. */
+	pthread_t thread;
+	struct event_base *base;
+	struct event *wake, *stop_ev, *tick, *retry_timer;
+	struct evhttp_connection *evcon;
+	struct sink_batch *ready; /* formed, waiting; the head is in flight or next */
+	bool in_flight, backing_off, interval_due;
+	bool conn_closed;     /* evhttp saw the connection close: replace it */
+	bool stopping_thread; /* the stop event ran: ignore late answers */
+	bool thread_started;
+	struct spool *spool; /* NULL: no spool dir */
+};
+
+/* sink.c */
+void sink_log(struct vgsink *s, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Recomputes sender_floor from ready batches and spool; call with lock held. */
+void sink_update_floor_locked(struct vgsink *s);
+
+/* sink_sender.c: the thread. */
+bool sink_sender_start(struct vgsink *s, char *err, size_t errlen);
+void sink_sender_wake(struct vgsink *s);
+/* Stops the thread; what is unsent is spooled (or counted dropped). */
+void sink_sender_stop(struct vgsink *s);
+/* Frees the loop and its events (the thread is not running). */
+void sink_sender_free(struct vgsink *s);
+
+/* sink_batch.c */
+struct sink_batch *sink_batch_from_items(struct sink_item *items, int n, char *err, size_t errlen);
+/* Splits a batch's rows in two halves (for a 413); false if it has one row. */
+bool sink_batch_split(const struct sink_batch *b, struct sink_batch **a, struct sink_batch **c,
+		      char *err, size_t errlen);
+void sink_batch_free(struct sink_batch *b);
+
+/* sink_spool.c */
+struct spool *spool_open(const char *dir, size_t max_bytes, char *err, size_t errlen);
+void spool_close(struct spool *sp);
+/* Writes a batch as a new pending file (crash-consistent). Oldest files are
+ * dropped first when the spool would pass max_bytes; *dropped_rows counts them. */
+bool spool_write(struct spool *sp, struct sink_batch *b, uint64_t *dropped_rows, char *err,
+		 size_t errlen);
+/* Loads the oldest pending file (not already loaded) as a batch. */
+struct sink_batch *spool_load_oldest(struct spool *sp, char *err, size_t errlen);
+/* The batch of file seq was answered: delete it, or with rejected move it to
+ * rejected/. */
+void spool_done(struct spool *sp, uint64_t seq, bool rejected);
+/* Keeps a rejected memory batch in rejected/. */
+bool spool_write_rejected(struct spool *sp, const struct sink_batch *b, char *err, size_t errlen);
+bool spool_has(const struct spool *sp, uint64_t seq);
+
+#endif

@@ -1,0 +1,563 @@
+/* The sender thread: its own libevent loop forms batches (spool first, then
+ * memory), POSTs them one at a time over a kept-alive connection with
+ * libevent's HTTP client (TLS through bufferevent_openssl, chain and hostname
+ * verified), and applies the delivery rules: retry with capped exponential
+ * backoff and jitter honouring Retry-After, never retry 4xx, split on 413. */
+#include <arpa/inet.h>
+#include <cJSON.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/thread.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "sink_int.h"
+
+#define SINK_USER_AGENT "libvgsink/" VGSINK_VERSION
+#define SINK_RETRY_AFTER_MAX_S 600
+
+static pthread_once_t sender_once = PTHREAD_ONCE_INIT;
+static bool sender_threads_ok;
+
+static void sender_kick(struct vgsink *s);
+
+static void sender_init_once(void)
+{
+	sender_threads_ok = evthread_use_pthreads() == 0;
+}
+
+/* Publishes a change in what the sender holds to flushers. */
+static void sender_publish(struct vgsink *s)
+{
+	pthread_mutex_lock(&s->lock);
+	sink_update_floor_locked(s);
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void sender_count(struct vgsink *s, uint64_t *field, uint64_t n)
+{
+	pthread_mutex_lock(&s->lock);
+	*field += n;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Takes up to batch_rows rows (and about batch_bytes) off the queue. With
+ * all, takes whatever is there; else only a full batch unless the interval
+ * passed or someone flushes. */
+static struct sink_item *sender_take(struct vgsink *s, bool all, int *n)
+{
+	struct sink_item *first, *last = NULL, *it;
+	size_t bytes = 0;
+
+	*n = 0;
+	pthread_mutex_lock(&s->lock);
+	if (!s->head || (!all && s->queued < (size_t)s->cfg.batch_rows && !s->interval_due &&
+			 s->flushers == 0 && !s->stopping)) {
+		pthread_mutex_unlock(&s->lock);
+		return NULL;
+	}
+	first = s->head;
+	for (it = first; it && *n < s->cfg.batch_rows && (*n == 0 || bytes < s->cfg.batch_bytes);
+	     it = it->next) {
+		/* A row's JSON is its strings plus about 400 bytes of keys and numbers. */
+		bytes += 400 + (it->row.metadata_json ? strlen(it->row.metadata_json) : 0) +
+			 (it->row.error_message ? strlen(it->row.error_message) : 0);
+		last = it;
+		(*n)++;
+	}
+	s->head = last->next;
+	if (!s->head)
+		s->tail = NULL;
+	last->next = NULL;
+	s->queued -= (size_t)*n;
+	/* Until the batch is formed the sender holds these rows. */
+	if (first->seq < s->sender_floor)
+		s->sender_floor = first->seq;
+	s->interval_due = false;
+	pthread_mutex_unlock(&s->lock);
+	return first;
+}
+
+static struct sink_batch *sender_form(struct vgsink *s, bool all)
+{
+	char err[256] = "";
+	int n;
+	struct sink_item *items = sender_take(s, all, &n);
+	struct sink_batch *b;
+
+	if (!items)
+		return NULL;
+	b = sink_batch_from_items(items, n, err, sizeof(err));
+	while (items) {
+		struct sink_item *next = items->next;
+		free(items);
+		items = next;
+	}
+	if (!b) {
+		sink_log(s, VGSINK_LOG_ERROR, "vgsink: %d rows dropped: %s", n, err);
+		sender_count(s, &s->stats.dropped, (uint64_t)n);
+	}
+	return b;
+}
+
+/* Writes b to the spool; false (rows counted dropped) if that failed. */
+static bool sender_spool(struct vgsink *s, struct sink_batch *b)
+{
+	char err[512] = "";
+	uint64_t dropped = 0;
+	bool ok = spool_write(s->spool, b, &dropped, err, sizeof(err));
+
+	if (dropped) {
+		sink_log(s, VGSINK_LOG_WARN, "vgsink: spool full: dropped %llu oldest rows",
+			 (unsigned long long)dropped);
+		sender_count(s, &s->stats.dropped, dropped);
+	}
+	if (!ok) {
+		sink_log(s, VGSINK_LOG_ERROR, "vgsink: %d rows lost: %s", b->nrows, err);
+		sender_count(s, &s->stats.dropped, (uint64_t)b->nrows);
+		return false;
+	}
+	sender_count(s, &s->stats.spooled, (uint64_t)b->nrows);
+	return true;
+}
+
+/* While the collector cannot be reached, full batches go to disk, so a crash
+ * of the worker loses nothing. */
+static void sender_spill(struct vgsink *s, bool all)
+{
+	struct sink_batch *b;
+
+	if (!s->spool)
+		return;
+	for (;;) {
+		pthread_mutex_lock(&s->lock);
+		bool more = s->head && (all || s->queued >= (size_t)s->cfg.batch_rows);
+		pthread_mutex_unlock(&s->lock);
+		if (!more || !(b = sender_form(s, true)))
+			break;
+		sender_spool(s, b);
+		sink_batch_free(b);
+		sender_publish(s);
+	}
+}
+
+/* ---- the connection ---------------------------------------------------------- */
+
+static void sender_on_close(struct evhttp_connection *evcon, void *arg)
+{
+	struct vgsink *s = arg;
+
+	(void)evcon;
+	s->conn_closed = true; /* replaced before the next request, see sender_conn */
+}
+
+static void sender_conn_drop(struct vgsink *s)
+{
+	if (s->evcon)
+		evhttp_connection_free(s->evcon);
+	s->evcon = NULL;
+	s->conn_closed = false;
+}
+
+static struct evhttp_connection *sender_conn(struct vgsink *s)
+{
+	struct bufferevent *bev;
+
+	/* A TLS bufferevent cannot be reconnected: a closed connection is
+	 * replaced, plain or not. */
+	if (s->evcon && s->conn_closed)
+		sender_conn_drop(s);
+	if (s->evcon)
+		return s->evcon;
+	if (s->https) {
+		SSL *ssl = SSL_new((SSL_CTX *)s->ssl_ctx);
+		struct in6_addr a6;
+		struct in_addr a4;
+
+		if (!ssl)
+			return NULL;
+		SSL_set_tlsext_host_name(ssl, s->host);
+		if (inet_pton(AF_INET, s->host, &a4) == 1 || inet_pton(AF_INET6, s->host, &a6) == 1)
+			X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), s->host);
+		else
+			SSL_set1_host(ssl, s->host);
+		bev = bufferevent_openssl_socket_new(s->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+						     BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+		if (bev)
+			bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	} else {
+		bev = bufferevent_socket_new(s->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	}
+	if (!bev)
+		return NULL;
+	s->evcon = evhttp_connection_base_bufferevent_new(s->base, NULL, bev, s->host,
+							  (unsigned short)s->port);
+	if (!s->evcon) {
+		bufferevent_free(bev);
+		return NULL;
+	}
+	struct timeval tv = { s->cfg.request_timeout_ms / 1000,
+			      (s->cfg.request_timeout_ms % 1000) * 1000 };
+	evhttp_connection_set_timeout_tv(s->evcon, &tv);
+	evhttp_connection_set_retries(s->evcon, 0);
+	evhttp_connection_set_closecb(s->evcon, sender_on_close, s);
+	return s->evcon;
+}
+
+/* ---- answers ------------------------------------------------------------------- */
+
+/* The head batch is answered: drop it from the ready list (and the spool). */
+static void sender_finish(struct vgsink *s, bool rejected)
+{
+	struct sink_batch *b = s->ready;
+
+	s->ready = b->next;
+	if (b->file_seq && s->spool)
+		spool_done(s->spool, b->file_seq, rejected);
+	else if (rejected && s->spool) {
+		char err[512];
+		if (!spool_write_rejected(s->spool, b, err, sizeof(err)))
+			sink_log(s, VGSINK_LOG_ERROR, "vgsink: cannot keep a rejected batch: %s", err);
+	}
+	sink_batch_free(b);
+	sender_publish(s);
+}
+
+static int sender_retry_after(struct evhttp_request *req)
+{
+	const char *v = evhttp_find_header(evhttp_request_get_input_headers(req), "Retry-After");
+	struct tm tm;
+	char *end;
+	long n;
+
+	if (!v)
+		return -1;
+	n = strtol(v, &end, 10);
+	if (end != v && *end == '\0')
+		return n < 0 ? 0 : n > SINK_RETRY_AFTER_MAX_S ? SINK_RETRY_AFTER_MAX_S : (int)n;
+	memset(&tm, 0, sizeof(tm));
+	if (strptime(v, "%a, %d %b %Y %H:%M:%S GMT", &tm)) {
+		long d = (long)(timegm(&tm) - time(NULL));
+		return d < 0 ? 0 : d > SINK_RETRY_AFTER_MAX_S ? SINK_RETRY_AFTER_MAX_S : (int)d;
+	}
+	return -1;
+}
+
+static void sender_retry(struct vgsink *s, const char *why, int retry_after_s)
+{
+	struct sink_batch *b = s->ready;
+	int shift = b->attempts > 20 ? 20 : b->attempts - 1;
+	long delay = (long)s->cfg.retry_initial_ms << (shift < 0 ? 0 : shift);
+	struct timeval tv;
+
+	if (delay > s->cfg.retry_max_ms)
+		delay = s->cfg.retry_max_ms;
+	delay = delay / 2 + (long)(random() % (delay / 2 + 1)); /* jitter: [d/2, d] */
+	if (retry_after_s >= 0 && (long)retry_after_s * 1000 > delay)
+		delay = (long)retry_after_s * 1000;
+	sender_count(s, &s->stats.retries, 1);
+	sink_log(s, VGSINK_LOG_WARN, "vgsink: batch of %d rows not delivered (%s); retry %d in %ld ms",
+		 b->nrows, why, b->attempts, delay);
+	/* The collector is unreachable or busy: keep the batch on disk meanwhile. */
+	if (s->spool && !b->file_seq && sender_spool(s, b))
+		sender_publish(s);
+	s->backing_off = true;
+	tv.tv_sec = delay / 1000;
+	tv.tv_usec = (delay % 1000) * 1000;
+	evtimer_add(s->retry_timer, &tv);
+	sender_spill(s, false);
+}
+
+static void sender_accepted(struct vgsink *s, struct evhttp_request *req)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	cJSON *j = cJSON_ParseWithLength((const char *)evbuffer_pullup(in, -1), len);
+	double acc = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "accepted"));
+	double dup = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "duplicates"));
+	double rej = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "rejected"));
+	int nrows = s->ready->nrows;
+
+	cJSON_Delete(j);
+	if (acc != acc || dup != dup || rej != rej) { /* not the expected answer: count as sent */
+		acc = nrows;
+		dup = rej = 0;
+	}
+	pthread_mutex_lock(&s->lock);
+	s->stats.sent += (uint64_t)acc;
+	s->stats.duplicates += (uint64_t)dup;
+	s->stats.rejected += (uint64_t)rej;
+	pthread_mutex_unlock(&s->lock);
+	if (rej > 0)
+		sink_log(s, VGSINK_LOG_WARN,
+			 "vgsink: collector rejected %.0f of %d rows (kept in its ingest_rejects)", rej,
+			 nrows);
+	sender_finish(s, false);
+}
+
+static void sender_rejected(struct vgsink *s, int code, struct evhttp_request *req)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	int nrows = s->ready->nrows;
+
+	sink_log(s, VGSINK_LOG_ERROR, "vgsink: batch of %d rows rejected with %d: %.*s%s", nrows,
+		 code, (int)(len > 300 ? 300 : len), (const char *)evbuffer_pullup(in, -1),
+		 s->spool ? " (kept in SPOOL/rejected/)" : "");
+	sender_count(s, &s->stats.rejected, (uint64_t)nrows);
+	sender_finish(s, true);
+}
+
+/* 413: replace the head batch by its halves (on disk too, when spooled). */
+static void sender_split(struct vgsink *s, struct evhttp_request *req)
+{
+	struct sink_batch *b = s->ready, *a, *c;
+	char err[256] = "";
+
+	if (!sink_batch_split(b, &a, &c, err, sizeof(err))) {
+		sender_rejected(s, 413, req);
+		return;
+	}
+	sink_log(s, VGSINK_LOG_WARN, "vgsink: batch of %d rows too large (413): split in %d + %d",
+		 b->nrows, a->nrows, c->nrows);
+	if (b->file_seq && s->spool) {
+		sender_spool(s, a);
+		sender_spool(s, c);
+		sink_batch_free(a);
+		sink_batch_free(c);
+		s->ready = b->next;
+		spool_done(s->spool, b->file_seq, false);
+	} else {
+		a->next = c;
+		c->next = b->next;
+		s->ready = a;
+	}
+	sink_batch_free(b);
+	sender_publish(s);
+}
+
+static void sender_on_response(struct evhttp_request *req, void *arg)
+{
+	struct vgsink *s = arg;
+	int code = req ? evhttp_request_get_response_code(req) : 0;
+	char why[64];
+
+	s->in_flight = false;
+	if (s->stopping_thread || !s->ready)
+		return;
+	if (code == 200) {
+		sender_accepted(s, req);
+	} else if (code == 0) {
+		sender_conn_drop(s);
+		sender_retry(s, "connection failed or timed out", -1);
+	} else if (code == 408 || code == 429 || code == 502 || code == 503 || code == 504) {
+		snprintf(why, sizeof(why), "HTTP %d", code);
+		sender_retry(s, why, sender_retry_after(req));
+	} else if (code == 413) {
+		sender_split(s, req);
+	} else {
+		sender_rejected(s, code, req);
+	}
+	sender_kick(s);
+}
+
+/* ---- the loop ------------------------------------------------------------------ */
+
+static void sender_send(struct vgsink *s)
+{
+	struct sink_batch *b = s->ready;
+	struct evhttp_connection *evcon = sender_conn(s);
+	struct evhttp_request *req;
+	struct evkeyvalq *h;
+	char auth[600];
+
+	b->attempts++;
+	req = evcon ? evhttp_request_new(sender_on_response, s) : NULL;
+	if (!req) {
+		sender_retry(s, "cannot open a connection", -1);
+		return;
+	}
+	h = evhttp_request_get_output_headers(req);
+	snprintf(auth, sizeof(auth), "Bearer %s", s->api_key);
+	evhttp_add_header(h, "Host", s->host_header);
+	evhttp_add_header(h, "Authorization", auth);
+	evhttp_add_header(h, "Content-Type", "application/json");
+	evhttp_add_header(h, "Content-Encoding", "gzip");
+	evhttp_add_header(h, "User-Agent", SINK_USER_AGENT);
+	evbuffer_add(evhttp_request_get_output_buffer(req), b->body.data, b->body.len);
+	s->in_flight = true;
+	if (evhttp_make_request(evcon, req, EVHTTP_REQ_POST, s->path) != 0) {
+		s->in_flight = false; /* libevent freed req */
+		sender_conn_drop(s);
+		sender_retry(s, "cannot send the request", -1);
+	}
+}
+
+static void sender_kick(struct vgsink *s)
+{
+	if (s->in_flight || s->stopping_thread)
+		return;
+	if (s->backing_off) {
+		sender_spill(s, false);
+		return;
+	}
+	if (!s->ready && s->spool && s->spool->n > 0) {
+		char err[512] = "";
+		s->ready = spool_load_oldest(s->spool, err, sizeof(err));
+		if (!s->ready && err[0]) {
+			sink_log(s, VGSINK_LOG_ERROR, "vgsink: %s", err);
+			sender_publish(s);
+		}
+	}
+	if (!s->ready) {
+		s->ready = sender_form(s, false);
+		if (s->ready)
+			sender_publish(s);
+	}
+	if (s->ready)
+		sender_send(s);
+}
+
+static void sender_on_wake(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	sender_kick(arg);
+}
+
+static void sender_on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct vgsink *s = arg;
+
+	(void)fd, (void)what;
+	pthread_mutex_lock(&s->lock);
+	s->interval_due = true;
+	pthread_mutex_unlock(&s->lock);
+	sender_kick(s);
+}
+
+static void sender_on_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct vgsink *s = arg;
+
+	(void)fd, (void)what;
+	s->backing_off = false;
+	sender_kick(s);
+}
+
+/* Last act of the thread: whatever is unsent goes to the spool, or is
+ * counted as dropped. */
+static void sender_on_stop(evutil_socket_t fd, short what, void *arg)
+{
+	struct vgsink *s = arg;
+	uint64_t lost = 0;
+
+	(void)fd, (void)what;
+	s->stopping_thread = true;
+	while (s->ready) {
+		struct sink_batch *b = s->ready;
+		s->ready = b->next;
+		if (!b->file_seq && !(s->spool && sender_spool(s, b)))
+			lost += s->spool ? 0 : (uint64_t)b->nrows;
+		sink_batch_free(b);
+	}
+	if (s->spool) {
+		sender_spill(s, true);
+	} else {
+		pthread_mutex_lock(&s->lock);
+		lost += s->queued;
+		pthread_mutex_unlock(&s->lock);
+	}
+	if (lost) {
+		sink_log(s, VGSINK_LOG_WARN, "vgsink: closed with %llu rows unsent and no spool",
+			 (unsigned long long)lost);
+		sender_count(s, &s->stats.dropped, lost);
+	}
+	sender_publish(s);
+	event_base_loopbreak(s->base);
+}
+
+static void *sender_main(void *arg)
+{
+	struct vgsink *s = arg;
+
+	event_base_dispatch(s->base);
+	return NULL;
+}
+
+bool sink_sender_start(struct vgsink *s, char *err, size_t errlen)
+{
+	struct timeval every = { s->cfg.flush_interval_ms / 1000,
+				 (s->cfg.flush_interval_ms % 1000) * 1000 };
+
+	pthread_once(&sender_once, sender_init_once);
+	if (!sender_threads_ok) {
+		snprintf(err, errlen, "libevent: cannot enable pthreads support");
+		return false;
+	}
+	s->base = event_base_new();
+	if (!s->base)
+		goto fail;
+	s->wake = event_new(s->base, -1, 0, sender_on_wake, s);
+	s->stop_ev = event_new(s->base, -1, 0, sender_on_stop, s);
+	s->tick = event_new(s->base, -1, EV_PERSIST, sender_on_tick, s);
+	s->retry_timer = evtimer_new(s->base, sender_on_retry, s);
+	if (!s->wake || !s->stop_ev || !s->tick || !s->retry_timer || event_add(s->tick, &every) != 0)
+		goto fail;
+	event_active(s->wake, EV_READ, 0); /* send what the spool holds at once */
+	if (pthread_create(&s->thread, NULL, sender_main, s) != 0) {
+		snprintf(err, errlen, "cannot start the sender thread");
+		goto cleanup;
+	}
+	s->thread_started = true;
+	return true;
+fail:
+	snprintf(err, errlen, "libevent: out of memory");
+cleanup:
+	sink_sender_free(s);
+	return false;
+}
+
+void sink_sender_wake(struct vgsink *s)
+{
+	event_active(s->wake, EV_READ, 0);
+}
+
+void sink_sender_stop(struct vgsink *s)
+{
+	if (!s->thread_started)
+		return;
+	pthread_mutex_lock(&s->lock);
+	s->stopping = true;
+	pthread_mutex_unlock(&s->lock);
+	event_active(s->stop_ev, EV_READ, 0);
+	pthread_join(s->thread, NULL);
+	s->thread_started = false;
+	sink_sender_free(s);
+}
+
+void sink_sender_free(struct vgsink *s)
+{
+	sender_conn_drop(s);
+	if (s->wake)
+		event_free(s->wake);
+	if (s->stop_ev)
+		event_free(s->stop_ev);
+	if (s->tick)
+		event_free(s->tick);
+	if (s->retry_timer)
+		event_free(s->retry_timer);
+	if (s->base)
+		event_base_free(s->base);
+	s->wake = s->stop_ev = s->tick = s->retry_timer = NULL;
+	s->base = NULL;
+}

@@ -1,0 +1,220 @@
+"""Issue 3 acceptance: libvgsink end to end, through its tools (vgsink-sim,
+vgsink-replay, vgsink-forktest) against the real collector and PostgreSQL."""
+
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from decimal import Decimal
+
+import pytest
+
+from conftest import BUILD, SANITIZER_MARKS, Collector, free_port, sanitizer_env, run_vgc
+
+
+def tool(name, *args, env=None, timeout=300, background=False):
+    e = sanitizer_env()
+    e.pop("VOICEGW_COLLECTOR_URL", None)
+    e.pop("VOICEGW_API_KEY", None)
+    if env:
+        e.update(env)
+    cmd = [os.path.join(BUILD, name)] + [str(a) for a in args]
+    if background:
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=e)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=e)
+    assert not any(m in r.stderr for m in SANITIZER_MARKS), r.stderr
+    return r
+
+
+def stats_of(r):
+    assert r.stdout.strip(), r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def stored(db):
+    n, distinct, cost = db.query(
+        "SELECT count(*), count(DISTINCT id), coalesce(sum(cost_usd), 0) FROM cost_rows")[0]
+    rollup = db.scalar("SELECT coalesce(sum(cost_usd), 0) FROM cost_rollup_hourly")
+    return n, distinct, Decimal(cost), Decimal(rollup)
+
+
+def spool_files(d, sub=""):
+    p = os.path.join(d, sub)
+    return sorted(f for f in os.listdir(p) if f.endswith(".vgb"))
+
+
+def test_8_threads_x_50000_rows_stored_exactly_and_sums_match(db, collectors):
+    c = collectors(db, "--rate-limit-rps", "0")
+    key = db.create_key("ingest")
+    r = tool("vgsink-sim", "--url", c.url, "--key", key, "--threads", 8, "--rows", 50000,
+             timeout=900)
+    st = stats_of(r)
+    assert r.returncode == 0, r.stderr
+    assert st["recorded"] == 400000 and st["sent"] == 400000
+    assert st["dropped"] == 0 and st["rejected"] == 0 and st["queued"] == 0
+    n, distinct, cost, rollup = stored(db)
+    assert n == distinct == 400000
+    assert cost == rollup == Decimal(st["cost_usd_recorded"])
+
+
+def test_collector_sigkilled_twice_mid_stream_loses_and_duplicates_nothing(db):
+    port = free_port()
+    key = db.create_key("ingest")
+    spool = tempfile.mkdtemp(prefix="vgsink-spool-")
+    c = Collector(db, args=("--rate-limit-rps", "0"), port=port)
+    sim = tool("vgsink-sim", "--url", c.url, "--key", key, "--threads", 4, "--rows", 4000,
+               "--rate", 800, "--spool", spool, "--batch-rows", 200, background=True)
+    for _ in range(2):
+        time.sleep(1.5)
+        c.kill()
+        time.sleep(0.5)
+        c = Collector(db, args=("--rate-limit-rps", "0"), port=port)
+    out, err = sim.communicate(timeout=300)
+    assert not any(m in err for m in SANITIZER_MARKS), err
+    st = json.loads(out.strip().splitlines()[-1])
+    assert sim.returncode == 0, err
+    assert st["recorded"] == 16000 and st["dropped"] == 0
+    assert st["retries"] > 0  # the kills were noticed
+    n, distinct, cost, rollup = stored(db)
+    assert n == distinct == 16000
+    assert cost == rollup == Decimal(st["cost_usd_recorded"])
+    assert st["sent"] + st["duplicates"] >= 16000
+    assert spool_files(spool) == []
+
+
+def test_collector_down_at_start_new_process_delivers_the_spool(db, collectors):
+    port = free_port()  # nothing listens here yet
+    key = db.create_key("ingest")
+    spool = tempfile.mkdtemp(prefix="vgsink-spool-")
+    url = f"http://127.0.0.1:{port}"
+    r = tool("vgsink-sim", "--url", url, "--key", key, "--threads", 2, "--rows", 1500,
+             "--spool", spool, "--close-timeout-ms", 1000)
+    st = stats_of(r)
+    assert r.returncode == 1  # not delivered: the collector is down
+    assert st["recorded"] == 3000 and st["dropped"] == 0 and st["sent"] == 0
+    assert spool_files(spool), "the unsent rows must be on disk"
+    assert db.scalar("SELECT count(*) FROM cost_rows") == 0
+
+    collectors(db, "--rate-limit-rps", "0", port=port)
+    r = tool("vgsink-replay", spool, "--url", url, "--key", key)
+    rep = stats_of(r)
+    assert r.returncode == 0, r.stderr
+    assert rep["complete"] is True and rep["sent"] + rep["duplicates"] == 3000
+    n, distinct, cost, rollup = stored(db)
+    assert n == distinct == 3000
+    assert cost == rollup == Decimal(st["cost_usd_recorded"])
+    assert spool_files(spool) == []
+
+
+def test_revoked_key_goes_to_rejected_without_looping(db, collectors):
+    c = collectors(db)
+    key = db.create_key("ingest")
+    assert run_vgc("keys", "revoke", key, "--db", db.conninfo).returncode == 0
+    deadline = time.time() + 5
+    while c.get("/v1/whoami", key=key).status_code != 401:
+        assert time.time() < deadline
+        time.sleep(0.05)
+    spool = tempfile.mkdtemp(prefix="vgsink-spool-")
+    start = time.time()
+    r = tool("vgsink-sim", "--url", c.url, "--key", key, "--threads", 1, "--rows", 1200,
+             "--batch-rows", 500, "--spool", spool, "--close-timeout-ms", 20000)
+    st = stats_of(r)
+    assert r.returncode == 0, r.stderr  # every batch was answered (with 401)
+    assert time.time() - start < 15
+    assert st["rejected"] == 1200 and st["sent"] == 0 and st["retries"] == 0
+    assert len(spool_files(spool, "rejected")) == 3 and spool_files(spool) == []
+    assert db.scalar("SELECT count(*) FROM cost_rows") == 0
+
+    # An operator replays them with a good key.
+    good = db.create_key("ingest")
+    r = tool("vgsink-replay", spool, "--url", c.url, "--key", good, "--rejected")
+    rep = stats_of(r)
+    assert r.returncode == 0 and rep["unrejected_batches"] == 3 and rep["sent"] == 1200
+    assert db.scalar("SELECT count(*) FROM cost_rows") == 1200
+
+
+def test_413_splits_the_batch_and_429_is_retried(db, collectors):
+    c = collectors(db, "--max-batch-rows", "100", "--rate-limit-rps", "5",
+                   "--rate-limit-burst", "2")
+    key = db.create_key("ingest")
+    r = tool("vgsink-sim", "--url", c.url, "--key", key, "--threads", 1, "--rows", 800,
+             "--batch-rows", 400)
+    st = stats_of(r)
+    assert r.returncode == 0, r.stderr
+    assert st["sent"] == 800 and st["rejected"] == 0 and st["retries"] > 0
+    assert db.scalar("SELECT count(*) FROM cost_rows") == 800
+
+
+def make_certs(d):
+    def run(*a):
+        subprocess.run(a, check=True, capture_output=True, cwd=d)
+
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        "-subj", "/CN=vgsink test CA", "-keyout", "ca.key", "-out", "ca.pem")
+    for name, san in (("good", "DNS:localhost,IP:127.0.0.1"), ("wrong", "DNS:wrong.example")):
+        run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
+            "-keyout", f"{name}.key", "-out", f"{name}.csr")
+        with open(os.path.join(d, f"{name}.ext"), "w") as f:
+            f.write(f"subjectAltName={san}\n")
+        run("openssl", "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.pem")
+    return {n: os.path.join(d, n) for n in ("ca.pem", "good.pem", "good.key", "wrong.pem",
+                                               "wrong.key")}
+
+
+def test_https_delivers_with_test_ca_and_refuses_wrong_hostname(db, collectors):
+    certs = make_certs(tempfile.mkdtemp(prefix="vgsink-tls-"))
+    key = db.create_key("ingest")
+    good = collectors(db, "--tls-cert", certs["good.pem"], "--tls-key", certs["good.key"],
+                      scheme="https")
+    for host in ("localhost", "127.0.0.1"):
+        r = tool("vgsink-sim", "--url", f"https://{host}:{good.port}", "--key", key,
+                 "--threads", 1, "--rows", 300, "--ca-file", certs["ca.pem"])
+        assert r.returncode == 0, r.stderr
+        assert stats_of(r)["sent"] == 300
+    # Without the test CA the chain is not trusted: nothing goes out.
+    r = tool("vgsink-sim", "--url", f"https://localhost:{good.port}", "--key", key,
+             "--threads", 1, "--rows", 10, "--close-timeout-ms", 1500)
+    assert r.returncode == 1 and stats_of(r)["sent"] == 0
+
+    wrong = collectors(db, "--tls-cert", certs["wrong.pem"], "--tls-key", certs["wrong.key"],
+                       scheme="https")
+    spool = tempfile.mkdtemp(prefix="vgsink-spool-")
+    r = tool("vgsink-sim", "--url", f"https://localhost:{wrong.port}", "--key", key,
+             "--threads", 1, "--rows", 200, "--ca-file", certs["ca.pem"], "--spool", spool,
+             "--close-timeout-ms", 1500)
+    st = stats_of(r)
+    assert r.returncode == 1 and st["sent"] == 0 and st["retries"] > 0
+    assert spool_files(spool), "rows refused by TLS stay spooled"
+    assert db.scalar("SELECT count(*) FROM cost_rows") == 600
+
+
+def test_fork_parent_and_child_both_record_without_deadlock(db, collectors):
+    c = collectors(db, "--rate-limit-rps", "0")
+    key = db.create_key("ingest")
+    r = tool("vgsink-forktest", 2000, timeout=120,
+             env={"VOICEGW_COLLECTOR_URL": c.url, "VOICEGW_API_KEY": key})
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = stats_of(r)
+    assert out["child_exit"] == 0
+    n, distinct, _, _ = stored(db)
+    assert n == distinct == out["rows_expected"] == 6000
+
+
+def test_sim_help_and_bad_config_errors():
+    r = tool("vgsink-sim", "--help")
+    assert r.returncode == 0 and "--threads" in r.stdout
+    r = tool("vgsink-sim", "--url", "ftp://x", "--key", "k", "--rows", 1)
+    assert r.returncode == 2 and "ftp://x" in r.stderr
+    r = tool("vgsink-sim", "--url", "http://127.0.0.1:9", "--rows", 1)
+    assert r.returncode == 2 and "api_key" in r.stderr
+    spool = tempfile.mkdtemp(prefix="vgsink-spool-")
+    holder = tool("vgsink-sim", "--url", "http://127.0.0.1:9", "--key", "k", "--rows", 1,
+                  "--spool", spool, "--close-timeout-ms", 3000, background=True)
+    time.sleep(0.5)
+    r = tool("vgsink-replay", spool, "--url", "http://127.0.0.1:9", "--key", "k")
+    holder.communicate(timeout=30)
+    assert r.returncode == 2 and "in use by another process" in r.stderr

@@ -1,0 +1,154 @@
+/* vgsink-bench: the cost of one vgsink_record call (median and p99, in ns)
+ * with 1, 2 and 8 recording threads while batches go to a real collector,
+ * and the resident memory of 1,000,000 queued rows. For `make bench-sink`. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "simrow.h"
+#include "vgsink.h"
+
+struct bench_thread {
+	vgsink *sink;
+	int index;
+	long rows;
+	unsigned *ns; /* one per call */
+};
+
+static unsigned long long bench_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (unsigned long long)ts.tv_sec * 1000000000ULL + (unsigned long long)ts.tv_nsec;
+}
+
+static void *bench_run(void *arg)
+{
+	struct bench_thread *bt = arg;
+	unsigned long long rnd = 0x2545f4914f6cdd1dULL * (unsigned long long)(bt->index + 1);
+	struct simrow r;
+
+	for (long n = 0; n < bt->rows; n++) {
+		unsigned long long t0;
+		simrow_make(&r, bt->index, n, 50, 20, &rnd);
+		t0 = bench_now_ns();
+		if (vgsink_record(bt->sink, &r.row) != 0) {
+			fprintf(stderr, "record: %s\n", vgsink_errstr(bt->sink));
+			exit(1);
+		}
+		bt->ns[n] = (unsigned)(bench_now_ns() - t0);
+	}
+	return NULL;
+}
+
+static int bench_cmp(const void *a, const void *b)
+{
+	unsigned x = *(const unsigned *)a, y = *(const unsigned *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static long bench_rss_kib(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kib = -1;
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kib;
+}
+
+static vgsink *bench_open(const char *url, const char *key, size_t queue_max)
+{
+	vgsink_config cfg;
+	char err[512];
+	vgsink *s;
+
+	vgsink_config_init(&cfg);
+	cfg.url = url;
+	cfg.api_key = key;
+	cfg.queue_max_rows = queue_max;
+	s = vgsink_open(&cfg, err, sizeof(err));
+	if (!s) {
+		fprintf(stderr, "vgsink_open: %s\n", err);
+		exit(1);
+	}
+	return s;
+}
+
+static void bench_threads(const char *url, const char *key, int nthreads, long rows)
+{
+	vgsink *s = bench_open(url, key, (size_t)nthreads * (size_t)rows + 1);
+	struct bench_thread *bt = calloc((size_t)nthreads, sizeof(*bt));
+	pthread_t *tid = calloc((size_t)nthreads, sizeof(*tid));
+	unsigned *all = malloc(sizeof(unsigned) * (size_t)nthreads * (size_t)rows);
+	size_t n = 0;
+	vgsink_stats st;
+
+	for (int i = 0; i < nthreads; i++) {
+		bt[i] = (struct bench_thread){ s, i, rows, malloc(sizeof(unsigned) * (size_t)rows) };
+		pthread_create(&tid[i], NULL, bench_run, &bt[i]);
+	}
+	for (int i = 0; i < nthreads; i++) {
+		pthread_join(tid[i], NULL);
+		memcpy(all + n, bt[i].ns, sizeof(unsigned) * (size_t)rows);
+		n += (size_t)rows;
+		free(bt[i].ns);
+	}
+	vgsink_stats_get(s, &st);
+	if (vgsink_close(s, 120000) != 0)
+		fprintf(stderr, "close: %s\n", vgsink_errstr(s));
+	qsort(all, n, sizeof(*all), bench_cmp);
+	printf("vgsink_record, %d thread%s: %zu calls, median %u ns, p99 %u ns, max %u ns "
+	       "(%llu rows sent while recording)\n",
+	       nthreads, nthreads > 1 ? "s" : " ", n, all[n / 2], all[n * 99 / 100], all[n - 1],
+	       (unsigned long long)st.sent);
+	free(all);
+	free(bt);
+	free(tid);
+}
+
+int main(int argc, char **argv)
+{
+	const char *url, *key, *dead_url = "http://127.0.0.1:9";
+	long rows = 200000, rss_rows = 1000000;
+	vgsink *s;
+	long before, after;
+	unsigned long long rnd = 42;
+	struct simrow r;
+
+	if (argc < 3) {
+		fprintf(stderr, "usage: vgsink-bench URL KEY [ROWS_PER_THREAD] [RSS_ROWS]\n");
+		return 2;
+	}
+	url = argv[1];
+	key = argv[2];
+	if (argc > 3)
+		rows = atol(argv[3]);
+	if (argc > 4)
+		rss_rows = atol(argv[4]);
+	bench_threads(url, key, 1, rows);
+	bench_threads(url, key, 2, rows / 2);
+	bench_threads(url, key, 8, rows / 8);
+
+	/* Memory: nothing can be sent (port 9 is closed), so every row stays queued. */
+	s = bench_open(dead_url, key, (size_t)rss_rows + 1);
+	before = bench_rss_kib();
+	for (long n = 0; n < rss_rows; n++) {
+		simrow_make(&r, 0, n, 50, 20, &rnd);
+		vgsink_record(s, &r.row);
+	}
+	after = bench_rss_kib();
+	printf("RSS for %ld queued rows: %.1f MiB (%.0f bytes per row; process total %.1f MiB)\n",
+	       rss_rows, (double)(after - before) / 1024.0,
+	       (double)(after - before) * 1024.0 / (double)rss_rows, (double)after / 1024.0);
+	vgsink_close(s, 0);
+	return 0;
+}
