@@ -317,43 +317,49 @@ int vgsink_close(vgsink *s, int timeout_ms)
 
 /* ---- recording --------------------------------------------------------------- */
 
-/* Copies the strings of r into it->strings and repoints r's fields there. */
-static void sink_copy_strings(struct sink_item *it, const struct row *r)
+#define SINK_NSTRINGS 13
+
+/* The row's string fields, in one fixed order. */
+static void sink_string_fields(struct row *r, const char **f[SINK_NSTRINGS])
 {
-	const char *const *src[] = { &r->id, &r->model_id, &r->provider, &r->project,
-				     &r->pricing_source, &r->rate_rule, &r->fallback_from,
-				     &r->error_message, &r->metadata_json, &r->session_id,
-				     &r->agent_id, &r->tenant_id, &r->revision };
-	const char **dst[] = { &it->row.id, &it->row.model_id, &it->row.provider, &it->row.project,
-			       &it->row.pricing_source, &it->row.rate_rule, &it->row.fallback_from,
-			       &it->row.error_message, &it->row.metadata_json, &it->row.session_id,
-			       &it->row.agent_id, &it->row.tenant_id, &it->row.revision };
+	const char **v[SINK_NSTRINGS] = { &r->id, &r->model_id, &r->provider, &r->project,
+					  &r->pricing_source, &r->rate_rule, &r->fallback_from,
+					  &r->error_message, &r->metadata_json, &r->session_id,
+					  &r->agent_id, &r->tenant_id, &r->revision };
+
+	memcpy(f, v, sizeof(v));
+}
+
+/* Total bytes of r's strings with their NULs; len[i] gets each one's size. */
+static size_t sink_strings_size(struct row *r, size_t len[SINK_NSTRINGS])
+{
+	const char **f[SINK_NSTRINGS];
+	size_t n = 0;
+
+	sink_string_fields(r, f);
+	for (int i = 0; i < SINK_NSTRINGS; i++) {
+		len[i] = *f[i] ? strlen(*f[i]) + 1 : 0;
+		n += len[i];
+	}
+	return n;
+}
+
+/* Copies r into it, its strings into it->strings. */
+static void sink_copy_strings(struct sink_item *it, const struct row *r,
+			      const size_t len[SINK_NSTRINGS])
+{
+	const char **f[SINK_NSTRINGS];
 	char *p = it->strings;
 
 	it->row = *r;
-	for (size_t i = 0; i < sizeof(src) / sizeof(src[0]); i++) {
-		if (!*src[i]) {
-			*dst[i] = NULL;
+	sink_string_fields(&it->row, f);
+	for (int i = 0; i < SINK_NSTRINGS; i++) {
+		if (!*f[i])
 			continue;
-		}
-		size_t n = strlen(*src[i]) + 1;
-		memcpy(p, *src[i], n);
-		*dst[i] = p;
-		p += n;
+		memcpy(p, *f[i], len[i]);
+		*f[i] = p;
+		p += len[i];
 	}
-}
-
-static size_t sink_strings_size(const struct row *r)
-{
-	const char *v[] = { r->id, r->model_id, r->provider, r->project, r->pricing_source,
-			    r->rate_rule, r->fallback_from, r->error_message, r->metadata_json,
-			    r->session_id, r->agent_id, r->tenant_id, r->revision };
-	size_t n = 0;
-
-	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
-		if (v[i])
-			n += strlen(v[i]) + 1;
-	return n;
 }
 
 /* vgsink_row -> struct row, with the collector's rules. */
@@ -408,6 +414,7 @@ static int sink_row_convert(struct vgsink *s, const vgsink_row *in, struct row *
 int vgsink_record(vgsink *s, const vgsink_row *in)
 {
 	struct sink_item *it, *drop = NULL;
+	size_t len[SINK_NSTRINGS];
 	struct row r;
 	char uuid[37];
 	bool wake;
@@ -418,10 +425,10 @@ int vgsink_record(vgsink *s, const vgsink_row *in)
 		return sink_fail(FORKED_MSG);
 	if (sink_row_convert(s, in, &r, uuid) != 0)
 		return -1;
-	it = malloc(sizeof(*it) + sink_strings_size(&r));
+	it = malloc(sizeof(*it) + sink_strings_size(&r, len));
 	if (!it)
 		return sink_fail("out of memory");
-	sink_copy_strings(it, &r);
+	sink_copy_strings(it, &r, len);
 	it->next = NULL;
 
 	pthread_mutex_lock(&s->lock);

@@ -277,3 +277,35 @@ UNIT_TEST(gz_inflate_reports_truncated_and_garbage)
 	buf_release(&z);
 	buf_release(&out);
 }
+
+UNIT_TEST(row_utf8_valid_checks_past_the_ascii_fast_path)
+{
+	static const char nul[] = "abcdefghij\0klmnop";
+
+	CHECK(row_utf8_valid("abcdefghijklmnop", 16));
+	CHECK(row_utf8_valid("abcdefgh\xc3\xa9tude and more text", 27));
+	CHECK(!row_utf8_valid("abcdefgh\xc3\x28 and more", 18));       /* bad continuation */
+	CHECK(!row_utf8_valid("abcdefghijklmnop\xed\xa0\x80", 19));     /* a surrogate */
+	CHECK(!row_utf8_valid(nul, sizeof(nul) - 1));                     /* NUL inside a word */
+	CHECK(!row_utf8_valid("abcdefghijklmno\xff", 16));                /* last byte */
+}
+
+UNIT_TEST(row_counts_characters_not_bytes_against_the_limit)
+{
+	struct row r;
+	struct row_limits lim;
+	char err[256], s[300];
+
+	row_limits_default(&lim);
+	lim.max_string_chars = 4;
+	row_init(&r);
+	r.id = "x";
+	r.timestamp = 1.7e9;
+	r.project = "p";
+	r.model_id = "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"; /* 4 characters in 8 bytes */
+	CHECK_MSG(row_validate(&r, &lim, 1.7e9, err, sizeof(err)), "%s", err);
+	snprintf(s, sizeof(s), "abcde");
+	r.model_id = s;
+	CHECK(!row_validate(&r, &lim, 1.7e9, err, sizeof(err)));
+	CHECK(strstr(err, "model_id: 5 characters") != NULL);
+}
