@@ -5,6 +5,11 @@ BUILD     ?= build
 PREFIX    ?= /usr/local
 DESTDIR   ?=
 CC        ?= cc
+# build/san is the ASan+UBSan build `make test` runs; naming it is enough.
+ifeq ($(BUILD),build/san)
+SANITIZE  ?= address,undefined
+CFLAGS    ?= -O1 -g
+endif
 SANITIZE  ?=
 VERSION   := 0.1.0
 PYTHON    ?= /usr/bin/python3

@@ -703,7 +703,11 @@ def test_make_install_and_pkg_config(tmp_path):
                            capture_output=True, text=True)
     assert flags.returncode == 0, flags.stderr
     exe = tmp_path / "prog"
-    r = subprocess.run(["cc", "-o", str(exe), str(src), *flags.stdout.split()],
+    # A sanitizer build's library needs its program built with the same runtime.
+    needed = subprocess.run(["readelf", "-d", str(p / "lib" / "libvgsink.so.0")],
+                            capture_output=True, text=True).stdout
+    san = ["-fsanitize=address,undefined"] if "libasan" in needed else []
+    r = subprocess.run(["cc", *san, "-o", str(exe), str(src), *flags.stdout.split()],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     r = subprocess.run([str(exe)], capture_output=True, text=True,
