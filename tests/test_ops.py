@@ -422,18 +422,22 @@ def test_connection_cap_refuses_at_once_and_recovers(db, collectors):
     finally:
         for s in socks:
             s.close()
-    deadline = time.time() + 10
-    while True:
-        try:
-            r = ingest(c, key, [make_row(0)], timeout=5)
-            if r.status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.time() < deadline, "no recovery after idle connections closed"
-        time.sleep(0.05)
+    wait_ingest_ok(c, key, make_row(0))
     m = metrics_map(c.get("/metrics").text)
     assert m["vgcollector_connections_refused_total"] >= 1
+
+
+def wait_ingest_ok(c, key, row, seconds=10):
+    """Retries one row until the collector answers 200 (after a cap recovers)."""
+    deadline = time.time() + seconds
+    while True:
+        try:
+            if ingest(c, key, [row], timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.time() < deadline, "the collector did not recover"
+        time.sleep(0.05)
 
 
 def test_idle_timeout_closes_silent_connection(db, collectors):
@@ -482,15 +486,7 @@ def test_connection_cap_with_tls(db, collectors, tls_cert):
     finally:
         for s in socks:
             s.close()
-    deadline = time.time() + 10
-    while True:
-        try:
-            if ingest(c, key, [make_row(0, id="tls-1")], timeout=5).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.time() < deadline
-        time.sleep(0.05)
+    wait_ingest_ok(c, key, make_row(0, id="tls-1"))
 
 
 # ---- metrics and logs -------------------------------------------------------------
