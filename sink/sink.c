@@ -13,9 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <cJSON.h>
 #include <event2/http.h>
 
+#include "jsoncheck.h"
 #include "sink_int.h"
 
 #define FORKED_MSG "process forked after vgsink_open; open a new sink in the child"
@@ -375,13 +375,8 @@ static int sink_row_convert(struct vgsink *s, const vgsink_row *in, struct row *
 	if (in->status && !row_status_parse(in->status, &r->status))
 		return sink_fail("status \"%.32s\": must be \"success\", \"error\" or \"fallback\"",
 				 in->status);
-	if (in->metadata_json) {
-		cJSON *m = cJSON_Parse(in->metadata_json);
-		bool obj = cJSON_IsObject(m);
-		cJSON_Delete(m);
-		if (!obj)
-			return sink_fail("metadata_json: must be a JSON object");
-	}
+	if (in->metadata_json && !jsoncheck_object(in->metadata_json, strlen(in->metadata_json)))
+		return sink_fail("metadata_json: must be a JSON object");
 	if (!in->id && !sink_uuid(uuid))
 		return sink_fail("cannot generate a row id: OpenSSL's RAND_bytes failed");
 	r->id = in->id ? in->id : uuid;

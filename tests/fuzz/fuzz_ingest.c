@@ -1,10 +1,14 @@
 /* libFuzzer target for the ingest body decoder: gunzip, then JSON, then row
  * validation and key scope, exactly as a worker runs it. The first input byte
- * picks gzip or plain and a key scope; the rest is the body. */
+ * picks gzip or plain and a key scope; the rest is the body. It also checks
+ * that whatever the sink's jsoncheck accepts as metadata, cJSON (the
+ * collector) parses as an object. */
+#include <cJSON.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "ingest_decode.h"
+#include "jsoncheck.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -26,5 +30,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (status == 200 && batch.nrows + batch.nrejects + batch.duplicates != batch.total)
 		__builtin_trap(); /* every element is stored, rejected or a duplicate */
 	ingest_batch_release(&batch);
+
+	if (jsoncheck_object((const char *)data + 1, size - 1)) {
+		cJSON *j = cJSON_ParseWithLength((const char *)data + 1, size - 1);
+		if (!cJSON_IsObject(j))
+			__builtin_trap(); /* the sink would send metadata the collector refuses */
+		cJSON_Delete(j);
+	}
 	return 0;
 }

@@ -1,0 +1,181 @@
+/* A JSON syntax check that allocates nothing (see jsoncheck.h): a recursive
+ * descent over RFC 8259's grammar with a depth bound. */
+#include "jsoncheck.h"
+
+#define JSONCHECK_MAX_DEPTH 64
+
+struct jsoncheck {
+	const unsigned char *p, *end;
+};
+
+static bool jc_value(struct jsoncheck *j, int depth);
+
+static void jc_ws(struct jsoncheck *j)
+{
+	while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
+		j->p++;
+}
+
+static bool jc_hex(unsigned char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* Four hex digits after \\u, or -1. */
+static long jc_u4(struct jsoncheck *j)
+{
+	long v = 0;
+
+	if (j->end - j->p < 4)
+		return -1;
+	for (int i = 0; i < 4; i++) {
+		unsigned char c = j->p[i];
+		if (!jc_hex(c))
+			return -1;
+		v = v * 16 + (c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+	}
+	j->p += 4;
+	return v;
+}
+
+static bool jc_string(struct jsoncheck *j)
+{
+	j->p++; /* the opening quote */
+	while (j->p < j->end) {
+		unsigned char c = *j->p++;
+
+		if (c == '"')
+			return true;
+		if (c < 0x20)
+			return false;
+		if (c != '\\')
+			continue;
+		if (j->p >= j->end)
+			return false;
+		c = *j->p++;
+		if (c == 'u') {
+			long u = jc_u4(j);
+			/* UTF-16 surrogates must pair up, as cJSON (the collector) requires. */
+			if (u >= 0xDC00 && u <= 0xDFFF)
+				return false;
+			if (u >= 0xD800 && u <= 0xDBFF) {
+				if (j->end - j->p < 2 || j->p[0] != '\\' || j->p[1] != 'u')
+					return false;
+				j->p += 2;
+				u = jc_u4(j);
+				if (u < 0xDC00 || u > 0xDFFF)
+					return false;
+			}
+			if (u < 0)
+				return false;
+		} else if (c != '"' && c != '\\' && c != '/' && c != 'b' && c != 'f' && c != 'n' &&
+			   c != 'r' && c != 't') {
+			return false;
+		}
+	}
+	return false;
+}
+
+static bool jc_digits(struct jsoncheck *j)
+{
+	const unsigned char *start = j->p;
+
+	while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
+		j->p++;
+	return j->p > start;
+}
+
+static bool jc_number(struct jsoncheck *j)
+{
+	if (*j->p == '-')
+		j->p++;
+	if (j->p < j->end && *j->p == '0')
+		j->p++;
+	else if (!jc_digits(j))
+		return false;
+	if (j->p < j->end && *j->p == '.') {
+		j->p++;
+		if (!jc_digits(j))
+			return false;
+	}
+	if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
+		j->p++;
+		if (j->p < j->end && (*j->p == '+' || *j->p == '-'))
+			j->p++;
+		if (!jc_digits(j))
+			return false;
+	}
+	return true;
+}
+
+static bool jc_word(struct jsoncheck *j, const char *w, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (j->p + i >= j->end || j->p[i] != (unsigned char)w[i])
+			return false;
+	j->p += n;
+	return true;
+}
+
+/* An object or array: open was just seen. */
+static bool jc_container(struct jsoncheck *j, int depth, bool object)
+{
+	const unsigned char close = object ? '}' : ']';
+
+	if (depth > JSONCHECK_MAX_DEPTH)
+		return false;
+	j->p++;
+	jc_ws(j);
+	if (j->p < j->end && *j->p == close) {
+		j->p++;
+		return true;
+	}
+	for (;;) {
+		if (object) {
+			if (j->p >= j->end || *j->p != '"' || !jc_string(j))
+				return false;
+			jc_ws(j);
+			if (j->p >= j->end || *j->p++ != ':')
+				return false;
+		}
+		if (!jc_value(j, depth + 1))
+			return false;
+		jc_ws(j);
+		if (j->p >= j->end)
+			return false;
+		if (*j->p == close) {
+			j->p++;
+			return true;
+		}
+		if (*j->p++ != ',')
+			return false;
+		jc_ws(j);
+	}
+}
+
+static bool jc_value(struct jsoncheck *j, int depth)
+{
+	jc_ws(j);
+	if (j->p >= j->end)
+		return false;
+	switch (*j->p) {
+	case '{': return jc_container(j, depth, true);
+	case '[': return jc_container(j, depth, false);
+	case '"': return jc_string(j);
+	case 't': return jc_word(j, "true", 4);
+	case 'f': return jc_word(j, "false", 5);
+	case 'n': return jc_word(j, "null", 4);
+	default: return jc_number(j);
+	}
+}
+
+bool jsoncheck_object(const char *s, size_t len)
+{
+	struct jsoncheck j = { (const unsigned char *)s, (const unsigned char *)s + len };
+
+	jc_ws(&j);
+	if (j.p >= j.end || *j.p != '{' || !jc_container(&j, 1, true))
+		return false;
+	jc_ws(&j);
+	return j.p == j.end;
+}
