@@ -5,6 +5,7 @@
 
 #include <cJSON.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdint.h>
@@ -127,19 +128,6 @@ static size_t row_utf8_chars(const char *s)
 	for (; *s; s++)
 		n += ((unsigned char)*s & 0xC0) != 0x80;
 	return n;
-}
-
-bool row_tenant_valid(const char *s)
-{
-	size_t n = 0;
-
-	for (; s[n]; n++) {
-		char c = s[n];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '-' || c == '_'))
-			return false;
-	}
-	return n >= 1 && n <= ROW_TENANT_MAX_CHARS;
 }
 
 /* ---- decoding -------------------------------------------------------------- */
@@ -300,14 +288,58 @@ bool row_from_json(const cJSON *obj, struct row *r, char **metadata_owned, char 
 
 /* ---- validation ------------------------------------------------------------ */
 
-static bool row_check_string(const char *name, const char *s, size_t max_chars, char *err,
-			     size_t errlen)
-{
-	size_t len, chars;
+enum row_cap { CAP_ID, CAP_STRING, CAP_PROJECT, CAP_ERROR, CAP_METADATA, CAP_TENANT };
 
-	if (!s)
-		return true;
-	len = strlen(s);
+/* The string fields in row_string_fields order, with the rule each follows. */
+static const struct row_string_rule {
+	const char *name;
+	size_t offset;
+	enum row_cap cap;
+} row_string_rules[ROW_NSTRINGS] = {
+	[ROW_STRING_ID] = { "id", offsetof(struct row, id), CAP_ID },
+	[ROW_STRING_MODEL_ID] = { "model_id", offsetof(struct row, model_id), CAP_STRING },
+	[ROW_STRING_PROVIDER] = { "provider", offsetof(struct row, provider), CAP_STRING },
+	[ROW_STRING_PROJECT] = { "project", offsetof(struct row, project), CAP_PROJECT },
+	[ROW_STRING_PRICING_SOURCE] = { "pricing_source", offsetof(struct row, pricing_source), CAP_STRING },
+	[ROW_STRING_RATE_RULE] = { "rate_rule", offsetof(struct row, rate_rule), CAP_STRING },
+	[ROW_STRING_FALLBACK_FROM] = { "fallback_from", offsetof(struct row, fallback_from), CAP_STRING },
+	[ROW_STRING_ERROR_MESSAGE] = { "error_message", offsetof(struct row, error_message), CAP_ERROR },
+	[ROW_STRING_METADATA] = { "metadata", offsetof(struct row, metadata_json), CAP_METADATA },
+	[ROW_STRING_SESSION_ID] = { "session_id", offsetof(struct row, session_id), CAP_STRING },
+	[ROW_STRING_AGENT_ID] = { "agent_id", offsetof(struct row, agent_id), CAP_STRING },
+	[ROW_STRING_TENANT_ID] = { "tenant_id", offsetof(struct row, tenant_id), CAP_TENANT },
+	[ROW_STRING_REVISION] = { "revision", offsetof(struct row, revision), CAP_STRING },
+};
+
+void row_string_fields(struct row *r, const char **f[ROW_NSTRINGS])
+{
+	for (int i = 0; i < ROW_NSTRINGS; i++)
+		f[i] = (const char **)(void *)((char *)r + row_string_rules[i].offset);
+}
+
+static bool row_tenant_valid_len(const char *s, size_t n)
+{
+	if (n < 1 || n > ROW_TENANT_MAX_CHARS)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '_'))
+			return false;
+	}
+	return true;
+}
+
+bool row_tenant_valid(const char *s)
+{
+	return row_tenant_valid_len(s, strlen(s));
+}
+
+static bool row_check_string(const char *name, const char *s, size_t len, size_t max_chars,
+			     char *err, size_t errlen)
+{
+	size_t chars;
+
 	if (!row_utf8_valid(s, len)) {
 		snprintf(err, errlen, "%s: not valid UTF-8", name);
 		return false;
@@ -320,6 +352,62 @@ static bool row_check_string(const char *name, const char *s, size_t max_chars, 
 		return false;
 	}
 	return true;
+}
+
+static bool row_check_metadata(const char *s, size_t len, const struct row_limits *lim, char *err,
+			       size_t errlen)
+{
+	if (len > lim->max_metadata_bytes) {
+		snprintf(err, errlen, "metadata: %zu bytes as JSON, the limit is %zu", len,
+			 lim->max_metadata_bytes);
+		return false;
+	}
+	if (!row_utf8_valid(s, len)) {
+		snprintf(err, errlen, "metadata: not valid UTF-8");
+		return false;
+	}
+	if (memmem(s, len, "\\u0000", 6)) {
+		snprintf(err, errlen, "metadata: \\u0000 cannot be stored");
+		return false;
+	}
+	return true;
+}
+
+/* One string field by its rule; len gets its length. */
+static bool row_check_field(const struct row_string_rule *rule, const char *s, size_t *len,
+			    const struct row_limits *lim, char *err, size_t errlen)
+{
+	*len = strlen(s);
+	switch (rule->cap) {
+	case CAP_ID:
+		if (*len == 0) {
+			snprintf(err, errlen, "id: required, 1-%d characters", ROW_ID_MAX_CHARS);
+			return false;
+		}
+		return row_check_string(rule->name, s, *len, ROW_ID_MAX_CHARS, err, errlen);
+	case CAP_PROJECT:
+		if (*len == 0) {
+			snprintf(err, errlen, "project: must not be empty");
+			return false;
+		}
+		return row_check_string(rule->name, s, *len, ROW_PROJECT_MAX_CHARS, err, errlen);
+	case CAP_ERROR:
+		return row_check_string(rule->name, s, *len, lim->max_error_message_chars, err,
+					errlen);
+	case CAP_METADATA:
+		return row_check_metadata(s, *len, lim, err, errlen);
+	case CAP_TENANT:
+		if (!row_tenant_valid_len(s, *len)) {
+			snprintf(err, errlen,
+				 "tenant_id \"%.140s\": 1-%d of only letters, digits, '-' and '_'", s,
+				 ROW_TENANT_MAX_CHARS);
+			return false;
+		}
+		return true;
+	case CAP_STRING:
+		break;
+	}
+	return row_check_string(rule->name, s, *len, lim->max_string_chars, err, errlen);
 }
 
 static bool row_check_amount(const char *name, double v, bool nullable, char *err, size_t errlen)
@@ -335,52 +423,20 @@ static bool row_check_amount(const char *name, double v, bool nullable, char *er
 	return true;
 }
 
-bool row_validate(const struct row *r, const struct row_limits *lim, double now, char *err,
-		  size_t errlen)
+bool row_validate_measure(const struct row *r, const struct row_limits *lim, double now,
+			  size_t len[ROW_NSTRINGS], char *err, size_t errlen)
 {
-	const size_t s = lim->max_string_chars;
-
-	if (!r->id || !r->id[0]) {
+	if (!r->id) {
 		snprintf(err, errlen, "id: required, 1-%d characters", ROW_ID_MAX_CHARS);
 		return false;
 	}
-	if (!row_check_string("id", r->id, ROW_ID_MAX_CHARS, err, errlen) ||
-	    !row_check_string("model_id", r->model_id, s, err, errlen) ||
-	    !row_check_string("provider", r->provider, s, err, errlen) ||
-	    !row_check_string("project", r->project, ROW_PROJECT_MAX_CHARS, err, errlen) ||
-	    !row_check_string("pricing_source", r->pricing_source, s, err, errlen) ||
-	    !row_check_string("rate_rule", r->rate_rule, s, err, errlen) ||
-	    !row_check_string("fallback_from", r->fallback_from, s, err, errlen) ||
-	    !row_check_string("error_message", r->error_message, lim->max_error_message_chars, err,
-			      errlen) ||
-	    !row_check_string("session_id", r->session_id, s, err, errlen) ||
-	    !row_check_string("agent_id", r->agent_id, s, err, errlen) ||
-	    !row_check_string("revision", r->revision, s, err, errlen))
-		return false;
-	if (r->project && !r->project[0]) {
-		snprintf(err, errlen, "project: must not be empty");
-		return false;
-	}
-	if (r->tenant_id && !row_tenant_valid(r->tenant_id)) {
-		snprintf(err, errlen, "tenant_id \"%.140s\": 1-%d of only letters, digits, '-' and '_'",
-			 r->tenant_id, ROW_TENANT_MAX_CHARS);
-		return false;
-	}
-	if (r->metadata_json) {
-		size_t n = strlen(r->metadata_json);
-		if (n > lim->max_metadata_bytes) {
-			snprintf(err, errlen, "metadata: %zu bytes as JSON, the limit is %zu", n,
-				 lim->max_metadata_bytes);
+	for (int i = 0; i < ROW_NSTRINGS; i++) {
+		const struct row_string_rule *rule = &row_string_rules[i];
+		const char *s = *(const char *const *)(const void *)((const char *)r + rule->offset);
+
+		len[i] = 0;
+		if (s && !row_check_field(rule, s, &len[i], lim, err, errlen))
 			return false;
-		}
-		if (!row_utf8_valid(r->metadata_json, n)) {
-			snprintf(err, errlen, "metadata: not valid UTF-8");
-			return false;
-		}
-		if (strstr(r->metadata_json, "\\u0000")) {
-			snprintf(err, errlen, "metadata: \\u0000 cannot be stored");
-			return false;
-		}
 	}
 	if (!row_check_amount("input_units", r->input_units, false, err, errlen) ||
 	    !row_check_amount("output_units", r->output_units, false, err, errlen) ||
@@ -406,6 +462,14 @@ bool row_validate(const struct row *r, const struct row_limits *lim, double now,
 		return false;
 	}
 	return true;
+}
+
+bool row_validate(const struct row *r, const struct row_limits *lim, double now, char *err,
+		  size_t errlen)
+{
+	size_t len[ROW_NSTRINGS];
+
+	return row_validate_measure(r, lim, now, len, err, errlen);
 }
 
 /* ---- encoding -------------------------------------------------------------- */

@@ -64,6 +64,31 @@ bool row_from_json(const struct cJSON *obj, struct row *r, char **metadata_owned
 bool row_validate(const struct row *r, const struct row_limits *lim, double now, char *err,
 		  size_t errlen) __attribute__((warn_unused_result));
 
+/* The string fields, in one fixed order; row_string_fields points f[i] at each. */
+enum row_string_index {
+	ROW_STRING_ID,
+	ROW_STRING_MODEL_ID,
+	ROW_STRING_PROVIDER,
+	ROW_STRING_PROJECT,
+	ROW_STRING_PRICING_SOURCE,
+	ROW_STRING_RATE_RULE,
+	ROW_STRING_FALLBACK_FROM,
+	ROW_STRING_ERROR_MESSAGE,
+	ROW_STRING_METADATA,
+	ROW_STRING_SESSION_ID,
+	ROW_STRING_AGENT_ID,
+	ROW_STRING_TENANT_ID,
+	ROW_STRING_REVISION,
+	ROW_NSTRINGS
+};
+void row_string_fields(struct row *r, const char **f[ROW_NSTRINGS]);
+
+/* row_validate that also gives each string's strlen (0 for NULL) in that
+ * order, so a caller copying the row need not measure it again. */
+bool row_validate_measure(const struct row *r, const struct row_limits *lim, double now,
+			  size_t len[ROW_NSTRINGS], char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
 /* True when s is 1-128 chars of letters, digits, '-' and '_'. */
 bool row_tenant_valid(const char *s);
 
