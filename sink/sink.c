@@ -1,6 +1,6 @@
-/* libvgsink's public API: config, open/close, the recording hot path (validate,
- * copy into one allocation, stamp id and time, append to the queue under a
- * mutex held for a few pointer writes), flush, stats and fork detection. */
+/* libvgsink's public API: config, open/close, the recording hot path (validate
+ * and measure once, copy into the thread's chunk, stamp id and time, append to
+ * the queue under a mutex held for a few writes), flush, stats and fork detection. */
 #include <errno.h>
 #include <math.h>
 #include <openssl/rand.h>
@@ -83,6 +83,7 @@ void vgsink_config_init(vgsink_config *cfg)
 	cfg->request_timeout_ms = 10000;
 	cfg->retry_initial_ms = 200;
 	cfg->retry_max_ms = 30000;
+	cfg->queue_shards = 16;
 	cfg->url = getenv("VOICEGW_COLLECTOR_URL");
 	cfg->api_key = getenv("VOICEGW_API_KEY");
 }
@@ -204,13 +205,7 @@ static bool sink_tls_init(struct vgsink *s, char *err, size_t errlen)
 
 static void sink_free(struct vgsink *s)
 {
-	struct sink_item *it = s->head;
-
-	while (it) {
-		struct sink_item *next = it->next;
-		free(it);
-		it = next;
-	}
+	sink_queue_free(s);
 	while (s->ready) {
 		struct sink_batch *next = s->ready->next;
 		sink_batch_free(s->ready);
@@ -248,11 +243,13 @@ vgsink *vgsink_open(const vgsink_config *cfg, char *err, size_t errlen)
 	if (cfg->batch_rows < 1 || cfg->batch_bytes < 1024 || cfg->flush_interval_ms < 1 ||
 	    cfg->queue_max_rows < (size_t)cfg->batch_rows || cfg->request_timeout_ms < 1 ||
 	    cfg->retry_initial_ms < 1 || cfg->retry_max_ms < cfg->retry_initial_ms ||
-	    (cfg->spool_dir && cfg->spool_max_bytes < 4096)) {
+	    (cfg->spool_dir && cfg->spool_max_bytes < 4096) || cfg->queue_shards < 1 ||
+	    cfg->queue_shards > 256) {
 		snprintf(err, errlen,
 			 "bad config: need batch_rows >= 1, batch_bytes >= 1024, flush_interval_ms >= 1, "
 			 "queue_max_rows >= batch_rows, request_timeout_ms >= 1, "
-			 "1 <= retry_initial_ms <= retry_max_ms, spool_max_bytes >= 4096");
+			 "1 <= retry_initial_ms <= retry_max_ms, spool_max_bytes >= 4096, "
+			 "1 <= queue_shards <= 256");
 		return NULL;
 	}
 	s = calloc(1, sizeof(*s));
@@ -279,7 +276,7 @@ vgsink *vgsink_open(const vgsink_config *cfg, char *err, size_t errlen)
 	pthread_cond_init(&s->cond, &ca);
 	pthread_condattr_destroy(&ca);
 	if (!s->url || !s->api_key || (cfg->spool_dir && !s->spool_dir) ||
-	    (cfg->ca_file && !s->ca_file)) {
+	    (cfg->ca_file && !s->ca_file) || !sink_queue_init(s)) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -317,53 +314,27 @@ int vgsink_close(vgsink *s, int timeout_ms)
 
 /* ---- recording --------------------------------------------------------------- */
 
-#define SINK_NSTRINGS 13
-
-/* The row's string fields, in one fixed order. */
-static void sink_string_fields(struct row *r, const char **f[SINK_NSTRINGS])
-{
-	const char **v[SINK_NSTRINGS] = { &r->id, &r->model_id, &r->provider, &r->project,
-					  &r->pricing_source, &r->rate_rule, &r->fallback_from,
-					  &r->error_message, &r->metadata_json, &r->session_id,
-					  &r->agent_id, &r->tenant_id, &r->revision };
-
-	memcpy(f, v, sizeof(v));
-}
-
-/* Total bytes of r's strings with their NULs; len[i] gets each one's size. */
-static size_t sink_strings_size(struct row *r, size_t len[SINK_NSTRINGS])
-{
-	const char **f[SINK_NSTRINGS];
-	size_t n = 0;
-
-	sink_string_fields(r, f);
-	for (int i = 0; i < SINK_NSTRINGS; i++) {
-		len[i] = *f[i] ? strlen(*f[i]) + 1 : 0;
-		n += len[i];
-	}
-	return n;
-}
-
-/* Copies r into it, its strings into it->strings. */
+/* Copies r into it, its strings (of lengths len) into it->strings. */
 static void sink_copy_strings(struct sink_item *it, const struct row *r,
-			      const size_t len[SINK_NSTRINGS])
+			      const size_t len[ROW_NSTRINGS])
 {
-	const char **f[SINK_NSTRINGS];
+	const char **f[ROW_NSTRINGS];
 	char *p = it->strings;
 
 	it->row = *r;
-	sink_string_fields(&it->row, f);
-	for (int i = 0; i < SINK_NSTRINGS; i++) {
+	row_string_fields(&it->row, f);
+	for (int i = 0; i < ROW_NSTRINGS; i++) {
 		if (!*f[i])
 			continue;
-		memcpy(p, *f[i], len[i]);
+		memcpy(p, *f[i], len[i] + 1);
 		*f[i] = p;
-		p += len[i];
+		p += len[i] + 1;
 	}
 }
 
 /* vgsink_row -> struct row, with the collector's rules. */
-static int sink_row_convert(struct vgsink *s, const vgsink_row *in, struct row *r, char uuid[37])
+static int sink_row_convert(struct vgsink *s, const vgsink_row *in, struct row *r, char uuid[37],
+			    size_t len[ROW_NSTRINGS])
 {
 	char err[SINK_ERR_MAX];
 	double now = sink_now();
@@ -375,8 +346,6 @@ static int sink_row_convert(struct vgsink *s, const vgsink_row *in, struct row *
 	if (in->status && !row_status_parse(in->status, &r->status))
 		return sink_fail("status \"%.32s\": must be \"success\", \"error\" or \"fallback\"",
 				 in->status);
-	if (in->metadata_json && !jsoncheck_object(in->metadata_json, strlen(in->metadata_json)))
-		return sink_fail("metadata_json: must be a JSON object");
 	if (!in->id && !sink_uuid(uuid))
 		return sink_fail("cannot generate a row id: OpenSSL's RAND_bytes failed");
 	r->id = in->id ? in->id : uuid;
@@ -401,55 +370,35 @@ static int sink_row_convert(struct vgsink *s, const vgsink_row *in, struct row *
 	r->tenant_id = in->tenant_id;
 	r->revision = in->revision;
 	r->turn_index = in->turn_index < 0 ? -1 : in->turn_index;
-	if (!row_validate(r, &s->limits, now, err, sizeof(err)))
+	if (!row_validate_measure(r, &s->limits, now, len, err, sizeof(err)))
 		return sink_fail("%s", err);
+	if (r->metadata_json && !jsoncheck_object(r->metadata_json, len[ROW_STRING_METADATA]))
+		return sink_fail("metadata_json: must be a JSON object");
 	return 0;
 }
 
 int vgsink_record(vgsink *s, const vgsink_row *in)
 {
-	struct sink_item *it, *drop = NULL;
-	size_t len[SINK_NSTRINGS];
+	struct sink_item *it;
+	size_t len[ROW_NSTRINGS], size = sizeof(*it);
 	struct row r;
 	char uuid[37];
-	bool wake;
 
 	if (!s || !in)
 		return sink_fail("vgsink_record: NULL argument");
 	if (sink_forked(s))
 		return sink_fail(FORKED_MSG);
-	if (sink_row_convert(s, in, &r, uuid) != 0)
+	if (sink_row_convert(s, in, &r, uuid, len) != 0)
 		return -1;
-	it = malloc(sizeof(*it) + sink_strings_size(&r, len));
+	for (int i = 0; i < ROW_NSTRINGS; i++)
+		size += len[i] + 1;
+	it = sink_item_new(size);
 	if (!it)
 		return sink_fail("out of memory");
 	sink_copy_strings(it, &r, len);
-	it->next = NULL;
-
-	pthread_mutex_lock(&s->lock);
-	it->seq = s->next_seq++;
-	if (s->tail)
-		s->tail->next = it;
-	else
-		s->head = it;
-	s->tail = it;
-	s->queued++;
-	s->stats.recorded++;
-	/* Full: with a spool the sender moves batches to disk, and the queue may
-	 * hold twice its bound meanwhile; past that (or with no spool) the
-	 * oldest row goes, counted. */
-	if (s->queued > (s->spool ? 2 * s->cfg.queue_max_rows : s->cfg.queue_max_rows)) {
-		drop = s->head;
-		s->head = drop->next;
-		s->queued--;
-		s->stats.dropped++;
-	}
-	wake = s->queued == (size_t)s->cfg.batch_rows ||
-	       (s->spool && s->queued == s->cfg.queue_max_rows + 1);
-	pthread_mutex_unlock(&s->lock);
-	free(drop);
-	if (wake)
-		sink_sender_wake(s);
+	/* A row's JSON is its strings plus about 400 bytes of keys and numbers. */
+	it->json_bytes = 400 + size - sizeof(*it);
+	sink_queue_push(s, it);
 	return 0;
 }
 
@@ -500,6 +449,7 @@ int vgsink_flush(vgsink *s, int timeout_ms)
 		deadline.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&s->lock);
+	sink_queue_collect_locked(s);
 	target = s->next_seq;
 	s->flushers++;
 	pthread_mutex_unlock(&s->lock);
@@ -525,7 +475,7 @@ void vgsink_stats_get(vgsink *s, vgsink_stats *out)
 		return;
 	pthread_mutex_lock(&s->lock);
 	*out = s->stats;
-	out->queued = s->queued;
+	sink_queue_count_locked(s, &out->recorded, &out->queued);
 	pthread_mutex_unlock(&s->lock);
 }
 

@@ -18,10 +18,12 @@ struct ssl_ctx_st;
 
 #define SINK_ERR_MAX 512
 
-/* One recorded row: a single allocation holding the row and its strings. */
+/* One recorded row with its strings, carved out of a chunk (sink_items.c). */
 struct sink_item {
 	struct sink_item *next;
+	struct sink_chunk *chunk; /* NULL: a malloc of its own */
 	uint64_t seq; /* recording order, from 1 */
+	size_t json_bytes; /* about how much JSON it makes, for batch_bytes */
 	struct row row;
 	char strings[]; /* the row's strings point here */
 };
@@ -56,6 +58,14 @@ struct spool {
 	uint64_t initial_mark; /* files with seq <= this were there at open */
 };
 
+/* A queue shard: recording threads append here under its own lock. */
+struct sink_shard {
+	_Alignas(64) pthread_mutex_t lock;
+	struct sink_item *head, *tail;
+	size_t n;
+	uint64_t recorded;
+};
+
 struct vgsink {
 	vgsink_config cfg; /* strings below are our copies */
 	char *url, *api_key, *spool_dir, *ca_file;
@@ -66,8 +76,12 @@ struct vgsink {
 	struct row_limits limits;
 	unsigned fork_gen; /* fork generation of the process that opened it */
 
-	pthread_mutex_t lock; /* guards everything down to `cond` */
-	struct sink_item *head, *tail;
+	struct sink_shard *shards; /* shard_mask + 1 of them */
+	unsigned shard_mask;
+	size_t handoff_rows; /* a shard passes its rows on at this many */
+
+	pthread_mutex_t lock; /* guards everything down to `cond`; taken before a shard's */
+	struct sink_item *head, *tail; /* the central queue, in seq order */
 	size_t queued;
 	uint64_t next_seq;
 	uint64_t sender_floor; /* smallest unanswered row seq the sender holds */
@@ -102,6 +116,22 @@ void sink_sender_wake(struct vgsink *s);
 void sink_sender_stop(struct vgsink *s);
 /* Frees the loop and its events (the thread is not running). */
 void sink_sender_free(struct vgsink *s);
+
+/* sink_queue.c: shards, and the central queue behind s->lock. */
+bool sink_queue_init(struct vgsink *s);
+void sink_queue_free(struct vgsink *s);
+void sink_queue_push(struct vgsink *s, struct sink_item *it);
+/* Moves every shard's rows to the central queue; true if the sender should wake. */
+bool sink_queue_collect_locked(struct vgsink *s);
+void sink_queue_count_locked(struct vgsink *s, uint64_t *recorded, uint64_t *queued);
+
+/* sink_items.c: item memory, from any thread. Emptied chunks are kept for
+ * reuse up to this many (64 KiB each) per process; the rest go back to libc. */
+#define SINK_ITEMS_MAX_SPARE 64
+struct sink_item *sink_item_new(size_t size);
+void sink_item_free(struct sink_item *it);
+/* Frees a whole ->next chain. */
+void sink_items_free_list(struct sink_item *it);
 
 /* sink_batch.c */
 struct sink_batch *sink_batch_from_items(struct sink_item *items, int n, char *err, size_t errlen);

@@ -61,6 +61,9 @@ static struct sink_item *sender_take(struct vgsink *s, bool all, int *n)
 
 	*n = 0;
 	pthread_mutex_lock(&s->lock);
+	/* Rows still in shards go out with a timed, forced or final batch. */
+	if (all || s->interval_due || s->flushers || s->stopping)
+		sink_queue_collect_locked(s);
 	if (!s->head || (!all && s->queued < (size_t)s->cfg.batch_rows && !s->interval_due &&
 			 s->flushers == 0 && !s->stopping)) {
 		pthread_mutex_unlock(&s->lock);
@@ -69,9 +72,7 @@ static struct sink_item *sender_take(struct vgsink *s, bool all, int *n)
 	first = s->head;
 	for (it = first; it && *n < s->cfg.batch_rows && (*n == 0 || bytes < s->cfg.batch_bytes);
 	     it = it->next) {
-		/* A row's JSON is its strings plus about 400 bytes of keys and numbers. */
-		bytes += 400 + (it->row.metadata_json ? strlen(it->row.metadata_json) : 0) +
-			 (it->row.error_message ? strlen(it->row.error_message) : 0);
+		bytes += it->json_bytes;
 		last = it;
 		(*n)++;
 	}
@@ -98,11 +99,7 @@ static struct sink_batch *sender_form(struct vgsink *s, bool all)
 	if (!items)
 		return NULL;
 	b = sink_batch_from_items(items, n, err, sizeof(err));
-	while (items) {
-		struct sink_item *next = items->next;
-		free(items);
-		items = next;
-	}
+	sink_items_free_list(items);
 	if (!b) {
 		sink_log(s, VGSINK_LOG_ERROR, "vgsink: %d rows dropped: %s", n, err);
 		sender_count(s, &s->stats.dropped, (uint64_t)n);
@@ -141,6 +138,8 @@ static void sender_spill(struct vgsink *s, bool all)
 		return;
 	for (;;) {
 		pthread_mutex_lock(&s->lock);
+		if (all)
+			sink_queue_collect_locked(s);
 		bool more = s->head && (all || s->queued >= (size_t)s->cfg.batch_rows);
 		pthread_mutex_unlock(&s->lock);
 		if (!more || !(b = sender_form(s, true)))
@@ -474,6 +473,7 @@ static void sender_on_stop(evutil_socket_t fd, short what, void *arg)
 		sender_spill(s, true);
 	} else {
 		pthread_mutex_lock(&s->lock);
+		sink_queue_collect_locked(s);
 		lost += s->queued;
 		pthread_mutex_unlock(&s->lock);
 	}
@@ -490,6 +490,8 @@ static void *sender_main(void *arg)
 {
 	struct vgsink *s = arg;
 
+	/* So `top -H` and perf show the library's thread by name. */
+	pthread_setname_np(pthread_self(), "vgsink-sender");
 	event_base_dispatch(s->base);
 	return NULL;
 }

@@ -47,6 +47,8 @@ typedef struct vgsink_config {
 	/* Additions. */
 	int retry_initial_ms; /* first retry delay, doubled each time; default 200 */
 	int retry_max_ms;     /* cap on one retry delay (before jitter); default 30000 */
+	int queue_shards;     /* recording threads spread over this many queue locks
+			       * (rounded up to a power of two, 1-256); default 16 */
 } vgsink_config;
 
 typedef struct vgsink_row { /* the ingest wire fields; strings may be NULL */

@@ -61,6 +61,21 @@ def test_8_threads_x_50000_rows_stored_exactly_and_sums_match(db, collectors):
     assert cost == rollup == Decimal(st["cost_usd_recorded"])
 
 
+def test_a_few_rows_per_thread_are_delivered_by_flush(db, collectors):
+    # 7 rows on each of 5 threads stay in the recording shards (a shard hands
+    # rows on at 64): flush must still deliver every one of them.
+    c = collectors(db, "--rate-limit-rps", "0")
+    key = db.create_key("ingest")
+    r = tool("vgsink-sim", "--url", c.url, "--key", key, "--threads", 5, "--rows", 7,
+             "--close-timeout-ms", 60000)
+    st = stats_of(r)
+    assert r.returncode == 0, r.stderr
+    assert st["recorded"] == st["sent"] == 35 and st["queued"] == 0
+    n, distinct, cost, rollup = stored(db)
+    assert n == distinct == 35
+    assert cost == rollup == Decimal(st["cost_usd_recorded"])
+
+
 def test_collector_sigkilled_twice_mid_stream_loses_and_duplicates_nothing(db):
     port = free_port()
     key = db.create_key("ingest")

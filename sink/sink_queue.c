@@ -1,0 +1,159 @@
+/* The row queue. Recording threads append to one of a few shards, each under
+ * its own lock, so they rarely touch a line another core wrote; a shard hands
+ * its rows to the central FIFO (seq, bound, sender wake-up) every few rows. */
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "sink_int.h"
+
+#define QUEUE_HANDOFF_MAX 64
+
+/* Threads take shard slots round-robin, once, for every sink they use. */
+static atomic_uint queue_next_slot;
+static _Thread_local unsigned queue_slot; /* 0: none yet */
+
+bool sink_queue_init(struct vgsink *s)
+{
+	int n = 1;
+	size_t handoff;
+
+	while (n < s->cfg.queue_shards)
+		n <<= 1;
+	s->shards = aligned_alloc(_Alignof(struct sink_shard),
+				  (size_t)n * sizeof(struct sink_shard));
+	if (!s->shards)
+		return false;
+	for (int i = 0; i < n; i++) {
+		pthread_mutex_init(&s->shards[i].lock, NULL);
+		s->shards[i].head = s->shards[i].tail = NULL;
+		s->shards[i].n = 0;
+		s->shards[i].recorded = 0;
+	}
+	s->shard_mask = (unsigned)n - 1;
+	/* Rows wait in a shard only while that keeps the memory bound tight and
+	 * never holds back a full batch. */
+	handoff = s->cfg.queue_max_rows / (4 * (size_t)n);
+	if (handoff > (size_t)s->cfg.batch_rows)
+		handoff = (size_t)s->cfg.batch_rows;
+	if (handoff > QUEUE_HANDOFF_MAX)
+		handoff = QUEUE_HANDOFF_MAX;
+	s->handoff_rows = handoff ? handoff : 1;
+	return true;
+}
+
+void sink_queue_free(struct vgsink *s)
+{
+	if (s->shards) {
+		for (unsigned i = 0; i <= s->shard_mask; i++) {
+			sink_items_free_list(s->shards[i].head);
+			pthread_mutex_destroy(&s->shards[i].lock);
+		}
+		free(s->shards);
+		s->shards = NULL;
+	}
+	sink_items_free_list(s->head);
+	s->head = s->tail = NULL;
+}
+
+/* Appends a chain of n rows to the central queue: numbers them, applies the
+ * bound (with a spool the sender moves batches to disk and the queue may hold
+ * twice its bound meanwhile; past that, or with no spool, the oldest rows go,
+ * counted). True when the sender should wake up. */
+static bool queue_append_locked(struct vgsink *s, struct sink_item *first, struct sink_item *last,
+				size_t n)
+{
+	size_t before = s->queued;
+	size_t limit = s->spool ? 2 * s->cfg.queue_max_rows : s->cfg.queue_max_rows;
+	struct sink_item *drop = NULL, **drop_tail = &drop;
+
+	for (struct sink_item *it = first; it; it = it->next)
+		it->seq = s->next_seq++;
+	if (s->tail)
+		s->tail->next = first;
+	else
+		s->head = first;
+	s->tail = last;
+	s->queued += n;
+	while (s->queued > limit) {
+		struct sink_item *it = s->head;
+
+		s->head = it->next;
+		if (!s->head)
+			s->tail = NULL;
+		it->next = NULL;
+		*drop_tail = it;
+		drop_tail = &it->next;
+		s->queued--;
+		s->stats.dropped++;
+	}
+	sink_items_free_list(drop);
+	return (before < (size_t)s->cfg.batch_rows && s->queued >= (size_t)s->cfg.batch_rows) ||
+	       (s->spool && before <= s->cfg.queue_max_rows && s->queued > s->cfg.queue_max_rows);
+}
+
+/* Moves one shard's rows to the central queue; the central lock is held. */
+static bool queue_drain_locked(struct vgsink *s, struct sink_shard *sh)
+{
+	struct sink_item *first, *last;
+	size_t n;
+
+	pthread_mutex_lock(&sh->lock);
+	first = sh->head;
+	last = sh->tail;
+	n = sh->n;
+	sh->head = sh->tail = NULL;
+	sh->n = 0;
+	pthread_mutex_unlock(&sh->lock);
+	return first && queue_append_locked(s, first, last, n);
+}
+
+bool sink_queue_collect_locked(struct vgsink *s)
+{
+	bool wake = false;
+
+	for (unsigned i = 0; i <= s->shard_mask; i++)
+		wake |= queue_drain_locked(s, &s->shards[i]);
+	return wake;
+}
+
+void sink_queue_push(struct vgsink *s, struct sink_item *it)
+{
+	struct sink_shard *sh;
+	size_t n;
+	bool wake;
+
+	if (!queue_slot)
+		queue_slot = atomic_fetch_add_explicit(&queue_next_slot, 1, memory_order_relaxed) + 1;
+	sh = &s->shards[queue_slot & s->shard_mask];
+	it->next = NULL;
+	pthread_mutex_lock(&sh->lock);
+	if (sh->tail)
+		sh->tail->next = it;
+	else
+		sh->head = it;
+	sh->tail = it;
+	n = ++sh->n;
+	sh->recorded++;
+	pthread_mutex_unlock(&sh->lock);
+	if (n < s->handoff_rows)
+		return;
+	pthread_mutex_lock(&s->lock);
+	wake = queue_drain_locked(s, sh);
+	pthread_mutex_unlock(&s->lock);
+	if (wake)
+		sink_sender_wake(s);
+}
+
+void sink_queue_count_locked(struct vgsink *s, uint64_t *recorded, uint64_t *queued)
+{
+	*recorded = 0;
+	*queued = s->queued;
+	for (unsigned i = 0; i <= s->shard_mask; i++) {
+		struct sink_shard *sh = &s->shards[i];
+
+		pthread_mutex_lock(&sh->lock);
+		*recorded += sh->recorded;
+		*queued += sh->n;
+		pthread_mutex_unlock(&sh->lock);
+	}
+}
