@@ -79,6 +79,7 @@ struct vgsink {
 	struct sink_shard *shards; /* shard_mask + 1 of them */
 	unsigned shard_mask;
 	size_t handoff_rows; /* a shard passes its rows on at this many */
+	size_t central_max;  /* queue_max_rows less what the shards may hold */
 
 	pthread_mutex_t lock; /* guards everything down to `cond`; taken before a shard's */
 	struct sink_item *head, *tail; /* the central queue, in seq order */

@@ -15,7 +15,7 @@ static _Thread_local unsigned queue_slot; /* 0: none yet */
 bool sink_queue_init(struct vgsink *s)
 {
 	int n = 1;
-	size_t handoff;
+	size_t per;
 
 	while (n < s->cfg.queue_shards)
 		n <<= 1;
@@ -30,14 +30,18 @@ bool sink_queue_init(struct vgsink *s)
 		s->shards[i].recorded = 0;
 	}
 	s->shard_mask = (unsigned)n - 1;
-	/* Rows wait in a shard only while that keeps the memory bound tight and
-	 * never holds back a full batch. */
-	handoff = s->cfg.queue_max_rows / (4 * (size_t)n);
-	if (handoff > (size_t)s->cfg.batch_rows)
-		handoff = (size_t)s->cfg.batch_rows;
-	if (handoff > QUEUE_HANDOFF_MAX)
-		handoff = QUEUE_HANDOFF_MAX;
-	s->handoff_rows = handoff ? handoff : 1;
+	/* per: rows a shard may hold back. The central queue's bound leaves room
+	 * for them, so memory stays within queue_max_rows, and still holds a full
+	 * batch. Small queues get per 0: every row goes straight through. */
+	per = s->cfg.queue_max_rows / (4 * (size_t)n);
+	if (per > (s->cfg.queue_max_rows - (size_t)s->cfg.batch_rows) / (size_t)n)
+		per = (s->cfg.queue_max_rows - (size_t)s->cfg.batch_rows) / (size_t)n;
+	if (per > (size_t)s->cfg.batch_rows - 1)
+		per = (size_t)s->cfg.batch_rows - 1;
+	if (per > QUEUE_HANDOFF_MAX - 1)
+		per = QUEUE_HANDOFF_MAX - 1;
+	s->handoff_rows = per + 1;
+	s->central_max = s->cfg.queue_max_rows - (size_t)n * per;
 	return true;
 }
 
@@ -63,7 +67,7 @@ static bool queue_append_locked(struct vgsink *s, struct sink_item *first, struc
 				size_t n)
 {
 	size_t before = s->queued;
-	size_t limit = s->spool ? 2 * s->cfg.queue_max_rows : s->cfg.queue_max_rows;
+	size_t limit = s->spool ? 2 * s->central_max : s->central_max;
 	struct sink_item *drop = NULL, **drop_tail = &drop;
 
 	for (struct sink_item *it = first; it; it = it->next)
@@ -88,7 +92,7 @@ static bool queue_append_locked(struct vgsink *s, struct sink_item *first, struc
 	}
 	sink_items_free_list(drop);
 	return (before < (size_t)s->cfg.batch_rows && s->queued >= (size_t)s->cfg.batch_rows) ||
-	       (s->spool && before <= s->cfg.queue_max_rows && s->queued > s->cfg.queue_max_rows);
+	       (s->spool && before <= s->central_max && s->queued > s->central_max);
 }
 
 /* Moves one shard's rows to the central queue; the central lock is held. */
