@@ -402,10 +402,27 @@ static void sender_send(struct vgsink *s)
 	}
 }
 
+/* With a spool, rows past the queue's bound go to disk rather than be dropped,
+ * also while a slow collector holds the one request in flight. */
+static bool sender_over_bound(struct vgsink *s)
+{
+	bool over;
+
+	pthread_mutex_lock(&s->lock);
+	over = s->queued > s->central_max;
+	pthread_mutex_unlock(&s->lock);
+	return over;
+}
+
 static void sender_kick(struct vgsink *s)
 {
-	if (s->in_flight || s->stopping_thread)
+	if (s->stopping_thread)
 		return;
+	if (s->in_flight) {
+		if (s->spool && sender_over_bound(s))
+			sender_spill(s, false);
+		return;
+	}
 	if (s->backing_off) {
 		sender_spill(s, false);
 		return;

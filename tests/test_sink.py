@@ -101,6 +101,33 @@ def test_collector_sigkilled_twice_mid_stream_loses_and_duplicates_nothing(db):
     assert spool_files(spool) == []
 
 
+def test_full_queue_spills_to_disk_while_a_slow_collector_holds_the_request(db, collectors):
+    # The collector is stopped, not gone: the first request hangs in flight
+    # while the workers keep recording far past queue_max_rows. With a spool
+    # those rows must go to disk, never be dropped.
+    c = collectors(db, "--rate-limit-rps", "0")
+    key = db.create_key("ingest")
+    spool = tempfile.mkdtemp(prefix="vgsink-spool-")
+    c.proc.send_signal(signal.SIGSTOP)
+    try:
+        sim = tool("vgsink-sim", "--url", c.url, "--key", key, "--threads", 2, "--rows", 6000,
+                   "--rate", 2000, "--batch-rows", 100, "--queue-max-rows", 1000,
+                   "--spool", spool, "--close-timeout-ms", 240000, background=True)
+        time.sleep(2.5)
+        assert spool_files(spool), "rows past the bound must be on disk by now"
+    finally:
+        c.proc.send_signal(signal.SIGCONT)
+    out, err = sim.communicate(timeout=300)
+    assert not any(m in err for m in SANITIZER_MARKS), err
+    st = json.loads(out.strip().splitlines()[-1])
+    assert sim.returncode == 0, err
+    assert st["recorded"] == 12000 and st["dropped"] == 0 and st["spooled"] > 0
+    n, distinct, cost, rollup = stored(db)
+    assert n == distinct == 12000
+    assert cost == rollup == Decimal(st["cost_usd_recorded"])
+    assert spool_files(spool) == []
+
+
 def test_collector_down_at_start_new_process_delivers_the_spool(db, collectors):
     port = free_port()  # nothing listens here yet
     key = db.create_key("ingest")

@@ -3,6 +3,7 @@
  * sum of the recorded costs, are printed as JSON. Tests and benchmarks use it. */
 #include <getopt.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,12 +30,13 @@ struct sim_thread {
 static const char usage[] =
 	"usage: vgsink-sim --url URL --key KEY --threads N --rows N [--rate R] [--agents A]\n"
 	"                  [--tenants T] [--spool DIR] [--ca-file F] [--batch-rows N]\n"
-	"                  [--close-timeout-ms MS] [--verbose]\n"
+	"                  [--queue-max-rows N] [--close-timeout-ms MS] [--verbose]\n"
 	"Each of N threads records --rows rows (at --rate rows/s per thread, default as\n"
 	"fast as possible), then the sink is flushed (up to --close-timeout-ms, default\n"
 	"60000) and closed. Prints the sink's stats as JSON with cost_usd_recorded, the\n"
 	"exact sum of the costs recorded. Exit 0 when everything was answered, 1 when\n"
-	"rows were left in the spool or lost.\n";
+	"rows were left in the spool or lost. Without --queue-max-rows the queue is made\n"
+	"big enough that no row can be dropped.\n";
 
 static void sim_log(int level, const char *msg, void *arg)
 {
@@ -79,12 +81,14 @@ int main(int argc, char **argv)
 		{ "tenants", required_argument, NULL, 'T' },  { "spool", required_argument, NULL, 's' },
 		{ "ca-file", required_argument, NULL, 'c' },  { "batch-rows", required_argument, NULL, 'b' },
 		{ "close-timeout-ms", required_argument, NULL, 'C' },
+		{ "queue-max-rows", required_argument, NULL, 'Q' },
 		{ "verbose", no_argument, NULL, 'v' },        { "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct sim sim = { .rows = 1000, .agents = 20, .tenants = 5 };
 	vgsink_config cfg;
 	int threads = 1, close_ms = 60000, opt, rc;
+	bool queue_set = false;
 	pthread_t *tids;
 	struct sim_thread *st;
 	vgsink_stats stats;
@@ -105,6 +109,7 @@ int main(int argc, char **argv)
 		case 'c': cfg.ca_file = optarg; break;
 		case 'b': cfg.batch_rows = atoi(optarg); break;
 		case 'C': close_ms = atoi(optarg); break;
+		case 'Q': cfg.queue_max_rows = (size_t)atoll(optarg); queue_set = true; break;
 		case 'v': cfg.log = sim_log; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: fputs(usage, stderr); return 2;
@@ -114,7 +119,7 @@ int main(int argc, char **argv)
 		fputs(usage, stderr);
 		return 2;
 	}
-	if ((size_t)threads * (size_t)sim.rows > cfg.queue_max_rows)
+	if (!queue_set && (size_t)threads * (size_t)sim.rows > cfg.queue_max_rows)
 		cfg.queue_max_rows = (size_t)threads * (size_t)sim.rows; /* never drop in a simulation */
 	sim.sink = vgsink_open(&cfg, err, sizeof(err));
 	if (!sim.sink) {
