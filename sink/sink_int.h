@@ -145,9 +145,11 @@ void sink_batch_free(struct sink_batch *b);
 struct spool *spool_open(const char *dir, size_t max_bytes, char *err, size_t errlen);
 void spool_close(struct spool *sp);
 /* Writes a batch as a new pending file (crash-consistent). Oldest files are
- * dropped first when the spool would pass max_bytes; *dropped_rows counts them. */
-bool spool_write(struct spool *sp, struct sink_batch *b, uint64_t *dropped_rows, char *err,
-		 size_t errlen);
+ * dropped first when the spool would pass max_bytes; *dropped_rows counts them.
+ * File busy_seq (0: none) is loaded as the batch being sent: if it goes, its
+ * rows are not counted, *busy_evicted says so and the batch is memory-only. */
+bool spool_write(struct spool *sp, struct sink_batch *b, uint64_t busy_seq, uint64_t *dropped_rows,
+		 bool *busy_evicted, char *err, size_t errlen);
 /* Loads the oldest pending file (not already loaded) as a batch. */
 struct sink_batch *spool_load_oldest(struct spool *sp, char *err, size_t errlen);
 /* The batch of file seq was answered: delete it, or with rejected move it to

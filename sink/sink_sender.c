@@ -112,8 +112,14 @@ static bool sender_spool(struct vgsink *s, struct sink_batch *b)
 {
 	char err[512] = "";
 	uint64_t dropped = 0;
-	bool ok = spool_write(s->spool, b, &dropped, err, sizeof(err));
+	bool busy_evicted;
+	bool ok = spool_write(s->spool, b, s->ready ? s->ready->file_seq : 0, &dropped,
+			      &busy_evicted, err, sizeof(err));
 
+	/* The batch being sent lost its file to make room: it is still in memory,
+	 * and goes back to disk if it fails. Its rows are not dropped. */
+	if (busy_evicted)
+		s->ready->file_seq = 0;
 	if (dropped) {
 		sink_log(s, VGSINK_LOG_WARN, "vgsink: spool full: dropped %llu oldest rows",
 			 (unsigned long long)dropped);

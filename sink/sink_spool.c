@@ -204,18 +204,23 @@ fail:
 	return false;
 }
 
-bool spool_write(struct spool *sp, struct sink_batch *b, uint64_t *dropped_rows, char *err,
-		 size_t errlen)
+bool spool_write(struct spool *sp, struct sink_batch *b, uint64_t busy_seq, uint64_t *dropped_rows,
+		 bool *busy_evicted, char *err, size_t errlen)
 {
 	struct spool_entry e = { sp->next_seq, b->nrows, b->body.len, b->min_seq };
 	char final[4096];
 
 	*dropped_rows = 0;
-	/* Make room: the oldest files go first. */
+	*busy_evicted = false;
+	/* Make room: the oldest files go first. The busy one's rows live on in
+	 * memory, so only its file goes. */
 	while (sp->n > 0 && sp->bytes + b->body.len > sp->max_bytes) {
 		spool_name(sp, final, sizeof(final), "", sp->v[0].seq, sp->v[0].nrows);
 		unlink(final);
-		*dropped_rows += (uint64_t)sp->v[0].nrows;
+		if (busy_seq && sp->v[0].seq == busy_seq)
+			*busy_evicted = true;
+		else
+			*dropped_rows += (uint64_t)sp->v[0].nrows;
 		spool_remove(sp, 0);
 	}
 	if (b->body.len > sp->max_bytes) {
