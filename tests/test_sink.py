@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import BUILD, SANITIZER_MARKS, Collector, free_port, sanitizer_env, run_vgc
+from conftest import BUILD, SANITIZER_MARKS, free_port, sanitizer_env, run_vgc
 
 
 def tool(name, *args, env=None, timeout=300, background=False):
@@ -76,18 +76,19 @@ def test_a_few_rows_per_thread_are_delivered_by_flush(db, collectors):
     assert cost == rollup == Decimal(st["cost_usd_recorded"])
 
 
-def test_collector_sigkilled_twice_mid_stream_loses_and_duplicates_nothing(db):
+def test_collector_sigkilled_twice_mid_stream_loses_and_duplicates_nothing(db, collectors):
     port = free_port()
     key = db.create_key("ingest")
     spool = tempfile.mkdtemp(prefix="vgsink-spool-")
-    c = Collector(db, args=("--rate-limit-rps", "0"), port=port)
+    # Through the fixture, so the last collector is stopped after the test.
+    c = collectors(db, "--rate-limit-rps", "0", port=port)
     sim = tool("vgsink-sim", "--url", c.url, "--key", key, "--threads", 4, "--rows", 4000,
                "--rate", 800, "--spool", spool, "--batch-rows", 200, background=True)
     for _ in range(2):
         time.sleep(1.5)
         c.kill()
         time.sleep(0.5)
-        c = Collector(db, args=("--rate-limit-rps", "0"), port=port)
+        c = collectors(db, "--rate-limit-rps", "0", port=port)
     out, err = sim.communicate(timeout=300)
     assert not any(m in err for m in SANITIZER_MARKS), err
     st = json.loads(out.strip().splitlines()[-1])
