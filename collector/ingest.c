@@ -79,32 +79,42 @@ static void ingest_work(struct pool_job *pj, struct pool_worker *w)
 
 	if (job->turns) {
 		cJSON *root = NULL;
+		const cJSON *item;
 		struct buf inflated;
+		bool *nul = NULL;
 		int stored = 0, total;
 
 		buf_init(&inflated, job->limits.max_inflated_bytes);
 		job->status = ingest_parse_array(body ? body : "", len, job->gzip, &job->limits,
-						 &inflated, &root, job->err, sizeof(job->err));
+						 &inflated, &root, &nul, job->err, sizeof(job->err));
 		job->inflated_len = job->gzip ? inflated.len : len;
 		if (job->status == 200)
-			job->status = ingest_store_turns(w, root, job->key_id, job->project,
+			job->status = ingest_store_turns(w, root, nul, job->key_id, job->project,
 							 job->tenant, &stored, job->err,
 							 sizeof(job->err));
 		if (job->status == 200) {
+			int i = 0, n = 0;
+
 			total = cJSON_GetArraySize(root);
 			job->accepted = stored;
 			job->rejected = total - stored;
 			buf_printf(&job->answer, "{\"accepted\":%d,\"rejected\":%d,\"errors\":[", stored,
 				   total - stored);
-			for (int i = 0, n = 0; i < total; i++) {
-				if (cJSON_IsObject(cJSON_GetArrayItem(root, i)))
-					continue;
-				buf_printf(&job->answer,
-					   "%s{\"index\":%d,\"error\":\"turn must be a JSON object\"}",
-					   n++ ? "," : "", i);
+			cJSON_ArrayForEach(item, root)
+			{
+				const char *why = ingest_turn_error(item, nul, i);
+
+				if (why) {
+					buf_printf(&job->answer, "%s{\"index\":%d,\"error\":", n++ ? "," : "",
+						   i);
+					row_json_string(&job->answer, why);
+					buf_putc(&job->answer, '}');
+				}
+				i++;
 			}
 			buf_puts(&job->answer, "]}");
 		}
+		free(nul);
 		cJSON_Delete(root);
 		buf_release(&inflated);
 		return;

@@ -16,14 +16,22 @@
  * wire row has ~25 fields, metadata adds some. */
 #define INGEST_VALUES_PER_ROW 256
 
-/* Counts top-level array elements and all JSON values without building a tree.
- * Returns false only when the text is plainly not an array. */
+/* True when s[i] (a backslash inside a string) starts the escape \u0000. */
+static bool ingest_is_nul_escape(const char *s, size_t len, size_t i)
+{
+	return i + 5 < len && memcmp(s + i + 1, "u0000", 5) == 0;
+}
+
+/* Counts top-level array elements and all JSON values without building a tree,
+ * and notes whether any string holds the escape \u0000. Returns false only
+ * when the text is plainly not an array. */
 static bool ingest_prescan(const char *s, size_t len, size_t *elements, size_t *values,
-			   bool *unclosed)
+			   bool *unclosed, bool *nul)
 {
 	size_t i = 0, depth = 0, elems = 0, vals = 0;
 	bool in_str = false, any = false;
 
+	*nul = false;
 	while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
 		i++;
 	if (i == len || s[i] != '[')
@@ -31,10 +39,12 @@ static bool ingest_prescan(const char *s, size_t len, size_t *elements, size_t *
 	for (; i < len; i++) {
 		char c = s[i];
 		if (in_str) {
-			if (c == '\\')
+			if (c == '\\') {
+				*nul |= ingest_is_nul_escape(s, len, i);
 				i++;
-			else if (c == '"')
+			} else if (c == '"') {
 				in_str = false;
+			}
 			continue;
 		}
 		switch (c) {
@@ -74,6 +84,41 @@ static bool ingest_prescan(const char *s, size_t len, size_t *elements, size_t *
 	return true;
 }
 
+/* Marks the top-level elements of valid JSON array text whose strings hold
+ * \u0000: cJSON would cut such a string at the NUL, and PostgreSQL cannot
+ * store one, so those elements are refused rather than silently truncated.
+ * Returns a calloc'd array of n flags, or NULL when out of memory. */
+static bool *ingest_mark_nul(const char *s, size_t len, size_t n)
+{
+	bool *mark = calloc(n ? n : 1, sizeof(*mark));
+	size_t depth = 0, elem = 0;
+	bool in_str = false;
+
+	if (!mark)
+		return NULL;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		if (in_str) {
+			if (c == '\\') {
+				if (ingest_is_nul_escape(s, len, i) && depth >= 1 && elem < n)
+					mark[elem] = true;
+				i++;
+			} else if (c == '"') {
+				in_str = false;
+			}
+		} else if (c == '"') {
+			in_str = true;
+		} else if (c == '[' || c == '{') {
+			depth++;
+		} else if (c == ']' || c == '}') {
+			depth--;
+		} else if (c == ',' && depth == 1) {
+			elem++;
+		}
+	}
+	return mark;
+}
+
 /* Describes a JSON parse failure at offset off: line, column, and whether the
  * text simply ended (a truncated upload). */
 static void ingest_json_error(const char *s, size_t len, size_t off, char *err, size_t errlen)
@@ -97,13 +142,14 @@ static void ingest_json_error(const char *s, size_t len, size_t off, char *err, 
 }
 
 int ingest_parse_array(const char *body, size_t len, bool gzip, const struct ingest_limits *lim,
-		       struct buf *inflated, cJSON **root, char *err, size_t errlen)
+		       struct buf *inflated, cJSON **root, bool **nul, char *err, size_t errlen)
 {
 	const char *text = body, *end = NULL;
 	size_t text_len = len, elems = 0, values = 0;
-	bool unclosed = false;
+	bool unclosed = false, any_nul = false;
 
 	*root = NULL;
+	*nul = NULL;
 	if (gzip) {
 		switch (gz_inflate(body, len, lim->max_inflated_bytes, inflated, err, errlen)) {
 		case GZ_OK:
@@ -120,7 +166,7 @@ int ingest_parse_array(const char *body, size_t len, bool gzip, const struct ing
 			 lim->max_inflated_bytes);
 		return 413;
 	}
-	if (!text || !ingest_prescan(text, text_len, &elems, &values, &unclosed)) {
+	if (!text || !ingest_prescan(text, text_len, &elems, &values, &unclosed, &any_nul)) {
 		snprintf(err, errlen, "body must be a JSON array of rows");
 		return 400;
 	}
@@ -153,7 +199,20 @@ int ingest_parse_array(const char *body, size_t len, bool gzip, const struct ing
 		snprintf(err, errlen, "body must be a JSON array of rows");
 		return 400;
 	}
+	if (any_nul && !(*nul = ingest_mark_nul(text, text_len, elems))) {
+		snprintf(err, errlen, "out of memory decoding the batch");
+		return 503;
+	}
 	return 200;
+}
+
+const char *ingest_turn_error(const cJSON *item, const bool *nul, int index)
+{
+	if (!cJSON_IsObject(item))
+		return "turn must be a JSON object";
+	if (nul && nul[index])
+		return INGEST_NUL_ERROR;
+	return NULL;
 }
 
 char *ingest_utf8_sanitize(const char *s)
@@ -266,7 +325,8 @@ int ingest_decode(const char *body, size_t len, bool gzip, const struct ingest_l
 
 	memset(out, 0, sizeof(*out));
 	buf_init(&out->inflated, lim->max_inflated_bytes);
-	status = ingest_parse_array(body, len, gzip, lim, &out->inflated, &out->root, err, errlen);
+	status = ingest_parse_array(body, len, gzip, lim, &out->inflated, &out->root, &out->nul,
+				    err, errlen);
 	if (status != 200)
 		return status;
 	n = cJSON_GetArraySize(out->root);
@@ -294,7 +354,12 @@ int ingest_decode(const char *body, size_t len, bool gzip, const struct ingest_l
 	{
 		struct row *r = &out->rows[out->nrows];
 		char *meta = NULL, reason[512];
-		bool ok = row_from_json(item, r, &meta, reason, sizeof(reason));
+		bool ok = !(out->nul && out->nul[i]);
+
+		if (!ok)
+			snprintf(reason, sizeof(reason), "%s", INGEST_NUL_ERROR);
+		else
+			ok = row_from_json(item, r, &meta, reason, sizeof(reason));
 
 		if (meta)
 			out->owned[out->nowned++] = meta;
@@ -321,6 +386,7 @@ int ingest_decode(const char *body, size_t len, bool gzip, const struct ingest_l
 
 void ingest_batch_release(struct ingest_batch *b)
 {
+	free(b->nul);
 	for (int i = 0; i < b->nrejects; i++) {
 		free(b->rejects[i].reason);
 		free(b->rejects[i].raw);

@@ -44,7 +44,12 @@ struct ingest_batch {
 	int nrejects;
 	char **owned;              /* metadata texts to free */
 	int nowned;
+	bool *nul;                 /* per element: holds \u0000 (NULL: none does) */
 };
+
+/* Why an element holding \u0000 is refused. */
+#define INGEST_NUL_ERROR "a string holds \\u0000 (NUL), which PostgreSQL cannot store"
+
 
 /* Decodes body. Returns the HTTP status to answer: 200 (the batch is filled,
  * possibly with rejects), 400 (malformed, err says what and where) or 413
@@ -55,10 +60,17 @@ int ingest_decode(const char *body, size_t len, bool gzip, const struct ingest_l
 void ingest_batch_release(struct ingest_batch *b);
 
 /* Parses a body that must be a JSON array (gunzipping first when asked).
- * Shared by the turns endpoint. Same return convention as ingest_decode. */
+ * Shared by the turns endpoint. Same return convention as ingest_decode.
+ * *nul (caller frees) flags the elements holding \u0000, or is NULL when none
+ * does. */
 int ingest_parse_array(const char *body, size_t len, bool gzip, const struct ingest_limits *lim,
-		       struct buf *inflated, struct cJSON **root, char *err, size_t errlen)
+		       struct buf *inflated, struct cJSON **root, bool **nul, char *err,
+		       size_t errlen)
 	__attribute__((warn_unused_result));
+
+/* Why element index of a turns array is refused, or NULL to store it; nul is
+ * ingest_parse_array's. */
+const char *ingest_turn_error(const struct cJSON *item, const bool *nul, int index);
 
 /* Copies s into a new string with invalid UTF-8 bytes replaced by U+FFFD. */
 char *ingest_utf8_sanitize(const char *s);

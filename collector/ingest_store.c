@@ -371,15 +371,15 @@ out:
 	return status;
 }
 
-int ingest_store_turns(struct pool_worker *w, const cJSON *root, long long key_id,
-		       const char *project, const char *tenant, int *stored, char *err,
-		       size_t errlen)
+int ingest_store_turns(struct pool_worker *w, const cJSON *root, const bool *nul,
+		       long long key_id, const char *project, const char *tenant, int *stored,
+		       char *err, size_t errlen)
 {
 	struct buf data;
 	const cJSON *item;
 	char key[24];
 	PGconn *conn;
-	int status = 200;
+	int status = 200, i = -1;
 
 	*stored = 0;
 	buf_init(&data, 0);
@@ -388,7 +388,8 @@ int ingest_store_turns(struct pool_worker *w, const cJSON *root, long long key_i
 	{
 		char *json, *clean;
 
-		if (!cJSON_IsObject(item))
+		i++;
+		if (ingest_turn_error(item, nul, i))
 			continue;
 		json = cJSON_PrintUnformatted(item);
 		clean = json ? ingest_utf8_sanitize(json) : NULL;

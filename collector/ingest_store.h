@@ -24,9 +24,10 @@ int ingest_store(struct pool_worker *w, const struct ingest_batch *b, long long 
 		 struct ingest_result *res, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
-/* Stores each element of a turns array as jsonb. *stored counts them. */
-int ingest_store_turns(struct pool_worker *w, const struct cJSON *root, long long key_id,
-		       const char *project, const char *tenant, int *stored, char *err,
-		       size_t errlen) __attribute__((warn_unused_result));
+/* Stores each element of a turns array that ingest_turn_error accepts as
+ * jsonb (nul is ingest_parse_array's). *stored counts them. */
+int ingest_store_turns(struct pool_worker *w, const struct cJSON *root, const bool *nul,
+		       long long key_id, const char *project, const char *tenant, int *stored,
+		       char *err, size_t errlen) __attribute__((warn_unused_result));
 
 #endif

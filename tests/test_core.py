@@ -381,6 +381,22 @@ def test_turns_never_fail_on_odd_elements(db, collector):
     assert db.query("SELECT project, tenant_id FROM ingest_turns") == [("p1", "acme")] * 2
 
 
+def test_turns_with_a_nul_escape_are_refused_not_truncated(db, collector):
+    # cJSON stops a string at the NUL, and jsonb cannot hold one: storing
+    # {"text": "x"} for "x\u0000y" would be silent loss. An escaped backslash
+    # before u0000 is ordinary text and is kept.
+    key = db.create_key("ingest")
+    body = b'[{"text":"x\\u0000y"},{"text":"ok"},{"text":"C:\\\\u0000"}]'
+    r = collector.post("/v1/ingest/turns", body=body, key=key,
+                       headers={"Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["accepted"] == 2 and out["rejected"] == 1
+    assert out["errors"][0]["index"] == 0 and "\\u0000" in out["errors"][0]["error"]
+    assert sorted(t for (t,) in db.query("SELECT payload->>'text' FROM ingest_turns")) == \
+        ["C:\\u0000", "ok"]
+
+
 # ---- CLI -------------------------------------------------------------------
 
 def test_cli_help_for_every_command():

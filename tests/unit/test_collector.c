@@ -70,6 +70,31 @@ UNIT_TEST(ingest_counts_repeated_ids_in_one_batch_as_duplicates)
 	ingest_batch_release(&b);
 }
 
+UNIT_TEST(ingest_refuses_rows_holding_a_nul_escape_and_keeps_the_rest)
+{
+	struct ingest_scope any = { NULL, NULL };
+	struct ingest_batch b;
+	char err[256];
+	/* cJSON would cut "x\u0000y" to "x": ids "x\u0000y" and "x\u0000z" would
+	 * then collide. An escaped backslash before u0000 is ordinary text. */
+	const char *body = "[{\"id\":\"ok\",\"timestamp\":1.8e9,\"modality\":\"llm\"},"
+			   "{\"id\":\"x\\u0000y\",\"timestamp\":1.8e9,\"modality\":\"llm\"},"
+			   "{\"id\":\"x\\u0000z\",\"timestamp\":1.8e9,\"modality\":\"llm\"},"
+			   "{\"id\":\"m\",\"timestamp\":1.8e9,\"modality\":\"llm\","
+			   "\"metadata\":{\"k\":[\"\\u0000\"]}},"
+			   "{\"id\":\"lit\",\"timestamp\":1.8e9,\"modality\":\"llm\","
+			   "\"error_message\":\"path C:\\\\u0000\"}]";
+
+	CHECK(decode(body, &any, 10, &b, err, sizeof(err)) == 200);
+	CHECK_MSG(b.nrows == 2 && b.nrejects == 3 && b.duplicates == 0,
+		  "rows %d rejects %d duplicates %d", b.nrows, b.nrejects, b.duplicates);
+	for (int i = 0; i < b.nrejects; i++)
+		CHECK_MSG(b.rejects[i].index == i + 1 && strstr(b.rejects[i].reason, "\\u0000"),
+			  "reject %d: index %d, %s", i, b.rejects[i].index, b.rejects[i].reason);
+	CHECK(b.nrows == 2 && strcmp(b.rows[1].error_message, "path C:\\u0000") == 0);
+	ingest_batch_release(&b);
+}
+
 UNIT_TEST(ingest_tenant_scoped_key_stamps_and_refuses_other_tenant)
 {
 	struct ingest_scope scope = { NULL, "acme" };
