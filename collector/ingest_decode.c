@@ -23,10 +23,12 @@ static bool ingest_is_nul_escape(const char *s, size_t len, size_t i)
 }
 
 /* Counts top-level array elements and all JSON values without building a tree,
- * and notes whether any string holds the escape \u0000. Returns false only
- * when the text is plainly not an array. */
+ * and notes whether any string holds the escape \u0000 (cJSON would cut the
+ * string at that NUL, and PostgreSQL cannot store one). With mark (nmark
+ * flags), also flags the elements that hold it. Returns false only when the
+ * text is plainly not an array. */
 static bool ingest_prescan(const char *s, size_t len, size_t *elements, size_t *values,
-			   bool *unclosed, bool *nul)
+			   bool *unclosed, bool *nul, bool *mark, size_t nmark)
 {
 	size_t i = 0, depth = 0, elems = 0, vals = 0;
 	bool in_str = false, any = false;
@@ -40,7 +42,11 @@ static bool ingest_prescan(const char *s, size_t len, size_t *elements, size_t *
 		char c = s[i];
 		if (in_str) {
 			if (c == '\\') {
-				*nul |= ingest_is_nul_escape(s, len, i);
+				if (ingest_is_nul_escape(s, len, i)) {
+					*nul = true;
+					if (mark && depth >= 1 && elems < nmark)
+						mark[elems] = true;
+				}
 				i++;
 			} else if (c == '"') {
 				in_str = false;
@@ -82,41 +88,6 @@ static bool ingest_prescan(const char *s, size_t len, size_t *elements, size_t *
 	*values = vals;
 	*unclosed = in_str || depth > 0;
 	return true;
-}
-
-/* Marks the top-level elements of valid JSON array text whose strings hold
- * \u0000: cJSON would cut such a string at the NUL, and PostgreSQL cannot
- * store one, so those elements are refused rather than silently truncated.
- * Returns a calloc'd array of n flags, or NULL when out of memory. */
-static bool *ingest_mark_nul(const char *s, size_t len, size_t n)
-{
-	bool *mark = calloc(n ? n : 1, sizeof(*mark));
-	size_t depth = 0, elem = 0;
-	bool in_str = false;
-
-	if (!mark)
-		return NULL;
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-		if (in_str) {
-			if (c == '\\') {
-				if (ingest_is_nul_escape(s, len, i) && depth >= 1 && elem < n)
-					mark[elem] = true;
-				i++;
-			} else if (c == '"') {
-				in_str = false;
-			}
-		} else if (c == '"') {
-			in_str = true;
-		} else if (c == '[' || c == '{') {
-			depth++;
-		} else if (c == ']' || c == '}') {
-			depth--;
-		} else if (c == ',' && depth == 1) {
-			elem++;
-		}
-	}
-	return mark;
 }
 
 /* Describes a JSON parse failure at offset off: line, column, and whether the
@@ -166,7 +137,8 @@ int ingest_parse_array(const char *body, size_t len, bool gzip, const struct ing
 			 lim->max_inflated_bytes);
 		return 413;
 	}
-	if (!text || !ingest_prescan(text, text_len, &elems, &values, &unclosed, &any_nul)) {
+	if (!text ||
+	    !ingest_prescan(text, text_len, &elems, &values, &unclosed, &any_nul, NULL, 0)) {
 		snprintf(err, errlen, "body must be a JSON array of rows");
 		return 400;
 	}
@@ -199,9 +171,14 @@ int ingest_parse_array(const char *body, size_t len, bool gzip, const struct ing
 		snprintf(err, errlen, "body must be a JSON array of rows");
 		return 400;
 	}
-	if (any_nul && !(*nul = ingest_mark_nul(text, text_len, elems))) {
-		snprintf(err, errlen, "out of memory decoding the batch");
-		return 503;
+	/* Rare: a second pass says which elements hold \u0000. */
+	if (any_nul) {
+		*nul = calloc(elems ? elems : 1, sizeof(**nul));
+		if (!*nul) {
+			snprintf(err, errlen, "out of memory decoding the batch");
+			return 503;
+		}
+		ingest_prescan(text, text_len, &elems, &values, &unclosed, &any_nul, *nul, elems);
 	}
 	return 200;
 }

@@ -50,7 +50,6 @@ struct ingest_batch {
 /* Why an element holding \u0000 is refused. */
 #define INGEST_NUL_ERROR "a string holds \\u0000 (NUL), which PostgreSQL cannot store"
 
-
 /* Decodes body. Returns the HTTP status to answer: 200 (the batch is filled,
  * possibly with rejects), 400 (malformed, err says what and where) or 413
  * (over a limit, err names it). Release the batch in every case. */
