@@ -94,6 +94,17 @@ UNIT_TEST(row_validation_table)
 	}
 }
 
+UNIT_TEST(row_metadata_nul_escape_is_told_from_an_escaped_backslash)
+{
+	struct row r = valid_row();
+	char err[256];
+
+	r.metadata_json = "{\"path\":\"C:\\\\u0000\"}"; /* the text C:\u0000 */
+	CHECK_MSG(validate(&r, err, sizeof(err)), "%s", err);
+	r.metadata_json = "{\"a\":\"\\\\\\u0000\"}"; /* a backslash, then a NUL */
+	CHECK(!validate(&r, err, sizeof(err)) && strstr(err, "u0000"));
+}
+
 UNIT_TEST(row_accepts_minimal_valid_row)
 {
 	struct row r = valid_row();
