@@ -1,6 +1,6 @@
 /* libvgsink's public API: config, open/close, the recording hot path (validate
  * and measure once, copy into the thread's chunk, stamp id and time, append to
- * the queue under a mutex held for a few writes), flush, stats and fork detection. */
+ * the thread's queue shard), flush, stats and fork detection. */
 #include <errno.h>
 #include <math.h>
 #include <openssl/rand.h>

@@ -174,7 +174,7 @@ UNIT_TEST(sink_counts_rows_still_in_shards)
 	CHECK(vgsink_close(s, 0) != 0);
 }
 
-UNIT_TEST(sink_small_queue_drops_exactly_the_overflow)
+UNIT_TEST(sink_small_queue_accounts_for_every_row_it_drops)
 {
 	char err[512];
 	vgsink *s = open_dead(40, 40, 16, err, sizeof(err));
