@@ -4,6 +4,7 @@
 #define VGSINK_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -79,7 +80,12 @@ struct vgsink {
 	struct sink_shard *shards; /* shard_mask + 1 of them */
 	unsigned shard_mask;
 	size_t handoff_rows; /* a shard passes its rows on at this many */
-	size_t central_max;  /* queue_max_rows less what the shards may hold */
+	size_t central_max;  /* queue_max_rows less what the shards may hold:
+			      * below it the bound needs no count of them */
+	atomic_bool tight;   /* central queue past central_max: every row goes
+			      * straight through. Written under `lock`, read
+			      * without it; it sits with these read-mostly fields
+			      * so recording threads share its line cheaply. */
 
 	pthread_mutex_t lock; /* guards everything down to `cond`; taken before a shard's */
 	struct sink_item *head, *tail; /* the central queue, in seq order */
@@ -125,6 +131,8 @@ void sink_queue_push(struct vgsink *s, struct sink_item *it);
 /* Moves every shard's rows to the central queue; true if the sender should wake. */
 bool sink_queue_collect_locked(struct vgsink *s);
 void sink_queue_count_locked(struct vgsink *s, uint64_t *recorded, uint64_t *queued);
+/* Takes n rows off the central queue's count (the caller unlinked them). */
+void sink_queue_taken_locked(struct vgsink *s, size_t n);
 
 /* sink_items.c: item memory, from any thread. Emptied chunks are kept for
  * reuse up to this many (64 KiB each) per process; the rest go back to libc. */

@@ -42,6 +42,7 @@ bool sink_queue_init(struct vgsink *s)
 		per = QUEUE_HANDOFF_MAX - 1;
 	s->handoff_rows = per + 1;
 	s->central_max = s->cfg.queue_max_rows - (size_t)n * per;
+	atomic_init(&s->tight, false);
 	return true;
 }
 
@@ -59,15 +60,47 @@ void sink_queue_free(struct vgsink *s)
 	s->head = s->tail = NULL;
 }
 
+/* Past central_max the shards' allowance is not free any more: recording
+ * threads then hand every row on, so the bound below can count them all. */
+static void queue_note_level_locked(struct vgsink *s)
+{
+	bool tight = s->queued > s->central_max;
+
+	if (atomic_load_explicit(&s->tight, memory_order_relaxed) != tight)
+		atomic_store_explicit(&s->tight, tight, memory_order_relaxed);
+}
+
+void sink_queue_taken_locked(struct vgsink *s, size_t n)
+{
+	s->queued -= n;
+	queue_note_level_locked(s);
+}
+
+/* Rows waiting in the shards, counted under their locks. Only the bound's
+ * slow path asks: the central lock is held, and it is always taken first. */
+static size_t queue_shard_rows_locked(struct vgsink *s)
+{
+	size_t n = 0;
+
+	for (unsigned i = 0; i <= s->shard_mask; i++) {
+		pthread_mutex_lock(&s->shards[i].lock);
+		n += s->shards[i].n;
+		pthread_mutex_unlock(&s->shards[i].lock);
+	}
+	return n;
+}
+
 /* Appends a chain of n rows to the central queue: numbers them, applies the
- * bound (with a spool the sender moves batches to disk and the queue may hold
- * twice its bound meanwhile; past that, or with no spool, the oldest rows go,
- * counted). True when the sender should wake up. */
+ * bound to every row held, shards included (with a spool the sender moves
+ * batches to disk and the queue may hold twice its bound meanwhile; past that,
+ * or with no spool, the oldest rows go, counted). The shards hold at most
+ * what central_max leaves them, so below it there is nothing to count. True
+ * when the sender should wake up. */
 static bool queue_append_locked(struct vgsink *s, struct sink_item *first, struct sink_item *last,
 				size_t n)
 {
 	size_t before = s->queued;
-	size_t limit = s->spool ? 2 * s->central_max : s->central_max;
+	size_t limit = s->spool ? 2 * s->cfg.queue_max_rows : s->cfg.queue_max_rows;
 	struct sink_item *drop = NULL, **drop_tail = &drop;
 
 	for (struct sink_item *it = first; it; it = it->next)
@@ -78,6 +111,11 @@ static bool queue_append_locked(struct vgsink *s, struct sink_item *first, struc
 		s->head = first;
 	s->tail = last;
 	s->queued += n;
+	if (s->queued > (s->spool ? 2 * s->central_max : s->central_max)) {
+		size_t in_shards = queue_shard_rows_locked(s);
+
+		limit = in_shards < limit ? limit - in_shards : 0;
+	}
 	while (s->queued > limit) {
 		struct sink_item *it = s->head;
 
@@ -90,6 +128,7 @@ static bool queue_append_locked(struct vgsink *s, struct sink_item *first, struc
 		s->queued--;
 		s->stats.dropped++;
 	}
+	queue_note_level_locked(s);
 	sink_items_free_list(drop);
 	return (before < (size_t)s->cfg.batch_rows && s->queued >= (size_t)s->cfg.batch_rows) ||
 	       (s->spool && before <= s->central_max && s->queued > s->central_max);
@@ -139,7 +178,7 @@ void sink_queue_push(struct vgsink *s, struct sink_item *it)
 	n = ++sh->n;
 	sh->recorded++;
 	pthread_mutex_unlock(&sh->lock);
-	if (n < s->handoff_rows)
+	if (n < s->handoff_rows && !atomic_load_explicit(&s->tight, memory_order_relaxed))
 		return;
 	pthread_mutex_lock(&s->lock);
 	wake = queue_drain_locked(s, sh);

@@ -80,7 +80,7 @@ static struct sink_item *sender_take(struct vgsink *s, bool all, int *n)
 	if (!s->head)
 		s->tail = NULL;
 	last->next = NULL;
-	s->queued -= (size_t)*n;
+	sink_queue_taken_locked(s, (size_t)*n);
 	/* Until the batch is formed the sender holds these rows. */
 	if (first->seq < s->sender_floor)
 		s->sender_floor = first->seq;

@@ -174,6 +174,40 @@ UNIT_TEST(sink_counts_rows_still_in_shards)
 	CHECK(vgsink_close(s, 0) != 0);
 }
 
+UNIT_TEST(sink_drops_nothing_while_every_row_held_fits_the_bound)
+{
+	char err[512];
+	vgsink *s = open_dead(4096, 100, 16, err, sizeof(err));
+	vgsink_row row = unit_row();
+	vgsink_stats st;
+	uint64_t held;
+
+	CHECK_MSG(s != NULL, "%s", err);
+	if (!s)
+		return;
+	/* A shard hands on 64 rows at a time and may keep 63, so the central
+	 * queue's own share is 4096 - 16 x 63. One thread fills one shard only:
+	 * 4096 rows all reach the central queue, and still fit queue_max_rows.
+	 * The sender may hold one batch of 100 (nothing listens, so only one). */
+	for (int i = 0; i < 4096; i++)
+		CHECK(vgsink_record(s, &row) == 0);
+	vgsink_stats_get(s, &st);
+	CHECK_MSG(st.recorded == 4096 && st.dropped == 0 &&
+		  (st.queued == 4096 || st.queued == 4096 - 100),
+		  "recorded %llu queued %llu dropped %llu", (unsigned long long)st.recorded,
+		  (unsigned long long)st.queued, (unsigned long long)st.dropped);
+	/* 1000 more: now the oldest go, and what is held stays within the bound. */
+	for (int i = 0; i < 1000; i++)
+		CHECK(vgsink_record(s, &row) == 0);
+	vgsink_stats_get(s, &st);
+	held = st.queued + st.dropped;
+	CHECK_MSG(st.recorded == 5096 && st.queued <= 4096 && st.dropped > 0 &&
+		  (held == 5096 || held == 5096 - 100),
+		  "recorded %llu queued %llu dropped %llu", (unsigned long long)st.recorded,
+		  (unsigned long long)st.queued, (unsigned long long)st.dropped);
+	vgsink_close(s, 0);
+}
+
 UNIT_TEST(sink_small_queue_accounts_for_every_row_it_drops)
 {
 	char err[512];
