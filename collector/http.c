@@ -10,6 +10,8 @@
 #include "http.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -345,6 +347,8 @@ static bool http_parse_addr(const char *s, char *host, size_t hostlen, int *port
 bool http_start(struct server *srv, const struct http_route *routes, char *err, size_t errlen)
 {
 	char *list, *tok, *save = NULL;
+	struct evhttp_bound_socket *bound;
+	int one = 1;
 	int i = 0;
 
 	http_routes = routes;
@@ -385,11 +389,17 @@ bool http_start(struct server *srv, const struct http_route *routes, char *err, 
 			free(list);
 			return false;
 		}
-		if (!evhttp_bind_socket_with_handle(srv->http, host, (ev_uint16_t)port)) {
+		bound = evhttp_bind_socket_with_handle(srv->http, host, (ev_uint16_t)port);
+		if (!bound) {
 			snprintf(err, errlen, "cannot listen on %s: %m", tok);
 			free(list);
 			return false;
 		}
+		/* Accepted sockets inherit it (Linux): a reply written in several
+		 * pieces, as TLS records always are, must not wait for the
+		 * client's delayed ACK. */
+		(void)setsockopt(evhttp_bound_socket_get_fd(bound), IPPROTO_TCP, TCP_NODELAY, &one,
+				 sizeof(one));
 		log_info("listening on %s://%s", srv->tls ? "https" : "http", tok);
 	}
 	free(list);

@@ -4,6 +4,8 @@
  * verified), and applies the delivery rules: retry with capped exponential
  * backoff and jitter honouring Retry-After, never retry 4xx, split on 413. */
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <cJSON.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -378,6 +380,18 @@ static void sender_on_response(struct evhttp_request *req, void *arg)
 
 /* ---- the loop ------------------------------------------------------------------ */
 
+/* A batch leaves in several writes (16 KiB each, or TLS records). With Nagle
+ * on, the last one waits for the collector's delayed ACK, some 40 ms a batch.
+ * libevent made the socket while connecting, so it is there to set now. */
+static void sender_nodelay(struct evhttp_connection *evcon)
+{
+	evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
+	int one = 1;
+
+	if (fd >= 0)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 static void sender_send(struct vgsink *s)
 {
 	struct sink_batch *b = s->ready;
@@ -405,7 +419,9 @@ static void sender_send(struct vgsink *s)
 		s->in_flight = false; /* libevent freed req */
 		sender_conn_drop(s);
 		sender_retry(s, "cannot send the request", -1);
+		return;
 	}
+	sender_nodelay(evcon);
 }
 
 /* With a spool, rows past the queue's bound go to disk rather than be dropped,
