@@ -154,6 +154,25 @@ def free_port():
         return s.getsockname()[1]
 
 
+def make_certs(d):
+    """A test CA in d, and certificates it signed: good (localhost, 127.0.0.1)
+    and wrong (wrong.example). Returns their paths by file name."""
+    def run(*a):
+        subprocess.run(a, check=True, capture_output=True, cwd=d)
+
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        "-subj", "/CN=vgsink test CA", "-keyout", "ca.key", "-out", "ca.pem")
+    for name, san in (("good", "DNS:localhost,IP:127.0.0.1"), ("wrong", "DNS:wrong.example")):
+        run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
+            "-keyout", f"{name}.key", "-out", f"{name}.csr")
+        with open(os.path.join(d, f"{name}.ext"), "w") as f:
+            f.write(f"subjectAltName={san}\n")
+        run("openssl", "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.pem")
+    return {n: os.path.join(d, n) for n in ("ca.pem", "good.pem", "good.key", "wrong.pem",
+                                               "wrong.key")}
+
+
 class Collector:
     """A running `vgcollector serve` process."""
 

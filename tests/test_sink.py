@@ -9,9 +9,7 @@ import tempfile
 import time
 from decimal import Decimal
 
-import pytest
-
-from conftest import BUILD, SANITIZER_MARKS, free_port, sanitizer_env, run_vgc
+from conftest import BUILD, SANITIZER_MARKS, free_port, make_certs, sanitizer_env, run_vgc
 
 
 def tool(name, *args, env=None, timeout=300, background=False):
@@ -190,23 +188,6 @@ def test_413_splits_the_batch_and_429_is_retried(db, collectors):
     assert r.returncode == 0, r.stderr
     assert st["sent"] == 800 and st["rejected"] == 0 and st["retries"] > 0
     assert db.scalar("SELECT count(*) FROM cost_rows") == 800
-
-
-def make_certs(d):
-    def run(*a):
-        subprocess.run(a, check=True, capture_output=True, cwd=d)
-
-    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        "-subj", "/CN=vgsink test CA", "-keyout", "ca.key", "-out", "ca.pem")
-    for name, san in (("good", "DNS:localhost,IP:127.0.0.1"), ("wrong", "DNS:wrong.example")):
-        run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
-            "-keyout", f"{name}.key", "-out", f"{name}.csr")
-        with open(os.path.join(d, f"{name}.ext"), "w") as f:
-            f.write(f"subjectAltName={san}\n")
-        run("openssl", "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.pem")
-    return {n: os.path.join(d, n) for n in ("ca.pem", "good.pem", "good.key", "wrong.pem",
-                                               "wrong.key")}
 
 
 def test_https_delivers_with_test_ca_and_refuses_wrong_hostname(db, collectors):
