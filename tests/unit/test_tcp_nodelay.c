@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "http.h"
+#include "log.h"
 #include "unit.h"
 #include "vgsink.h"
 
@@ -108,6 +109,7 @@ UNIT_TEST(sink_and_collector_sockets_use_tcp_nodelay)
 	double deadline;
 
 	memset(&srv, 0, sizeof(srv));
+	log_configure(LOG_LVL_WARN, LOG_FMT_LOGFMT); /* no "listening on" line in the output */
 	srv.base = event_base_new();
 	config_init(&srv.cfg);
 	port = srv.base ? nodelay_listen(&srv) : 0;
@@ -153,4 +155,5 @@ UNIT_TEST(sink_and_collector_sockets_use_tcp_nodelay)
 	config_free(&srv.cfg);
 	if (srv.base)
 		event_base_free(srv.base);
+	log_configure(LOG_LVL_INFO, LOG_FMT_LOGFMT);
 }
