@@ -61,7 +61,7 @@ void sink_queue_free(struct vgsink *s)
 }
 
 /* Past central_max the shards' allowance is not free any more: recording
- * threads then hand every row on, so the bound below can count them all. */
+ * threads then hand every row straight on (see sink_queue_push). */
 static void queue_note_level_locked(struct vgsink *s)
 {
 	bool tight = s->queued > s->central_max;
@@ -76,33 +76,26 @@ void sink_queue_taken_locked(struct vgsink *s, size_t n)
 	queue_note_level_locked(s);
 }
 
-/* Rows waiting in the shards, counted under their locks. Only the bound's
- * slow path asks: the central lock is held, and it is always taken first. */
-static size_t queue_shard_rows_locked(struct vgsink *s)
+/* Takes a shard's rows; the central lock is held, and always taken first. */
+static struct sink_item *queue_take_shard(struct sink_shard *sh, struct sink_item **last,
+					  size_t *n)
 {
-	size_t n = 0;
+	struct sink_item *first;
 
-	for (unsigned i = 0; i <= s->shard_mask; i++) {
-		pthread_mutex_lock(&s->shards[i].lock);
-		n += s->shards[i].n;
-		pthread_mutex_unlock(&s->shards[i].lock);
-	}
-	return n;
+	pthread_mutex_lock(&sh->lock);
+	first = sh->head;
+	*last = sh->tail;
+	*n = sh->n;
+	sh->head = sh->tail = NULL;
+	sh->n = 0;
+	pthread_mutex_unlock(&sh->lock);
+	return first;
 }
 
-/* Appends a chain of n rows to the central queue: numbers them, applies the
- * bound to every row held, shards included (with a spool the sender moves
- * batches to disk and the queue may hold twice its bound meanwhile; past that,
- * or with no spool, the oldest rows go, counted). The shards hold at most
- * what central_max leaves them, so below it there is nothing to count. True
- * when the sender should wake up. */
-static bool queue_append_locked(struct vgsink *s, struct sink_item *first, struct sink_item *last,
-				size_t n)
+/* Numbers a chain of n rows and links it to the central queue's tail. */
+static void queue_link_locked(struct vgsink *s, struct sink_item *first, struct sink_item *last,
+			      size_t n)
 {
-	size_t before = s->queued;
-	size_t limit = s->spool ? 2 * s->cfg.queue_max_rows : s->cfg.queue_max_rows;
-	struct sink_item *drop = NULL, **drop_tail = &drop;
-
 	for (struct sink_item *it = first; it; it = it->next)
 		it->seq = s->next_seq++;
 	if (s->tail)
@@ -111,10 +104,35 @@ static bool queue_append_locked(struct vgsink *s, struct sink_item *first, struc
 		s->head = first;
 	s->tail = last;
 	s->queued += n;
-	if (s->queued > (s->spool ? 2 * s->central_max : s->central_max)) {
-		size_t in_shards = queue_shard_rows_locked(s);
+}
 
-		limit = in_shards < limit ? limit - in_shards : 0;
+/* Appends a chain of n rows to the central queue and applies the bound (with
+ * a spool the sender moves batches to disk and the queue may hold twice its
+ * bound meanwhile; past that, or with no spool, the oldest rows go, counted).
+ * Below central_max the shards cannot push the total past the bound. When the
+ * queue first passes it, every shard's rows move here, and recording threads
+ * hand on each row from then on, so the bound sees every row held (but for
+ * one a thread records in the instant the flag changes, until its next
+ * call). True when the sender should wake up. */
+static bool queue_append_locked(struct vgsink *s, struct sink_item *first, struct sink_item *last,
+				size_t n)
+{
+	size_t before = s->queued;
+	size_t limit = s->spool ? 2 * s->cfg.queue_max_rows : s->cfg.queue_max_rows;
+	struct sink_item *drop = NULL, **drop_tail = &drop;
+
+	queue_link_locked(s, first, last, n);
+	if (s->queued > s->central_max && s->handoff_rows > 1 &&
+	    !atomic_load_explicit(&s->tight, memory_order_relaxed)) {
+		atomic_store_explicit(&s->tight, true, memory_order_relaxed);
+		for (unsigned i = 0; i <= s->shard_mask; i++) {
+			struct sink_item *sfirst, *slast;
+			size_t sn;
+
+			sfirst = queue_take_shard(&s->shards[i], &slast, &sn);
+			if (sfirst)
+				queue_link_locked(s, sfirst, slast, sn);
+		}
 	}
 	while (s->queued > limit) {
 		struct sink_item *it = s->head;
@@ -140,13 +158,7 @@ static bool queue_drain_locked(struct vgsink *s, struct sink_shard *sh)
 	struct sink_item *first, *last;
 	size_t n;
 
-	pthread_mutex_lock(&sh->lock);
-	first = sh->head;
-	last = sh->tail;
-	n = sh->n;
-	sh->head = sh->tail = NULL;
-	sh->n = 0;
-	pthread_mutex_unlock(&sh->lock);
+	first = queue_take_shard(sh, &last, &n);
 	return first && queue_append_locked(s, first, last, n);
 }
 

@@ -179,6 +179,8 @@ UNIT_TEST(sink_drops_nothing_while_every_row_held_fits_the_bound)
 	char err[512];
 	vgsink *s = open_dead(4096, 100, 16, err, sizeof(err));
 	vgsink_row row = unit_row();
+	struct record_run runs[8];
+	pthread_t t[8];
 	vgsink_stats st;
 	uint64_t held;
 
@@ -186,17 +188,27 @@ UNIT_TEST(sink_drops_nothing_while_every_row_held_fits_the_bound)
 	if (!s)
 		return;
 	/* A shard hands on 64 rows at a time and may keep 63, so the central
-	 * queue's own share is 4096 - 16 x 63. One thread fills one shard only:
-	 * 4096 rows all reach the central queue, and still fit queue_max_rows.
-	 * The sender may hold one batch of 100 (nothing listens, so only one). */
-	for (int i = 0; i < 4096; i++)
+	 * queue's own share is 4096 - 16 x 63. First 8 threads leave 40 rows
+	 * each in their shards; then this thread records the rest of 4096. All
+	 * of them fit queue_max_rows, so none may go. The sender may hold one
+	 * batch of 100 (nothing listens, so only one). */
+	for (int k = 0; k < 8; k++) {
+		runs[k] = (struct record_run){ s, 40, 0 };
+		pthread_create(&t[k], NULL, record_thread, &runs[k]);
+	}
+	for (int k = 0; k < 8; k++) {
+		pthread_join(t[k], NULL);
+		CHECK(runs[k].failed == 0);
+	}
+	for (int i = 0; i < 4096 - 320; i++)
 		CHECK(vgsink_record(s, &row) == 0);
 	vgsink_stats_get(s, &st);
 	CHECK_MSG(st.recorded == 4096 && st.dropped == 0 &&
 		  (st.queued == 4096 || st.queued == 4096 - 100),
 		  "recorded %llu queued %llu dropped %llu", (unsigned long long)st.recorded,
 		  (unsigned long long)st.queued, (unsigned long long)st.dropped);
-	/* 1000 more: now the oldest go, and what is held stays within the bound. */
+	/* 1000 more: now the oldest go, and every row held, the 320 left in
+	 * shards included, stays within the bound. */
 	for (int i = 0; i < 1000; i++)
 		CHECK(vgsink_record(s, &row) == 0);
 	vgsink_stats_get(s, &st);
