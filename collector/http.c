@@ -406,27 +406,28 @@ bool http_start(struct server *srv, const struct http_route *routes, char *err, 
 	return true;
 }
 
-static void http_unbind(struct evhttp_bound_socket *bound, void *arg)
+static void http_first_bound(struct evhttp_bound_socket *bound, void *arg)
 {
-	struct evhttp_bound_socket **list = arg;
+	struct evhttp_bound_socket **first = arg;
 
-	for (int i = 0; i < 16; i++) {
-		if (!list[i]) {
-			list[i] = bound;
-			return;
-		}
-	}
+	if (!*first)
+		*first = bound;
 }
 
+/* One listener at a time: the list cannot change while libevent walks it. */
 void http_stop_listening(struct server *srv)
 {
-	struct evhttp_bound_socket *bound[17] = { NULL };
+	struct evhttp_bound_socket *bound;
 
 	if (!srv->http)
 		return;
-	evhttp_foreach_bound_socket(srv->http, http_unbind, bound);
-	for (int i = 0; bound[i]; i++)
-		evhttp_del_accept_socket(srv->http, bound[i]);
+	for (;;) {
+		bound = NULL;
+		evhttp_foreach_bound_socket(srv->http, http_first_bound, &bound);
+		if (!bound)
+			break;
+		evhttp_del_accept_socket(srv->http, bound);
+	}
 }
 
 void http_free(struct server *srv)

@@ -20,7 +20,7 @@ import time
 import httpx
 import pytest
 
-from conftest import BUILD, ROOT, VGC, Collector, make_row, run_vgc
+from conftest import BUILD, ROOT, VGC, Collector, free_port, make_row, run_vgc
 
 
 def gz(obj):
@@ -168,6 +168,51 @@ def test_second_sigterm_exits_at_once(db, collectors):
     c.signal(signal.SIGTERM)
     c.signal(signal.SIGTERM)
     assert c.proc.wait(timeout=10) == 0
+
+
+def test_drain_closes_every_listener_even_past_sixteen(db, collectors):
+    # A request held in PostgreSQL keeps the collector draining; meanwhile
+    # none of its 17 listeners may take a new connection.
+    ports = [free_port() for _ in range(17)]
+    listen = ",".join(f"127.0.0.1:{p}" for p in ports)
+    c = collectors(db, "--listen", listen, "--shutdown-grace-s", "30", port=ports[0])
+    key = db.create_key("ingest")
+    for p in ports:
+        socket.create_connection(("127.0.0.1", p), timeout=5).close()
+    blocker = db.cluster.connect(db.name)
+    blocker.autocommit = False
+    blocker.cursor().execute("LOCK TABLE cost_row_ids IN ACCESS EXCLUSIVE MODE")
+    result = {}
+    t = threading.Thread(target=lambda: result.update(r=ingest(c, key, [make_row(1)])))
+    t.start()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not db.scalar(
+                "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = "
+                "'cost_row_ids'::regclass"):
+            time.sleep(0.05)
+        c.signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        still = ports
+        while still and time.monotonic() < deadline:
+            time.sleep(0.05)
+            still = [p for p in ports if accepts(p)]
+        assert not still, f"still accepting on {still} while draining"
+        assert c.proc.poll() is None  # the held request keeps it draining
+    finally:
+        blocker.rollback()
+        blocker.close()
+    t.join(30)
+    assert result["r"].status_code == 200, result["r"].text
+    assert c.proc.wait(timeout=30) == 0
+
+
+def accepts(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        return True
+    except OSError:
+        return False
 
 
 # ---- configuration ------------------------------------------------------------
