@@ -20,7 +20,7 @@ import time
 import httpx
 import pytest
 
-from conftest import BUILD, ROOT, VGC, Collector, free_port, make_row, run_vgc
+from conftest import BUILD, ROOT, VGC, free_port, make_row, run_vgc
 
 
 def gz(obj):
