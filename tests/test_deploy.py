@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import BUILD, ROOT, VGC, Collector, make_row, run_vgc
+from conftest import BUILD, ROOT, VGC, make_row, run_vgc
 
 
 def test_sample_config_matches_the_config_table():
