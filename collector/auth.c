@@ -77,10 +77,11 @@ static char *auth_strdup_or_null(PGresult *res, int row, int col)
 
 struct auth_cache *auth_cache_load(PGconn *conn, char *err, size_t errlen)
 {
-	PGresult *res = PQexecParams(conn,
-				     "SELECT digest, id, role, prefix, project, tenant_id FROM api_keys"
-				     " WHERE revoked_at IS NULL",
-				     0, NULL, NULL, NULL, NULL, 1 /* binary: digest as bytes */);
+	PGresult *res =
+		PQexecParams(conn,
+			     "SELECT digest, id, role, prefix, project, tenant_id FROM api_keys"
+			     " WHERE revoked_at IS NULL",
+			     0, NULL, NULL, NULL, NULL, 1 /* binary: digest as bytes */);
 	struct auth_cache *c;
 	int n;
 
@@ -160,8 +161,9 @@ const struct auth_key *auth_lookup(const struct auth_cache *cache, const char *h
 		return NULL;
 	}
 	auth_digest(key, probe.digest);
-	k = cache && cache->count ? bsearch(&probe, cache->keys, cache->count, sizeof(*cache->keys), auth_key_cmp)
-		  : NULL;
+	k = cache && cache->count
+		    ? bsearch(&probe, cache->keys, cache->count, sizeof(*cache->keys), auth_key_cmp)
+		    : NULL;
 	*why = k ? AUTH_OK : AUTH_UNKNOWN;
 	return k;
 }
@@ -179,8 +181,8 @@ bool auth_create(PGconn *conn, enum auth_role role, const char *project, const c
 	bool ok;
 
 	if (tenant && !row_tenant_valid(tenant)) {
-		snprintf(err, errlen,
-			 "--tenant \"%s\": 1-128 of only letters, digits, '-' and '_'", tenant);
+		snprintf(err, errlen, "--tenant \"%s\": 1-128 of only letters, digits, '-' and '_'",
+			 tenant);
 		return false;
 	}
 	if (project && (!project[0] || strlen(project) > ROW_PROJECT_MAX_CHARS)) {
@@ -239,9 +241,10 @@ bool auth_revoke(PGconn *conn, const char *which, long long *id_out, char *err, 
 	} else {
 		/* A display prefix must name exactly one live key. */
 		params[0] = which;
-		res = PQexecParams(conn,
-				   "SELECT count(*) FROM api_keys WHERE prefix = $1 AND revoked_at IS NULL",
-				   1, NULL, params, NULL, NULL, 0);
+		res = PQexecParams(
+			conn,
+			"SELECT count(*) FROM api_keys WHERE prefix = $1 AND revoked_at IS NULL", 1,
+			NULL, params, NULL, NULL, 0);
 		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 			db_result_error(conn, res, err, errlen);
 			PQclear(res);

@@ -10,7 +10,7 @@
 enum auth_role { ROLE_INGEST = 0, ROLE_READ, ROLE_ADMIN };
 
 #define AUTH_KEY_PREFIX "vgk_"
-#define AUTH_KEY_LEN 47        /* "vgk_" + 43 chars of base64url(32 random bytes) */
+#define AUTH_KEY_LEN 47 /* "vgk_" + 43 chars of base64url(32 random bytes) */
 #define AUTH_DISPLAY_PREFIX_LEN 12
 
 struct auth_key {

@@ -141,20 +141,21 @@ static int cli_keys_create(int argc, char **argv, const char *db)
 		return 1;
 	}
 	printf("%s\n", key);
-	printf("id=%lld prefix=%.*s role=%s project=%s tenant=%s\n", id, AUTH_DISPLAY_PREFIX_LEN, key,
-	       role_s, project ? project : "*", tenant ? tenant : "*");
+	printf("id=%lld prefix=%.*s role=%s project=%s tenant=%s\n", id, AUTH_DISPLAY_PREFIX_LEN,
+	       key, role_s, project ? project : "*", tenant ? tenant : "*");
 	PQfinish(conn);
 	return 0;
 }
 
 static int cli_keys_list(PGconn *conn)
 {
-	PGresult *res = PQexec(conn,
-			       "SELECT id, prefix, role, coalesce(project, '*'), coalesce(tenant_id, '*'),"
-			       " coalesce(name, ''), to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'),"
-			       " coalesce(to_char(last_used_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), '-'),"
-			       " coalesce(to_char(revoked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), '-')"
-			       " FROM api_keys ORDER BY id");
+	PGresult *res = PQexec(
+		conn,
+		"SELECT id, prefix, role, coalesce(project, '*'), coalesce(tenant_id, '*'),"
+		" coalesce(name, ''), to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'),"
+		" coalesce(to_char(last_used_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), '-'),"
+		" coalesce(to_char(revoked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), '-')"
+		" FROM api_keys ORDER BY id");
 	char err[1024];
 
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -206,7 +207,8 @@ int cli_keys(int argc, char **argv)
 		return cli_keys_create(nrest, rest, db);
 	if (strcmp(sub, "list") == 0) {
 		if (nrest) {
-			fprintf(stderr, "vgcollector keys list: unknown argument \"%s\"\n", rest[0]);
+			fprintf(stderr, "vgcollector keys list: unknown argument \"%s\"\n",
+				rest[0]);
 			return 2;
 		}
 		conn = cli_connect(db);

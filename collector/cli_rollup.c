@@ -15,28 +15,28 @@
 #include "rollup_query.h"
 
 static const char rollup_usage[] =
-    "usage: vgcollector rollup [--from DATE] [--to DATE] [--by tenant,agent,...]\n"
-    "                          [--granularity hour|day|month|total] [--tenant T] [--project P]\n"
-    "                          [--agent A] [--modality M] [--provider P] [--model M]\n"
-    "                          [--csv] [--db CONNINFO]\n"
-    "\n"
-    "Sums cost_rollup_hourly over [--from, --to) in UTC (dates YYYY-MM-DD or RFC 3339\n"
-    "timestamps on whole hours; default: the last 30 days), by period and the --by\n"
-    "columns (project, agent, tenant, modality, provider, model; default tenant).\n"
-    "Filters take a comma list; an empty value (--tenant '') selects unattributed rows.\n"
-    "Prints an aligned table with a totals line, or with --csv the same CSV as\n"
-    "GET /v1/rollups?format=csv. The database is --db, else $VGC_DB, else PG* defaults.\n";
+	"usage: vgcollector rollup [--from DATE] [--to DATE] [--by tenant,agent,...]\n"
+	"                          [--granularity hour|day|month|total] [--tenant T] [--project P]\n"
+	"                          [--agent A] [--modality M] [--provider P] [--model M]\n"
+	"                          [--csv] [--db CONNINFO]\n"
+	"\n"
+	"Sums cost_rollup_hourly over [--from, --to) in UTC (dates YYYY-MM-DD or RFC 3339\n"
+	"timestamps on whole hours; default: the last 30 days), by period and the --by\n"
+	"columns (project, agent, tenant, modality, provider, model; default tenant).\n"
+	"Filters take a comma list; an empty value (--tenant '') selects unattributed rows.\n"
+	"Prints an aligned table with a totals line, or with --csv the same CSV as\n"
+	"GET /v1/rollups?format=csv. The database is --db, else $VGC_DB, else PG* defaults.\n";
 
 /* Options and the API parameter each one becomes. */
 static const struct {
 	const char *opt;
 	const char *param;
 } rollup_opts[] = {
-    {"--from", "from"},		{"--to", "to"},
-    {"--by", "group_by"},	{"--granularity", "granularity"},
-    {"--tenant", "tenant"},	{"--project", "project"},
-    {"--agent", "agent"},	{"--modality", "modality"},
-    {"--provider", "provider"}, {"--model", "model"},
+	{ "--from", "from" },	      { "--to", "to" },
+	{ "--by", "group_by" },	      { "--granularity", "granularity" },
+	{ "--tenant", "tenant" },     { "--project", "project" },
+	{ "--agent", "agent" },	      { "--modality", "modality" },
+	{ "--provider", "provider" }, { "--model", "model" },
 };
 #define NOPTS (int)(sizeof(rollup_opts) / sizeof(rollup_opts[0]))
 
@@ -78,7 +78,7 @@ static int cli_rollup_table(const struct rollup_query *q, const PGresult *res)
 	int first = q->granularity == ROLLUP_TOTAL ? ROLLUP_COL0_GROUPS : 1;
 	int m0 = ROLLUP_COL0_GROUPS + q->ncols; /* the first measure in res */
 	char ***cell = calloc((size_t)nrow, sizeof(char **));
-	int *width = calloc((size_t)ncol, sizeof(int)), frac[ROLLUP_NMEASURES] = {0};
+	int *width = calloc((size_t)ncol, sizeof(int)), frac[ROLLUP_NMEASURES] = { 0 };
 	char tmp[256];
 
 	if (!cell || !width) {
@@ -105,10 +105,10 @@ static int cli_rollup_table(const struct rollup_query *q, const PGresult *res)
 					v = "";
 				else if (c < label + ntext)
 					v = (c - label == 0 && q->granularity != ROLLUP_TOTAL)
-						? "period"
-						: rollup_col_name(
-						      q->cols[c - label -
-							      (q->granularity != ROLLUP_TOTAL)]);
+						    ? "period"
+						    : rollup_col_name(q->cols[c - label -
+									      (q->granularity !=
+									       ROLLUP_TOTAL)]);
 				else
 					v = rollup_measures[c - label - ntext];
 				snprintf(tmp, sizeof(tmp), "%s", v);
@@ -121,20 +121,21 @@ static int cli_rollup_table(const struct rollup_query *q, const PGresult *res)
 					tmp[0] = '\0';
 				else
 					cli_rollup_number(
-					    PQgetvalue(res, r - 1, c - ntext + m0 - label),
-					    frac[c - label - ntext], tmp, sizeof(tmp));
+						PQgetvalue(res, r - 1, c - ntext + m0 - label),
+						frac[c - label - ntext], tmp, sizeof(tmp));
 			} else {
 				int src = c - label + first; /* column in res */
 				if (c < label) {
 					tmp[0] = '\0';
 				} else if (c < label + ntext) {
 					bool tenant =
-					    c - label >= (q->granularity != ROLLUP_TOTAL) &&
-					    q->cols[c - label - (q->granularity != ROLLUP_TOTAL)] ==
-						ROLLUP_COL_TENANT;
+						c - label >= (q->granularity != ROLLUP_TOTAL) &&
+						q->cols[c - label -
+							(q->granularity != ROLLUP_TOTAL)] ==
+							ROLLUP_COL_TENANT;
 					v = PQgetisnull(res, r - 1, src)
-						? (tenant ? "(unattributed)" : "-")
-						: PQgetvalue(res, r - 1, src);
+						    ? (tenant ? "(unattributed)" : "-")
+						    : PQgetvalue(res, r - 1, src);
 					snprintf(tmp, sizeof(tmp), "%s", v);
 				} else {
 					cli_rollup_number(PQgetvalue(res, r - 1, src),

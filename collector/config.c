@@ -46,7 +46,8 @@ const struct config_param config_params[] = {
 	  "token bucket size: requests a key may make at once after being idle" },
 	{ "tls_cert_file", CFG_STR, OFF(tls_cert_file), true, "",
 	  "PEM certificate chain; with tls_key_file, serve HTTPS (TLS 1.2+) instead of HTTP" },
-	{ "tls_key_file", CFG_STR, OFF(tls_key_file), true, "", "PEM private key for tls_cert_file" },
+	{ "tls_key_file", CFG_STR, OFF(tls_key_file), true, "",
+	  "PEM private key for tls_cert_file" },
 	{ "log_level", CFG_STR, OFF(log_level), true, "info", "error, warn, info or debug" },
 	{ "log_format", CFG_STR, OFF(log_format), true, "logfmt", "logfmt or json" },
 	{ "retention_months", CFG_INT, OFF(retention_months), true, "0",
@@ -126,9 +127,21 @@ static bool config_parse_size(const char *v, size_t *out)
 	if (errno || end == v)
 		return false;
 	switch (*end) {
-	case 'k': case 'K': n <<= 10; end++; break;
-	case 'm': case 'M': n <<= 20; end++; break;
-	case 'g': case 'G': n <<= 30; end++; break;
+	case 'k':
+	case 'K':
+		n <<= 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		n <<= 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		n <<= 30;
+		end++;
+		break;
 	default: break;
 	}
 	if (*end == 'B' || *end == 'b')
@@ -165,8 +178,8 @@ bool config_set(struct config *cfg, const char *name, const char *value, const c
 		errno = 0;
 		n = strtol(value, &end, 10);
 		if (errno || end == value || *end || n < 0 || n > INT_MAX) {
-			snprintf(err, errlen, "%s: %s = \"%s\": expected a whole number >= 0", source,
-				 name, value);
+			snprintf(err, errlen, "%s: %s = \"%s\": expected a whole number >= 0",
+				 source, name, value);
 			return false;
 		}
 		*(int *)f = (int)n;
@@ -174,9 +187,10 @@ bool config_set(struct config *cfg, const char *name, const char *value, const c
 	}
 	case CFG_SIZE:
 		if (!config_parse_size(value, (size_t *)f)) {
-			snprintf(err, errlen,
-				 "%s: %s = \"%s\": expected a size in bytes (K, M or G suffix allowed)",
-				 source, name, value);
+			snprintf(
+				err, errlen,
+				"%s: %s = \"%s\": expected a size in bytes (K, M or G suffix allowed)",
+				source, name, value);
 			return false;
 		}
 		return true;
@@ -185,8 +199,8 @@ bool config_set(struct config *cfg, const char *name, const char *value, const c
 		errno = 0;
 		d = strtod(value, &end);
 		if (errno || end == value || *end || !(d >= 0)) {
-			snprintf(err, errlen, "%s: %s = \"%s\": expected a number >= 0", source, name,
-				 value);
+			snprintf(err, errlen, "%s: %s = \"%s\": expected a number >= 0", source,
+				 name, value);
 			return false;
 		}
 		*(double *)f = d;
@@ -224,7 +238,8 @@ bool config_load_file(struct config *cfg, const char *path, char *err, size_t er
 		lineno++;
 		snprintf(where, sizeof(where), "%s:%d", path, lineno);
 		if (!strchr(line, '\n') && !feof(f)) {
-			snprintf(err, errlen, "%s: line longer than %zu bytes", where, sizeof(line));
+			snprintf(err, errlen, "%s: line longer than %zu bytes", where,
+				 sizeof(line));
 			fclose(f);
 			return false;
 		}
@@ -285,7 +300,8 @@ bool config_validate(struct config *cfg, char *err, size_t errlen)
 		return false;
 	}
 	if (cfg->max_body_bytes < 1024 || cfg->max_inflated_bytes < 1024) {
-		snprintf(err, errlen, "max_body_bytes and max_inflated_bytes must be at least 1024");
+		snprintf(err, errlen,
+			 "max_body_bytes and max_inflated_bytes must be at least 1024");
 		return false;
 	}
 	if (cfg->max_batch_rows < 1) {
@@ -307,7 +323,8 @@ bool config_validate(struct config *cfg, char *err, size_t errlen)
 		return false;
 	}
 	if (strcmp(cfg->log_format, "logfmt") && strcmp(cfg->log_format, "json")) {
-		snprintf(err, errlen, "log_format = \"%s\": expected logfmt or json", cfg->log_format);
+		snprintf(err, errlen, "log_format = \"%s\": expected logfmt or json",
+			 cfg->log_format);
 		return false;
 	}
 	if (cfg->max_connections < 1 || cfg->idle_timeout_s < 1 || cfg->key_refresh_s < 1) {
@@ -333,8 +350,7 @@ bool config_validate(struct config *cfg, char *err, size_t errlen)
 	return true;
 }
 
-bool config_restart_needed(const struct config *a, const struct config *b, char *out,
-			   size_t outlen)
+bool config_restart_needed(const struct config *a, const struct config *b, char *out, size_t outlen)
 {
 	size_t pos = 0;
 
@@ -383,6 +399,7 @@ void config_print_help(FILE *f)
 		for (i = 2; flag[i]; i++)
 			if (flag[i] == '_')
 				flag[i] = '-';
-		fprintf(f, "  %-28s %s (default: %s)\n", flag, p->help, p->def[0] ? p->def : "none");
+		fprintf(f, "  %-28s %s (default: %s)\n", flag, p->help,
+			p->def[0] ? p->def : "none");
 	}
 }

@@ -111,9 +111,11 @@ void http_reply(struct http_req *hr, int status, const char *content_type, const
 	metrics_http_request(hr->route, status);
 	if (status >= 500)
 		log_req(LOG_LVL_WARN, &hr->log, "%s %s -> %d in %.1f ms%s",
-			hr->req ? (evhttp_request_get_command(hr->req) == EVHTTP_REQ_GET ? "GET" : "POST") : "-",
-			hr->req ? evhttp_request_get_uri(hr->req) : "(client gone)", status, took * 1e3,
-			hr->req ? "" : " (client gone)");
+			hr->req ? (evhttp_request_get_command(hr->req) == EVHTTP_REQ_GET ? "GET"
+											 : "POST")
+				: "-",
+			hr->req ? evhttp_request_get_uri(hr->req) : "(client gone)", status,
+			took * 1e3, hr->req ? "" : " (client gone)");
 	else
 		log_req(LOG_LVL_DEBUG, &hr->log, "%s -> %d in %.1f ms",
 			hr->req ? evhttp_request_get_uri(hr->req) : "(client gone)", status,
@@ -155,8 +157,7 @@ const struct auth_key *http_auth(struct http_req *hr, unsigned roles)
 {
 	struct server *srv = hr->srv;
 	enum auth_result why;
-	const struct auth_key *k =
-		auth_lookup(srv->keys, http_header(hr, "Authorization"), &why);
+	const struct auth_key *k = auth_lookup(srv->keys, http_header(hr, "Authorization"), &why);
 	int retry;
 
 	if (!k) {
@@ -187,7 +188,8 @@ const struct auth_key *http_auth(struct http_req *hr, unsigned roles)
 		metrics_rate_limited();
 		snprintf(ra, sizeof(ra), "%d", retry);
 		http_set_header(hr, "Retry-After", ra);
-		http_reply_error(hr, 429, "key %s is over its rate limit of %g requests/s; retry in %d s",
+		http_reply_error(hr, 429,
+				 "key %s is over its rate limit of %g requests/s; retry in %d s",
 				 k->prefix, srv->cfg.rate_limit_rps, retry);
 		return NULL;
 	}
@@ -204,8 +206,8 @@ static void http_dispatch(struct evhttp_request *req, void *arg)
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	int method = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD ? HTTP_GET
-		     : cmd == EVHTTP_REQ_POST			 ? HTTP_POST
-								 : 0;
+		     : cmd == EVHTTP_REQ_POST			     ? HTTP_POST
+								     : 0;
 	struct http_req *hr = calloc(1, sizeof(*hr));
 	const struct http_route *route = NULL;
 	int idx = 0;
@@ -236,7 +238,8 @@ static void http_dispatch(struct evhttp_request *req, void *arg)
 		http_reply_error(hr, 405, "%s does not accept this method", route->path);
 	else if (srv->state == SERVER_DRAINING && strcmp(route->path, "/healthz") != 0) {
 		http_set_header(hr, "Retry-After", "1");
-		http_reply_error(hr, 503, "collector is shutting down; retry against another replica");
+		http_reply_error(hr, 503,
+				 "collector is shutting down; retry against another replica");
 	} else
 		route->handler(hr);
 
@@ -271,8 +274,7 @@ static struct bufferevent *http_bevcb(struct event_base *base, void *arg)
 	return NULL;
 }
 
-bool http_tls_load(struct server *srv, const char *cert, const char *key, char *err,
-		   size_t errlen)
+bool http_tls_load(struct server *srv, const char *cert, const char *key, char *err, size_t errlen)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	unsigned long e;
@@ -385,7 +387,8 @@ bool http_start(struct server *srv, const struct http_route *routes, char *err, 
 		int port;
 
 		if (!http_parse_addr(tok, host, sizeof(host), &port)) {
-			snprintf(err, errlen, "listen \"%s\": expected HOST:PORT or [IPv6]:PORT", tok);
+			snprintf(err, errlen, "listen \"%s\": expected HOST:PORT or [IPv6]:PORT",
+				 tok);
 			free(list);
 			return false;
 		}

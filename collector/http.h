@@ -29,8 +29,8 @@ void http_stop_listening(struct server *srv);
 /* Applies reloadable limits and timeouts from srv->cfg. */
 void http_apply_limits(struct server *srv);
 /* (Re)loads the TLS certificate and key into a new context. */
-bool http_tls_load(struct server *srv, const char *cert, const char *key, char *err,
-		   size_t errlen) __attribute__((warn_unused_result));
+bool http_tls_load(struct server *srv, const char *cert, const char *key, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 void http_free(struct server *srv);
 
 /* Authenticates the request and checks its role is one of roles (a bitmask of

@@ -57,8 +57,8 @@ static void ingest_answer_rows(struct ingest_job *job, const struct ingest_batch
 	job->accepted = res->accepted;
 	job->duplicates = res->duplicates;
 	job->rejected = b->nrejects;
-	buf_printf(a, "{\"accepted\":%d,\"duplicates\":%d,\"rejected\":%d,\"errors\":[", res->accepted,
-		   res->duplicates, b->nrejects);
+	buf_printf(a, "{\"accepted\":%d,\"duplicates\":%d,\"rejected\":%d,\"errors\":[",
+		   res->accepted, res->duplicates, b->nrejects);
 	for (int i = 0; i < b->nrejects; i++) {
 		buf_printf(a, "%s{\"index\":%d,\"error\":", i ? "," : "", b->rejects[i].index);
 		row_json_string(a, b->rejects[i].reason);
@@ -85,8 +85,9 @@ static void ingest_work(struct pool_job *pj, struct pool_worker *w)
 		int stored = 0, total;
 
 		buf_init(&inflated, job->limits.max_inflated_bytes);
-		job->status = ingest_parse_array(body ? body : "", len, job->gzip, &job->limits,
-						 &inflated, &root, &nul, job->err, sizeof(job->err));
+		job->status =
+			ingest_parse_array(body ? body : "", len, job->gzip, &job->limits,
+					   &inflated, &root, &nul, job->err, sizeof(job->err));
 		job->inflated_len = job->gzip ? inflated.len : len;
 		if (job->status == 200)
 			job->status = ingest_store_turns(w, root, nul, job->key_id, job->project,
@@ -98,15 +99,15 @@ static void ingest_work(struct pool_job *pj, struct pool_worker *w)
 			total = cJSON_GetArraySize(root);
 			job->accepted = stored;
 			job->rejected = total - stored;
-			buf_printf(&job->answer, "{\"accepted\":%d,\"rejected\":%d,\"errors\":[", stored,
-				   total - stored);
+			buf_printf(&job->answer, "{\"accepted\":%d,\"rejected\":%d,\"errors\":[",
+				   stored, total - stored);
 			cJSON_ArrayForEach(item, root)
 			{
 				const char *why = ingest_turn_error(item, nul, i);
 
 				if (why) {
-					buf_printf(&job->answer, "%s{\"index\":%d,\"error\":", n++ ? "," : "",
-						   i);
+					buf_printf(&job->answer,
+						   "%s{\"index\":%d,\"error\":", n++ ? "," : "", i);
 					row_json_string(&job->answer, why);
 					buf_putc(&job->answer, '}');
 				}
@@ -120,8 +121,8 @@ static void ingest_work(struct pool_job *pj, struct pool_worker *w)
 		return;
 	}
 
-	job->status = ingest_decode(body ? body : "", len, job->gzip, &job->limits, &scope, job->now,
-				    &b, job->err, sizeof(job->err));
+	job->status = ingest_decode(body ? body : "", len, job->gzip, &job->limits, &scope,
+				    job->now, &b, job->err, sizeof(job->err));
 	job->inflated_len = job->gzip ? b.inflated.len : len;
 	if (job->status == 200) {
 		job->status = ingest_store(w, &b, job->key_id, &res, job->err, sizeof(job->err));
@@ -144,8 +145,9 @@ static void ingest_done(struct pool_job *pj)
 			     (uint64_t)job->rejected);
 		metrics_ingest_latency(server_now_monotonic() - hr->started);
 		if (job->rejected)
-			log_req(LOG_LVL_INFO, &hr->log, "stored %d rows, %d duplicates, %d rejected",
-				job->accepted, job->duplicates, job->rejected);
+			log_req(LOG_LVL_INFO, &hr->log,
+				"stored %d rows, %d duplicates, %d rejected", job->accepted,
+				job->duplicates, job->rejected);
 		http_reply(hr, 200, "application/json", job->answer.data ? job->answer.data : "{}",
 			   job->answer.len);
 	} else {
@@ -169,14 +171,15 @@ static void ingest_submit(struct http_req *hr, bool turns)
 	enc = http_header(hr, "Content-Encoding");
 	if (enc && strcasecmp(enc, "identity") != 0 && strcasecmp(enc, "gzip") != 0 &&
 	    strcasecmp(enc, "x-gzip") != 0) {
-		http_reply_error(hr, 415, "Content-Encoding \"%.64s\" is not supported: use gzip or identity",
-				 enc);
+		http_reply_error(
+			hr, 415,
+			"Content-Encoding \"%.64s\" is not supported: use gzip or identity", enc);
 		return;
 	}
 	len = evbuffer_get_length(evhttp_request_get_input_buffer(hr->req));
 	if (len > srv->cfg.max_body_bytes) {
-		http_reply_error(hr, 413, "body of %zu bytes is larger than max_body_bytes (%zu)", len,
-				 srv->cfg.max_body_bytes);
+		http_reply_error(hr, 413, "body of %zu bytes is larger than max_body_bytes (%zu)",
+				 len, srv->cfg.max_body_bytes);
 		return;
 	}
 	job = calloc(1, sizeof(*job));
@@ -214,7 +217,8 @@ static void ingest_submit(struct http_req *hr, bool turns)
 	if (!pool_submit(srv->pool, &job->job)) {
 		ingest_job_free(job);
 		http_set_header(hr, "Retry-After", "1");
-		http_reply_error(hr, 503, "database pool saturated (%d requests waiting); retry shortly",
+		http_reply_error(hr, 503,
+				 "database pool saturated (%d requests waiting); retry shortly",
 				 srv->cfg.db_queue_max);
 		return;
 	}

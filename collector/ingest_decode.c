@@ -76,8 +76,10 @@ static bool ingest_prescan(const char *s, size_t len, size_t *elements, size_t *
 			if (depth == 1)
 				elems++;
 			break;
-		case ' ': case '\t': case '\n': case '\r':
-			break;
+		case ' ':
+		case '\t':
+		case '\n':
+		case '\r': break;
 		default:
 			if (depth == 1)
 				any = true;
@@ -107,9 +109,10 @@ static void ingest_json_error(const char *s, size_t len, size_t off, char *err, 
 	if (off >= len)
 		snprintf(err, errlen, "body is not valid JSON: truncated after %zu bytes", len);
 	else
-		snprintf(err, errlen,
-			 "body is not valid JSON: unexpected '%c' at byte %zu (line %zu, column %zu)",
-			 (s[off] >= 0x20 && s[off] < 0x7f) ? s[off] : '?', off, line, col);
+		snprintf(
+			err, errlen,
+			"body is not valid JSON: unexpected '%c' at byte %zu (line %zu, column %zu)",
+			(s[off] >= 0x20 && s[off] < 0x7f) ? s[off] : '?', off, line, col);
 }
 
 int ingest_parse_array(const char *body, size_t len, bool gzip, const struct ingest_limits *lim,
@@ -123,12 +126,9 @@ int ingest_parse_array(const char *body, size_t len, bool gzip, const struct ing
 	*nul = NULL;
 	if (gzip) {
 		switch (gz_inflate(body, len, lim->max_inflated_bytes, inflated, err, errlen)) {
-		case GZ_OK:
-			break;
-		case GZ_TOO_BIG:
-			return 413;
-		case GZ_BAD:
-			return 400;
+		case GZ_OK: break;
+		case GZ_TOO_BIG: return 413;
+		case GZ_BAD: return 400;
 		}
 		text = inflated->data;
 		text_len = inflated->len;
@@ -204,7 +204,10 @@ char *ingest_utf8_sanitize(const char *s)
 		size_t n = 1;
 		unsigned char c = (unsigned char)*p;
 		if (c >= 0x80)
-			n = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+			n = (c & 0xE0) == 0xC0	 ? 2
+			    : (c & 0xF0) == 0xE0 ? 3
+			    : (c & 0xF8) == 0xF0 ? 4
+						 : 0;
 		if (n && strnlen(p, n) == n && row_utf8_valid(p, n)) {
 			memcpy(o, p, n);
 			o += n;
@@ -246,7 +249,8 @@ static bool ingest_apply_scope(struct row *r, const cJSON *item, const struct in
 	if (scope->project) {
 		const cJSON *p = cJSON_GetObjectItemCaseSensitive(item, "project");
 		if (p && cJSON_IsString(p) && strcmp(p->valuestring, scope->project) != 0) {
-			snprintf(err, errlen, "project \"%.128s\": this key may only write project \"%s\"",
+			snprintf(err, errlen,
+				 "project \"%.128s\": this key may only write project \"%s\"",
 				 p->valuestring, scope->project);
 			return false;
 		}
@@ -254,7 +258,8 @@ static bool ingest_apply_scope(struct row *r, const cJSON *item, const struct in
 	}
 	if (scope->tenant) {
 		if (r->tenant_id && strcmp(r->tenant_id, scope->tenant) != 0) {
-			snprintf(err, errlen, "tenant_id \"%.128s\": this key may only write tenant \"%s\"",
+			snprintf(err, errlen,
+				 "tenant_id \"%.128s\": this key may only write tenant \"%s\"",
 				 r->tenant_id, scope->tenant);
 			return false;
 		}

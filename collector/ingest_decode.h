@@ -35,16 +35,16 @@ struct ingest_reject {
 struct ingest_batch {
 	struct buf inflated;
 	struct cJSON *root;
-	int total;                 /* elements in the array */
-	struct row *rows;          /* valid rows, first occurrence of each id */
-	int *row_index;            /* their index in the request */
+	int total;	  /* elements in the array */
+	struct row *rows; /* valid rows, first occurrence of each id */
+	int *row_index;	  /* their index in the request */
 	int nrows;
-	int duplicates;            /* ids repeated within this batch */
+	int duplicates; /* ids repeated within this batch */
 	struct ingest_reject *rejects;
 	int nrejects;
-	char **owned;              /* metadata texts to free */
+	char **owned; /* metadata texts to free */
 	int nowned;
-	bool *nul;                 /* per element: holds \u0000 (NULL: none does) */
+	bool *nul; /* per element: holds \u0000 (NULL: none does) */
 };
 
 /* Why an element holding \u0000 is refused. */
@@ -64,8 +64,7 @@ void ingest_batch_release(struct ingest_batch *b);
  * does. */
 int ingest_parse_array(const char *body, size_t len, bool gzip, const struct ingest_limits *lim,
 		       struct buf *inflated, struct cJSON **root, bool **nul, char *err,
-		       size_t errlen)
-	__attribute__((warn_unused_result));
+		       size_t errlen) __attribute__((warn_unused_result));
 
 /* Why element index of a turns array is refused, or NULL to store it; nul is
  * ingest_parse_array's. */

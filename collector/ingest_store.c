@@ -244,7 +244,8 @@ static bool store_partitions(struct pool_worker *w, PGconn *conn, const struct i
 				break;
 		if (k < w->known_months_count)
 			continue;
-		snprintf(ts, sizeof(ts), "%04d-%02d-01 00:00:00+00", tm.tm_year + 1900, tm.tm_mon + 1);
+		snprintf(ts, sizeof(ts), "%04d-%02d-01 00:00:00+00", tm.tm_year + 1900,
+			 tm.tm_mon + 1);
 		res = PQexecParams(conn, "SELECT vgc_ensure_partition($1::timestamptz)", 1, NULL,
 				   params, NULL, NULL, 0);
 		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -267,8 +268,8 @@ static bool store_retryable(const PGresult *res, bool *partition_gone)
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
 	*partition_gone = state && strcmp(state, "23514") == 0;
-	return state && (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0 ||
-			 *partition_gone);
+	return state &&
+	       (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0 || *partition_gone);
 }
 
 static int store_once(struct pool_worker *w, PGconn *conn, const struct ingest_batch *b,
@@ -371,9 +372,9 @@ out:
 	return status;
 }
 
-int ingest_store_turns(struct pool_worker *w, const cJSON *root, const bool *nul,
-		       long long key_id, const char *project, const char *tenant, int *stored,
-		       char *err, size_t errlen)
+int ingest_store_turns(struct pool_worker *w, const cJSON *root, const bool *nul, long long key_id,
+		       const char *project, const char *tenant, int *stored, char *err,
+		       size_t errlen)
 {
 	struct buf data;
 	const cJSON *item;

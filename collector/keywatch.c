@@ -131,8 +131,9 @@ static void *keywatch_thread(void *arg)
 			conn = db_connect(kw->conninfo, 5, err, sizeof(err));
 			if (!conn || !db_exec(conn, "LISTEN vgc_keys", err, sizeof(err))) {
 				if (!warned)
-					log_warn("key watcher cannot reach PostgreSQL, retrying every second: %s",
-						 err);
+					log_warn(
+						"key watcher cannot reach PostgreSQL, retrying every second: %s",
+						err);
 				warned = true;
 				if (conn)
 					PQfinish(conn);
@@ -140,7 +141,8 @@ static void *keywatch_thread(void *arg)
 				atomic_store(&kw->connected, false);
 				pfd[0].fd = kw->wake[0];
 				pfd[0].events = POLLIN;
-				if (poll(pfd, 1, 1000) > 0 && read(kw->wake[0], drain, sizeof(drain)) < 0) {
+				if (poll(pfd, 1, 1000) > 0 &&
+				    read(kw->wake[0], drain, sizeof(drain)) < 0) {
 					/* nothing to drain */
 				}
 				continue;

@@ -76,7 +76,8 @@ static int cmd_serve(int argc, char **argv)
 		else if (strcmp(name, "tls_key") == 0)
 			strcpy(name, "tls_key_file");
 		if (!config_find(name)) {
-			fprintf(stderr, "vgcollector serve: unknown option \"%s\" (see --help)\n", arg);
+			fprintf(stderr, "vgcollector serve: unknown option \"%s\" (see --help)\n",
+				arg);
 			goto usage_error;
 		}
 		{
@@ -140,8 +141,9 @@ static void usage(FILE *f)
 		   "Commands:\n");
 	for (const struct command *c = commands; c->name; c++)
 		fprintf(f, "  %-14s %s\n", c->name, c->summary);
-	fprintf(f, "\nThe database is --db CONNINFO, else $VGC_DB, else libpq's PG* defaults;\n"
-		   "a conninfo string (\"host=/run/pg dbname=vgc\") or a URI (postgresql://...).\n");
+	fprintf(f,
+		"\nThe database is --db CONNINFO, else $VGC_DB, else libpq's PG* defaults;\n"
+		"a conninfo string (\"host=/run/pg dbname=vgc\") or a URI (postgresql://...).\n");
 }
 
 int main(int argc, char **argv)

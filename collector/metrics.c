@@ -10,7 +10,9 @@
 
 #define METRICS_MAX_ROUTES 24
 
-static const int metrics_statuses[] = { 200, 400, 401, 403, 404, 405, 408, 413, 415, 429, 500, 503 };
+static const int metrics_statuses[] = {
+	200, 400, 401, 403, 404, 405, 408, 413, 415, 429, 500, 503
+};
 #define METRICS_NSTATUS (int)(sizeof(metrics_statuses) / sizeof(metrics_statuses[0]))
 
 static const double metrics_buckets[] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 };
@@ -130,13 +132,16 @@ void metrics_render(struct buf *out, struct pool *pool)
 		for (int s = 0; s <= METRICS_NSTATUS; s++) {
 			uint64_t v = atomic_load(&metrics_http[r][s]);
 			if (s == METRICS_NSTATUS)
-				buf_printf(out,
-					   "vgcollector_http_requests_total{route=\"%s\",status=\"other\"} %llu\n",
-					   metrics_routes[r], (unsigned long long)v);
+				buf_printf(
+					out,
+					"vgcollector_http_requests_total{route=\"%s\",status=\"other\"} %llu\n",
+					metrics_routes[r], (unsigned long long)v);
 			else
-				buf_printf(out,
-					   "vgcollector_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
-					   metrics_routes[r], metrics_statuses[s], (unsigned long long)v);
+				buf_printf(
+					out,
+					"vgcollector_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
+					metrics_routes[r], metrics_statuses[s],
+					(unsigned long long)v);
 		}
 	}
 	buf_puts(out, "# HELP vgcollector_rows_total Cost rows by outcome.\n"
@@ -147,8 +152,10 @@ void metrics_render(struct buf *out, struct pool *pool)
 		   (unsigned long long)atomic_load(&rows_duplicate));
 	buf_printf(out, "vgcollector_rows_total{outcome=\"rejected\"} %llu\n",
 		   (unsigned long long)atomic_load(&rows_rejected));
-	buf_puts(out, "# HELP vgcollector_ingest_bytes_total Ingest body bytes: as received, of them gzip-compressed, and after inflating.\n"
-		      "# TYPE vgcollector_ingest_bytes_total counter\n");
+	buf_puts(
+		out,
+		"# HELP vgcollector_ingest_bytes_total Ingest body bytes: as received, of them gzip-compressed, and after inflating.\n"
+		"# TYPE vgcollector_ingest_bytes_total counter\n");
 	buf_printf(out, "vgcollector_ingest_bytes_total{stage=\"received\"} %llu\n",
 		   (unsigned long long)atomic_load(&bytes_received));
 	buf_printf(out, "vgcollector_ingest_bytes_total{stage=\"compressed\"} %llu\n",
@@ -156,8 +163,10 @@ void metrics_render(struct buf *out, struct pool *pool)
 	buf_printf(out, "vgcollector_ingest_bytes_total{stage=\"inflated\"} %llu\n",
 		   (unsigned long long)atomic_load(&bytes_inflated));
 
-	buf_puts(out, "# HELP vgcollector_ingest_duration_seconds Time from request to committed answer.\n"
-		      "# TYPE vgcollector_ingest_duration_seconds histogram\n");
+	buf_puts(
+		out,
+		"# HELP vgcollector_ingest_duration_seconds Time from request to committed answer.\n"
+		"# TYPE vgcollector_ingest_duration_seconds histogram\n");
 	for (int i = 0; i < METRICS_NBUCKETS; i++) {
 		cum = atomic_load(&latency_buckets[i]);
 		buf_printf(out, "vgcollector_ingest_duration_seconds_bucket{le=\"%g\"} %llu\n",
@@ -174,7 +183,8 @@ void metrics_render(struct buf *out, struct pool *pool)
 		      pool ? (uint64_t)pool_size(pool) : 0);
 	metrics_gauge(out, "vgcollector_db_pool_in_use", "Database connections running a job.",
 		      pool ? (uint64_t)pool_in_use(pool) : 0);
-	metrics_gauge(out, "vgcollector_db_pool_waiting", "Requests waiting for a database connection.",
+	metrics_gauge(out, "vgcollector_db_pool_waiting",
+		      "Requests waiting for a database connection.",
 		      pool ? (uint64_t)pool_waiting(pool) : 0);
 	metrics_counter(out, "vgcollector_db_errors_total", "Failed database connects and queries.",
 			atomic_load(&db_errors));

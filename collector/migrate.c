@@ -96,8 +96,9 @@ bool migrate_check(PGconn *conn, char *err, size_t errlen)
 	exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
 	PQclear(res);
 	if (!exists) {
-		snprintf(err, errlen,
-			 "database is not migrated (no schema_migrations table); run `vgcollector migrate`");
+		snprintf(
+			err, errlen,
+			"database is not migrated (no schema_migrations table); run `vgcollector migrate`");
 		return false;
 	}
 	for (int i = 0; i < migrations_count; i++) {
@@ -105,9 +106,10 @@ bool migrate_check(PGconn *conn, char *err, size_t errlen)
 		if (!migrate_is_applied(conn, migrations[i].name, &done, err, errlen))
 			return false;
 		if (!done) {
-			snprintf(err, errlen,
-				 "database schema is older than this binary: migration %s is missing; run `vgcollector migrate`",
-				 migrations[i].name);
+			snprintf(
+				err, errlen,
+				"database schema is older than this binary: migration %s is missing; run `vgcollector migrate`",
+				migrations[i].name);
 			return false;
 		}
 	}

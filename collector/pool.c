@@ -26,8 +26,8 @@ struct pool {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct pool_job *queue_head, *queue_tail; /* waiting for a worker; under lock */
-	int queued;                               /* length of the wait queue */
-	int running;                              /* jobs inside work(); under lock */
+	int queued;				  /* length of the wait queue */
+	int running;				  /* jobs inside work(); under lock */
 	int queue_max;
 	bool stopping;
 

@@ -31,10 +31,10 @@ struct pool_job {
 struct pool_worker {
 	struct pool *pool;
 	int index;
-	PGconn *conn;          /* NULL until connected; replaced after a failure */
-	unsigned conn_serial;  /* bumped on every new connection */
-	bool stage_ready;      /* ingest's temp staging tables exist on conn */
-	int known_months[64];  /* months (y*12+m) with a cost_rows partition */
+	PGconn *conn;	      /* NULL until connected; replaced after a failure */
+	unsigned conn_serial; /* bumped on every new connection */
+	bool stage_ready;     /* ingest's temp staging tables exist on conn */
+	int known_months[64]; /* months (y*12+m) with a cost_rows partition */
 	int known_months_count;
 };
 

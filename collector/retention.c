@@ -121,7 +121,8 @@ static bool retention_pass(PGconn *conn, int months, int ahead, bool dry_run, st
 			long long ids = 0;
 
 			if (dry_run) {
-				buf_printf(out, "would drop %s (%s to %s UTC, older than %d months)\n",
+				buf_printf(out,
+					   "would drop %s (%s to %s UTC, older than %d months)\n",
 					   name, lo, hi, months);
 				rep->dropped++;
 				continue;
@@ -133,8 +134,8 @@ static bool retention_pass(PGconn *conn, int months, int ahead, bool dry_run, st
 				PQclear(res);
 				return false;
 			}
-			buf_printf(out, "dropped %s (%s to %s UTC) and %lld of its ids\n", name, lo, hi,
-				   ids);
+			buf_printf(out, "dropped %s (%s to %s UTC) and %lld of its ids\n", name, lo,
+				   hi, ids);
 			rep->dropped++;
 			rep->ids_deleted += ids;
 		}
@@ -155,8 +156,8 @@ static bool retention_pass(PGconn *conn, int months, int ahead, bool dry_run, st
 			rep->created++;
 			continue;
 		}
-		r = retention_query(conn, "SELECT vgc_ensure_partition($1::timestamptz)", 1, &t, err,
-				    errlen);
+		r = retention_query(conn, "SELECT vgc_ensure_partition($1::timestamptz)", 1, &t,
+				    err, errlen);
 		if (!r) {
 			PQclear(res);
 			return false;
@@ -262,7 +263,8 @@ static void retention_tick(evutil_socket_t fd, short what, void *arg)
 	job->ahead = r->srv->cfg.partitions_ahead;
 	buf_init(&job->out, 64 * 1024);
 	if (!pool_submit(r->srv->pool, &job->job)) {
-		log_warn("retention: database pool saturated; retried in %d s", RETENTION_INTERVAL_S);
+		log_warn("retention: database pool saturated; retried in %d s",
+			 RETENTION_INTERVAL_S);
 		buf_release(&job->out);
 		free(job);
 		return;
@@ -327,9 +329,11 @@ int retention_cli(int argc, char **argv)
 	PGconn *conn;
 
 	for (int i = 1; i < argc; i++) {
-		static const char *const flags[][2] = { { "--db", "db" },
-							{ "--retention-months", "retention_months" },
-							{ "--partitions-ahead", "partitions_ahead" } };
+		static const char *const flags[][2] = {
+			{ "--db", "db" },
+			{ "--retention-months", "retention_months" },
+			{ "--partitions-ahead", "partitions_ahead" }
+		};
 		bool matched = false;
 
 		if (cli_is_help(argv[i])) {
@@ -392,11 +396,13 @@ int retention_cli(int argc, char **argv)
 		if (dry_run)
 			printf("dry run: %d partition%s would be dropped, %d created%s\n",
 			       rep.dropped, rep.dropped == 1 ? "" : "s", rep.created,
-			       cfg.retention_months ? "" : " (retention_months = 0 keeps everything)");
+			       cfg.retention_months ? ""
+						    : " (retention_months = 0 keeps everything)");
 		else
 			printf("%d partition%s dropped with %lld ids, %d created%s\n", rep.dropped,
 			       rep.dropped == 1 ? "" : "s", rep.ids_deleted, rep.created,
-			       cfg.retention_months ? "" : " (retention_months = 0 keeps everything)");
+			       cfg.retention_months ? ""
+						    : " (retention_months = 0 keeps everything)");
 		rc = 0;
 	}
 	buf_release(&out);

@@ -14,10 +14,10 @@ struct retention;
 
 /* What one pass did (or, with dry_run, would do). */
 struct retention_report {
-	bool locked_out;      /* another process held the lock: nothing was done */
-	int dropped;          /* partitions dropped */
+	bool locked_out;       /* another process held the lock: nothing was done */
+	int dropped;	       /* partitions dropped */
 	long long ids_deleted; /* rows removed from cost_row_ids */
-	int created;          /* future partitions created */
+	int created;	       /* future partitions created */
 };
 
 /* One pass on conn (blocking). retention_months 0 keeps every partition.

@@ -201,7 +201,7 @@ static int answer_costs(PGconn *conn, const struct rollup_query *q, struct buf *
 	static const struct {
 		char kind;
 		const char *member;
-	} groups[] = {{'p', "by_provider"}, {'m', "by_model"}, {'j', "by_project"}};
+	} groups[] = { { 'p', "by_provider" }, { 'm', "by_model" }, { 'j', "by_project" } };
 	struct rollup_sql sql;
 	int status;
 	PGresult *res = rollup_run(conn, rollup_sql_costs(q, &sql), &sql, &status, err, errlen);
@@ -349,7 +349,7 @@ static void rollup_submit(struct http_req *hr, enum rollup_kind kind)
 	struct server *srv = hr->srv;
 	const struct auth_key *key = http_auth(hr, 1u << ROLE_READ | 1u << ROLE_ADMIN);
 	struct rollup_param *params;
-	struct rollup_limits lim = {srv->cfg.max_rollup_periods, server_now_epoch()};
+	struct rollup_limits lim = { srv->cfg.max_rollup_periods, server_now_epoch() };
 	struct evkeyvalq kv;
 	struct rollup_job *job;
 	char err[1024];

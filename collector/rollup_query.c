@@ -19,16 +19,16 @@
 
 /* Result names (the API's) and columns (cost_rows' and cost_rollup_hourly's). */
 static const char *const col_names[ROLLUP_NCOLS] = {
-    "project", "agent", "tenant", "modality", "provider", "model", "session_id",
+	"project", "agent", "tenant", "modality", "provider", "model", "session_id",
 };
 static const char *const col_sql[ROLLUP_NCOLS] = {
-    "project", "agent_id", "tenant_id", "modality", "provider", "model_id", "session_id",
+	"project", "agent_id", "tenant_id", "modality", "provider", "model_id", "session_id",
 };
-static const char *const gran_names[] = {"hour", "day", "month", "total"};
+static const char *const gran_names[] = { "hour", "day", "month", "total" };
 
 const char *const rollup_measures[ROLLUP_NMEASURES] = {
-    "requests",	       "errors",      "fallbacks",    "cost_usd",
-    "rated_price_usd", "input_units", "output_units", "cached_input_units",
+	"requests",	   "errors",	  "fallbacks",	  "cost_usd",
+	"rated_price_usd", "input_units", "output_units", "cached_input_units",
 };
 
 const char *rollup_col_name(enum rollup_col c)
@@ -84,23 +84,23 @@ static const struct {
 	enum param_id id;
 	enum rollup_col col; /* P_FILTER only */
 } params_table[] = {
-    {"from", K_RU | K_RO, P_FROM, 0},
-    {"to", K_RU | K_RO, P_TO, 0},
-    {"start", K_CO, P_START, 0},
-    {"end", K_CO, P_END, 0},
-    {"period", K_CO, P_PERIOD, 0},
-    {"granularity", K_RU, P_GRANULARITY, 0},
-    {"group_by", K_RU, P_GROUP_BY, 0},
-    {"format", K_RU, P_FORMAT, 0},
-    {"limit", K_RO, P_LIMIT, 0},
-    {"next", K_RO, P_NEXT, 0},
-    {"project", K_RU | K_CO | K_RO, P_FILTER, ROLLUP_COL_PROJECT},
-    {"agent", K_RU | K_RO, P_FILTER, ROLLUP_COL_AGENT},
-    {"tenant", K_RU | K_CO | K_RO, P_FILTER, ROLLUP_COL_TENANT},
-    {"modality", K_RU | K_RO, P_FILTER, ROLLUP_COL_MODALITY},
-    {"provider", K_RU | K_RO, P_FILTER, ROLLUP_COL_PROVIDER},
-    {"model", K_RU | K_RO, P_FILTER, ROLLUP_COL_MODEL},
-    {"session_id", K_RO, P_FILTER, ROLLUP_COL_SESSION},
+	{ "from", K_RU | K_RO, P_FROM, 0 },
+	{ "to", K_RU | K_RO, P_TO, 0 },
+	{ "start", K_CO, P_START, 0 },
+	{ "end", K_CO, P_END, 0 },
+	{ "period", K_CO, P_PERIOD, 0 },
+	{ "granularity", K_RU, P_GRANULARITY, 0 },
+	{ "group_by", K_RU, P_GROUP_BY, 0 },
+	{ "format", K_RU, P_FORMAT, 0 },
+	{ "limit", K_RO, P_LIMIT, 0 },
+	{ "next", K_RO, P_NEXT, 0 },
+	{ "project", K_RU | K_CO | K_RO, P_FILTER, ROLLUP_COL_PROJECT },
+	{ "agent", K_RU | K_RO, P_FILTER, ROLLUP_COL_AGENT },
+	{ "tenant", K_RU | K_CO | K_RO, P_FILTER, ROLLUP_COL_TENANT },
+	{ "modality", K_RU | K_RO, P_FILTER, ROLLUP_COL_MODALITY },
+	{ "provider", K_RU | K_RO, P_FILTER, ROLLUP_COL_PROVIDER },
+	{ "model", K_RU | K_RO, P_FILTER, ROLLUP_COL_MODEL },
+	{ "session_id", K_RO, P_FILTER, ROLLUP_COL_SESSION },
 };
 #define NPARAMS_TABLE (int)(sizeof(params_table) / sizeof(params_table[0]))
 
@@ -188,7 +188,7 @@ static bool digits(const char *s, int n, int *out)
 
 static int days_in_month(int y, int m)
 {
-	static const int dm[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	static const int dm[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
 
 	if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
 		return 29;
@@ -383,7 +383,7 @@ static bool b64url_decode(const char *in, unsigned char *out, size_t outcap, siz
 bool rollup_cursor_encode(long long ts_us, const char *id, struct buf *out)
 {
 	static const char tbl[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 	char head[32];
 	struct buf raw;
 	unsigned acc = 0;
@@ -528,7 +528,7 @@ int rollup_query_parse(struct rollup_query *q, const struct rollup_param *params
 		       const struct rollup_limits *lim, char *err, size_t errlen)
 {
 	const char *from = NULL, *to = NULL, *start = NULL, *end = NULL;
-	bool seen[NPARAMS_TABLE] = {false};
+	bool seen[NPARAMS_TABLE] = { false };
 	bool date_only;
 	int st;
 
@@ -573,9 +573,9 @@ int rollup_query_parse(struct rollup_query *q, const struct rollup_param *params
 					break;
 			if (g == 4) {
 				snprintf(
-				    err, errlen,
-				    "granularity: \"%.32s\": expected hour, day, month or total",
-				    v);
+					err, errlen,
+					"granularity: \"%.32s\": expected hour, day, month or total",
+					v);
 				return 400;
 			}
 			q->granularity = (enum rollup_granularity)g;
@@ -717,8 +717,8 @@ static int scope_one(struct rollup_filter *f, const char *scope, const char *wha
 int rollup_query_scope(struct rollup_query *q, const char *project, const char *tenant,
 		       const char *key_prefix, char *err, size_t errlen)
 {
-	int st =
-	    scope_one(&q->filters[ROLLUP_COL_TENANT], tenant, "tenant", key_prefix, err, errlen);
+	int st = scope_one(&q->filters[ROLLUP_COL_TENANT], tenant, "tenant", key_prefix, err,
+			   errlen);
 
 	if (st)
 		return st;
@@ -885,20 +885,21 @@ bool rollup_sql_rows(const struct rollup_query *q, struct rollup_sql *out)
 	bool ok;
 
 	ok = buf_puts(
-		 t, "SELECT json_build_object('id', id, 'timestamp', extract(epoch FROM ts),"
-		    " 'received_at', to_char(received_at AT TIME ZONE 'UTC',"
-		    " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
-		    " 'modality', modality, 'model_id', model_id, 'provider', provider,"
-		    " 'project', project, 'tenant_id', tenant_id, 'agent_id', agent_id,"
-		    " 'session_id', session_id, 'status', status, 'fallback_from', fallback_from,"
-		    " 'error_message', error_message, 'cost_usd', cost_usd::text,"
-		    " 'rated_price_usd', rated_price_usd::text, 'input_units', input_units,"
-		    " 'output_units', output_units, 'cached_input_units', cached_input_units,"
-		    " 'pricing_source', pricing_source, 'rate_rule', rate_rule,"
-		    " 'ttfb_ms', ttfb_ms, 'total_latency_ms', total_latency_ms,"
-		    " 'revision', revision, 'turn_index', turn_index, 'metadata', metadata)::text,"
-		    " (extract(epoch FROM ts) * 1000000)::bigint, id"
-		    " FROM cost_rows") &&
+		     t,
+		     "SELECT json_build_object('id', id, 'timestamp', extract(epoch FROM ts),"
+		     " 'received_at', to_char(received_at AT TIME ZONE 'UTC',"
+		     " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
+		     " 'modality', modality, 'model_id', model_id, 'provider', provider,"
+		     " 'project', project, 'tenant_id', tenant_id, 'agent_id', agent_id,"
+		     " 'session_id', session_id, 'status', status, 'fallback_from', fallback_from,"
+		     " 'error_message', error_message, 'cost_usd', cost_usd::text,"
+		     " 'rated_price_usd', rated_price_usd::text, 'input_units', input_units,"
+		     " 'output_units', output_units, 'cached_input_units', cached_input_units,"
+		     " 'pricing_source', pricing_source, 'rate_rule', rate_rule,"
+		     " 'ttfb_ms', ttfb_ms, 'total_latency_ms', total_latency_ms,"
+		     " 'revision', revision, 'turn_index', turn_index, 'metadata', metadata)::text,"
+		     " (extract(epoch FROM ts) * 1000000)::bigint, id"
+		     " FROM cost_rows") &&
 	     sql_where(q, out, "ts");
 	if (ok && q->has_cursor) {
 		char ts[24];

@@ -84,14 +84,14 @@ void rollup_query_free(struct rollup_query *q);
  * of memory. */
 int rollup_query_parse(struct rollup_query *q, const struct rollup_param *params, int nparams,
 		       const struct rollup_limits *lim, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+	__attribute__((warn_unused_result));
 
 /* Confines q to a key's scope (NULL = unrestricted): without a filter on
  * tenant (project) the query is narrowed to the key's tenant (project); a
  * filter naming anything else is refused. Returns 0, 403 with err, or 503. */
 int rollup_query_scope(struct rollup_query *q, const char *project, const char *tenant,
 		       const char *key_prefix, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+	__attribute__((warn_unused_result));
 
 /* The result column names, as the API and CSV header name them. */
 const char *rollup_col_name(enum rollup_col c);
@@ -118,14 +118,14 @@ bool rollup_measure_is_money(int i);
 bool rollup_measure_is_count(int i);
 
 bool rollup_sql_rollups(const struct rollup_query *q, struct rollup_sql *out)
-    __attribute__((warn_unused_result));
+	__attribute__((warn_unused_result));
 /* /v1/costs: columns kind ('p', 'm', 'j' or 't' for total), name, requests, cost. */
 bool rollup_sql_costs(const struct rollup_query *q, struct rollup_sql *out)
-    __attribute__((warn_unused_result));
+	__attribute__((warn_unused_result));
 /* /v1/rows: columns json (one object per row), cursor ts (epoch us), id. Asks
  * for limit + 1 rows so the caller knows whether there is a next page. */
 bool rollup_sql_rows(const struct rollup_query *q, struct rollup_sql *out)
-    __attribute__((warn_unused_result));
+	__attribute__((warn_unused_result));
 void rollup_sql_free(struct rollup_sql *s);
 
 /* Formats epoch microseconds as RFC 3339 UTC ("2024-05-01T00:00:00Z", with

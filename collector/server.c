@@ -56,8 +56,8 @@ double server_now_epoch(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-bool server_load_config(struct config *cfg, const char *path, char **flag_names,
-			char **flag_values, int nflags, char *err, size_t errlen)
+bool server_load_config(struct config *cfg, const char *path, char **flag_names, char **flag_values,
+			int nflags, char *err, size_t errlen)
 {
 	config_init(cfg);
 	if (path && !config_load_file(cfg, path, err, errlen))
@@ -145,7 +145,7 @@ static void server_reload(struct server *srv)
 			if (!*dst)
 				log_fatal("out of memory during reload");
 		} else {
-			size_t sz = p->type == CFG_INT ? sizeof(int)
+			size_t sz = p->type == CFG_INT	  ? sizeof(int)
 				    : p->type == CFG_SIZE ? sizeof(size_t)
 							  : sizeof(double);
 			memcpy((char *)&next + p->offset, (const char *)&srv->cfg + p->offset, sz);
@@ -178,8 +178,9 @@ static void server_grace_expired(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *srv = arg;
 
-	log_warn("shutdown_grace_s (%d s) passed with %d requests in flight; exiting without answering them",
-		 srv->cfg.shutdown_grace_s, srv->inflight);
+	log_warn(
+		"shutdown_grace_s (%d s) passed with %d requests in flight; exiting without answering them",
+		srv->cfg.shutdown_grace_s, srv->inflight);
 	server_forced_exit = true;
 	event_base_loopexit(srv->base, NULL);
 }

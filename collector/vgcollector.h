@@ -34,24 +34,24 @@ enum server_state { SERVER_STARTING = 0, SERVER_SERVING, SERVER_DRAINING };
 struct server {
 	struct event_base *base;
 	struct evhttp *http;
-	struct conns *conns;     /* client connections and the cap */
+	struct conns *conns; /* client connections and the cap */
 	enum server_state state;
 
-	struct config cfg;      /* in force; replaced whole by a successful reload */
-	char *config_path;      /* NULL: no file */
-	char **flag_names;      /* --flags given on the command line, re-applied on reload */
+	struct config cfg; /* in force; replaced whole by a successful reload */
+	char *config_path; /* NULL: no file */
+	char **flag_names; /* --flags given on the command line, re-applied on reload */
 	char **flag_values;
 	int nflags;
 
-	struct pool *pool;              /* every database query goes through it */
-	struct keywatch *keywatch;      /* feeds `keys` */
-	struct auth_cache *keys;        /* current key snapshot; swapped on the loop */
+	struct pool *pool;	   /* every database query goes through it */
+	struct keywatch *keywatch; /* feeds `keys` */
+	struct auth_cache *keys;   /* current key snapshot; swapped on the loop */
 	struct ratelimit *ratelimit;
-	struct retention *retention;    /* hourly partition upkeep; freed after the pool */
-	struct ssl_ctx_st *tls;         /* NULL: plain HTTP; swapped on reload */
+	struct retention *retention; /* hourly partition upkeep; freed after the pool */
+	struct ssl_ctx_st *tls;	     /* NULL: plain HTTP; swapped on reload */
 
-	int inflight;                   /* requests handed to the pool, not yet answered */
-	bool schema_ok;                 /* migrate_check passed at startup */
+	int inflight;	/* requests handed to the pool, not yet answered */
+	bool schema_ok; /* migrate_check passed at startup */
 	struct event *sig_term, *sig_int, *sig_hup, *drain_timer, *watchdog_timer;
 };
 
@@ -60,17 +60,17 @@ struct server {
  * case it lives until the job's done callback answers. */
 struct http_req {
 	struct server *srv;
-	struct evhttp_request *req;     /* NULL once the client went away */
+	struct evhttp_request *req; /* NULL once the client went away */
 	struct evhttp_connection *evcon;
-	int route;                      /* metrics route index */
+	int route; /* metrics route index */
 	bool replied;
-	bool async;                     /* owned by a pool job */
-	double started;                 /* monotonic seconds */
+	bool async;	/* owned by a pool job */
+	double started; /* monotonic seconds */
 	char request_id[20];
 	char key_prefix[16];
 	char project[132];
-	struct log_ctx log;             /* points at the fields above */
-	const struct auth_key *key;     /* valid only until the handler returns */
+	struct log_ctx log;	    /* points at the fields above */
+	const struct auth_key *key; /* valid only until the handler returns */
 };
 
 double server_now_monotonic(void);

@@ -7,8 +7,8 @@
 #include <string.h>
 #include <zlib.h>
 
-enum gz_result gz_inflate(const void *in, size_t inlen, size_t max_out, struct buf *out,
-			  char *err, size_t errlen)
+enum gz_result gz_inflate(const void *in, size_t inlen, size_t max_out, struct buf *out, char *err,
+			  size_t errlen)
 {
 	z_stream zs;
 	int rc;
@@ -96,8 +96,7 @@ enum gz_result gz_inflate(const void *in, size_t inlen, size_t max_out, struct b
 	return res;
 }
 
-bool gz_deflate(const void *in, size_t inlen, int level, struct buf *out, char *err,
-		size_t errlen)
+bool gz_deflate(const void *in, size_t inlen, int level, struct buf *out, char *err, size_t errlen)
 {
 	z_stream zs;
 	int rc;

@@ -27,10 +27,10 @@ void log_emit(enum log_level level, const struct log_ctx *ctx, const char *file,
 	      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* The level is checked before the arguments are evaluated. */
-#define log_at(lvl, ctx, ...)                                                   \
-	do {                                                                     \
-		if ((lvl) <= log_level_current)                                  \
-			log_emit((lvl), (ctx), NULL, 0, __VA_ARGS__);            \
+#define log_at(lvl, ctx, ...)                                                                      \
+	do {                                                                                       \
+		if ((lvl) <= log_level_current)                                                    \
+			log_emit((lvl), (ctx), NULL, 0, __VA_ARGS__);                              \
 	} while (0)
 #define log_error(...) log_at(LOG_LVL_ERROR, NULL, __VA_ARGS__)
 #define log_warn(...) log_at(LOG_LVL_WARN, NULL, __VA_ARGS__)
@@ -39,10 +39,10 @@ void log_emit(enum log_level level, const struct log_ctx *ctx, const char *file,
 #define log_req(lvl, ctx, ...) log_at((lvl), (ctx), __VA_ARGS__)
 
 /* Only for startup and impossible states: adds file:line, then exits 1. */
-#define log_fatal(...)                                                          \
-	do {                                                                     \
-		log_emit(LOG_LVL_ERROR, NULL, __FILE__, __LINE__, __VA_ARGS__);  \
-		log_exit_fatal();                                                \
+#define log_fatal(...)                                                                             \
+	do {                                                                                       \
+		log_emit(LOG_LVL_ERROR, NULL, __FILE__, __LINE__, __VA_ARGS__);                    \
+		log_exit_fatal();                                                                  \
 	} while (0)
 void log_exit_fatal(void) __attribute__((noreturn));
 

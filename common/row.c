@@ -160,8 +160,7 @@ static const cJSON *row_field(struct field_err *fe, const char *name)
 	return NULL;
 }
 
-static bool row_get_string(struct field_err *fe, const char *name, const char **out,
-			   bool required)
+static bool row_get_string(struct field_err *fe, const char *name, const char **out, bool required)
 {
 	const cJSON *v = row_field(fe, name);
 
@@ -201,8 +200,7 @@ static bool row_get_number(struct field_err *fe, const char *name, double *out, 
 	return true;
 }
 
-bool row_from_json(const cJSON *obj, struct row *r, char **metadata_owned, char *err,
-		   size_t errlen)
+bool row_from_json(const cJSON *obj, struct row *r, char **metadata_owned, char *err, size_t errlen)
 {
 	struct field_err fe = { err, errlen, obj, NULL };
 	const char *modality = NULL, *status = NULL;
@@ -245,14 +243,16 @@ bool row_from_json(const cJSON *obj, struct row *r, char **metadata_owned, char 
 	}
 	if (status && !row_status_parse(status, &r->status)) {
 		snprintf(err, errlen,
-			 "status \"%.32s\": must be \"success\", \"error\" or \"fallback\"", status);
+			 "status \"%.32s\": must be \"success\", \"error\" or \"fallback\"",
+			 status);
 		return false;
 	}
 	v = row_field(&fe, "turn_index");
 	if (v && !cJSON_IsNull(v)) {
 		if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) ||
 		    v->valuedouble < 0 || v->valuedouble > 2147483647.0) {
-			snprintf(err, errlen, "turn_index: must be an integer from 0 to 2147483647");
+			snprintf(err, errlen,
+				 "turn_index: must be an integer from 0 to 2147483647");
 			return false;
 		}
 		r->turn_index = (long long)v->valuedouble;
@@ -300,10 +300,13 @@ static const struct row_string_rule {
 	[ROW_STRING_MODEL_ID] = { "model_id", offsetof(struct row, model_id), CAP_STRING },
 	[ROW_STRING_PROVIDER] = { "provider", offsetof(struct row, provider), CAP_STRING },
 	[ROW_STRING_PROJECT] = { "project", offsetof(struct row, project), CAP_PROJECT },
-	[ROW_STRING_PRICING_SOURCE] = { "pricing_source", offsetof(struct row, pricing_source), CAP_STRING },
+	[ROW_STRING_PRICING_SOURCE] = { "pricing_source", offsetof(struct row, pricing_source),
+					CAP_STRING },
 	[ROW_STRING_RATE_RULE] = { "rate_rule", offsetof(struct row, rate_rule), CAP_STRING },
-	[ROW_STRING_FALLBACK_FROM] = { "fallback_from", offsetof(struct row, fallback_from), CAP_STRING },
-	[ROW_STRING_ERROR_MESSAGE] = { "error_message", offsetof(struct row, error_message), CAP_ERROR },
+	[ROW_STRING_FALLBACK_FROM] = { "fallback_from", offsetof(struct row, fallback_from),
+				       CAP_STRING },
+	[ROW_STRING_ERROR_MESSAGE] = { "error_message", offsetof(struct row, error_message),
+				       CAP_ERROR },
 	[ROW_STRING_METADATA] = { "metadata", offsetof(struct row, metadata_json), CAP_METADATA },
 	[ROW_STRING_SESSION_ID] = { "session_id", offsetof(struct row, session_id), CAP_STRING },
 	[ROW_STRING_AGENT_ID] = { "agent_id", offsetof(struct row, agent_id), CAP_STRING },
@@ -412,18 +415,16 @@ static bool row_check_field(const struct row_string_rule *rule, const char *s, s
 	case CAP_ERROR:
 		return row_check_string(rule->name, s, *len, lim->max_error_message_chars, err,
 					errlen);
-	case CAP_METADATA:
-		return row_check_metadata(s, *len, lim, err, errlen);
+	case CAP_METADATA: return row_check_metadata(s, *len, lim, err, errlen);
 	case CAP_TENANT:
 		if (!row_tenant_valid_len(s, *len)) {
 			snprintf(err, errlen,
-				 "tenant_id \"%.140s\": 1-%d of only letters, digits, '-' and '_'", s,
-				 ROW_TENANT_MAX_CHARS);
+				 "tenant_id \"%.140s\": 1-%d of only letters, digits, '-' and '_'",
+				 s, ROW_TENANT_MAX_CHARS);
 			return false;
 		}
 		return true;
-	case CAP_STRING:
-		break;
+	case CAP_STRING: break;
 	}
 	return row_check_string(rule->name, s, *len, lim->max_string_chars, err, errlen);
 }
@@ -450,7 +451,8 @@ bool row_validate_measure(const struct row *r, const struct row_limits *lim, dou
 	}
 	for (int i = 0; i < ROW_NSTRINGS; i++) {
 		const struct row_string_rule *rule = &row_string_rules[i];
-		const char *s = *(const char *const *)(const void *)((const char *)r + rule->offset);
+		const char *s =
+			*(const char *const *)(const void *)((const char *)r + rule->offset);
 
 		len[i] = 0;
 		if (s && !row_check_field(rule, s, &len[i], lim, err, errlen))

@@ -35,11 +35,11 @@ struct row {
 /* Limits on a row. The 128-character id and tenant caps are part of the wire
  * contract; the others are configurable in the collector. */
 struct row_limits {
-	size_t max_string_chars;        /* model_id, provider, session_id, ... */
+	size_t max_string_chars;	/* model_id, provider, session_id, ... */
 	size_t max_error_message_chars; /* error_message */
-	size_t max_metadata_bytes;      /* metadata, as compact JSON */
-	double max_row_age_s;           /* older rows are rejected; 0 = no check */
-	double max_clock_skew_s;        /* rows further in the future are rejected; 0 = no check */
+	size_t max_metadata_bytes;	/* metadata, as compact JSON */
+	double max_row_age_s;		/* older rows are rejected; 0 = no check */
+	double max_clock_skew_s;	/* rows further in the future are rejected; 0 = no check */
 };
 
 #define ROW_ID_MAX_CHARS 128

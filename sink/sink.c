@@ -104,7 +104,8 @@ static bool sink_uuid(char out[37])
 	unsigned char *u;
 	int o = 0;
 
-	if (!sink_rand.filled || sink_rand.gen != gen || sink_rand.used + 16 > sizeof(sink_rand.bytes)) {
+	if (!sink_rand.filled || sink_rand.gen != gen ||
+	    sink_rand.used + 16 > sizeof(sink_rand.bytes)) {
 		if (RAND_bytes(sink_rand.bytes, sizeof(sink_rand.bytes)) != 1)
 			return false;
 		sink_rand.used = 0;
@@ -245,11 +246,12 @@ vgsink *vgsink_open(const vgsink_config *cfg, char *err, size_t errlen)
 	    cfg->retry_initial_ms < 1 || cfg->retry_max_ms < cfg->retry_initial_ms ||
 	    (cfg->spool_dir && cfg->spool_max_bytes < 4096) || cfg->queue_shards < 1 ||
 	    cfg->queue_shards > 256) {
-		snprintf(err, errlen,
-			 "bad config: need batch_rows >= 1, batch_bytes >= 1024, flush_interval_ms >= 1, "
-			 "queue_max_rows >= batch_rows, request_timeout_ms >= 1, "
-			 "1 <= retry_initial_ms <= retry_max_ms, spool_max_bytes >= 4096, "
-			 "1 <= queue_shards <= 256");
+		snprintf(
+			err, errlen,
+			"bad config: need batch_rows >= 1, batch_bytes >= 1024, flush_interval_ms >= 1, "
+			"queue_max_rows >= batch_rows, request_timeout_ms >= 1, "
+			"1 <= retry_initial_ms <= retry_max_ms, spool_max_bytes >= 4096, "
+			"1 <= queue_shards <= 256");
 		return NULL;
 	}
 	s = calloc(1, sizeof(*s));
@@ -458,8 +460,10 @@ int vgsink_flush(vgsink *s, int timeout_ms)
 	while (!sink_flushed_locked(s, target)) {
 		if (pthread_cond_timedwait(&s->cond, &s->lock, &deadline) == ETIMEDOUT) {
 			if (!sink_flushed_locked(s, target))
-				rc = sink_fail("vgsink_flush: timed out after %d ms with rows unsent "
-					       "(%zu queued in memory)", timeout_ms, s->queued);
+				rc = sink_fail(
+					"vgsink_flush: timed out after %d ms with rows unsent "
+					"(%zu queued in memory)",
+					timeout_ms, s->queued);
 			break;
 		}
 	}

@@ -27,8 +27,7 @@ void sink_batch_free(struct sink_batch *b)
 	free(b);
 }
 
-static bool sink_batch_gzip(struct sink_batch *b, const struct buf *json, char *err,
-			    size_t errlen)
+static bool sink_batch_gzip(struct sink_batch *b, const struct buf *json, char *err, size_t errlen)
 {
 	return gz_deflate(json->data, json->len, SINK_GZIP_LEVEL, &b->body, err, errlen);
 }

@@ -23,8 +23,8 @@ struct ssl_ctx_st;
 struct sink_item {
 	struct sink_item *next;
 	struct sink_chunk *chunk; /* NULL: a malloc of its own */
-	uint64_t seq; /* recording order, from 1 */
-	size_t json_bytes; /* about how much JSON it makes, for batch_bytes */
+	uint64_t seq;		  /* recording order, from 1 */
+	size_t json_bytes;	  /* about how much JSON it makes, for batch_bytes */
 	struct row row;
 	char strings[]; /* the row's strings point here */
 };
@@ -32,7 +32,7 @@ struct sink_item {
 /* A batch: fixed once formed (its gzip body is what every retry resends). */
 struct sink_batch {
 	struct sink_batch *next;
-	struct buf body;   /* gzip of the JSON array */
+	struct buf body; /* gzip of the JSON array */
 	int nrows;
 	uint64_t min_seq;  /* smallest row seq inside; UINT64_MAX for a spool file of
 			    * another process */
@@ -93,7 +93,7 @@ struct vgsink {
 	uint64_t next_seq;
 	uint64_t sender_floor; /* smallest unanswered row seq the sender holds */
 	int initial_left;      /* spool files found at open, not answered yet */
-	int flushers;          /* threads waiting in vgsink_flush */
+	int flushers;	       /* threads waiting in vgsink_flush */
 	bool stopping;
 	vgsink_stats stats;
 	pthread_cond_t cond; /* broadcast whenever the sender answers something */
@@ -112,7 +112,8 @@ struct vgsink {
 };
 
 /* sink.c */
-void sink_log(struct vgsink *s, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void sink_log(struct vgsink *s, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 /* Recomputes sender_floor from ready batches and spool; call with lock held. */
 void sink_update_floor_locked(struct vgsink *s);
 

@@ -16,10 +16,10 @@
  * number it allocated when it retires the chunk. live is negative until
  * then, so whoever brings it to exactly 0 afterwards recycles the chunk. */
 struct sink_chunk {
-	_Alignas(64) atomic_long live;   /* written by freeing threads */
+	_Alignas(64) atomic_long live;	      /* written by freeing threads */
 	_Alignas(64) struct sink_chunk *next; /* in the spare list */
-	long allocated;                  /* owner thread only */
-	size_t used;                     /* owner thread only */
+	long allocated;			      /* owner thread only */
+	size_t used;			      /* owner thread only */
 	_Alignas(ITEMS_ALIGN) unsigned char data[];
 };
 

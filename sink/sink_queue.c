@@ -19,8 +19,8 @@ bool sink_queue_init(struct vgsink *s)
 
 	while (n < s->cfg.queue_shards)
 		n <<= 1;
-	s->shards = aligned_alloc(_Alignof(struct sink_shard),
-				  (size_t)n * sizeof(struct sink_shard));
+	s->shards =
+		aligned_alloc(_Alignof(struct sink_shard), (size_t)n * sizeof(struct sink_shard));
 	if (!s->shards)
 		return false;
 	for (int i = 0; i < n; i++) {
@@ -77,8 +77,7 @@ void sink_queue_taken_locked(struct vgsink *s, size_t n)
 }
 
 /* Takes a shard's rows; the central lock is held, and always taken first. */
-static struct sink_item *queue_take_shard(struct sink_shard *sh, struct sink_item **last,
-					  size_t *n)
+static struct sink_item *queue_take_shard(struct sink_shard *sh, struct sink_item **last, size_t *n)
 {
 	struct sink_item *first;
 
@@ -178,7 +177,8 @@ void sink_queue_push(struct vgsink *s, struct sink_item *it)
 	bool wake;
 
 	if (!queue_slot)
-		queue_slot = atomic_fetch_add_explicit(&queue_next_slot, 1, memory_order_relaxed) + 1;
+		queue_slot =
+			atomic_fetch_add_explicit(&queue_next_slot, 1, memory_order_relaxed) + 1;
 	sh = &s->shards[queue_slot & s->shard_mask];
 	it->next = NULL;
 	pthread_mutex_lock(&sh->lock);

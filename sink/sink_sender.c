@@ -199,11 +199,13 @@ static struct evhttp_connection *sender_conn(struct vgsink *s)
 		else
 			SSL_set1_host(ssl, s->host);
 		bev = bufferevent_openssl_socket_new(s->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-						     BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+						     BEV_OPT_CLOSE_ON_FREE |
+							     BEV_OPT_DEFER_CALLBACKS);
 		if (bev)
 			bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
 	} else {
-		bev = bufferevent_socket_new(s->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+		bev = bufferevent_socket_new(s->base, -1,
+					     BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	}
 	if (!bev)
 		return NULL;
@@ -234,7 +236,8 @@ static void sender_finish(struct vgsink *s, bool rejected)
 	else if (rejected && s->spool) {
 		char err[512];
 		if (!spool_write_rejected(s->spool, b, err, sizeof(err)))
-			sink_log(s, VGSINK_LOG_ERROR, "vgsink: cannot keep a rejected batch: %s", err);
+			sink_log(s, VGSINK_LOG_ERROR, "vgsink: cannot keep a rejected batch: %s",
+				 err);
 	}
 	sink_batch_free(b);
 	sender_publish(s);
@@ -273,8 +276,9 @@ static void sender_retry(struct vgsink *s, const char *why, int retry_after_s)
 	if (retry_after_s >= 0 && (long)retry_after_s * 1000 > delay)
 		delay = (long)retry_after_s * 1000;
 	sender_count(s, &s->stats.retries, 1);
-	sink_log(s, VGSINK_LOG_WARN, "vgsink: batch of %d rows not delivered (%s); retry %d in %ld ms",
-		 b->nrows, why, b->attempts, delay);
+	sink_log(s, VGSINK_LOG_WARN,
+		 "vgsink: batch of %d rows not delivered (%s); retry %d in %ld ms", b->nrows, why,
+		 b->attempts, delay);
 	/* The collector is unreachable or busy: keep the batch on disk meanwhile. */
 	if (s->spool && !b->file_seq && sender_spool(s, b))
 		sender_publish(s);
@@ -307,8 +311,8 @@ static void sender_accepted(struct vgsink *s, struct evhttp_request *req)
 	pthread_mutex_unlock(&s->lock);
 	if (rej > 0)
 		sink_log(s, VGSINK_LOG_WARN,
-			 "vgsink: collector rejected %.0f of %d rows (kept in its ingest_rejects)", rej,
-			 nrows);
+			 "vgsink: collector rejected %.0f of %d rows (kept in its ingest_rejects)",
+			 rej, nrows);
 	sender_finish(s, false);
 }
 
@@ -552,7 +556,8 @@ bool sink_sender_start(struct vgsink *s, char *err, size_t errlen)
 	s->stop_ev = event_new(s->base, -1, 0, sender_on_stop, s);
 	s->tick = event_new(s->base, -1, EV_PERSIST, sender_on_tick, s);
 	s->retry_timer = evtimer_new(s->base, sender_on_retry, s);
-	if (!s->wake || !s->stop_ev || !s->tick || !s->retry_timer || event_add(s->tick, &every) != 0)
+	if (!s->wake || !s->stop_ev || !s->tick || !s->retry_timer ||
+	    event_add(s->tick, &every) != 0)
 		goto fail;
 	event_active(s->wake, EV_READ, 0); /* send what the spool holds at once */
 	if (pthread_create(&s->thread, NULL, sender_main, s) != 0) {

@@ -15,8 +15,8 @@
 
 #include "sink_int.h"
 
-static void spool_name(const struct spool *sp, char *out, size_t len, const char *sub,
-		       uint64_t seq, int nrows)
+static void spool_name(const struct spool *sp, char *out, size_t len, const char *sub, uint64_t seq,
+		       int nrows)
 {
 	snprintf(out, len, "%s/%s%016" PRIx64 "-%08x.vgb", sp->dir, sub, seq, (unsigned)nrows);
 }
@@ -103,8 +103,8 @@ struct spool *spool_open(const char *dir, size_t max_bytes, char *err, size_t er
 		goto fail;
 	}
 	if (flock(sp->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-		snprintf(err, errlen, "spool dir %s is in use by another process (%s is locked)", dir,
-			 path);
+		snprintf(err, errlen, "spool dir %s is in use by another process (%s is locked)",
+			 dir, path);
 		goto fail;
 	}
 	d = opendir(dir);
@@ -163,8 +163,8 @@ void spool_close(struct spool *sp)
 }
 
 /* Writes data to dir/sub<name> through a temp file, fsyncs file and dir. */
-static bool spool_write_file(struct spool *sp, const char *final, const struct buf *body,
-			     char *err, size_t errlen)
+static bool spool_write_file(struct spool *sp, const char *final, const struct buf *body, char *err,
+			     size_t errlen)
 {
 	char tmp[4096];
 	size_t off = 0;
@@ -224,7 +224,8 @@ bool spool_write(struct spool *sp, struct sink_batch *b, uint64_t busy_seq, uint
 		spool_remove(sp, 0);
 	}
 	if (b->body.len > sp->max_bytes) {
-		snprintf(err, errlen, "batch of %zu bytes is larger than spool_max_bytes", b->body.len);
+		snprintf(err, errlen, "batch of %zu bytes is larger than spool_max_bytes",
+			 b->body.len);
 		return false;
 	}
 	spool_name(sp, final, sizeof(final), "", e.seq, e.nrows);
@@ -257,7 +258,8 @@ struct sink_batch *spool_load_oldest(struct spool *sp, char *err, size_t errlen)
 	spool_name(sp, path, sizeof(path), "", sp->v[0].seq, sp->v[0].nrows);
 	f = fopen(path, "rbe");
 	if (!f || !buf_reserve(&b->body, sp->v[0].size + 1)) {
-		snprintf(err, errlen, "spool read %s: %s", path, f ? "out of memory" : strerror(errno));
+		snprintf(err, errlen, "spool read %s: %s", path,
+			 f ? "out of memory" : strerror(errno));
 		if (f)
 			fclose(f);
 		sink_batch_free(b);

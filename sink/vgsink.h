@@ -32,16 +32,17 @@ enum { VGSINK_LOG_ERROR = 0, VGSINK_LOG_WARN = 1, VGSINK_LOG_INFO = 2, VGSINK_LO
 typedef struct vgsink vgsink; /* opaque */
 
 typedef struct vgsink_config {
-	const char *url;        /* collector base URL, http:// or https://; "/v1/ingest" appended as the Python sink does */
-	const char *api_key;    /* sent as Authorization: Bearer */
-	int batch_rows;         /* default 500 */
-	size_t batch_bytes;     /* default 1 MiB of JSON before gzip */
-	int flush_interval_ms;  /* default 1000 */
-	size_t queue_max_rows;  /* in-memory bound, default 100000 */
-	const char *spool_dir;  /* NULL: no spool */
-	size_t spool_max_bytes; /* default 1 GiB */
-	int request_timeout_ms; /* default 10000 */
-	const char *ca_file;    /* extra CA bundle for https */
+	const char *url; /* collector base URL, http:// or https://; "/v1/ingest" appended as the
+			    Python sink does */
+	const char *api_key;				    /* sent as Authorization: Bearer */
+	int batch_rows;					    /* default 500 */
+	size_t batch_bytes;				    /* default 1 MiB of JSON before gzip */
+	int flush_interval_ms;				    /* default 1000 */
+	size_t queue_max_rows;				    /* in-memory bound, default 100000 */
+	const char *spool_dir;				    /* NULL: no spool */
+	size_t spool_max_bytes;				    /* default 1 GiB */
+	int request_timeout_ms;				    /* default 10000 */
+	const char *ca_file;				    /* extra CA bundle for https */
 	void (*log)(int level, const char *msg, void *arg); /* NULL: silent */
 	void *log_arg;
 	/* Additions. */
@@ -52,7 +53,7 @@ typedef struct vgsink_config {
 } vgsink_config;
 
 typedef struct vgsink_row { /* the ingest wire fields; strings may be NULL */
-	const char *id;     /* NULL: the sink generates a UUID */
+	const char *id;	    /* NULL: the sink generates a UUID */
 	double timestamp;   /* 0: now */
 	const char *modality, *model_id, *provider, *project;
 	double input_units, output_units, cached_input_units, cost_usd, rated_price_usd;

@@ -99,7 +99,8 @@ static unsigned bench_round(const char *url, const char *key, int nthreads, long
 	unsigned median;
 
 	for (int i = 0; i < nthreads; i++) {
-		bt[i] = (struct bench_thread){ s, i, rows, malloc(sizeof(unsigned) * (size_t)rows) };
+		bt[i] = (struct bench_thread){ s, i, rows,
+					       malloc(sizeof(unsigned) * (size_t)rows) };
 		pthread_create(&tid[i], NULL, bench_run, &bt[i]);
 	}
 	for (int i = 0; i < nthreads; i++) {
@@ -155,7 +156,8 @@ int main(int argc, char **argv)
 	struct simrow r;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: vgsink-bench URL KEY [CALLS_PER_ROUND] [RSS_ROWS] [ROUNDS]\n");
+		fprintf(stderr,
+			"usage: vgsink-bench URL KEY [CALLS_PER_ROUND] [RSS_ROWS] [ROUNDS]\n");
 		return 2;
 	}
 	url = argv[1];
@@ -167,7 +169,8 @@ int main(int argc, char **argv)
 	if (argc > 5)
 		rounds = atoi(argv[5]);
 	if (rows < 8 || rss_rows < 1 || rounds < 1) {
-		fprintf(stderr, "vgsink-bench: need CALLS_PER_ROUND >= 8, RSS_ROWS >= 1, ROUNDS >= 1\n");
+		fprintf(stderr,
+			"vgsink-bench: need CALLS_PER_ROUND >= 8, RSS_ROWS >= 1, ROUNDS >= 1\n");
 		return 2;
 	}
 	bench_threads(url, key, 1, rows, rounds);

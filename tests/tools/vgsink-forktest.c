@@ -55,8 +55,10 @@ int main(int argc, char **argv)
 			_exit(3);
 		}
 		mine = vgsink_open(&cfg, err, sizeof(err));
-		if (!mine || forktest_record(mine, 1, rows) != 0 || vgsink_close(mine, 30000) != 0) {
-			fprintf(stderr, "child: own sink failed: %s\n", mine ? vgsink_errstr(mine) : err);
+		if (!mine || forktest_record(mine, 1, rows) != 0 ||
+		    vgsink_close(mine, 30000) != 0) {
+			fprintf(stderr, "child: own sink failed: %s\n",
+				mine ? vgsink_errstr(mine) : err);
 			_exit(4);
 		}
 		_exit(0);

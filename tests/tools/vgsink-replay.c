@@ -50,10 +50,14 @@ static int replay_unreject(const char *dir)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "url", required_argument, NULL, 'u' },     { "key", required_argument, NULL, 'k' },
-		{ "rejected", no_argument, NULL, 'r' },      { "ca-file", required_argument, NULL, 'c' },
-		{ "timeout-ms", required_argument, NULL, 't' }, { "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },          { NULL, 0, NULL, 0 },
+		{ "url", required_argument, NULL, 'u' },
+		{ "key", required_argument, NULL, 'k' },
+		{ "rejected", no_argument, NULL, 'r' },
+		{ "ca-file", required_argument, NULL, 'c' },
+		{ "timeout-ms", required_argument, NULL, 't' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
 	vgsink_config cfg;
 	vgsink_stats st;

@@ -17,7 +17,7 @@
 struct sim {
 	vgsink *sink;
 	long long rows; /* per thread */
-	double rate;    /* rows/s per thread; 0: as fast as possible */
+	double rate;	/* rows/s per thread; 0: as fast as possible */
 	int agents, tenants;
 	_Atomic long long cost_micro, failed;
 };
@@ -64,7 +64,8 @@ static void *sim_run(void *arg)
 		if (sim->rate > 0) {
 			double due = (double)(n + 1) / sim->rate, el;
 			clock_gettime(CLOCK_MONOTONIC, &now);
-			el = (double)(now.tv_sec - start.tv_sec) + (double)(now.tv_nsec - start.tv_nsec) / 1e9;
+			el = (double)(now.tv_sec - start.tv_sec) +
+			     (double)(now.tv_nsec - start.tv_nsec) / 1e9;
 			if (due > el)
 				usleep((useconds_t)((due - el) * 1e6));
 		}
@@ -75,14 +76,20 @@ static void *sim_run(void *arg)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "url", required_argument, NULL, 'u' },      { "key", required_argument, NULL, 'k' },
-		{ "threads", required_argument, NULL, 't' },  { "rows", required_argument, NULL, 'r' },
-		{ "rate", required_argument, NULL, 'R' },     { "agents", required_argument, NULL, 'a' },
-		{ "tenants", required_argument, NULL, 'T' },  { "spool", required_argument, NULL, 's' },
-		{ "ca-file", required_argument, NULL, 'c' },  { "batch-rows", required_argument, NULL, 'b' },
+		{ "url", required_argument, NULL, 'u' },
+		{ "key", required_argument, NULL, 'k' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "rows", required_argument, NULL, 'r' },
+		{ "rate", required_argument, NULL, 'R' },
+		{ "agents", required_argument, NULL, 'a' },
+		{ "tenants", required_argument, NULL, 'T' },
+		{ "spool", required_argument, NULL, 's' },
+		{ "ca-file", required_argument, NULL, 'c' },
+		{ "batch-rows", required_argument, NULL, 'b' },
 		{ "close-timeout-ms", required_argument, NULL, 'C' },
 		{ "queue-max-rows", required_argument, NULL, 'Q' },
-		{ "verbose", no_argument, NULL, 'v' },        { "help", no_argument, NULL, 'h' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct sim sim = { .rows = 1000, .agents = 20, .tenants = 5 };
@@ -109,7 +116,10 @@ int main(int argc, char **argv)
 		case 'c': cfg.ca_file = optarg; break;
 		case 'b': cfg.batch_rows = atoi(optarg); break;
 		case 'C': close_ms = atoi(optarg); break;
-		case 'Q': cfg.queue_max_rows = (size_t)atoll(optarg); queue_set = true; break;
+		case 'Q':
+			cfg.queue_max_rows = (size_t)atoll(optarg);
+			queue_set = true;
+			break;
 		case 'v': cfg.log = sim_log; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: fputs(usage, stderr); return 2;
@@ -120,7 +130,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (!queue_set && (size_t)threads * (size_t)sim.rows > cfg.queue_max_rows)
-		cfg.queue_max_rows = (size_t)threads * (size_t)sim.rows; /* never drop in a simulation */
+		cfg.queue_max_rows =
+			(size_t)threads * (size_t)sim.rows; /* never drop in a simulation */
 	sim.sink = vgsink_open(&cfg, err, sizeof(err));
 	if (!sim.sink) {
 		fprintf(stderr, "vgsink-sim: %s\n", err);

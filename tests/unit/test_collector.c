@@ -100,8 +100,9 @@ UNIT_TEST(ingest_tenant_scoped_key_stamps_and_refuses_other_tenant)
 	struct ingest_scope scope = { NULL, "acme" };
 	struct ingest_batch b;
 	char err[256];
-	const char *body = "[{\"id\":\"a\",\"timestamp\":1.8e9,\"modality\":\"llm\"},"
-			   "{\"id\":\"b\",\"timestamp\":1.8e9,\"modality\":\"llm\",\"tenant_id\":\"other\"}]";
+	const char *body =
+		"[{\"id\":\"a\",\"timestamp\":1.8e9,\"modality\":\"llm\"},"
+		"{\"id\":\"b\",\"timestamp\":1.8e9,\"modality\":\"llm\",\"tenant_id\":\"other\"}]";
 
 	CHECK(decode(body, &scope, 10, &b, err, sizeof(err)) == 200);
 	CHECK(b.nrows == 1 && strcmp(b.rows[0].tenant_id, "acme") == 0);
@@ -114,8 +115,9 @@ UNIT_TEST(ingest_project_scoped_key_stamps_and_refuses_other_project)
 	struct ingest_scope scope = { "voice", NULL };
 	struct ingest_batch b;
 	char err[256];
-	const char *body = "[{\"id\":\"a\",\"timestamp\":1.8e9,\"modality\":\"llm\"},"
-			   "{\"id\":\"b\",\"timestamp\":1.8e9,\"modality\":\"llm\",\"project\":\"other\"}]";
+	const char *body =
+		"[{\"id\":\"a\",\"timestamp\":1.8e9,\"modality\":\"llm\"},"
+		"{\"id\":\"b\",\"timestamp\":1.8e9,\"modality\":\"llm\",\"project\":\"other\"}]";
 
 	CHECK(decode(body, &scope, 10, &b, err, sizeof(err)) == 200);
 	CHECK(b.nrows == 1 && strcmp(b.rows[0].project, "voice") == 0);
@@ -163,9 +165,12 @@ struct cfg_case {
 };
 
 static const struct cfg_case cfg_cases[] = {
-	{ "config_rejects_unknown_key_with_line", "pool_size = 2\nbogus = 1\n", ":2: unknown key \"bogus\"" },
-	{ "config_rejects_bad_int_with_line", "# c\npool_size = lots\n", ":2: pool_size = \"lots\"" },
-	{ "config_rejects_line_without_equals", "listen 127.0.0.1:1\n", ":1: expected \"key = value\"" },
+	{ "config_rejects_unknown_key_with_line", "pool_size = 2\nbogus = 1\n",
+	  ":2: unknown key \"bogus\"" },
+	{ "config_rejects_bad_int_with_line", "# c\npool_size = lots\n",
+	  ":2: pool_size = \"lots\"" },
+	{ "config_rejects_line_without_equals", "listen 127.0.0.1:1\n",
+	  ":1: expected \"key = value\"" },
 	{ "config_rejects_bad_size", "max_body_bytes = 12Q\n", ":1: max_body_bytes" },
 };
 
@@ -180,7 +185,8 @@ UNIT_TEST(config_file_errors_name_file_and_line)
 		CHECK(fd >= 0 && write(fd, cfg_cases[i].file, strlen(cfg_cases[i].file)) > 0);
 		close(fd);
 		config_init(&c);
-		CHECK_MSG(!config_load_file(&c, path, err, sizeof(err)), "%s: accepted", cfg_cases[i].name);
+		CHECK_MSG(!config_load_file(&c, path, err, sizeof(err)), "%s: accepted",
+			  cfg_cases[i].name);
 		CHECK_MSG(strstr(err, path) && strstr(err, cfg_cases[i].expect), "%s: \"%s\"",
 			  cfg_cases[i].name, err);
 		config_free(&c);

@@ -6,17 +6,45 @@
 #include "unit.h"
 
 static const char *const valid[] = {
-	"{}", " { } ", "{\"a\":1}", "{\"a\":-0.5e+3,\"b\":[1,2,{\"c\":null}],\"d\":true,\"e\":false}",
-	"{\"s\":\"tab\\t quote\\\" \\u00e9 slash\\/\"}", "{\"nested\":{\"x\":{\"y\":[[],{}]}}}",
-	"{\"utf8\":\"\xc3\xa9\"}", "{\"pair\":\"\\ud83d\\ude00\"}", "\n{\"a\" : [ 1 , 2 ] }\n",
+	"{}",
+	" { } ",
+	"{\"a\":1}",
+	"{\"a\":-0.5e+3,\"b\":[1,2,{\"c\":null}],\"d\":true,\"e\":false}",
+	"{\"s\":\"tab\\t quote\\\" \\u00e9 slash\\/\"}",
+	"{\"nested\":{\"x\":{\"y\":[[],{}]}}}",
+	"{\"utf8\":\"\xc3\xa9\"}",
+	"{\"pair\":\"\\ud83d\\ude00\"}",
+	"\n{\"a\" : [ 1 , 2 ] }\n",
 };
 
 static const char *const invalid[] = {
-	"", "[]", "\"s\"", "1", "{", "}", "{\"a\"}", "{\"a\":}", "{a:1}", "{\"a\":1,}",
-	"{\"a\":1}{}", "{\"a\":01}", "{\"a\":1.}", "{\"a\":.5}", "{\"a\":tru}", "{\"a\":\"x}",
-	"{\"a\":\"\\x\"}", "{\"a\":\"\\u12g4\"}", "{\"a\":\"ctl\x01\"}", "{\"a\":[1,]}",
-	"{\"a\":1 \"b\":2}", "{'a':1}", "{\"a\":-}", "{\"a\":1e}",
-	"{\"a\":\"\\ud800\"}", "{\"a\":\"\\udc00\"}", "{\"a\":\"\\ud800\\u0041\"}",
+	"",
+	"[]",
+	"\"s\"",
+	"1",
+	"{",
+	"}",
+	"{\"a\"}",
+	"{\"a\":}",
+	"{a:1}",
+	"{\"a\":1,}",
+	"{\"a\":1}{}",
+	"{\"a\":01}",
+	"{\"a\":1.}",
+	"{\"a\":.5}",
+	"{\"a\":tru}",
+	"{\"a\":\"x}",
+	"{\"a\":\"\\x\"}",
+	"{\"a\":\"\\u12g4\"}",
+	"{\"a\":\"ctl\x01\"}",
+	"{\"a\":[1,]}",
+	"{\"a\":1 \"b\":2}",
+	"{'a':1}",
+	"{\"a\":-}",
+	"{\"a\":1e}",
+	"{\"a\":\"\\ud800\"}",
+	"{\"a\":\"\\udc00\"}",
+	"{\"a\":\"\\ud800\\u0041\"}",
 };
 
 UNIT_TEST(jsoncheck_accepts_json_objects)
@@ -49,7 +77,7 @@ UNIT_TEST(jsoncheck_bounds_depth_and_length)
 	for (int i = 0; i < 100; i++)
 		deep[n++] = ']';
 	deep[n++] = '}';
-	CHECK(!jsoncheck_object(deep, n));             /* deeper than 64 */
-	CHECK(!jsoncheck_object("{\"a\":1}", 6));       /* cut short by len */
-	CHECK(jsoncheck_object("{\"a\":1}xyz", 7));     /* len ends before the junk */
+	CHECK(!jsoncheck_object(deep, n));	    /* deeper than 64 */
+	CHECK(!jsoncheck_object("{\"a\":1}", 6));   /* cut short by len */
+	CHECK(jsoncheck_object("{\"a\":1}xyz", 7)); /* len ends before the junk */
 }

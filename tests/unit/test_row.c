@@ -39,33 +39,60 @@ struct reject_case {
 	const char *expect; /* substring of the error */
 };
 
-static void m_empty_id(struct row *r) { r->id = ""; }
+static void m_empty_id(struct row *r)
+{
+	r->id = "";
+}
 static void m_long_id(struct row *r)
 {
 	static char id[130];
 	memset(id, 'x', 129);
 	r->id = id;
 }
-static void m_negative_cost(struct row *r) { r->cost_usd = -1; }
-static void m_nan_units(struct row *r) { r->input_units = NAN; }
-static void m_tenant_space(struct row *r) { r->tenant_id = "acme corp"; }
+static void m_negative_cost(struct row *r)
+{
+	r->cost_usd = -1;
+}
+static void m_nan_units(struct row *r)
+{
+	r->input_units = NAN;
+}
+static void m_tenant_space(struct row *r)
+{
+	r->tenant_id = "acme corp";
+}
 static void m_tenant_long(struct row *r)
 {
 	static char t[130];
 	memset(t, 'a', 129);
 	r->tenant_id = t;
 }
-static void m_too_old(struct row *r) { r->timestamp = NOW - 401 * 86400.0; }
-static void m_future(struct row *r) { r->timestamp = NOW + 7200; }
-static void m_bad_utf8(struct row *r) { r->model_id = "gpt\xff"; }
-static void m_negative_latency(struct row *r) { r->ttfb_ms = -3; }
+static void m_too_old(struct row *r)
+{
+	r->timestamp = NOW - 401 * 86400.0;
+}
+static void m_future(struct row *r)
+{
+	r->timestamp = NOW + 7200;
+}
+static void m_bad_utf8(struct row *r)
+{
+	r->model_id = "gpt\xff";
+}
+static void m_negative_latency(struct row *r)
+{
+	r->ttfb_ms = -3;
+}
 static void m_long_provider(struct row *r)
 {
 	static char p[300];
 	memset(p, 'p', 299);
 	r->provider = p;
 }
-static void m_metadata_nul(struct row *r) { r->metadata_json = "{\"a\":\"\\u0000\"}"; }
+static void m_metadata_nul(struct row *r)
+{
+	r->metadata_json = "{\"a\":\"\\u0000\"}";
+}
 
 static const struct reject_case reject_cases[] = {
 	{ "row_rejects_empty_id", m_empty_id, "id: required" },
@@ -89,8 +116,9 @@ UNIT_TEST(row_validation_table)
 		char err[512] = "";
 		reject_cases[i].mutate(&r);
 		CHECK_MSG(!validate(&r, err, sizeof(err)), "%s: accepted", reject_cases[i].name);
-		CHECK_MSG(strstr(err, reject_cases[i].expect) != NULL, "%s: error \"%s\" lacks \"%s\"",
-			  reject_cases[i].name, err, reject_cases[i].expect);
+		CHECK_MSG(strstr(err, reject_cases[i].expect) != NULL,
+			  "%s: error \"%s\" lacks \"%s\"", reject_cases[i].name, err,
+			  reject_cases[i].expect);
 	}
 }
 
@@ -135,9 +163,10 @@ UNIT_TEST(row_decode_defaults_project_and_reads_tenant_from_metadata)
 	char *meta = NULL, err[256];
 	cJSON *root;
 
-	CHECK(decode("{\"id\":\"a\",\"timestamp\":1.8e9,\"modality\":\"stt\",\"metadata\":{\"tenant\":\"acme\"},"
-		     "\"unknown_field\":[1,2]}",
-		     &r, &meta, err, sizeof(err), &root));
+	CHECK(decode(
+		"{\"id\":\"a\",\"timestamp\":1.8e9,\"modality\":\"stt\",\"metadata\":{\"tenant\":\"acme\"},"
+		"\"unknown_field\":[1,2]}",
+		&r, &meta, err, sizeof(err), &root));
 	CHECK(strcmp(r.project, "default") == 0);
 	CHECK(r.tenant_id && strcmp(r.tenant_id, "acme") == 0);
 	CHECK(r.modality == ROW_STT && r.status == ROW_SUCCESS);
@@ -170,11 +199,14 @@ static const struct decode_err_case decode_errors[] = {
 	{ "{\"id\":\"a\",\"modality\":\"llm\"}", "timestamp: required" },
 	{ "{\"id\":\"a\",\"timestamp\":1}", "modality: required" },
 	{ "{\"id\":\"a\",\"timestamp\":1,\"modality\":\"video\"}", "modality \"video\"" },
-	{ "{\"id\":\"a\",\"timestamp\":1,\"modality\":\"llm\",\"status\":\"ok\"}", "status \"ok\"" },
+	{ "{\"id\":\"a\",\"timestamp\":1,\"modality\":\"llm\",\"status\":\"ok\"}",
+	  "status \"ok\"" },
 	{ "{\"id\":7,\"timestamp\":1,\"modality\":\"llm\"}", "id: must be a string" },
-	{ "{\"id\":\"a\",\"timestamp\":\"now\",\"modality\":\"llm\"}", "timestamp: must be a number" },
+	{ "{\"id\":\"a\",\"timestamp\":\"now\",\"modality\":\"llm\"}",
+	  "timestamp: must be a number" },
 	{ "{\"id\":\"a\",\"timestamp\":1,\"modality\":\"llm\",\"turn_index\":1.5}", "turn_index" },
-	{ "{\"id\":\"a\",\"timestamp\":1,\"modality\":\"llm\",\"metadata\":[1]}", "metadata: must be a JSON object" },
+	{ "{\"id\":\"a\",\"timestamp\":1,\"modality\":\"llm\",\"metadata\":[1]}",
+	  "metadata: must be a JSON object" },
 	{ "[1]", "row must be a JSON object" },
 };
 
@@ -224,8 +256,12 @@ struct num_case {
 };
 
 static const struct num_case num_cases[] = {
-	{ 0.00039, "0.00039" }, { 0.1, "0.1" },	      { 1200, "1200" },
-	{ 0.3, "0.3" },		{ 1e-07, "1e-07" },	      { 123456.789, "123456.789" },
+	{ 0.00039, "0.00039" },
+	{ 0.1, "0.1" },
+	{ 1200, "1200" },
+	{ 0.3, "0.3" },
+	{ 1e-07, "1e-07" },
+	{ 123456.789, "123456.789" },
 	{ 0.1 + 0.2, "0.30000000000000004" },
 };
 
@@ -295,10 +331,10 @@ UNIT_TEST(row_utf8_valid_checks_past_the_ascii_fast_path)
 
 	CHECK(row_utf8_valid("abcdefghijklmnop", 16));
 	CHECK(row_utf8_valid("abcdefgh\xc3\xa9tude and more text", 27));
-	CHECK(!row_utf8_valid("abcdefgh\xc3\x28 and more", 18));       /* bad continuation */
-	CHECK(!row_utf8_valid("abcdefghijklmnop\xed\xa0\x80", 19));     /* a surrogate */
-	CHECK(!row_utf8_valid(nul, sizeof(nul) - 1));                     /* NUL inside a word */
-	CHECK(!row_utf8_valid("abcdefghijklmno\xff", 16));                /* last byte */
+	CHECK(!row_utf8_valid("abcdefgh\xc3\x28 and more", 18));    /* bad continuation */
+	CHECK(!row_utf8_valid("abcdefghijklmnop\xed\xa0\x80", 19)); /* a surrogate */
+	CHECK(!row_utf8_valid(nul, sizeof(nul) - 1));		    /* NUL inside a word */
+	CHECK(!row_utf8_valid("abcdefghijklmno\xff", 16));	    /* last byte */
 }
 
 UNIT_TEST(row_counts_characters_not_bytes_against_the_limit)

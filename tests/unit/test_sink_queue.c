@@ -204,7 +204,7 @@ UNIT_TEST(sink_drops_nothing_while_every_row_held_fits_the_bound)
 		CHECK(vgsink_record(s, &row) == 0);
 	vgsink_stats_get(s, &st);
 	CHECK_MSG(st.recorded == 4096 && st.dropped == 0 &&
-		  (st.queued == 4096 || st.queued == 4096 - 100),
+			  (st.queued == 4096 || st.queued == 4096 - 100),
 		  "recorded %llu queued %llu dropped %llu", (unsigned long long)st.recorded,
 		  (unsigned long long)st.queued, (unsigned long long)st.dropped);
 	/* 1000 more: now the oldest go, and every row held, the 320 left in
@@ -214,7 +214,7 @@ UNIT_TEST(sink_drops_nothing_while_every_row_held_fits_the_bound)
 	vgsink_stats_get(s, &st);
 	held = st.queued + st.dropped;
 	CHECK_MSG(st.recorded == 5096 && st.queued <= 4096 && st.dropped > 0 &&
-		  (held == 5096 || held == 5096 - 100),
+			  (held == 5096 || held == 5096 - 100),
 		  "recorded %llu queued %llu dropped %llu", (unsigned long long)st.recorded,
 		  (unsigned long long)st.queued, (unsigned long long)st.dropped);
 	vgsink_close(s, 0);
@@ -236,7 +236,7 @@ UNIT_TEST(sink_small_queue_accounts_for_every_row_it_drops)
 		CHECK(vgsink_record(s, &row) == 0);
 	vgsink_stats_get(s, &st);
 	CHECK_MSG(st.recorded == 100 && st.queued <= 40 &&
-		  (st.queued + st.dropped == 100 || st.queued + st.dropped == 60),
+			  (st.queued + st.dropped == 100 || st.queued + st.dropped == 60),
 		  "recorded %llu queued %llu dropped %llu", (unsigned long long)st.recorded,
 		  (unsigned long long)st.queued, (unsigned long long)st.dropped);
 	vgsink_close(s, 0);

@@ -53,8 +53,8 @@ UNIT_TEST(spool_full_keeps_the_rows_of_the_file_being_sent)
 
 	/* The oldest file is the one in flight: it goes, but nothing is dropped. */
 	spool_test_write(sp, first, &dropped, &evicted, &failed);
-	CHECK_MSG(!failed && sp->n == 2 && dropped == 0 && evicted,
-		  "n %d dropped %llu evicted %d", sp->n, (unsigned long long)dropped, evicted);
+	CHECK_MSG(!failed && sp->n == 2 && dropped == 0 && evicted, "n %d dropped %llu evicted %d",
+		  sp->n, (unsigned long long)dropped, evicted);
 	CHECK(!spool_has(sp, first));
 
 	/* The next oldest is an ordinary pending file: its 10 rows are dropped. */

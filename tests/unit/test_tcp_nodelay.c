@@ -139,8 +139,8 @@ UNIT_TEST(sink_and_collector_sockets_use_tcp_nodelay)
 		CHECK_MSG(nodelay_requests == 1, "the collector saw %d requests", nodelay_requests);
 		nodelay_of_sockets(port, &client, &accepted);
 		CHECK_MSG(client == 1 && accepted == 1,
-			  "TCP_NODELAY: sink socket %d, collector socket %d (-1: not found)", client,
-			  accepted);
+			  "TCP_NODELAY: sink socket %d, collector socket %d (-1: not found)",
+			  client, accepted);
 		/* Let the reply reach the sink before closing it. */
 		while (st.sent == 0 && nodelay_now() < deadline) {
 			event_base_loop(srv.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);

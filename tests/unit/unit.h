@@ -9,31 +9,31 @@
 typedef void (*unit_fn)(int *failed);
 void unit_register(const char *name, unit_fn fn);
 
-#define UNIT_TEST(name)                                                         \
-	static void name(int *unit_failed_);                                     \
-	__attribute__((constructor)) static void name##_register(void)           \
-	{                                                                        \
-		unit_register(#name, name);                                      \
-	}                                                                        \
+#define UNIT_TEST(name)                                                                            \
+	static void name(int *unit_failed_);                                                       \
+	__attribute__((constructor)) static void name##_register(void)                             \
+	{                                                                                          \
+		unit_register(#name, name);                                                        \
+	}                                                                                          \
 	static void name(int *unit_failed_)
 
-#define CHECK(cond)                                                             \
-	do {                                                                     \
-		if (!(cond)) {                                                   \
-			fprintf(stderr, "    %s:%d: CHECK(%s) failed\n", __FILE__,   \
-				__LINE__, #cond);                                \
-			*unit_failed_ = 1;                                       \
-		}                                                                \
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "    %s:%d: CHECK(%s) failed\n", __FILE__, __LINE__,       \
+				#cond);                                                            \
+			*unit_failed_ = 1;                                                         \
+		}                                                                                  \
 	} while (0)
 
-#define CHECK_MSG(cond, ...)                                                    \
-	do {                                                                     \
-		if (!(cond)) {                                                   \
-			fprintf(stderr, "    %s:%d: ", __FILE__, __LINE__);          \
-			fprintf(stderr, __VA_ARGS__);                            \
-			fputc('\n', stderr);                                     \
-			*unit_failed_ = 1;                                       \
-		}                                                                \
+#define CHECK_MSG(cond, ...)                                                                       \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "    %s:%d: ", __FILE__, __LINE__);                        \
+			fprintf(stderr, __VA_ARGS__);                                              \
+			fputc('\n', stderr);                                                       \
+			*unit_failed_ = 1;                                                         \
+		}                                                                                  \
 	} while (0)
 
 #endif
