@@ -55,7 +55,7 @@ TOOLS         := $(TOOLS_SRC:tests/tools/%.c=$(BUILD)/%)
 UNIT_SRC      := $(wildcard tests/unit/*.c)
 
 .PHONY: all run test test-unit test-integration test-san fuzz fuzz-run install clean \
-        bench-ingest bench-sink bench-rollup deps format
+        bench-ingest bench-sink bench-rollup deps format format-check
 
 # libvgsink and the tools that link it are built once sink/ has sources.
 SINK_TARGETS := $(if $(SINK_SRC),$(BUILD)/libvgsink.a $(BUILD)/libvgsink.so $(BUILD)/vgsink.pc $(TOOLS))
@@ -128,6 +128,7 @@ run: deps
 # The whole suite: unit tests, integration tests against real PostgreSQL with
 # the normal build, the same again built with ASan+UBSan, then 30 s of fuzzing.
 test: deps
+	$(Q)$(MAKE) --no-print-directory format-check
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(MAKE) --no-print-directory BUILD=build/san SANITIZE=address,undefined CFLAGS="-O1 -g" all
 	$(Q)$(MAKE) --no-print-directory fuzz
@@ -185,8 +186,15 @@ endif
 	test -e $(DESTDIR)/etc/vgcollector/vgcollector.conf || \
 	  install -m 0640 deploy/vgcollector.conf $(DESTDIR)/etc/vgcollector/vgcollector.conf
 
+FORMAT_SRC := $(wildcard common/*.[ch] collector/*.[ch] sink/*.[ch] tests/unit/*.[ch] \
+	      tests/tools/*.[ch] tests/fuzz/*.c)
+
 format:
-	clang-format -i common/*.[ch] collector/*.[ch] sink/*.[ch] tests/unit/*.c tests/tools/*.c tests/fuzz/*.c
+	clang-format -i $(FORMAT_SRC)
+
+# Fails, naming file and line, where the code is not as `make format` leaves it.
+format-check:
+	$(Q)clang-format --dry-run --Werror $(FORMAT_SRC)
 
 clean:
 	rm -rf build

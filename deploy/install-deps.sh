@@ -9,6 +9,7 @@ pkgs=(
   postgresql-15 postgresql-client-15                          # private dev cluster, tests
   openssl                                                     # test certificates
   clang libclang-rt-14-dev                                    # libFuzzer target
+  clang-format                                                # make format-check
   python3 python3-pytest python3-httpx python3-psycopg2       # integration tests
   prometheus                                                  # promtool check metrics
   systemd                                                     # systemd-analyze verify
