@@ -90,10 +90,25 @@ void http_defer(struct http_req *hr)
 	evhttp_connection_set_closecb(hr->evcon, http_on_close, hr);
 }
 
+static const char *http_method_name(struct evhttp_request *req)
+{
+	if (!req)
+		return "-";
+	switch (evhttp_request_get_command(req)) {
+	case EVHTTP_REQ_GET: return "GET";
+	case EVHTTP_REQ_HEAD: return "HEAD";
+	case EVHTTP_REQ_POST: return "POST";
+	default: return "OTHER";
+	}
+}
+
 void http_reply(struct http_req *hr, int status, const char *content_type, const char *body,
 		size_t len)
 {
 	double took = server_now_monotonic() - hr->started;
+	/* For the log line; the client may have hung up while the job ran. */
+	const char *uri = hr->req ? evhttp_request_get_uri(hr->req) : "(client gone)";
+	const char *method = http_method_name(hr->req);
 
 	if (hr->req) {
 		struct evbuffer *b = evbuffer_new();
@@ -110,15 +125,10 @@ void http_reply(struct http_req *hr, int status, const char *content_type, const
 	}
 	metrics_http_request(hr->route, status);
 	if (status >= 500)
-		log_req(LOG_LVL_WARN, &hr->log, "%s %s -> %d in %.1f ms%s",
-			hr->req ? (evhttp_request_get_command(hr->req) == EVHTTP_REQ_GET ? "GET"
-											 : "POST")
-				: "-",
-			hr->req ? evhttp_request_get_uri(hr->req) : "(client gone)", status,
-			took * 1e3, hr->req ? "" : " (client gone)");
+		log_req(LOG_LVL_WARN, &hr->log, "%s %s -> %d in %.1f ms", method, uri, status,
+			took * 1e3);
 	else
-		log_req(LOG_LVL_DEBUG, &hr->log, "%s -> %d in %.1f ms",
-			hr->req ? evhttp_request_get_uri(hr->req) : "(client gone)", status,
+		log_req(LOG_LVL_DEBUG, &hr->log, "%s %s -> %d in %.1f ms", method, uri, status,
 			took * 1e3);
 	hr->replied = true;
 	if (hr->async) {
