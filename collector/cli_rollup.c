@@ -73,7 +73,9 @@ static int cli_rollup_frac(const char *s)
  * aligned decimals, a rule, then the totals line. */
 static int cli_rollup_table(const struct rollup_query *q, const PGresult *res)
 {
-	int ntext = (q->granularity != ROLLUP_TOTAL) + q->ncols, label = ntext ? 0 : 1;
+	/* Text columns: the period (unless one total), then the --by columns. */
+	int period = q->granularity != ROLLUP_TOTAL;
+	int ntext = period + q->ncols, label = ntext ? 0 : 1;
 	int ncol = label + ntext + ROLLUP_NMEASURES, nrow = PQntuples(res) + 1;
 	int first = q->granularity == ROLLUP_TOTAL ? ROLLUP_COL0_GROUPS : 1;
 	int m0 = ROLLUP_COL0_GROUPS + q->ncols; /* the first measure in res */
@@ -104,11 +106,9 @@ static int cli_rollup_table(const struct rollup_query *q, const PGresult *res)
 				if (c < label)
 					v = "";
 				else if (c < label + ntext)
-					v = (c - label == 0 && q->granularity != ROLLUP_TOTAL)
+					v = c - label < period
 						    ? "period"
-						    : rollup_col_name(q->cols[c - label -
-									      (q->granularity !=
-									       ROLLUP_TOTAL)]);
+						    : rollup_col_name(q->cols[c - label - period]);
 				else
 					v = rollup_measures[c - label - ntext];
 				snprintf(tmp, sizeof(tmp), "%s", v);
@@ -129,10 +129,8 @@ static int cli_rollup_table(const struct rollup_query *q, const PGresult *res)
 					tmp[0] = '\0';
 				} else if (c < label + ntext) {
 					bool tenant =
-						c - label >= (q->granularity != ROLLUP_TOTAL) &&
-						q->cols[c - label -
-							(q->granularity != ROLLUP_TOTAL)] ==
-							ROLLUP_COL_TENANT;
+						c - label >= period &&
+						q->cols[c - label - period] == ROLLUP_COL_TENANT;
 					v = PQgetisnull(res, r - 1, src)
 						    ? (tenant ? "(unattributed)" : "-")
 						    : PQgetvalue(res, r - 1, src);
