@@ -106,6 +106,9 @@ struct vgsink {
 	struct sink_batch *ready; /* formed, waiting; the head is in flight or next */
 	bool in_flight, backing_off, interval_due;
 	bool conn_closed;     /* evhttp saw the connection close: replace it */
+	int addr_next;	      /* which of the host's addresses the next connection uses */
+	int addr_count;	      /* how many it had at the last lookup */
+	char addr_text[64];   /* the address in use, as text */
 	bool stopping_thread; /* the stop event ran: ignore late answers */
 	bool thread_started;
 	struct spool *spool; /* NULL: no spool dir */

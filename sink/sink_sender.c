@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <netdb.h>
 #include <cJSON.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -176,7 +177,49 @@ static void sender_conn_drop(struct vgsink *s)
 	s->conn_closed = false;
 }
 
-static struct evhttp_connection *sender_conn(struct vgsink *s)
+/* Resolves the URL's host and writes its address number addr_next (wrapping)
+ * as text. libevent would connect to the first address only, so a name whose
+ * first address refuses (::1 where the collector listens on 127.0.0.1) could
+ * never be reached; the sender walks the list instead. The lookup blocks this
+ * thread, as libevent's own would: recording threads never wait for it. */
+static bool sender_pick_address(struct vgsink *s, char *out, size_t outlen, char *err,
+				size_t errlen)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+	struct addrinfo *list = NULL, *ai;
+	char host[256];
+	size_t len = strlen(s->host);
+	int n = 0, rc;
+
+	/* An IPv6 literal comes bracketed from the URL. */
+	if (len >= 2 && s->host[0] == '[' && s->host[len - 1] == ']')
+		snprintf(host, sizeof(host), "%.*s", (int)(len - 2), s->host + 1);
+	else
+		snprintf(host, sizeof(host), "%s", s->host);
+	rc = getaddrinfo(host, NULL, &hints, &list);
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot resolve %s: %s", host, gai_strerror(rc));
+		return false;
+	}
+	for (ai = list; ai; ai = ai->ai_next)
+		n++;
+	s->addr_count = n;
+	if (s->addr_next >= n)
+		s->addr_next = 0;
+	ai = list;
+	for (int i = 0; i < s->addr_next; i++)
+		ai = ai->ai_next;
+	rc = getnameinfo(ai->ai_addr, ai->ai_addrlen, out, (socklen_t)outlen, NULL, 0,
+			 NI_NUMERICHOST);
+	freeaddrinfo(list);
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot use an address of %s: %s", host, gai_strerror(rc));
+		return false;
+	}
+	return true;
+}
+
+static struct evhttp_connection *sender_conn(struct vgsink *s, char *err, size_t errlen)
 {
 	struct bufferevent *bev;
 
@@ -186,6 +229,8 @@ static struct evhttp_connection *sender_conn(struct vgsink *s)
 		sender_conn_drop(s);
 	if (s->evcon)
 		return s->evcon;
+	if (!sender_pick_address(s, s->addr_text, sizeof(s->addr_text), err, errlen))
+		return NULL;
 	if (s->https) {
 		SSL *ssl = SSL_new((SSL_CTX *)s->ssl_ctx);
 		struct in6_addr a6;
@@ -209,7 +254,8 @@ static struct evhttp_connection *sender_conn(struct vgsink *s)
 	}
 	if (!bev)
 		return NULL;
-	s->evcon = evhttp_connection_base_bufferevent_new(s->base, NULL, bev, s->host,
+	/* Certificate checks and the Host header use s->host, not this address. */
+	s->evcon = evhttp_connection_base_bufferevent_new(s->base, NULL, bev, s->addr_text,
 							  (unsigned short)s->port);
 	if (!s->evcon) {
 		bufferevent_free(bev);
@@ -370,7 +416,16 @@ static void sender_on_response(struct evhttp_request *req, void *arg)
 		sender_accepted(s, req);
 	} else if (code == 0) {
 		sender_conn_drop(s);
-		sender_retry(s, "connection failed or timed out", -1);
+		if (++s->addr_next < s->addr_count) {
+			/* The kick below sends again at once, to the next address. */
+			sink_log(s, VGSINK_LOG_WARN,
+				 "vgsink: %s at %s: connection failed or timed out; trying its "
+				 "next address",
+				 s->host, s->addr_text);
+		} else {
+			s->addr_next = 0;
+			sender_retry(s, "connection failed or timed out", -1);
+		}
 	} else if (code == 408 || code == 429 || code == 502 || code == 503 || code == 504) {
 		snprintf(why, sizeof(why), "HTTP %d", code);
 		sender_retry(s, why, sender_retry_after(req));
@@ -399,7 +454,8 @@ static void sender_nodelay(struct evhttp_connection *evcon)
 static void sender_send(struct vgsink *s)
 {
 	struct sink_batch *b = s->ready;
-	struct evhttp_connection *evcon = sender_conn(s);
+	char err[320] = "cannot open a connection";
+	struct evhttp_connection *evcon = sender_conn(s, err, sizeof(err));
 	struct evhttp_request *req;
 	struct evkeyvalq *h;
 	char auth[600];
@@ -407,7 +463,7 @@ static void sender_send(struct vgsink *s)
 	b->attempts++;
 	req = evcon ? evhttp_request_new(sender_on_response, s) : NULL;
 	if (!req) {
-		sender_retry(s, "cannot open a connection", -1);
+		sender_retry(s, err, -1);
 		return;
 	}
 	h = evhttp_request_get_output_headers(req);

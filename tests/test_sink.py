@@ -12,13 +12,13 @@ from decimal import Decimal
 from conftest import BUILD, SANITIZER_MARKS, free_port, make_certs, sanitizer_env, run_vgc
 
 
-def tool(name, *args, env=None, timeout=300, background=False):
+def tool(name, *args, env=None, timeout=300, background=False, prefix=()):
     e = sanitizer_env()
     e.pop("VOICEGW_COLLECTOR_URL", None)
     e.pop("VOICEGW_API_KEY", None)
     if env:
         e.update(env)
-    cmd = [os.path.join(BUILD, name)] + [str(a) for a in args]
+    cmd = list(prefix) + [os.path.join(BUILD, name)] + [str(a) for a in args]
     if background:
         return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env=e)
@@ -188,6 +188,31 @@ def test_413_splits_the_batch_and_429_is_retried(db, collectors):
     assert r.returncode == 0, r.stderr
     assert st["sent"] == 800 and st["rejected"] == 0 and st["retries"] > 0
     assert db.scalar("SELECT count(*) FROM cost_rows") == 800
+
+
+def with_hosts(hosts_file):
+    """A command prefix: run in a private mount namespace whose /etc/hosts is
+    hosts_file. Needs root, as the whole suite does."""
+    return ["unshare", "--mount", "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"',
+            str(hosts_file)]
+
+
+def test_a_name_whose_first_address_refuses_is_reached_at_the_next(db, collectors, tmp_path):
+    # libevent alone connects to a name's first address only. This name gives
+    # ::1 first, where nothing listens, then 127.0.0.1, where the collector does.
+    c = collectors(db, "--rate-limit-rps", "0")
+    key = db.create_key("ingest")
+    hosts = tmp_path / "hosts"
+    hosts.write_text("::1 vgc-dual\n127.0.0.1 vgc-dual\n")
+    order = subprocess.run(with_hosts(hosts) + ["getent", "ahosts", "vgc-dual"],
+                           capture_output=True, text=True, check=True).stdout.split()
+    assert order[0] == "::1" and "127.0.0.1" in order, order
+    r = tool("vgsink-sim", "--url", f"http://vgc-dual:{c.port}", "--key", key,
+             "--threads", 1, "--rows", 200, "--close-timeout-ms", 20000, prefix=with_hosts(hosts))
+    assert r.returncode == 0, r.stderr
+    st = stats_of(r)
+    assert st["sent"] == 200 and st["retries"] == 0, st
+    assert db.scalar("SELECT count(*) FROM cost_rows") == 200
 
 
 def test_https_delivers_with_test_ca_and_refuses_wrong_hostname(db, collectors):
