@@ -488,12 +488,7 @@ static void sender_send(struct vgsink *s)
  * also while a slow collector holds the one request in flight. */
 static bool sender_over_bound(struct vgsink *s)
 {
-	bool over;
-
-	pthread_mutex_lock(&s->lock);
-	over = s->queued > s->central_max;
-	pthread_mutex_unlock(&s->lock);
-	return over;
+	return atomic_load_explicit(&s->tight, memory_order_relaxed); /* queued > central_max */
 }
 
 static void sender_kick(struct vgsink *s)
