@@ -6,6 +6,7 @@
 
 struct jsoncheck {
 	const unsigned char *p, *end;
+	bool nul; /* a string holds \u0000 */
 };
 
 static bool jc_value(struct jsoncheck *j, int depth);
@@ -68,6 +69,8 @@ static bool jc_string(struct jsoncheck *j)
 			}
 			if (u < 0)
 				return false;
+			if (u == 0)
+				j->nul = true;
 		} else if (c != '"' && c != '\\' && c != '/' && c != 'b' && c != 'f' && c != 'n' &&
 			   c != 'r' && c != 't') {
 			return false;
@@ -169,13 +172,14 @@ static bool jc_value(struct jsoncheck *j, int depth)
 	}
 }
 
-bool jsoncheck_object(const char *s, size_t len)
+bool jsoncheck_object(const char *s, size_t len, bool *nul)
 {
-	struct jsoncheck j = { (const unsigned char *)s, (const unsigned char *)s + len };
+	struct jsoncheck j = { (const unsigned char *)s, (const unsigned char *)s + len, false };
 
 	jc_ws(&j);
 	if (j.p >= j.end || *j.p != '{' || !jc_container(&j, 1, true))
 		return false;
 	jc_ws(&j);
+	*nul = j.nul;
 	return j.p == j.end;
 }

@@ -5,7 +5,6 @@
 
 #include <cJSON.h>
 #include <math.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdint.h>
@@ -357,24 +356,6 @@ static bool row_check_string(const char *name, const char *s, size_t len, size_t
 	return true;
 }
 
-/* True when JSON text s holds the escape \u0000, not merely an escaped
- * backslash followed by "u0000". */
-static bool row_json_has_nul_escape(const char *s, size_t len)
-{
-	const char *p = s;
-
-	while ((p = memmem(p, len - (size_t)(p - s), "\\u0000", 6))) {
-		size_t run = 0; /* backslashes just before this one */
-
-		while ((size_t)(p - s) > run && p[-1 - (ptrdiff_t)run] == '\\')
-			run++;
-		if (run % 2 == 0)
-			return true;
-		p++;
-	}
-	return false;
-}
-
 static bool row_check_metadata(const char *s, size_t len, const struct row_limits *lim, char *err,
 			       size_t errlen)
 {
@@ -385,10 +366,6 @@ static bool row_check_metadata(const char *s, size_t len, const struct row_limit
 	}
 	if (!row_utf8_valid(s, len)) {
 		snprintf(err, errlen, "metadata: not valid UTF-8");
-		return false;
-	}
-	if (row_json_has_nul_escape(s, len)) {
-		snprintf(err, errlen, "metadata: \\u0000 cannot be stored");
 		return false;
 	}
 	return true;

@@ -340,6 +340,7 @@ static int sink_row_convert(struct vgsink *s, const vgsink_row *in, struct row *
 {
 	char err[SINK_ERR_MAX];
 	double now = sink_now();
+	bool nul = false;
 
 	row_init(r);
 	if (!in->modality || !row_modality_parse(in->modality, &r->modality))
@@ -374,8 +375,11 @@ static int sink_row_convert(struct vgsink *s, const vgsink_row *in, struct row *
 	r->turn_index = in->turn_index < 0 ? -1 : in->turn_index;
 	if (!row_validate_measure(r, &s->limits, now, len, err, sizeof(err)))
 		return sink_fail("%s", err);
-	if (r->metadata_json && !jsoncheck_object(r->metadata_json, len[ROW_STRING_METADATA]))
+	if (r->metadata_json && !jsoncheck_object(r->metadata_json, len[ROW_STRING_METADATA], &nul))
 		return sink_fail("metadata_json: must be a JSON object");
+	if (r->metadata_json && nul)
+		return sink_fail("metadata_json: a string holds \\u0000 (NUL), which PostgreSQL "
+				 "cannot store");
 	return 0;
 }
 

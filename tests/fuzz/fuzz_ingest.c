@@ -19,6 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct ingest_batch batch;
 	char err[512];
 	int status;
+	bool nul;
 
 	if (size < 1)
 		return 0;
@@ -31,7 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		__builtin_trap(); /* every element is stored, rejected or a duplicate */
 	ingest_batch_release(&batch);
 
-	if (jsoncheck_object((const char *)data + 1, size - 1)) {
+	if (jsoncheck_object((const char *)data + 1, size - 1, &nul)) {
 		cJSON *j = cJSON_ParseWithLength((const char *)data + 1, size - 1);
 		if (!cJSON_IsObject(j))
 			__builtin_trap(); /* the sink would send metadata the collector refuses */

@@ -50,7 +50,10 @@ static const char *const invalid[] = {
 UNIT_TEST(jsoncheck_accepts_json_objects)
 {
 	for (size_t i = 0; i < sizeof(valid) / sizeof(valid[0]); i++) {
-		CHECK_MSG(jsoncheck_object(valid[i], strlen(valid[i])), "rejected %s", valid[i]);
+		bool nul = true;
+
+		CHECK_MSG(jsoncheck_object(valid[i], strlen(valid[i]), &nul) && !nul,
+			  "rejected %s, or saw a NUL", valid[i]);
 		/* cJSON agrees that these are objects. */
 		cJSON *j = cJSON_Parse(valid[i]);
 		CHECK_MSG(cJSON_IsObject(j), "cJSON disagrees on %s", valid[i]);
@@ -60,9 +63,12 @@ UNIT_TEST(jsoncheck_accepts_json_objects)
 
 UNIT_TEST(jsoncheck_rejects_everything_else)
 {
-	for (size_t i = 0; i < sizeof(invalid) / sizeof(invalid[0]); i++)
-		CHECK_MSG(!jsoncheck_object(invalid[i], strlen(invalid[i])), "accepted %s",
+	for (size_t i = 0; i < sizeof(invalid) / sizeof(invalid[0]); i++) {
+		bool nul;
+
+		CHECK_MSG(!jsoncheck_object(invalid[i], strlen(invalid[i]), &nul), "accepted %s",
 			  invalid[i]);
+	}
 }
 
 UNIT_TEST(jsoncheck_bounds_depth_and_length)
@@ -77,7 +83,32 @@ UNIT_TEST(jsoncheck_bounds_depth_and_length)
 	for (int i = 0; i < 100; i++)
 		deep[n++] = ']';
 	deep[n++] = '}';
-	CHECK(!jsoncheck_object(deep, n));	    /* deeper than 64 */
-	CHECK(!jsoncheck_object("{\"a\":1}", 6));   /* cut short by len */
-	CHECK(jsoncheck_object("{\"a\":1}xyz", 7)); /* len ends before the junk */
+	bool nul;
+
+	CHECK(!jsoncheck_object(deep, n, &nul));	  /* deeper than 64 */
+	CHECK(!jsoncheck_object("{\"a\":1}", 6, &nul));	  /* cut short by len */
+	CHECK(jsoncheck_object("{\"a\":1}xyz", 7, &nul)); /* len ends before the junk */
+}
+
+UNIT_TEST(jsoncheck_reports_nul_escapes_and_only_those)
+{
+	static const struct {
+		const char *json;
+		bool nul;
+	} cases[] = {
+		{ "{\"a\":\"\\u0000\"}", true },
+		{ "{\"a\":[{\"b\":\"x\\u0000y\"}]}", true }, /* nested */
+		{ "{\"\\u0000\":1}", true },		     /* in a key */
+		{ "{\"a\":\"\\\\\\u0000\"}", true },	     /* a backslash, then a NUL */
+		{ "{\"path\":\"C:\\\\u0000\"}", false },     /* the text C:\u0000 */
+		{ "{\"a\":\"\\u0001\\u0100\"}", false },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		bool nul = !cases[i].nul;
+
+		CHECK_MSG(jsoncheck_object(cases[i].json, strlen(cases[i].json), &nul) &&
+				  nul == cases[i].nul,
+			  "%s: nul %d", cases[i].json, nul);
+	}
 }
