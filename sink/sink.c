@@ -217,6 +217,7 @@ static void sink_free(struct vgsink *s)
 		SSL_CTX_free((SSL_CTX *)s->ssl_ctx);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);
+	pthread_cond_destroy(&s->fork_cond);
 	free(s->url);
 	free(s->api_key);
 	free(s->spool_dir);
@@ -277,6 +278,7 @@ vgsink *vgsink_open(const vgsink_config *cfg, char *err, size_t errlen)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&s->cond, &ca);
 	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&s->fork_cond, NULL);
 	if (!s->url || !s->api_key || (cfg->spool_dir && !s->spool_dir) ||
 	    (cfg->ca_file && !s->ca_file) || !sink_queue_init(s)) {
 		snprintf(err, errlen, "out of memory");
@@ -294,6 +296,7 @@ vgsink *vgsink_open(const vgsink_config *cfg, char *err, size_t errlen)
 	}
 	if (!sink_sender_start(s, err, errlen))
 		goto fail;
+	sink_fork_register(s);
 	return s;
 fail:
 	sink_free(s);
@@ -309,6 +312,7 @@ int vgsink_close(vgsink *s, int timeout_ms)
 	if (sink_forked(s))
 		return sink_fail(FORKED_MSG);
 	rc = vgsink_flush(s, timeout_ms);
+	sink_fork_unregister(s); /* before the sender stops: a fork would wait for it */
 	sink_sender_stop(s);
 	sink_free(s);
 	return rc;

@@ -96,12 +96,15 @@ struct vgsink {
 	int flushers;	       /* threads waiting in vgsink_flush */
 	bool stopping;
 	vgsink_stats stats;
-	pthread_cond_t cond; /* broadcast whenever the sender answers something */
+	pthread_cond_t cond;	      /* broadcast whenever the sender answers something */
+	bool fork_pause, fork_paused; /* a fork waits for the sender (sink_fork.c) */
+	pthread_cond_t fork_cond;     /* signals both of them */
+	struct vgsink *fork_next;     /* in sink_fork.c's list, under its lock */
 
 	/* Sender thread only. */
 	pthread_t thread;
 	struct event_base *base;
-	struct event *wake, *stop_ev, *tick, *retry_timer;
+	struct event *wake, *stop_ev, *tick, *retry_timer, *fork_ev;
 	struct evhttp_connection *evcon;
 	struct sink_batch *ready; /* formed, waiting; the head is in flight or next */
 	bool in_flight, backing_off, interval_due;
@@ -127,6 +130,11 @@ void sink_sender_wake(struct vgsink *s);
 void sink_sender_stop(struct vgsink *s);
 /* Frees the loop and its events (the thread is not running). */
 void sink_sender_free(struct vgsink *s);
+
+/* sink_fork.c: a fork() waits until each registered sender is parked
+ * between callbacks. Register once the sender runs; unregister before it stops. */
+void sink_fork_register(struct vgsink *s);
+void sink_fork_unregister(struct vgsink *s);
 
 /* sink_queue.c: shards, and the central queue behind s->lock. */
 bool sink_queue_init(struct vgsink *s);

@@ -527,6 +527,22 @@ static void sender_on_wake(evutil_socket_t fd, short what, void *arg)
 	sender_kick(arg);
 }
 
+/* A fork in another thread waits until the sender is here, between callbacks
+ * and holding nothing, and releases it when the fork is done (sink_fork.c). */
+static void sender_on_fork(evutil_socket_t fd, short what, void *arg)
+{
+	struct vgsink *s = arg;
+
+	(void)fd, (void)what;
+	pthread_mutex_lock(&s->lock);
+	s->fork_paused = true;
+	pthread_cond_broadcast(&s->fork_cond);
+	while (s->fork_pause)
+		pthread_cond_wait(&s->fork_cond, &s->lock);
+	s->fork_paused = false;
+	pthread_mutex_unlock(&s->lock);
+}
+
 static void sender_on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct vgsink *s = arg;
@@ -607,7 +623,8 @@ bool sink_sender_start(struct vgsink *s, char *err, size_t errlen)
 	s->stop_ev = event_new(s->base, -1, 0, sender_on_stop, s);
 	s->tick = event_new(s->base, -1, EV_PERSIST, sender_on_tick, s);
 	s->retry_timer = evtimer_new(s->base, sender_on_retry, s);
-	if (!s->wake || !s->stop_ev || !s->tick || !s->retry_timer ||
+	s->fork_ev = event_new(s->base, -1, 0, sender_on_fork, s);
+	if (!s->wake || !s->stop_ev || !s->tick || !s->retry_timer || !s->fork_ev ||
 	    event_add(s->tick, &every) != 0)
 		goto fail;
 	event_active(s->wake, EV_READ, 0); /* send what the spool holds at once */
@@ -653,8 +670,10 @@ void sink_sender_free(struct vgsink *s)
 		event_free(s->tick);
 	if (s->retry_timer)
 		event_free(s->retry_timer);
+	if (s->fork_ev)
+		event_free(s->fork_ev);
 	if (s->base)
 		event_base_free(s->base);
-	s->wake = s->stop_ev = s->tick = s->retry_timer = NULL;
+	s->wake = s->stop_ev = s->tick = s->retry_timer = s->fork_ev = NULL;
 	s->base = NULL;
 }

@@ -9,8 +9,10 @@
  * vgsink_open every call on the parent's sink returns -1 (vgsink_stats_get
  * fills zeros) and vgsink_errstr says "process forked after vgsink_open; open
  * a new sink in the child". The child never touches the parent's thread,
- * socket or locks, so nothing deadlocks; it opens its own sink (with a spool
- * dir of its own: a spool dir is locked by one process at a time).
+ * socket or locks; it opens its own sink (with a spool dir of its own: a
+ * spool dir is locked by one process at a time). fork() waits until each
+ * sink's sender thread is parked between callbacks, so none holds a lock of
+ * the allocator or libc that the child would then wait on forever.
  *
  * The library never exits the process and never writes to stdout or stderr;
  * it logs only through vgsink_config.log. */
