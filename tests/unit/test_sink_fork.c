@@ -1,12 +1,11 @@
 /* fork() parks the sink's sender thread between callbacks for the moment of
  * the fork (sink_fork.c): the child's copy of the sink shows it parked, and
  * the parent's sender runs on afterwards. */
-#include <math.h>
-#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "sink_int.h"
+#include "sinkrow.h"
 #include "unit.h"
 
 UNIT_TEST(sink_fork_parks_the_sender_and_releases_it_in_the_parent)
@@ -29,10 +28,7 @@ UNIT_TEST(sink_fork_parks_the_sender_and_releases_it_in_the_parent)
 	CHECK_MSG(s != NULL, "%s", err);
 	if (!s)
 		return;
-	memset(&row, 0, sizeof(row));
-	row.modality = "llm";
-	row.ttfb_ms = row.total_latency_ms = NAN;
-	row.turn_index = -1;
+	row = sinkrow_minimal();
 	CHECK(vgsink_record(s, &row) == 0);
 	usleep(20 * 1000);
 	vgsink_stats_get(s, &before);

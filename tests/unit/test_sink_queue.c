@@ -1,13 +1,13 @@
 /* libvgsink's recording path without a collector: item memory carved from
  * per-thread chunks and freed on another thread, and the sharded queue's
  * counts, bound and config checks. */
-#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "sink_int.h"
+#include "sinkrow.h"
 #include "unit.h"
 
 #define ITEMS_PER_THREAD 20000
@@ -119,18 +119,6 @@ static vgsink *open_dead(size_t queue_max, int batch_rows, int shards, char *err
 	return vgsink_open(&cfg, err, errlen);
 }
 
-static vgsink_row unit_row(void)
-{
-	vgsink_row r;
-
-	memset(&r, 0, sizeof(r));
-	r.modality = "llm";
-	r.ttfb_ms = r.total_latency_ms = NAN;
-	r.turn_index = -1;
-	r.cost_usd = 0.25;
-	return r;
-}
-
 struct record_run {
 	vgsink *s;
 	int n, failed;
@@ -139,7 +127,7 @@ struct record_run {
 static void *record_thread(void *arg)
 {
 	struct record_run *r = arg;
-	vgsink_row row = unit_row();
+	vgsink_row row = sinkrow_minimal();
 
 	for (int i = 0; i < r->n; i++)
 		r->failed += vgsink_record(r->s, &row) != 0;
@@ -178,7 +166,7 @@ UNIT_TEST(sink_drops_nothing_while_every_row_held_fits_the_bound)
 {
 	char err[512];
 	vgsink *s = open_dead(4096, 100, 16, err, sizeof(err));
-	vgsink_row row = unit_row();
+	vgsink_row row = sinkrow_minimal();
 	struct record_run runs[8];
 	pthread_t t[8];
 	vgsink_stats st;
@@ -224,7 +212,7 @@ UNIT_TEST(sink_small_queue_accounts_for_every_row_it_drops)
 {
 	char err[512];
 	vgsink *s = open_dead(40, 40, 16, err, sizeof(err));
-	vgsink_row row = unit_row();
+	vgsink_row row = sinkrow_minimal();
 	vgsink_stats st;
 
 	CHECK_MSG(s != NULL, "%s", err);

@@ -1,22 +1,9 @@
 /* vgsink_record refuses a bad row at once, with a message naming the field,
  * and queues nothing for it; good rows next to it are kept. */
-#include <math.h>
 #include <string.h>
 
+#include "sinkrow.h"
 #include "unit.h"
-#include "vgsink.h"
-
-static vgsink_row record_row(void)
-{
-	vgsink_row r;
-
-	memset(&r, 0, sizeof(r));
-	r.modality = "llm";
-	r.ttfb_ms = r.total_latency_ms = NAN;
-	r.turn_index = -1;
-	r.cost_usd = 0.5;
-	return r;
-}
 
 UNIT_TEST(sink_record_refuses_bad_rows_with_the_field_named)
 {
@@ -47,7 +34,7 @@ UNIT_TEST(sink_record_refuses_bad_rows_with_the_field_named)
 	if (!s)
 		return;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		vgsink_row r = record_row();
+		vgsink_row r = sinkrow_minimal();
 
 		r.modality = cases[i].modality;
 		r.status = cases[i].status;
@@ -61,7 +48,7 @@ UNIT_TEST(sink_record_refuses_bad_rows_with_the_field_named)
 			  cases[i].expect);
 	}
 	/* The text C:\u0000 (an escaped backslash) holds no NUL. */
-	vgsink_row ok = record_row();
+	vgsink_row ok = sinkrow_minimal();
 	ok.metadata_json = "{\"path\":\"C:\\\\u0000\"}";
 	CHECK_MSG(vgsink_record(s, &ok) == 0, "%s", vgsink_errstr(s));
 	vgsink_stats_get(s, &st);

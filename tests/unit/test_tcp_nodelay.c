@@ -5,7 +5,6 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <event2/event.h>
-#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -18,6 +17,7 @@
 #include "config.h"
 #include "http.h"
 #include "log.h"
+#include "sinkrow.h"
 #include "unit.h"
 #include "vgsink.h"
 
@@ -124,10 +124,7 @@ UNIT_TEST(sink_and_collector_sockets_use_tcp_nodelay)
 		CHECK_MSG(s != NULL, "%s", err);
 	}
 	if (s) {
-		memset(&row, 0, sizeof(row));
-		row.modality = "llm";
-		row.ttfb_ms = row.total_latency_ms = NAN;
-		row.turn_index = -1;
+		row = sinkrow_minimal();
 		CHECK(vgsink_record(s, &row) == 0);
 		/* Once the request has arrived, the sink set its option long ago:
 		 * it does so before the connection is even writable. */
