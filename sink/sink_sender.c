@@ -603,6 +603,12 @@ static void *sender_main(void *arg)
 	/* So `top -H` and perf show the library's thread by name. */
 	pthread_setname_np(pthread_self(), "vgsink-sender");
 	event_base_dispatch(s->base);
+	/* A connection freed while one of its callbacks is still deferred (a
+	 * failing connect, say) is only released when that callback runs, and
+	 * event_base_free does not run it: drop it here and let it run. Every
+	 * other callback sees stopping_thread and does nothing. */
+	sender_conn_drop(s);
+	event_base_loop(s->base, EVLOOP_NONBLOCK);
 	return NULL;
 }
 
