@@ -1,5 +1,6 @@
-/* The smallest row vgsink_record accepts, for the sink's unit tests: an LLM
- * call costing $0.25, with no latencies and no turn index. */
+/* For the sink's unit tests: the smallest row vgsink_record accepts (an LLM
+ * call costing $0.25, no latencies, no turn index), and a config whose
+ * collector refuses every connect while the sender retries every 1-2 ms. */
 #ifndef VG_UNIT_SINKROW_H
 #define VG_UNIT_SINKROW_H
 
@@ -18,6 +19,16 @@ static inline vgsink_row sinkrow_minimal(void)
 	r.turn_index = -1;
 	r.cost_usd = 0.25;
 	return r;
+}
+
+static inline void sinkrow_refused_config(vgsink_config *cfg)
+{
+	vgsink_config_init(cfg);
+	cfg->url = "http://127.0.0.1:9"; /* nothing listens: refused at once */
+	cfg->api_key = "k";
+	cfg->batch_rows = 1; /* each row is sent, and fails, on its own */
+	cfg->retry_initial_ms = 1;
+	cfg->retry_max_ms = 2;
 }
 
 #endif

@@ -17,12 +17,7 @@ UNIT_TEST(sink_close_during_failing_connects_loses_no_row_count)
 		char err[512];
 		vgsink *s;
 
-		vgsink_config_init(&cfg);
-		cfg.url = "http://127.0.0.1:9"; /* refused at once, again and again */
-		cfg.api_key = "k";
-		cfg.batch_rows = 1;
-		cfg.retry_initial_ms = 1;
-		cfg.retry_max_ms = 2;
+		sinkrow_refused_config(&cfg);
 		s = vgsink_open(&cfg, err, sizeof(err));
 		CHECK_MSG(s != NULL, "%s", err);
 		if (!s)

@@ -18,12 +18,7 @@ UNIT_TEST(sink_fork_parks_the_sender_and_releases_it_in_the_parent)
 	vgsink *s;
 	pid_t pid;
 
-	vgsink_config_init(&cfg);
-	cfg.url = "http://127.0.0.1:9"; /* nothing listens: the sender keeps retrying */
-	cfg.api_key = "k";
-	cfg.batch_rows = 1;
-	cfg.retry_initial_ms = 1;
-	cfg.retry_max_ms = 2;
+	sinkrow_refused_config(&cfg);
 	s = vgsink_open(&cfg, err, sizeof(err));
 	CHECK_MSG(s != NULL, "%s", err);
 	if (!s)
