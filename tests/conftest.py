@@ -277,10 +277,63 @@ def pg():
     cluster.stop()
 
 
+def ledger_horizon(db):
+    """The instant before which retention has dropped raw rows (rollups for
+    those hours are kept as history), or None when nothing was dropped."""
+    if db.scalar("SELECT to_regclass('vgc_retention') IS NOT NULL"):
+        return db.scalar("SELECT dropped_before FROM vgc_retention")
+    return None
+
+
+def assert_ledger_consistent(db):
+    """The ledger invariant: every rollup hour at or after the retention
+    horizon equals the sums over cost_rows for that hour and group, to the
+    last digit, and no cost_rows row lacks its id in cost_row_ids."""
+    horizon = ledger_horizon(db)
+    since = "'-infinity'::timestamptz" if horizon is None else "%s"
+    args = () if horizon is None else (horizon,)
+    bad = db.query(
+        "WITH r AS (SELECT date_trunc('hour', ts) AS hour, project, agent_id, tenant_id,"
+        "  modality, provider, model_id, count(*) AS requests,"
+        "  count(*) FILTER (WHERE status = 'error') AS errors,"
+        "  count(*) FILTER (WHERE status = 'fallback') AS fallbacks, sum(cost_usd) AS cost_usd,"
+        "  sum(rated_price_usd) AS rated, sum(input_units) AS iu, sum(output_units) AS ou,"
+        "  sum(cached_input_units) AS cu FROM cost_rows GROUP BY 1,2,3,4,5,6,7),"
+        f" h AS (SELECT * FROM cost_rollup_hourly WHERE hour >= {since})"
+        " SELECT coalesce(h.hour, r.hour), coalesce(h.tenant_id, r.tenant_id),"
+        "  h.requests, r.requests, h.cost_usd, r.cost_usd"
+        " FROM r FULL JOIN h ON h.hour = r.hour AND h.project = r.project"
+        "  AND h.modality = r.modality AND h.agent_id IS NOT DISTINCT FROM r.agent_id"
+        "  AND h.tenant_id IS NOT DISTINCT FROM r.tenant_id"
+        "  AND h.provider IS NOT DISTINCT FROM r.provider"
+        "  AND h.model_id IS NOT DISTINCT FROM r.model_id"
+        " WHERE h.requests IS DISTINCT FROM r.requests OR h.errors IS DISTINCT FROM r.errors"
+        "  OR h.fallbacks IS DISTINCT FROM r.fallbacks OR h.cost_usd IS DISTINCT FROM r.cost_usd"
+        "  OR h.rated_price_usd IS DISTINCT FROM r.rated OR h.input_units IS DISTINCT FROM r.iu"
+        "  OR h.output_units IS DISTINCT FROM r.ou"
+        "  OR h.cached_input_units IS DISTINCT FROM r.cu LIMIT 5", *args)
+    assert not bad, f"rollup differs from the sums over cost_rows (hour, tenant, " \
+        f"rollup requests, row requests, rollup cost, row cost): {bad}"
+    orphans = db.scalar("SELECT count(*) FROM cost_rows c WHERE NOT EXISTS"
+                        " (SELECT 1 FROM cost_row_ids i WHERE i.id = c.id)")
+    assert orphans == 0, f"{orphans} stored rows have no id in cost_row_ids: a resend would count twice"
+
+
+def assert_sink_stats_add_up(st):
+    """libvgsink's accounting identity: every recorded row is in exactly one of
+    sent (accepted or duplicate), dropped, rejected, queued (in memory, in flight
+    included) or spooled_rows (in spool files not yet answered)."""
+    parts = {k: st[k] for k in ("sent", "dropped", "rejected", "queued", "spooled_rows")}
+    assert st["recorded"] == sum(parts.values()), f"recorded {st['recorded']} != {parts}"
+
+
 @pytest.fixture
-def db(pg):
+def db(pg, request):
     d = Db(pg, pg.createdb()).migrate()
     yield d
+    # Every test, fault tests above all, leaves a consistent ledger behind.
+    if request.node.get_closest_marker("hand_made_rows") is None:
+        assert_ledger_consistent(d)
     d.close()
 
 
@@ -337,3 +390,9 @@ def make_row(i=0, **over):
     }
     row.update(over)
     return row
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "hand_made_rows: the test writes cost_rows by hand in SQL, bypassing ingest,"
+        " so the ledger invariant is not checked at teardown")

@@ -676,6 +676,7 @@ def test_retention_dry_run_then_drop(db):
     assert "dropped cost_rows_202001" in r.stdout and "3 ids" in r.stdout, r.stdout
 
 
+@pytest.mark.hand_made_rows
 def test_retention_zero_keeps_everything(db):
     old_partition(db, "2019-06-01 00:00+00", ["x"])
     r = run_vgc("retention", "--db", db.conninfo, "--retention-months", "0")
