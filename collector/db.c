@@ -44,6 +44,45 @@ void db_result_error(PGconn *conn, const PGresult *res, char *err, size_t errlen
 	db_chomp(err);
 }
 
+/* SQLSTATEs and classes that can pass without anyone changing the request:
+ * class 08 connection exceptions, 25006 read-only transaction, 40 transaction
+ * rollback (serialization, deadlock), 53 insufficient resources (disk full,
+ * out of memory, too many connections), 55P03 lock not available (lock
+ * timeout), 55006 object in use, 57 operator intervention (admin shutdown,
+ * crash shutdown, cannot connect now; 57014 is a statement timeout), 58
+ * system errors (I/O), and F0 configuration file errors. */
+static bool db_state_transient(const char *s)
+{
+	static const char *const classes[] = { "08", "40", "53", "57", "58", "F0" };
+	static const char *const states[] = { "25006", "55P03", "55006" };
+
+	for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
+		if (strcmp(s, states[i]) == 0)
+			return true;
+	for (size_t i = 0; i < sizeof(classes) / sizeof(classes[0]); i++)
+		if (strncmp(s, classes[i], 2) == 0)
+			return true;
+	return false;
+}
+
+enum db_fault db_classify(PGconn *conn, const PGresult *res)
+{
+	const char *s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+	if (!conn || PQstatus(conn) != CONNECTION_OK || !s || strlen(s) != 5)
+		return DB_FAULT_TRANSIENT;
+	if (db_state_transient(s))
+		return DB_FAULT_TRANSIENT;
+	if (strncmp(s, "22", 2) == 0 || strncmp(s, "23", 2) == 0 || strncmp(s, "54", 2) == 0)
+		return DB_FAULT_DATA;
+	return DB_FAULT_INTERNAL;
+}
+
+int db_fault_status(enum db_fault f)
+{
+	return f == DB_FAULT_TRANSIENT ? 503 : 500;
+}
+
 PGconn *db_connect(const char *conninfo, int timeout_s, char *err, size_t errlen)
 {
 	/* dbname carries the whole conninfo string or URI (expand_dbname = 1); it

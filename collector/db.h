@@ -22,6 +22,24 @@ bool db_exec(PGconn *conn, const char *sql, char *err, size_t errlen)
  * to reset, so failures here are ignored. */
 void db_rollback(PGconn *conn);
 
+/* What a failed statement means for the request that ran it. */
+enum db_fault {
+	DB_FAULT_TRANSIENT, /* may pass on its own: connection lost, read-only, shutdown,
+			     * serialization, lock timeout, disk full, too many
+			     * connections. The client gets 503 + Retry-After. */
+	DB_FAULT_DATA,	    /* the data itself cannot be stored (class 22, 23, 54):
+			     * retrying the same rows fails the same way. */
+	DB_FAULT_INTERNAL   /* anything else: our bug or the schema's. The client
+			     * gets 500 with our words, never the database's. */
+};
+
+/* Classifies a failed result by its SQLSTATE (and the connection's state when
+ * there is no result, or no SQLSTATE: a lost connection is transient). */
+enum db_fault db_classify(PGconn *conn, const PGresult *res);
+/* The HTTP status for a fault: 503 for transient, 500 otherwise (a DATA fault
+ * that reaches a client whole is still ours to explain). */
+int db_fault_status(enum db_fault f);
+
 /* Copies PQerrorMessage without the trailing newline. */
 void db_error(PGconn *conn, char *err, size_t errlen);
 

@@ -163,6 +163,26 @@ void http_reply_error(struct http_req *hr, int status, const char *fmt, ...)
 	buf_release(&b);
 }
 
+void http_reply_internal(struct http_req *hr, int status, const char *public_msg,
+			 const char *detail)
+{
+	struct buf b;
+	char msg[512];
+
+	log_req(LOG_LVL_WARN, &hr->log, "%d: %s: %s", status, public_msg, detail ? detail : "");
+	if (status == 503)
+		http_set_header(hr, "Retry-After", "1");
+	snprintf(msg, sizeof(msg), "%s (request id %s)", public_msg, hr->request_id);
+	buf_init(&b, 0);
+	buf_puts(&b, "{\"error\":");
+	row_json_string(&b, msg);
+	buf_puts(&b, ",\"request_id\":");
+	row_json_string(&b, hr->request_id);
+	buf_puts(&b, "}");
+	http_reply(hr, status, "application/json", b.data ? b.data : "{}", b.len);
+	buf_release(&b);
+}
+
 const struct auth_key *http_auth(struct http_req *hr, unsigned roles)
 {
 	struct server *srv = hr->srv;

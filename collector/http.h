@@ -52,6 +52,12 @@ void http_reply_json(struct http_req *hr, int status, const char *json);
 /* Answers {"error": "<formatted message>"}. */
 void http_reply_error(struct http_req *hr, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* Answers a failure whose cause is internal (the database's text, a path, an
+ * index name): detail goes only to the log, with the request id; the client
+ * gets {"error":"<public> (request id R)","request_id":"R"}. A 503 also gets
+ * Retry-After: 1. public says what happened in our words. */
+void http_reply_internal(struct http_req *hr, int status, const char *public_msg,
+			 const char *detail);
 /* Marks hr as owned by a job: it outlives the handler. */
 void http_defer(struct http_req *hr);
 
