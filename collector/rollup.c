@@ -5,7 +5,6 @@
 #include "rollup.h"
 
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,8 +13,6 @@
 #include "http.h"
 #include "pool.h"
 #include "row.h"
-
-#define ROLLUP_MAX_PARAMS 256 /* query-string parameters in one request */
 
 struct rollup_job {
 	struct pool_job job; /* first: the pool hands this pointer back */
@@ -39,8 +36,8 @@ PGresult *rollup_exec(PGconn *conn, const struct rollup_sql *s, int *status, cha
 	if (PQresultStatus(res) == PGRES_TUPLES_OK)
 		return res;
 	db_result_error(conn, res, err, errlen);
+	*status = db_fault_status(db_classify(conn, res));
 	PQclear(res);
-	*status = PQstatus(conn) == CONNECTION_OK ? 500 : 503;
 	return NULL;
 }
 
@@ -320,28 +317,25 @@ static void rollup_done(struct pool_job *pj)
 				      : "application/json",
 			   job->answer.data ? job->answer.data : "", job->answer.len);
 	} else {
-		if (job->status == 503)
-			http_set_header(hr, "Retry-After", "1");
-		http_reply_error(hr, job->status, "%s", job->err);
+		/* job->err may be the database's text (paths, index names): the log
+		 * gets it, with the request id; the client gets our words. */
+		http_reply_internal(hr, job->status,
+				    job->status == 503
+					    ? "the database is unreachable or busy; retry shortly"
+					    : "the read failed inside the collector",
+				    job->err);
 	}
 	rollup_job_free(job);
 }
 
-/* The query string as rollup_params; the strings stay owned by q. */
-static int rollup_params(struct evkeyvalq *kv, struct rollup_param *out, int *n, char *err,
-			 size_t errlen)
+/* A copy of the request's raw query string ("" without one), for
+ * rollup_params_split; NULL when out of memory. */
+static char *rollup_query_string(struct http_req *hr)
 {
-	*n = 0;
-	for (struct evkeyval *e = kv->tqh_first; e; e = e->next.tqe_next) {
-		if (*n == ROLLUP_MAX_PARAMS) {
-			snprintf(err, errlen, "more than %d query parameters", ROLLUP_MAX_PARAMS);
-			return 400;
-		}
-		out[*n].name = e->key;
-		out[*n].value = e->value;
-		(*n)++;
-	}
-	return 0;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(hr->req);
+	const char *qs = uri ? evhttp_uri_get_query(uri) : NULL;
+
+	return strdup(qs ? qs : "");
 }
 
 static void rollup_submit(struct http_req *hr, enum rollup_kind kind)
@@ -350,34 +344,31 @@ static void rollup_submit(struct http_req *hr, enum rollup_kind kind)
 	const struct auth_key *key = http_auth(hr, 1u << ROLE_READ | 1u << ROLE_ADMIN);
 	struct rollup_param *params;
 	struct rollup_limits lim = { srv->cfg.max_rollup_periods, server_now_epoch() };
-	struct evkeyvalq kv;
 	struct rollup_job *job;
-	char err[1024];
+	char err[1024], *qs;
 	int n, st;
 
 	if (!key)
 		return;
-	if (!http_query(hr, &kv)) {
-		http_reply_error(hr, 400, "malformed query string");
-		return;
-	}
 	job = calloc(1, sizeof(*job));
 	params = calloc(ROLLUP_MAX_PARAMS, sizeof(*params));
-	if (!job || !params) {
+	qs = rollup_query_string(hr);
+	if (!job || !params || !qs) {
 		free(job);
 		free(params);
-		evhttp_clear_headers(&kv);
+		free(qs);
 		http_set_header(hr, "Retry-After", "1");
 		http_reply_error(hr, 503, "out of memory");
 		return;
 	}
 	rollup_query_init(&job->q, kind);
 	buf_init(&job->answer, 0);
-	st = rollup_params(&kv, params, &n, err, sizeof(err));
+	/* Split here rather than with evhttp: it would cut a value at %00. */
+	st = rollup_params_split(qs, params, &n, err, sizeof(err));
 	if (!st)
 		st = rollup_query_parse(&job->q, params, n, &lim, err, sizeof(err));
 	free(params);
-	evhttp_clear_headers(&kv);
+	free(qs);
 	if (!st && kind == ROLLUP_KIND_ROLLUPS && !job->q.format_given) {
 		const char *accept = http_header(hr, "Accept");
 		job->q.csv = accept && strstr(accept, "text/csv") != NULL;
