@@ -46,16 +46,22 @@ static const char *value_or_null(const PGresult *res, int row, int col)
 	return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
 }
 
-/* RFC 4180 field: quoted when it holds a comma, quote, CR or LF. */
-static void csv_field(struct buf *out, const char *s)
+/* RFC 4180 field: quoted when it holds a comma, quote, CR or LF. With
+ * neutralise, a cell a spreadsheet would read as a formula (=, +, -, @, tab,
+ * CR first) gets a ' in front and is quoted, as OWASP advises. */
+static void csv_field(struct buf *out, const char *s, bool neutralise)
 {
+	bool formula = neutralise && s && s[0] && strchr("=+-@\t\r", s[0]);
+
 	if (!s)
 		return;
-	if (!s[strcspn(s, ",\"\r\n")]) {
+	if (!formula && !s[strcspn(s, ",\"\r\n")]) {
 		buf_puts(out, s);
 		return;
 	}
 	buf_putc(out, '"');
+	if (formula)
+		buf_putc(out, '\'');
 	for (; *s; s++) {
 		if (*s == '"')
 			buf_putc(out, '"');
@@ -67,6 +73,7 @@ static void csv_field(struct buf *out, const char *s)
 bool rollup_render_csv(const struct rollup_query *q, const PGresult *res, struct buf *out)
 {
 	int first = q->granularity == ROLLUP_TOTAL ? ROLLUP_COL0_GROUPS : 1, ncol = PQnfields(res);
+	int measures = ROLLUP_COL0_GROUPS + q->ncols; /* before it: the period and names */
 
 	if (q->granularity != ROLLUP_TOTAL)
 		buf_puts(out, "period,");
@@ -79,7 +86,8 @@ bool rollup_render_csv(const struct rollup_query *q, const PGresult *res, struct
 		if (PQgetvalue(res, r, 0)[0] != '0')
 			continue; /* the totals row */
 		for (int c = first; c < ncol; c++) {
-			csv_field(out, value_or_null(res, r, c));
+			csv_field(out, value_or_null(res, r, c),
+				  !q->csv_raw && c >= ROLLUP_COL0_GROUPS && c < measures);
 			buf_puts(out, c + 1 < ncol ? "," : "\r\n");
 		}
 	}
