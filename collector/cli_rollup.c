@@ -1,6 +1,7 @@
 /* `vgcollector rollup`: the /v1/rollups query, read straight from PostgreSQL
  * for a person at a terminal. Options become the API's parameters and go
- * through the same parser and SQL; --csv prints exactly the API's CSV. */
+ * through the same parser and SQL; --csv prints exactly the API's CSV. Names
+ * from the database are escaped before they reach the terminal. */
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,14 +19,17 @@ static const char rollup_usage[] =
 	"usage: vgcollector rollup [--from DATE] [--to DATE] [--by tenant,agent,...]\n"
 	"                          [--granularity hour|day|month|total] [--tenant T] [--project P]\n"
 	"                          [--agent A] [--modality M] [--provider P] [--model M]\n"
-	"                          [--csv] [--db CONNINFO]\n"
+	"                          [--csv | --csv-raw] [--db CONNINFO]\n"
 	"\n"
 	"Sums cost_rollup_hourly over [--from, --to) in UTC (dates YYYY-MM-DD or RFC 3339\n"
 	"timestamps on whole hours; default: the last 30 days), by period and the --by\n"
 	"columns (project, agent, tenant, modality, provider, model; default tenant).\n"
 	"Filters take a comma list; an empty value (--tenant '') selects unattributed rows.\n"
-	"Prints an aligned table with a totals line, or with --csv the same CSV as\n"
-	"GET /v1/rollups?format=csv. The database is --db, else $VGC_DB, else PG* defaults.\n";
+	"Prints an aligned table with a totals line; control characters in names are\n"
+	"shown escaped (\\x1b, \\u009b, and \\\\ for a backslash). --csv prints the same CSV\n"
+	"as GET /v1/rollups?format=csv, with cells a spreadsheet would run as formulas\n"
+	"(=, +, -, @, tab, CR first) neutralised by a leading '; --csv-raw prints them\n"
+	"as stored, like csv_raw=1. The database is --db, else $VGC_DB, else PG* defaults.\n";
 
 /* Options and the API parameter each one becomes. */
 static const struct {
@@ -62,6 +66,33 @@ static void cli_rollup_number(const char *s, int frac, char *out, size_t outlen)
 	out[pos] = '\0';
 }
 
+/* Appends name for a terminal: C0 controls and DEL as \xNN, C1 controls
+ * (U+0080..U+009F) as \u00NN and a backslash as \\, so a name can neither
+ * drive the terminal nor pass for an escaped one. */
+static void cli_rollup_escape(struct buf *out, const char *name)
+{
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+		if (*p == '\\')
+			buf_puts(out, "\\\\");
+		else if (*p < 0x20 || *p == 0x7F)
+			buf_printf(out, "\\x%02x", *p);
+		else if (*p == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F)
+			buf_printf(out, "\\u%04x", *++p);
+		else
+			buf_putc(out, (char)*p);
+	}
+}
+
+/* Columns s takes on a terminal: one per UTF-8 character. */
+static int cli_rollup_width(const char *s)
+{
+	int n = 0;
+
+	for (; *s; s++)
+		n += ((unsigned char)*s & 0xC0) != 0x80;
+	return n;
+}
+
 static int cli_rollup_frac(const char *s)
 {
 	const char *dot = strchr(s, '.');
@@ -82,6 +113,7 @@ static int cli_rollup_table(const struct rollup_query *q, const PGresult *res)
 	char ***cell = calloc((size_t)nrow, sizeof(char **));
 	int *width = calloc((size_t)ncol, sizeof(int)), frac[ROLLUP_NMEASURES] = { 0 };
 	char tmp[256];
+	struct buf name;
 
 	if (!cell || !width) {
 		free(cell);
@@ -134,7 +166,15 @@ static int cli_rollup_table(const struct rollup_query *q, const PGresult *res)
 					v = PQgetisnull(res, r - 1, src)
 						    ? (tenant ? "(unattributed)" : "-")
 						    : PQgetvalue(res, r - 1, src);
-					snprintf(tmp, sizeof(tmp), "%s", v);
+					buf_init(&name, 0);
+					cli_rollup_escape(&name, v);
+					cell[r][c] = name.over ? NULL : buf_steal(&name, NULL);
+					buf_release(&name);
+					if (!cell[r][c])
+						goto oom;
+					if (cli_rollup_width(cell[r][c]) > width[c])
+						width[c] = cli_rollup_width(cell[r][c]);
+					continue;
 				} else {
 					cli_rollup_number(PQgetvalue(res, r - 1, src),
 							  frac[c - label - ntext], tmp,
@@ -143,8 +183,8 @@ static int cli_rollup_table(const struct rollup_query *q, const PGresult *res)
 			}
 			if (!(cell[r][c] = strdup(tmp)))
 				goto oom;
-			if ((int)strlen(tmp) > width[c])
-				width[c] = (int)strlen(tmp);
+			if (cli_rollup_width(tmp) > width[c])
+				width[c] = cli_rollup_width(tmp);
 		}
 	}
 	for (int r = 0; r < nrow; r++) {
@@ -157,8 +197,12 @@ static int cli_rollup_table(const struct rollup_query *q, const PGresult *res)
 			putchar('\n');
 		}
 		for (int c = 0; c < ncol; c++) {
+			/* Padded by characters, not bytes: names may be UTF-8. */
+			int pad = width[c] - cli_rollup_width(cell[r][c]);
 			bool right = c >= label + ntext;
-			printf("%s%*s", c ? "  " : "", right ? width[c] : -width[c], cell[r][c]);
+
+			printf("%s%*s%s%*s", c ? "  " : "", right ? pad : 0, "", cell[r][c],
+			       right ? 0 : pad, "");
 		}
 		putchar('\n');
 	}
@@ -222,7 +266,7 @@ int cli_rollup(int argc, char **argv)
 	struct config cfg;
 	const char *db = NULL;
 	char err[1024];
-	bool bad = false, csv = false;
+	bool bad = false, csv = false, csv_raw = false;
 	int n = 0, st, rc;
 	PGconn *conn;
 
@@ -233,8 +277,9 @@ int cli_rollup(int argc, char **argv)
 			fputs(rollup_usage, stdout);
 			return 0;
 		}
-		if (strcmp(argv[i], "--csv") == 0) {
+		if (strcmp(argv[i], "--csv") == 0 || strcmp(argv[i], "--csv-raw") == 0) {
 			csv = true;
+			csv_raw = csv_raw || strcmp(argv[i], "--csv-raw") == 0;
 			continue;
 		}
 		if (cli_opt(argc, argv, &i, "--db", &db, &bad)) {
@@ -276,6 +321,7 @@ int cli_rollup(int argc, char **argv)
 		return 2;
 	}
 	q.csv = csv;
+	q.csv_raw = csv_raw;
 	conn = db_connect(db_conninfo(db), 10, err, sizeof(err));
 	if (!conn) {
 		fprintf(stderr, "vgcollector rollup: cannot connect to PostgreSQL: %s\n", err);

@@ -5,7 +5,6 @@
 #include "rollup.h"
 
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,8 +13,6 @@
 #include "http.h"
 #include "pool.h"
 #include "row.h"
-
-#define ROLLUP_MAX_PARAMS 256 /* query-string parameters in one request */
 
 struct rollup_job {
 	struct pool_job job; /* first: the pool hands this pointer back */
@@ -39,8 +36,8 @@ PGresult *rollup_exec(PGconn *conn, const struct rollup_sql *s, int *status, cha
 	if (PQresultStatus(res) == PGRES_TUPLES_OK)
 		return res;
 	db_result_error(conn, res, err, errlen);
+	*status = db_fault_status(db_classify(conn, res));
 	PQclear(res);
-	*status = PQstatus(conn) == CONNECTION_OK ? 500 : 503;
 	return NULL;
 }
 
@@ -49,16 +46,22 @@ static const char *value_or_null(const PGresult *res, int row, int col)
 	return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
 }
 
-/* RFC 4180 field: quoted when it holds a comma, quote, CR or LF. */
-static void csv_field(struct buf *out, const char *s)
+/* RFC 4180 field: quoted when it holds a comma, quote, CR or LF. With
+ * neutralise, a cell a spreadsheet would read as a formula (=, +, -, @, tab,
+ * CR first) gets a ' in front and is quoted, as OWASP advises. */
+static void csv_field(struct buf *out, const char *s, bool neutralise)
 {
+	bool formula = neutralise && s && s[0] && strchr("=+-@\t\r", s[0]);
+
 	if (!s)
 		return;
-	if (!s[strcspn(s, ",\"\r\n")]) {
+	if (!formula && !s[strcspn(s, ",\"\r\n")]) {
 		buf_puts(out, s);
 		return;
 	}
 	buf_putc(out, '"');
+	if (formula)
+		buf_putc(out, '\'');
 	for (; *s; s++) {
 		if (*s == '"')
 			buf_putc(out, '"');
@@ -70,6 +73,7 @@ static void csv_field(struct buf *out, const char *s)
 bool rollup_render_csv(const struct rollup_query *q, const PGresult *res, struct buf *out)
 {
 	int first = q->granularity == ROLLUP_TOTAL ? ROLLUP_COL0_GROUPS : 1, ncol = PQnfields(res);
+	int measures = ROLLUP_COL0_GROUPS + q->ncols; /* before it: the period and names */
 
 	if (q->granularity != ROLLUP_TOTAL)
 		buf_puts(out, "period,");
@@ -82,7 +86,8 @@ bool rollup_render_csv(const struct rollup_query *q, const PGresult *res, struct
 		if (PQgetvalue(res, r, 0)[0] != '0')
 			continue; /* the totals row */
 		for (int c = first; c < ncol; c++) {
-			csv_field(out, value_or_null(res, r, c));
+			csv_field(out, value_or_null(res, r, c),
+				  !q->csv_raw && c >= ROLLUP_COL0_GROUPS && c < measures);
 			buf_puts(out, c + 1 < ncol ? "," : "\r\n");
 		}
 	}
@@ -320,28 +325,25 @@ static void rollup_done(struct pool_job *pj)
 				      : "application/json",
 			   job->answer.data ? job->answer.data : "", job->answer.len);
 	} else {
-		if (job->status == 503)
-			http_set_header(hr, "Retry-After", "1");
-		http_reply_error(hr, job->status, "%s", job->err);
+		/* job->err may be the database's text (paths, index names): the log
+		 * gets it, with the request id; the client gets our words. */
+		http_reply_internal(hr, job->status,
+				    job->status == 503
+					    ? "the database is unreachable or busy; retry shortly"
+					    : "the read failed inside the collector",
+				    job->err);
 	}
 	rollup_job_free(job);
 }
 
-/* The query string as rollup_params; the strings stay owned by q. */
-static int rollup_params(struct evkeyvalq *kv, struct rollup_param *out, int *n, char *err,
-			 size_t errlen)
+/* A copy of the request's raw query string ("" without one), for
+ * rollup_params_split; NULL when out of memory. */
+static char *rollup_query_string(struct http_req *hr)
 {
-	*n = 0;
-	for (struct evkeyval *e = kv->tqh_first; e; e = e->next.tqe_next) {
-		if (*n == ROLLUP_MAX_PARAMS) {
-			snprintf(err, errlen, "more than %d query parameters", ROLLUP_MAX_PARAMS);
-			return 400;
-		}
-		out[*n].name = e->key;
-		out[*n].value = e->value;
-		(*n)++;
-	}
-	return 0;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(hr->req);
+	const char *qs = uri ? evhttp_uri_get_query(uri) : NULL;
+
+	return strdup(qs ? qs : "");
 }
 
 static void rollup_submit(struct http_req *hr, enum rollup_kind kind)
@@ -350,34 +352,31 @@ static void rollup_submit(struct http_req *hr, enum rollup_kind kind)
 	const struct auth_key *key = http_auth(hr, 1u << ROLE_READ | 1u << ROLE_ADMIN);
 	struct rollup_param *params;
 	struct rollup_limits lim = { srv->cfg.max_rollup_periods, server_now_epoch() };
-	struct evkeyvalq kv;
 	struct rollup_job *job;
-	char err[1024];
+	char err[1024], *qs;
 	int n, st;
 
 	if (!key)
 		return;
-	if (!http_query(hr, &kv)) {
-		http_reply_error(hr, 400, "malformed query string");
-		return;
-	}
 	job = calloc(1, sizeof(*job));
 	params = calloc(ROLLUP_MAX_PARAMS, sizeof(*params));
-	if (!job || !params) {
+	qs = rollup_query_string(hr);
+	if (!job || !params || !qs) {
 		free(job);
 		free(params);
-		evhttp_clear_headers(&kv);
+		free(qs);
 		http_set_header(hr, "Retry-After", "1");
 		http_reply_error(hr, 503, "out of memory");
 		return;
 	}
 	rollup_query_init(&job->q, kind);
 	buf_init(&job->answer, 0);
-	st = rollup_params(&kv, params, &n, err, sizeof(err));
+	/* Split here rather than with evhttp: it would cut a value at %00. */
+	st = rollup_params_split(qs, params, &n, err, sizeof(err));
 	if (!st)
 		st = rollup_query_parse(&job->q, params, n, &lim, err, sizeof(err));
 	free(params);
-	evhttp_clear_headers(&kv);
+	free(qs);
 	if (!st && kind == ROLLUP_KIND_ROLLUPS && !job->q.format_given) {
 		const char *accept = http_header(hr, "Accept");
 		job->q.csv = accept && strstr(accept, "text/csv") != NULL;

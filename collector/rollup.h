@@ -16,7 +16,8 @@ void rollup_handle_costs(struct http_req *hr);
 void rollup_handle_rows(struct http_req *hr);
 
 /* Runs s on conn (blocking). Returns the result (caller PQclears) or NULL with
- * err and *status: 503 when the connection broke, else 500. */
+ * the database's text in err and *status from db_classify: 503 when the fault
+ * may pass (connection lost, shutdown, ...), else 500. */
 PGresult *rollup_exec(PGconn *conn, const struct rollup_sql *s, int *status, char *err,
 		      size_t errlen);
 
@@ -26,11 +27,15 @@ PGresult *rollup_fetch(PGconn *conn, const struct rollup_query *q, int *status, 
 		       size_t errlen);
 
 /* Appends the CSV of a rollup_fetch result: a header, then one line per row,
- * without the totals; NULL is an empty field. */
+ * without the totals; NULL is an empty field. Unless q->csv_raw, a text cell
+ * starting with =, +, -, @, tab or CR is neutralised (OWASP): a ' is put in
+ * front and the cell quoted, so a spreadsheet shows it instead of running it.
+ * Numbers and periods are ours and are never touched. */
 bool rollup_render_csv(const struct rollup_query *q, const PGresult *res, struct buf *out);
 
 /* Runs q (any kind) on conn and appends the whole answer, JSON or, for a
- * rollup with q->csv, CSV. Returns 200, or 500/503 with err. */
+ * rollup with q->csv, CSV. Returns 200, or 500/503 with err, which may hold
+ * the database's text: for a log or an operator, never for an HTTP client. */
 int rollup_answer(PGconn *conn, const struct rollup_query *q, struct buf *out, char *err,
 		  size_t errlen) __attribute__((warn_unused_result));
 

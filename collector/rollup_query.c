@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "row.h"
+
 #define US_PER_S 1000000LL
 #define US_PER_HOUR (3600LL * US_PER_S)
 #define US_PER_DAY (86400LL * US_PER_S)
@@ -58,6 +60,128 @@ static const char *kind_path(enum rollup_kind k)
 					: "/v1/rows";
 }
 
+/* ---- text ------------------------------------------------------------------- */
+
+/* How many bytes of s a message may echo: at most max, never half a character. */
+static int clip(const char *s, int max)
+{
+	int n = (int)strnlen(s, (size_t)max + 1);
+
+	if (n <= max)
+		return n;
+	for (n = max; n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80; n--)
+		;
+	return n;
+}
+
+/* A parameter's text must be UTF-8 without control characters (C0, DEL and
+ * C1): they mean nothing in a name and would reach PostgreSQL, CSV cells and
+ * terminals. what names the parameter in the message. */
+static int check_text(const char *what, const char *s, char *err, size_t errlen)
+{
+	size_t len = strlen(s);
+
+	if (!row_utf8_valid(s, len)) {
+		snprintf(err, errlen, "%s: not valid UTF-8", what);
+		return 400;
+	}
+	for (size_t i = 0; i < len; i++) {
+		unsigned c = (unsigned char)s[i], next = (unsigned char)s[i + 1];
+
+		if (c == 0xC2 && next >= 0x80 && next <= 0x9F)
+			c = next; /* U+0080..U+009F, the C1 controls */
+		else if (c >= 0x20 && c != 0x7F)
+			continue;
+		snprintf(err, errlen,
+			 "%s: control character U+%04X at byte %zu; only printable text", what, c,
+			 i);
+		return 400;
+	}
+	return 0;
+}
+
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Percent-decodes s in place ('+' is a space; a '%' without two hex digits
+ * stays as it is). Returns the decoded length, which counts any NUL bytes. */
+static size_t url_decode(char *s)
+{
+	char *w = s;
+
+	for (const char *r = s; *r; r++) {
+		if (*r == '+') {
+			*w++ = ' ';
+		} else if (*r == '%' && hex_value(r[1]) >= 0 && hex_value(r[2]) >= 0) {
+			*w++ = (char)(hex_value(r[1]) * 16 + hex_value(r[2]));
+			r += 2;
+		} else {
+			*w++ = *r;
+		}
+	}
+	*w = '\0';
+	return (size_t)(w - s);
+}
+
+/* A name fit to echo in a message, or a stand-in. */
+static const char *echo_name(const char *name)
+{
+	char scratch[8];
+
+	if (strlen(name) > 64 || check_text("", name, scratch, sizeof(scratch)))
+		return "a parameter";
+	return name;
+}
+
+int rollup_params_split(char *qs, struct rollup_param *params, int *nparams, char *err,
+			size_t errlen)
+{
+	char *p = qs;
+
+	*nparams = 0;
+	while (p && *p) {
+		char *amp = strchr(p, '&'), *eq;
+
+		if (amp)
+			*amp = '\0';
+		if (*p) {
+			if (*nparams == ROLLUP_MAX_PARAMS) {
+				snprintf(err, errlen, "more than %d query parameters",
+					 ROLLUP_MAX_PARAMS);
+				return 400;
+			}
+			if (!(eq = strchr(p, '='))) {
+				bool nul = url_decode(p) != strlen(p);
+				snprintf(err, errlen, "%s: expected name=value",
+					 nul ? "a parameter" : echo_name(p));
+				return 400;
+			}
+			*eq = '\0';
+			if (url_decode(p) != strlen(p)) {
+				snprintf(err, errlen, "a parameter name holds a NUL byte (%%00)");
+				return 400;
+			}
+			if (url_decode(eq + 1) != strlen(eq + 1)) {
+				snprintf(err, errlen, "%s: holds a NUL byte (%%00)", echo_name(p));
+				return 400;
+			}
+			params[*nparams].name = p;
+			params[*nparams].value = eq + 1;
+			(*nparams)++;
+		}
+		p = amp ? amp + 1 : NULL;
+	}
+	return 0;
+}
+
 /* ---- the parameter table --------------------------------------------------- */
 
 enum param_id {
@@ -69,6 +193,7 @@ enum param_id {
 	P_GRANULARITY,
 	P_GROUP_BY,
 	P_FORMAT,
+	P_CSV_RAW,
 	P_LIMIT,
 	P_NEXT,
 	P_FILTER,
@@ -92,6 +217,7 @@ static const struct {
 	{ "granularity", K_RU, P_GRANULARITY, 0 },
 	{ "group_by", K_RU, P_GROUP_BY, 0 },
 	{ "format", K_RU, P_FORMAT, 0 },
+	{ "csv_raw", K_RU, P_CSV_RAW, 0 },
 	{ "limit", K_RO, P_LIMIT, 0 },
 	{ "next", K_RO, P_NEXT, 0 },
 	{ "project", K_RU | K_CO | K_RO, P_FILTER, ROLLUP_COL_PROJECT },
@@ -316,7 +442,7 @@ static int parse_group_by(struct rollup_query *q, const char *list, char *err, s
 			snprintf(err, errlen,
 				 "group_by: unknown value \"%.*s\"; expected a comma list of "
 				 "project, agent, tenant, modality, provider, model",
-				 (int)(n > 64 ? 64 : n), p);
+				 clip(p, (int)(n > 64 ? 64 : n)), p);
 			return 400;
 		}
 		for (int i = 0; i < q->ncols; i++) {
@@ -333,14 +459,24 @@ static int parse_group_by(struct rollup_query *q, const char *list, char *err, s
 	}
 }
 
+/* Parses a time parameter and checks it lies in the supported range (see
+ * ROLLUP_TIME_MIN_US); a date-only value is at most 9999-12-31, so a caller's
+ * "through that day" (+1 day) stays in range too. */
 static int parse_time_param(const char *name, const char *v, long long *us, bool *date_only,
 			    char *err, size_t errlen)
 {
 	if (!parse_time(v, us, date_only)) {
 		snprintf(err, errlen,
-			 "%s: \"%.64s\" is not a date (YYYY-MM-DD) or an RFC 3339 timestamp "
+			 "%s: \"%.*s\" is not a date (YYYY-MM-DD) or an RFC 3339 timestamp "
 			 "(2024-05-01T00:00:00Z)",
-			 name, v);
+			 name, clip(v, 64), v);
+		return 400;
+	}
+	if (*us < ROLLUP_TIME_MIN_US || *us > ROLLUP_TIME_MAX_US) {
+		snprintf(err, errlen,
+			 "%s: \"%.*s\" is outside the supported range, 1970-01-01T00:00:00Z to "
+			 "10000-01-01T00:00:00Z (years 1970 to 9999)",
+			 name, clip(v, 64), v);
 		return 400;
 	}
 	return 0;
@@ -410,9 +546,12 @@ bool rollup_cursor_encode(long long ts_us, const char *id, struct buf *out)
 	return ok && !out->over;
 }
 
+/* Decodes and checks a cursor: its time must be in the supported range and
+ * its id UTF-8 (ids may hold control characters: the cursor is ours). */
 static int parse_cursor(struct rollup_query *q, const char *v, char *err, size_t errlen)
 {
 	unsigned char raw[512];
+	const char *why = "it does not decode";
 	size_t n;
 	char *bar, *end;
 	long long ts;
@@ -426,8 +565,14 @@ static int parse_cursor(struct rollup_query *q, const char *v, char *err, size_t
 	*bar = '\0';
 	errno = 0;
 	ts = strtoll((char *)raw, &end, 10);
-	if (errno || *end)
+	if (errno || *end || ts < ROLLUP_TIME_MIN_US || ts > ROLLUP_TIME_MAX_US) {
+		why = "its time is not a time in the supported range";
 		goto bad;
+	}
+	if (!row_utf8_valid(bar + 1, strlen(bar + 1))) {
+		why = "its id is not UTF-8";
+		goto bad;
+	}
 	if (!(q->cursor_id = strdup(bar + 1))) {
 		snprintf(err, errlen, "out of memory");
 		return 503;
@@ -436,7 +581,7 @@ static int parse_cursor(struct rollup_query *q, const char *v, char *err, size_t
 	q->has_cursor = true;
 	return 0;
 bad:
-	snprintf(err, errlen, "next: not a cursor this endpoint returned");
+	snprintf(err, errlen, "next: not a cursor this endpoint returned (%s)", why);
 	return 400;
 }
 
@@ -495,7 +640,20 @@ static int costs_window(struct rollup_query *q, const char *start, const char *e
 				return st;
 			q->has_to = true;
 		}
-		if (q->has_from && q->has_to && q->from_us >= q->to_us) {
+		if (!q->has_to) {
+			/* Only start: through the current hour, and the answer says so. */
+			q->to_us = now_hour + US_PER_HOUR;
+			q->has_to = true;
+			if (q->from_us >= q->to_us) {
+				snprintf(
+					err, errlen,
+					"start: \"%.*s\" is not before the end of the current hour, "
+					"the end used when end is not given",
+					clip(start, 64), start);
+				return 400;
+			}
+		}
+		if (q->has_from && q->from_us >= q->to_us) {
 			snprintf(err, errlen, "start, end: start must be before end");
 			return 400;
 		}
@@ -510,8 +668,8 @@ static int costs_window(struct rollup_query *q, const char *start, const char *e
 	else if (strcmp(q->period, "month") == 0)
 		span = 30;
 	else if (strcmp(q->period, "all") != 0) {
-		snprintf(err, errlen, "period: \"%s\": expected today, week, month or all",
-			 q->period);
+		snprintf(err, errlen, "period: \"%.*s\": expected today, week, month or all",
+			 clip(q->period, 8), q->period);
 		return 400;
 	}
 	if (span) {
@@ -536,6 +694,8 @@ int rollup_query_parse(struct rollup_query *q, const struct rollup_param *params
 		const char *name = params[i].name, *v = params[i].value ? params[i].value : "";
 		int t;
 
+		if ((st = check_text("a parameter name", name, err, errlen)))
+			return st;
 		for (t = 0; t < NPARAMS_TABLE; t++)
 			if (strcmp(params_table[t].name, name) == 0 &&
 			    (params_table[t].kinds & (int)q->kind))
@@ -543,10 +703,12 @@ int rollup_query_parse(struct rollup_query *q, const struct rollup_param *params
 		if (t == NPARAMS_TABLE) {
 			char known[256];
 			list_params(q->kind, known, sizeof(known));
-			snprintf(err, errlen, "unknown parameter \"%.64s\"; %s takes %s", name,
-				 kind_path(q->kind), known);
+			snprintf(err, errlen, "unknown parameter \"%.*s\"; %s takes %s",
+				 clip(name, 64), name, kind_path(q->kind), known);
 			return 400;
 		}
+		if ((st = check_text(name, v, err, errlen)))
+			return st;
 		if (seen[t] && params_table[t].id != P_FILTER && params_table[t].id != P_GROUP_BY) {
 			snprintf(err, errlen, "%s: given more than once", name);
 			return 400;
@@ -560,8 +722,8 @@ int rollup_query_parse(struct rollup_query *q, const struct rollup_param *params
 		case P_PERIOD:
 			if (strlen(v) >= sizeof(q->period) || !*v) {
 				snprintf(err, errlen,
-					 "period: \"%.32s\": expected today, week, month or all",
-					 v);
+					 "period: \"%.*s\": expected today, week, month or all",
+					 clip(v, 32), v);
 				return 400;
 			}
 			strcpy(q->period, v);
@@ -574,8 +736,8 @@ int rollup_query_parse(struct rollup_query *q, const struct rollup_param *params
 			if (g == 4) {
 				snprintf(
 					err, errlen,
-					"granularity: \"%.32s\": expected hour, day, month or total",
-					v);
+					"granularity: \"%.*s\": expected hour, day, month or total",
+					clip(v, 32), v);
 				return 400;
 			}
 			q->granularity = (enum rollup_granularity)g;
@@ -589,10 +751,19 @@ int rollup_query_parse(struct rollup_query *q, const struct rollup_param *params
 			if (strcmp(v, "csv") == 0)
 				q->csv = true;
 			else if (strcmp(v, "json") != 0) {
-				snprintf(err, errlen, "format: \"%.32s\": expected json or csv", v);
+				snprintf(err, errlen, "format: \"%.*s\": expected json or csv",
+					 clip(v, 32), v);
 				return 400;
 			}
 			q->format_given = true;
+			break;
+		case P_CSV_RAW:
+			if (strcmp(v, "1") && strcmp(v, "0")) {
+				snprintf(err, errlen, "csv_raw: \"%.*s\": expected 1 or 0",
+					 clip(v, 32), v);
+				return 400;
+			}
+			q->csv_raw = v[0] == '1';
 			break;
 		case P_LIMIT: {
 			char *e;
@@ -601,8 +772,8 @@ int rollup_query_parse(struct rollup_query *q, const struct rollup_param *params
 			n = strtol(v, &e, 10);
 			if (errno || e == v || *e || n < 1 || n > ROLLUP_ROWS_MAX_LIMIT) {
 				snprintf(err, errlen,
-					 "limit: \"%.32s\": expected a whole number from 1 to %d",
-					 v, ROLLUP_ROWS_MAX_LIMIT);
+					 "limit: \"%.*s\": expected a whole number from 1 to %d",
+					 clip(v, 32), v, ROLLUP_ROWS_MAX_LIMIT);
 				return 400;
 			}
 			q->limit = (int)n;
@@ -633,8 +804,8 @@ int rollup_query_parse(struct rollup_query *q, const struct rollup_param *params
 	for (int i = 0; i < q->filters[ROLLUP_COL_MODALITY].n; i++) {
 		const char *m = q->filters[ROLLUP_COL_MODALITY].values[i];
 		if (!m || (strcmp(m, "stt") && strcmp(m, "llm") && strcmp(m, "tts"))) {
-			snprintf(err, errlen, "modality: \"%.32s\": expected stt, llm or tts",
-				 m ? m : "");
+			snprintf(err, errlen, "modality: \"%.*s\": expected stt, llm or tts",
+				 m ? clip(m, 32) : 0, m ? m : "");
 			return 400;
 		}
 	}
@@ -657,8 +828,11 @@ int rollup_query_parse(struct rollup_query *q, const struct rollup_param *params
 		/* Defaults: the 30 days up to the end of the current hour. */
 		if (!q->has_to)
 			q->to_us = (floor_div(now_us, US_PER_HOUR) + 1) * US_PER_HOUR;
-		if (!q->has_from)
+		if (!q->has_from) {
 			q->from_us = q->to_us - 30 * US_PER_DAY;
+			if (q->from_us < ROLLUP_TIME_MIN_US)
+				q->from_us = ROLLUP_TIME_MIN_US;
+		}
 		q->has_from = q->has_to = true;
 		if ((st = check_hour("from", q->from_us, err, errlen)) ||
 		    (st = check_hour("to", q->to_us, err, errlen)))
@@ -703,8 +877,9 @@ static int scope_one(struct rollup_filter *f, const char *scope, const char *wha
 			continue;
 		if (f->values[i])
 			snprintf(err, errlen,
-				 "key %s is scoped to %s \"%s\" and may not read %s \"%.64s\"",
-				 key_prefix, what, scope, what, f->values[i]);
+				 "key %s is scoped to %s \"%s\" and may not read %s \"%.*s\"",
+				 key_prefix, what, scope, what, clip(f->values[i], 64),
+				 f->values[i]);
 		else
 			snprintf(err, errlen,
 				 "key %s is scoped to %s \"%s\" and may not read rows without a %s",

@@ -32,6 +32,14 @@ enum rollup_col {
 #define ROLLUP_MAX_VALUE_LEN 256 /* bytes in one filter value */
 #define ROLLUP_ROWS_MAX_LIMIT 1000
 #define ROLLUP_ROWS_DEFAULT_LIMIT 100
+#define ROLLUP_MAX_PARAMS 256 /* query-string parameters in one request */
+
+/* Every instant a query names (from, to, start, end, a cursor) lies in
+ * [1970-01-01T00:00:00Z, 10000-01-01T00:00:00Z]: years 1970 to 9999, with the
+ * very end of 9999 allowed as an exclusive upper bound. No row can fall
+ * outside it (ingest takes 1970 to 3000) and PostgreSQL takes all of it. */
+#define ROLLUP_TIME_MIN_US 0LL
+#define ROLLUP_TIME_MAX_US 253402300800000000LL
 
 /* One filter: the row matches when its column equals any value. A NULL value
  * (written as an empty parameter, `tenant=`) selects rows where the column is
@@ -53,6 +61,7 @@ struct rollup_query {
 	struct rollup_filter filters[ROLLUP_NCOLS];
 	bool csv;	   /* format=csv (or Accept: text/csv) */
 	bool format_given; /* format= was present: Accept is ignored */
+	bool csv_raw;	   /* csv_raw=1: text cells are not neutralised */
 
 	/* /v1/costs */
 	char period[8]; /* today, week, month, all, or "" with start/end */
@@ -76,12 +85,22 @@ struct rollup_limits {
 	double now;	 /* epoch seconds: defaults and /v1/costs' rolling windows */
 };
 
+/* Splits a raw query string (the part after '?') in place into params (at
+ * most ROLLUP_MAX_PARAMS), percent-decoding names and values ('+' is a
+ * space); the params point into qs. Empty pieces (a=1&&b=2) are skipped.
+ * Returns 0, or 400 naming the parameter that lacks '=' or decodes to a NUL
+ * byte, or when there are too many. */
+int rollup_params_split(char *qs, struct rollup_param *params, int *nparams, char *err,
+			size_t errlen) __attribute__((warn_unused_result));
+
 void rollup_query_init(struct rollup_query *q, enum rollup_kind kind);
 void rollup_query_free(struct rollup_query *q);
 
-/* Parses and validates params for q->kind (set by rollup_query_init). Returns
- * 0, or 400 with a message in err that names the parameter, or 503 when out
- * of memory. */
+/* Parses and validates params for q->kind (set by rollup_query_init). Every
+ * name and value must be UTF-8 without control characters (C0, DEL, C1) and
+ * every instant within ROLLUP_TIME_MIN_US..ROLLUP_TIME_MAX_US. Returns 0, or
+ * 400 with a message in err that names the parameter, or 503 when out of
+ * memory. */
 int rollup_query_parse(struct rollup_query *q, const struct rollup_param *params, int nparams,
 		       const struct rollup_limits *lim, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
@@ -132,7 +151,8 @@ void rollup_sql_free(struct rollup_sql *s);
  * .ffffff only when not whole seconds). out needs 32 bytes. */
 void rollup_format_time(long long us, char *out, size_t outlen);
 
-/* The opaque /v1/rows cursor: base64url of "<ts_us>|<id>". */
+/* The opaque /v1/rows cursor: base64url of "<ts_us>|<id>". Parsing checks
+ * the timestamp is in the supported range and the id is UTF-8 text. */
 bool rollup_cursor_encode(long long ts_us, const char *id, struct buf *out);
 
 #endif
