@@ -182,6 +182,9 @@ def test_read_only_database_gets_503_with_retry_after_then_the_batch_is_stored(d
             assert "request id" in body["error"] and body["request_id"], body
             for word in ("read-only", "transaction", "SQLSTATE", "server", "socket", "cost_"):
                 assert word not in r.text, r.text
+        r = c.post("/v1/ingest/turns", body=b'[{"turn": 1}]', key=key)
+        assert r.status_code == 503 and r.headers.get("retry-after") == "1", r.text
+        assert "read-only" not in r.text and "request id" in r.text, r.text
     finally:
         db.query(f"ALTER DATABASE {db.name} RESET default_transaction_read_only")
     assert db.scalar("SELECT count(*) FROM cost_rows") == 1

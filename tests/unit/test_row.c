@@ -8,6 +8,7 @@
 #include "gz.h"
 #include "num.h"
 #include "row.h"
+#include "sinkrow.h"
 #include "unit.h"
 
 #define NOW 1.8e9
@@ -391,4 +392,31 @@ UNIT_TEST(row_byte_limits_allow_the_longest_key_that_fits)
 	CHECK(row_key_bytes_fit(&lim, &total) && total <= ROW_ROLLUP_KEY_MAX_BYTES);
 	lim.max_model_id_bytes += ROW_ROLLUP_KEY_MAX_BYTES - total + 1;
 	CHECK(!row_key_bytes_fit(&lim, &total) && total == ROW_ROLLUP_KEY_MAX_BYTES + 1);
+}
+
+/* libvgsink validates with the same row.c: a row whose agent_id would
+ * overflow the rollup index is refused at record time, naming the field. */
+UNIT_TEST(sink_record_refuses_a_row_over_a_rollup_key_byte_limit)
+{
+	static char a[4 * 256 + 1];
+	vgsink_config cfg;
+	vgsink_stats st;
+	vgsink_row r = sinkrow_minimal();
+	char err[256];
+	vgsink *s;
+
+	vgsink_config_init(&cfg);
+	cfg.url = "http://127.0.0.1:9"; /* nothing listens: rows stay queued */
+	cfg.api_key = "k";
+	cfg.flush_interval_ms = 3600000;
+	s = vgsink_open(&cfg, err, sizeof(err));
+	CHECK_MSG(s != NULL, "%s", err);
+	if (!s)
+		return;
+	r.agent_id = emoji(a, 256);
+	CHECK(vgsink_record(s, &r) == -1);
+	CHECK_MSG(strstr(vgsink_errstr(s), "agent_id: 1024 bytes") != NULL, "%s", vgsink_errstr(s));
+	vgsink_stats_get(s, &st);
+	CHECK(st.queued == 0);
+	vgsink_close(s, 0);
 }
