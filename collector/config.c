@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "row.h"
+
 #define OFF(f) offsetof(struct config, f)
 
 const struct config_param config_params[] = {
@@ -40,6 +42,14 @@ const struct config_param config_params[] = {
 	  "cap for error_message" },
 	{ "max_metadata_bytes", CFG_INT, OFF(max_metadata_bytes), true, "16384",
 	  "cap for a row's metadata object, as compact JSON" },
+	{ "max_project_bytes", CFG_INT, OFF(max_project_bytes), true, "512",
+	  "cap for project in UTF-8 bytes (the rollup index holds the four key strings in one entry)" },
+	{ "max_agent_id_bytes", CFG_INT, OFF(max_agent_id_bytes), true, "640",
+	  "cap for agent_id in UTF-8 bytes" },
+	{ "max_provider_bytes", CFG_INT, OFF(max_provider_bytes), true, "640",
+	  "cap for provider in UTF-8 bytes" },
+	{ "max_model_id_bytes", CFG_INT, OFF(max_model_id_bytes), true, "640",
+	  "cap for model_id in UTF-8 bytes; the four byte caps plus 204 must stay at most 2704" },
 	{ "rate_limit_rps", CFG_DOUBLE, OFF(rate_limit_rps), true, "200",
 	  "requests per second each key may make (token bucket); 0 turns rate limiting off" },
 	{ "rate_limit_burst", CFG_INT, OFF(rate_limit_burst), true, "400",
@@ -293,6 +303,55 @@ bool config_load_env(struct config *cfg, char *err, size_t errlen)
 	return true;
 }
 
+/* The row limits the database depends on. */
+static bool config_validate_rows(const struct config *cfg, char *err, size_t errlen)
+{
+	struct row_limits lim;
+	size_t total;
+
+	config_row_limits(cfg, &lim);
+	if (!row_key_bytes_fit(&lim, &total)) {
+		snprintf(
+			err, errlen,
+			"max_project_bytes (%d) + max_agent_id_bytes (%d) + max_provider_bytes (%d)"
+			" + max_model_id_bytes (%d) + %d for the rest of the rollup key = %zu:"
+			" must be at most %d, the most one entry of the rollup index can hold",
+			cfg->max_project_bytes, cfg->max_agent_id_bytes, cfg->max_provider_bytes,
+			cfg->max_model_id_bytes, ROW_ROLLUP_KEY_FIXED_BYTES, total,
+			ROW_ROLLUP_KEY_MAX_BYTES);
+		return false;
+	}
+	/* Retention forgets a dropped month's ids; ingest then refuses its rows by
+	 * the horizon, but a window that accepts rows retention already dropped
+	 * is a configuration mistake worth refusing outright. 28 days is the
+	 * shortest month. */
+	if (cfg->retention_months > 0 &&
+	    (long long)cfg->retention_months * 28 < (long long)cfg->max_row_age_days) {
+		snprintf(err, errlen,
+			 "retention_months = %d keeps at least %lld days, fewer than"
+			 " max_row_age_days = %d: rows retention drops would still be accepted."
+			 " Raise retention_months or lower max_row_age_days to at most %lld",
+			 cfg->retention_months, (long long)cfg->retention_months * 28,
+			 cfg->max_row_age_days, (long long)cfg->retention_months * 28);
+		return false;
+	}
+	return true;
+}
+
+void config_row_limits(const struct config *cfg, struct row_limits *lim)
+{
+	row_limits_default(lim);
+	lim->max_string_chars = (size_t)cfg->max_string_chars;
+	lim->max_error_message_chars = (size_t)cfg->max_error_message_chars;
+	lim->max_metadata_bytes = (size_t)cfg->max_metadata_bytes;
+	lim->max_row_age_s = cfg->max_row_age_days * 86400.0;
+	lim->max_clock_skew_s = cfg->max_clock_skew_s;
+	lim->max_project_bytes = (size_t)cfg->max_project_bytes;
+	lim->max_agent_id_bytes = (size_t)cfg->max_agent_id_bytes;
+	lim->max_provider_bytes = (size_t)cfg->max_provider_bytes;
+	lim->max_model_id_bytes = (size_t)cfg->max_model_id_bytes;
+}
+
 bool config_validate(struct config *cfg, char *err, size_t errlen)
 {
 	if (cfg->pool_size < 1 || cfg->pool_size > 256) {
@@ -332,6 +391,8 @@ bool config_validate(struct config *cfg, char *err, size_t errlen)
 			 "max_connections, idle_timeout_s and key_refresh_s must be at least 1");
 		return false;
 	}
+	if (!config_validate_rows(cfg, err, errlen))
+		return false;
 	if (cfg->db_file[0]) {
 		char line[4096];
 		FILE *f = fopen(cfg->db_file, "r");

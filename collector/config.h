@@ -23,6 +23,10 @@ struct config {
 	int max_string_chars;
 	int max_error_message_chars;
 	int max_metadata_bytes;
+	int max_project_bytes; /* the rollup key's strings, in UTF-8 bytes */
+	int max_agent_id_bytes;
+	int max_provider_bytes;
+	int max_model_id_bytes;
 	double rate_limit_rps;
 	int rate_limit_burst;
 	char *tls_cert_file;
@@ -71,6 +75,10 @@ bool config_load_env(struct config *cfg, char *err, size_t errlen)
 /* Checks cross-field rules and reads db_file. */
 bool config_validate(struct config *cfg, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
+
+/* The row limits cfg sets (the others at their defaults). */
+struct row_limits;
+void config_row_limits(const struct config *cfg, struct row_limits *lim);
 
 const struct config_param *config_find(const char *name);
 /* Parameter names differing between a and b that are not reloadable, comma-separated

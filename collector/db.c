@@ -69,7 +69,14 @@ enum db_fault db_classify(PGconn *conn, const PGresult *res)
 {
 	const char *s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
-	if (!conn || PQstatus(conn) != CONNECTION_OK || !s || strlen(s) != 5)
+	if (!conn || PQstatus(conn) != CONNECTION_OK)
+		return DB_FAULT_TRANSIENT;
+	return db_classify_sqlstate(s);
+}
+
+enum db_fault db_classify_sqlstate(const char *s)
+{
+	if (!s || strlen(s) != 5)
 		return DB_FAULT_TRANSIENT;
 	if (db_state_transient(s))
 		return DB_FAULT_TRANSIENT;

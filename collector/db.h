@@ -36,6 +36,9 @@ enum db_fault {
 /* Classifies a failed result by its SQLSTATE (and the connection's state when
  * there is no result, or no SQLSTATE: a lost connection is transient). */
 enum db_fault db_classify(PGconn *conn, const PGresult *res);
+/* The same rule for a bare SQLSTATE on a live connection (NULL or malformed:
+ * transient, as no SQLSTATE means the server did not answer). */
+enum db_fault db_classify_sqlstate(const char *sqlstate);
 /* The HTTP status for a fault: 503 for transient, 500 otherwise (a DATA fault
  * that reaches a client whole is still ours to explain). */
 int db_fault_status(enum db_fault f);

@@ -54,14 +54,23 @@ static void ingest_answer_rows(struct ingest_job *job, const struct ingest_batch
 {
 	struct buf *a = &job->answer;
 
+	int i = 0, k = 0;
+
 	job->accepted = res->accepted;
 	job->duplicates = res->duplicates;
-	job->rejected = b->nrejects;
+	job->rejected = b->nrejects + res->nrejects;
 	buf_printf(a, "{\"accepted\":%d,\"duplicates\":%d,\"rejected\":%d,\"errors\":[",
-		   res->accepted, res->duplicates, b->nrejects);
-	for (int i = 0; i < b->nrejects; i++) {
-		buf_printf(a, "%s{\"index\":%d,\"error\":", i ? "," : "", b->rejects[i].index);
-		row_json_string(a, b->rejects[i].reason);
+		   res->accepted, res->duplicates, job->rejected);
+	/* The decoder's rejects and the store's, merged in request order. */
+	while (i < b->nrejects || k < res->nrejects) {
+		const struct ingest_reject *r =
+			k >= res->nrejects || (i < b->nrejects &&
+					       b->rejects[i].index < res->rejects[k].index)
+				? &b->rejects[i++]
+				: &res->rejects[k++];
+
+		buf_printf(a, "%s{\"index\":%d,\"error\":", i + k > 1 ? "," : "", r->index);
+		row_json_string(a, r->reason);
 		buf_putc(a, '}');
 	}
 	buf_puts(a, "]}");
@@ -128,6 +137,7 @@ static void ingest_work(struct pool_job *pj, struct pool_worker *w)
 		job->status = ingest_store(w, &b, job->key_id, &res, job->err, sizeof(job->err));
 		if (job->status == 200)
 			ingest_answer_rows(job, &b, &res);
+		ingest_result_release(&res);
 	}
 	ingest_batch_release(&b);
 }
@@ -150,9 +160,20 @@ static void ingest_done(struct pool_job *pj)
 				job->duplicates, job->rejected);
 		http_reply(hr, 200, "application/json", job->answer.data ? job->answer.data : "{}",
 			   job->answer.len);
+	} else if (job->status == 503) {
+		/* Our words to the client; the database's text only to the log. */
+		http_reply_internal(
+			hr, 503,
+			job->turns ? "the turns could not be stored just now; retry shortly"
+				   : "the batch could not be stored just now; retry shortly",
+			job->err);
+	} else if (job->status >= 500) {
+		http_reply_internal(hr, job->status,
+				    job->turns ? "the turns could not be stored"
+					       : "the batch could not be stored",
+				    job->err);
 	} else {
-		if (job->status == 503)
-			http_set_header(hr, "Retry-After", "1");
+		/* 400 and 413 from the decoder: the client's own fault, in our words. */
 		http_reply_error(hr, job->status, "%s", job->err);
 	}
 	ingest_job_free(job);
@@ -199,12 +220,7 @@ static void ingest_submit(struct http_req *hr, bool turns)
 	job->tenant = key->tenant ? strdup(key->tenant) : NULL;
 	job->limits.max_inflated_bytes = srv->cfg.max_inflated_bytes;
 	job->limits.max_batch_rows = srv->cfg.max_batch_rows;
-	row_limits_default(&job->limits.row);
-	job->limits.row.max_string_chars = (size_t)srv->cfg.max_string_chars;
-	job->limits.row.max_error_message_chars = (size_t)srv->cfg.max_error_message_chars;
-	job->limits.row.max_metadata_bytes = (size_t)srv->cfg.max_metadata_bytes;
-	job->limits.row.max_row_age_s = srv->cfg.max_row_age_days * 86400.0;
-	job->limits.row.max_clock_skew_s = srv->cfg.max_clock_skew_s;
+	config_row_limits(&srv->cfg, &job->limits.row);
 	job->now = server_now_epoch();
 	buf_init(&job->answer, 0);
 	if ((key->project && !job->project) || (key->tenant && !job->tenant)) {

@@ -1,12 +1,16 @@
 /* One ingest transaction:
- *   BEGIN; COPY batch -> temp staging table; [COPY rejects -> ingest_rejects];
- *   one statement: claim ids in cost_row_ids (sorted, ON CONFLICT DO NOTHING
- *   RETURNING id), insert only the claimed rows into cost_rows, and upsert the
- *   hourly rollup from those inserted rows (pre-aggregated, in key order);
- *   COMMIT.
+ *   BEGIN; read the retention horizon FOR SHARE; COPY the rows at or after it
+ *   -> temp staging table; one statement: claim ids in cost_row_ids (sorted,
+ *   ON CONFLICT DO NOTHING RETURNING id), insert only the claimed rows into
+ *   cost_rows, and upsert the hourly rollup from those inserted rows
+ *   (pre-aggregated, in key order); COPY rejects -> ingest_rejects; COMMIT.
  * Sorting both the id claims and the rollup keys means concurrent batches lock
  * in the same order and cannot deadlock; if PostgreSQL still reports a
- * deadlock or serialization failure, the whole transaction is retried. */
+ * deadlock or serialization failure, the whole transaction is retried. If the
+ * database refuses the data itself (SQLSTATE class 22, 23, 54), the batch is
+ * run again one row per savepoint, so each row it refuses is rejected on its
+ * own and the others are stored. Every failure is classified by db_classify:
+ * a condition that can pass is 503, never a rejection. */
 #include "ingest_store.h"
 
 #include <cJSON.h>
@@ -26,6 +30,16 @@
 #include "row.h"
 
 #define STORE_RETRIES 3
+
+/* Why a statement failed: db_classify's verdict, the SQLSTATE, and whether
+ * running the transaction again can help (deadlock, serialization, or a
+ * partition retention dropped under a cached month). */
+struct store_fail {
+	enum db_fault fault;
+	char state[6];
+	bool retry;
+	bool partition_gone;
+};
 
 static const char stage_sql[] =
 	"SET TimeZone = 'UTC';"
@@ -109,10 +123,16 @@ static void copy_number(struct buf *out, double v)
 	buf_append(out, num, num_format(v, num, sizeof(num)));
 }
 
-/* Epoch seconds -> "YYYY-MM-DD HH:MM:SS.ffffff+00", rounded to microseconds. */
-static void copy_timestamp(struct buf *out, double epoch)
+/* The one rounding rule for a row's time: epoch seconds to the nearest whole
+ * microsecond. The partition month and the COPY text both come from it. */
+static long long store_micros(double epoch)
 {
-	long long us = llround(epoch * 1e6);
+	return llround(epoch * 1e6);
+}
+
+/* Microseconds since the epoch (>= 0) -> "YYYY-MM-DD HH:MM:SS.ffffff+00". */
+static void copy_timestamp(struct buf *out, long long us)
+{
 	time_t secs = (time_t)(us / 1000000);
 	struct tm tm;
 	char ts[48];
@@ -123,11 +143,11 @@ static void copy_timestamp(struct buf *out, double epoch)
 	buf_puts(out, ts);
 }
 
-static void copy_row(struct buf *out, const struct row *r)
+static void copy_row(struct buf *out, const struct row *r, long long us)
 {
 	copy_text(out, r->id);
 	buf_putc(out, '\t');
-	copy_timestamp(out, r->timestamp);
+	copy_timestamp(out, us);
 	buf_putc(out, '\t');
 	copy_text(out, row_modality_name(r->modality));
 	buf_putc(out, '\t');
@@ -180,42 +200,76 @@ static void copy_row(struct buf *out, const struct row *r)
 
 /* ---- transaction steps ------------------------------------------------------- */
 
-/* Sends data through an open COPY ... FROM STDIN and finishes it. */
-static bool store_copy(PGconn *conn, const char *sql, const struct buf *data, char *err,
+/* Records why a statement failed: err gets the database's own text (for the
+ * log, never for the client), f its classification. */
+static void store_failed(PGconn *conn, const PGresult *res, struct store_fail *f, char *err,
+			 size_t errlen)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+	db_result_error(conn, res, err, errlen);
+	f->fault = db_classify(conn, res);
+	snprintf(f->state, sizeof(f->state), "%s", state ? state : "");
+	/* "no partition of relation ... found for row" is 23514 without a
+	 * constraint name; a CHECK constraint's violation names its constraint. */
+	f->partition_gone = state && strcmp(state, "23514") == 0 &&
+			    !PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
+	f->retry =
+		PQstatus(conn) == CONNECTION_OK && state &&
+		(strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0 || f->partition_gone);
+}
+
+/* Runs commands that return no rows or rows we ignore, classifying a failure. */
+static bool store_exec(PGconn *conn, const char *sql, struct store_fail *f, char *err,
 		       size_t errlen)
+{
+	PGresult *res = PQexec(conn, sql);
+	bool ok = res && (PQresultStatus(res) == PGRES_COMMAND_OK ||
+			  PQresultStatus(res) == PGRES_TUPLES_OK);
+
+	if (!ok)
+		store_failed(conn, res, f, err, errlen);
+	PQclear(res);
+	return ok;
+}
+
+/* Sends len bytes of data through COPY ... FROM STDIN and finishes it. */
+static bool store_copy(PGconn *conn, const char *sql, const char *data, size_t len,
+		       struct store_fail *f, char *err, size_t errlen)
 {
 	PGresult *res = PQexec(conn, sql);
 	bool ok;
 
 	if (PQresultStatus(res) != PGRES_COPY_IN) {
-		db_result_error(conn, res, err, errlen);
+		store_failed(conn, res, f, err, errlen);
 		PQclear(res);
 		return false;
 	}
 	PQclear(res);
-	ok = (data->len == 0 || PQputCopyData(conn, data->data, (int)data->len) == 1) &&
+	ok = (len == 0 || PQputCopyData(conn, data, (int)len) == 1) &&
 	     PQputCopyEnd(conn, NULL) == 1;
 	res = PQgetResult(conn);
 	ok = ok && PQresultStatus(res) == PGRES_COMMAND_OK;
 	if (!ok)
-		db_result_error(conn, res, err, errlen);
+		store_failed(conn, res, f, err, errlen);
 	PQclear(res);
 	while ((res = PQgetResult(conn)) != NULL)
 		PQclear(res);
 	return ok;
 }
 
-static bool store_prepare(struct pool_worker *w, PGconn *conn, char *err, size_t errlen)
+static bool store_prepare(struct pool_worker *w, PGconn *conn, struct store_fail *f, char *err,
+			  size_t errlen)
 {
 	PGresult *res;
 
 	if (w->stage_ready)
 		return true;
-	if (!db_exec(conn, stage_sql, err, errlen))
+	if (!store_exec(conn, stage_sql, f, err, errlen))
 		return false;
 	res = PQprepare(conn, "vgc_ingest", insert_sql, 1, NULL);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		db_result_error(conn, res, err, errlen);
+		store_failed(conn, res, f, err, errlen);
 		PQclear(res);
 		return false;
 	}
@@ -224,18 +278,22 @@ static bool store_prepare(struct pool_worker *w, PGconn *conn, char *err, size_t
 	return true;
 }
 
-/* Makes sure every month the batch touches has a partition. Run outside the
- * batch transaction: creating a partition locks the parent table briefly. */
+/* Makes sure every month the batch touches has a partition, the month taken
+ * from the same rounded microseconds as the COPY text (us). Run outside the
+ * batch transaction: creating a partition locks the parent table briefly.
+ * vgc_ensure_partition creates nothing for a month retention dropped; the
+ * transaction refuses those rows by the horizon. */
 static bool store_partitions(struct pool_worker *w, PGconn *conn, const struct ingest_batch *b,
-			     char *err, size_t errlen)
+			     const long long *us, struct store_fail *f, char *err, size_t errlen)
 {
 	for (int i = 0; i < b->nrows; i++) {
-		time_t t = (time_t)floor(b->rows[i].timestamp);
+		time_t t = (time_t)(us[i] / 1000000);
 		struct tm tm;
 		int month, k;
 		char ts[40];
 		const char *params[1] = { ts };
 		PGresult *res;
+		bool made;
 
 		gmtime_r(&t, &tm);
 		month = (tm.tm_year + 1900) * 12 + tm.tm_mon;
@@ -249,11 +307,14 @@ static bool store_partitions(struct pool_worker *w, PGconn *conn, const struct i
 		res = PQexecParams(conn, "SELECT vgc_ensure_partition($1::timestamptz)", 1, NULL,
 				   params, NULL, NULL, 0);
 		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-			db_result_error(conn, res, err, errlen);
+			store_failed(conn, res, f, err, errlen);
 			PQclear(res);
 			return false;
 		}
+		made = PQntuples(res) == 1 && !PQgetisnull(res, 0, 0);
 		PQclear(res);
+		if (!made)
+			continue;
 		if (w->known_months_count == (int)(sizeof(w->known_months) / sizeof(int)))
 			w->known_months_count = 0;
 		w->known_months[w->known_months_count++] = month;
@@ -261,74 +322,234 @@ static bool store_partitions(struct pool_worker *w, PGconn *conn, const struct i
 	return true;
 }
 
-/* SQLSTATE classes worth retrying: deadlock, serialization failure, and "no
- * partition for row" (retention dropped a month we had cached). */
-static bool store_retryable(const PGresult *res, bool *partition_gone)
+/* Reads the retention horizon FOR SHARE, so a retention pass cannot drop a
+ * month under this transaction (it raises the horizon FOR UPDATE). *has is
+ * false while nothing was dropped; day is the horizon as YYYY-MM-DD (UTC). */
+static bool store_horizon(PGconn *conn, bool *has, long long *us, char *day, size_t daylen,
+			  struct store_fail *f, char *err, size_t errlen)
 {
-	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	PGresult *res =
+		PQexec(conn, "SELECT (extract(epoch FROM dropped_before) * 1000000)::bigint,"
+			     " to_char(dropped_before AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+			     " FROM vgc_retention FOR SHARE");
 
-	*partition_gone = state && strcmp(state, "23514") == 0;
-	return state &&
-	       (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0 || *partition_gone);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		store_failed(conn, res, f, err, errlen);
+		PQclear(res);
+		return false;
+	}
+	*has = PQntuples(res) > 0 && !PQgetisnull(res, 0, 0);
+	if (*has) {
+		*us = atoll(PQgetvalue(res, 0, 0));
+		snprintf(day, daylen, "%s", PQgetvalue(res, 0, 1));
+	}
+	PQclear(res);
+	return true;
 }
 
-static int store_once(struct pool_worker *w, PGconn *conn, const struct ingest_batch *b,
-		      const struct buf *rows, const struct buf *rejects, const char *key_id,
-		      struct ingest_result *res, bool *retry, char *err, size_t errlen)
+/* Stages len bytes of COPY rows and runs the insert statement; *accepted gets
+ * the rows it stored (the others were duplicates). */
+static bool store_insert(PGconn *conn, const char *rows, size_t len, const char *key, int *accepted,
+			 struct store_fail *f, char *err, size_t errlen)
 {
-	const char *params[1] = { key_id };
+	const char *params[1] = { key };
 	PGresult *r;
-	bool gone = false;
 
-	*retry = false;
-	if (!store_partitions(w, conn, b, err, errlen))
-		return 503;
-	if (!db_exec(conn, "BEGIN", err, errlen))
-		return 503;
-	if (rejects->len &&
-	    !store_copy(conn, "COPY ingest_rejects (key_id, row_index, reason, raw) FROM STDIN",
-			rejects, err, errlen))
-		goto fail;
-	if (b->nrows) {
-		if (!store_copy(conn, "COPY vgc_stage FROM STDIN", rows, err, errlen))
-			goto fail;
-		r = PQexecPrepared(conn, "vgc_ingest", 1, params, NULL, NULL, 0);
-		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-			db_result_error(conn, r, err, errlen);
-			*retry = store_retryable(r, &gone);
-			if (gone)
-				w->known_months_count = 0;
-			PQclear(r);
-			goto fail;
-		}
-		res->accepted = atoi(PQgetvalue(r, 0, 0));
+	if (!store_copy(conn, "COPY vgc_stage FROM STDIN", rows, len, f, err, errlen))
+		return false;
+	r = PQexecPrepared(conn, "vgc_ingest", 1, params, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		store_failed(conn, r, f, err, errlen);
 		PQclear(r);
+		return false;
 	}
-	res->duplicates = b->duplicates + (b->nrows - res->accepted);
-	if (!db_exec(conn, "COMMIT", err, errlen)) {
-		/* The outcome is unknown: answer 503 so the client retries, and
-		 * let dedup make that retry harmless. */
-		return 503;
+	*accepted = atoi(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return true;
+}
+
+/* Our words for a row PostgreSQL refused, by SQLSTATE class. */
+static const char *store_data_words(const char *state)
+{
+	if (strncmp(state, "22", 2) == 0)
+		return "a value is out of range or malformed for its column";
+	if (strncmp(state, "23", 2) == 0)
+		return "it breaks a constraint of the schema";
+	return "it is too large for the database to store";
+}
+
+/* Adds row i of b to res's rejects with reason; raw is the row as JSON. */
+static bool store_reject(struct ingest_result *res, const struct ingest_batch *b, int i,
+			 const char *reason)
+{
+	struct ingest_reject *r = &res->rejects[res->nrejects];
+	struct buf raw;
+
+	buf_init(&raw, 0);
+	if (!row_to_json(&b->rows[i], &raw)) {
+		buf_release(&raw);
+		return false;
 	}
-	return 200;
+	r->index = b->row_index[i];
+	r->reason = strdup(reason);
+	r->raw = buf_steal(&raw, NULL);
+	if (!r->reason || !r->raw) {
+		free(r->reason);
+		free(r->raw);
+		return false;
+	}
+	res->nrejects++;
+	return true;
+}
+
+static void store_result_reset(struct ingest_result *res)
+{
+	for (int i = 0; i < res->nrejects; i++) {
+		free(res->rejects[i].reason);
+		free(res->rejects[i].raw);
+	}
+	res->nrejects = 0;
+	res->accepted = 0;
+	res->duplicates = 0;
+}
+
+/* Stores each staged row under its own savepoint: a row the database refuses
+ * (a DATA fault) is rolled back alone and rejected in our words with its
+ * SQLSTATE; any other failure ends the transaction. */
+static bool store_rows_one_by_one(PGconn *conn, const struct ingest_batch *b,
+				  const struct buf *rows, const size_t *starts, const int *which,
+				  int n, const char *key, struct ingest_result *res,
+				  struct store_fail *f, char *err, size_t errlen)
+{
+	for (int k = 0; k < n; k++) {
+		int accepted = 0;
+		char why[256];
+
+		if (!store_exec(conn, "SAVEPOINT vgc_row", f, err, errlen))
+			return false;
+		if (store_insert(conn, rows->data + starts[k], starts[k + 1] - starts[k], key,
+				 &accepted, f, err, errlen)) {
+			res->accepted += accepted;
+			if (!store_exec(conn, "DELETE FROM vgc_stage; RELEASE SAVEPOINT vgc_row", f,
+					err, errlen))
+				return false;
+			continue;
+		}
+		if (f->fault != DB_FAULT_DATA || f->partition_gone)
+			return false;
+		log_warn("ingest: PostgreSQL refused row %d (SQLSTATE %s): %s",
+			 b->row_index[which[k]], f->state, err);
+		snprintf(why, sizeof(why), "row refused by the database (SQLSTATE %s): %s",
+			 f->state, store_data_words(f->state));
+		if (!store_exec(conn, "ROLLBACK TO SAVEPOINT vgc_row", f, err, errlen))
+			return false;
+		if (!store_reject(res, b, which[k], why)) {
+			f->fault = DB_FAULT_TRANSIENT;
+			snprintf(err, errlen, "out of memory recording a refused row");
+			return false;
+		}
+	}
+	return true;
+}
+
+/* One attempt at the batch's transaction (see the top of the file). With
+ * per_row, rows are stored one per savepoint to isolate the ones PostgreSQL
+ * refuses. rejects holds the decoder's rejects as COPY text. */
+static bool store_txn(PGconn *conn, const struct ingest_batch *b, const long long *us,
+		      const struct buf *rejects, const char *key, bool per_row,
+		      struct ingest_result *res, struct store_fail *f, char *err, size_t errlen)
+{
+	struct buf rows, rej;
+	size_t *starts = calloc((size_t)b->nrows + 1, sizeof(*starts));
+	int *which = calloc((size_t)b->nrows + 1, sizeof(*which));
+	long long horizon = 0;
+	bool has = false, ok = false;
+	char day[16] = "";
+	int n = 0;
+
+	store_result_reset(res);
+	buf_init(&rows, 0);
+	buf_init(&rej, 0);
+	if (!starts || !which) {
+		f->fault = DB_FAULT_TRANSIENT;
+		snprintf(err, errlen, "out of memory encoding the batch");
+		goto out;
+	}
+	if (!store_exec(conn, "BEGIN", f, err, errlen))
+		goto fail;
+	if (!store_horizon(conn, &has, &horizon, day, sizeof(day), f, err, errlen))
+		goto fail;
+	for (int i = 0; i < b->nrows; i++) {
+		if (has && us[i] < horizon) {
+			char why[160];
+
+			snprintf(why, sizeof(why),
+				 "row older than the retained window: months before %s were"
+				 " dropped by retention",
+				 day);
+			if (!store_reject(res, b, i, why))
+				goto oom;
+			continue;
+		}
+		starts[n] = rows.len;
+		which[n++] = i;
+		copy_row(&rows, &b->rows[i], us[i]);
+	}
+	starts[n] = rows.len;
+	buf_append(&rej, rejects->data ? rejects->data : "", rejects->len);
+	if (rows.over)
+		goto oom;
+	if (!per_row) {
+		if (n &&
+		    !store_insert(conn, rows.data, rows.len, key, &res->accepted, f, err, errlen))
+			goto fail;
+	} else if (!store_rows_one_by_one(conn, b, &rows, starts, which, n, key, res, f, err,
+					  errlen)) {
+		goto fail;
+	}
+	for (int i = 0; i < res->nrejects; i++) {
+		buf_printf(&rej, "%s\t%d\t", key, res->rejects[i].index);
+		copy_text(&rej, res->rejects[i].reason);
+		buf_putc(&rej, '\t');
+		copy_text(&rej, res->rejects[i].raw);
+		buf_putc(&rej, '\n');
+	}
+	if (rej.over)
+		goto oom;
+	if (rej.len &&
+	    !store_copy(conn, "COPY ingest_rejects (key_id, row_index, reason, raw) FROM STDIN",
+			rej.data, rej.len, f, err, errlen))
+		goto fail;
+	/* A failed COMMIT has ended the transaction (or lost the connection,
+	 * when its outcome is unknown: transient, so the client retries and
+	 * dedup makes the retry harmless). */
+	ok = store_exec(conn, "COMMIT", f, err, errlen);
+	goto out;
+oom:
+	f->fault = DB_FAULT_TRANSIENT;
+	snprintf(err, errlen, "out of memory encoding the batch");
 fail:
 	db_rollback(conn);
-	return PQstatus(conn) == CONNECTION_OK ? 500 : 503;
+out:
+	free(starts);
+	free(which);
+	buf_release(&rows);
+	buf_release(&rej);
+	return ok;
 }
 
 int ingest_store(struct pool_worker *w, const struct ingest_batch *b, long long key_id,
 		 struct ingest_result *res, char *err, size_t errlen)
 {
-	struct buf rows, rejects;
+	struct buf rejects;
+	long long *us = NULL;
 	char key[24];
 	int status = 503;
+	bool per_row = false;
 
 	memset(res, 0, sizeof(*res));
-	buf_init(&rows, 0);
 	buf_init(&rejects, 0);
 	snprintf(key, sizeof(key), "%lld", key_id);
-	for (int i = 0; i < b->nrows; i++)
-		copy_row(&rows, &b->rows[i]);
 	for (int i = 0; i < b->nrejects; i++) {
 		buf_printf(&rejects, "%s\t%d\t", key, b->rejects[i].index);
 		copy_text(&rejects, b->rejects[i].reason);
@@ -336,40 +557,62 @@ int ingest_store(struct pool_worker *w, const struct ingest_batch *b, long long 
 		copy_text(&rejects, b->rejects[i].raw);
 		buf_putc(&rejects, '\n');
 	}
-	if (rows.over || rejects.over) {
+	us = calloc((size_t)b->nrows + 1, sizeof(*us));
+	res->rejects = calloc((size_t)b->nrows + 1, sizeof(*res->rejects));
+	if (rejects.over || !us || !res->rejects) {
 		snprintf(err, errlen, "out of memory encoding the batch");
 		goto out;
 	}
-	for (int attempt = 0; attempt < STORE_RETRIES; attempt++) {
+	for (int i = 0; i < b->nrows; i++)
+		us[i] = store_micros(b->rows[i].timestamp);
+	/* One more attempt than retries: switching to row-by-row is not a retry. */
+	for (int attempt = 0; attempt <= STORE_RETRIES; attempt++) {
 		PGconn *conn = pool_worker_conn(w, err, errlen);
-		bool retry;
+		struct store_fail f = { DB_FAULT_TRANSIENT, "", false, false };
 
 		if (!conn) {
 			status = 503;
 			break;
 		}
-		if (!store_prepare(w, conn, err, errlen)) {
-			metrics_db_error();
-			pool_worker_reset(w);
-			status = 503;
-			continue;
-		}
-		status = store_once(w, conn, b, &rows, &rejects, key, res, &retry, err, errlen);
-		if (status == 200)
+		if (store_prepare(w, conn, &f, err, errlen) &&
+		    store_partitions(w, conn, b, us, &f, err, errlen) &&
+		    store_txn(conn, b, us, &rejects, key, per_row, res, &f, err, errlen)) {
+			res->duplicates =
+				b->duplicates + (b->nrows - res->nrejects - res->accepted);
+			status = 200;
 			break;
+		}
 		metrics_db_error();
+		status = db_fault_status(f.fault);
 		if (PQstatus(conn) != CONNECTION_OK) {
 			pool_worker_reset(w);
+			status = 503;
 			break; /* a COMMIT may have been lost: let the client decide */
 		}
-		if (!retry)
+		if (f.partition_gone)
+			w->known_months_count = 0;
+		if (f.fault == DB_FAULT_DATA && !f.partition_gone && !per_row) {
+			log_info("ingest: PostgreSQL refused the batch's data (SQLSTATE %s);"
+				 " storing it row by row to reject only the rows it refuses",
+				 f.state);
+			per_row = true;
+			continue;
+		}
+		if (!f.retry)
 			break;
 		log_debug("ingest transaction retried: %s", err);
 	}
 out:
-	buf_release(&rows);
+	free(us);
 	buf_release(&rejects);
 	return status;
+}
+
+void ingest_result_release(struct ingest_result *res)
+{
+	store_result_reset(res);
+	free(res->rejects);
+	res->rejects = NULL;
 }
 
 int ingest_store_turns(struct pool_worker *w, const cJSON *root, const bool *nul, long long key_id,
@@ -380,6 +623,7 @@ int ingest_store_turns(struct pool_worker *w, const cJSON *root, const bool *nul
 	const cJSON *item;
 	char key[24];
 	PGconn *conn;
+	struct store_fail f = { DB_FAULT_TRANSIENT, "", false, false };
 	int status = 200, i = -1;
 
 	*stored = 0;
@@ -412,16 +656,21 @@ int ingest_store_turns(struct pool_worker *w, const cJSON *root, const bool *nul
 	}
 	if (*stored == 0)
 		goto out;
+	if (data.over) {
+		snprintf(err, errlen, "out of memory encoding turns");
+		status = 503;
+		goto out;
+	}
 	conn = pool_worker_conn(w, err, errlen);
 	if (!conn) {
 		status = 503;
 		goto out;
 	}
 	if (!store_copy(conn, "COPY ingest_turns (key_id, project, tenant_id, payload) FROM STDIN",
-			&data, err, errlen)) {
+			data.data, data.len, &f, err, errlen)) {
 		metrics_db_error();
-		status = PQstatus(conn) == CONNECTION_OK ? 500 : 503;
-		if (status == 503)
+		status = db_fault_status(f.fault);
+		if (PQstatus(conn) != CONNECTION_OK)
 			pool_worker_reset(w);
 	}
 out:

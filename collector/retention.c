@@ -5,8 +5,11 @@
  *
  * A partition is dropped only when all of it is older than retention_months:
  * its upper bound is at or before now() - retention_months. Each drop is its
- * own short transaction: first the month's ids leave cost_row_ids, then the
- * partition is dropped. DROP takes an ACCESS EXCLUSIVE lock on cost_rows,
+ * own short transaction: the retention horizon rises to the month's upper
+ * bound, the month's ids leave cost_row_ids, then the partition is dropped.
+ * Ingest refuses rows older than the horizon (schema/0002_ledger_faults.sql),
+ * so a resent row of a dropped month is never counted again; the month's
+ * rollups stay as history. DROP takes an ACCESS EXCLUSIVE lock on cost_rows,
  * which would queue every ingest behind it while it waits, so it runs with a
  * short lock_timeout and a busy month is simply retried on the next pass. */
 #include "retention.h"
@@ -65,7 +68,9 @@ static PGresult *retention_query(PGconn *conn, const char *sql, int nparams,
 	return res;
 }
 
-/* Drops one due partition and its ids in one transaction. */
+/* Drops one due partition and its ids in one transaction, raising the
+ * retention horizon (vgc_retention.dropped_before) to the month's upper bound
+ * in the same transaction, so no ingest can store a row of that month again. */
 static bool retention_drop(PGconn *conn, const char *name, const char *lo, const char *hi,
 			   long long *ids, char *err, size_t errlen)
 {
@@ -78,8 +83,23 @@ static bool retention_drop(PGconn *conn, const char *name, const char *lo, const
 		db_error(conn, err, errlen);
 		return false;
 	}
-	if (!db_exec(conn, "BEGIN", err, errlen))
+	/* The horizon first, under FOR UPDATE: it waits for ingest transactions
+	 * that read the old horizon FOR SHARE, and ingests that start after it
+	 * wait for this commit and then see the new horizon. */
+	if (!db_exec(conn, "BEGIN", err, errlen) ||
+	    !db_exec(conn, "SET LOCAL lock_timeout = '3s'", err, errlen) ||
+	    !db_exec(conn, "SELECT 1 FROM vgc_retention FOR UPDATE", err, errlen))
 		goto fail;
+	res = PQexecParams(conn,
+			   "UPDATE vgc_retention SET dropped_before = greatest(dropped_before,"
+			   " $1::timestamp AT TIME ZONE 'UTC')",
+			   1, NULL, &hi, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		db_result_error(conn, res, err, errlen);
+		PQclear(res);
+		goto fail;
+	}
+	PQclear(res);
 	res = PQexecParams(conn,
 			   "DELETE FROM cost_row_ids WHERE ts >= $1::timestamp AT TIME ZONE 'UTC'"
 			   " AND ts < $2::timestamp AT TIME ZONE 'UTC'",
@@ -92,8 +112,7 @@ static bool retention_drop(PGconn *conn, const char *name, const char *lo, const
 	*ids = atoll(PQcmdTuples(res));
 	PQclear(res);
 	snprintf(sql, sizeof(sql), "DROP TABLE %s", ident);
-	if (!db_exec(conn, "SET LOCAL lock_timeout = '3s'", err, errlen) ||
-	    !db_exec(conn, sql, err, errlen) || !db_exec(conn, "COMMIT", err, errlen))
+	if (!db_exec(conn, sql, err, errlen) || !db_exec(conn, "COMMIT", err, errlen))
 		goto fail;
 	PQfreemem(ident);
 	return true;
@@ -307,11 +326,14 @@ void retention_free(struct retention *r)
 static const char retention_usage[] =
 	"usage: vgcollector retention [--dry-run] [--config FILE] [--db CONNINFO]\n"
 	"                             [--retention-months N] [--partitions-ahead N]\n"
+	"                             [--max-row-age-days N]\n"
 	"\n"
 	"Drops the monthly cost_rows partitions lying wholly before now minus\n"
 	"retention_months (0 keeps everything), with their ids, and creates the\n"
 	"partitions for this month and partitions_ahead months after it. `serve`\n"
 	"does the same every hour. Only one process works at a time (advisory lock).\n"
+	"Rows older than the newest dropped month are refused by ingest from then on.\n"
+	"retention_months * 28 days must be at least max_row_age_days.\n"
 	"--dry-run only prints what would be dropped and created.\n"
 	"Settings come from the config file (--config, else $VGC_CONFIG, else\n"
 	"/etc/vgcollector/vgcollector.conf if it exists), VGC_* variables and flags.\n";
@@ -319,7 +341,7 @@ static const char retention_usage[] =
 int retention_cli(int argc, char **argv)
 {
 	const char *config_path = NULL, *v = NULL;
-	char *names[3], *values[3];
+	char *names[8], *values[8];
 	int nflags = 0, rc = 1;
 	bool dry_run = false, bad = false;
 	struct config cfg;
@@ -332,7 +354,8 @@ int retention_cli(int argc, char **argv)
 		static const char *const flags[][2] = {
 			{ "--db", "db" },
 			{ "--retention-months", "retention_months" },
-			{ "--partitions-ahead", "partitions_ahead" }
+			{ "--partitions-ahead", "partitions_ahead" },
+			{ "--max-row-age-days", "max_row_age_days" }
 		};
 		bool matched = false;
 
@@ -355,7 +378,7 @@ int retention_cli(int argc, char **argv)
 			if (bad)
 				return 2;
 			/* A repeated flag is applied twice; the last one wins. */
-			if (nflags == 3) {
+			if (nflags == 8) {
 				fprintf(stderr, "vgcollector retention: too many flags\n");
 				return 2;
 			}

@@ -22,6 +22,21 @@ void row_limits_default(struct row_limits *lim)
 	lim->max_metadata_bytes = 16384;
 	lim->max_row_age_s = 400.0 * 86400.0;
 	lim->max_clock_skew_s = 3600.0;
+	lim->max_project_bytes = 512;
+	lim->max_agent_id_bytes = 640;
+	lim->max_provider_bytes = 640;
+	lim->max_model_id_bytes = 640;
+}
+
+bool row_key_bytes_fit(const struct row_limits *lim, size_t *total)
+{
+	*total = ROW_ROLLUP_KEY_FIXED_BYTES + lim->max_project_bytes + lim->max_agent_id_bytes +
+		 lim->max_provider_bytes + lim->max_model_id_bytes;
+	return lim->max_project_bytes <= ROW_ROLLUP_KEY_MAX_BYTES &&
+	       lim->max_agent_id_bytes <= ROW_ROLLUP_KEY_MAX_BYTES &&
+	       lim->max_provider_bytes <= ROW_ROLLUP_KEY_MAX_BYTES &&
+	       lim->max_model_id_bytes <= ROW_ROLLUP_KEY_MAX_BYTES &&
+	       *total <= ROW_ROLLUP_KEY_MAX_BYTES;
 }
 
 void row_init(struct row *r)
@@ -289,28 +304,43 @@ bool row_from_json(const cJSON *obj, struct row *r, char **metadata_owned, char 
 
 enum row_cap { CAP_ID, CAP_STRING, CAP_PROJECT, CAP_ERROR, CAP_METADATA, CAP_TENANT };
 
-/* The string fields in row_string_fields order, with the rule each follows. */
+#define NO_BYTES ((size_t)-1)
+#define KEY_BYTES(f) offsetof(struct row_limits, f)
+
+/* The string fields in row_string_fields order, with the rule each follows.
+ * bytes is the offset of the field's byte limit in struct row_limits for the
+ * rollup key's strings (NO_BYTES for the others). */
 static const struct row_string_rule {
 	const char *name;
 	size_t offset;
 	enum row_cap cap;
+	size_t bytes;
 } row_string_rules[ROW_NSTRINGS] = {
-	[ROW_STRING_ID] = { "id", offsetof(struct row, id), CAP_ID },
-	[ROW_STRING_MODEL_ID] = { "model_id", offsetof(struct row, model_id), CAP_STRING },
-	[ROW_STRING_PROVIDER] = { "provider", offsetof(struct row, provider), CAP_STRING },
-	[ROW_STRING_PROJECT] = { "project", offsetof(struct row, project), CAP_PROJECT },
+	[ROW_STRING_ID] = { "id", offsetof(struct row, id), CAP_ID, NO_BYTES },
+	[ROW_STRING_MODEL_ID] = { "model_id", offsetof(struct row, model_id), CAP_STRING,
+				  KEY_BYTES(max_model_id_bytes) },
+	[ROW_STRING_PROVIDER] = { "provider", offsetof(struct row, provider), CAP_STRING,
+				  KEY_BYTES(max_provider_bytes) },
+	[ROW_STRING_PROJECT] = { "project", offsetof(struct row, project), CAP_PROJECT,
+				 KEY_BYTES(max_project_bytes) },
 	[ROW_STRING_PRICING_SOURCE] = { "pricing_source", offsetof(struct row, pricing_source),
-					CAP_STRING },
-	[ROW_STRING_RATE_RULE] = { "rate_rule", offsetof(struct row, rate_rule), CAP_STRING },
+					CAP_STRING, NO_BYTES },
+	[ROW_STRING_RATE_RULE] = { "rate_rule", offsetof(struct row, rate_rule), CAP_STRING,
+				   NO_BYTES },
 	[ROW_STRING_FALLBACK_FROM] = { "fallback_from", offsetof(struct row, fallback_from),
-				       CAP_STRING },
+				       CAP_STRING, NO_BYTES },
 	[ROW_STRING_ERROR_MESSAGE] = { "error_message", offsetof(struct row, error_message),
-				       CAP_ERROR },
-	[ROW_STRING_METADATA] = { "metadata", offsetof(struct row, metadata_json), CAP_METADATA },
-	[ROW_STRING_SESSION_ID] = { "session_id", offsetof(struct row, session_id), CAP_STRING },
-	[ROW_STRING_AGENT_ID] = { "agent_id", offsetof(struct row, agent_id), CAP_STRING },
-	[ROW_STRING_TENANT_ID] = { "tenant_id", offsetof(struct row, tenant_id), CAP_TENANT },
-	[ROW_STRING_REVISION] = { "revision", offsetof(struct row, revision), CAP_STRING },
+				       CAP_ERROR, NO_BYTES },
+	[ROW_STRING_METADATA] = { "metadata", offsetof(struct row, metadata_json), CAP_METADATA,
+				  NO_BYTES },
+	[ROW_STRING_SESSION_ID] = { "session_id", offsetof(struct row, session_id), CAP_STRING,
+				    NO_BYTES },
+	[ROW_STRING_AGENT_ID] = { "agent_id", offsetof(struct row, agent_id), CAP_STRING,
+				  KEY_BYTES(max_agent_id_bytes) },
+	[ROW_STRING_TENANT_ID] = { "tenant_id", offsetof(struct row, tenant_id), CAP_TENANT,
+				   NO_BYTES },
+	[ROW_STRING_REVISION] = { "revision", offsetof(struct row, revision), CAP_STRING,
+				  NO_BYTES },
 };
 
 void row_string_fields(struct row *r, const char **f[ROW_NSTRINGS])
@@ -376,6 +406,16 @@ static bool row_check_field(const struct row_string_rule *rule, const char *s, s
 			    const struct row_limits *lim, char *err, size_t errlen)
 {
 	*len = strlen(s);
+	if (rule->bytes != NO_BYTES) {
+		size_t max = *(const size_t *)(const void *)((const char *)lim + rule->bytes);
+
+		if (*len > max) {
+			snprintf(err, errlen,
+				 "%s: %zu bytes of UTF-8, the limit is %zu (max_%s_bytes)",
+				 rule->name, *len, max, rule->name);
+			return false;
+		}
+	}
 	switch (rule->cap) {
 	case CAP_ID:
 		if (*len == 0) {

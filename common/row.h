@@ -40,13 +40,28 @@ struct row_limits {
 	size_t max_metadata_bytes;	/* metadata, as compact JSON */
 	double max_row_age_s;		/* older rows are rejected; 0 = no check */
 	double max_clock_skew_s;	/* rows further in the future are rejected; 0 = no check */
+	/* The rollup key's strings, in UTF-8 bytes: the unique index on
+	 * cost_rollup_hourly holds them all in one btree entry, and an entry
+	 * over ROW_ROLLUP_KEY_MAX_BYTES fails the insert. See row_key_bytes_fit. */
+	size_t max_project_bytes, max_agent_id_bytes, max_provider_bytes, max_model_id_bytes;
 };
+
+/* The most bytes one btree entry may take (PostgreSQL's limit for 8 kB
+ * pages), and what the rollup key's other parts can take at most: the index
+ * tuple header and null bitmap (16), the hour (8), the alignment and length
+ * headers of its six text columns (6 * 7), a 128-byte tenant_id, the modality
+ * (3), and the final alignment (7). */
+#define ROW_ROLLUP_KEY_MAX_BYTES 2704
+#define ROW_ROLLUP_KEY_FIXED_BYTES (16 + 8 + 6 * 7 + 128 + 3 + 7)
 
 #define ROW_ID_MAX_CHARS 128
 #define ROW_TENANT_MAX_CHARS 128
 #define ROW_PROJECT_MAX_CHARS 128
 
 void row_limits_default(struct row_limits *lim);
+/* True when the four byte limits plus the key's fixed parts fit one btree
+ * entry; *total gets that sum. */
+bool row_key_bytes_fit(const struct row_limits *lim, size_t *total);
 void row_init(struct row *r);
 
 const char *row_modality_name(enum row_modality m);

@@ -248,7 +248,7 @@ def test_env_overrides_file_and_flag_overrides_env(db):
     r = run_vgc("retention", "--dry-run", "--config", path, "--db", db.conninfo,
                 env={"VGC_RETENTION_MONTHS": "2"})
     assert r.returncode != 0 and f"{path}:1" in r.stderr
-    write(path, "retention_months = 1\npartitions_ahead = 1\n")
+    write(path, "retention_months = 1\npartitions_ahead = 1\nmax_row_age_days = 28\n")
     r = run_vgc("retention", "--dry-run", "--config", path, "--db", db.conninfo,
                 env={"VGC_RETENTION_MONTHS": "bogus"})
     assert r.returncode != 0 and "VGC_RETENTION_MONTHS" in r.stderr, r.stderr
@@ -647,7 +647,7 @@ def test_retention_dry_run_then_drop(db):
     db.query("INSERT INTO cost_row_ids VALUES ('new-1', now())")
     db.conn.commit()
 
-    r = run_vgc("retention", "--dry-run", "--db", db.conninfo, "--retention-months", "1",
+    r = run_vgc("retention", "--dry-run", "--db", db.conninfo, "--retention-months", "1", "--max-row-age-days", "28",
                 "--partitions-ahead", "5")
     assert r.returncode == 0, r.stderr
     for name in ("cost_rows_202001", "cost_rows_202003", edge):
@@ -660,12 +660,12 @@ def test_retention_dry_run_then_drop(db):
     lock.autocommit = True
     with lock.cursor() as cur:
         cur.execute("SELECT pg_advisory_lock(hashtext('vgcollector.retention'))")
-    r = run_vgc("retention", "--db", db.conninfo, "--retention-months", "1")
+    r = run_vgc("retention", "--db", db.conninfo, "--retention-months", "1", "--max-row-age-days", "28")
     assert r.returncode != 0 and "lock" in r.stderr, r.stdout + r.stderr
     assert "cost_rows_202001" in partitions(db)
     lock.close()
 
-    r = run_vgc("retention", "--db", db.conninfo, "--retention-months", "1",
+    r = run_vgc("retention", "--db", db.conninfo, "--retention-months", "1", "--max-row-age-days", "28",
                 "--partitions-ahead", "5")
     assert r.returncode == 0, r.stderr
     now = partitions(db)
@@ -686,7 +686,8 @@ def test_retention_zero_keeps_everything(db):
 
 def test_serve_runs_retention_at_startup(db, collectors):
     old_partition(db, "2021-02-10 00:00+00", ["s-1"])
-    c = collectors(db, "--retention-months", "3", "--partitions-ahead", "4")
+    c = collectors(db, "--retention-months", "3", "--partitions-ahead", "4",
+                   "--max-row-age-days", "84")
     deadline = time.time() + 15
     while "cost_rows_202102" in partitions(db) or month_name(4) not in partitions(db):
         assert time.time() < deadline, c.output()[-2000:]

@@ -8,6 +8,7 @@
 #include "gz.h"
 #include "num.h"
 #include "row.h"
+#include "sinkrow.h"
 #include "unit.h"
 
 #define NOW 1.8e9
@@ -89,8 +90,40 @@ static void m_long_provider(struct row *r)
 	memset(p, 'p', 299);
 	r->provider = p;
 }
+/* n copies of the 4-byte UTF-8 character U+1F600 in a static buffer. */
+static const char *emoji(char *buf, int n)
+{
+	for (int i = 0; i < n; i++)
+		memcpy(buf + 4 * i, "\xf0\x9f\x98\x80", 4);
+	buf[4 * n] = '\0';
+	return buf;
+}
+static void m_agent_256_emoji(struct row *r)
+{
+	static char a[4 * 256 + 1];
+	r->agent_id = emoji(a, 256); /* 256 characters, within max_string_chars */
+}
+static void m_model_256_cjk(struct row *r)
+{
+	static char m[3 * 256 + 1];
+	for (int i = 0; i < 256; i++)
+		memcpy(m + 3 * i, "\xe6\xbc\xa2", 3);
+	m[3 * 256] = '\0';
+	r->model_id = m;
+}
+static void m_provider_161_emoji(struct row *r)
+{
+	static char p[4 * 161 + 1];
+	r->provider = emoji(p, 161);
+}
 
 static const struct reject_case reject_cases[] = {
+	{ "row_rejects_agent_id_over_its_byte_limit", m_agent_256_emoji,
+	  "agent_id: 1024 bytes of UTF-8, the limit is 640 (max_agent_id_bytes)" },
+	{ "row_rejects_model_id_over_its_byte_limit", m_model_256_cjk,
+	  "model_id: 768 bytes of UTF-8, the limit is 640 (max_model_id_bytes)" },
+	{ "row_rejects_provider_one_char_over_its_byte_limit", m_provider_161_emoji,
+	  "provider: 644 bytes" },
 	{ "row_rejects_empty_id", m_empty_id, "id: required" },
 	{ "row_rejects_id_over_128_chars", m_long_id, "id: 129 characters" },
 	{ "row_rejects_negative_cost", m_negative_cost, "cost_usd" },
@@ -339,4 +372,51 @@ UNIT_TEST(row_counts_characters_not_bytes_against_the_limit)
 	r.model_id = s;
 	CHECK(!row_validate(&r, &lim, 1.7e9, err, sizeof(err)));
 	CHECK(strstr(err, "model_id: 5 characters") != NULL);
+}
+
+UNIT_TEST(row_byte_limits_allow_the_longest_key_that_fits)
+{
+	struct row r = valid_row();
+	struct row_limits lim;
+	static char a[4 * 160 + 1], p[4 * 160 + 1], m[4 * 160 + 1], pr[4 * 128 + 1];
+	char err[256] = "";
+	size_t total;
+
+	r.agent_id = emoji(a, 160); /* 640 bytes each: exactly the default limits */
+	r.provider = emoji(p, 160);
+	r.model_id = emoji(m, 160);
+	r.project = emoji(pr, 128);	 /* 128 characters, 512 bytes */
+	r.error_message = emoji(a, 160); /* not in the key: still counted in characters */
+	CHECK_MSG(validate(&r, err, sizeof(err)), "%s", err);
+	row_limits_default(&lim);
+	CHECK(row_key_bytes_fit(&lim, &total) && total <= ROW_ROLLUP_KEY_MAX_BYTES);
+	lim.max_model_id_bytes += ROW_ROLLUP_KEY_MAX_BYTES - total + 1;
+	CHECK(!row_key_bytes_fit(&lim, &total) && total == ROW_ROLLUP_KEY_MAX_BYTES + 1);
+}
+
+/* libvgsink validates with the same row.c: a row whose agent_id would
+ * overflow the rollup index is refused at record time, naming the field. */
+UNIT_TEST(sink_record_refuses_a_row_over_a_rollup_key_byte_limit)
+{
+	static char a[4 * 256 + 1];
+	vgsink_config cfg;
+	vgsink_stats st;
+	vgsink_row r = sinkrow_minimal();
+	char err[256];
+	vgsink *s;
+
+	vgsink_config_init(&cfg);
+	cfg.url = "http://127.0.0.1:9"; /* nothing listens: rows stay queued */
+	cfg.api_key = "k";
+	cfg.flush_interval_ms = 3600000;
+	s = vgsink_open(&cfg, err, sizeof(err));
+	CHECK_MSG(s != NULL, "%s", err);
+	if (!s)
+		return;
+	r.agent_id = emoji(a, 256);
+	CHECK(vgsink_record(s, &r) == -1);
+	CHECK_MSG(strstr(vgsink_errstr(s), "agent_id: 1024 bytes") != NULL, "%s", vgsink_errstr(s));
+	vgsink_stats_get(s, &st);
+	CHECK(st.queued == 0);
+	vgsink_close(s, 0);
 }
