@@ -291,8 +291,14 @@ vgsink *vgsink_open(const vgsink_config *cfg, char *err, size_t errlen)
 		if (!s->spool)
 			goto fail;
 		pthread_mutex_lock(&s->lock);
+		s->stats.adopted = s->spool->rows; /* this sink answers for them now */
 		sink_update_floor_locked(s);
 		pthread_mutex_unlock(&s->lock);
+		if (s->spool->rej_discarded)
+			sink_log(s, VGSINK_LOG_WARN,
+				 "vgsink: removed the files of %llu rejected rows from "
+				 "SPOOL/rejected/ to stay under spool_max_bytes (%zu bytes)",
+				 (unsigned long long)s->spool->rej_discarded, cfg->spool_max_bytes);
 	}
 	if (!sink_sender_start(s, err, errlen))
 		goto fail;
@@ -432,6 +438,12 @@ void sink_update_floor_locked(struct vgsink *s)
 	}
 	s->sender_floor = floor;
 	s->initial_left = initial;
+	if (s->spool) {
+		s->stats.spooled_rows = s->spool->rows;
+		s->stats.spool_bytes = s->spool->bytes;
+		s->stats.rejected_bytes = s->spool->rej_bytes;
+		s->stats.rejected_discarded = s->spool->rej_discarded;
+	}
 }
 
 static bool sink_flushed_locked(struct vgsink *s, uint64_t target)
@@ -471,7 +483,7 @@ int vgsink_flush(vgsink *s, int timeout_ms)
 				rc = sink_fail(
 					"vgsink_flush: timed out after %d ms with rows unsent "
 					"(%zu queued in memory)",
-					timeout_ms, s->queued);
+					timeout_ms, s->queued + s->held);
 			break;
 		}
 	}

@@ -53,8 +53,15 @@ struct spool {
 	int lock_fd;
 	struct spool_entry *v; /* pending, oldest first */
 	int n, cap;
-	size_t bytes;
-	size_t max_bytes;
+	size_t bytes;		 /* of the pending files */
+	uint64_t rows;		 /* in the pending files */
+	struct spool_entry *rej; /* rejected/, oldest (lowest seq) first */
+	int rej_n, rej_cap;
+	size_t rej_bytes;
+	uint64_t rej_discarded; /* rows of rejected files removed (or never kept)
+				 * to stay under max_bytes; a counter */
+	size_t max_bytes;	/* bytes + rej_bytes stay under it; only rejected
+				 * files are ever removed to make room */
 	uint64_t next_seq;
 	uint64_t initial_mark; /* files with seq <= this were there at open */
 };
@@ -89,7 +96,10 @@ struct vgsink {
 
 	pthread_mutex_t lock; /* guards everything down to `cond`; taken before a shard's */
 	struct sink_item *head, *tail; /* the central queue, in seq order */
-	size_t queued;
+	size_t queued;		       /* rows in the central queue */
+	size_t held;		       /* rows the sender took and keeps in memory with no
+					* spool file: being formed, in `ready`, in flight.
+					* Part of the memory bound and of stats.queued. */
 	uint64_t next_seq;
 	uint64_t sender_floor; /* smallest unanswered row seq the sender holds */
 	int initial_left;      /* spool files found at open, not answered yet */
@@ -106,8 +116,12 @@ struct vgsink {
 	struct event_base *base;
 	struct event *wake, *stop_ev, *tick, *retry_timer, *fork_ev;
 	struct evhttp_connection *evcon;
-	struct sink_batch *ready; /* formed, waiting; the head is in flight or next */
+	struct sink_batch *ready; /* formed, waiting; the head is in flight or next.
+				   * Batches with file_seq 0 are only in memory
+				   * (their rows are in `held`); with a file_seq
+				   * their rows count in the spool's rows. */
 	bool in_flight, backing_off, interval_due;
+	bool spool_stuck;     /* the last spool write failed or found no room */
 	bool conn_closed;     /* evhttp saw the connection close: replace it */
 	int addr_next;	      /* which of the host's addresses the next connection uses */
 	int addr_count;	      /* how many it had at the last lookup */
@@ -120,10 +134,14 @@ struct vgsink {
 /* sink.c */
 void sink_log(struct vgsink *s, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-/* Recomputes sender_floor from ready batches and spool; call with lock held. */
+/* Recomputes sender_floor from ready batches and spool, and copies the
+ * spool's gauges into stats; call with lock held. */
 void sink_update_floor_locked(struct vgsink *s);
 
 /* sink_sender.c: the thread. */
+/* What the sender does with an HTTP answer (0: no answer at all). */
+enum sink_answer { SINK_ANSWER_STORED, SINK_ANSWER_RETRY, SINK_ANSWER_SPLIT, SINK_ANSWER_REJECT };
+enum sink_answer sink_answer_of(int status);
 bool sink_sender_start(struct vgsink *s, char *err, size_t errlen);
 void sink_sender_wake(struct vgsink *s);
 /* Stops the thread; what is unsent is spooled (or counted dropped). */
@@ -142,9 +160,12 @@ void sink_queue_free(struct vgsink *s);
 void sink_queue_push(struct vgsink *s, struct sink_item *it);
 /* Moves every shard's rows to the central queue; true if the sender should wake. */
 bool sink_queue_collect_locked(struct vgsink *s);
+/* recorded (adopted included) and queued (shards, central queue and held). */
 void sink_queue_count_locked(struct vgsink *s, uint64_t *recorded, uint64_t *queued);
-/* Takes n rows off the central queue's count (the caller unlinked them). */
+/* n rows the caller unlinked from the central queue are now held by the sender. */
 void sink_queue_taken_locked(struct vgsink *s, size_t n);
+/* The sender holds delta more (or fewer) rows in memory. */
+void sink_queue_hold_locked(struct vgsink *s, int64_t delta);
 
 /* sink_items.c: item memory, from any thread. Emptied chunks are kept for
  * reuse up to this many (64 KiB each) per process; the rest go back to libc. */
@@ -164,18 +185,25 @@ void sink_batch_free(struct sink_batch *b);
 /* sink_spool.c */
 struct spool *spool_open(const char *dir, size_t max_bytes, char *err, size_t errlen);
 void spool_close(struct spool *sp);
-/* Writes a batch as a new pending file (crash-consistent). Oldest files are
- * dropped first when the spool would pass max_bytes; *dropped_rows counts them.
- * File busy_seq (0: none) is loaded as the batch being sent: if it goes, its
- * rows are not counted, *busy_evicted says so and the batch is memory-only. */
-bool spool_write(struct spool *sp, struct sink_batch *b, uint64_t busy_seq, uint64_t *dropped_rows,
-		 bool *busy_evicted, char *err, size_t errlen);
-/* Loads the oldest pending file (not already loaded) as a batch. */
-struct sink_batch *spool_load_oldest(struct spool *sp, char *err, size_t errlen);
+enum spool_result {
+	SPOOL_WRITTEN, /* b->file_seq is set */
+	SPOOL_FULL,    /* no room beside the pending files: nothing was touched */
+	SPOOL_FAILED,  /* an I/O error, in err */
+};
+/* True when len bytes fit beside the pending files (rejected files make way). */
+bool spool_fits(const struct spool *sp, size_t len);
+/* Writes a batch as a new pending file (crash-consistent). Whether it fits is
+ * decided first; only then do the oldest rejected files make room (counted in
+ * rej_discarded). A pending file is never removed to make room. */
+enum spool_result spool_write(struct spool *sp, struct sink_batch *b, char *err, size_t errlen);
+/* Loads the oldest pending file (not already loaded) as a batch. NULL with
+ * err on a read error: the file is forgotten, *lost_rows says how many rows. */
+struct sink_batch *spool_load_oldest(struct spool *sp, int *lost_rows, char *err, size_t errlen);
 /* The batch of file seq was answered: delete it, or with rejected move it to
  * rejected/. */
 void spool_done(struct spool *sp, uint64_t seq, bool rejected);
-/* Keeps a rejected memory batch in rejected/. */
+/* Keeps a rejected memory batch in rejected/, removing older rejected files
+ * to make room; false (rows counted in rej_discarded) when it cannot. */
 bool spool_write_rejected(struct spool *sp, const struct sink_batch *b, char *err, size_t errlen);
 bool spool_has(const struct spool *sp, uint64_t seq);
 

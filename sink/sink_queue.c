@@ -61,10 +61,11 @@ void sink_queue_free(struct vgsink *s)
 }
 
 /* Past central_max the shards' allowance is not free any more: recording
- * threads then hand every row straight on (see sink_queue_push). */
+ * threads then hand every row straight on (see sink_queue_push). The rows
+ * the sender holds in memory count too. */
 static void queue_note_level_locked(struct vgsink *s)
 {
-	bool tight = s->queued > s->central_max;
+	bool tight = s->queued + s->held > s->central_max;
 
 	if (atomic_load_explicit(&s->tight, memory_order_relaxed) != tight)
 		atomic_store_explicit(&s->tight, tight, memory_order_relaxed);
@@ -73,6 +74,12 @@ static void queue_note_level_locked(struct vgsink *s)
 void sink_queue_taken_locked(struct vgsink *s, size_t n)
 {
 	s->queued -= n;
+	s->held += n;
+}
+
+void sink_queue_hold_locked(struct vgsink *s, int64_t delta)
+{
+	s->held = (size_t)((int64_t)s->held + delta);
 	queue_note_level_locked(s);
 }
 
@@ -105,9 +112,10 @@ static void queue_link_locked(struct vgsink *s, struct sink_item *first, struct 
 	s->queued += n;
 }
 
-/* Appends a chain of n rows to the central queue and applies the bound (with
- * a spool the sender moves batches to disk and the queue may hold twice its
- * bound meanwhile; past that, or with no spool, the oldest rows go, counted).
+/* Appends a chain of n rows to the central queue and applies the bound to
+ * the rows in memory, the sender's included (with a spool the sender moves
+ * batches to disk and memory may hold twice the bound meanwhile; past that,
+ * or with no spool, the oldest queued rows go, counted).
  * Below central_max the shards cannot push the total past the bound. When the
  * queue first passes it, every shard's rows move here, and recording threads
  * hand on each row from then on, so the bound sees every row held (but for
@@ -116,12 +124,12 @@ static void queue_link_locked(struct vgsink *s, struct sink_item *first, struct 
 static bool queue_append_locked(struct vgsink *s, struct sink_item *first, struct sink_item *last,
 				size_t n)
 {
-	size_t before = s->queued;
+	size_t before = s->queued, before_all = s->queued + s->held;
 	size_t limit = s->spool ? 2 * s->cfg.queue_max_rows : s->cfg.queue_max_rows;
 	struct sink_item *drop = NULL, **drop_tail = &drop;
 
 	queue_link_locked(s, first, last, n);
-	if (s->queued > s->central_max && s->handoff_rows > 1 &&
+	if (s->queued + s->held > s->central_max && s->handoff_rows > 1 &&
 	    !atomic_load_explicit(&s->tight, memory_order_relaxed)) {
 		atomic_store_explicit(&s->tight, true, memory_order_relaxed);
 		for (unsigned i = 0; i <= s->shard_mask; i++) {
@@ -133,7 +141,7 @@ static bool queue_append_locked(struct vgsink *s, struct sink_item *first, struc
 				queue_link_locked(s, sfirst, slast, sn);
 		}
 	}
-	while (s->queued > limit) {
+	while (s->queued + s->held > limit && s->head) {
 		struct sink_item *it = s->head;
 
 		s->head = it->next;
@@ -148,7 +156,7 @@ static bool queue_append_locked(struct vgsink *s, struct sink_item *first, struc
 	queue_note_level_locked(s);
 	sink_items_free_list(drop);
 	return (before < (size_t)s->cfg.batch_rows && s->queued >= (size_t)s->cfg.batch_rows) ||
-	       (s->spool && before <= s->central_max && s->queued > s->central_max);
+	       (s->spool && before_all <= s->central_max && s->queued + s->held > s->central_max);
 }
 
 /* Moves one shard's rows to the central queue; the central lock is held. */
@@ -201,8 +209,8 @@ void sink_queue_push(struct vgsink *s, struct sink_item *it)
 
 void sink_queue_count_locked(struct vgsink *s, uint64_t *recorded, uint64_t *queued)
 {
-	*recorded = 0;
-	*queued = s->queued;
+	*recorded = s->stats.adopted;
+	*queued = s->queued + s->held;
 	for (unsigned i = 0; i <= s->shard_mask; i++) {
 		struct sink_shard *sh = &s->shards[i];
 

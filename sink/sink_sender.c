@@ -1,8 +1,9 @@
 /* The sender thread: its own libevent loop forms batches (spool first, then
  * memory), POSTs them one at a time over a kept-alive connection with
  * libevent's HTTP client (TLS through bufferevent_openssl, chain and hostname
- * verified), and applies the delivery rules: retry with capped exponential
- * backoff and jitter honouring Retry-After, never retry 4xx, split on 413. */
+ * verified), and applies the delivery rules (sink_answer_of): retry with
+ * capped exponential backoff and jitter honouring Retry-After, split on 413,
+ * and give up only on the client's own faults. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -38,13 +39,39 @@ static void sender_init_once(void)
 	sender_threads_ok = evthread_use_pthreads() == 0;
 }
 
-/* Publishes a change in what the sender holds to flushers. */
-static void sender_publish(struct vgsink *s)
+/* A change in where rows are. sender_settle applies it under the lock in one
+ * go, with the spool's gauges, so a reader of the stats sees every row in
+ * exactly one place: recorded = sent + dropped + rejected + queued + spooled_rows. */
+struct sender_delta {
+	int64_t held; /* rows the sender keeps in memory with no file */
+	uint64_t sent, duplicates, rejected, dropped, spooled;
+};
+
+/* Applies d (NULL: none) and publishes what the sender holds to flushers. */
+static void sender_settle(struct vgsink *s, const struct sender_delta *d)
 {
+	uint64_t before, after;
+
 	pthread_mutex_lock(&s->lock);
+	if (d) {
+		if (d->held)
+			sink_queue_hold_locked(s, d->held);
+		s->stats.sent += d->sent;
+		s->stats.duplicates += d->duplicates;
+		s->stats.rejected += d->rejected;
+		s->stats.dropped += d->dropped;
+		s->stats.spooled += d->spooled;
+	}
+	before = s->stats.rejected_discarded;
 	sink_update_floor_locked(s);
+	after = s->stats.rejected_discarded;
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
+	if (after > before)
+		sink_log(s, VGSINK_LOG_WARN,
+			 "vgsink: removed the files of %llu rejected rows from SPOOL/rejected/ to "
+			 "stay under spool_max_bytes (%zu bytes); they stay counted as rejected",
+			 (unsigned long long)(after - before), s->spool->max_bytes);
 }
 
 static void sender_count(struct vgsink *s, uint64_t *field, uint64_t n)
@@ -104,48 +131,109 @@ static struct sink_batch *sender_form(struct vgsink *s, bool all)
 	b = sink_batch_from_items(items, n, err, sizeof(err));
 	sink_items_free_list(items);
 	if (!b) {
+		struct sender_delta d = { .held = -(int64_t)n, .dropped = (uint64_t)n };
 		sink_log(s, VGSINK_LOG_ERROR, "vgsink: %d rows dropped: %s", n, err);
-		sender_count(s, &s->stats.dropped, (uint64_t)n);
+		sender_settle(s, &d);
 	}
 	return b;
 }
 
-/* Writes b to the spool; false (rows counted dropped) if that failed. */
-static bool sender_spool(struct vgsink *s, struct sink_batch *b)
+/* Puts b (alone, not in a list) on disk. A batch larger than spool_max_bytes
+ * is split in halves until each piece could fit. A piece that finds no room
+ * beside the pending files, or meets an I/O error, stays in memory, and so
+ * does every piece after it (*stuck): nothing already on disk is ever removed
+ * for it. Returns the pieces in order (b itself when it was not split); those
+ * on disk have file_seq set, and *written counts their rows. */
+static struct sink_batch *sender_store(struct vgsink *s, struct sink_batch *b, uint64_t *written,
+				       bool *stuck)
 {
 	char err[512] = "";
-	uint64_t dropped = 0;
-	bool busy_evicted;
-	bool ok = spool_write(s->spool, b, s->ready ? s->ready->file_seq : 0, &dropped,
-			      &busy_evicted, err, sizeof(err));
+	struct sink_batch *a, *c, *last;
 
-	/* The batch being sent lost its file to make room: it is still in memory,
-	 * and goes back to disk if it fails. Its rows are not dropped. */
-	if (busy_evicted)
-		s->ready->file_seq = 0;
-	if (dropped) {
-		sink_log(s, VGSINK_LOG_WARN, "vgsink: spool full: dropped %llu oldest rows",
-			 (unsigned long long)dropped);
-		sender_count(s, &s->stats.dropped, dropped);
+	if (*stuck)
+		return b;
+	if (b->body.len > s->spool->max_bytes && b->nrows > 1) {
+		if (!sink_batch_split(b, &a, &c, err, sizeof(err))) {
+			sink_log(s, VGSINK_LOG_WARN,
+				 "vgsink: cannot split a batch of %d rows for the spool (%s): kept "
+				 "in memory",
+				 b->nrows, err);
+			*stuck = true;
+			return b;
+		}
+		sink_batch_free(b);
+		a = sender_store(s, a, written, stuck);
+		c = sender_store(s, c, written, stuck);
+		for (last = a; last->next; last = last->next)
+			;
+		last->next = c;
+		return a;
 	}
-	if (!ok) {
-		sink_log(s, VGSINK_LOG_ERROR, "vgsink: %d rows lost: %s", b->nrows, err);
-		sender_count(s, &s->stats.dropped, (uint64_t)b->nrows);
-		return false;
+	if (spool_write(s->spool, b, err, sizeof(err)) == SPOOL_WRITTEN) {
+		*written += (uint64_t)b->nrows;
+		if (s->spool_stuck)
+			sink_log(s, VGSINK_LOG_INFO, "vgsink: the spool takes batches again");
+		s->spool_stuck = false;
+		return b;
 	}
-	sender_count(s, &s->stats.spooled, (uint64_t)b->nrows);
-	return true;
+	/* Said once per episode: every retry tries again. */
+	if (!s->spool_stuck)
+		sink_log(s, VGSINK_LOG_WARN,
+			 "vgsink: %d rows stay in memory, not on disk, until the spool takes them "
+			 "or they are sent: %s",
+			 b->nrows, err);
+	s->spool_stuck = true;
+	*stuck = true;
+	return b;
+}
+
+/* Puts the memory-only batches of the ready list on disk (the head too,
+ * unless it is in flight). False when one had to stay in memory. */
+static bool sender_store_ready(struct vgsink *s)
+{
+	struct sink_batch **pp = &s->ready;
+	struct sender_delta d = { 0 };
+	bool stuck = false;
+
+	if (s->in_flight && *pp)
+		pp = &(*pp)->next;
+	while (*pp && !stuck) {
+		struct sink_batch *b = *pp, *next = b->next, *last;
+		uint64_t written = 0;
+
+		if (b->file_seq) {
+			pp = &b->next;
+			continue;
+		}
+		b->next = NULL;
+		*pp = sender_store(s, b, &written, &stuck);
+		for (last = *pp; last->next; last = last->next)
+			;
+		last->next = next;
+		pp = &last->next;
+		d.held -= (int64_t)written;
+		d.spooled += written;
+	}
+	if (d.spooled)
+		sender_settle(s, &d);
+	return !stuck;
 }
 
 /* While the collector cannot be reached, full batches go to disk, so a crash
- * of the worker loses nothing. */
+ * of the worker loses nothing. With all, every queued row goes. Stops when
+ * the spool has no room (or fails): the rows wait in memory, where the
+ * queue's bound applies. */
 static void sender_spill(struct vgsink *s, bool all)
 {
-	struct sink_batch *b;
+	struct sink_batch *b, **tail;
 
-	if (!s->spool)
+	if (!s->spool || !sender_store_ready(s))
 		return;
 	for (;;) {
+		struct sender_delta d = { 0 };
+		uint64_t written = 0;
+		bool stuck = false;
+
 		pthread_mutex_lock(&s->lock);
 		if (all)
 			sink_queue_collect_locked(s);
@@ -153,9 +241,27 @@ static void sender_spill(struct vgsink *s, bool all)
 		pthread_mutex_unlock(&s->lock);
 		if (!more || !(b = sender_form(s, true)))
 			break;
-		sender_spool(s, b);
-		sink_batch_free(b);
-		sender_publish(s);
+		b = sender_store(s, b, &written, &stuck);
+		/* What is on disk leaves memory; the rest waits its turn to be sent. */
+		for (tail = &s->ready; *tail; tail = &(*tail)->next)
+			;
+		while (b) {
+			struct sink_batch *next = b->next;
+
+			b->next = NULL;
+			if (b->file_seq) {
+				sink_batch_free(b);
+			} else {
+				*tail = b;
+				tail = &b->next;
+			}
+			b = next;
+		}
+		d.held = -(int64_t)written;
+		d.spooled = written;
+		sender_settle(s, &d);
+		if (stuck)
+			break;
 	}
 }
 
@@ -271,22 +377,28 @@ static struct evhttp_connection *sender_conn(struct vgsink *s, char *err, size_t
 
 /* ---- answers ------------------------------------------------------------------- */
 
-/* The head batch is answered: drop it from the ready list (and the spool). */
-static void sender_finish(struct vgsink *s, bool rejected)
+/* The head batch is answered: drop it from the ready list (and the spool),
+ * and settle d, the answer's counts, with it. */
+static void sender_finish(struct vgsink *s, bool rejected, struct sender_delta *d)
 {
 	struct sink_batch *b = s->ready;
 
 	s->ready = b->next;
-	if (b->file_seq && s->spool)
+	if (b->file_seq && s->spool) {
 		spool_done(s->spool, b->file_seq, rejected);
-	else if (rejected && s->spool) {
-		char err[512];
-		if (!spool_write_rejected(s->spool, b, err, sizeof(err)))
-			sink_log(s, VGSINK_LOG_ERROR, "vgsink: cannot keep a rejected batch: %s",
-				 err);
+	} else {
+		d->held -= b->nrows;
+		if (rejected && s->spool) {
+			char err[512];
+			if (!spool_write_rejected(s->spool, b, err, sizeof(err)))
+				sink_log(s, VGSINK_LOG_ERROR,
+					 "vgsink: a rejected batch of %d rows is not kept in "
+					 "SPOOL/rejected/: %s",
+					 b->nrows, err);
+		}
 	}
 	sink_batch_free(b);
-	sender_publish(s);
+	sender_settle(s, d);
 }
 
 static int sender_retry_after(struct evhttp_request *req)
@@ -325,13 +437,12 @@ static void sender_retry(struct vgsink *s, const char *why, int retry_after_s)
 	sink_log(s, VGSINK_LOG_WARN,
 		 "vgsink: batch of %d rows not delivered (%s); retry %d in %ld ms", b->nrows, why,
 		 b->attempts, delay);
-	/* The collector is unreachable or busy: keep the batch on disk meanwhile. */
-	if (s->spool && !b->file_seq && sender_spool(s, b))
-		sender_publish(s);
 	s->backing_off = true;
 	tv.tv_sec = delay / 1000;
 	tv.tv_usec = (delay % 1000) * 1000;
 	evtimer_add(s->retry_timer, &tv);
+	/* The collector is unreachable or busy: keep the batch (and what waits
+	 * behind it) on disk meanwhile. The head may be split doing so. */
 	sender_spill(s, false);
 }
 
@@ -344,22 +455,23 @@ static void sender_accepted(struct vgsink *s, struct evhttp_request *req)
 	double dup = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "duplicates"));
 	double rej = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "rejected"));
 	int nrows = s->ready->nrows;
+	struct sender_delta d = { 0 };
 
 	cJSON_Delete(j);
 	if (acc != acc || dup != dup || rej != rej) { /* not the expected answer: count as sent */
-		acc = nrows;
 		dup = rej = 0;
 	}
-	pthread_mutex_lock(&s->lock);
-	s->stats.sent += (uint64_t)acc;
-	s->stats.duplicates += (uint64_t)dup;
-	s->stats.rejected += (uint64_t)rej;
-	pthread_mutex_unlock(&s->lock);
+	/* Every row of the batch is counted once, whatever the numbers say. */
+	rej = rej < 0 ? 0 : rej > nrows ? nrows : rej;
+	dup = dup < 0 ? 0 : dup > nrows - rej ? nrows - rej : dup;
+	d.rejected = (uint64_t)rej;
+	d.sent = (uint64_t)nrows - d.rejected;
+	d.duplicates = (uint64_t)dup;
 	if (rej > 0)
 		sink_log(s, VGSINK_LOG_WARN,
 			 "vgsink: collector rejected %.0f of %d rows (kept in its ingest_rejects)",
 			 rej, nrows);
-	sender_finish(s, false);
+	sender_finish(s, false, &d);
 }
 
 static void sender_rejected(struct vgsink *s, int code, struct evhttp_request *req)
@@ -367,12 +479,12 @@ static void sender_rejected(struct vgsink *s, int code, struct evhttp_request *r
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(in);
 	int nrows = s->ready->nrows;
+	struct sender_delta d = { .rejected = (uint64_t)nrows };
 
 	sink_log(s, VGSINK_LOG_ERROR, "vgsink: batch of %d rows rejected with %d: %.*s%s", nrows,
 		 code, (int)(len > 300 ? 300 : len), (const char *)evbuffer_pullup(in, -1),
 		 s->spool ? " (kept in SPOOL/rejected/)" : "");
-	sender_count(s, &s->stats.rejected, (uint64_t)nrows);
-	sender_finish(s, true);
+	sender_finish(s, true, &d);
 }
 
 /* 413: replace the head batch by its halves (on disk too, when spooled). */
@@ -388,19 +500,51 @@ static void sender_split(struct vgsink *s, struct evhttp_request *req)
 	sink_log(s, VGSINK_LOG_WARN, "vgsink: batch of %d rows too large (413): split in %d + %d",
 		 b->nrows, a->nrows, c->nrows);
 	if (b->file_seq && s->spool) {
-		sender_spool(s, a);
-		sender_spool(s, c);
-		sink_batch_free(a);
-		sink_batch_free(c);
-		s->ready = b->next;
+		/* The halves replace the file: on disk where they fit, else in
+		 * memory. Written before the file goes, so a crash loses nothing. */
+		struct sender_delta d = { 0 };
+		uint64_t written = 0;
+		bool stuck = false;
+		struct sink_batch *la = sender_store(s, a, &written, &stuck), *last;
+		struct sink_batch *lc = sender_store(s, c, &written, &stuck);
+
+		for (last = la; last->next; last = last->next)
+			;
+		last->next = lc;
+		for (; last->next; last = last->next)
+			;
+		last->next = b->next;
+		s->ready = la;
 		spool_done(s->spool, b->file_seq, false);
-	} else {
-		a->next = c;
-		c->next = b->next;
-		s->ready = a;
+		d.held = (int64_t)b->nrows - (int64_t)written;
+		d.spooled = written;
+		sink_batch_free(b);
+		sender_settle(s, &d);
+		return;
 	}
+	a->next = c;
+	c->next = b->next;
+	s->ready = a;
 	sink_batch_free(b);
-	sender_publish(s);
+	sender_settle(s, NULL);
+}
+
+enum sink_answer sink_answer_of(int status)
+{
+	switch (status) {
+	case 200: return SINK_ANSWER_STORED;
+	/* The client's own faults: sending again cannot help. */
+	case 400:
+	case 401:
+	case 403:
+	case 404:
+	case 415: return SINK_ANSWER_REJECT;
+	case 413: return SINK_ANSWER_SPLIT; /* a single row that gets 413 is rejected */
+	default:
+		/* No answer, 408, 429, every 5xx (a database that is read-only
+		 * or restarting answers 500 or 503), anything unlisted. */
+		return SINK_ANSWER_RETRY;
+	}
 }
 
 static void sender_on_response(struct evhttp_request *req, void *arg)
@@ -412,9 +556,16 @@ static void sender_on_response(struct evhttp_request *req, void *arg)
 	s->in_flight = false;
 	if (s->stopping_thread || !s->ready)
 		return;
-	if (code == 200) {
-		sender_accepted(s, req);
-	} else if (code == 0) {
+	switch (sink_answer_of(code)) {
+	case SINK_ANSWER_STORED: sender_accepted(s, req); break;
+	case SINK_ANSWER_REJECT: sender_rejected(s, code, req); break;
+	case SINK_ANSWER_SPLIT: sender_split(s, req); break;
+	case SINK_ANSWER_RETRY:
+		if (code != 0) {
+			snprintf(why, sizeof(why), "HTTP %d", code);
+			sender_retry(s, why, sender_retry_after(req));
+			break;
+		}
 		sender_conn_drop(s);
 		if (++s->addr_next < s->addr_count) {
 			/* The kick below sends again at once, to the next address. */
@@ -426,13 +577,7 @@ static void sender_on_response(struct evhttp_request *req, void *arg)
 			s->addr_next = 0;
 			sender_retry(s, "connection failed or timed out", -1);
 		}
-	} else if (code == 408 || code == 429 || code == 502 || code == 503 || code == 504) {
-		snprintf(why, sizeof(why), "HTTP %d", code);
-		sender_retry(s, why, sender_retry_after(req));
-	} else if (code == 413) {
-		sender_split(s, req);
-	} else {
-		sender_rejected(s, code, req);
+		break;
 	}
 	sender_kick(s);
 }
@@ -506,16 +651,19 @@ static void sender_kick(struct vgsink *s)
 	}
 	if (!s->ready && s->spool && s->spool->n > 0) {
 		char err[512] = "";
-		s->ready = spool_load_oldest(s->spool, err, sizeof(err));
+		int lost = 0;
+
+		s->ready = spool_load_oldest(s->spool, &lost, err, sizeof(err));
 		if (!s->ready && err[0]) {
-			sink_log(s, VGSINK_LOG_ERROR, "vgsink: %s", err);
-			sender_publish(s);
+			struct sender_delta d = { .dropped = (uint64_t)lost };
+			sink_log(s, VGSINK_LOG_ERROR, "vgsink: %d rows lost: %s", lost, err);
+			sender_settle(s, &d);
 		}
 	}
 	if (!s->ready) {
 		s->ready = sender_form(s, false);
 		if (s->ready)
-			sender_publish(s);
+			sender_settle(s, NULL);
 	}
 	if (s->ready)
 		sender_send(s);
@@ -563,36 +711,34 @@ static void sender_on_retry(evutil_socket_t fd, short what, void *arg)
 	sender_kick(s);
 }
 
-/* Last act of the thread: whatever is unsent goes to the spool, or is
- * counted as dropped. */
+/* Last act of the thread: whatever is unsent goes to the spool. What can go
+ * nowhere (no spool, or no room) is lost now, and counted once. */
 static void sender_on_stop(evutil_socket_t fd, short what, void *arg)
 {
 	struct vgsink *s = arg;
-	uint64_t lost = 0;
+	uint64_t lost;
 
 	(void)fd, (void)what;
 	s->stopping_thread = true;
+	s->in_flight = false; /* its answer will not be read: spool the head too */
+	sender_spill(s, true);
+	pthread_mutex_lock(&s->lock);
+	sink_queue_collect_locked(s);
+	lost = s->queued + s->held;
+	s->stats.dropped += lost;
+	s->held = 0; /* the batches and queue are freed with the sink */
+	s->queued = 0;
+	pthread_mutex_unlock(&s->lock);
 	while (s->ready) {
 		struct sink_batch *b = s->ready;
 		s->ready = b->next;
-		if (!b->file_seq && !(s->spool && sender_spool(s, b)))
-			lost += s->spool ? 0 : (uint64_t)b->nrows;
 		sink_batch_free(b);
 	}
-	if (s->spool) {
-		sender_spill(s, true);
-	} else {
-		pthread_mutex_lock(&s->lock);
-		sink_queue_collect_locked(s);
-		lost += s->queued;
-		pthread_mutex_unlock(&s->lock);
-	}
-	if (lost) {
-		sink_log(s, VGSINK_LOG_WARN, "vgsink: closed with %llu rows unsent and no spool",
-			 (unsigned long long)lost);
-		sender_count(s, &s->stats.dropped, lost);
-	}
-	sender_publish(s);
+	if (lost)
+		sink_log(s, VGSINK_LOG_WARN, "vgsink: closed with %llu rows unsent and %s: lost",
+			 (unsigned long long)lost,
+			 s->spool ? "no room for them in the spool" : "no spool");
+	sender_settle(s, NULL);
 	event_base_loopbreak(s->base);
 }
 

@@ -1,7 +1,8 @@
 /* The spool: batches on disk, one gzip body per file, named SEQ-NROWS.vgb so
  * that name order is send order. Writes are crash-consistent (temp file,
  * fsync, rename, fsync the dir); SPOOL/lock (flock) keeps one process per dir.
- * Sender thread only. */
+ * Pending files and rejected/ share spool_max_bytes: a pending file is never
+ * removed to make room, the oldest rejected files are. Sender thread only. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +22,8 @@ static void spool_name(const struct spool *sp, char *out, size_t len, const char
 	snprintf(out, len, "%s/%s%016" PRIx64 "-%08x.vgb", sp->dir, sub, seq, (unsigned)nrows);
 }
 
+static bool spool_fsync_dir(const char *dir);
+
 static int spool_cmp(const void *a, const void *b)
 {
 	const struct spool_entry *x = a, *y = b;
@@ -28,18 +31,41 @@ static int spool_cmp(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+/* Appends e to a list of entries, growing it. */
+static bool spool_list_push(struct spool_entry **v, int *n, int *cap, struct spool_entry e)
+{
+	if (*n == *cap) {
+		int ncap = *cap ? *cap * 2 : 64;
+		struct spool_entry *nv = realloc(*v, (size_t)ncap * sizeof(*nv));
+		if (!nv)
+			return false;
+		*v = nv;
+		*cap = ncap;
+	}
+	(*v)[(*n)++] = e;
+	return true;
+}
+
 static bool spool_push(struct spool *sp, struct spool_entry e)
 {
-	if (sp->n == sp->cap) {
-		int cap = sp->cap ? sp->cap * 2 : 64;
-		struct spool_entry *v = realloc(sp->v, (size_t)cap * sizeof(*v));
-		if (!v)
-			return false;
-		sp->v = v;
-		sp->cap = cap;
-	}
-	sp->v[sp->n++] = e;
+	if (!spool_list_push(&sp->v, &sp->n, &sp->cap, e))
+		return false;
 	sp->bytes += e.size;
+	sp->rows += (uint64_t)e.nrows;
+	return true;
+}
+
+/* Adds a file of rejected/, keeping the list in seq order (oldest first). */
+static bool spool_rej_push(struct spool *sp, struct spool_entry e)
+{
+	int i;
+
+	if (!spool_list_push(&sp->rej, &sp->rej_n, &sp->rej_cap, e))
+		return false;
+	for (i = sp->rej_n - 1; i > 0 && sp->rej[i - 1].seq > e.seq; i--)
+		sp->rej[i] = sp->rej[i - 1];
+	sp->rej[i] = e;
+	sp->rej_bytes += e.size;
 	return true;
 }
 
@@ -54,8 +80,31 @@ static int spool_find(const struct spool *sp, uint64_t seq)
 static void spool_remove(struct spool *sp, int i)
 {
 	sp->bytes -= sp->v[i].size;
+	sp->rows -= (uint64_t)sp->v[i].nrows;
 	memmove(&sp->v[i], &sp->v[i + 1], (size_t)(sp->n - i - 1) * sizeof(sp->v[0]));
 	sp->n--;
+}
+
+/* Removes the oldest rejected files until need more bytes fit under
+ * max_bytes; their rows count in rej_discarded. The caller checked that
+ * removing them all would do. */
+static void spool_rej_trim(struct spool *sp, size_t need)
+{
+	char path[4096];
+	int k = 0;
+
+	while (k < sp->rej_n && sp->bytes + sp->rej_bytes + need > sp->max_bytes) {
+		spool_name(sp, path, sizeof(path), "rejected/", sp->rej[k].seq, sp->rej[k].nrows);
+		unlink(path);
+		sp->rej_bytes -= sp->rej[k].size;
+		sp->rej_discarded += (uint64_t)sp->rej[k].nrows;
+		k++;
+	}
+	if (k == 0)
+		return;
+	memmove(&sp->rej[0], &sp->rej[k], (size_t)(sp->rej_n - k) * sizeof(sp->rej[0]));
+	sp->rej_n -= k;
+	spool_fsync_dir(sp->dir);
 }
 
 static bool spool_mkdir(const char *path, char *err, size_t errlen)
@@ -79,12 +128,57 @@ static bool spool_fsync_dir(const char *dir)
 	return ok;
 }
 
+/* Lists the batch files of SPOOL/sub (pending, or rejected/), and removes
+ * the temp files of writes cut short. */
+static bool spool_scan(struct spool *sp, const char *sub, char *err, size_t errlen)
+{
+	char dir[4096], path[8192];
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%s/%s", sp->dir, sub);
+	d = opendir(dir);
+	if (!d) {
+		snprintf(err, errlen, "spool dir %s: %s", dir, strerror(errno));
+		return false;
+	}
+	while ((de = readdir(d)) != NULL) {
+		struct spool_entry e = { 0, 0, 0, UINT64_MAX };
+		unsigned nrows;
+		struct stat st;
+		char tail[8];
+		bool ok;
+
+		if (strncmp(de->d_name, ".tmp-", 5) == 0) { /* a write cut short: never renamed */
+			snprintf(path, sizeof(path), "%s%s", dir, de->d_name);
+			unlink(path);
+			continue;
+		}
+		if (sscanf(de->d_name, "%16" SCNx64 "-%8x%7s", &e.seq, &nrows, tail) != 3 ||
+		    strcmp(tail, ".vgb") != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s%s", dir, de->d_name);
+		if (stat(path, &st) != 0)
+			continue;
+		e.nrows = (int)nrows;
+		e.size = (size_t)st.st_size;
+		ok = sub[0] ? spool_rej_push(sp, e) : spool_push(sp, e);
+		if (!ok) {
+			closedir(d);
+			snprintf(err, errlen, "out of memory");
+			return false;
+		}
+		if (e.seq >= sp->next_seq)
+			sp->next_seq = e.seq + 1;
+	}
+	closedir(d);
+	return true;
+}
+
 struct spool *spool_open(const char *dir, size_t max_bytes, char *err, size_t errlen)
 {
 	struct spool *sp = calloc(1, sizeof(*sp));
 	char path[4096];
-	DIR *d;
-	struct dirent *de;
 
 	if (!sp || !(sp->dir = strdup(dir))) {
 		free(sp);
@@ -107,44 +201,16 @@ struct spool *spool_open(const char *dir, size_t max_bytes, char *err, size_t er
 			 dir, path);
 		goto fail;
 	}
-	d = opendir(dir);
-	if (!d) {
-		snprintf(err, errlen, "spool dir %s: %s", dir, strerror(errno));
+	if (!spool_scan(sp, "", err, errlen) || !spool_scan(sp, "rejected/", err, errlen))
 		goto fail;
-	}
-	while ((de = readdir(d)) != NULL) {
-		struct spool_entry e = { 0, 0, 0, UINT64_MAX };
-		unsigned nrows;
-		struct stat st;
-		char tail[8];
-
-		if (strncmp(de->d_name, ".tmp-", 5) == 0) { /* a write cut short: never renamed */
-			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-			unlink(path);
-			continue;
-		}
-		if (sscanf(de->d_name, "%16" SCNx64 "-%8x%7s", &e.seq, &nrows, tail) != 3 ||
-		    strcmp(tail, ".vgb") != 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (stat(path, &st) != 0)
-			continue;
-		e.nrows = (int)nrows;
-		e.size = (size_t)st.st_size;
-		if (!spool_push(sp, e)) {
-			closedir(d);
-			snprintf(err, errlen, "out of memory");
-			goto fail;
-		}
-		if (e.seq >= sp->next_seq)
-			sp->next_seq = e.seq + 1;
-	}
-	closedir(d);
 	if (sp->n > 1)
 		qsort(sp->v, (size_t)sp->n, sizeof(sp->v[0]), spool_cmp);
 	if (sp->next_seq == 0)
 		sp->next_seq = 1;
 	sp->initial_mark = sp->next_seq - 1;
+	/* A smaller cap than last time: the oldest rejected files go now. */
+	if (sp->bytes + sp->rej_bytes > sp->max_bytes)
+		spool_rej_trim(sp, 0);
 	return sp;
 fail:
 	spool_close(sp);
@@ -158,6 +224,7 @@ void spool_close(struct spool *sp)
 	if (sp->lock_fd >= 0)
 		close(sp->lock_fd); /* releases the flock */
 	free(sp->v);
+	free(sp->rej);
 	free(sp->dir);
 	free(sp);
 }
@@ -204,49 +271,45 @@ fail:
 	return false;
 }
 
-bool spool_write(struct spool *sp, struct sink_batch *b, uint64_t busy_seq, uint64_t *dropped_rows,
-		 bool *busy_evicted, char *err, size_t errlen)
+bool spool_fits(const struct spool *sp, size_t len)
+{
+	return sp->bytes <= sp->max_bytes && len <= sp->max_bytes - sp->bytes;
+}
+
+enum spool_result spool_write(struct spool *sp, struct sink_batch *b, char *err, size_t errlen)
 {
 	struct spool_entry e = { sp->next_seq, b->nrows, b->body.len, b->min_seq };
 	char final[4096];
 
-	*dropped_rows = 0;
-	*busy_evicted = false;
-	/* Make room: the oldest files go first. The busy one's rows live on in
-	 * memory, so only its file goes. */
-	while (sp->n > 0 && sp->bytes + b->body.len > sp->max_bytes) {
-		spool_name(sp, final, sizeof(final), "", sp->v[0].seq, sp->v[0].nrows);
-		unlink(final);
-		if (busy_seq && sp->v[0].seq == busy_seq)
-			*busy_evicted = true;
-		else
-			*dropped_rows += (uint64_t)sp->v[0].nrows;
-		spool_remove(sp, 0);
+	/* Decide first; only a batch that fits may cost rejected files. */
+	if (!spool_fits(sp, b->body.len)) {
+		snprintf(err, errlen,
+			 "spool full: %zu bytes pending of spool_max_bytes %zu, batch of %zu bytes",
+			 sp->bytes, sp->max_bytes, b->body.len);
+		return SPOOL_FULL;
 	}
-	if (b->body.len > sp->max_bytes) {
-		snprintf(err, errlen, "batch of %zu bytes is larger than spool_max_bytes",
-			 b->body.len);
-		return false;
-	}
+	spool_rej_trim(sp, b->body.len);
 	spool_name(sp, final, sizeof(final), "", e.seq, e.nrows);
 	if (!spool_write_file(sp, final, &b->body, err, errlen))
-		return false;
+		return SPOOL_FAILED;
 	if (!spool_push(sp, e)) {
+		unlink(final);
 		snprintf(err, errlen, "out of memory");
-		return false;
+		return SPOOL_FAILED;
 	}
 	sp->next_seq++;
 	b->file_seq = e.seq;
-	return true;
+	return SPOOL_WRITTEN;
 }
 
-struct sink_batch *spool_load_oldest(struct spool *sp, char *err, size_t errlen)
+struct sink_batch *spool_load_oldest(struct spool *sp, int *lost_rows, char *err, size_t errlen)
 {
 	struct sink_batch *b;
 	char path[4096];
 	FILE *f;
 	size_t got;
 
+	*lost_rows = 0;
 	if (sp->n == 0)
 		return NULL;
 	b = calloc(1, sizeof(*b));
@@ -263,7 +326,9 @@ struct sink_batch *spool_load_oldest(struct spool *sp, char *err, size_t errlen)
 		if (f)
 			fclose(f);
 		sink_batch_free(b);
-		/* An unreadable file would block the spool forever: forget it. */
+		/* An unreadable file would block the spool forever: forget it (the
+		 * file stays for an operator; this process counts its rows lost). */
+		*lost_rows = sp->v[0].nrows;
 		spool_remove(sp, 0);
 		return NULL;
 	}
@@ -285,9 +350,14 @@ void spool_done(struct spool *sp, uint64_t seq, bool rejected)
 		return;
 	spool_name(sp, from, sizeof(from), "", seq, sp->v[i].nrows);
 	if (rejected) {
-		spool_name(sp, to, sizeof(to), "rejected/", seq, sp->v[i].nrows);
-		if (rename(from, to) != 0)
+		/* The bytes move from pending to rejected/: the total stays. */
+		struct spool_entry e = sp->v[i];
+		spool_name(sp, to, sizeof(to), "rejected/", seq, e.nrows);
+		if (rename(from, to) != 0 || !spool_rej_push(sp, e)) {
+			unlink(to);
 			unlink(from);
+			sp->rej_discarded += (uint64_t)e.nrows;
+		}
 	} else {
 		unlink(from);
 	}
@@ -297,10 +367,30 @@ void spool_done(struct spool *sp, uint64_t seq, bool rejected)
 
 bool spool_write_rejected(struct spool *sp, const struct sink_batch *b, char *err, size_t errlen)
 {
+	struct spool_entry e = { sp->next_seq, b->nrows, b->body.len, UINT64_MAX };
 	char final[4096];
 
-	spool_name(sp, final, sizeof(final), "rejected/", sp->next_seq++, b->nrows);
-	return spool_write_file(sp, final, &b->body, err, errlen);
+	if (!spool_fits(sp, b->body.len)) {
+		snprintf(err, errlen,
+			 "%zu bytes do not fit spool_max_bytes %zu beside %zu bytes pending",
+			 b->body.len, sp->max_bytes, sp->bytes);
+		sp->rej_discarded += (uint64_t)b->nrows;
+		return false;
+	}
+	spool_rej_trim(sp, b->body.len);
+	spool_name(sp, final, sizeof(final), "rejected/", e.seq, e.nrows);
+	if (!spool_write_file(sp, final, &b->body, err, errlen)) {
+		sp->rej_discarded += (uint64_t)b->nrows;
+		return false;
+	}
+	sp->next_seq++;
+	if (!spool_rej_push(sp, e)) {
+		unlink(final);
+		snprintf(err, errlen, "out of memory");
+		sp->rej_discarded += (uint64_t)b->nrows;
+		return false;
+	}
+	return true;
 }
 
 bool spool_has(const struct spool *sp, uint64_t seq)

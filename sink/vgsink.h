@@ -36,15 +36,15 @@ typedef struct vgsink vgsink; /* opaque */
 typedef struct vgsink_config {
 	const char *url; /* collector base URL, http:// or https://; "/v1/ingest" appended as the
 			    Python sink does */
-	const char *api_key;				    /* sent as Authorization: Bearer */
-	int batch_rows;					    /* default 500 */
-	size_t batch_bytes;				    /* default 1 MiB of JSON before gzip */
-	int flush_interval_ms;				    /* default 1000 */
-	size_t queue_max_rows;				    /* in-memory bound, default 100000 */
-	const char *spool_dir;				    /* NULL: no spool */
-	size_t spool_max_bytes;				    /* default 1 GiB */
-	int request_timeout_ms;				    /* default 10000 */
-	const char *ca_file;				    /* extra CA bundle for https */
+	const char *api_key;	/* sent as Authorization: Bearer */
+	int batch_rows;		/* default 500 */
+	size_t batch_bytes;	/* default 1 MiB of JSON before gzip */
+	int flush_interval_ms;	/* default 1000 */
+	size_t queue_max_rows;	/* in-memory bound, default 100000 */
+	const char *spool_dir;	/* NULL: no spool */
+	size_t spool_max_bytes; /* default 1 GiB: pending files and rejected/ together */
+	int request_timeout_ms; /* default 10000 */
+	const char *ca_file;	/* extra CA bundle for https */
 	void (*log)(int level, const char *msg, void *arg); /* NULL: silent */
 	void *log_arg;
 	/* Additions. */
@@ -67,9 +67,37 @@ typedef struct vgsink_row { /* the ingest wire fields; strings may be NULL */
 	int turn_index; /* < 0: null */
 } vgsink_row;
 
+/* Counters since vgsink_open, and gauges (now). Every row the sink is
+ * responsible for is in exactly one place, and one vgsink_stats_get sees
+ * them all at one instant:
+ *
+ *     recorded = sent + dropped + rejected + queued + spooled_rows
+ *
+ * A row is counted dropped once, and only when it is gone for good: a row
+ * that could not go to disk but is still in memory is queued, not dropped. */
 typedef struct vgsink_stats {
-	uint64_t recorded, sent, duplicates, rejected, retries, spooled, dropped;
-	uint64_t queued; /* rows in memory now */
+	uint64_t recorded;   /* rows vgsink_record took, plus adopted */
+	uint64_t sent;	     /* rows the collector confirmed stored: accepted now, or
+			      * duplicates of a row it stored before */
+	uint64_t duplicates; /* of sent, those it already had */
+	uint64_t rejected;   /* rows refused for good (a 4xx, or a per-row reject in a
+			      * 200); with a spool, kept in SPOOL/rejected/ */
+	uint64_t retries;    /* failed attempts that will be retried */
+	uint64_t spooled;    /* rows written to spool files (a counter) */
+	uint64_t dropped;    /* rows lost: the memory bound, or close without room */
+	uint64_t queued;     /* rows in memory with no spool file: in the queue, in a
+			      * batch being formed, waiting, or in flight */
+	/* Additions. */
+	uint64_t spooled_rows;	     /* rows in pending spool files, not answered yet (a
+				      * batch in flight that came from a file counts
+				      * here, not in queued) */
+	uint64_t spool_bytes;	     /* bytes those pending files hold */
+	uint64_t adopted;	     /* rows in spool files found at vgsink_open (left by
+				      * an earlier process); part of recorded */
+	uint64_t rejected_bytes;     /* bytes in SPOOL/rejected/ */
+	uint64_t rejected_discarded; /* rows whose SPOOL/rejected/ file was removed to
+				      * keep the spool under spool_max_bytes (already
+				      * counted in rejected) */
 } vgsink_stats;
 
 /* Defaults, then VOICEGW_COLLECTOR_URL / VOICEGW_API_KEY from the environment. */
@@ -90,6 +118,8 @@ int vgsink_flush(vgsink *s, int timeout_ms);
  * answered by then go to the spool when there is one (else they are counted
  * as dropped). 0 when nothing was left unsent, -1 otherwise. */
 int vgsink_close(vgsink *s, int timeout_ms);
+/* Fills out with one consistent snapshot (see vgsink_stats). Takes the
+ * sink's locks briefly; never waits for the network or the disk. */
 void vgsink_stats_get(vgsink *s, vgsink_stats *out);
 /* The last error of this sink (per sink, not per thread). */
 const char *vgsink_errstr(vgsink *s);

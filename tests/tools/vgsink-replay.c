@@ -97,10 +97,16 @@ int main(int argc, char **argv)
 	vgsink_stats_get(s, &st);
 	if (vgsink_close(s, 0) != 0)
 		rc = -1;
-	printf("{\"unrejected_batches\":%d,\"sent\":%llu,\"duplicates\":%llu,\"rejected\":%llu,"
-	       "\"retries\":%llu,\"dropped\":%llu,\"complete\":%s}\n",
-	       unrejected, (unsigned long long)st.sent, (unsigned long long)st.duplicates,
+	printf("{\"unrejected_batches\":%d,\"recorded\":%llu,\"adopted\":%llu,\"sent\":%llu,"
+	       "\"duplicates\":%llu,\"rejected\":%llu,\"retries\":%llu,\"dropped\":%llu,"
+	       "\"queued\":%llu,\"spooled_rows\":%llu,\"spool_bytes\":%llu,"
+	       "\"rejected_bytes\":%llu,\"rejected_discarded\":%llu,\"complete\":%s}\n",
+	       unrejected, (unsigned long long)st.recorded, (unsigned long long)st.adopted,
+	       (unsigned long long)st.sent, (unsigned long long)st.duplicates,
 	       (unsigned long long)st.rejected, (unsigned long long)st.retries,
-	       (unsigned long long)st.dropped, rc == 0 ? "true" : "false");
+	       (unsigned long long)st.dropped, (unsigned long long)st.queued,
+	       (unsigned long long)st.spooled_rows, (unsigned long long)st.spool_bytes,
+	       (unsigned long long)st.rejected_bytes, (unsigned long long)st.rejected_discarded,
+	       rc == 0 ? "true" : "false");
 	return rc == 0 ? 0 : 1;
 }

@@ -1,6 +1,7 @@
 /* vgsink-sim: simulates a fleet worker. N threads record realistic cost rows
  * through libvgsink, then the sink is closed and its stats, with the exact
- * sum of the recorded costs, are printed as JSON. Tests and benchmarks use it. */
+ * sum of the recorded costs, are printed as JSON (and, on request, sampled
+ * while it runs). Tests and benchmarks use it. */
 #include <getopt.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -19,7 +20,10 @@ struct sim {
 	long long rows; /* per thread */
 	double rate;	/* rows/s per thread; 0: as fast as possible */
 	int agents, tenants;
+	int pad_bytes; /* random text added to each row's error_message */
 	_Atomic long long cost_micro, failed;
+	_Atomic bool done;
+	int stats_every_ms;
 };
 
 struct sim_thread {
@@ -31,12 +35,66 @@ static const char usage[] =
 	"usage: vgsink-sim --url URL --key KEY --threads N --rows N [--rate R] [--agents A]\n"
 	"                  [--tenants T] [--spool DIR] [--ca-file F] [--batch-rows N]\n"
 	"                  [--queue-max-rows N] [--close-timeout-ms MS] [--verbose]\n"
+	"                  [--spool-max-bytes N] [--pad-bytes N] [--flush-interval-ms MS]\n"
+	"                  [--retry-initial-ms MS] [--retry-max-ms MS] [--stats-every-ms MS]\n"
 	"Each of N threads records --rows rows (at --rate rows/s per thread, default as\n"
 	"fast as possible), then the sink is flushed (up to --close-timeout-ms, default\n"
 	"60000) and closed. Prints the sink's stats as JSON with cost_usd_recorded, the\n"
 	"exact sum of the costs recorded. Exit 0 when everything was answered, 1 when\n"
 	"rows were left in the spool or lost. Without --queue-max-rows the queue is made\n"
-	"big enough that no row can be dropped.\n";
+	"big enough that no row can be dropped. --pad-bytes adds N random characters\n"
+	"(1-4096) to each row's error_message, so batches barely compress.\n"
+	"--stats-every-ms prints the sink's stats as one JSON line to stderr every MS\n"
+	"while it runs (until the final stats are read).\n";
+
+/* Prints st as one JSON object (no newline). */
+static void sim_print_stats(FILE *f, const vgsink_stats *st)
+{
+	fprintf(f,
+		"{\"recorded\":%llu,\"sent\":%llu,\"duplicates\":%llu,\"rejected\":%llu,"
+		"\"retries\":%llu,\"spooled\":%llu,\"dropped\":%llu,\"queued\":%llu,"
+		"\"spooled_rows\":%llu,\"spool_bytes\":%llu,\"adopted\":%llu,"
+		"\"rejected_bytes\":%llu,\"rejected_discarded\":%llu",
+		(unsigned long long)st->recorded, (unsigned long long)st->sent,
+		(unsigned long long)st->duplicates, (unsigned long long)st->rejected,
+		(unsigned long long)st->retries, (unsigned long long)st->spooled,
+		(unsigned long long)st->dropped, (unsigned long long)st->queued,
+		(unsigned long long)st->spooled_rows, (unsigned long long)st->spool_bytes,
+		(unsigned long long)st->adopted, (unsigned long long)st->rejected_bytes,
+		(unsigned long long)st->rejected_discarded);
+}
+
+/* The sampler thread: one stats line to stderr every stats_every_ms. */
+static void *sim_sample(void *arg)
+{
+	struct sim *sim = arg;
+	vgsink_stats st;
+
+	while (!atomic_load(&sim->done)) {
+		vgsink_stats_get(sim->sink, &st);
+		flockfile(stderr);
+		sim_print_stats(stderr, &st);
+		fputs("}\n", stderr);
+		funlockfile(stderr);
+		usleep((useconds_t)sim->stats_every_ms * 1000);
+	}
+	return NULL;
+}
+
+/* Fills out with n random characters (letters, digits, '-', '_') and a NUL. */
+static void sim_pad(char *out, int n, unsigned long long *rnd)
+{
+	static const char abc[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	unsigned long long x = *rnd;
+
+	for (int i = 0; i < n; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		out[i] = abc[(x >> 11) & 63];
+	}
+	out[n] = '\0';
+	*rnd = x;
+}
 
 static void sim_log(int level, const char *msg, void *arg)
 {
@@ -51,10 +109,15 @@ static void *sim_run(void *arg)
 	unsigned long long rnd = 0x9e3779b97f4a7c15ULL * (unsigned long long)(st->index + 1);
 	struct simrow r;
 	struct timespec start, now;
+	char pad[4097];
 
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (long long n = 0; n < sim->rows; n++) {
 		simrow_make(&r, st->index, n, sim->agents, sim->tenants, &rnd);
+		if (sim->pad_bytes > 0) {
+			sim_pad(pad, sim->pad_bytes, &rnd);
+			r.row.error_message = pad;
+		}
 		if (vgsink_record(sim->sink, &r.row) != 0) {
 			fprintf(stderr, "vgsink-sim: record: %s\n", vgsink_errstr(sim->sink));
 			atomic_fetch_add(&sim->failed, 1);
@@ -88,6 +151,12 @@ int main(int argc, char **argv)
 		{ "batch-rows", required_argument, NULL, 'b' },
 		{ "close-timeout-ms", required_argument, NULL, 'C' },
 		{ "queue-max-rows", required_argument, NULL, 'Q' },
+		{ "spool-max-bytes", required_argument, NULL, 'S' },
+		{ "pad-bytes", required_argument, NULL, 'P' },
+		{ "flush-interval-ms", required_argument, NULL, 'F' },
+		{ "retry-initial-ms", required_argument, NULL, 'I' },
+		{ "retry-max-ms", required_argument, NULL, 'M' },
+		{ "stats-every-ms", required_argument, NULL, 'E' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -96,7 +165,7 @@ int main(int argc, char **argv)
 	vgsink_config cfg;
 	int threads = 1, close_ms = 60000, opt, rc;
 	bool queue_set = false;
-	pthread_t *tids;
+	pthread_t *tids, sampler;
 	struct sim_thread *st;
 	vgsink_stats stats;
 	char err[512];
@@ -120,12 +189,19 @@ int main(int argc, char **argv)
 			cfg.queue_max_rows = (size_t)atoll(optarg);
 			queue_set = true;
 			break;
+		case 'S': cfg.spool_max_bytes = (size_t)atoll(optarg); break;
+		case 'P': sim.pad_bytes = atoi(optarg); break;
+		case 'F': cfg.flush_interval_ms = atoi(optarg); break;
+		case 'I': cfg.retry_initial_ms = atoi(optarg); break;
+		case 'M': cfg.retry_max_ms = atoi(optarg); break;
+		case 'E': sim.stats_every_ms = atoi(optarg); break;
 		case 'v': cfg.log = sim_log; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: fputs(usage, stderr); return 2;
 		}
 	}
-	if (threads < 1 || sim.rows < 0 || sim.agents < 1 || sim.tenants < 1) {
+	if (threads < 1 || sim.rows < 0 || sim.agents < 1 || sim.tenants < 1 || sim.pad_bytes < 0 ||
+	    sim.pad_bytes > 4096 || sim.stats_every_ms < 0) {
 		fputs(usage, stderr);
 		return 2;
 	}
@@ -141,6 +217,8 @@ int main(int argc, char **argv)
 	st = calloc((size_t)threads, sizeof(*st));
 	if (!tids || !st)
 		return 2;
+	if (sim.stats_every_ms > 0 && pthread_create(&sampler, NULL, sim_sample, &sim) != 0)
+		return 2;
 	for (int i = 0; i < threads; i++) {
 		st[i] = (struct sim_thread){ &sim, i };
 		pthread_create(&tids[i], NULL, sim_run, &st[i]);
@@ -152,16 +230,15 @@ int main(int argc, char **argv)
 	if (rc != 0)
 		fprintf(stderr, "vgsink-sim: %s\n", vgsink_errstr(sim.sink));
 	vgsink_stats_get(sim.sink, &stats);
+	if (sim.stats_every_ms > 0) {
+		atomic_store(&sim.done, true);
+		pthread_join(sampler, NULL);
+	}
 	if (vgsink_close(sim.sink, 0) != 0)
 		rc = -1;
 	cost = atomic_load(&sim.cost_micro);
-	printf("{\"recorded\":%llu,\"sent\":%llu,\"duplicates\":%llu,\"rejected\":%llu,"
-	       "\"retries\":%llu,\"spooled\":%llu,\"dropped\":%llu,\"queued\":%llu,"
-	       "\"record_failed\":%lld,\"delivered\":%s,\"cost_usd_recorded\":\"%lld.%06lld\"}\n",
-	       (unsigned long long)stats.recorded, (unsigned long long)stats.sent,
-	       (unsigned long long)stats.duplicates, (unsigned long long)stats.rejected,
-	       (unsigned long long)stats.retries, (unsigned long long)stats.spooled,
-	       (unsigned long long)stats.dropped, (unsigned long long)stats.queued,
+	sim_print_stats(stdout, &stats);
+	printf(",\"record_failed\":%lld,\"delivered\":%s,\"cost_usd_recorded\":\"%lld.%06lld\"}\n",
 	       (long long)atomic_load(&sim.failed), rc == 0 ? "true" : "false", cost / 1000000,
 	       cost % 1000000);
 	free(tids);
