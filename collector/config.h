@@ -23,6 +23,8 @@ struct config {
 	int max_string_chars;
 	int max_error_message_chars;
 	int max_metadata_bytes;
+	int max_element_values;
+	size_t max_reject_raw_bytes;
 	double rate_limit_rps;
 	int rate_limit_burst;
 	char *tls_cert_file;

@@ -25,6 +25,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	lim.max_inflated_bytes = 1 << 20;
 	lim.max_batch_rows = 500;
+	lim.max_element_values = 4096;
+	lim.max_reject_raw_bytes = 256;
 	row_limits_default(&lim.row);
 	status = ingest_decode((const char *)data + 1, size - 1, data[0] & 1, &lim,
 			       &scopes[(data[0] >> 1) % 3], 1.8e9, &batch, err, sizeof(err));
