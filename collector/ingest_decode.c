@@ -245,6 +245,9 @@ static cJSON *ingest_parse_elem(const char *text, const struct ingest_elem *e, c
 
 	if (item && end == text + e->off + e->len)
 		return item;
+	if (item) /* a value, then more: point at the more */
+		while (ingest_ws((unsigned char)*end))
+			end++;
 	cJSON_Delete(item);
 	/* The byte after the element (',' or ']') is there to read. */
 	ingest_bad_at(text, e->off + e->len + 1, end ? (size_t)(end - text) : e->off, false, "",
@@ -342,16 +345,15 @@ static size_t ingest_utf8_floor(const char *s, size_t n)
  * cut on a character boundary, then a note of how long it was. */
 static char *ingest_raw_cut(const char *s, size_t len, size_t cap)
 {
-	char *clean, *out;
-	size_t keep;
+	size_t take = len <= cap ? len : ingest_utf8_floor(s, cap), keep;
+	char *clean = ingest_utf8_sanitize_len(s, take), *out;
 
-	if (len <= cap)
-		return ingest_utf8_sanitize_len(s, len);
-	clean = ingest_utf8_sanitize_len(s, ingest_utf8_floor(s, cap));
 	if (!clean)
 		return NULL;
-	keep = strlen(clean); /* U+FFFD for a bad byte may have made it longer */
-	if (keep > cap)
+	keep = strlen(clean);
+	if (take == len && keep <= cap)
+		return clean;
+	if (keep > cap) /* U+FFFD for a bad byte takes 3 */
 		keep = ingest_utf8_floor(clean, cap);
 	out = malloc(keep + 64);
 	if (out) {

@@ -187,3 +187,19 @@ UNIT_TEST(ingest_turns_verdicts_per_element)
 	cJSON_Delete(root);
 	buf_release(&inflated);
 }
+
+UNIT_TEST(ingest_cuts_a_rejects_raw_grown_past_the_cap_by_replacement_characters)
+{
+	/* 26 bytes as sent, but each \xff becomes the 3-byte U+FFFD. */
+	static const char body[] =
+		"[{\"id\":\"a\",\"x\":\"\xff\xff\xff\xff\xff\xff\xff\xff\xff\"}]";
+	struct ingest_batch b;
+	char err[256] = "";
+
+	CHECK_MSG(decode_len(BODY(body), &b, err, sizeof(err)) == 200, "%s", err);
+	CHECK_MSG(b.nrejects == 1 && strstr(b.rejects[0].raw, "[cut: 26 bytes in all]") &&
+			  strlen(b.rejects[0].raw) <=
+				  32 + strlen("\xe2\x80\xa6[cut: 26 bytes in all]"),
+		  "raw \"%s\"", b.nrejects ? b.rejects[0].raw : "");
+	ingest_batch_release(&b);
+}
