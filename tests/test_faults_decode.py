@@ -6,6 +6,7 @@ collector and PostgreSQL."""
 
 import gzip
 import json
+import os
 import re
 import threading
 
@@ -54,6 +55,9 @@ def test_raw_nul_inside_ids_is_400_and_two_ids_never_collide(db, collector):
         assert f"byte {off} " in json.loads(text)["error"], text
         assert "control character 0x00 inside a string" in text, text
     assert_nothing_stored(db)
+    # Nothing claimed id "X" (before the fix the first row was stored as "X").
+    r = collector.post("/v1/ingest", json=[make_row(2, id="X", cost_usd=1)], key=key)
+    assert r.status_code == 200 and r.json()["accepted"] == 1, r.text
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -63,8 +67,13 @@ def test_raw_control_character_in_a_string_is_400_naming_the_offset(db, collecto
     body = b"[" + row_bytes(0).replace(b'"agent-1"', b'"agent' + ctl + b'1"') + b"]"
     r = post_raw(collector, path, body, key)
     assert r.status_code == 400, (r.status_code, r.text)
-    assert f"byte {body.index(b'agent' + ctl) + 5}" in r.json()["error"], r.text
+    assert f"byte {body.index(b'agent' + ctl) + 5} " in r.json()["error"], r.text
     assert_nothing_stored(db)
+    # Escaped, as JSON requires, the same character is valid JSON: stored, or
+    # for \u0000 (which PostgreSQL cannot hold) rejected on its own.
+    r = collector.post(path, json=[make_row(0, agent_id="agent" + ctl.decode() + "1")], key=key)
+    assert r.status_code == 200, r.text
+    assert r.json()["accepted"] == (0 if ctl == b"\x00" else 1), r.text
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -72,8 +81,10 @@ def test_nul_alone_in_the_array_is_400_not_200_with_zeros(db, collector, path):
     key = db.create_key("ingest")
     r = post_raw(collector, path, b"[\x00]", key)
     assert r.status_code == 400, (r.status_code, r.text)
-    assert "byte 1" in r.json()["error"], r.text
+    assert "byte 1 " in r.json()["error"], r.text
     assert_nothing_stored(db)
+    r = post_raw(collector, path, b"[]", key)
+    assert r.status_code == 200 and r.json()["accepted"] == 0, r.text
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -85,7 +96,7 @@ def test_bytes_after_the_closing_bracket_are_400_naming_the_offset(db, collector
         r = post_raw(collector, path, head + tail, key, gz=gz)
         assert r.status_code == 400, (gz, r.status_code, r.text)
         off = len(head) + len(tail) - len(tail.lstrip(b" \n"))
-        assert f"byte {off}" in r.json()["error"], r.text
+        assert f"byte {off} " in r.json()["error"], r.text
     # Trailing JSON white space is fine.
     r = post_raw(collector, path, head + b" \r\n\t", key)
     assert r.status_code == 200 and r.json()["accepted"] == 1, r.text
@@ -149,10 +160,11 @@ MARKER = re.compile(r"…\[cut: (\d+) bytes in all\]$")
 
 def test_four_huge_one_element_bodies_at_once_keep_memory_bounded(db, collectors):
     """The issue's body: 142 KB of gzip inflating to 60 MB of JSON, one element
-    holding 2.4M short strings. Measured on the plain build; under ASan the
-    quarantine and shadow memory add their own, so the bounds are wider there
-    (see the README's Testing notes)."""
-    import os
+    holding 2.4M short strings. The bounds are the issue's for the plain build.
+    Under ASan (VGC_BUILD=build/san) the quarantine (256 MiB), redzones and
+    shadow memory hold freed memory on purpose, so there the peak bound is
+    1.5 GiB and RSS may stay up to 512 MiB higher: still far below the 2.2 GB
+    peak and 1.2 GB kept that the plain build showed before the fix."""
     san = "san" in os.environ.get("VGC_BUILD", "")
     c = collectors(db)
     key = db.create_key("ingest")
@@ -186,7 +198,7 @@ def test_four_huge_one_element_bodies_at_once_keep_memory_bounded(db, collectors
     print(f"peak {peak_mib:.0f} MiB, RSS {rss_before // 1024} -> {rss_after // 1024} MiB")
     assert peak_mib < (1536 if san else 600), f"peak RSS {peak_mib:.0f} MiB"
     # Memory returns: RSS ends near where it started.
-    assert rss_after - rss_before < (256 if san else 64) * 1024, (rss_before, rss_after)
+    assert rss_after - rss_before < (512 if san else 64) * 1024, (rss_before, rss_after)
     for a in answers:
         body = a.json()
         assert (body["accepted"], body["rejected"]) == (1, 1), body
