@@ -50,6 +50,11 @@ const struct config_param config_params[] = {
 	  "cap for provider in UTF-8 bytes" },
 	{ "max_model_id_bytes", CFG_INT, OFF(max_model_id_bytes), true, "640",
 	  "cap for model_id in UTF-8 bytes; the four byte caps plus 204 must stay at most 2704" },
+	{ "max_element_values", CFG_INT, OFF(max_element_values), true, "16384",
+	  "most JSON values (keys included) in one element of an ingest or turns array; more "
+	  "rejects that element unread" },
+	{ "max_reject_raw_bytes", CFG_SIZE, OFF(max_reject_raw_bytes), true, "64K",
+	  "a rejected element's text kept in ingest_rejects.raw is cut past this many bytes" },
 	{ "rate_limit_rps", CFG_DOUBLE, OFF(rate_limit_rps), true, "200",
 	  "requests per second each key may make (token bucket); 0 turns rate limiting off" },
 	{ "rate_limit_burst", CFG_INT, OFF(rate_limit_burst), true, "400",
@@ -361,6 +366,12 @@ bool config_validate(struct config *cfg, char *err, size_t errlen)
 	if (cfg->max_body_bytes < 1024 || cfg->max_inflated_bytes < 1024) {
 		snprintf(err, errlen,
 			 "max_body_bytes and max_inflated_bytes must be at least 1024");
+		return false;
+	}
+	if (cfg->max_element_values < 64) {
+		snprintf(err, errlen,
+			 "max_element_values = %d: must be at least 64 (a cost row has ~50)",
+			 cfg->max_element_values);
 		return false;
 	}
 	if (cfg->max_batch_rows < 1) {

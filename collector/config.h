@@ -27,6 +27,8 @@ struct config {
 	int max_agent_id_bytes;
 	int max_provider_bytes;
 	int max_model_id_bytes;
+	int max_element_values;
+	size_t max_reject_raw_bytes;
 	double rate_limit_rps;
 	int rate_limit_burst;
 	char *tls_cert_file;

@@ -90,16 +90,14 @@ static void ingest_work(struct pool_job *pj, struct pool_worker *w)
 		cJSON *root = NULL;
 		const cJSON *item;
 		struct buf inflated;
-		bool *nul = NULL;
 		int stored = 0, total;
 
 		buf_init(&inflated, job->limits.max_inflated_bytes);
-		job->status =
-			ingest_parse_array(body ? body : "", len, job->gzip, &job->limits,
-					   &inflated, &root, &nul, job->err, sizeof(job->err));
+		job->status = ingest_parse_array(body ? body : "", len, job->gzip, &job->limits,
+						 &inflated, &root, job->err, sizeof(job->err));
 		job->inflated_len = job->gzip ? inflated.len : len;
 		if (job->status == 200)
-			job->status = ingest_store_turns(w, root, nul, job->key_id, job->project,
+			job->status = ingest_store_turns(w, root, NULL, job->key_id, job->project,
 							 job->tenant, &stored, job->err,
 							 sizeof(job->err));
 		if (job->status == 200) {
@@ -112,7 +110,7 @@ static void ingest_work(struct pool_job *pj, struct pool_worker *w)
 				   stored, total - stored);
 			cJSON_ArrayForEach(item, root)
 			{
-				const char *why = ingest_turn_error(item, nul, i);
+				const char *why = ingest_turn_error(item, NULL, i);
 
 				if (why) {
 					buf_printf(&job->answer,
@@ -124,7 +122,6 @@ static void ingest_work(struct pool_job *pj, struct pool_worker *w)
 			}
 			buf_puts(&job->answer, "]}");
 		}
-		free(nul);
 		cJSON_Delete(root);
 		buf_release(&inflated);
 		return;
@@ -221,6 +218,8 @@ static void ingest_submit(struct http_req *hr, bool turns)
 	job->limits.max_inflated_bytes = srv->cfg.max_inflated_bytes;
 	job->limits.max_batch_rows = srv->cfg.max_batch_rows;
 	config_row_limits(&srv->cfg, &job->limits.row);
+	job->limits.max_element_values = (size_t)srv->cfg.max_element_values;
+	job->limits.max_reject_raw_bytes = srv->cfg.max_reject_raw_bytes;
 	job->now = server_now_epoch();
 	buf_init(&job->answer, 0);
 	if ((key->project && !job->project) || (key->tenant && !job->tenant)) {

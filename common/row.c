@@ -214,16 +214,68 @@ static bool row_get_number(struct field_err *fe, const char *name, double *out, 
 	return true;
 }
 
+static int row_key_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The first key obj holds twice, or NULL. *oom is set when the check could
+ * not run. Sorting keeps a row with many keys linear-logarithmic. */
+static const char *row_duplicate_key(const cJSON *obj, bool *oom)
+{
+	const char *small[32], **keys = small, *dup = NULL;
+	size_t n = 0, i = 0;
+
+	*oom = false;
+	for (const cJSON *v = obj->child; v; v = v->next)
+		n++;
+	if (n > sizeof(small) / sizeof(small[0]) && !(keys = malloc(n * sizeof(*keys)))) {
+		*oom = true;
+		return NULL;
+	}
+	for (const cJSON *v = obj->child; v; v = v->next)
+		keys[i++] = v->string ? v->string : "";
+	qsort(keys, n, sizeof(*keys), row_key_cmp);
+	for (i = 1; i < n && !dup; i++)
+		if (strcmp(keys[i - 1], keys[i]) == 0)
+			dup = keys[i];
+	if (keys != small)
+		free(keys);
+	return dup;
+}
+
+/* The last member of obj named name, as PostgreSQL's jsonb keeps it. */
+static const cJSON *row_last_member(const cJSON *obj, const char *name)
+{
+	const cJSON *last = NULL;
+
+	for (const cJSON *v = obj->child; v; v = v->next)
+		if (v->string && strcmp(v->string, name) == 0)
+			last = v;
+	return last;
+}
+
 bool row_from_json(const cJSON *obj, struct row *r, char **metadata_owned, char *err, size_t errlen)
 {
 	struct field_err fe = { err, errlen, obj, NULL };
-	const char *modality = NULL, *status = NULL;
+	const char *modality = NULL, *status = NULL, *dup;
 	const cJSON *v;
+	bool oom;
 
 	*metadata_owned = NULL;
 	row_init(r);
 	if (!cJSON_IsObject(obj)) {
 		snprintf(err, errlen, "row must be a JSON object");
+		return false;
+	}
+	/* One rule for a repeated field: the row is refused. Taking the first or
+	 * the last would let two readers of the same text bill different sums. */
+	dup = row_duplicate_key(obj, &oom);
+	if (dup || oom) {
+		if (oom)
+			snprintf(err, errlen, "out of memory checking for duplicate keys");
+		else
+			snprintf(err, errlen, "duplicate key \"%.64s\"", dup);
 		return false;
 	}
 	if (!row_get_string(&fe, "id", &r->id, true) ||
@@ -284,8 +336,10 @@ bool row_from_json(const cJSON *obj, struct row *r, char **metadata_owned, char 
 		}
 		r->metadata_json = *metadata_owned;
 		if (!r->tenant_id) {
-			/* The Python sink tags tenants in metadata; read it from there. */
-			const cJSON *t = cJSON_GetObjectItemCaseSensitive(v, "tenant");
+			/* The Python sink tags tenants in metadata; read it from there.
+			 * Metadata is the client's own data, stored as jsonb, which keeps
+			 * the last of repeated keys: read the same one it keeps. */
+			const cJSON *t = row_last_member(v, "tenant");
 			if (t && !cJSON_IsNull(t)) {
 				if (!cJSON_IsString(t)) {
 					snprintf(err, errlen, "metadata.tenant: must be a string");

@@ -71,7 +71,10 @@ bool row_status_parse(const char *s, enum row_status *out);
 
 /* Fills r from one JSON object of the ingest array. Strings stay owned by obj;
  * metadata is printed into *metadata_owned (caller frees; NULL when absent).
- * Unknown fields are ignored. Returns false with a message naming the field. */
+ * Unknown fields are ignored; a key the object holds twice refuses it
+ * ("duplicate key \"cost_usd\""), while inside metadata the last of a repeated
+ * key wins, as in jsonb (metadata.tenant included). Returns false with a
+ * message naming the field. */
 bool row_from_json(const struct cJSON *obj, struct row *r, char **metadata_owned, char *err,
 		   size_t errlen) __attribute__((warn_unused_result));
 

@@ -18,6 +18,8 @@ static int decode(const char *body, const struct ingest_scope *scope, int max_ro
 
 	lim.max_inflated_bytes = 1 << 20;
 	lim.max_batch_rows = max_rows;
+	lim.max_element_values = 16384;
+	lim.max_reject_raw_bytes = 65536;
 	row_limits_default(&lim.row);
 	return ingest_decode(body, strlen(body), false, &lim, scope, 1.8e9, b, err, errlen);
 }
@@ -137,6 +139,8 @@ UNIT_TEST(ingest_gzip_bomb_is_413)
 
 	lim.max_inflated_bytes = 1 << 20;
 	lim.max_batch_rows = 10;
+	lim.max_element_values = 16384;
+	lim.max_reject_raw_bytes = 65536;
 	row_limits_default(&lim.row);
 	buf_init(&z, 0);
 	CHECK(zeros && gz_deflate(zeros, n, 9, &z, err, sizeof(err)));

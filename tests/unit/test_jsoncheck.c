@@ -112,3 +112,36 @@ UNIT_TEST(jsoncheck_reports_nul_escapes_and_only_those)
 			  "%s: nul %d", cases[i].json, nul);
 	}
 }
+
+UNIT_TEST(jsoncheck_refuses_raw_control_characters_over_the_real_length)
+{
+	/* The collector answers 400 for these; the sink must refuse them too. */
+	static const struct {
+		const char *json;
+		size_t len;
+	} cases[] = {
+		{ "{\"a\":\"x\0y\"}", 11 },   /* a raw NUL: cJSON would stop there */
+		{ "{\"a\":\"x\ty\"}", 11 },   /* raw tab */
+		{ "{\"a\":\"x\ny\"}", 11 },   /* raw newline */
+		{ "{\"a\":\"x\x1fy\"}", 11 }, /* U+001F, the last control character */
+		{ "{\"k\0\":1}", 9 },	      /* in a key */
+		{ "{\"a\":1\0}", 8 },	      /* outside a string */
+		{ "{\"a\":1}\0", 8 },	      /* after the object */
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		bool nul;
+
+		CHECK_MSG(!jsoncheck_object(cases[i].json, cases[i].len, &nul), "case %zu accepted",
+			  i);
+	}
+}
+
+UNIT_TEST(jsoncheck_accepts_duplicate_keys_as_the_collector_does_in_metadata)
+{
+	/* Metadata keeps jsonb's rule (the last wins) in both programs. */
+	bool nul;
+
+	CHECK(jsoncheck_object("{\"k\":1,\"k\":2}", 13, &nul) && !nul);
+	CHECK(jsoncheck_object("{\"tenant\":\"a\",\"tenant\":\"b\"}", 27, &nul) && !nul);
+}
