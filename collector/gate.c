@@ -52,6 +52,7 @@ struct gate {
 	enum gate_state state;
 	long long pass_left; /* GATE_PASS: bytes still to pass; -1 until dispatch */
 	bool http10;	     /* the request passed is HTTP/1.0 */
+	size_t line, scan;   /* GATE_HEAD: gate_head_end's place in the input */
 	size_t reserved;     /* held against max_pending_body_bytes */
 	struct event *linger;
 	bool shut, finished;
@@ -81,20 +82,28 @@ struct gate *gate_find(struct bufferevent *bev)
 	return NULL;
 }
 
-size_t gate_head_len(const char *p, size_t n)
+size_t gate_head_end(struct evbuffer *src, size_t *line, size_t *scan)
 {
-	size_t pos = 0;
+	size_t len = evbuffer_get_length(src);
+	struct evbuffer_ptr at, nl;
+	char c = 0;
 
-	while (pos < n) {
-		const char *nl = memchr(p + pos, '\n', n - pos);
-		size_t len;
-
-		if (!nl)
+	while (*scan < len) {
+		if (evbuffer_ptr_set(src, &at, *scan, EVBUFFER_PTR_SET) != 0)
 			return 0;
-		len = (size_t)(nl - (p + pos));
-		if (len == 0 || (len == 1 && p[pos] == '\r'))
-			return (size_t)(nl - p) + 1;
-		pos = (size_t)(nl - p) + 1;
+		nl = evbuffer_search(src, "\n", 1, &at);
+		if (nl.pos < 0) {
+			*scan = len; /* no newline up to here: never look at these again */
+			return 0;
+		}
+		if ((size_t)nl.pos == *line + 1 &&
+		    evbuffer_ptr_set(src, &at, *line, EVBUFFER_PTR_SET) == 0)
+			evbuffer_copyout_from(src, &at, &c, 1);
+		if ((size_t)nl.pos == *line || ((size_t)nl.pos == *line + 1 && c == '\r')) {
+			*line = *scan = 0;
+			return (size_t)nl.pos + 1;
+		}
+		*line = *scan = (size_t)nl.pos + 1;
 	}
 	return 0;
 }
@@ -331,22 +340,27 @@ static void gate_refuse(struct gate *g, struct evbuffer *src, const struct gate_
 static void gate_check(struct gate *g, struct evbuffer *src)
 {
 	const struct config *cfg = &g->srv->cfg;
-	size_t avail = evbuffer_get_length(src), n = avail < GATE_HEAD_MAX ? avail : GATE_HEAD_MAX;
-	const char *p = n ? (const char *)evbuffer_pullup(src, (ev_ssize_t)n) : NULL;
-	size_t hlen = p ? gate_head_len(p, n) : 0;
+	size_t avail = evbuffer_get_length(src);
+	size_t hlen = gate_head_end(src, &g->line, &g->scan);
+	const char *p;
 	unsigned long long declared;
 	struct gate_head h;
 	char msg[512];
 
-	if (!hlen) {
-		if (avail >= GATE_HEAD_MAX) {
-			gate_parse_head(p, n, &h, msg, sizeof(msg)); /* for the method and path */
+	if (!hlen || hlen > GATE_HEAD_MAX) {
+		if (hlen || avail > GATE_HEAD_MAX) {
+			size_t n = avail < 2048 ? avail : 2048;
+
+			/* The request line, for the log and the metrics. */
+			p = (const char *)evbuffer_pullup(src, (ev_ssize_t)n);
+			(void)gate_parse_head(p, n, &h, msg, sizeof(msg));
 			snprintf(msg, sizeof(msg), "request head larger than %d bytes",
 				 GATE_HEAD_MAX);
 			gate_refuse(g, src, &h, 431, NULL, msg);
 		}
 		return;
 	}
+	p = (const char *)evbuffer_pullup(src, (ev_ssize_t)hlen);
 	if (!gate_parse_head(p, hlen, &h, msg, sizeof(msg))) {
 		gate_refuse(g, src, &h, 400, NULL, msg);
 		return;
@@ -448,6 +462,7 @@ void gate_answered(struct gate *g, struct evhttp_request *req)
 		return;
 	}
 	g->state = GATE_HEAD;
+	g->line = g->scan = 0;
 	/* A pipelined head may already wait in the socket's buffer; deferred,
 	 * so evhttp has started reading its next request when it passes. */
 	if (evbuffer_get_length(bufferevent_get_input(g->under)))

@@ -48,10 +48,12 @@ struct gate_head {
 	bool http10;
 };
 
-/* The length of the head at the start of p[0..n) (through its empty line), or
- * 0 when the empty line has not arrived yet. Lines end in LF or CRLF, as
- * evhttp reads them. */
-size_t gate_head_len(const char *p, size_t n);
+/* The length of the request head at the start of src (through its empty
+ * line), or 0 while the empty line has not arrived. Lines end in LF or CRLF,
+ * as evhttp reads them. *line and *scan (0 for a new head) keep the place
+ * between calls, so each byte is searched once however the head trickles in. */
+struct evbuffer;
+size_t gate_head_end(struct evbuffer *src, size_t *line, size_t *scan);
 
 /* Parses the head p[0..len). False: a malformed request line or header line,
  * a method evhttp does not know, or framing the gate refuses (two
