@@ -1,6 +1,7 @@
 /* The HTTP front end on evhttp: listeners (plain or TLS through
- * bufferevent_openssl), a single dispatcher that routes by path and method,
- * request ids, authentication and rate limiting, and JSON replies.
+ * bufferevent_openssl), each connection read through the gate (gate.c), a
+ * single dispatcher that routes by path and method, request ids,
+ * authentication and rate limiting, and JSON replies.
  *
  * Request lifetime: the dispatcher allocates an http_req per request. A
  * handler either replies before returning (then the dispatcher frees it) or
@@ -208,7 +209,6 @@ static const char *http_reason(int status)
 	case 401: return "Unauthorized";
 	case 413: return "Payload Too Large";
 	case 431: return "Request Header Fields Too Large";
-	case 501: return "Not Implemented";
 	case 503: return "Service Unavailable";
 	default: return "Error";
 	}
