@@ -28,6 +28,9 @@ const struct config_param config_params[] = {
 	  "seconds to wait when connecting to PostgreSQL" },
 	{ "max_body_bytes", CFG_SIZE, OFF(max_body_bytes), true, "8388608",
 	  "largest request body as sent (compressed), in bytes; larger gets 413" },
+	{ "max_pending_body_bytes", CFG_SIZE, OFF(max_pending_body_bytes), true, "268435456",
+	  "request body bytes all clients together may be sending before their requests run (each "
+	  "reserves its Content-Length, or max_body_bytes if chunked); past it new uploads get 503" },
 	{ "max_inflated_bytes", CFG_SIZE, OFF(max_inflated_bytes), true, "67108864",
 	  "largest body after gunzip, checked while inflating; larger gets 413" },
 	{ "max_batch_rows", CFG_INT, OFF(max_batch_rows), true, "10000",
@@ -372,6 +375,14 @@ bool config_validate(struct config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen,
 			 "max_element_values = %d: must be at least 64 (a cost row has ~50)",
 			 cfg->max_element_values);
+		return false;
+	}
+	if (cfg->max_pending_body_bytes < cfg->max_body_bytes) {
+		snprintf(
+			err, errlen,
+			"max_pending_body_bytes = %zu is less than max_body_bytes = %zu: a body of "
+			"the largest allowed size could never be received",
+			cfg->max_pending_body_bytes, cfg->max_body_bytes);
 		return false;
 	}
 	if (cfg->max_batch_rows < 1) {

@@ -16,6 +16,7 @@ struct config {
 	int db_queue_max;
 	int db_connect_timeout_s;
 	size_t max_body_bytes;
+	size_t max_pending_body_bytes; /* sum of bodies being received (gate.c) */
 	size_t max_inflated_bytes;
 	int max_batch_rows;
 	int max_row_age_days;

@@ -1,6 +1,7 @@
 /* The HTTP front end on evhttp: listeners (plain or TLS through
- * bufferevent_openssl), a single dispatcher that routes by path and method,
- * request ids, authentication and rate limiting, and JSON replies.
+ * bufferevent_openssl), each connection read through the gate (gate.c), a
+ * single dispatcher that routes by path and method, request ids,
+ * authentication and rate limiting, and JSON replies.
  *
  * Request lifetime: the dispatcher allocates an http_req per request. A
  * handler either replies before returning (then the dispatcher frees it) or
@@ -28,6 +29,7 @@
 
 #include "buf.h"
 #include "conns.h"
+#include "gate.h"
 #include "keywatch.h"
 #include "metrics.h"
 #include "ratelimit.h"
@@ -183,6 +185,60 @@ void http_reply_internal(struct http_req *hr, int status, const char *public_msg
 	buf_release(&b);
 }
 
+const char *http_auth_problem(enum auth_result why)
+{
+	return why == AUTH_MISSING     ? "missing Authorization: Bearer <key> header"
+	       : why == AUTH_MALFORMED ? "Authorization header must be \"Bearer <key>\""
+				       : "unknown or revoked API key";
+}
+
+static int http_route_of(const char *path)
+{
+	int idx = 0;
+
+	for (const struct http_route *r = http_routes; path && r && r->path; r++, idx++)
+		if (strcmp(r->path, path) == 0)
+			return http_route_metrics[idx];
+	return http_route_unknown;
+}
+
+static const char *http_reason(int status)
+{
+	switch (status) {
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 413: return "Payload Too Large";
+	case 431: return "Request Header Fields Too Large";
+	case 503: return "Service Unavailable";
+	default: return "Error";
+	}
+}
+
+void http_early_reply(struct evbuffer *out, const char *method, const char *path, int status,
+		      const char *extra_headers, const char *msg)
+{
+	char id[20];
+	struct log_ctx lc = { id, NULL, NULL };
+	struct buf b;
+
+	snprintf(id, sizeof(id), "%016llx", ++http_request_seq);
+	buf_init(&b, 0);
+	buf_puts(&b, "{\"error\":");
+	row_json_string(&b, msg);
+	buf_puts(&b, "}");
+	evbuffer_add_printf(
+		out,
+		"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+		"Content-Length: %zu\r\nConnection: close\r\nX-Request-Id: %s\r\n%s\r\n",
+		status, http_reason(status), b.data ? b.len : 2, id,
+		extra_headers ? extra_headers : "");
+	evbuffer_add(out, b.data ? b.data : "{}", b.data ? b.len : 2);
+	buf_release(&b);
+	metrics_http_request(http_route_of(path), status);
+	log_req(status >= 500 ? LOG_LVL_WARN : LOG_LVL_INFO, &lc,
+		"%s %s -> %d before its body was read: %s", method, path, status, msg);
+}
+
 const struct auth_key *http_auth(struct http_req *hr, unsigned roles)
 {
 	struct server *srv = hr->srv;
@@ -193,11 +249,7 @@ const struct auth_key *http_auth(struct http_req *hr, unsigned roles)
 	if (!k) {
 		metrics_auth_failure();
 		http_set_header(hr, "WWW-Authenticate", "Bearer");
-		http_reply_error(hr, 401, "%s",
-				 why == AUTH_MISSING ? "missing Authorization: Bearer <key> header"
-				 : why == AUTH_MALFORMED
-					 ? "Authorization header must be \"Bearer <key>\""
-					 : "unknown or revoked API key");
+		http_reply_error(hr, 401, "%s", http_auth_problem(why));
 		return NULL;
 	}
 	snprintf(hr->key_prefix, sizeof(hr->key_prefix), "%s", k->prefix);
@@ -229,6 +281,13 @@ const struct auth_key *http_auth(struct http_req *hr, unsigned roles)
 	return k;
 }
 
+/* The answer to a request is written: its connection's gate may let the next
+ * request in. */
+static void http_on_answered(struct evhttp_request *req, void *arg)
+{
+	gate_answered(arg, req);
+}
+
 static void http_dispatch(struct evhttp_request *req, void *arg)
 {
 	struct server *srv = arg;
@@ -238,17 +297,31 @@ static void http_dispatch(struct evhttp_request *req, void *arg)
 	int method = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD ? HTTP_GET
 		     : cmd == EVHTTP_REQ_POST			     ? HTTP_POST
 								     : 0;
-	struct http_req *hr = calloc(1, sizeof(*hr));
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct gate *gate = gate_find(evhttp_connection_get_bufferevent(evcon));
+	struct http_req *hr;
 	const struct http_route *route = NULL;
 	int idx = 0;
 
+	if (!gate && srv->tls) {
+		/* http_bevcb failed and evhttp made a plain socket bufferevent of its
+		 * own: this is plain text on a TLS listener. Never answer it. */
+		log_error("dropping a plain-text connection on the TLS listener");
+		evhttp_connection_free(evcon);
+		return;
+	}
+	if (gate) {
+		gate_dispatched(gate);
+		evhttp_request_set_on_complete_cb(req, http_on_answered, gate);
+	}
+	hr = calloc(1, sizeof(*hr));
 	if (!hr) {
 		evhttp_send_reply(req, 503, "Out of memory", NULL);
 		return;
 	}
 	hr->srv = srv;
 	hr->req = req;
-	hr->evcon = evhttp_request_get_connection(req);
+	hr->evcon = evcon;
 	hr->started = server_now_monotonic();
 	hr->route = http_route_unknown;
 	snprintf(hr->request_id, sizeof(hr->request_id), "%016llx", ++http_request_seq);
@@ -279,27 +352,31 @@ static void http_dispatch(struct evhttp_request *req, void *arg)
 		http_reply_error(hr, 500, "handler did not answer"), http_req_free(hr);
 }
 
-/* TLS: each connection gets an SSL object from the current context; a reload
- * swaps the context and open connections keep the old one (refcounted). */
+/* Each connection reads through a gate (gate.c) over a socket or, with TLS, an
+ * SSL bufferevent using the current context; a reload swaps the context and open
+ * connections keep the old one (refcounted). */
 static struct bufferevent *http_bevcb(struct event_base *base, void *arg)
 {
 	struct server *srv = arg;
-	struct bufferevent *bev = NULL;
+	struct bufferevent *under = NULL, *bev = NULL;
 	int max = srv->cfg.max_connections;
 	SSL *ssl;
 
 	if (srv->tls && (ssl = SSL_new((SSL_CTX *)srv->tls)) != NULL)
-		bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-						     BEV_OPT_CLOSE_ON_FREE);
+		under = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+						       BEV_OPT_CLOSE_ON_FREE);
 	else if (srv->tls)
 		max = 0; /* no SSL object: refuse rather than fall back to plain text */
-	if (!bev)
-		bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (!under)
+		under = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (under)
+		bev = gate_new(srv, under); /* frees under on failure */
 	if (bev && conns_add(srv->conns, bev, max))
 		return bev;
-	/* On NULL evhttp falls back to a plain socket bufferevent of its own. */
 	if (bev)
 		bufferevent_free(bev);
+	/* On NULL evhttp makes a plain socket bufferevent of its own; on a TLS
+	 * listener http_dispatch drops that connection unanswered. */
 	log_error("out of memory for a new client connection");
 	return NULL;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "gate.h"
 #include "pool.h"
 
 #define METRICS_MAX_ROUTES 24
@@ -28,7 +29,7 @@ static _Atomic uint64_t bytes_received, bytes_compressed, bytes_inflated;
 static _Atomic uint64_t latency_buckets[METRICS_NBUCKETS];
 static _Atomic uint64_t latency_count, latency_sum_us;
 static _Atomic uint64_t db_errors, auth_failures, rate_limited;
-static _Atomic uint64_t conns_open, conns_refused;
+static _Atomic uint64_t conns_open, conns_refused, pending_body_refused;
 
 int metrics_route_register(const char *name)
 {
@@ -104,6 +105,11 @@ void metrics_conn_close(void)
 void metrics_conn_refused(void)
 {
 	atomic_fetch_add(&conns_refused, 1);
+}
+
+void metrics_pending_body_refused(void)
+{
+	atomic_fetch_add(&pending_body_refused, 1);
 }
 
 static void metrics_counter(struct buf *out, const char *name, const char *help, uint64_t v)
@@ -197,4 +203,10 @@ void metrics_render(struct buf *out, struct pool *pool)
 	metrics_counter(out, "vgcollector_connections_refused_total",
 			"Client connections closed at once because max_connections was reached.",
 			atomic_load(&conns_refused));
+	metrics_counter(out, "vgcollector_pending_body_refused_total",
+			"Uploads answered 503 because max_pending_body_bytes was reached.",
+			atomic_load(&pending_body_refused));
+	metrics_gauge(out, "vgcollector_pending_body_bytes",
+		      "Body bytes reserved by requests being received, not yet dispatched.",
+		      (uint64_t)gate_pending_bytes());
 }

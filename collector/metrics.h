@@ -20,6 +20,7 @@ void metrics_rate_limited(void);
 void metrics_conn_open(void);
 void metrics_conn_close(void);
 void metrics_conn_refused(void);
+void metrics_pending_body_refused(void);
 
 /* Appends the whole exposition to out. pool may be NULL. */
 void metrics_render(struct buf *out, struct pool *pool);
