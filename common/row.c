@@ -255,11 +255,64 @@ static const cJSON *row_last_member(const cJSON *obj, const char *name)
 	return last;
 }
 
+/* A COUNT field: absent or null leaves *out at -1 (null). */
+static bool row_get_count(struct field_err *fe, const struct row_field *f, long long *out)
+{
+	const cJSON *v = row_field(fe, f->name);
+
+	if (!v || cJSON_IsNull(v))
+		return true;
+	if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < 0 ||
+	    v->valuedouble > 2147483647.0) {
+		snprintf(fe->err, fe->errlen, "%s: must be an integer from 0 to 2147483647",
+			 f->name);
+		return false;
+	}
+	*out = (long long)v->valuedouble;
+	return true;
+}
+
+/* The JSON field: printed compact into *owned, and the tenant read from it
+ * when the row names none. */
+static bool row_get_metadata(struct field_err *fe, const struct row_field *f, struct row *r,
+			     char **owned)
+{
+	const cJSON *v = row_field(fe, f->name);
+	const char **m = ROW_FIELD_PTR(r, f->offset);
+
+	if (!v || cJSON_IsNull(v))
+		return true;
+	if (!cJSON_IsObject(v)) {
+		snprintf(fe->err, fe->errlen, "%s: must be a JSON object", f->name);
+		return false;
+	}
+	*owned = cJSON_PrintUnformatted(v);
+	if (!*owned) {
+		snprintf(fe->err, fe->errlen, "%s: out of memory", f->name);
+		return false;
+	}
+	*m = *owned;
+	if (!r->tenant_id) {
+		/* The Python sink tags tenants in metadata; read it from there.
+		 * Metadata is the client's own data, stored as jsonb, which keeps
+		 * the last of repeated keys: read the same one it keeps. */
+		const cJSON *t = row_last_member(v, "tenant");
+		if (t && !cJSON_IsNull(t)) {
+			if (!cJSON_IsString(t)) {
+				snprintf(fe->err, fe->errlen, "%s.tenant: must be a string",
+					 f->name);
+				return false;
+			}
+			r->tenant_id = t->valuestring;
+		}
+	}
+	return true;
+}
+
 bool row_from_json(const cJSON *obj, struct row *r, char **metadata_owned, char *err, size_t errlen)
 {
 	struct field_err fe = { err, errlen, obj, NULL };
 	const char *modality = NULL, *status = NULL, *dup;
-	const cJSON *v;
 	bool oom;
 
 	*metadata_owned = NULL;
@@ -278,30 +331,30 @@ bool row_from_json(const cJSON *obj, struct row *r, char **metadata_owned, char 
 			snprintf(err, errlen, "duplicate key \"%.64s\"", dup);
 		return false;
 	}
-	if (!row_get_string(&fe, "id", &r->id, true) ||
-	    !row_get_number(&fe, "timestamp", &r->timestamp, true) ||
-	    !row_get_string(&fe, "modality", &modality, true) ||
-	    !row_get_string(&fe, "model_id", &r->model_id, false) ||
-	    !row_get_string(&fe, "provider", &r->provider, false) ||
-	    !row_get_string(&fe, "project", &r->project, false) ||
-	    !row_get_number(&fe, "input_units", &r->input_units, false) ||
-	    !row_get_number(&fe, "output_units", &r->output_units, false) ||
-	    !row_get_number(&fe, "cached_input_units", &r->cached_input_units, false) ||
-	    !row_get_number(&fe, "cost_usd", &r->cost_usd, false) ||
-	    !row_get_number(&fe, "rated_price_usd", &r->rated_price_usd, false) ||
-	    !row_get_string(&fe, "pricing_source", &r->pricing_source, false) ||
-	    !row_get_string(&fe, "rate_rule", &r->rate_rule, false) ||
-	    !row_get_number(&fe, "ttfb_ms", &r->ttfb_ms, false) ||
-	    !row_get_number(&fe, "total_latency_ms", &r->total_latency_ms, false) ||
-	    !row_get_string(&fe, "status", &status, false) ||
-	    !row_get_string(&fe, "fallback_from", &r->fallback_from, false) ||
-	    !row_get_string(&fe, "error_message", &r->error_message, false) ||
-	    !row_get_string(&fe, "session_id", &r->session_id, false) ||
-	    !row_get_string(&fe, "agent_id", &r->agent_id, false) ||
-	    !row_get_string(&fe, "tenant_id", &r->tenant_id, false) ||
-	    !row_get_string(&fe, "revision", &r->revision, false))
-		return false;
+	/* Every field but turn_index and metadata, in table order; then the
+	 * enum values, turn_index and metadata: the order errors are reported. */
+	for (int i = 0; i < ROW_NFIELDS; i++) {
+		const struct row_field *f = &row_fields[i];
+		void *m = ROW_FIELD_PTR(r, f->offset);
+		bool ok = true;
 
+		switch (f->kind) {
+		case ROW_KIND_TEXT: ok = row_get_string(&fe, f->name, m, f->required); break;
+		case ROW_KIND_MODALITY:
+			ok = row_get_string(&fe, f->name, &modality, f->required);
+			break;
+		case ROW_KIND_STATUS:
+			ok = row_get_string(&fe, f->name, &status, f->required);
+			break;
+		case ROW_KIND_TIME:
+		case ROW_KIND_AMOUNT:
+		case ROW_KIND_MEASURE: ok = row_get_number(&fe, f->name, m, f->required); break;
+		case ROW_KIND_JSON:
+		case ROW_KIND_COUNT: break;
+		}
+		if (!ok)
+			return false;
+	}
 	if (!row_modality_parse(modality, &r->modality)) {
 		snprintf(err, errlen, "modality \"%.32s\": must be \"stt\", \"llm\" or \"tts\"",
 			 modality);
@@ -313,94 +366,32 @@ bool row_from_json(const cJSON *obj, struct row *r, char **metadata_owned, char 
 			 status);
 		return false;
 	}
-	v = row_field(&fe, "turn_index");
-	if (v && !cJSON_IsNull(v)) {
-		if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) ||
-		    v->valuedouble < 0 || v->valuedouble > 2147483647.0) {
-			snprintf(err, errlen,
-				 "turn_index: must be an integer from 0 to 2147483647");
+	for (int i = 0; i < ROW_NFIELDS; i++)
+		if (row_fields[i].kind == ROW_KIND_COUNT &&
+		    !row_get_count(&fe, &row_fields[i], ROW_FIELD_PTR(r, row_fields[i].offset)))
 			return false;
-		}
-		r->turn_index = (long long)v->valuedouble;
+	for (int i = 0; i < ROW_NFIELDS; i++)
+		if (row_fields[i].kind == ROW_KIND_JSON &&
+		    !row_get_metadata(&fe, &row_fields[i], r, metadata_owned))
+			return false;
+	for (int i = 0; i < ROW_NFIELDS; i++) {
+		const char **m = ROW_FIELD_PTR(r, row_fields[i].offset);
+
+		if (row_fields[i].absent && !*m)
+			*m = row_fields[i].absent;
 	}
-	v = row_field(&fe, "metadata");
-	if (v && !cJSON_IsNull(v)) {
-		if (!cJSON_IsObject(v)) {
-			snprintf(err, errlen, "metadata: must be a JSON object");
-			return false;
-		}
-		*metadata_owned = cJSON_PrintUnformatted(v);
-		if (!*metadata_owned) {
-			snprintf(err, errlen, "metadata: out of memory");
-			return false;
-		}
-		r->metadata_json = *metadata_owned;
-		if (!r->tenant_id) {
-			/* The Python sink tags tenants in metadata; read it from there.
-			 * Metadata is the client's own data, stored as jsonb, which keeps
-			 * the last of repeated keys: read the same one it keeps. */
-			const cJSON *t = row_last_member(v, "tenant");
-			if (t && !cJSON_IsNull(t)) {
-				if (!cJSON_IsString(t)) {
-					snprintf(err, errlen, "metadata.tenant: must be a string");
-					return false;
-				}
-				r->tenant_id = t->valuestring;
-			}
-		}
-	}
-	if (!r->project)
-		r->project = "default";
 	return true;
 }
 
 /* ---- validation ------------------------------------------------------------ */
 
-enum row_cap { CAP_ID, CAP_STRING, CAP_PROJECT, CAP_ERROR, CAP_METADATA, CAP_TENANT };
-
-#define NO_BYTES ((size_t)-1)
-#define KEY_BYTES(f) offsetof(struct row_limits, f)
-
-/* The string fields in row_string_fields order, with the rule each follows.
- * bytes is the offset of the field's byte limit in struct row_limits for the
- * rollup key's strings (NO_BYTES for the others). */
-static const struct row_string_rule {
-	const char *name;
-	size_t offset;
-	enum row_cap cap;
-	size_t bytes;
-} row_string_rules[ROW_NSTRINGS] = {
-	[ROW_STRING_ID] = { "id", offsetof(struct row, id), CAP_ID, NO_BYTES },
-	[ROW_STRING_MODEL_ID] = { "model_id", offsetof(struct row, model_id), CAP_STRING,
-				  KEY_BYTES(max_model_id_bytes) },
-	[ROW_STRING_PROVIDER] = { "provider", offsetof(struct row, provider), CAP_STRING,
-				  KEY_BYTES(max_provider_bytes) },
-	[ROW_STRING_PROJECT] = { "project", offsetof(struct row, project), CAP_PROJECT,
-				 KEY_BYTES(max_project_bytes) },
-	[ROW_STRING_PRICING_SOURCE] = { "pricing_source", offsetof(struct row, pricing_source),
-					CAP_STRING, NO_BYTES },
-	[ROW_STRING_RATE_RULE] = { "rate_rule", offsetof(struct row, rate_rule), CAP_STRING,
-				   NO_BYTES },
-	[ROW_STRING_FALLBACK_FROM] = { "fallback_from", offsetof(struct row, fallback_from),
-				       CAP_STRING, NO_BYTES },
-	[ROW_STRING_ERROR_MESSAGE] = { "error_message", offsetof(struct row, error_message),
-				       CAP_ERROR, NO_BYTES },
-	[ROW_STRING_METADATA] = { "metadata", offsetof(struct row, metadata_json), CAP_METADATA,
-				  NO_BYTES },
-	[ROW_STRING_SESSION_ID] = { "session_id", offsetof(struct row, session_id), CAP_STRING,
-				    NO_BYTES },
-	[ROW_STRING_AGENT_ID] = { "agent_id", offsetof(struct row, agent_id), CAP_STRING,
-				  KEY_BYTES(max_agent_id_bytes) },
-	[ROW_STRING_TENANT_ID] = { "tenant_id", offsetof(struct row, tenant_id), CAP_TENANT,
-				   NO_BYTES },
-	[ROW_STRING_REVISION] = { "revision", offsetof(struct row, revision), CAP_STRING,
-				  NO_BYTES },
-};
-
 void row_string_fields(struct row *r, const char **f[ROW_NSTRINGS])
 {
-	for (int i = 0; i < ROW_NSTRINGS; i++)
-		f[i] = (const char **)(void *)((char *)r + row_string_rules[i].offset);
+	int n = 0;
+
+	for (int i = 0; i < ROW_NFIELDS && n < ROW_NSTRINGS; i++)
+		if (row_field_is_string(&row_fields[i]))
+			f[n++] = ROW_FIELD_PTR(r, row_fields[i].offset);
 }
 
 static bool row_tenant_valid_len(const char *s, size_t n)
@@ -456,11 +447,11 @@ static bool row_check_metadata(const char *s, size_t len, const struct row_limit
 }
 
 /* One string field by its rule; len gets its length. */
-static bool row_check_field(const struct row_string_rule *rule, const char *s, size_t *len,
+static bool row_check_field(const struct row_field *rule, const char *s, size_t *len,
 			    const struct row_limits *lim, char *err, size_t errlen)
 {
 	*len = strlen(s);
-	if (rule->bytes != NO_BYTES) {
+	if (rule->bytes != ROW_NO_BYTES) {
 		size_t max = *(const size_t *)(const void *)((const char *)lim + rule->bytes);
 
 		if (*len > max) {
@@ -471,23 +462,23 @@ static bool row_check_field(const struct row_string_rule *rule, const char *s, s
 		}
 	}
 	switch (rule->cap) {
-	case CAP_ID:
+	case ROW_CAP_ID:
 		if (*len == 0) {
 			snprintf(err, errlen, "id: required, 1-%d characters", ROW_ID_MAX_CHARS);
 			return false;
 		}
 		return row_check_string(rule->name, s, *len, ROW_ID_MAX_CHARS, err, errlen);
-	case CAP_PROJECT:
+	case ROW_CAP_PROJECT:
 		if (*len == 0) {
 			snprintf(err, errlen, "project: must not be empty");
 			return false;
 		}
 		return row_check_string(rule->name, s, *len, ROW_PROJECT_MAX_CHARS, err, errlen);
-	case CAP_ERROR:
+	case ROW_CAP_ERROR:
 		return row_check_string(rule->name, s, *len, lim->max_error_message_chars, err,
 					errlen);
-	case CAP_METADATA: return row_check_metadata(s, *len, lim, err, errlen);
-	case CAP_TENANT:
+	case ROW_CAP_METADATA: return row_check_metadata(s, *len, lim, err, errlen);
+	case ROW_CAP_TENANT:
 		if (!row_tenant_valid_len(s, *len)) {
 			snprintf(err, errlen,
 				 "tenant_id \"%.140s\": 1-%d of only letters, digits, '-' and '_'",
@@ -495,7 +486,8 @@ static bool row_check_field(const struct row_string_rule *rule, const char *s, s
 			return false;
 		}
 		return true;
-	case CAP_STRING: break;
+	case ROW_CAP_STRING:
+	case ROW_CAP_NONE: break;
 	}
 	return row_check_string(rule->name, s, *len, lim->max_string_chars, err, errlen);
 }
@@ -513,44 +505,65 @@ static bool row_check_amount(const char *name, double v, bool nullable, char *er
 	return true;
 }
 
+/* The TIME field: epoch seconds within the wire's range and the limits. */
+static bool row_check_time(const char *name, double t, const struct row_limits *lim, double now,
+			   char *err, size_t errlen)
+{
+	if (!isfinite(t) || t < 0 || t > 32503680000.0) {
+		snprintf(err, errlen, "%s: must be epoch seconds between 1970 and 3000", name);
+		return false;
+	}
+	if (lim->max_row_age_s > 0 && t < now - lim->max_row_age_s) {
+		snprintf(err, errlen, "%s %.3f: older than max_row_age_days (%.0f days)", name, t,
+			 lim->max_row_age_s / 86400.0);
+		return false;
+	}
+	if (lim->max_clock_skew_s > 0 && t > now + lim->max_clock_skew_s) {
+		snprintf(err, errlen, "%s %.3f: more than max_clock_skew_s (%.0f s) in the future",
+			 name, t, lim->max_clock_skew_s);
+		return false;
+	}
+	return true;
+}
+
+/* Strings first, then amounts, then the time, each in table order: the order
+ * errors are reported in. */
 bool row_validate_measure(const struct row *r, const struct row_limits *lim, double now,
 			  size_t len[ROW_NSTRINGS], char *err, size_t errlen)
 {
+	int n = 0;
+
 	if (!r->id) {
 		snprintf(err, errlen, "id: required, 1-%d characters", ROW_ID_MAX_CHARS);
 		return false;
 	}
-	for (int i = 0; i < ROW_NSTRINGS; i++) {
-		const struct row_string_rule *rule = &row_string_rules[i];
-		const char *s =
-			*(const char *const *)(const void *)((const char *)r + rule->offset);
+	for (int i = 0; i < ROW_NFIELDS && n < ROW_NSTRINGS; i++) {
+		const struct row_field *f = &row_fields[i];
+		const char *s;
 
-		len[i] = 0;
-		if (s && !row_check_field(rule, s, &len[i], lim, err, errlen))
+		if (!row_field_is_string(f))
+			continue;
+		s = *(const char *const *)ROW_FIELD_CPTR(r, f->offset);
+		len[n] = 0;
+		if (s && !row_check_field(f, s, &len[n], lim, err, errlen))
+			return false;
+		n++;
+	}
+	for (int i = 0; i < ROW_NFIELDS; i++) {
+		const struct row_field *f = &row_fields[i];
+
+		if ((f->kind == ROW_KIND_AMOUNT || f->kind == ROW_KIND_MEASURE) &&
+		    !row_check_amount(f->name, *(const double *)ROW_FIELD_CPTR(r, f->offset),
+				      f->kind == ROW_KIND_MEASURE, err, errlen))
 			return false;
 	}
-	if (!row_check_amount("input_units", r->input_units, false, err, errlen) ||
-	    !row_check_amount("output_units", r->output_units, false, err, errlen) ||
-	    !row_check_amount("cached_input_units", r->cached_input_units, false, err, errlen) ||
-	    !row_check_amount("cost_usd", r->cost_usd, false, err, errlen) ||
-	    !row_check_amount("rated_price_usd", r->rated_price_usd, false, err, errlen) ||
-	    !row_check_amount("ttfb_ms", r->ttfb_ms, true, err, errlen) ||
-	    !row_check_amount("total_latency_ms", r->total_latency_ms, true, err, errlen))
-		return false;
-	if (!isfinite(r->timestamp) || r->timestamp < 0 || r->timestamp > 32503680000.0) {
-		snprintf(err, errlen, "timestamp: must be epoch seconds between 1970 and 3000");
-		return false;
-	}
-	if (lim->max_row_age_s > 0 && r->timestamp < now - lim->max_row_age_s) {
-		snprintf(err, errlen, "timestamp %.3f: older than max_row_age_days (%.0f days)",
-			 r->timestamp, lim->max_row_age_s / 86400.0);
-		return false;
-	}
-	if (lim->max_clock_skew_s > 0 && r->timestamp > now + lim->max_clock_skew_s) {
-		snprintf(err, errlen,
-			 "timestamp %.3f: more than max_clock_skew_s (%.0f s) in the future",
-			 r->timestamp, lim->max_clock_skew_s);
-		return false;
+	for (int i = 0; i < ROW_NFIELDS; i++) {
+		const struct row_field *f = &row_fields[i];
+
+		if (f->kind == ROW_KIND_TIME &&
+		    !row_check_time(f->name, *(const double *)ROW_FIELD_CPTR(r, f->offset), lim,
+				    now, err, errlen))
+			return false;
 	}
 	return true;
 }
@@ -598,11 +611,10 @@ static void row_json_key(struct buf *out, const char *key, bool first)
 	buf_puts(out, "\":");
 }
 
-static void row_json_number(struct buf *out, const char *key, double v)
+static void row_json_number(struct buf *out, double v)
 {
 	char num[40];
 
-	row_json_key(out, key, false);
 	if (isnan(v)) {
 		buf_puts(out, "null");
 		return;
@@ -611,49 +623,47 @@ static void row_json_number(struct buf *out, const char *key, double v)
 	buf_puts(out, num);
 }
 
-static void row_json_str_field(struct buf *out, const char *key, const char *v)
-{
-	row_json_key(out, key, false);
-	row_json_string(out, v);
-}
-
 bool row_to_json(const struct row *r, struct buf *out)
 {
 	char num[40];
 
 	buf_putc(out, '{');
-	row_json_key(out, "id", true);
-	row_json_string(out, r->id);
-	row_json_key(out, "timestamp", false);
-	snprintf(num, sizeof(num), "%.6f", r->timestamp);
-	buf_puts(out, num);
-	row_json_str_field(out, "modality", row_modality_name(r->modality));
-	row_json_str_field(out, "model_id", r->model_id);
-	row_json_str_field(out, "provider", r->provider);
-	row_json_str_field(out, "project", r->project ? r->project : "default");
-	row_json_number(out, "input_units", r->input_units);
-	row_json_number(out, "output_units", r->output_units);
-	row_json_number(out, "cached_input_units", r->cached_input_units);
-	row_json_number(out, "cost_usd", r->cost_usd);
-	row_json_number(out, "rated_price_usd", r->rated_price_usd);
-	row_json_str_field(out, "pricing_source", r->pricing_source);
-	row_json_str_field(out, "rate_rule", r->rate_rule);
-	row_json_number(out, "ttfb_ms", r->ttfb_ms);
-	row_json_number(out, "total_latency_ms", r->total_latency_ms);
-	row_json_str_field(out, "status", row_status_name(r->status));
-	row_json_str_field(out, "fallback_from", r->fallback_from);
-	row_json_str_field(out, "error_message", r->error_message);
-	row_json_key(out, "metadata", false);
-	buf_puts(out, r->metadata_json ? r->metadata_json : "{}");
-	row_json_str_field(out, "session_id", r->session_id);
-	row_json_str_field(out, "agent_id", r->agent_id);
-	row_json_str_field(out, "tenant_id", r->tenant_id);
-	row_json_str_field(out, "revision", r->revision);
-	row_json_key(out, "turn_index", false);
-	if (r->turn_index < 0)
-		buf_puts(out, "null");
-	else
-		buf_printf(out, "%lld", r->turn_index);
+	for (int i = 0; i < ROW_NFIELDS; i++) {
+		const struct row_field *f = &row_fields[i];
+		const void *m = ROW_FIELD_CPTR(r, f->offset);
+
+		row_json_key(out, f->name, i == 0);
+		switch (f->kind) {
+		case ROW_KIND_TEXT: {
+			const char *v = *(const char *const *)m;
+			row_json_string(out, v || !f->absent ? v : f->absent);
+			break;
+		}
+		case ROW_KIND_TIME:
+			snprintf(num, sizeof(num), "%.6f", *(const double *)m);
+			buf_puts(out, num);
+			break;
+		case ROW_KIND_MODALITY:
+			row_json_string(out, row_modality_name(*(const enum row_modality *)m));
+			break;
+		case ROW_KIND_STATUS:
+			row_json_string(out, row_status_name(*(const enum row_status *)m));
+			break;
+		case ROW_KIND_AMOUNT:
+		case ROW_KIND_MEASURE: row_json_number(out, *(const double *)m); break;
+		case ROW_KIND_JSON: {
+			const char *v = *(const char *const *)m;
+			buf_puts(out, v ? v : "{}");
+			break;
+		}
+		case ROW_KIND_COUNT:
+			if (*(const long long *)m < 0)
+				buf_puts(out, "null");
+			else
+				buf_printf(out, "%lld", *(const long long *)m);
+			break;
+		}
+	}
 	buf_putc(out, '}');
 	return !out->over;
 }

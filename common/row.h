@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "buf.h"
+#include "row_fields.h"
 
 struct cJSON;
 
@@ -82,23 +83,8 @@ bool row_from_json(const struct cJSON *obj, struct row *r, char **metadata_owned
 bool row_validate(const struct row *r, const struct row_limits *lim, double now, char *err,
 		  size_t errlen) __attribute__((warn_unused_result));
 
-/* The string fields, in one fixed order; row_string_fields points f[i] at each. */
-enum row_string_index {
-	ROW_STRING_ID,
-	ROW_STRING_MODEL_ID,
-	ROW_STRING_PROVIDER,
-	ROW_STRING_PROJECT,
-	ROW_STRING_PRICING_SOURCE,
-	ROW_STRING_RATE_RULE,
-	ROW_STRING_FALLBACK_FROM,
-	ROW_STRING_ERROR_MESSAGE,
-	ROW_STRING_METADATA,
-	ROW_STRING_SESSION_ID,
-	ROW_STRING_AGENT_ID,
-	ROW_STRING_TENANT_ID,
-	ROW_STRING_REVISION,
-	ROW_NSTRINGS
-};
+/* The string fields (TEXT and JSON kinds), in row_fields order; points f[i]
+ * at each member of r. */
 void row_string_fields(struct row *r, const char **f[ROW_NSTRINGS]);
 
 /* row_validate that also gives each string's strlen (0 for NULL) in that
@@ -113,8 +99,8 @@ bool row_tenant_valid(const char *s);
 /* True when s (len bytes) is valid UTF-8 with no NUL. */
 bool row_utf8_valid(const char *s, size_t len);
 
-/* Appends r as one JSON object with every wire field (nulls included), in the
- * form VoiceGateway's Python sink sends. */
+/* Appends r as one JSON object with every wire field (nulls included), in
+ * row_fields order: the form VoiceGateway's Python sink sends. */
 bool row_to_json(const struct row *r, struct buf *out);
 
 /* Appends s as a JSON string literal (with quotes). */

@@ -344,48 +344,64 @@ static void sink_copy_strings(struct sink_item *it, const struct row *r,
 	}
 }
 
-/* vgsink_row -> struct row, with the collector's rules. */
+/* vgsink_row -> struct row, field by field from the row's field table, with
+ * the collector's rules; then the sink's own defaults (id, timestamp). */
 static int sink_row_convert(struct vgsink *s, const vgsink_row *in, struct row *r, char uuid[37],
 			    size_t len[ROW_NSTRINGS])
 {
 	char err[SINK_ERR_MAX];
 	double now = sink_now();
 	bool nul = false;
+	size_t metadata_len = 0;
+	int n = 0;
 
 	row_init(r);
-	if (!in->modality || !row_modality_parse(in->modality, &r->modality))
-		return sink_fail("modality \"%.32s\": must be \"stt\", \"llm\" or \"tts\"",
-				 in->modality ? in->modality : "(null)");
-	if (in->status && !row_status_parse(in->status, &r->status))
-		return sink_fail("status \"%.32s\": must be \"success\", \"error\" or \"fallback\"",
-				 in->status);
+	for (int i = 0; i < ROW_NFIELDS; i++) {
+		const struct row_field *f = &row_fields[i];
+		const void *from = ROW_FIELD_CPTR(in, f->sink_offset);
+		void *to = ROW_FIELD_PTR(r, f->offset);
+		const char *v = row_field_is_string(f) || f->kind == ROW_KIND_MODALITY ||
+						f->kind == ROW_KIND_STATUS
+					? *(const char *const *)from
+					: NULL;
+
+		switch (f->kind) {
+		case ROW_KIND_MODALITY:
+			if (!v || !row_modality_parse(v, to))
+				return sink_fail(
+					"%s \"%.32s\": must be \"stt\", \"llm\" or \"tts\"",
+					f->name, v ? v : "(null)");
+			break;
+		case ROW_KIND_STATUS:
+			if (v && !row_status_parse(v, to))
+				return sink_fail("%s \"%.32s\": must be \"success\", \"error\" or "
+						 "\"fallback\"",
+						 f->name, v);
+			break;
+		case ROW_KIND_TEXT:
+		case ROW_KIND_JSON: *(const char **)to = v || !f->absent ? v : f->absent; break;
+		case ROW_KIND_TIME:
+		case ROW_KIND_AMOUNT:
+		case ROW_KIND_MEASURE: *(double *)to = *(const double *)from; break;
+		case ROW_KIND_COUNT: {
+			int t = *(const int *)from;
+			*(long long *)to = t < 0 ? -1 : t;
+			break;
+		}
+		}
+	}
 	if (!in->id && !sink_uuid(uuid))
 		return sink_fail("cannot generate a row id: OpenSSL's RAND_bytes failed");
 	r->id = in->id ? in->id : uuid;
 	r->timestamp = in->timestamp == 0 ? now : in->timestamp;
-	r->model_id = in->model_id;
-	r->provider = in->provider;
-	r->project = in->project ? in->project : "default";
-	r->input_units = in->input_units;
-	r->output_units = in->output_units;
-	r->cached_input_units = in->cached_input_units;
-	r->cost_usd = in->cost_usd;
-	r->rated_price_usd = in->rated_price_usd;
-	r->pricing_source = in->pricing_source;
-	r->rate_rule = in->rate_rule;
-	r->ttfb_ms = in->ttfb_ms;
-	r->total_latency_ms = in->total_latency_ms;
-	r->fallback_from = in->fallback_from;
-	r->error_message = in->error_message;
-	r->metadata_json = in->metadata_json;
-	r->session_id = in->session_id;
-	r->agent_id = in->agent_id;
-	r->tenant_id = in->tenant_id;
-	r->revision = in->revision;
-	r->turn_index = in->turn_index < 0 ? -1 : in->turn_index;
 	if (!row_validate_measure(r, &s->limits, now, len, err, sizeof(err)))
 		return sink_fail("%s", err);
-	if (r->metadata_json && !jsoncheck_object(r->metadata_json, len[ROW_STRING_METADATA], &nul))
+	for (int i = 0; i < ROW_NFIELDS; i++) {
+		if (row_fields[i].kind == ROW_KIND_JSON)
+			metadata_len = len[n];
+		n += row_field_is_string(&row_fields[i]);
+	}
+	if (r->metadata_json && !jsoncheck_object(r->metadata_json, metadata_len, &nul))
 		return sink_fail("metadata_json: must be a JSON object");
 	if (r->metadata_json && nul)
 		return sink_fail("metadata_json: a string holds \\u0000 (NUL), which PostgreSQL "

@@ -420,3 +420,76 @@ UNIT_TEST(sink_record_refuses_a_row_over_a_rollup_key_byte_limit)
 	CHECK(st.queued == 0);
 	vgsink_close(s, 0);
 }
+
+/* ---- the field table ------------------------------------------------------------ */
+
+UNIT_TEST(row_fields_count_their_strings)
+{
+	int n = 0;
+
+	for (int i = 0; i < ROW_NFIELDS; i++)
+		n += row_field_is_string(&row_fields[i]);
+	CHECK_MSG(n == ROW_NSTRINGS, "%d string fields, ROW_NSTRINGS is %d", n, ROW_NSTRINGS);
+}
+
+UNIT_TEST(row_json_keys_follow_the_field_table)
+{
+	struct row r = valid_row();
+	struct buf b;
+	cJSON *root, *v;
+	int i = 0;
+
+	buf_init(&b, 0);
+	CHECK(row_to_json(&r, &b));
+	root = cJSON_Parse(b.data);
+	CHECK(root != NULL);
+	cJSON_ArrayForEach(v, root)
+	{
+		CHECK_MSG(i < ROW_NFIELDS && strcmp(v->string, row_fields[i].name) == 0,
+			  "key %d is \"%s\"", i, v->string);
+		i++;
+	}
+	CHECK_MSG(i == ROW_NFIELDS, "%d keys", i);
+	cJSON_Delete(root);
+	buf_release(&b);
+}
+
+UNIT_TEST(row_string_fields_point_at_the_table_members)
+{
+	struct row r = valid_row();
+	const char **f[ROW_NSTRINGS];
+	int n = 0;
+
+	row_string_fields(&r, f);
+	for (int i = 0; i < ROW_NFIELDS; i++)
+		if (row_field_is_string(&row_fields[i]))
+			CHECK_MSG((char *)f[n++] == (char *)&r + row_fields[i].offset, "%s",
+				  row_fields[i].name);
+}
+
+/* The decoder reports a type error before a bad enum value, and turn_index
+ * before metadata, whatever the order of the keys. */
+static const struct decode_err_case decode_error_order[] = {
+	{ "{\"id\":\"a\",\"timestamp\":1,\"modality\":\"video\",\"session_id\":5}",
+	  "session_id: must be a string" },
+	{ "{\"id\":\"a\",\"timestamp\":1,\"modality\":\"llm\",\"metadata\":[1],\"turn_index\":-1}",
+	  "turn_index: must be an integer from 0 to 2147483647" },
+	{ "{\"status\":\"ok\",\"id\":\"a\",\"timestamp\":1,\"modality\":\"x\"}",
+	  "modality \"x\": must be \"stt\", \"llm\" or \"tts\"" },
+};
+
+UNIT_TEST(row_decode_reports_errors_in_a_fixed_order)
+{
+	for (size_t i = 0; i < sizeof(decode_error_order) / sizeof(decode_error_order[0]); i++) {
+		struct row r;
+		char *meta = NULL, err[256] = "";
+		cJSON *root = NULL;
+
+		CHECK_MSG(!decode(decode_error_order[i].json, &r, &meta, err, sizeof(err), &root),
+			  "accepted %s", decode_error_order[i].json);
+		CHECK_MSG(strcmp(err, decode_error_order[i].expect) == 0, "%s: got \"%s\"",
+			  decode_error_order[i].json, err);
+		free(meta);
+		cJSON_Delete(root);
+	}
+}
