@@ -15,6 +15,7 @@
 
 #include <cJSON.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@
 #include "num.h"
 #include "pool.h"
 #include "row.h"
+#include "row_fields.h"
 
 #define STORE_RETRIES 3
 
@@ -41,52 +43,80 @@ struct store_fail {
 	bool partition_gone;
 };
 
-static const char stage_sql[] =
-	"SET TimeZone = 'UTC';"
-	"CREATE TEMP TABLE IF NOT EXISTS vgc_stage ("
-	" id text, ts timestamptz, modality text, model_id text, provider text, project text,"
-	" input_units numeric, output_units numeric, cached_input_units numeric,"
-	" cost_usd numeric, rated_price_usd numeric, pricing_source text, rate_rule text,"
-	" ttfb_ms float8, total_latency_ms float8, status text, fallback_from text,"
-	" error_message text, metadata jsonb, session_id text, agent_id text, tenant_id text,"
-	" revision text, turn_index integer) ON COMMIT DELETE ROWS";
+/* The per-connection cache, kept behind the worker's slot and owned here:
+ * whether the staging table and prepared insert exist on the connection, and
+ * the months known to have a cost_rows partition. serial is the worker's
+ * conn_serial it describes; a new connection starts it afresh. */
+struct store_cache {
+	unsigned serial;
+	bool stage_ready;
+	int known_months[64]; /* months (y*12+m) with a cost_rows partition */
+	int known_months_count;
+};
 
-static const char insert_sql[] =
-	"WITH claimed AS ("
-	"  INSERT INTO cost_row_ids (id, ts)"
-	"  SELECT id, ts FROM vgc_stage ORDER BY id"
-	"  ON CONFLICT (id) DO NOTHING RETURNING id"
-	"), ins AS ("
-	"  INSERT INTO cost_rows (id, ts, modality, model_id, provider, project, input_units,"
-	"   output_units, cached_input_units, cost_usd, rated_price_usd, pricing_source, rate_rule,"
-	"   ttfb_ms, total_latency_ms, status, fallback_from, error_message, metadata, session_id,"
-	"   agent_id, tenant_id, revision, turn_index, key_id)"
-	"  SELECT s.id, s.ts, s.modality, s.model_id, s.provider, s.project, s.input_units,"
-	"   s.output_units, s.cached_input_units, s.cost_usd, s.rated_price_usd, s.pricing_source,"
-	"   s.rate_rule, s.ttfb_ms, s.total_latency_ms, s.status, s.fallback_from, s.error_message,"
-	"   s.metadata, s.session_id, s.agent_id, s.tenant_id, s.revision, s.turn_index, $1::bigint"
-	"  FROM vgc_stage s JOIN claimed c ON c.id = s.id"
-	"  RETURNING ts, project, agent_id, tenant_id, modality, provider, model_id, status,"
-	"   cost_usd, rated_price_usd, input_units, output_units, cached_input_units"
-	"), agg AS ("
-	"  INSERT INTO cost_rollup_hourly AS r (hour, project, agent_id, tenant_id, modality,"
-	"   provider, model_id, requests, errors, fallbacks, cost_usd, rated_price_usd,"
-	"   input_units, output_units, cached_input_units)"
-	"  SELECT date_trunc('hour', ts), project, agent_id, tenant_id, modality, provider,"
-	"   model_id, count(*), count(*) FILTER (WHERE status = 'error'),"
-	"   count(*) FILTER (WHERE status = 'fallback'), sum(cost_usd), sum(rated_price_usd),"
-	"   sum(input_units), sum(output_units), sum(cached_input_units)"
-	"  FROM ins GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7"
-	"  ON CONFLICT (hour, project, agent_id, tenant_id, modality, provider, model_id)"
-	"  DO UPDATE SET requests = r.requests + excluded.requests,"
-	"   errors = r.errors + excluded.errors, fallbacks = r.fallbacks + excluded.fallbacks,"
-	"   cost_usd = r.cost_usd + excluded.cost_usd,"
-	"   rated_price_usd = r.rated_price_usd + excluded.rated_price_usd,"
-	"   input_units = r.input_units + excluded.input_units,"
-	"   output_units = r.output_units + excluded.output_units,"
-	"   cached_input_units = r.cached_input_units + excluded.cached_input_units"
-	"  RETURNING 1"
-	") SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM agg)";
+/* The SQL naming the row's columns, generated once from row_fields. */
+static char *stage_sql, *insert_sql;
+static pthread_once_t store_sql_once = PTHREAD_ONCE_INIT;
+
+/* The column list of row_fields, each prefixed with prefix, or with its SQL
+ * type after it (typed). */
+static void store_columns(struct buf *out, const char *prefix, bool typed)
+{
+	for (int i = 0; i < ROW_NFIELDS; i++)
+		buf_printf(out, "%s%s%s%s%s", i ? ", " : "", prefix, row_fields[i].column,
+			   typed ? " " : "", typed ? row_fields[i].sql_type : "");
+}
+
+static void store_sql_build(void)
+{
+	struct buf stage, insert;
+
+	buf_init(&stage, 0);
+	buf_init(&insert, 0);
+	buf_puts(&stage, "SET TimeZone = 'UTC';CREATE TEMP TABLE IF NOT EXISTS vgc_stage (");
+	store_columns(&stage, "", true);
+	buf_puts(&stage, ") ON COMMIT DELETE ROWS");
+
+	buf_puts(&insert, "WITH claimed AS ("
+			  "  INSERT INTO cost_row_ids (id, ts)"
+			  "  SELECT id, ts FROM vgc_stage ORDER BY id"
+			  "  ON CONFLICT (id) DO NOTHING RETURNING id"
+			  "), ins AS ("
+			  "  INSERT INTO cost_rows (");
+	store_columns(&insert, "", false);
+	buf_puts(&insert, ", key_id) SELECT ");
+	store_columns(&insert, "s.", false);
+	buf_puts(
+		&insert,
+		", $1::bigint"
+		"  FROM vgc_stage s JOIN claimed c ON c.id = s.id"
+		"  RETURNING ts, project, agent_id, tenant_id, modality, provider, model_id, status,"
+		"   cost_usd, rated_price_usd, input_units, output_units, cached_input_units"
+		"), agg AS ("
+		"  INSERT INTO cost_rollup_hourly AS r (hour, project, agent_id, tenant_id, modality,"
+		"   provider, model_id, requests, errors, fallbacks, cost_usd, rated_price_usd,"
+		"   input_units, output_units, cached_input_units)"
+		"  SELECT date_trunc('hour', ts), project, agent_id, tenant_id, modality, provider,"
+		"   model_id, count(*), count(*) FILTER (WHERE status = 'error'),"
+		"   count(*) FILTER (WHERE status = 'fallback'), sum(cost_usd), sum(rated_price_usd),"
+		"   sum(input_units), sum(output_units), sum(cached_input_units)"
+		"  FROM ins GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7"
+		"  ON CONFLICT (hour, project, agent_id, tenant_id, modality, provider, model_id)"
+		"  DO UPDATE SET requests = r.requests + excluded.requests,"
+		"   errors = r.errors + excluded.errors, fallbacks = r.fallbacks + excluded.fallbacks,"
+		"   cost_usd = r.cost_usd + excluded.cost_usd,"
+		"   rated_price_usd = r.rated_price_usd + excluded.rated_price_usd,"
+		"   input_units = r.input_units + excluded.input_units,"
+		"   output_units = r.output_units + excluded.output_units,"
+		"   cached_input_units = r.cached_input_units + excluded.cached_input_units"
+		"  RETURNING 1"
+		") SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM agg)");
+	/* NULL on out of memory: store_prepare reports it. */
+	stage_sql = stage.over ? NULL : buf_steal(&stage, NULL);
+	insert_sql = insert.over ? NULL : buf_steal(&insert, NULL);
+	buf_release(&stage);
+	buf_release(&insert);
+}
 
 /* ---- COPY text encoding ------------------------------------------------------ */
 
@@ -143,58 +173,36 @@ static void copy_timestamp(struct buf *out, long long us)
 	buf_puts(out, ts);
 }
 
+/* One row as a line of COPY text, its columns in row_fields order (the
+ * staging table's). us is the row's time, rounded by store_micros. */
 static void copy_row(struct buf *out, const struct row *r, long long us)
 {
-	copy_text(out, r->id);
-	buf_putc(out, '\t');
-	copy_timestamp(out, us);
-	buf_putc(out, '\t');
-	copy_text(out, row_modality_name(r->modality));
-	buf_putc(out, '\t');
-	copy_text(out, r->model_id);
-	buf_putc(out, '\t');
-	copy_text(out, r->provider);
-	buf_putc(out, '\t');
-	copy_text(out, r->project);
-	buf_putc(out, '\t');
-	copy_number(out, r->input_units);
-	buf_putc(out, '\t');
-	copy_number(out, r->output_units);
-	buf_putc(out, '\t');
-	copy_number(out, r->cached_input_units);
-	buf_putc(out, '\t');
-	copy_number(out, r->cost_usd);
-	buf_putc(out, '\t');
-	copy_number(out, r->rated_price_usd);
-	buf_putc(out, '\t');
-	copy_text(out, r->pricing_source);
-	buf_putc(out, '\t');
-	copy_text(out, r->rate_rule);
-	buf_putc(out, '\t');
-	copy_number(out, r->ttfb_ms);
-	buf_putc(out, '\t');
-	copy_number(out, r->total_latency_ms);
-	buf_putc(out, '\t');
-	copy_text(out, row_status_name(r->status));
-	buf_putc(out, '\t');
-	copy_text(out, r->fallback_from);
-	buf_putc(out, '\t');
-	copy_text(out, r->error_message);
-	buf_putc(out, '\t');
-	copy_text(out, r->metadata_json);
-	buf_putc(out, '\t');
-	copy_text(out, r->session_id);
-	buf_putc(out, '\t');
-	copy_text(out, r->agent_id);
-	buf_putc(out, '\t');
-	copy_text(out, r->tenant_id);
-	buf_putc(out, '\t');
-	copy_text(out, r->revision);
-	buf_putc(out, '\t');
-	if (r->turn_index < 0)
-		buf_append(out, "\\N", 2);
-	else
-		buf_printf(out, "%lld", r->turn_index);
+	for (int i = 0; i < ROW_NFIELDS; i++) {
+		const struct row_field *f = &row_fields[i];
+		const void *m = ROW_FIELD_CPTR(r, f->offset);
+
+		if (i)
+			buf_putc(out, '\t');
+		switch (f->kind) {
+		case ROW_KIND_TEXT:
+		case ROW_KIND_JSON: copy_text(out, *(const char *const *)m); break;
+		case ROW_KIND_TIME: copy_timestamp(out, us); break;
+		case ROW_KIND_MODALITY:
+			copy_text(out, row_modality_name(*(const enum row_modality *)m));
+			break;
+		case ROW_KIND_STATUS:
+			copy_text(out, row_status_name(*(const enum row_status *)m));
+			break;
+		case ROW_KIND_AMOUNT:
+		case ROW_KIND_MEASURE: copy_number(out, *(const double *)m); break;
+		case ROW_KIND_COUNT:
+			if (*(const long long *)m < 0)
+				buf_append(out, "\\N", 2);
+			else
+				buf_printf(out, "%lld", *(const long long *)m);
+			break;
+		}
+	}
 	buf_putc(out, '\n');
 }
 
@@ -258,13 +266,41 @@ static bool store_copy(PGconn *conn, const char *sql, const char *data, size_t l
 	return ok;
 }
 
-static bool store_prepare(struct pool_worker *w, PGconn *conn, struct store_fail *f, char *err,
+/* The worker's cache for its current connection, made on first use; NULL
+ * when out of memory. */
+static struct store_cache *store_cache_get(struct pool_worker *w)
+{
+	struct store_cache *c = w->slot;
+
+	if (!c) {
+		c = calloc(1, sizeof(*c));
+		if (!c)
+			return NULL;
+		w->slot = c;
+		w->slot_free = free;
+		c->serial = w->conn_serial;
+	}
+	if (c->serial != w->conn_serial) {
+		c->serial = w->conn_serial;
+		c->stage_ready = false;
+		c->known_months_count = 0;
+	}
+	return c;
+}
+
+static bool store_prepare(struct store_cache *c, PGconn *conn, struct store_fail *f, char *err,
 			  size_t errlen)
 {
 	PGresult *res;
 
-	if (w->stage_ready)
+	if (c->stage_ready)
 		return true;
+	pthread_once(&store_sql_once, store_sql_build);
+	if (!stage_sql || !insert_sql) {
+		f->fault = DB_FAULT_TRANSIENT;
+		snprintf(err, errlen, "out of memory building the ingest SQL");
+		return false;
+	}
 	if (!store_exec(conn, stage_sql, f, err, errlen))
 		return false;
 	res = PQprepare(conn, "vgc_ingest", insert_sql, 1, NULL);
@@ -274,7 +310,7 @@ static bool store_prepare(struct pool_worker *w, PGconn *conn, struct store_fail
 		return false;
 	}
 	PQclear(res);
-	w->stage_ready = true;
+	c->stage_ready = true;
 	return true;
 }
 
@@ -283,7 +319,7 @@ static bool store_prepare(struct pool_worker *w, PGconn *conn, struct store_fail
  * batch transaction: creating a partition locks the parent table briefly.
  * vgc_ensure_partition creates nothing for a month retention dropped; the
  * transaction refuses those rows by the horizon. */
-static bool store_partitions(struct pool_worker *w, PGconn *conn, const struct ingest_batch *b,
+static bool store_partitions(struct store_cache *c, PGconn *conn, const struct ingest_batch *b,
 			     const long long *us, struct store_fail *f, char *err, size_t errlen)
 {
 	for (int i = 0; i < b->nrows; i++) {
@@ -297,10 +333,10 @@ static bool store_partitions(struct pool_worker *w, PGconn *conn, const struct i
 
 		gmtime_r(&t, &tm);
 		month = (tm.tm_year + 1900) * 12 + tm.tm_mon;
-		for (k = 0; k < w->known_months_count; k++)
-			if (w->known_months[k] == month)
+		for (k = 0; k < c->known_months_count; k++)
+			if (c->known_months[k] == month)
 				break;
-		if (k < w->known_months_count)
+		if (k < c->known_months_count)
 			continue;
 		snprintf(ts, sizeof(ts), "%04d-%02d-01 00:00:00+00", tm.tm_year + 1900,
 			 tm.tm_mon + 1);
@@ -315,9 +351,9 @@ static bool store_partitions(struct pool_worker *w, PGconn *conn, const struct i
 		PQclear(res);
 		if (!made)
 			continue;
-		if (w->known_months_count == (int)(sizeof(w->known_months) / sizeof(int)))
-			w->known_months_count = 0;
-		w->known_months[w->known_months_count++] = month;
+		if (c->known_months_count == (int)(sizeof(c->known_months) / sizeof(int)))
+			c->known_months_count = 0;
+		c->known_months[c->known_months_count++] = month;
 	}
 	return true;
 }
@@ -569,13 +605,20 @@ int ingest_store(struct pool_worker *w, const struct ingest_batch *b, long long 
 	for (int attempt = 0; attempt <= STORE_RETRIES; attempt++) {
 		PGconn *conn = pool_worker_conn(w, err, errlen);
 		struct store_fail f = { DB_FAULT_TRANSIENT, "", false, false };
+		struct store_cache *c;
 
 		if (!conn) {
 			status = 503;
 			break;
 		}
-		if (store_prepare(w, conn, &f, err, errlen) &&
-		    store_partitions(w, conn, b, us, &f, err, errlen) &&
+		c = store_cache_get(w);
+		if (!c) {
+			snprintf(err, errlen, "out of memory for the ingest cache");
+			status = 503;
+			break;
+		}
+		if (store_prepare(c, conn, &f, err, errlen) &&
+		    store_partitions(c, conn, b, us, &f, err, errlen) &&
 		    store_txn(conn, b, us, &rejects, key, per_row, res, &f, err, errlen)) {
 			res->duplicates =
 				b->duplicates + (b->nrows - res->nrejects - res->accepted);
@@ -590,7 +633,7 @@ int ingest_store(struct pool_worker *w, const struct ingest_batch *b, long long 
 			break; /* a COMMIT may have been lost: let the client decide */
 		}
 		if (f.partition_gone)
-			w->known_months_count = 0;
+			c->known_months_count = 0;
 		if (f.fault == DB_FAULT_DATA && !f.partition_gone && !per_row) {
 			log_info("ingest: PostgreSQL refused the batch's data (SQLSTATE %s);"
 				 " storing it row by row to reject only the rows it refuses",

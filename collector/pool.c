@@ -72,6 +72,9 @@ static void *pool_thread(void *arg)
 	if (w->conn)
 		PQfinish(w->conn);
 	w->conn = NULL;
+	if (w->slot && w->slot_free)
+		w->slot_free(w->slot);
+	w->slot = NULL;
 	return NULL;
 }
 
@@ -204,8 +207,6 @@ void pool_worker_reset(struct pool_worker *w)
 	if (w->conn)
 		PQfinish(w->conn);
 	w->conn = NULL;
-	w->stage_ready = false;
-	w->known_months_count = 0;
 }
 
 static int pool_read(struct pool *p, const int *field)

@@ -26,16 +26,18 @@ struct pool_job {
 	struct pool_job *next; /* queue link: the wait queue, then the done list */
 };
 
-/* Per-worker state handed to work functions. Module-specific per-connection
- * state lives here and is reset whenever the connection is replaced. */
+/* Per-worker state handed to work functions; only that worker's thread
+ * touches it. A module keeps its own per-connection state behind slot (today
+ * ingest_store.c's staging cache): the module owns and allocates it, compares
+ * conn_serial to know when the connection was replaced, and the pool only
+ * calls slot_free on it when the worker ends. */
 struct pool_worker {
 	struct pool *pool;
 	int index;
 	PGconn *conn;	      /* NULL until connected; replaced after a failure */
 	unsigned conn_serial; /* bumped on every new connection */
-	bool stage_ready;     /* ingest's temp staging tables exist on conn */
-	int known_months[64]; /* months (y*12+m) with a cost_rows partition */
-	int known_months_count;
+	void *slot;	      /* owned by the module that set it; NULL until then */
+	void (*slot_free)(void *slot);
 };
 
 struct pool *pool_new(struct event_base *base, const char *conninfo, int size, int queue_max,
