@@ -1,7 +1,8 @@
 /* Read API handlers. On the loop: authenticate (read or admin), parse and
- * scope the query (rollup_query.c, rollup_scope.c), queue a pool job. On a worker: run the
- * parameterized SQL and render JSON or CSV. Money comes out of PostgreSQL as
- * numeric text and is copied through unchanged, so nothing is ever rounded. */
+ * scope the query (rollup_query.c, rollup_scope.c), queue a pool job. On a
+ * worker: run the parameterized SQL (rollup_sql.c) and render JSON or CSV.
+ * Money comes out of PostgreSQL as numeric text and is copied through
+ * unchanged, so nothing is ever rounded. */
 #include "rollup.h"
 
 #include <event2/http.h>
