@@ -14,6 +14,8 @@
 #include "db.h"
 #include "rollup.h"
 #include "rollup_query.h"
+#include "rollup_sql.h"
+#include "timefmt.h"
 
 static const char rollup_usage[] =
 	"usage: vgcollector rollup [--from DATE] [--to DATE] [--by tenant,agent,...]\n"
@@ -122,7 +124,7 @@ static int cli_rollup_table(const struct rollup_query *q, const PGresult *res)
 		return 1;
 	}
 	for (int i = 0; i < ROLLUP_NMEASURES; i++) {
-		frac[i] = rollup_measure_is_money(i) ? 2 : 0;
+		frac[i] = rollup_sql_measure_is_money(i) ? 2 : 0;
 		for (int r = 0; r < PQntuples(res); r++) {
 			int f = cli_rollup_frac(PQgetvalue(res, r, m0 + i));
 			frac[i] = f > frac[i] ? f : frac[i];
@@ -140,9 +142,10 @@ static int cli_rollup_table(const struct rollup_query *q, const PGresult *res)
 				else if (c < label + ntext)
 					v = c - label < period
 						    ? "period"
-						    : rollup_col_name(q->cols[c - label - period]);
+						    : rollup_params_col_name(
+							      q->cols[c - label - period]);
 				else
-					v = rollup_measures[c - label - ntext];
+					v = rollup_sql_measures[c - label - ntext];
 				snprintf(tmp, sizeof(tmp), "%s", v);
 				for (char *p = tmp; *p; p++)
 					*p = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
@@ -248,10 +251,10 @@ static int cli_rollup_print(PGconn *conn, const struct rollup_query *q)
 		fprintf(stderr, "vgcollector rollup: %s\n", err);
 		return 1;
 	}
-	rollup_format_time(q->from_us, from, sizeof(from));
-	rollup_format_time(q->to_us, to, sizeof(to));
+	timefmt_format(q->from_us, from, sizeof(from));
+	timefmt_format(q->to_us, to, sizeof(to));
 	printf("cost rollup %s .. %s (UTC, to exclusive), granularity %s, %d row%s\n\n", from, to,
-	       rollup_granularity_name(q->granularity), PQntuples(res) - 1,
+	       rollup_params_granularity_name(q->granularity), PQntuples(res) - 1,
 	       PQntuples(res) == 2 ? "" : "s");
 	rc = cli_rollup_table(q, res);
 	PQclear(res);

@@ -5,7 +5,6 @@ database failures reach the client in our words with the request id, never the
 database's text; /v1/costs states the range it used; CSV and terminal output
 neutralise hostile names."""
 
-import base64
 import csv
 import io
 import subprocess
@@ -17,10 +16,6 @@ import pytest
 from conftest import VGC, Db, make_row, run_vgc, sanitizer_env
 
 
-def cursor(raw):
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
 def raw_get(collector, path, query, key):
     """GET with the query string sent byte for byte as written (%ff stays %ff)."""
     return httpx.get(f"{collector.url}{path}?{query}", timeout=30,
@@ -29,20 +24,15 @@ def raw_get(collector, path, query, key):
 
 # ---- fault 11: bad input is a 400 naming the parameter ------------------------------
 
+# Every bad value is a named case in tests/unit/test_rollup_errors.c, which calls
+# the parser directly. Over HTTP, what needs the wire: bytes that are not UTF-8,
+# controls and a NUL byte, sent percent-encoded exactly as written, one per endpoint.
 BAD_INPUT = [
     # (path, raw query, the parameter the error must name)
-    ("/v1/rows", "next=" + cursor("9223372036854775807|x"), "next"),
-    ("/v1/rows", "next=" + cursor("-9223372036854775808|x"), "next"),
-    ("/v1/rollups", "to=0001-01-01T01:00:00Z", "to"),
-    ("/v1/rollups", "from=0001-01-01T00:00:00Z&to=0001-01-01T01:00:00Z", "from"),
-    ("/v1/costs", "end=0001-01-01T00:00:00%2B01:00", "end"),
     ("/v1/rollups", "agent=%ff", "agent"),
-    ("/v1/rows", "agent=%ff", "agent"),
+    ("/v1/rollups", "tenant=%1b%5b31m", "tenant"),
     ("/v1/costs", "project=%c3%28", "project"),
     ("/v1/rows", "session_id=a%00b", "session_id"),
-    ("/v1/rollups", "tenant=%1b%5b31m", "tenant"),
-    ("/v1/rows", "model=x%c2%9by", "model"),
-    ("/v1/rollups", "group_by=agent%ff", "group_by"),
 ]
 
 
@@ -52,7 +42,7 @@ def test_bad_read_input_is_400_naming_the_parameter(db, collector, path, query, 
     r = raw_get(collector, path, query, read)
     assert r.status_code == 400, (r.status_code, r.text)
     msg = r.json()["error"]
-    assert msg.startswith(param + ":") or f"{param}:" in msg, msg
+    assert msg.startswith(param + ":"), msg
     for internal in ("out of range", "invalid byte sequence", "interval", "SQL", "ERROR"):
         assert internal not in msg, msg
 
