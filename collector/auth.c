@@ -56,16 +56,15 @@ static int auth_key_cmp(const void *a, const void *b)
 		      32);
 }
 
-static char *auth_strdup_or_null(PGresult *res, int row, int col)
+/* Copies a nullable text column into *out (NULL for SQL NULL); false when
+ * out of memory. */
+static bool auth_strdup_or_null(PGresult *res, int row, int col, char **out)
 {
-	char *s;
-
+	*out = NULL;
 	if (PQgetisnull(res, row, col))
-		return NULL;
-	s = strdup(PQgetvalue(res, row, col));
-	if (!s)
-		abort();
-	return s;
+		return true;
+	*out = strdup(PQgetvalue(res, row, col));
+	return *out != NULL;
 }
 
 struct auth_cache *auth_cache_load(PGconn *conn, char *err, size_t errlen)
@@ -109,9 +108,15 @@ struct auth_cache *auth_cache_load(PGconn *conn, char *err, size_t errlen)
 			continue;
 		snprintf(k->prefix, sizeof(k->prefix), "%.*s", PQgetlength(res, i, 3),
 			 PQgetvalue(res, i, 3));
-		k->project = auth_strdup_or_null(res, i, 4);
-		k->tenant = auth_strdup_or_null(res, i, 5);
+		/* Counted first, so auth_cache_free frees what was copied. */
 		c->count++;
+		if (!auth_strdup_or_null(res, i, 4, &k->project) ||
+		    !auth_strdup_or_null(res, i, 5, &k->tenant)) {
+			snprintf(err, errlen, "out of memory loading %d keys", n);
+			auth_cache_free(c);
+			PQclear(res);
+			return NULL;
+		}
 	}
 	PQclear(res);
 	if (c->count)

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "db.h"
 #include "http.h"
 #include "pool.h"
@@ -356,7 +357,7 @@ static void rollup_submit(struct http_req *hr, enum rollup_kind kind)
 	struct server *srv = hr->srv;
 	const struct auth_key *key = http_auth(hr, 1u << ROLE_READ | 1u << ROLE_ADMIN);
 	struct rollup_param *params;
-	struct rollup_limits lim = { srv->cfg.max_rollup_periods, server_now_epoch() };
+	struct rollup_limits lim = { srv->cfg.max_rollup_periods, clock_epoch() };
 	struct rollup_job *job;
 	char err[1024], *qs;
 	int n, st;

@@ -40,8 +40,4 @@ bool rollup_render_csv(const struct rollup_query *q, const PGresult *res, struct
 int rollup_answer(PGconn *conn, const struct rollup_query *q, struct buf *out, char *err,
 		  size_t errlen) __attribute__((warn_unused_result));
 
-/* `vgcollector rollup`: the same rollup, read straight from the database and
- * printed as a table with totals, or as the API's CSV (cli_rollup.c). */
-int cli_rollup(int argc, char **argv);
-
 #endif
