@@ -20,7 +20,7 @@ import time
 import httpx
 import pytest
 
-from conftest import BUILD, ROOT, VGC, free_port, make_row, run_vgc
+from conftest import BUILD, ROOT, VGC, free_port, make_row, run_vgc, wait_until
 
 
 def gz(obj):
@@ -159,6 +159,48 @@ def test_sigterm_acked_batches_are_stored_others_get_503(db, collectors):
         else:
             assert outcome == 503 or isinstance(outcome, str), outcome
     assert "drained" in c.output() or "SIGTERM" in c.output()
+
+
+def test_sigterm_answers_every_batch_already_in_flight(db, collectors):
+    # Every batch is held in PostgreSQL when SIGTERM arrives, so all are in
+    # flight: the drain must answer each 200 and store it, none 503 or dropped.
+    n = 16
+    c = collectors(db, "--pool-size", str(n), "--rate-limit-rps", "0",
+                   "--shutdown-grace-s", "30")
+    key = db.create_key("ingest")
+    blocker = db.cluster.connect(db.name)
+    blocker.autocommit = False
+    blocker.cursor().execute("LOCK TABLE cost_row_ids IN ACCESS EXCLUSIVE MODE")
+    results = {}
+
+    def push(j):
+        rows = [make_row(i, id=f"term-{j}-{i}") for i in range(200)]
+        try:
+            r = ingest(c, key, rows)
+            results[j] = (r.status_code, r.json() if r.status_code == 200 else r.text)
+        except httpx.HTTPError as e:
+            results[j] = (type(e).__name__, None)
+
+    threads = [threading.Thread(target=push, args=(j,)) for j in range(n)]
+    for t in threads:
+        t.start()
+    try:
+        wait_until(lambda: db.scalar("SELECT count(*) FROM pg_locks WHERE NOT granted AND "
+                                     "relation = 'cost_row_ids'::regclass") == n,
+                   30, f"{n} batches waiting on cost_row_ids")
+        c.signal(signal.SIGTERM)
+        wait_until(lambda: not accepts(c.port), 10, "the listener closed by SIGTERM")
+    finally:
+        blocker.rollback()
+        blocker.close()
+    for t in threads:
+        t.join()
+    assert c.proc.wait(timeout=30) == 0
+    assert sorted(results) == list(range(n))
+    for j, (status, body) in results.items():
+        assert status == 200, (j, status, body)
+        stored = db.scalar("SELECT count(*) FROM cost_rows WHERE id LIKE %s", f"term-{j}-%")
+        assert body["accepted"] == 200 and stored == 200, (j, body, stored)
 
 
 def test_second_sigterm_exits_at_once(db, collectors):
