@@ -805,5 +805,7 @@ def test_make_install_and_pkg_config(tmp_path):
     assert r.returncode == 0, r.stderr
     r = subprocess.run([str(exe)], capture_output=True, text=True,
                        env=dict(os.environ, LD_LIBRARY_PATH=str(p / "lib"),
-                                VOICEGW_COLLECTOR_URL="http://127.0.0.1:9"))
-    assert r.returncode == 0 and r.stdout.startswith("linked"), r.stdout + r.stderr
+                                VOICEGW_COLLECTOR_URL="http://127.0.0.1:9",
+                                VOICEGW_API_KEY="vgk_" + "0" * 40))
+    # vgsink_open needs no collector to be up: it must succeed, not just link.
+    assert r.returncode == 0 and r.stdout == "linked open\n", r.stdout + r.stderr
