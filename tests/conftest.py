@@ -4,6 +4,7 @@ a fresh migrated database per test, and real collector processes."""
 
 import os
 import pwd
+import re
 import shutil
 import signal
 import signal as _signal
@@ -52,6 +53,14 @@ def as_postgres(cmd):
     if os.getuid() == 0:
         return ["runuser", "-u", "postgres", "--"] + cmd
     return cmd
+
+
+def assert_names(msg, name):
+    """msg is an error that starts by naming what it is about, as the
+    collector's do: `name: ...`, `name "value": ...` or `name 12.5: ...`."""
+    assert re.match(re.escape(name) + r'( "[^"]*"| [^ :"]+)?: ', msg), \
+        f"error does not start with {name}: {msg!r}"
+    return msg
 
 
 class PgCluster:
