@@ -47,17 +47,21 @@ class NotifySocket:
     def expect(self, state, timeout=20):
         """Reads datagrams until one equals state; returns those read before it."""
         seen = []
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            self.sock.settimeout(max(0.01, deadline - time.time()))
+
+        def got():
+            self.sock.settimeout(0.1)
             try:
                 msg = self.sock.recv(4096).decode()
             except socket.timeout:
-                break
-            if msg == state:
-                return seen
+                return False
             seen.append(msg)
-        raise AssertionError(f"no {state} on NOTIFY_SOCKET within {timeout}s; saw {seen}")
+            return msg == state
+
+        try:
+            wait_until(got, timeout, f"{state} on NOTIFY_SOCKET", interval=0)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; saw {seen}") from None
+        return seen[:-1]
 
     def close(self):
         self.sock.close()
@@ -236,18 +240,12 @@ def test_drain_closes_every_listener_even_past_sixteen(db, collectors):
     t = threading.Thread(target=lambda: result.update(r=ingest(c, key, [make_row(1)])))
     t.start()
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not db.scalar(
-                "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = "
-                "'cost_row_ids'::regclass"):
-            time.sleep(0.05)
+        wait_until(lambda: db.scalar("SELECT count(*) FROM pg_locks WHERE NOT granted AND "
+                                     "relation = 'cost_row_ids'::regclass") == 1,
+                   10, "the batch waiting on cost_row_ids")
         c.signal(signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        still = ports
-        while still and time.monotonic() < deadline:
-            time.sleep(0.05)
-            still = [p for p in ports if accepts(p)]
-        assert not still, f"still accepting on {still} while draining"
+        wait_until(lambda: not [p for p in ports if accepts(p)], 10,
+                   "every listener closed while draining")
         assert c.proc.poll() is None  # the held request keeps it draining
     finally:
         blocker.rollback()
@@ -394,14 +392,10 @@ def test_key_revoked_through_one_collector_refused_by_other_within_1s(db, collec
     assert b.get("/v1/whoami", key=key).status_code == 200
     r = run_vgc("keys", "revoke", key[:12], "--db", a.db.conninfo)
     assert r.returncode == 0, r.stderr
-    revoked = time.monotonic()
     with httpx.Client(timeout=5) as client:
-        while True:
-            s = client.get(b.url + "/v1/whoami", headers={"Authorization": f"Bearer {key}"})
-            if s.status_code == 401:
-                break
-            assert time.monotonic() - revoked < 1.0, "still accepted 1 s after revoke"
-            time.sleep(0.01)
+        wait_until(lambda: client.get(b.url + "/v1/whoami", headers={
+            "Authorization": f"Bearer {key}"}).status_code == 401,
+                   1.0, "the other collector refusing the revoked key", interval=0.01)
     assert a.get("/v1/whoami", key=key).status_code == 401
 
 
@@ -412,9 +406,9 @@ def test_key_created_is_known_to_both_within_1s(db, collectors):
     key = r.stdout.splitlines()[0]
     made = time.monotonic()
     for c in (a, b):
-        while c.get("/v1/whoami", key=key, timeout=5).status_code != 200:
-            assert time.monotonic() - made < 1.0
-            time.sleep(0.01)
+        wait_until(lambda: c.get("/v1/whoami", key=key, timeout=5).status_code == 200,
+                   max(0.0, made + 1.0 - time.monotonic()), f"{c.url} knowing the new key",
+                   interval=0.01)
 
 
 def test_rows_sent_to_both_collectors_concurrently_stored_once(db, collectors):
@@ -500,14 +494,17 @@ def wait_closed(s, timeout=5):
         return False
 
 
+def settle_connections(c):
+    """Waits until only the asking connection is open: httpx's own connection
+    from wait_ready may still be closing."""
+    wait_until(lambda: metrics_map(c.get("/metrics").text)["vgcollector_open_connections"] <= 1,
+               5, "earlier connections closed")
+
+
 def test_connection_cap_refuses_at_once_and_recovers(db, collectors):
     c = collectors(db, "--max-connections", "20")
     key = db.create_key("ingest")
-    # httpx's own connection from wait_ready may still be closing: settle.
-    deadline = time.time() + 5
-    while metrics_map(c.get("/metrics").text)["vgcollector_open_connections"] > 1:
-        assert time.time() < deadline
-        time.sleep(0.05)
+    settle_connections(c)
     socks = open_idle(c, 20, partial=False)
     try:
         extra = socket.create_connection(("127.0.0.1", c.port), timeout=5)
@@ -524,15 +521,13 @@ def test_connection_cap_refuses_at_once_and_recovers(db, collectors):
 
 def wait_ingest_ok(c, key, row, seconds=10):
     """Retries one row until the collector answers 200 (after a cap recovers)."""
-    deadline = time.time() + seconds
-    while True:
+    def ok():
         try:
-            if ingest(c, key, [row], timeout=5).status_code == 200:
-                return
+            return ingest(c, key, [row], timeout=5).status_code == 200
         except httpx.HTTPError:
-            pass
-        assert time.time() < deadline, "the collector did not recover"
-        time.sleep(0.05)
+            return False
+
+    wait_until(ok, seconds, "the collector storing a row again")
 
 
 def test_idle_timeout_closes_silent_connection(db, collectors):
@@ -561,10 +556,7 @@ def test_connection_cap_with_tls(db, collectors, tls_cert):
     r = ingest(c, key, [make_row(0, id="tls-0")])
     assert r.status_code == 200, r.text
     ctx = ssl.create_default_context(cafile=cert)
-    deadline = time.time() + 5
-    while metrics_map(c.get("/metrics").text)["vgcollector_open_connections"] > 1:
-        assert time.time() < deadline
-        time.sleep(0.05)
+    settle_connections(c)
     socks = [ctx.wrap_socket(socket.create_connection(("127.0.0.1", c.port), timeout=10),
                              server_hostname="127.0.0.1") for _ in range(5)]
     try:
@@ -634,9 +626,8 @@ def test_logs_never_contain_a_full_key(db, collectors):
     r = run_vgc("keys", "revoke", key, "--db", db.conninfo)
     assert r.returncode == 0
     c.wait_ready()
-    deadline = time.time() + 5
-    while ingest(c, key, [make_row(0)]).status_code != 401:
-        assert time.time() < deadline
+    wait_until(lambda: ingest(c, key, [make_row(0)]).status_code == 401, 5,
+               "the revoked key refused")
     out = c.output() + r.stdout + r.stderr
     assert key not in out and unknown not in out
     assert key[len(key) // 2:] not in out  # not even the secret half
@@ -738,10 +729,9 @@ def test_serve_runs_retention_at_startup(db, collectors):
     old_partition(db, "2021-02-10 00:00+00", ["s-1"])
     c = collectors(db, "--retention-months", "3", "--partitions-ahead", "4",
                    "--max-row-age-days", "84")
-    deadline = time.time() + 15
-    while "cost_rows_202102" in partitions(db) or month_name(4) not in partitions(db):
-        assert time.time() < deadline, c.output()[-2000:]
-        time.sleep(0.1)
+    wait_until(lambda: "cost_rows_202102" not in partitions(db)
+               and month_name(4) in partitions(db), 15,
+               "retention at startup dropping 2021-02 and creating 4 months ahead", interval=0.1)
     assert db.scalar("SELECT count(*) FROM cost_row_ids WHERE id = 's-1'") == 0
     # Ingest still works, including into a month created ahead.
     key = db.create_key("ingest")
