@@ -13,7 +13,7 @@ import ssl
 import tempfile
 import time
 
-from conftest import BUILD, make_certs, make_row
+from conftest import BUILD, make_certs, make_row, wait_until
 
 MIB = 1024 * 1024
 # ASan's shadow memory and quarantine make every allocation cost several
@@ -268,21 +268,22 @@ def test_tls_listener_at_the_cap_never_answers_plaintext(db, collectors):
     c = collectors(db, "--max-connections", "2", "--tls-cert", certs["good.pem"],
                    "--tls-key", certs["good.key"], scheme="https")
     ctx = ssl.create_default_context(cafile=certs["ca.pem"])
-    deadline = time.time() + 5
     held = []
+
+    def hold_one():
+        t = ctx.wrap_socket(socket.create_connection(("127.0.0.1", c.port), timeout=5),
+                            server_hostname="127.0.0.1")
+        t.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, _, _ = read_response(t, time.time() + 5)
+        if status == 200:
+            held.append(t)
+        else:
+            t.close()
+        return len(held) == 2
+
     try:
         # wait_ready's connection may still count: hold 2 once it has gone.
-        while len(held) < 2:
-            assert time.time() < deadline, "could not hold 2 TLS connections"
-            t = ctx.wrap_socket(socket.create_connection(("127.0.0.1", c.port), timeout=5),
-                                server_hostname="127.0.0.1")
-            t.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            status, _, _ = read_response(t, time.time() + 5)
-            if status == 200:
-                held.append(t)
-            else:
-                t.close()
-                time.sleep(0.1)
+        wait_until(hold_one, 5, "holding 2 TLS connections", interval=0.1)
         plain = socket.create_connection(("127.0.0.1", c.port), timeout=5)
         try:
             plain.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
