@@ -284,8 +284,9 @@ def test_bad_config_refused_with_file_and_line(db, text, line, reason):
     path = write(os.path.join(d, "vgcollector.conf"), text)
     r = run_vgc("serve", "--config", path, "--db", db.conninfo, timeout=30)
     assert r.returncode != 0
-    assert f"{path}:{line}" in r.stderr, r.stderr
-    assert reason in r.stderr, r.stderr
+    # The message starts by naming where: "vgcollector: <file>:<line>: ...".
+    assert re.search(rf"^vgcollector: {re.escape(path)}:{line}: .*{re.escape(reason)}",
+                     r.stderr, re.M), r.stderr
 
 
 def test_env_overrides_file_and_flag_overrides_env(db):
@@ -299,7 +300,7 @@ def test_env_overrides_file_and_flag_overrides_env(db):
     write(path, "retention_months = 1\npartitions_ahead = 1\nmax_row_age_days = 28\n")
     r = run_vgc("retention", "--dry-run", "--config", path, "--db", db.conninfo,
                 env={"VGC_RETENTION_MONTHS": "bogus"})
-    assert r.returncode != 0 and "VGC_RETENTION_MONTHS" in r.stderr, r.stderr
+    assert r.returncode != 0 and "environment VGC_RETENTION_MONTHS: " in r.stderr, r.stderr
     r = run_vgc("retention", "--dry-run", "--config", path, "--db", db.conninfo,
                 "--partitions-ahead", "7", env={"VGC_PARTITIONS_AHEAD": "4"})
     assert r.returncode == 0, r.stderr

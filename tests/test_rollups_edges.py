@@ -242,4 +242,4 @@ def test_csv_and_cli_output_neutralise_hostile_names(db, collector):
 
 def test_cli_refuses_control_characters_in_options(db):
     r = run_vgc("rollup", "--agent", "a\x1bb", "--db", db.conninfo)
-    assert r.returncode == 2 and "agent" in r.stderr and "\x1b" not in r.stderr, r.stderr
+    assert r.returncode == 2 and "rollup: agent: " in r.stderr and "\x1b" not in r.stderr, r.stderr
