@@ -110,7 +110,7 @@ def test_database_down_503_bodies_hide_internals_and_carry_the_request_id(pg, co
         assert_no_internals(r, pg.dir, d.name)
         # the database's text is in the log, under the same request id
         log = [l for l in c.output().splitlines() if rid in l and "retry shortly: " in l]
-        assert log and log[0].split("retry shortly: ", 1)[1].strip('" '), log
+        assert len(log) == 1 and log[0].split("retry shortly: ", 1)[1].strip('" '), log
     r = c.get("/v1/whoami", key=read)
     assert r.status_code in (200, 503), r.text
     assert_no_internals(r, pg.dir, d.name)
