@@ -53,6 +53,7 @@ COLLECTOR_LIB_OBJ := $(filter-out $(BUILD)/obj/collector/main.o,$(COLLECTOR_OBJ)
 TOOLS_SRC     := $(wildcard tests/tools/*.c)
 TOOLS         := $(TOOLS_SRC:tests/tools/%.c=$(BUILD)/%)
 UNIT_SRC      := $(wildcard tests/unit/*.c)
+UNIT_OBJ      := $(UNIT_SRC:%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all run test test-unit test-integration test-san fuzz fuzz-run install clean \
         bench-ingest bench-sink bench-rollup deps format format-check
@@ -112,9 +113,13 @@ $(BUILD)/%: tests/tools/%.c $(BUILD)/libvgsink.a $(BUILD)/libvgcollector.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libvgsink.a $(BUILD)/libvgcollector.a $(LDLIBS)
 
-$(BUILD)/unit_tests: $(UNIT_SRC) $(BUILD)/libvgcollector.a $(SINK_ARCHIVE)
+# Unit tests compile one object per file, like the rest, so each gets its own
+# -MMD file and an edit to a header under tests/ rebuilds what includes it.
+$(UNIT_OBJ): ALL_CFLAGS += -Itests/unit
+
+$(BUILD)/unit_tests: $(UNIT_OBJ) $(BUILD)/libvgcollector.a $(SINK_ARCHIVE)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -Itests/unit -o $@ $(UNIT_SRC) $(SINK_ARCHIVE) $(BUILD)/libvgcollector.a $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(SINK_ARCHIVE) $(BUILD)/libvgcollector.a $(LDLIBS)
 
 # ---- the two commands -------------------------------------------------------
 
@@ -199,4 +204,6 @@ format-check:
 clean:
 	rm -rf build
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+# Objects' dependency files, and the tools' (each tool is one source compiled
+# and linked in one step, which writes $(BUILD)/<tool>.d).
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null) $(TOOLS:%=%.d)
