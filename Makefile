@@ -59,7 +59,8 @@ UNIT_OBJ      := $(UNIT_SRC:%.c=$(BUILD)/obj/%.o)
         bench-ingest bench-sink bench-rollup deps format format-check
 
 # libvgsink and the tools that link it are built once sink/ has sources.
-SINK_TARGETS := $(if $(SINK_SRC),$(BUILD)/libvgsink.a $(BUILD)/libvgsink.so $(BUILD)/vgsink.pc $(TOOLS))
+SINK_TARGETS := $(if $(SINK_SRC),$(BUILD)/libvgsink.a $(BUILD)/libvgsink.so.0 $(BUILD)/libvgsink.so \
+                  $(BUILD)/vgsink.pc $(TOOLS))
 SINK_ARCHIVE := $(if $(SINK_SRC),$(BUILD)/libvgsink.a)
 
 all: $(BUILD)/vgcollector $(SINK_TARGETS) $(BUILD)/unit_tests
@@ -101,9 +102,20 @@ $(BUILD)/libvgsink.a: $(SINK_OBJ) $(COMMON_OBJ)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/libvgsink.so: $(SINK_OBJ) $(COMMON_OBJ)
+# libvgsink.so exports vgsink.h's VGSINK_EXPORT functions and nothing else:
+# its objects (sink/ and the common/ code it carries) are compiled with hidden
+# visibility. The programs, unit tests and tools link objects or archives
+# statically, so they still reach the internals.
+$(SINK_OBJ) $(COMMON_OBJ): ALL_CFLAGS += -fvisibility=hidden
+
+# Laid out as `make install` lays it out, so a program linked with -Lbuild
+# finds its soname (libvgsink.so.0) at run time with LD_LIBRARY_PATH=build.
+$(BUILD)/libvgsink.so.0: $(SINK_OBJ) $(COMMON_OBJ)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -shared -Wl,-soname,libvgsink.so.0 -o $@ $^ $(LDLIBS)
+
+$(BUILD)/libvgsink.so: $(BUILD)/libvgsink.so.0
+	$(Q)ln -sfn libvgsink.so.0 $@
 
 $(BUILD)/vgsink.pc: sink/vgsink.pc.in Makefile
 	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
@@ -180,7 +192,7 @@ install: all
 	install -m 0755 $(BUILD)/vgcollector $(DESTDIR)$(PREFIX)/bin/vgcollector
 ifneq ($(SINK_SRC),)
 	install -m 0644 $(BUILD)/libvgsink.a $(DESTDIR)$(PREFIX)/lib/libvgsink.a
-	install -m 0755 $(BUILD)/libvgsink.so $(DESTDIR)$(PREFIX)/lib/libvgsink.so.0
+	install -m 0755 $(BUILD)/libvgsink.so.0 $(DESTDIR)$(PREFIX)/lib/libvgsink.so.0
 	ln -sf libvgsink.so.0 $(DESTDIR)$(PREFIX)/lib/libvgsink.so
 	install -m 0644 sink/vgsink.h $(DESTDIR)$(PREFIX)/include/vgsink.h
 	install -m 0644 $(BUILD)/vgsink.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/vgsink.pc
