@@ -15,6 +15,7 @@
 
 #include <event2/http.h>
 
+#include "clock.h"
 #include "jsoncheck.h"
 #include "sink_int.h"
 
@@ -86,14 +87,6 @@ void vgsink_config_init(vgsink_config *cfg)
 	cfg->queue_shards = 16;
 	cfg->url = getenv("VOICEGW_COLLECTOR_URL");
 	cfg->api_key = getenv("VOICEGW_API_KEY");
-}
-
-static double sink_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* A random (version 4) UUID as 36 characters plus NUL. */
@@ -346,7 +339,7 @@ static int sink_row_convert(struct vgsink *s, const vgsink_row *in, struct row *
 			    size_t len[ROW_NSTRINGS])
 {
 	char err[SINK_ERR_MAX];
-	double now = sink_now();
+	double now = clock_epoch();
 	bool nul = false;
 
 	row_init(r);
