@@ -53,12 +53,14 @@ COLLECTOR_LIB_OBJ := $(filter-out $(BUILD)/obj/collector/main.o,$(COLLECTOR_OBJ)
 TOOLS_SRC     := $(wildcard tests/tools/*.c)
 TOOLS         := $(TOOLS_SRC:tests/tools/%.c=$(BUILD)/%)
 UNIT_SRC      := $(wildcard tests/unit/*.c)
+UNIT_OBJ      := $(UNIT_SRC:%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all run test test-unit test-integration test-san fuzz fuzz-run install clean \
         bench-ingest bench-sink bench-rollup deps format format-check
 
 # libvgsink and the tools that link it are built once sink/ has sources.
-SINK_TARGETS := $(if $(SINK_SRC),$(BUILD)/libvgsink.a $(BUILD)/libvgsink.so $(BUILD)/vgsink.pc $(TOOLS))
+SINK_TARGETS := $(if $(SINK_SRC),$(BUILD)/libvgsink.a $(BUILD)/libvgsink.so.0 $(BUILD)/libvgsink.so \
+                  $(BUILD)/vgsink.pc $(TOOLS))
 SINK_ARCHIVE := $(if $(SINK_SRC),$(BUILD)/libvgsink.a)
 
 all: $(BUILD)/vgcollector $(SINK_TARGETS) $(BUILD)/unit_tests
@@ -100,9 +102,20 @@ $(BUILD)/libvgsink.a: $(SINK_OBJ) $(COMMON_OBJ)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/libvgsink.so: $(SINK_OBJ) $(COMMON_OBJ)
+# libvgsink.so exports vgsink.h's VGSINK_EXPORT functions and nothing else:
+# its objects (sink/ and the common/ code it carries) are compiled with hidden
+# visibility. The programs, unit tests and tools link objects or archives
+# statically, so they still reach the internals.
+$(SINK_OBJ) $(COMMON_OBJ): ALL_CFLAGS += -fvisibility=hidden
+
+# Laid out as `make install` lays it out, so a program linked with -Lbuild
+# finds its soname (libvgsink.so.0) at run time with LD_LIBRARY_PATH=build.
+$(BUILD)/libvgsink.so.0: $(SINK_OBJ) $(COMMON_OBJ)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -shared -Wl,-soname,libvgsink.so.0 -o $@ $^ $(LDLIBS)
+
+$(BUILD)/libvgsink.so: $(BUILD)/libvgsink.so.0
+	$(Q)ln -sfn libvgsink.so.0 $@
 
 $(BUILD)/vgsink.pc: sink/vgsink.pc.in Makefile
 	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
@@ -112,9 +125,13 @@ $(BUILD)/%: tests/tools/%.c $(BUILD)/libvgsink.a $(BUILD)/libvgcollector.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libvgsink.a $(BUILD)/libvgcollector.a $(LDLIBS)
 
-$(BUILD)/unit_tests: $(UNIT_SRC) $(BUILD)/libvgcollector.a $(SINK_ARCHIVE)
+# Unit tests compile one object per file, like the rest, so each gets its own
+# -MMD file and an edit to a header under tests/ rebuilds what includes it.
+$(UNIT_OBJ): ALL_CFLAGS += -Itests/unit
+
+$(BUILD)/unit_tests: $(UNIT_OBJ) $(BUILD)/libvgcollector.a $(SINK_ARCHIVE)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -Itests/unit -o $@ $(UNIT_SRC) $(SINK_ARCHIVE) $(BUILD)/libvgcollector.a $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(SINK_ARCHIVE) $(BUILD)/libvgcollector.a $(LDLIBS)
 
 # ---- the two commands -------------------------------------------------------
 
@@ -175,7 +192,7 @@ install: all
 	install -m 0755 $(BUILD)/vgcollector $(DESTDIR)$(PREFIX)/bin/vgcollector
 ifneq ($(SINK_SRC),)
 	install -m 0644 $(BUILD)/libvgsink.a $(DESTDIR)$(PREFIX)/lib/libvgsink.a
-	install -m 0755 $(BUILD)/libvgsink.so $(DESTDIR)$(PREFIX)/lib/libvgsink.so.0
+	install -m 0755 $(BUILD)/libvgsink.so.0 $(DESTDIR)$(PREFIX)/lib/libvgsink.so.0
 	ln -sf libvgsink.so.0 $(DESTDIR)$(PREFIX)/lib/libvgsink.so
 	install -m 0644 sink/vgsink.h $(DESTDIR)$(PREFIX)/include/vgsink.h
 	install -m 0644 $(BUILD)/vgsink.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/vgsink.pc
@@ -199,4 +216,6 @@ format-check:
 clean:
 	rm -rf build
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+# Objects' dependency files, and the tools' (each tool is one source compiled
+# and linked in one step, which writes $(BUILD)/<tool>.d).
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null) $(TOOLS:%=%.d)

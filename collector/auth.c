@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "b64url.h"
 #include "db.h"
 #include "row.h"
 
@@ -38,23 +39,15 @@ void auth_digest(const char *key, unsigned char out[32])
 
 bool auth_key_generate(char out[AUTH_KEY_LEN + 1])
 {
-	static const char b64url[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-	unsigned char rnd[33];
+	unsigned char rnd[32];
 	size_t pos = strlen(AUTH_KEY_PREFIX);
 
-	if (RAND_bytes(rnd, 32) != 1)
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
 		return false;
-	rnd[32] = 0;
 	memcpy(out, AUTH_KEY_PREFIX, pos);
 	/* 32 bytes -> 43 base64url characters (the last carries 4 bits). */
-	for (int bit = 0; bit < 256; bit += 6) {
-		int byte = bit / 8, shift = bit % 8;
-		unsigned v = ((unsigned)rnd[byte] << 8 | rnd[byte + 1]) >> (10 - shift);
-		out[pos++] = b64url[v & 63];
-	}
-	out[pos] = '\0';
-	return pos == AUTH_KEY_LEN;
+	return b64url_encode(rnd, sizeof(rnd), out + pos, AUTH_KEY_LEN + 1 - pos) &&
+	       strlen(out) == AUTH_KEY_LEN;
 }
 
 static int auth_key_cmp(const void *a, const void *b)
@@ -63,16 +56,15 @@ static int auth_key_cmp(const void *a, const void *b)
 		      32);
 }
 
-static char *auth_strdup_or_null(PGresult *res, int row, int col)
+/* Copies a nullable text column into *out (NULL for SQL NULL); false when
+ * out of memory. */
+static bool auth_strdup_or_null(PGresult *res, int row, int col, char **out)
 {
-	char *s;
-
+	*out = NULL;
 	if (PQgetisnull(res, row, col))
-		return NULL;
-	s = strdup(PQgetvalue(res, row, col));
-	if (!s)
-		abort();
-	return s;
+		return true;
+	*out = strdup(PQgetvalue(res, row, col));
+	return *out != NULL;
 }
 
 struct auth_cache *auth_cache_load(PGconn *conn, char *err, size_t errlen)
@@ -116,9 +108,15 @@ struct auth_cache *auth_cache_load(PGconn *conn, char *err, size_t errlen)
 			continue;
 		snprintf(k->prefix, sizeof(k->prefix), "%.*s", PQgetlength(res, i, 3),
 			 PQgetvalue(res, i, 3));
-		k->project = auth_strdup_or_null(res, i, 4);
-		k->tenant = auth_strdup_or_null(res, i, 5);
+		/* Counted first, so auth_cache_free frees what was copied. */
 		c->count++;
+		if (!auth_strdup_or_null(res, i, 4, &k->project) ||
+		    !auth_strdup_or_null(res, i, 5, &k->tenant)) {
+			snprintf(err, errlen, "out of memory loading %d keys", n);
+			auth_cache_free(c);
+			PQclear(res);
+			return NULL;
+		}
 	}
 	PQclear(res);
 	if (c->count)

@@ -1,22 +1,21 @@
-/* `vgcollector migrate` and `vgcollector keys ...`: short-lived commands that
- * talk to PostgreSQL with blocking libpq and print for a person or a script. */
+/* The command-line plumbing every subcommand shares: reading argv against the
+ * command's table, the generated --help, and loading the configuration. */
 #include "cli.h"
 
-#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth.h"
 #include "db.h"
-#include "migrate.h"
 
 bool cli_is_help(const char *arg)
 {
 	return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0 || strcmp(arg, "help") == 0;
 }
 
-bool cli_opt(int argc, char **argv, int *i, const char *name, const char **value, bool *err)
+/* Matches argv[*i] against --name VALUE or --name=VALUE; advances *i past a
+ * separate value. Sets *err when the value is missing. */
+static bool cli_opt(int argc, char **argv, int *i, const char *name, const char **value, bool *err)
 {
 	size_t n = strlen(name);
 
@@ -37,206 +36,186 @@ bool cli_opt(int argc, char **argv, int *i, const char *name, const char **value
 	return true;
 }
 
-static PGconn *cli_connect(const char *db)
+/* A command whose config_keys is empty reads no configuration at all. */
+static bool cli_reads_config(const struct cli_command *cmd)
+{
+	return !cmd->config_keys || cmd->config_keys[0];
+}
+
+static bool cli_takes_key(const struct cli_command *cmd, const char *name)
+{
+	if (!cmd->config_keys)
+		return true;
+	for (const char *const *k = cmd->config_keys; *k; k++)
+		if (strcmp(*k, name) == 0)
+			return true;
+	return false;
+}
+
+/* The config key a --flag names ("--pool-size=3" -> pool_size), or NULL. */
+static const struct config_param *cli_flag_key(const struct cli_command *cmd, const char *arg)
+{
+	char name[64];
+	const struct config_param *p;
+
+	if (strncmp(arg, "--", 2) != 0 || strcspn(arg + 2, "=") >= sizeof(name) - 6)
+		return NULL;
+	snprintf(name, sizeof(name), "%.*s", (int)strcspn(arg + 2, "="), arg + 2);
+	for (char *c = name; *c; c++)
+		if (*c == '-')
+			*c = '_';
+	/* --tls-cert and --tls-key are short for the *_file keys. */
+	if (strcmp(name, "tls_cert") == 0 || strcmp(name, "tls_key") == 0)
+		strcat(name, "_file");
+	p = config_find(name);
+	return p && cli_takes_key(cmd, p->name) ? p : NULL;
+}
+
+/* Records the command's own option opt (a switch, or one with a value). */
+static int cli_take_option(const struct cli_command *cmd, int argc, char **argv, int *i,
+			   struct cli_args *out)
+{
+	for (const struct cli_option *o = cmd->options; o && o->flag; o++) {
+		const char *v = "";
+		bool bad = false;
+
+		if (o->arg ? !cli_opt(argc, argv, i, o->flag, &v, &bad)
+			   : strcmp(argv[*i], o->flag) != 0)
+			continue;
+		if (bad)
+			return 2;
+		if (out->ngiven == CLI_MAX_GIVEN) {
+			fprintf(stderr, "vgcollector %s: too many options\n", cmd->name);
+			return 2;
+		}
+		out->given[out->ngiven].opt = o;
+		out->given[out->ngiven++].value = v;
+		return 0;
+	}
+	return -1;
+}
+
+int cli_parse(const struct cli_command *cmd, int argc, char **argv, struct cli_args *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->flag_names = calloc((size_t)argc + 1, sizeof(char *));
+	out->flag_values = calloc((size_t)argc + 1, sizeof(char *));
+	if (!out->flag_names || !out->flag_values) {
+		fprintf(stderr, "vgcollector %s: out of memory\n", cmd->name);
+		return 1;
+	}
+	for (int i = 1; i < argc; i++) {
+		const char *arg = argv[i], *v = NULL;
+		const struct config_param *p;
+		bool bad = false;
+		int rc;
+
+		if (cli_is_help(arg)) {
+			cli_print_help(cmd, stdout);
+			return 0;
+		}
+		if ((rc = cli_take_option(cmd, argc, argv, &i, out)) >= 0) {
+			if (rc)
+				return rc;
+			continue;
+		}
+		if (cli_reads_config(cmd) &&
+		    cli_opt(argc, argv, &i, "--config", &out->config_flag, &bad)) {
+			if (bad)
+				return 2;
+			continue;
+		}
+		if ((p = cli_flag_key(cmd, arg))) {
+			char opt[80];
+
+			snprintf(opt, sizeof(opt), "%.*s", (int)strcspn(arg, "="), arg);
+			if (!cli_opt(argc, argv, &i, opt, &v, &bad) || bad)
+				return 2;
+			out->flag_names[out->nflags] = strdup(p->name);
+			out->flag_values[out->nflags] = strdup(v);
+			if (!out->flag_names[out->nflags++] || !out->flag_values[out->nflags - 1]) {
+				fprintf(stderr, "vgcollector %s: out of memory\n", cmd->name);
+				return 1;
+			}
+			continue;
+		}
+		if (strncmp(arg, "--", 2) == 0 || out->nargs >= cmd->max_args) {
+			fprintf(stderr, "vgcollector %s: %s \"%s\" (see vgcollector %s --help)\n",
+				cmd->name,
+				strncmp(arg, "--", 2) == 0 ? "unknown option"
+							   : "unexpected argument",
+				arg, cmd->name);
+			return 2;
+		}
+		out->args[out->nargs++] = arg;
+	}
+	return -1;
+}
+
+void cli_args_free(struct cli_args *a)
+{
+	for (int i = 0; i < a->nflags; i++) {
+		free(a->flag_names[i]);
+		free(a->flag_values[i]);
+	}
+	free(a->flag_names);
+	free(a->flag_values);
+	a->flag_names = a->flag_values = NULL;
+	a->nflags = 0;
+}
+
+const char *cli_args_value(const struct cli_args *a, const char *flag)
+{
+	const char *v = NULL;
+
+	for (int i = 0; i < a->ngiven; i++)
+		if (strcmp(a->given[i].opt->flag, flag) == 0)
+			v = a->given[i].value;
+	return v;
+}
+
+bool cli_config_load(const struct cli_command *cmd, const struct cli_args *a, struct config *cfg)
+{
+	char err[2048];
+
+	if (!config_load(cfg, config_path_resolve(a->config_flag), a->flag_names, a->flag_values,
+			 a->nflags, err, sizeof(err))) {
+		fprintf(stderr, "vgcollector %s: %s\n", cmd->name, err);
+		return false;
+	}
+	return true;
+}
+
+PGconn *cli_db_connect(const struct cli_command *cmd, const struct config *cfg)
 {
 	char err[1024];
-	PGconn *conn = db_connect(db_conninfo(db), 10, err, sizeof(err));
+	PGconn *conn = db_connect(cfg->db, cfg->db_connect_timeout_s, err, sizeof(err));
 
 	if (!conn)
-		fprintf(stderr, "vgcollector: cannot connect to PostgreSQL: %s\n", err);
+		fprintf(stderr, "vgcollector %s: cannot connect to PostgreSQL: %s\n", cmd->name,
+			err);
 	return conn;
 }
 
-static const char migrate_usage[] =
-	"usage: vgcollector migrate [--db CONNINFO]\n"
-	"\n"
-	"Applies every schema migration the database lacks, each in one transaction,\n"
-	"recorded in schema_migrations. Safe to run from several hosts at once.\n"
-	"The database is --db, else $VGC_DB, else libpq's PG* defaults.\n";
-
-int cli_migrate(int argc, char **argv)
+void cli_print_help(const struct cli_command *cmd, FILE *f)
 {
-	const char *db = NULL;
-	char err[2048];
-	bool bad = false;
-	PGconn *conn;
-	int applied;
+	fprintf(f, "usage: vgcollector %s%s%s\n\n%s", cmd->name, cmd->synopsis[0] ? " " : "",
+		cmd->synopsis, cmd->about);
+	if (!cli_reads_config(cmd) && !(cmd->options && cmd->options->flag))
+		return;
+	fprintf(f, "\nOptions:\n");
+	for (const struct cli_option *o = cmd->options; o && o->flag; o++) {
+		char flag[64];
 
-	for (int i = 1; i < argc; i++) {
-		if (cli_is_help(argv[i])) {
-			fputs(migrate_usage, stdout);
-			return 0;
-		}
-		if (cli_opt(argc, argv, &i, "--db", &db, &bad)) {
-			if (bad)
-				return 2;
-			continue;
-		}
-		fprintf(stderr, "vgcollector migrate: unknown argument \"%s\"\n%s", argv[i],
-			migrate_usage);
-		return 2;
+		snprintf(flag, sizeof(flag), "%s%s%s", o->flag, o->arg ? " " : "",
+			 o->arg ? o->arg : "");
+		fprintf(f, "  %-28s %s\n", flag, o->help);
 	}
-	conn = cli_connect(db);
-	if (!conn)
-		return 1;
-	if (!migrate_run(conn, &applied, err, sizeof(err))) {
-		fprintf(stderr, "vgcollector migrate: %s\n", err);
-		PQfinish(conn);
-		return 1;
-	}
-	printf("schema is current: %d migration%s applied, %d known\n", applied,
-	       applied == 1 ? "" : "s", migrations_count);
-	PQfinish(conn);
-	return 0;
-}
-
-static const char keys_usage[] =
-	"usage: vgcollector keys create --role ingest|read|admin [--project P] [--tenant T]\n"
-	"                               [--name LABEL] [--db CONNINFO]\n"
-	"       vgcollector keys list [--db CONNINFO]\n"
-	"       vgcollector keys revoke PREFIX_OR_ID [--db CONNINFO]\n"
-	"\n"
-	"create prints the new key alone on the first line of stdout; only its SHA-256\n"
-	"digest is stored, so it cannot be shown again. list shows display prefixes.\n"
-	"revoke takes the prefix that list shows, the key's id, or the full key; every\n"
-	"running collector refuses a revoked key within a second.\n";
-
-static int cli_keys_create(int argc, char **argv, const char *db)
-{
-	const char *role_s = NULL, *project = NULL, *tenant = NULL, *name = NULL;
-	char key[AUTH_KEY_LEN + 1], err[1024];
-	enum auth_role role;
-	long long id;
-	bool bad = false;
-	PGconn *conn;
-
-	for (int i = 0; i < argc; i++) {
-		if (cli_opt(argc, argv, &i, "--role", &role_s, &bad) ||
-		    cli_opt(argc, argv, &i, "--project", &project, &bad) ||
-		    cli_opt(argc, argv, &i, "--tenant", &tenant, &bad) ||
-		    cli_opt(argc, argv, &i, "--name", &name, &bad)) {
-			if (bad)
-				return 2;
-			continue;
-		}
-		fprintf(stderr, "vgcollector keys create: unknown argument \"%s\"\n", argv[i]);
-		return 2;
-	}
-	if (!role_s) {
-		fprintf(stderr, "vgcollector keys create: --role ingest|read|admin is required\n");
-		return 2;
-	}
-	if (!auth_role_parse(role_s, &role)) {
-		fprintf(stderr,
-			"vgcollector keys create: --role \"%s\": expected ingest, read or admin\n",
-			role_s);
-		return 2;
-	}
-	conn = cli_connect(db);
-	if (!conn)
-		return 1;
-	if (!auth_create(conn, role, project, tenant, name, key, &id, err, sizeof(err))) {
-		fprintf(stderr, "vgcollector keys create: %s\n", err);
-		PQfinish(conn);
-		return 1;
-	}
-	printf("%s\n", key);
-	printf("id=%lld prefix=%.*s role=%s project=%s tenant=%s\n", id, AUTH_DISPLAY_PREFIX_LEN,
-	       key, role_s, project ? project : "*", tenant ? tenant : "*");
-	PQfinish(conn);
-	return 0;
-}
-
-static int cli_keys_list(PGconn *conn)
-{
-	PGresult *res = PQexec(
-		conn,
-		"SELECT id, prefix, role, coalesce(project, '*'), coalesce(tenant_id, '*'),"
-		" coalesce(name, ''), to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'),"
-		" coalesce(to_char(last_used_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), '-'),"
-		" coalesce(to_char(revoked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), '-')"
-		" FROM api_keys ORDER BY id");
-	char err[1024];
-
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		db_result_error(conn, res, err, sizeof(err));
-		fprintf(stderr, "vgcollector keys list: %s\n", err);
-		PQclear(res);
-		return 1;
-	}
-	printf("%-6s %-13s %-7s %-16s %-16s %-20s %-17s %-17s %s\n", "ID", "PREFIX", "ROLE",
-	       "PROJECT", "TENANT", "NAME", "CREATED (UTC)", "LAST USED", "REVOKED");
-	for (int i = 0; i < PQntuples(res); i++)
-		printf("%-6s %-13s %-7s %-16s %-16s %-20s %-17s %-17s %s\n", PQgetvalue(res, i, 0),
-		       PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
-		       PQgetvalue(res, i, 4), PQgetvalue(res, i, 5), PQgetvalue(res, i, 6),
-		       PQgetvalue(res, i, 7), PQgetvalue(res, i, 8));
-	PQclear(res);
-	return 0;
-}
-
-int cli_keys(int argc, char **argv)
-{
-	const char *db = NULL, *sub, *target = NULL;
-	char *rest[32];
-	int nrest = 0, rc;
-	bool bad = false;
-	PGconn *conn;
-	char err[1024];
-	long long id;
-
-	if (argc < 2 || cli_is_help(argv[1])) {
-		fputs(keys_usage, argc < 2 ? stderr : stdout);
-		return argc < 2 ? 2 : 0;
-	}
-	sub = argv[1];
-	for (int i = 2; i < argc; i++) {
-		if (cli_is_help(argv[i])) {
-			fputs(keys_usage, stdout);
-			return 0;
-		}
-		if (cli_opt(argc, argv, &i, "--db", &db, &bad)) {
-			if (bad)
-				return 2;
-			continue;
-		}
-		if (nrest < 32)
-			rest[nrest++] = argv[i];
-	}
-	if (strcmp(sub, "create") == 0)
-		return cli_keys_create(nrest, rest, db);
-	if (strcmp(sub, "list") == 0) {
-		if (nrest) {
-			fprintf(stderr, "vgcollector keys list: unknown argument \"%s\"\n",
-				rest[0]);
-			return 2;
-		}
-		conn = cli_connect(db);
-		if (!conn)
-			return 1;
-		rc = cli_keys_list(conn);
-		PQfinish(conn);
-		return rc;
-	}
-	if (strcmp(sub, "revoke") == 0) {
-		if (nrest != 1) {
-			fprintf(stderr, "vgcollector keys revoke: expected one PREFIX_OR_ID\n%s",
-				keys_usage);
-			return 2;
-		}
-		target = rest[0];
-		conn = cli_connect(db);
-		if (!conn)
-			return 1;
-		if (!auth_revoke(conn, target, &id, err, sizeof(err))) {
-			fprintf(stderr, "vgcollector keys revoke: %s\n", err);
-			PQfinish(conn);
-			return 1;
-		}
-		printf("revoked key id=%lld\n", id);
-		PQfinish(conn);
-		return 0;
-	}
-	fprintf(stderr, "vgcollector keys: unknown subcommand \"%s\"\n%s", sub, keys_usage);
-	return 2;
+	if (!cli_reads_config(cmd))
+		return;
+	fprintf(f, "  %-28s %s\n", "--config FILE",
+		"config file (default: $VGC_CONFIG, else " CONFIG_DEFAULT_PATH " if it exists)");
+	config_print_help(f, cmd->config_keys);
+	fprintf(f, "\nSettings come from the config file, then VGC_<KEY> environment variables,\n"
+		   "then these flags (each a config key, with '-' for '_').\n");
 }

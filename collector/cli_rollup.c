@@ -14,35 +14,50 @@
 #include "db.h"
 #include "rollup.h"
 #include "rollup_query.h"
+#include "rollup_sql.h"
+#include "timefmt.h"
 
-static const char rollup_usage[] =
-	"usage: vgcollector rollup [--from DATE] [--to DATE] [--by tenant,agent,...]\n"
-	"                          [--granularity hour|day|month|total] [--tenant T] [--project P]\n"
-	"                          [--agent A] [--modality M] [--provider P] [--model M]\n"
-	"                          [--csv | --csv-raw] [--db CONNINFO]\n"
-	"\n"
-	"Sums cost_rollup_hourly over [--from, --to) in UTC (dates YYYY-MM-DD or RFC 3339\n"
-	"timestamps on whole hours; default: the last 30 days), by period and the --by\n"
-	"columns (project, agent, tenant, modality, provider, model; default tenant).\n"
-	"Filters take a comma list; an empty value (--tenant '') selects unattributed rows.\n"
-	"Prints an aligned table with a totals line; control characters in names are\n"
-	"shown escaped (\\x1b, \\u009b, and \\\\ for a backslash). --csv prints the same CSV\n"
-	"as GET /v1/rollups?format=csv, with cells a spreadsheet would run as formulas\n"
-	"(=, +, -, @, tab, CR first) neutralised by a leading '; --csv-raw prints them\n"
-	"as stored, like csv_raw=1. The database is --db, else $VGC_DB, else PG* defaults.\n";
-
-/* Options and the API parameter each one becomes. */
-static const struct {
-	const char *opt;
-	const char *param;
-} rollup_opts[] = {
-	{ "--from", "from" },	      { "--to", "to" },
-	{ "--by", "group_by" },	      { "--granularity", "granularity" },
-	{ "--tenant", "tenant" },     { "--project", "project" },
-	{ "--agent", "agent" },	      { "--modality", "modality" },
-	{ "--provider", "provider" }, { "--model", "model" },
+/* Options; most become the API parameter named last. */
+static const struct cli_option cli_rollup_opts[] = {
+	{ "--from", "DATE", "start, inclusive (default: 30 days ago)", "from" },
+	{ "--to", "DATE", "end, exclusive (default: now)", "to" },
+	{ "--by", "COLUMNS", "project, agent, tenant, modality, provider, model (default tenant)",
+	  "group_by" },
+	{ "--granularity", "G", "hour, day, month or total", "granularity" },
+	{ "--tenant", "T", "only these tenants (comma list)", "tenant" },
+	{ "--project", "P", "only these projects", "project" },
+	{ "--agent", "A", "only these agents", "agent" },
+	{ "--modality", "M", "only these modalities", "modality" },
+	{ "--provider", "P", "only these providers", "provider" },
+	{ "--model", "M", "only these models", "model" },
+	{ "--csv", NULL, "print CSV, as GET /v1/rollups?format=csv", NULL },
+	{ "--csv-raw", NULL, "print CSV with cells as stored, like csv_raw=1", NULL },
+	{ NULL, NULL, NULL, NULL },
 };
-#define NOPTS (int)(sizeof(rollup_opts) / sizeof(rollup_opts[0]))
+
+static const char *const cli_rollup_keys[] = { CLI_DB_KEYS, "max_rollup_periods", NULL };
+
+static const struct cli_command cli_rollup_cmd = {
+	.name = "rollup",
+	.synopsis =
+		"[--from DATE] [--to DATE] [--by tenant,agent,...]\n"
+		"                          [--granularity hour|day|month|total] [--tenant T] "
+		"[--project P]\n"
+		"                          [--agent A] [--modality M] [--provider P] [--model M]\n"
+		"                          [--csv | --csv-raw] [--db CONNINFO]",
+	.about =
+		"Sums cost_rollup_hourly over [--from, --to) in UTC (dates YYYY-MM-DD or RFC 3339\n"
+		"timestamps on whole hours; default: the last 30 days), by period and the --by\n"
+		"columns (project, agent, tenant, modality, provider, model; default tenant).\n"
+		"Filters take a comma list; an empty value (--tenant '') selects unattributed rows.\n"
+		"Prints an aligned table with a totals line; control characters in names are\n"
+		"shown escaped (\\x1b, \\u009b, and \\\\ for a backslash). --csv prints the same CSV\n"
+		"as GET /v1/rollups?format=csv, with cells a spreadsheet would run as formulas\n"
+		"(=, +, -, @, tab, CR first) neutralised by a leading '; --csv-raw prints them\n"
+		"as stored, like csv_raw=1.\n",
+	.options = cli_rollup_opts,
+	.config_keys = cli_rollup_keys,
+};
 
 /* Writes s with thousands separators in its integer part and its fraction
  * padded with zeros to at least frac digits. Exact: only zeros are added. */
@@ -122,7 +137,7 @@ static int cli_rollup_table(const struct rollup_query *q, const PGresult *res)
 		return 1;
 	}
 	for (int i = 0; i < ROLLUP_NMEASURES; i++) {
-		frac[i] = rollup_measure_is_money(i) ? 2 : 0;
+		frac[i] = rollup_sql_measure_is_money(i) ? 2 : 0;
 		for (int r = 0; r < PQntuples(res); r++) {
 			int f = cli_rollup_frac(PQgetvalue(res, r, m0 + i));
 			frac[i] = f > frac[i] ? f : frac[i];
@@ -140,9 +155,10 @@ static int cli_rollup_table(const struct rollup_query *q, const PGresult *res)
 				else if (c < label + ntext)
 					v = c - label < period
 						    ? "period"
-						    : rollup_col_name(q->cols[c - label - period]);
+						    : rollup_params_col_name(
+							      q->cols[c - label - period]);
 				else
-					v = rollup_measures[c - label - ntext];
+					v = rollup_sql_measures[c - label - ntext];
 				snprintf(tmp, sizeof(tmp), "%s", v);
 				for (char *p = tmp; *p; p++)
 					*p = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
@@ -248,10 +264,10 @@ static int cli_rollup_print(PGconn *conn, const struct rollup_query *q)
 		fprintf(stderr, "vgcollector rollup: %s\n", err);
 		return 1;
 	}
-	rollup_format_time(q->from_us, from, sizeof(from));
-	rollup_format_time(q->to_us, to, sizeof(to));
+	timefmt_format(q->from_us, from, sizeof(from));
+	timefmt_format(q->to_us, to, sizeof(to));
 	printf("cost rollup %s .. %s (UTC, to exclusive), granularity %s, %d row%s\n\n", from, to,
-	       rollup_granularity_name(q->granularity), PQntuples(res) - 1,
+	       rollup_params_granularity_name(q->granularity), PQntuples(res) - 1,
 	       PQntuples(res) == 2 ? "" : "s");
 	rc = cli_rollup_table(q, res);
 	PQclear(res);
@@ -260,56 +276,33 @@ static int cli_rollup_print(PGconn *conn, const struct rollup_query *q)
 
 int cli_rollup(int argc, char **argv)
 {
-	struct rollup_param params[64];
+	struct rollup_param params[CLI_MAX_GIVEN];
 	struct rollup_query q;
 	struct rollup_limits lim;
 	struct config cfg;
-	const char *db = NULL;
+	struct cli_args a;
 	char err[1024];
-	bool bad = false, csv = false, csv_raw = false;
-	int n = 0, st, rc;
+	bool csv = false, csv_raw = false;
+	int n = 0, st, rc = cli_parse(&cli_rollup_cmd, argc, argv, &a);
 	PGconn *conn;
 
-	for (int i = 1; i < argc; i++) {
-		int o;
-
-		if (cli_is_help(argv[i])) {
-			fputs(rollup_usage, stdout);
-			return 0;
-		}
-		if (strcmp(argv[i], "--csv") == 0 || strcmp(argv[i], "--csv-raw") == 0) {
-			csv = true;
-			csv_raw = csv_raw || strcmp(argv[i], "--csv-raw") == 0;
-			continue;
-		}
-		if (cli_opt(argc, argv, &i, "--db", &db, &bad)) {
-			if (bad)
-				return 2;
-			continue;
-		}
-		for (o = 0; o < NOPTS; o++) {
-			if (cli_opt(argc, argv, &i, rollup_opts[o].opt, &params[n].value, &bad))
-				break;
-		}
-		if (bad)
-			return 2;
-		if (o == NOPTS || n == (int)(sizeof(params) / sizeof(params[0]))) {
-			fprintf(stderr, "vgcollector rollup: unknown argument \"%s\"\n%s", argv[i],
-				rollup_usage);
-			return 2;
-		}
-		params[n++].name = rollup_opts[o].param;
+	if (rc >= 0 || !cli_config_load(&cli_rollup_cmd, &a, &cfg)) {
+		cli_args_free(&a);
+		return rc >= 0 ? rc : 2;
 	}
-	/* max_rollup_periods: the default, or VGC_MAX_ROLLUP_PERIODS. */
-	config_init(&cfg);
-	if (!config_load_env(&cfg, err, sizeof(err))) {
-		fprintf(stderr, "vgcollector rollup: %s\n", err);
-		config_free(&cfg);
-		return 2;
+	for (int i = 0; i < a.ngiven; i++) {
+		const struct cli_option *o = a.given[i].opt;
+
+		if (o->param) {
+			params[n].name = o->param;
+			params[n++].value = a.given[i].value;
+		} else {
+			csv = true;
+			csv_raw = csv_raw || strcmp(o->flag, "--csv-raw") == 0;
+		}
 	}
 	lim.max_periods = cfg.max_rollup_periods;
 	lim.now = (double)time(NULL);
-	config_free(&cfg);
 
 	rollup_query_init(&q, ROLLUP_KIND_ROLLUPS);
 	st = rollup_query_parse(&q, params, n, &lim, err, sizeof(err));
@@ -318,18 +311,23 @@ int cli_rollup(int argc, char **argv)
 		fprintf(stderr, "vgcollector rollup: %s%s\n", err,
 			strncmp(err, "group_by", 8) == 0 ? " (group_by is --by)" : "");
 		rollup_query_free(&q);
+		config_free(&cfg);
+		cli_args_free(&a);
 		return 2;
 	}
 	q.csv = csv;
 	q.csv_raw = csv_raw;
-	conn = db_connect(db_conninfo(db), 10, err, sizeof(err));
+	conn = cli_db_connect(&cli_rollup_cmd, &cfg);
 	if (!conn) {
-		fprintf(stderr, "vgcollector rollup: cannot connect to PostgreSQL: %s\n", err);
 		rollup_query_free(&q);
+		config_free(&cfg);
+		cli_args_free(&a);
 		return 1;
 	}
 	rc = cli_rollup_print(conn, &q);
 	PQfinish(conn);
 	rollup_query_free(&q);
+	config_free(&cfg);
+	cli_args_free(&a);
 	return rc;
 }

@@ -8,81 +8,83 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "log.h"
 #include "row.h"
 
 #define OFF(f) offsetof(struct config, f)
 
 const struct config_param config_params[] = {
-	{ "listen", CFG_STR, OFF(listen), false, "127.0.0.1:8080",
+	{ "listen", CFG_STR, OFF(listen), false, "127.0.0.1:8080", 0, 0,
 	  "addresses to serve HTTP(S) on, comma-separated HOST:PORT ([::1]:8080 for IPv6)" },
-	{ "db", CFG_STR, OFF(db), false, "",
+	{ "db", CFG_STR, OFF(db), false, "", 0, 0,
 	  "PostgreSQL conninfo string or URI; empty uses libpq's PG* environment defaults" },
-	{ "db_file", CFG_STR, OFF(db_file), false, "",
+	{ "db_file", CFG_STR, OFF(db_file), false, "", 0, 0,
 	  "file whose first line is the conninfo (keeps passwords out of the config); overrides db" },
-	{ "pool_size", CFG_INT, OFF(pool_size), false, "4",
+	{ "pool_size", CFG_INT, OFF(pool_size), false, "4", 1, 256,
 	  "database connections, each driven by its own worker thread" },
-	{ "db_queue_max", CFG_INT, OFF(db_queue_max), true, "64",
+	{ "db_queue_max", CFG_INT, OFF(db_queue_max), true, "64", 0, 0,
 	  "requests waiting for a database connection before new ones get 503" },
-	{ "db_connect_timeout_s", CFG_INT, OFF(db_connect_timeout_s), false, "5",
+	{ "db_connect_timeout_s", CFG_INT, OFF(db_connect_timeout_s), false, "5", 0, 0,
 	  "seconds to wait when connecting to PostgreSQL" },
-	{ "max_body_bytes", CFG_SIZE, OFF(max_body_bytes), true, "8388608",
+	{ "max_body_bytes", CFG_SIZE, OFF(max_body_bytes), true, "8388608", 1024, 0,
 	  "largest request body as sent (compressed), in bytes; larger gets 413" },
-	{ "max_pending_body_bytes", CFG_SIZE, OFF(max_pending_body_bytes), true, "268435456",
+	{ "max_pending_body_bytes", CFG_SIZE, OFF(max_pending_body_bytes), true, "268435456", 0, 0,
 	  "request body bytes all clients together may be sending before their requests run (each "
 	  "reserves its Content-Length, or max_body_bytes if chunked); past it new uploads get 503" },
-	{ "max_inflated_bytes", CFG_SIZE, OFF(max_inflated_bytes), true, "67108864",
+	{ "max_inflated_bytes", CFG_SIZE, OFF(max_inflated_bytes), true, "67108864", 1024, 0,
 	  "largest body after gunzip, checked while inflating; larger gets 413" },
-	{ "max_batch_rows", CFG_INT, OFF(max_batch_rows), true, "10000",
+	{ "max_batch_rows", CFG_INT, OFF(max_batch_rows), true, "10000", 1, 0,
 	  "most rows in one ingest request; more gets 413" },
-	{ "max_row_age_days", CFG_INT, OFF(max_row_age_days), true, "400",
+	{ "max_row_age_days", CFG_INT, OFF(max_row_age_days), true, "400", 0, 0,
 	  "rows with a timestamp older than this are rejected" },
-	{ "max_clock_skew_s", CFG_INT, OFF(max_clock_skew_s), true, "3600",
+	{ "max_clock_skew_s", CFG_INT, OFF(max_clock_skew_s), true, "3600", 0, 0,
 	  "rows more than this many seconds in the future are rejected" },
-	{ "max_string_chars", CFG_INT, OFF(max_string_chars), true, "256",
+	{ "max_string_chars", CFG_INT, OFF(max_string_chars), true, "256", 0, 0,
 	  "cap for model_id, provider, pricing_source, rate_rule, session_id, agent_id, revision, fallback_from" },
-	{ "max_error_message_chars", CFG_INT, OFF(max_error_message_chars), true, "4096",
+	{ "max_error_message_chars", CFG_INT, OFF(max_error_message_chars), true, "4096", 0, 0,
 	  "cap for error_message" },
-	{ "max_metadata_bytes", CFG_INT, OFF(max_metadata_bytes), true, "16384",
+	{ "max_metadata_bytes", CFG_INT, OFF(max_metadata_bytes), true, "16384", 0, 0,
 	  "cap for a row's metadata object, as compact JSON" },
-	{ "max_project_bytes", CFG_INT, OFF(max_project_bytes), true, "512",
+	{ "max_project_bytes", CFG_INT, OFF(max_project_bytes), true, "512", 0, 0,
 	  "cap for project in UTF-8 bytes (the rollup index holds the four key strings in one entry)" },
-	{ "max_agent_id_bytes", CFG_INT, OFF(max_agent_id_bytes), true, "640",
+	{ "max_agent_id_bytes", CFG_INT, OFF(max_agent_id_bytes), true, "640", 0, 0,
 	  "cap for agent_id in UTF-8 bytes" },
-	{ "max_provider_bytes", CFG_INT, OFF(max_provider_bytes), true, "640",
+	{ "max_provider_bytes", CFG_INT, OFF(max_provider_bytes), true, "640", 0, 0,
 	  "cap for provider in UTF-8 bytes" },
-	{ "max_model_id_bytes", CFG_INT, OFF(max_model_id_bytes), true, "640",
+	{ "max_model_id_bytes", CFG_INT, OFF(max_model_id_bytes), true, "640", 0, 0,
 	  "cap for model_id in UTF-8 bytes; the four byte caps plus 204 must stay at most 2704" },
-	{ "max_element_values", CFG_INT, OFF(max_element_values), true, "16384",
+	{ "max_element_values", CFG_INT, OFF(max_element_values), true, "16384", 64, 0,
 	  "most JSON values (keys included) in one element of an ingest or turns array; more "
-	  "rejects that element unread" },
-	{ "max_reject_raw_bytes", CFG_SIZE, OFF(max_reject_raw_bytes), true, "64K",
+	  "rejects that element unread (a cost row has about 50)" },
+	{ "max_reject_raw_bytes", CFG_SIZE, OFF(max_reject_raw_bytes), true, "64K", 0, 0,
 	  "a rejected element's text kept in ingest_rejects.raw is cut past this many bytes" },
-	{ "rate_limit_rps", CFG_DOUBLE, OFF(rate_limit_rps), true, "200",
+	{ "rate_limit_rps", CFG_DOUBLE, OFF(rate_limit_rps), true, "200", 0, 0,
 	  "requests per second each key may make (token bucket); 0 turns rate limiting off" },
-	{ "rate_limit_burst", CFG_INT, OFF(rate_limit_burst), true, "400",
+	{ "rate_limit_burst", CFG_INT, OFF(rate_limit_burst), true, "400", 0, 0,
 	  "token bucket size: requests a key may make at once after being idle" },
-	{ "tls_cert_file", CFG_STR, OFF(tls_cert_file), true, "",
+	{ "tls_cert_file", CFG_STR, OFF(tls_cert_file), true, "", 0, 0,
 	  "PEM certificate chain; with tls_key_file, serve HTTPS (TLS 1.2+) instead of HTTP" },
-	{ "tls_key_file", CFG_STR, OFF(tls_key_file), true, "",
+	{ "tls_key_file", CFG_STR, OFF(tls_key_file), true, "", 0, 0,
 	  "PEM private key for tls_cert_file" },
-	{ "log_level", CFG_STR, OFF(log_level), true, "info", "error, warn, info or debug" },
-	{ "log_format", CFG_STR, OFF(log_format), true, "logfmt", "logfmt or json" },
-	{ "retention_months", CFG_INT, OFF(retention_months), true, "0",
+	{ "log_level", CFG_STR, OFF(log_level), true, "info", 0, 0, "error, warn, info or debug" },
+	{ "log_format", CFG_STR, OFF(log_format), true, "logfmt", 0, 0, "logfmt or json" },
+	{ "retention_months", CFG_INT, OFF(retention_months), true, "0", 0, 0,
 	  "drop cost_rows partitions older than this many months; 0 keeps everything" },
-	{ "partitions_ahead", CFG_INT, OFF(partitions_ahead), true, "3",
+	{ "partitions_ahead", CFG_INT, OFF(partitions_ahead), true, "3", 0, 0,
 	  "future monthly partitions of cost_rows to keep created" },
-	{ "max_connections", CFG_INT, OFF(max_connections), false, "4096",
+	{ "max_connections", CFG_INT, OFF(max_connections), false, "4096", 1, 0,
 	  "open client connections; past this new connections are closed at once" },
-	{ "idle_timeout_s", CFG_INT, OFF(idle_timeout_s), true, "60",
+	{ "idle_timeout_s", CFG_INT, OFF(idle_timeout_s), true, "60", 1, 0,
 	  "seconds a client connection may stay idle or take to send headers and body" },
-	{ "shutdown_grace_s", CFG_INT, OFF(shutdown_grace_s), true, "30",
+	{ "shutdown_grace_s", CFG_INT, OFF(shutdown_grace_s), true, "30", 0, 0,
 	  "seconds SIGTERM waits for in-flight batches before exiting" },
-	{ "key_refresh_s", CFG_INT, OFF(key_refresh_s), true, "30",
+	{ "key_refresh_s", CFG_INT, OFF(key_refresh_s), true, "30", 1, 0,
 	  "full reload of the key cache every this many seconds (LISTEN/NOTIFY is the fast path)" },
-	{ "max_rollup_periods", CFG_INT, OFF(max_rollup_periods), true, "100000",
+	{ "max_rollup_periods", CFG_INT, OFF(max_rollup_periods), true, "100000", 0, 0,
 	  "most result periods a rollup query may span; more gets 400" },
-	{ NULL, CFG_STR, 0, false, NULL, NULL },
+	{ NULL, CFG_STR, 0, false, NULL, 0, 0, NULL },
 };
 
 static void *config_field(struct config *cfg, const struct config_param *p)
@@ -98,14 +100,26 @@ const struct config_param *config_find(const char *name)
 	return NULL;
 }
 
+/* Every default; false only when out of memory (a bad default is a bug in
+ * the table, which config_defaults_validate in the unit tests catches). */
+static bool config_defaults(struct config *cfg, char *err, size_t errlen)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	for (const struct config_param *p = config_params; p->name; p++) {
+		if (!config_set(cfg, p->name, p->def, "default", err, errlen)) {
+			config_free(cfg);
+			return false;
+		}
+	}
+	return true;
+}
+
 void config_init(struct config *cfg)
 {
-	char err[64];
+	char err[256];
 
-	memset(cfg, 0, sizeof(*cfg));
-	for (const struct config_param *p = config_params; p->name; p++)
-		if (!config_set(cfg, p->name, p->def, "default", err, sizeof(err)))
-			abort(); /* a bad default is a bug in the table */
+	if (!config_defaults(cfg, err, sizeof(err)))
+		log_fatal("%s", err);
 }
 
 void config_free(struct config *cfg)
@@ -119,17 +133,40 @@ void config_free(struct config *cfg)
 	}
 }
 
-void config_copy(struct config *dst, const struct config *src)
+/* The size of the value p describes. */
+static size_t config_value_size(const struct config_param *p)
 {
-	*dst = *src;
+	switch (p->type) {
+	case CFG_STR: return sizeof(char *);
+	case CFG_INT: return sizeof(int);
+	case CFG_SIZE: return sizeof(size_t);
+	case CFG_DOUBLE: return sizeof(double);
+	}
+	return 0;
+}
+
+bool config_keep_restart_keys(struct config *next, const struct config *running, char *err,
+			      size_t errlen)
+{
 	for (const struct config_param *p = config_params; p->name; p++) {
+		const char *src = (const char *)running + p->offset;
+		char *dst = (char *)next + p->offset;
+
+		if (p->reloadable)
+			continue;
 		if (p->type == CFG_STR) {
-			char **s = config_field(dst, p);
-			*s = strdup(*s ? *s : "");
-			if (!*s)
-				abort();
+			char *s = strdup(*(char *const *)src);
+			if (!s) {
+				snprintf(err, errlen, "out of memory copying %s", p->name);
+				return false;
+			}
+			free(*(char **)dst);
+			*(char **)dst = s;
+		} else {
+			memcpy(dst, src, config_value_size(p));
 		}
 	}
+	return true;
 }
 
 /* Accepts a plain number or one with a K, M or G suffix (powers of 1024). */
@@ -170,6 +207,21 @@ static bool config_parse_size(const char *v, size_t *out)
 	return true;
 }
 
+/* Checks a parsed whole number against p's min and max. */
+static bool config_in_bounds(const struct config_param *p, unsigned long long n, const char *value,
+			     const char *source, char *err, size_t errlen)
+{
+	if (n >= (unsigned long long)p->min && (p->max == 0 || n <= (unsigned long long)p->max))
+		return true;
+	if (p->max)
+		snprintf(err, errlen, "%s: %s = \"%s\": must be %lld..%lld", source, p->name, value,
+			 p->min, p->max);
+	else
+		snprintf(err, errlen, "%s: %s = \"%s\": must be at least %lld", source, p->name,
+			 value, p->min);
+	return false;
+}
+
 bool config_set(struct config *cfg, const char *name, const char *value, const char *source,
 		char *err, size_t errlen)
 {
@@ -185,8 +237,10 @@ bool config_set(struct config *cfg, const char *name, const char *value, const c
 	switch (p->type) {
 	case CFG_STR: {
 		char *s = strdup(value);
-		if (!s)
-			abort();
+		if (!s) {
+			snprintf(err, errlen, "%s: %s: out of memory", source, name);
+			return false;
+		}
 		free(*(char **)f);
 		*(char **)f = s;
 		return true;
@@ -200,18 +254,25 @@ bool config_set(struct config *cfg, const char *name, const char *value, const c
 				 source, name, value);
 			return false;
 		}
+		if (!config_in_bounds(p, (unsigned long long)n, value, source, err, errlen))
+			return false;
 		*(int *)f = (int)n;
 		return true;
 	}
-	case CFG_SIZE:
-		if (!config_parse_size(value, (size_t *)f)) {
+	case CFG_SIZE: {
+		size_t n;
+		if (!config_parse_size(value, &n)) {
 			snprintf(
 				err, errlen,
 				"%s: %s = \"%s\": expected a size in bytes (K, M or G suffix allowed)",
 				source, name, value);
 			return false;
 		}
+		if (!config_in_bounds(p, n, value, source, err, errlen))
+			return false;
+		*(size_t *)f = n;
 		return true;
+	}
 	case CFG_DOUBLE: {
 		double d;
 		errno = 0;
@@ -311,6 +372,42 @@ bool config_load_env(struct config *cfg, char *err, size_t errlen)
 	return true;
 }
 
+const char *config_path_resolve(const char *flag)
+{
+	const char *env = getenv("VGC_CONFIG");
+
+	if (flag)
+		return flag;
+	if (env)
+		return env;
+	if (access(CONFIG_DEFAULT_PATH, R_OK) == 0)
+		return CONFIG_DEFAULT_PATH;
+	return NULL;
+}
+
+bool config_load(struct config *cfg, const char *path, char *const *flag_names,
+		 char *const *flag_values, int nflags, char *err, size_t errlen)
+{
+	if (!config_defaults(cfg, err, errlen))
+		return false;
+	if (path && !config_load_file(cfg, path, err, errlen))
+		goto fail;
+	if (!config_load_env(cfg, err, errlen))
+		goto fail;
+	for (int i = 0; i < nflags; i++) {
+		char source[128];
+		snprintf(source, sizeof(source), "flag --%s", flag_names[i]);
+		if (!config_set(cfg, flag_names[i], flag_values[i], source, err, errlen))
+			goto fail;
+	}
+	if (!config_validate(cfg, err, errlen))
+		goto fail;
+	return true;
+fail:
+	config_free(cfg);
+	return false;
+}
+
 /* The row limits the database depends on. */
 static bool config_validate_rows(const struct config *cfg, char *err, size_t errlen)
 {
@@ -362,31 +459,12 @@ void config_row_limits(const struct config *cfg, struct row_limits *lim)
 
 bool config_validate(struct config *cfg, char *err, size_t errlen)
 {
-	if (cfg->pool_size < 1 || cfg->pool_size > 256) {
-		snprintf(err, errlen, "pool_size = %d: must be 1..256", cfg->pool_size);
-		return false;
-	}
-	if (cfg->max_body_bytes < 1024 || cfg->max_inflated_bytes < 1024) {
-		snprintf(err, errlen,
-			 "max_body_bytes and max_inflated_bytes must be at least 1024");
-		return false;
-	}
-	if (cfg->max_element_values < 64) {
-		snprintf(err, errlen,
-			 "max_element_values = %d: must be at least 64 (a cost row has ~50)",
-			 cfg->max_element_values);
-		return false;
-	}
 	if (cfg->max_pending_body_bytes < cfg->max_body_bytes) {
 		snprintf(
 			err, errlen,
 			"max_pending_body_bytes = %zu is less than max_body_bytes = %zu: a body of "
 			"the largest allowed size could never be received",
 			cfg->max_pending_body_bytes, cfg->max_body_bytes);
-		return false;
-	}
-	if (cfg->max_batch_rows < 1) {
-		snprintf(err, errlen, "max_batch_rows must be at least 1");
 		return false;
 	}
 	if (!cfg->listen[0]) {
@@ -408,11 +486,6 @@ bool config_validate(struct config *cfg, char *err, size_t errlen)
 			 cfg->log_format);
 		return false;
 	}
-	if (cfg->max_connections < 1 || cfg->idle_timeout_s < 1 || cfg->key_refresh_s < 1) {
-		snprintf(err, errlen,
-			 "max_connections, idle_timeout_s and key_refresh_s must be at least 1");
-		return false;
-	}
 	if (!config_validate_rows(cfg, err, errlen))
 		return false;
 	if (cfg->db_file[0]) {
@@ -425,10 +498,15 @@ bool config_validate(struct config *cfg, char *err, size_t errlen)
 		if (!fgets(line, sizeof(line), f))
 			line[0] = '\0';
 		fclose(f);
-		free(cfg->db);
-		cfg->db = strdup(config_trim(line));
-		if (!cfg->db)
-			abort();
+		{
+			char *db = strdup(config_trim(line));
+			if (!db) {
+				snprintf(err, errlen, "db_file %s: out of memory", cfg->db_file);
+				return false;
+			}
+			free(cfg->db);
+			cfg->db = db;
+		}
 	}
 	return true;
 }
@@ -446,17 +524,26 @@ bool config_restart_needed(const struct config *a, const struct config *b, char 
 			continue;
 		if (p->type == CFG_STR)
 			same = strcmp(*(char *const *)fa, *(char *const *)fb) == 0;
-		else if (p->type == CFG_INT)
-			same = *(const int *)fa == *(const int *)fb;
-		else if (p->type == CFG_SIZE)
-			same = *(const size_t *)fa == *(const size_t *)fb;
-		else
+		else if (p->type == CFG_DOUBLE)
 			same = *(const double *)fa == *(const double *)fb;
+		else
+			same = memcmp(fa, fb, config_value_size(p)) == 0;
 		if (!same && pos < outlen)
 			pos += (size_t)snprintf(out + pos, outlen - pos, "%s%s", pos ? "," : "",
 						p->name);
 	}
 	return pos > 0;
+}
+
+/* p's bounds as text ("; 1..256", "; at least 1024"), or "" when it has none. */
+static void config_bounds_text(const struct config_param *p, char *out, size_t outlen)
+{
+	if (p->max)
+		snprintf(out, outlen, "; %lld..%lld", p->min, p->max);
+	else if (p->min)
+		snprintf(out, outlen, "; at least %lld", p->min);
+	else
+		out[0] = '\0';
 }
 
 void config_print_sample(FILE *f)
@@ -467,22 +554,43 @@ void config_print_sample(FILE *f)
 		   "# override this file and --key-name flags override both. Keys marked\n"
 		   "# [reload] take effect on SIGHUP; the others need a restart.\n");
 	for (const struct config_param *p = config_params; p->name; p++) {
-		fprintf(f, "\n# %s%s\n", p->help, p->reloadable ? " [reload]" : "");
+		char bounds[64];
+
+		config_bounds_text(p, bounds, sizeof(bounds));
+		fprintf(f, "\n# %s%s%s\n", p->help, bounds, p->reloadable ? " [reload]" : "");
 		fprintf(f, "#%s = %s\n", p->name, p->def);
 	}
 }
 
-void config_print_help(FILE *f)
+static bool config_listed(const char *name, const char *const *keys)
+{
+	if (!keys)
+		return true;
+	for (; *keys; keys++)
+		if (strcmp(*keys, name) == 0)
+			return true;
+	return false;
+}
+
+void config_print_help(FILE *f, const char *const *keys)
 {
 	for (const struct config_param *p = config_params; p->name; p++) {
-		char flag[64];
+		char flag[64], bounds[64];
 		size_t i;
 
-		snprintf(flag, sizeof(flag), "--%s", p->name);
-		for (i = 2; flag[i]; i++)
+		static const char *const metavar[] = { [CFG_STR] = "TEXT",
+						       [CFG_INT] = "N",
+						       [CFG_SIZE] = "BYTES",
+						       [CFG_DOUBLE] = "NUMBER" };
+
+		if (!config_listed(p->name, keys))
+			continue;
+		snprintf(flag, sizeof(flag), "--%s %s", p->name, metavar[p->type]);
+		for (i = 2; flag[i] != ' '; i++)
 			if (flag[i] == '_')
 				flag[i] = '-';
-		fprintf(f, "  %-28s %s (default: %s)\n", flag, p->help,
-			p->def[0] ? p->def : "none");
+		config_bounds_text(p, bounds, sizeof(bounds));
+		fprintf(f, "  %-28s %s (default: %s%s)\n", flag, p->help,
+			p->def[0] ? p->def : "none", bounds);
 	}
 }

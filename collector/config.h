@@ -47,23 +47,48 @@ struct config {
 
 enum config_type { CFG_STR, CFG_INT, CFG_SIZE, CFG_DOUBLE };
 
+/* One key. min and max bound CFG_INT and CFG_SIZE values (checked where the
+ * value is set, so the error names its file and line); max 0 means no bound
+ * past the type's own. Rules across keys live in config_validate. */
 struct config_param {
 	const char *name;
 	enum config_type type;
 	size_t offset;
 	bool reloadable;
 	const char *def;
+	long long min, max;
 	const char *help;
 };
 
+/* Where `serve` and the other commands look for a config file when neither
+ * --config nor $VGC_CONFIG names one (used only if it exists). */
+#define CONFIG_DEFAULT_PATH "/etc/vgcollector/vgcollector.conf"
+
 extern const struct config_param config_params[];
 
-/* Fills cfg with every default. Free with config_free. */
+/* Fills cfg with every default (startup and tests: exits if that fails).
+ * Free with config_free. */
 void config_init(struct config *cfg);
 void config_free(struct config *cfg);
-void config_copy(struct config *dst, const struct config *src);
 
-/* Sets one parameter from text. source names where it came from for errors. */
+/* The config file to read: flag if given, else $VGC_CONFIG, else
+ * CONFIG_DEFAULT_PATH if it is readable, else NULL (no file). */
+const char *config_path_resolve(const char *flag);
+
+/* Builds a config: defaults, then path (if not NULL), then VGC_* environment,
+ * then each flag (names are config keys), then config_validate. On failure cfg
+ * holds nothing to free and err says why, naming the source. */
+bool config_load(struct config *cfg, const char *path, char *const *flag_names,
+		 char *const *flag_values, int nflags, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* For a reload: gives next the running values of every key that needs a
+ * restart, so only reloadable keys change. Fails only when out of memory. */
+bool config_keep_restart_keys(struct config *next, const struct config *running, char *err,
+			      size_t errlen) __attribute__((warn_unused_result));
+
+/* Sets one parameter from text, checking its type and bounds. source names
+ * where it came from for errors ("FILE:LINE", "environment VGC_X", ...). */
 bool config_set(struct config *cfg, const char *name, const char *value, const char *source,
 		char *err, size_t errlen) __attribute__((warn_unused_result));
 
@@ -75,7 +100,7 @@ bool config_load_file(struct config *cfg, const char *path, char *err, size_t er
 bool config_load_env(struct config *cfg, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
-/* Checks cross-field rules and reads db_file. */
+/* Checks the rules across keys and reads db_file. */
 bool config_validate(struct config *cfg, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
@@ -90,6 +115,8 @@ bool config_restart_needed(const struct config *a, const struct config *b, char 
 			   size_t outlen);
 
 void config_print_sample(FILE *f);
-void config_print_help(FILE *f);
+/* One line per key as a --flag; keys NULL lists every key, else only those
+ * named (NULL-terminated). */
+void config_print_help(FILE *f, const char *const *keys);
 
 #endif

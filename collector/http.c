@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "conns.h"
 #include "gate.h"
 #include "keywatch.h"
@@ -107,7 +108,7 @@ static const char *http_method_name(struct evhttp_request *req)
 void http_reply(struct http_req *hr, int status, const char *content_type, const char *body,
 		size_t len)
 {
-	double took = server_now_monotonic() - hr->started;
+	double took = clock_monotonic() - hr->started;
 	/* For the log line; the client may have hung up while the job ran. */
 	const char *uri = hr->req ? evhttp_request_get_uri(hr->req) : "(client gone)";
 	const char *method = http_method_name(hr->req);
@@ -265,7 +266,7 @@ const struct auth_key *http_auth(struct http_req *hr, unsigned roles)
 		return NULL;
 	}
 	if (!ratelimit_take(srv->ratelimit, k->id, srv->cfg.rate_limit_rps,
-			    srv->cfg.rate_limit_burst, server_now_monotonic(), &retry)) {
+			    srv->cfg.rate_limit_burst, clock_monotonic(), &retry)) {
 		char ra[16];
 		metrics_rate_limited();
 		snprintf(ra, sizeof(ra), "%d", retry);
@@ -322,7 +323,7 @@ static void http_dispatch(struct evhttp_request *req, void *arg)
 	hr->srv = srv;
 	hr->req = req;
 	hr->evcon = evcon;
-	hr->started = server_now_monotonic();
+	hr->started = clock_monotonic();
 	hr->route = http_route_unknown;
 	snprintf(hr->request_id, sizeof(hr->request_id), "%016llx", ++http_request_seq);
 	hr->log.request_id = hr->request_id;

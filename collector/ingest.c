@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "http.h"
 #include "ingest_decode.h"
 #include "ingest_store.h"
@@ -150,7 +151,7 @@ static void ingest_done(struct pool_job *pj)
 	if (job->status == 200) {
 		metrics_rows((uint64_t)job->accepted, (uint64_t)job->duplicates,
 			     (uint64_t)job->rejected);
-		metrics_ingest_latency(server_now_monotonic() - hr->started);
+		metrics_ingest_latency(clock_monotonic() - hr->started);
 		if (job->rejected)
 			log_req(LOG_LVL_INFO, &hr->log,
 				"stored %d rows, %d duplicates, %d rejected", job->accepted,
@@ -220,7 +221,7 @@ static void ingest_submit(struct http_req *hr, bool turns)
 	config_row_limits(&srv->cfg, &job->limits.row);
 	job->limits.max_element_values = (size_t)srv->cfg.max_element_values;
 	job->limits.max_reject_raw_bytes = srv->cfg.max_reject_raw_bytes;
-	job->now = server_now_epoch();
+	job->now = clock_epoch();
 	buf_init(&job->answer, 0);
 	if ((key->project && !job->project) || (key->tenant && !job->tenant)) {
 		ingest_job_free(job);

@@ -14,10 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "auth.h"
+#include "clock.h"
 #include "db.h"
 #include "log.h"
 
@@ -104,25 +104,17 @@ static void keywatch_touch(struct keywatch *kw, PGconn *conn)
 	PQclear(res);
 }
 
-static double keywatch_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void *keywatch_thread(void *arg)
 {
 	struct keywatch *kw = arg;
 	PGconn *conn = NULL;
-	double next_refresh = 0, next_touch = keywatch_now() + KEYWATCH_TOUCH_EVERY_S;
+	double next_refresh = 0, next_touch = clock_monotonic() + KEYWATCH_TOUCH_EVERY_S;
 	char err[512];
 	bool warned = false;
 
 	while (!atomic_load(&kw->stopping)) {
 		struct pollfd pfd[2];
-		double now = keywatch_now();
+		double now = clock_monotonic();
 		bool reload = false;
 		int timeout_ms;
 		char drain[64];
@@ -188,7 +180,7 @@ static void *keywatch_thread(void *arg)
 				PQfreemem(n);
 			}
 		}
-		if (keywatch_now() >= next_refresh)
+		if (clock_monotonic() >= next_refresh)
 			reload = true;
 		if (reload && !atomic_load(&kw->stopping)) {
 			if (PQstatus(conn) != CONNECTION_OK || !keywatch_reload(kw, conn)) {
@@ -197,7 +189,7 @@ static void *keywatch_thread(void *arg)
 				atomic_store(&kw->connected, false);
 				continue;
 			}
-			next_refresh = keywatch_now() + atomic_load(&kw->refresh_s);
+			next_refresh = clock_monotonic() + atomic_load(&kw->refresh_s);
 		}
 	}
 	if (conn) {

@@ -18,16 +18,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "buf.h"
-#include "cli.h"
 #include "config.h"
 #include "db.h"
 #include "log.h"
 #include "pool.h"
-#include "server.h"
-#include "vgcollector.h"
 
 #define RETENTION_INTERVAL_S 3600
 #define RETENTION_LOCK "hashtext('vgcollector.retention')"
@@ -216,9 +212,11 @@ bool retention_run(PGconn *conn, int retention_months, int partitions_ahead, boo
 /* ---- the periodic pass inside `serve` ------------------------------------ */
 
 struct retention {
-	struct server *srv;
+	struct pool *pool;
+	const struct config *cfg; /* the server's live config, read on each tick */
 	struct event *timer;
-	bool busy; /* a job is queued or running */
+	bool busy;    /* a job is queued or running */
+	bool stopped; /* retention_stop was called: no new passes */
 };
 
 struct retention_job {
@@ -268,7 +266,7 @@ static void retention_tick(evutil_socket_t fd, short what, void *arg)
 	struct retention *r = arg;
 	struct retention_job *job;
 
-	if (r->busy || r->srv->state == SERVER_DRAINING)
+	if (r->busy || r->stopped)
 		return;
 	job = calloc(1, sizeof(*job));
 	if (!job) {
@@ -278,10 +276,10 @@ static void retention_tick(evutil_socket_t fd, short what, void *arg)
 	job->job.work = retention_work;
 	job->job.done = retention_done;
 	job->r = r;
-	job->months = r->srv->cfg.retention_months;
-	job->ahead = r->srv->cfg.partitions_ahead;
+	job->months = r->cfg->retention_months;
+	job->ahead = r->cfg->partitions_ahead;
 	buf_init(&job->out, 64 * 1024);
-	if (!pool_submit(r->srv->pool, &job->job)) {
+	if (!pool_submit(r->pool, &job->job)) {
 		log_warn("retention: database pool saturated; retried in %d s",
 			 RETENTION_INTERVAL_S);
 		buf_release(&job->out);
@@ -291,15 +289,17 @@ static void retention_tick(evutil_socket_t fd, short what, void *arg)
 	r->busy = true;
 }
 
-struct retention *retention_new(struct server *srv)
+struct retention *retention_new(struct event_base *base, struct pool *pool,
+				const struct config *cfg)
 {
 	struct retention *r = calloc(1, sizeof(*r));
 	struct timeval every = { RETENTION_INTERVAL_S, 0 };
 
 	if (!r)
 		log_fatal("out of memory");
-	r->srv = srv;
-	r->timer = event_new(srv->base, -1, EV_PERSIST, retention_tick, r);
+	r->pool = pool;
+	r->cfg = cfg;
+	r->timer = event_new(base, -1, EV_PERSIST, retention_tick, r);
 	if (!r->timer || event_add(r->timer, &every) != 0)
 		log_fatal("cannot start the retention timer");
 	retention_tick(-1, 0, r);
@@ -308,7 +308,10 @@ struct retention *retention_new(struct server *srv)
 
 void retention_stop(struct retention *r)
 {
-	if (r && r->timer)
+	if (!r)
+		return;
+	r->stopped = true;
+	if (r->timer)
 		event_del(r->timer);
 }
 
@@ -319,117 +322,4 @@ void retention_free(struct retention *r)
 	if (r->timer)
 		event_free(r->timer);
 	free(r);
-}
-
-/* ---- `vgcollector retention` ---------------------------------------------- */
-
-static const char retention_usage[] =
-	"usage: vgcollector retention [--dry-run] [--config FILE] [--db CONNINFO]\n"
-	"                             [--retention-months N] [--partitions-ahead N]\n"
-	"                             [--max-row-age-days N]\n"
-	"\n"
-	"Drops the monthly cost_rows partitions lying wholly before now minus\n"
-	"retention_months (0 keeps everything), with their ids, and creates the\n"
-	"partitions for this month and partitions_ahead months after it. `serve`\n"
-	"does the same every hour. Only one process works at a time (advisory lock).\n"
-	"Rows older than the newest dropped month are refused by ingest from then on.\n"
-	"retention_months * 28 days must be at least max_row_age_days.\n"
-	"--dry-run only prints what would be dropped and created.\n"
-	"Settings come from the config file (--config, else $VGC_CONFIG, else\n"
-	"/etc/vgcollector/vgcollector.conf if it exists), VGC_* variables and flags.\n";
-
-int retention_cli(int argc, char **argv)
-{
-	const char *config_path = NULL, *v = NULL;
-	char *names[8], *values[8];
-	int nflags = 0, rc = 1;
-	bool dry_run = false, bad = false;
-	struct config cfg;
-	struct retention_report rep;
-	struct buf out;
-	char err[2048];
-	PGconn *conn;
-
-	for (int i = 1; i < argc; i++) {
-		static const char *const flags[][2] = {
-			{ "--db", "db" },
-			{ "--retention-months", "retention_months" },
-			{ "--partitions-ahead", "partitions_ahead" },
-			{ "--max-row-age-days", "max_row_age_days" }
-		};
-		bool matched = false;
-
-		if (cli_is_help(argv[i])) {
-			fputs(retention_usage, stdout);
-			return 0;
-		}
-		if (strcmp(argv[i], "--dry-run") == 0) {
-			dry_run = true;
-			continue;
-		}
-		if (cli_opt(argc, argv, &i, "--config", &config_path, &bad)) {
-			if (bad)
-				return 2;
-			continue;
-		}
-		for (size_t f = 0; f < sizeof(flags) / sizeof(flags[0]) && !matched; f++) {
-			if (!cli_opt(argc, argv, &i, flags[f][0], &v, &bad))
-				continue;
-			if (bad)
-				return 2;
-			/* A repeated flag is applied twice; the last one wins. */
-			if (nflags == 8) {
-				fprintf(stderr, "vgcollector retention: too many flags\n");
-				return 2;
-			}
-			names[nflags] = (char *)flags[f][1];
-			values[nflags++] = (char *)v;
-			matched = true;
-		}
-		if (matched)
-			continue;
-		fprintf(stderr, "vgcollector retention: unknown argument \"%s\"\n%s", argv[i],
-			retention_usage);
-		return 2;
-	}
-	if (!config_path)
-		config_path = getenv("VGC_CONFIG");
-	if (!config_path && access("/etc/vgcollector/vgcollector.conf", R_OK) == 0)
-		config_path = "/etc/vgcollector/vgcollector.conf";
-	if (!server_load_config(&cfg, config_path, names, values, nflags, err, sizeof(err))) {
-		fprintf(stderr, "vgcollector retention: %s\n", err);
-		return 2;
-	}
-	conn = db_connect(cfg.db, cfg.db_connect_timeout_s, err, sizeof(err));
-	if (!conn) {
-		fprintf(stderr, "vgcollector retention: cannot connect to PostgreSQL: %s\n", err);
-		config_free(&cfg);
-		return 1;
-	}
-	buf_init(&out, 0);
-	if (!retention_run(conn, cfg.retention_months, cfg.partitions_ahead, dry_run, &out, &rep,
-			   err, sizeof(err))) {
-		fputs(out.data ? out.data : "", stdout);
-		fprintf(stderr, "vgcollector retention: %s\n", err);
-	} else if (rep.locked_out) {
-		fprintf(stderr, "vgcollector retention: another process holds the retention lock;"
-				" nothing done\n");
-	} else {
-		fputs(out.data ? out.data : "", stdout);
-		if (dry_run)
-			printf("dry run: %d partition%s would be dropped, %d created%s\n",
-			       rep.dropped, rep.dropped == 1 ? "" : "s", rep.created,
-			       cfg.retention_months ? ""
-						    : " (retention_months = 0 keeps everything)");
-		else
-			printf("%d partition%s dropped with %lld ids, %d created%s\n", rep.dropped,
-			       rep.dropped == 1 ? "" : "s", rep.ids_deleted, rep.created,
-			       cfg.retention_months ? ""
-						    : " (retention_months = 0 keeps everything)");
-		rc = 0;
-	}
-	buf_release(&out);
-	PQfinish(conn);
-	config_free(&cfg);
-	return rc;
 }

@@ -9,7 +9,9 @@
 #include <stddef.h>
 
 struct buf;
-struct server;
+struct config;
+struct event_base;
+struct pool;
 struct retention;
 
 /* What one pass did (or, with dry_run, would do). */
@@ -28,16 +30,14 @@ bool retention_run(PGconn *conn, int retention_months, int partitions_ahead, boo
 		   struct buf *out, struct retention_report *rep, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
-/* Starts the periodic pass for `serve`: once now and then every hour, as a
- * job on srv->pool, reading retention_months and partitions_ahead from
- * srv->cfg each time (both reloadable). Free after pool_free. */
-struct retention *retention_new(struct server *srv);
+/* Starts the periodic pass for `serve` on base: once now and then every hour,
+ * as a job on pool, reading retention_months and partitions_ahead from cfg
+ * each time (both reloadable, so cfg is the server's live config and must
+ * outlive the result). Loop thread only. Free after pool_free. */
+struct retention *retention_new(struct event_base *base, struct pool *pool,
+				const struct config *cfg);
 /* Stops the timer; a pass already queued still completes. */
 void retention_stop(struct retention *r);
 void retention_free(struct retention *r);
-
-/* `vgcollector retention [--dry-run] [--db CONNINFO] [--retention-months N]
- * [--partitions-ahead N]`. */
-int retention_cli(int argc, char **argv);
 
 #endif

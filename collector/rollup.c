@@ -1,7 +1,8 @@
 /* Read API handlers. On the loop: authenticate (read or admin), parse and
- * scope the query (rollup_query.c), queue a pool job. On a worker: run the
- * parameterized SQL and render JSON or CSV. Money comes out of PostgreSQL as
- * numeric text and is copied through unchanged, so nothing is ever rounded. */
+ * scope the query (rollup_query.c, rollup_scope.c), queue a pool job. On a
+ * worker: run the parameterized SQL (rollup_sql.c) and render JSON or CSV.
+ * Money comes out of PostgreSQL as numeric text and is copied through
+ * unchanged, so nothing is ever rounded. */
 #include "rollup.h"
 
 #include <event2/http.h>
@@ -9,10 +10,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "db.h"
 #include "http.h"
 #include "pool.h"
+#include "rollup_cursor.h"
+#include "rollup_scope.h"
+#include "rollup_sql.h"
 #include "row.h"
+#include "timefmt.h"
 
 struct rollup_job {
 	struct pool_job job; /* first: the pool hands this pointer back */
@@ -78,9 +84,9 @@ bool rollup_render_csv(const struct rollup_query *q, const PGresult *res, struct
 	if (q->granularity != ROLLUP_TOTAL)
 		buf_puts(out, "period,");
 	for (int i = 0; i < q->ncols; i++)
-		buf_printf(out, "%s,", rollup_col_name(q->cols[i]));
+		buf_printf(out, "%s,", rollup_params_col_name(q->cols[i]));
 	for (int i = 0; i < ROLLUP_NMEASURES; i++)
-		buf_printf(out, "%s%s", rollup_measures[i],
+		buf_printf(out, "%s%s", rollup_sql_measures[i],
 			   i + 1 < ROLLUP_NMEASURES ? "," : "\r\n");
 	for (int r = 0; r < PQntuples(res); r++) {
 		if (PQgetvalue(res, r, 0)[0] != '0')
@@ -100,8 +106,8 @@ static void json_measures(const struct rollup_query *q, struct buf *out, const P
 	for (int i = 0; i < ROLLUP_NMEASURES; i++) {
 		const char *v = PQgetvalue(res, r, ROLLUP_COL0_GROUPS + q->ncols + i);
 
-		buf_printf(out, "%s\"%s\":", i ? "," : "", rollup_measures[i]);
-		if (rollup_measure_is_money(i))
+		buf_printf(out, "%s\"%s\":", i ? "," : "", rollup_sql_measures[i]);
+		if (rollup_sql_measure_is_money(i))
 			row_json_string(out, v); /* exact decimal string */
 		else
 			buf_puts(out, v); /* integer or exact numeric text: a JSON number */
@@ -113,13 +119,13 @@ static bool rollup_render_json(const struct rollup_query *q, const PGresult *res
 	int n = PQntuples(res) - 1; /* the last row holds the totals */
 	char t[40];
 
-	rollup_format_time(q->from_us, t, sizeof(t));
+	timefmt_format(q->from_us, t, sizeof(t));
 	buf_printf(out, "{\"from\":\"%s\",", t);
-	rollup_format_time(q->to_us, t, sizeof(t));
+	timefmt_format(q->to_us, t, sizeof(t));
 	buf_printf(out, "\"to\":\"%s\",\"granularity\":\"%s\",\"group_by\":[", t,
-		   rollup_granularity_name(q->granularity));
+		   rollup_params_granularity_name(q->granularity));
 	for (int i = 0; i < q->ncols; i++)
-		buf_printf(out, "%s\"%s\"", i ? "," : "", rollup_col_name(q->cols[i]));
+		buf_printf(out, "%s\"%s\"", i ? "," : "", rollup_params_col_name(q->cols[i]));
 	buf_puts(out, "],\"rows\":[");
 	for (int r = 0; r < n; r++) {
 		buf_puts(out, r ? ",{" : "{");
@@ -129,7 +135,7 @@ static bool rollup_render_json(const struct rollup_query *q, const PGresult *res
 			buf_putc(out, ',');
 		}
 		for (int i = 0; i < q->ncols; i++) {
-			buf_printf(out, "\"%s\":", rollup_col_name(q->cols[i]));
+			buf_printf(out, "\"%s\":", rollup_params_col_name(q->cols[i]));
 			row_json_string(out, value_or_null(res, r, ROLLUP_COL0_GROUPS + i));
 			buf_putc(out, ',');
 		}
@@ -221,10 +227,10 @@ static int answer_costs(PGconn *conn, const struct rollup_query *q, struct buf *
 	buf_puts(out, "{\"period\":");
 	row_json_string(out, q->period[0] ? q->period : "custom");
 	if (q->has_from) {
-		rollup_format_time(q->from_us, t, sizeof(t));
+		timefmt_format(q->from_us, t, sizeof(t));
 		buf_printf(out, ",\"from\":\"%s\"", t);
 	}
-	rollup_format_time(q->to_us, t, sizeof(t));
+	timefmt_format(q->to_us, t, sizeof(t));
 	buf_printf(out, ",\"to\":\"%s\",\"total\":%s", t, total);
 	for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
 		int n = 0;
@@ -351,7 +357,7 @@ static void rollup_submit(struct http_req *hr, enum rollup_kind kind)
 	struct server *srv = hr->srv;
 	const struct auth_key *key = http_auth(hr, 1u << ROLE_READ | 1u << ROLE_ADMIN);
 	struct rollup_param *params;
-	struct rollup_limits lim = { srv->cfg.max_rollup_periods, server_now_epoch() };
+	struct rollup_limits lim = { srv->cfg.max_rollup_periods, clock_epoch() };
 	struct rollup_job *job;
 	char err[1024], *qs;
 	int n, st;
@@ -382,7 +388,7 @@ static void rollup_submit(struct http_req *hr, enum rollup_kind kind)
 		job->q.csv = accept && strstr(accept, "text/csv") != NULL;
 	}
 	if (!st)
-		st = rollup_query_scope(&job->q, key->project, key->tenant, key->prefix, err,
+		st = rollup_scope_apply(&job->q, key->project, key->tenant, key->prefix, err,
 					sizeof(err));
 	if (st) {
 		if (st == 503)

@@ -1,6 +1,6 @@
 /* The read API: GET /v1/rollups, /v1/costs and /v1/rows. Handlers run on the
  * loop and hand the query to a pool job; the worker runs the SQL built by
- * rollup_query.c and renders the answer. The rendering and execution helpers
+ * rollup_sql.c and renders the answer. The rendering and execution helpers
  * are shared with `vgcollector rollup` (cli_rollup.c). */
 #ifndef VGC_ROLLUP_H
 #define VGC_ROLLUP_H
@@ -9,6 +9,7 @@
 
 #include "buf.h"
 #include "rollup_query.h"
+#include "rollup_sql.h"
 #include "vgcollector.h"
 
 void rollup_handle_rollups(struct http_req *hr);
@@ -38,9 +39,5 @@ bool rollup_render_csv(const struct rollup_query *q, const PGresult *res, struct
  * the database's text: for a log or an operator, never for an HTTP client. */
 int rollup_answer(PGconn *conn, const struct rollup_query *q, struct buf *out, char *err,
 		  size_t errlen) __attribute__((warn_unused_result));
-
-/* `vgcollector rollup`: the same rollup, read straight from the database and
- * printed as a table with totals, or as the API's CSV (cli_rollup.c). */
-int cli_rollup(int argc, char **argv);
 
 #endif

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "auth.h"
@@ -39,44 +38,6 @@ static const struct http_route server_routes[] = {
 	{ "/v1/rows", HTTP_GET, rollup_handle_rows },
 	{ NULL, 0, NULL },
 };
-
-double server_now_monotonic(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-double server_now_epoch(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-bool server_load_config(struct config *cfg, const char *path, char **flag_names, char **flag_values,
-			int nflags, char *err, size_t errlen)
-{
-	config_init(cfg);
-	if (path && !config_load_file(cfg, path, err, errlen))
-		goto fail;
-	if (!config_load_env(cfg, err, errlen))
-		goto fail;
-	for (int i = 0; i < nflags; i++) {
-		char source[128];
-		snprintf(source, sizeof(source), "flag --%s", flag_names[i]);
-		if (!config_set(cfg, flag_names[i], flag_values[i], source, err, errlen))
-			goto fail;
-	}
-	if (!config_validate(cfg, err, errlen))
-		goto fail;
-	return true;
-fail:
-	config_free(cfg);
-	return false;
-}
 
 static void server_apply_logging(const struct config *cfg)
 {
@@ -114,43 +75,29 @@ static void server_reload(struct server *srv)
 {
 	struct config next;
 	char err[1024], restart[512];
-	const struct config_param *p;
+	bool restart_diff;
 
 	notify_send("RELOADING=1");
 	log_info("SIGHUP: reloading %s", srv->config_path ? srv->config_path : "(no config file)");
-	if (!server_load_config(&next, srv->config_path, srv->flag_names, srv->flag_values,
-				srv->nflags, err, sizeof(err))) {
+	if (!config_load(&next, srv->config_path, srv->flag_names, srv->flag_values, srv->nflags,
+			 err, sizeof(err))) {
 		log_error("reload failed, keeping the running configuration: %s", err);
 		notify_send("READY=1");
 		return;
 	}
-	if (next.tls_cert_file[0] &&
-	    !http_tls_load(srv, next.tls_cert_file, next.tls_key_file, err, sizeof(err))) {
+	restart_diff = config_restart_needed(&srv->cfg, &next, restart, sizeof(restart));
+	/* Keys that cannot change at run time keep their running values; this
+	 * can fail only for memory, before anything running has changed. */
+	if (!config_keep_restart_keys(&next, &srv->cfg, err, sizeof(err)) ||
+	    (next.tls_cert_file[0] &&
+	     !http_tls_load(srv, next.tls_cert_file, next.tls_key_file, err, sizeof(err)))) {
 		log_error("reload failed, keeping the running configuration: %s", err);
 		config_free(&next);
 		notify_send("READY=1");
 		return;
 	}
-	if (config_restart_needed(&srv->cfg, &next, restart, sizeof(restart)))
+	if (restart_diff)
 		log_warn("changed keys that need a restart were not applied: %s", restart);
-	/* Keys that cannot change at run time keep their running values. */
-	for (p = config_params; p->name; p++) {
-		if (p->reloadable)
-			continue;
-		if (p->type == CFG_STR) {
-			char **dst = (char **)((char *)&next + p->offset);
-			char *const *src = (char *const *)((const char *)&srv->cfg + p->offset);
-			free(*dst);
-			*dst = strdup(*src);
-			if (!*dst)
-				log_fatal("out of memory during reload");
-		} else {
-			size_t sz = p->type == CFG_INT	  ? sizeof(int)
-				    : p->type == CFG_SIZE ? sizeof(size_t)
-							  : sizeof(double);
-			memcpy((char *)&next + p->offset, (const char *)&srv->cfg + p->offset, sz);
-		}
-	}
 	config_free(&srv->cfg);
 	srv->cfg = next;
 	server_apply_logging(&srv->cfg);
@@ -328,7 +275,7 @@ int server_run(struct config *cfg, char *config_path, char **flag_names, char **
 			event_add(srv.watchdog_timer, &half);
 	}
 
-	srv.retention = retention_new(&srv);
+	srv.retention = retention_new(srv.base, srv.pool, &srv.cfg);
 	srv.state = SERVER_SERVING;
 	notify_send("READY=1");
 	log_info("vgcollector %s serving (pool_size=%d)", VGC_VERSION, srv.cfg.pool_size);

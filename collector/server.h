@@ -9,9 +9,4 @@
 int server_run(struct config *cfg, char *config_path, char **flag_names, char **flag_values,
 	       int nflags);
 
-/* Builds a config: defaults, then path (if not NULL), then VGC_* environment,
- * then the flags, then validation. */
-bool server_load_config(struct config *cfg, const char *path, char **flag_names, char **flag_values,
-			int nflags, char *err, size_t errlen) __attribute__((warn_unused_result));
-
 #endif

@@ -73,7 +73,4 @@ struct http_req {
 	const struct auth_key *key; /* valid only until the handler returns */
 };
 
-double server_now_monotonic(void);
-double server_now_epoch(void);
-
 #endif

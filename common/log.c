@@ -10,15 +10,21 @@
 #include <time.h>
 #include <unistd.h>
 
-int log_level_current = LOG_LVL_INFO;
-static enum log_format log_format_current = LOG_FMT_LOGFMT;
+_Atomic int log_level_current = LOG_LVL_INFO;
+/* Read by every thread that logs, written on reload: atomic like the level. */
+static _Atomic int log_format_current = LOG_FMT_LOGFMT;
+
+static bool log_json(void)
+{
+	return atomic_load_explicit(&log_format_current, memory_order_relaxed) == LOG_FMT_JSON;
+}
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
 void log_configure(enum log_level level, enum log_format format)
 {
-	log_level_current = (int)level;
-	log_format_current = format;
+	atomic_store_explicit(&log_level_current, (int)level, memory_order_relaxed);
+	atomic_store_explicit(&log_format_current, (int)format, memory_order_relaxed);
 }
 
 bool log_level_parse(const char *s, enum log_level *out)
@@ -81,11 +87,12 @@ static bool log_printable(const char *s)
 	return true;
 }
 
-static size_t log_put_field(char *out, size_t pos, size_t cap, const char *key, const char *val)
+static size_t log_put_field(bool json, char *out, size_t pos, size_t cap, const char *key,
+			    const char *val)
 {
 	if (!val || pos + strlen(key) + 8 >= cap)
 		return pos;
-	if (log_format_current == LOG_FMT_JSON) {
+	if (json) {
 		pos += (size_t)snprintf(out + pos, cap - pos, ",\"%s\":", key);
 		return log_put_quoted(out, pos, cap, val);
 	}
@@ -104,6 +111,7 @@ void log_emit(enum log_level level, const struct log_ctx *ctx, const char *file,
 	struct timeval tv;
 	struct tm tm;
 	size_t pos;
+	bool json = log_json(); /* once, so a reload cannot change it mid-line */
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -115,24 +123,24 @@ void log_emit(enum log_level level, const struct log_ctx *ctx, const char *file,
 		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
 		 (int)(tv.tv_usec / 1000));
 
-	if (log_format_current == LOG_FMT_JSON)
+	if (json)
 		pos = (size_t)snprintf(out, sizeof(out), "{\"ts\":\"%s\",\"level\":\"%s\"", ts,
 				       level_names[level]);
 	else
 		pos = (size_t)snprintf(out, sizeof(out), "ts=%s level=%s", ts, level_names[level]);
-	pos = log_put_field(out, pos, sizeof(out), "msg", msg);
+	pos = log_put_field(json, out, pos, sizeof(out), "msg", msg);
 	if (ctx) {
-		pos = log_put_field(out, pos, sizeof(out), "request_id", ctx->request_id);
-		pos = log_put_field(out, pos, sizeof(out), "key", ctx->key_prefix);
-		pos = log_put_field(out, pos, sizeof(out), "project", ctx->project);
+		pos = log_put_field(json, out, pos, sizeof(out), "request_id", ctx->request_id);
+		pos = log_put_field(json, out, pos, sizeof(out), "key", ctx->key_prefix);
+		pos = log_put_field(json, out, pos, sizeof(out), "project", ctx->project);
 	}
 	if (file) {
 		snprintf(where, sizeof(where), "%s:%d", file, line);
-		pos = log_put_field(out, pos, sizeof(out), "at", where);
+		pos = log_put_field(json, out, pos, sizeof(out), "at", where);
 	}
 	if (pos > sizeof(out) - 3)
 		pos = sizeof(out) - 3;
-	if (log_format_current == LOG_FMT_JSON)
+	if (json)
 		out[pos++] = '}';
 	out[pos++] = '\n';
 	if (write(STDERR_FILENO, out, pos) < 0) {

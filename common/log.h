@@ -4,6 +4,7 @@
 #ifndef VG_LOG_H
 #define VG_LOG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 
 enum log_level { LOG_LVL_ERROR = 0, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
@@ -16,7 +17,9 @@ struct log_ctx {
 	const char *project;
 };
 
-extern int log_level_current;
+/* The level in force: written by log_configure (a reload, on the loop thread)
+ * while any thread reads it, hence atomic; relaxed is enough for a level. */
+extern _Atomic int log_level_current;
 
 void log_configure(enum log_level level, enum log_format format);
 bool log_level_parse(const char *s, enum log_level *out);
@@ -29,7 +32,7 @@ void log_emit(enum log_level level, const struct log_ctx *ctx, const char *file,
 /* The level is checked before the arguments are evaluated. */
 #define log_at(lvl, ctx, ...)                                                                      \
 	do {                                                                                       \
-		if ((lvl) <= log_level_current)                                                    \
+		if ((int)(lvl) <= atomic_load_explicit(&log_level_current, memory_order_relaxed))  \
 			log_emit((lvl), (ctx), NULL, 0, __VA_ARGS__);                              \
 	} while (0)
 #define log_error(...) log_at(LOG_LVL_ERROR, NULL, __VA_ARGS__)

@@ -15,6 +15,7 @@
 
 #include <event2/http.h>
 
+#include "clock.h"
 #include "jsoncheck.h"
 #include "sink_int.h"
 
@@ -86,14 +87,6 @@ void vgsink_config_init(vgsink_config *cfg)
 	cfg->queue_shards = 16;
 	cfg->url = getenv("VOICEGW_COLLECTOR_URL");
 	cfg->api_key = getenv("VOICEGW_API_KEY");
-}
-
-static double sink_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* A random (version 4) UUID as 36 characters plus NUL. */
@@ -271,8 +264,6 @@ vgsink *vgsink_open(const vgsink_config *cfg, char *err, size_t errlen)
 	s->cfg.ca_file = s->ca_file;
 	row_limits_default(&s->limits);
 	s->fork_gen = atomic_load(&sink_fork_gen);
-	s->next_seq = 1;
-	s->sender_floor = UINT64_MAX;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -287,18 +278,17 @@ vgsink *vgsink_open(const vgsink_config *cfg, char *err, size_t errlen)
 	if (!sink_parse_url(s, err, errlen) || (s->https && !sink_tls_init(s, err, errlen)))
 		goto fail;
 	if (s->spool_dir) {
+		struct spool_gauges g;
+
 		s->spool = spool_open(s->spool_dir, cfg->spool_max_bytes, err, errlen);
 		if (!s->spool)
 			goto fail;
-		pthread_mutex_lock(&s->lock);
-		s->stats.adopted = s->spool->rows; /* this sink answers for them now */
-		sink_update_floor_locked(s);
-		pthread_mutex_unlock(&s->lock);
-		if (s->spool->rej_discarded)
+		spool_gauges_get(s->spool, &g);
+		if (g.rej_discarded)
 			sink_log(s, VGSINK_LOG_WARN,
 				 "vgsink: removed the files of %llu rejected rows from "
 				 "SPOOL/rejected/ to stay under spool_max_bytes (%zu bytes)",
-				 (unsigned long long)s->spool->rej_discarded, cfg->spool_max_bytes);
+				 (unsigned long long)g.rej_discarded, cfg->spool_max_bytes);
 	}
 	if (!sink_sender_start(s, err, errlen))
 		goto fail;
@@ -350,7 +340,7 @@ static int sink_row_convert(struct vgsink *s, const vgsink_row *in, struct row *
 			    size_t len[ROW_NSTRINGS])
 {
 	char err[SINK_ERR_MAX];
-	double now = sink_now();
+	double now = clock_epoch();
 	bool nul = false;
 	size_t metadata_len = 0;
 	int n = 0;
@@ -430,43 +420,17 @@ int vgsink_record(vgsink *s, const vgsink_row *in)
 	sink_copy_strings(it, &r, len);
 	/* A row's JSON is its strings plus about 400 bytes of keys and numbers. */
 	it->json_bytes = 400 + size - sizeof(*it);
-	sink_queue_push(s, it);
+	if (sink_queue_push(s, it))
+		sink_sender_wake(s);
 	return 0;
 }
 
 /* ---- flush, stats -------------------------------------------------------------- */
 
-void sink_update_floor_locked(struct vgsink *s)
-{
-	uint64_t floor = UINT64_MAX;
-	int initial = 0;
-
-	for (struct sink_batch *b = s->ready; b; b = b->next)
-		if (b->min_seq < floor)
-			floor = b->min_seq;
-	if (s->spool) {
-		for (int i = 0; i < s->spool->n; i++) {
-			if (s->spool->v[i].min_seq < floor)
-				floor = s->spool->v[i].min_seq;
-			if (s->spool->v[i].seq <= s->spool->initial_mark)
-				initial++;
-		}
-	}
-	s->sender_floor = floor;
-	s->initial_left = initial;
-	if (s->spool) {
-		s->stats.spooled_rows = s->spool->rows;
-		s->stats.spool_bytes = s->spool->bytes;
-		s->stats.rejected_bytes = s->spool->rej_bytes;
-		s->stats.rejected_discarded = s->spool->rej_discarded;
-	}
-}
-
+/* Every row recorded before target was taken, and answered, by the sender. */
 static bool sink_flushed_locked(struct vgsink *s, uint64_t target)
 {
-	uint64_t head = s->head ? s->head->seq : UINT64_MAX;
-
-	return head >= target && s->sender_floor >= target && s->initial_left == 0;
+	return sink_queue_clear_below_locked(s, target) && sink_sender_answered_locked(s, target);
 }
 
 int vgsink_flush(vgsink *s, int timeout_ms)
@@ -487,8 +451,7 @@ int vgsink_flush(vgsink *s, int timeout_ms)
 		deadline.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&s->lock);
-	sink_queue_collect_locked(s);
-	target = s->next_seq;
+	target = sink_queue_mark_locked(s);
 	s->flushers++;
 	pthread_mutex_unlock(&s->lock);
 	sink_sender_wake(s);
@@ -499,7 +462,7 @@ int vgsink_flush(vgsink *s, int timeout_ms)
 				rc = sink_fail(
 					"vgsink_flush: timed out after %d ms with rows unsent "
 					"(%zu queued in memory)",
-					timeout_ms, s->queued + s->held);
+					timeout_ms, sink_queue_in_memory_locked(s));
 			break;
 		}
 	}

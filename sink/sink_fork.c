@@ -2,7 +2,6 @@
  * sender in a callback on its own loop, so at the fork none is inside malloc
  * or libc holding a lock the child's first allocation would wait on forever
  * (glibc's malloc guards itself; ASan's and some others do not). */
-#include <event2/event.h>
 #include <pthread.h>
 
 #include "sink_int.h"
@@ -23,31 +22,19 @@ static void fork_prepare(void)
 {
 	pthread_mutex_lock(&fork_lock);
 	for (struct vgsink *s = fork_senders; s; s = s->fork_next) {
-		if (!fork_waits_for(s))
-			continue;
-		pthread_mutex_lock(&s->lock);
-		s->fork_pause = true;
-		pthread_mutex_unlock(&s->lock);
-		event_active(s->fork_ev, EV_READ, 0);
+		if (fork_waits_for(s))
+			sink_sender_park_begin(s);
 	}
 	for (struct vgsink *s = fork_senders; s; s = s->fork_next) {
-		if (!fork_waits_for(s))
-			continue;
-		pthread_mutex_lock(&s->lock);
-		while (!s->fork_paused)
-			pthread_cond_wait(&s->fork_cond, &s->lock);
-		pthread_mutex_unlock(&s->lock);
+		if (fork_waits_for(s))
+			sink_sender_park_wait(s);
 	}
 }
 
 static void fork_parent(void)
 {
-	for (struct vgsink *s = fork_senders; s; s = s->fork_next) {
-		pthread_mutex_lock(&s->lock);
-		s->fork_pause = false;
-		pthread_cond_broadcast(&s->fork_cond);
-		pthread_mutex_unlock(&s->lock);
-	}
+	for (struct vgsink *s = fork_senders; s; s = s->fork_next)
+		sink_sender_park_end(s);
 	pthread_mutex_unlock(&fork_lock);
 }
 

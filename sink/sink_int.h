@@ -48,6 +48,9 @@ struct spool_entry {
 	uint64_t min_seq; /* rows' seq when this process wrote it, else UINT64_MAX */
 };
 
+/* Owned by sink_spool.c, used by the sender thread only (no lock). Other
+ * files read it through the spool_* accessors below; only the spool's own
+ * unit tests look inside. */
 struct spool {
 	char *dir;
 	int lock_fd;
@@ -74,7 +77,12 @@ struct sink_shard {
 	uint64_t recorded;
 };
 
+/* The sink. Each field has one owner file: only that file writes it, and
+ * other files reach it through the owner's functions. "lock" means the field
+ * is read and written under s->lock only. The lock order is s->lock, then a
+ * shard's lock. */
 struct vgsink {
+	/* sink.c, set in vgsink_open and read-only after it (any thread). */
 	vgsink_config cfg; /* strings below are our copies */
 	char *url, *api_key, *spool_dir, *ca_file;
 	char *host, *path, *host_header;
@@ -84,7 +92,9 @@ struct vgsink {
 	struct row_limits limits;
 	unsigned fork_gen; /* fork generation of the process that opened it */
 
-	struct sink_shard *shards; /* shard_mask + 1 of them */
+	/* sink_queue.c: set in sink_queue_init, then read-mostly by recording
+	 * threads without s->lock. */
+	struct sink_shard *shards; /* shard_mask + 1 of them, each under its own lock */
 	unsigned shard_mask;
 	size_t handoff_rows; /* a shard passes its rows on at this many */
 	size_t central_max;  /* queue_max_rows less what the shards may hold:
@@ -94,24 +104,44 @@ struct vgsink {
 			      * without it; it sits with these read-mostly fields
 			      * so recording threads share its line cheaply. */
 
-	pthread_mutex_t lock; /* guards everything down to `cond`; taken before a shard's */
+	pthread_mutex_t lock; /* guards every field below down to `fork_cond` */
+
+	/* sink_queue.c, under lock: the central queue and the memory bound.
+	 * Others use sink_queue_take/length/... (below). */
 	struct sink_item *head, *tail; /* the central queue, in seq order */
 	size_t queued;		       /* rows in the central queue */
 	size_t held;		       /* rows the sender took and keeps in memory with no
 					* spool file: being formed, in `ready`, in flight.
-					* Part of the memory bound and of stats.queued. */
-	uint64_t next_seq;
+					* Part of the memory bound and of stats.queued.
+					* Changed by the sender through sink_queue_hold_locked. */
+	uint64_t next_seq;	       /* seq of the next row to reach the central queue */
+
+	/* sink_sender.c, under lock: what the sender has not answered yet, which
+	 * vgsink_flush asks about through sink_sender_answered_locked. */
 	uint64_t sender_floor; /* smallest unanswered row seq the sender holds */
 	int initial_left;      /* spool files found at open, not answered yet */
-	int flushers;	       /* threads waiting in vgsink_flush */
-	bool stopping;
-	vgsink_stats stats;
-	pthread_cond_t cond;	      /* broadcast whenever the sender answers something */
-	bool fork_pause, fork_paused; /* a fork waits for the sender (sink_fork.c) */
-	pthread_cond_t fork_cond;     /* signals both of them */
-	struct vgsink *fork_next;     /* in sink_fork.c's list, under its lock */
+	bool interval_due;     /* the flush interval passed: send a partial batch */
+	bool stopping;	       /* sink_sender_stop began */
 
-	/* Sender thread only. */
+	/* sink.c (vgsink_flush), under lock; the sender reads it. */
+	int flushers; /* threads waiting in vgsink_flush */
+
+	/* Under lock. The sender writes the counters and copies the spool's
+	 * gauges (sender_settle), and sets adopted when it starts; sink_queue.c
+	 * adds to dropped at the bound. recorded and queued are not kept here:
+	 * sink_queue_count_locked computes them for vgsink_stats_get. */
+	vgsink_stats stats;
+	pthread_cond_t cond; /* broadcast whenever the sender answers something */
+
+	/* sink_sender.c, under lock: parking the sender for a fork (sink_fork.c
+	 * and the unit tests call sink_sender_park_*). */
+	bool fork_pause, fork_paused;
+	pthread_cond_t fork_cond; /* signals both of them */
+
+	struct vgsink *fork_next; /* sink_fork.c's list, under its own lock */
+
+	/* sink_sender.c: the sender thread's own, no lock. `thread` and
+	 * `thread_started` are set before the thread runs. */
 	pthread_t thread;
 	struct event_base *base;
 	struct event *wake, *stop_ev, *tick, *retry_timer, *fork_ev;
@@ -120,7 +150,7 @@ struct vgsink {
 				   * Batches with file_seq 0 are only in memory
 				   * (their rows are in `held`); with a file_seq
 				   * their rows count in the spool's rows. */
-	bool in_flight, backing_off, interval_due;
+	bool in_flight, backing_off;
 	bool spool_stuck;     /* the last spool write failed or found no room */
 	bool conn_closed;     /* evhttp saw the connection close: replace it */
 	int addr_next;	      /* which of the host's addresses the next connection uses */
@@ -128,26 +158,34 @@ struct vgsink {
 	char addr_text[64];   /* the address in use, as text */
 	bool stopping_thread; /* the stop event ran: ignore late answers */
 	bool thread_started;
-	struct spool *spool; /* NULL: no spool dir */
+	struct spool *spool; /* NULL: no spool dir. Opened by vgsink_open before
+			      * the thread starts; the sender's from then on. */
 };
 
 /* sink.c */
 void sink_log(struct vgsink *s, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-/* Recomputes sender_floor from ready batches and spool, and copies the
- * spool's gauges into stats; call with lock held. */
-void sink_update_floor_locked(struct vgsink *s);
 
 /* sink_sender.c: the thread. */
 /* What the sender does with an HTTP answer (0: no answer at all). */
 enum sink_answer { SINK_ANSWER_STORED, SINK_ANSWER_RETRY, SINK_ANSWER_SPLIT, SINK_ANSWER_REJECT };
 enum sink_answer sink_answer_of(int status);
+/* Takes over the spool (adopting its rows) and starts the thread. */
 bool sink_sender_start(struct vgsink *s, char *err, size_t errlen);
 void sink_sender_wake(struct vgsink *s);
+/* True when the sender holds no unanswered row with seq below target and
+ * every spool file found at open was answered; call with lock held. */
+bool sink_sender_answered_locked(struct vgsink *s, uint64_t target);
 /* Stops the thread; what is unsent is spooled (or counted dropped). */
 void sink_sender_stop(struct vgsink *s);
 /* Frees the loop and its events (the thread is not running). */
 void sink_sender_free(struct vgsink *s);
+/* Parks the sender in a callback, holding nothing, until released: _begin
+ * asks, _wait waits until it is parked, _end releases it. For fork() and for
+ * unit tests that need the sender to stand still. */
+void sink_sender_park_begin(struct vgsink *s);
+void sink_sender_park_wait(struct vgsink *s);
+void sink_sender_park_end(struct vgsink *s);
 
 /* sink_fork.c: a fork() waits until each registered sender is parked
  * between callbacks. Register once the sender runs; unregister before it stops. */
@@ -157,15 +195,34 @@ void sink_fork_unregister(struct vgsink *s);
 /* sink_queue.c: shards, and the central queue behind s->lock. */
 bool sink_queue_init(struct vgsink *s);
 void sink_queue_free(struct vgsink *s);
-void sink_queue_push(struct vgsink *s, struct sink_item *it);
+/* Appends a recorded row (any thread, s->lock not held); true when the
+ * sender should wake up. Takes no lock but the thread's shard's, mostly. */
+bool sink_queue_push(struct vgsink *s, struct sink_item *it) __attribute__((warn_unused_result));
 /* Moves every shard's rows to the central queue; true if the sender should wake. */
 bool sink_queue_collect_locked(struct vgsink *s);
+/* Unlinks up to max_rows rows from the central queue's head (always one,
+ * then while under max_bytes of JSON); the sender holds them now. NULL when
+ * the central queue is empty; *n is how many. */
+struct sink_item *sink_queue_take_locked(struct vgsink *s, int max_rows, size_t max_bytes, int *n);
+/* Rows in the central queue (not the shards', not the sender's). */
+size_t sink_queue_length_locked(const struct vgsink *s);
+/* Rows in the central queue and held by the sender. */
+size_t sink_queue_in_memory_locked(const struct vgsink *s);
+/* Collects the shards and returns the seq the next row will get: every row
+ * recorded before the call has a smaller one. */
+uint64_t sink_queue_mark_locked(struct vgsink *s);
+/* True when no row in the central queue has a seq below target. */
+bool sink_queue_clear_below_locked(const struct vgsink *s, uint64_t target);
+/* Past the bound's fast path (see sink_queue.c); no lock needed. */
+bool sink_queue_tight(struct vgsink *s);
 /* recorded (adopted included) and queued (shards, central queue and held). */
 void sink_queue_count_locked(struct vgsink *s, uint64_t *recorded, uint64_t *queued);
-/* n rows the caller unlinked from the central queue are now held by the sender. */
-void sink_queue_taken_locked(struct vgsink *s, size_t n);
 /* The sender holds delta more (or fewer) rows in memory. */
 void sink_queue_hold_locked(struct vgsink *s, int64_t delta);
+/* The sender stops: every row in memory (shards, central queue, held) is
+ * given up and freed, except the held rows, whose batches the sender frees.
+ * Returns how many rows that is. */
+uint64_t sink_queue_abandon_locked(struct vgsink *s);
 
 /* sink_items.c: item memory, from any thread. Emptied chunks are kept for
  * reuse up to this many (64 KiB each) per process; the rest go back to libc. */
@@ -206,5 +263,17 @@ void spool_done(struct spool *sp, uint64_t seq, bool rejected);
  * to make room; false (rows counted in rej_discarded) when it cannot. */
 bool spool_write_rejected(struct spool *sp, const struct sink_batch *b, char *err, size_t errlen);
 bool spool_has(const struct spool *sp, uint64_t seq);
+/* Accessors for the rest of the sink (sender thread only). */
+size_t spool_max_bytes(const struct spool *sp);
+bool spool_pending(const struct spool *sp); /* a pending file waits to be sent */
+/* Rows and bytes in the pending files; rejected/'s bytes; rej_discarded. */
+struct spool_gauges {
+	uint64_t rows, bytes, rej_bytes, rej_discarded;
+};
+void spool_gauges_get(const struct spool *sp, struct spool_gauges *g);
+/* The smallest row seq this process wrote into a pending file (UINT64_MAX:
+ * none), and how many pending files were there at spool_open. */
+uint64_t spool_min_seq(const struct spool *sp);
+int spool_initial_left(const struct spool *sp);
 
 #endif

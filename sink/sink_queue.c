@@ -1,6 +1,7 @@
 /* The row queue. Recording threads append to one of a few shards, each under
  * its own lock, so they rarely touch a line another core wrote; a shard hands
- * its rows to the central FIFO (seq, bound, sender wake-up) every few rows. */
+ * its rows to the central FIFO (seq, bound, sender wake-up) every few rows.
+ * The only file that touches the shards, head, tail, queued, held and next_seq. */
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -30,6 +31,7 @@ bool sink_queue_init(struct vgsink *s)
 		s->shards[i].recorded = 0;
 	}
 	s->shard_mask = (unsigned)n - 1;
+	s->next_seq = 1;
 	/* per: rows a shard may hold back. The central queue's bound leaves room
 	 * for them, so memory stays within queue_max_rows, and still holds a full
 	 * batch. Small queues get per 0: every row goes straight through. */
@@ -69,12 +71,6 @@ static void queue_note_level_locked(struct vgsink *s)
 
 	if (atomic_load_explicit(&s->tight, memory_order_relaxed) != tight)
 		atomic_store_explicit(&s->tight, tight, memory_order_relaxed);
-}
-
-void sink_queue_taken_locked(struct vgsink *s, size_t n)
-{
-	s->queued -= n;
-	s->held += n;
 }
 
 void sink_queue_hold_locked(struct vgsink *s, int64_t delta)
@@ -178,7 +174,7 @@ bool sink_queue_collect_locked(struct vgsink *s)
 	return wake;
 }
 
-void sink_queue_push(struct vgsink *s, struct sink_item *it)
+bool sink_queue_push(struct vgsink *s, struct sink_item *it)
 {
 	struct sink_shard *sh;
 	size_t n;
@@ -199,12 +195,72 @@ void sink_queue_push(struct vgsink *s, struct sink_item *it)
 	sh->recorded++;
 	pthread_mutex_unlock(&sh->lock);
 	if (n < s->handoff_rows && !atomic_load_explicit(&s->tight, memory_order_relaxed))
-		return;
+		return false;
 	pthread_mutex_lock(&s->lock);
 	wake = queue_drain_locked(s, sh);
 	pthread_mutex_unlock(&s->lock);
-	if (wake)
-		sink_sender_wake(s);
+	return wake;
+}
+
+struct sink_item *sink_queue_take_locked(struct vgsink *s, int max_rows, size_t max_bytes, int *n)
+{
+	struct sink_item *first = s->head, *last = NULL, *it;
+	size_t bytes = 0;
+
+	*n = 0;
+	if (!first)
+		return NULL;
+	for (it = first; it && *n < max_rows && (*n == 0 || bytes < max_bytes); it = it->next) {
+		bytes += it->json_bytes;
+		last = it;
+		(*n)++;
+	}
+	s->head = last->next;
+	if (!s->head)
+		s->tail = NULL;
+	last->next = NULL;
+	s->queued -= (size_t)*n;
+	s->held += (size_t)*n;
+	return first;
+}
+
+size_t sink_queue_length_locked(const struct vgsink *s)
+{
+	return s->queued;
+}
+
+size_t sink_queue_in_memory_locked(const struct vgsink *s)
+{
+	return s->queued + s->held;
+}
+
+uint64_t sink_queue_mark_locked(struct vgsink *s)
+{
+	sink_queue_collect_locked(s);
+	return s->next_seq;
+}
+
+bool sink_queue_clear_below_locked(const struct vgsink *s, uint64_t target)
+{
+	return !s->head || s->head->seq >= target;
+}
+
+bool sink_queue_tight(struct vgsink *s)
+{
+	return atomic_load_explicit(&s->tight, memory_order_relaxed);
+}
+
+uint64_t sink_queue_abandon_locked(struct vgsink *s)
+{
+	uint64_t lost;
+
+	sink_queue_collect_locked(s);
+	lost = s->queued + s->held;
+	s->held = 0; /* the sender frees its batches */
+	s->queued = 0;
+	sink_items_free_list(s->head);
+	s->head = s->tail = NULL;
+	return lost;
 }
 
 void sink_queue_count_locked(struct vgsink *s, uint64_t *recorded, uint64_t *queued)

@@ -47,6 +47,37 @@ struct sender_delta {
 	uint64_t sent, duplicates, rejected, dropped, spooled;
 };
 
+/* Recomputes sender_floor and initial_left from the ready batches and the
+ * spool, and copies the spool's gauges into stats; call with lock held. */
+static void sender_update_floor_locked(struct vgsink *s)
+{
+	uint64_t floor = UINT64_MAX;
+
+	for (struct sink_batch *b = s->ready; b; b = b->next)
+		if (b->min_seq < floor)
+			floor = b->min_seq;
+	s->initial_left = 0;
+	if (s->spool) {
+		struct spool_gauges g;
+		uint64_t spooled = spool_min_seq(s->spool);
+
+		if (spooled < floor)
+			floor = spooled;
+		s->initial_left = spool_initial_left(s->spool);
+		spool_gauges_get(s->spool, &g);
+		s->stats.spooled_rows = g.rows;
+		s->stats.spool_bytes = g.bytes;
+		s->stats.rejected_bytes = g.rej_bytes;
+		s->stats.rejected_discarded = g.rej_discarded;
+	}
+	s->sender_floor = floor;
+}
+
+bool sink_sender_answered_locked(struct vgsink *s, uint64_t target)
+{
+	return s->sender_floor >= target && s->initial_left == 0;
+}
+
 /* Applies d (NULL: none) and publishes what the sender holds to flushers. */
 static void sender_settle(struct vgsink *s, const struct sender_delta *d)
 {
@@ -63,7 +94,7 @@ static void sender_settle(struct vgsink *s, const struct sender_delta *d)
 		s->stats.spooled += d->spooled;
 	}
 	before = s->stats.rejected_discarded;
-	sink_update_floor_locked(s);
+	sender_update_floor_locked(s);
 	after = s->stats.rejected_discarded;
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
@@ -71,7 +102,7 @@ static void sender_settle(struct vgsink *s, const struct sender_delta *d)
 		sink_log(s, VGSINK_LOG_WARN,
 			 "vgsink: removed the files of %llu rejected rows from SPOOL/rejected/ to "
 			 "stay under spool_max_bytes (%zu bytes); they stay counted as rejected",
-			 (unsigned long long)(after - before), s->spool->max_bytes);
+			 (unsigned long long)(after - before), spool_max_bytes(s->spool));
 }
 
 static void sender_count(struct vgsink *s, uint64_t *field, uint64_t n)
@@ -86,31 +117,23 @@ static void sender_count(struct vgsink *s, uint64_t *field, uint64_t n)
  * passed or someone flushes. */
 static struct sink_item *sender_take(struct vgsink *s, bool all, int *n)
 {
-	struct sink_item *first, *last = NULL, *it;
-	size_t bytes = 0;
+	struct sink_item *first;
 
 	*n = 0;
 	pthread_mutex_lock(&s->lock);
 	/* Rows still in shards go out with a timed, forced or final batch. */
 	if (all || s->interval_due || s->flushers || s->stopping)
 		sink_queue_collect_locked(s);
-	if (!s->head || (!all && s->queued < (size_t)s->cfg.batch_rows && !s->interval_due &&
-			 s->flushers == 0 && !s->stopping)) {
+	if (!all && sink_queue_length_locked(s) < (size_t)s->cfg.batch_rows && !s->interval_due &&
+	    s->flushers == 0 && !s->stopping) {
 		pthread_mutex_unlock(&s->lock);
 		return NULL;
 	}
-	first = s->head;
-	for (it = first; it && *n < s->cfg.batch_rows && (*n == 0 || bytes < s->cfg.batch_bytes);
-	     it = it->next) {
-		bytes += it->json_bytes;
-		last = it;
-		(*n)++;
+	first = sink_queue_take_locked(s, s->cfg.batch_rows, s->cfg.batch_bytes, n);
+	if (!first) {
+		pthread_mutex_unlock(&s->lock);
+		return NULL;
 	}
-	s->head = last->next;
-	if (!s->head)
-		s->tail = NULL;
-	last->next = NULL;
-	sink_queue_taken_locked(s, (size_t)*n);
 	/* Until the batch is formed the sender holds these rows. */
 	if (first->seq < s->sender_floor)
 		s->sender_floor = first->seq;
@@ -152,7 +175,7 @@ static struct sink_batch *sender_store(struct vgsink *s, struct sink_batch *b, u
 
 	if (*stuck)
 		return b;
-	if (b->body.len > s->spool->max_bytes && b->nrows > 1) {
+	if (b->body.len > spool_max_bytes(s->spool) && b->nrows > 1) {
 		if (!sink_batch_split(b, &a, &c, err, sizeof(err))) {
 			sink_log(s, VGSINK_LOG_WARN,
 				 "vgsink: cannot split a batch of %d rows for the spool (%s): kept "
@@ -237,7 +260,8 @@ static void sender_spill(struct vgsink *s, bool all)
 		pthread_mutex_lock(&s->lock);
 		if (all)
 			sink_queue_collect_locked(s);
-		bool more = s->head && (all || s->queued >= (size_t)s->cfg.batch_rows);
+		size_t queued = sink_queue_length_locked(s);
+		bool more = queued > 0 && (all || queued >= (size_t)s->cfg.batch_rows);
 		pthread_mutex_unlock(&s->lock);
 		if (!more || !(b = sender_form(s, true)))
 			break;
@@ -633,7 +657,7 @@ static void sender_send(struct vgsink *s)
  * also while a slow collector holds the one request in flight. */
 static bool sender_over_bound(struct vgsink *s)
 {
-	return atomic_load_explicit(&s->tight, memory_order_relaxed); /* queued > central_max */
+	return sink_queue_tight(s); /* queued > central_max */
 }
 
 static void sender_kick(struct vgsink *s)
@@ -649,7 +673,7 @@ static void sender_kick(struct vgsink *s)
 		sender_spill(s, false);
 		return;
 	}
-	if (!s->ready && s->spool && s->spool->n > 0) {
+	if (!s->ready && s->spool && spool_pending(s->spool)) {
 		char err[512] = "";
 		int lost = 0;
 
@@ -723,11 +747,8 @@ static void sender_on_stop(evutil_socket_t fd, short what, void *arg)
 	s->in_flight = false; /* its answer will not be read: spool the head too */
 	sender_spill(s, true);
 	pthread_mutex_lock(&s->lock);
-	sink_queue_collect_locked(s);
-	lost = s->queued + s->held;
+	lost = sink_queue_abandon_locked(s);
 	s->stats.dropped += lost;
-	s->held = 0; /* the batches and queue are freed with the sink */
-	s->queued = 0;
 	pthread_mutex_unlock(&s->lock);
 	while (s->ready) {
 		struct sink_batch *b = s->ready;
@@ -764,6 +785,15 @@ bool sink_sender_start(struct vgsink *s, char *err, size_t errlen)
 				 (s->cfg.flush_interval_ms % 1000) * 1000 };
 
 	pthread_once(&sender_once, sender_init_once);
+	pthread_mutex_lock(&s->lock);
+	if (s->spool) {
+		struct spool_gauges g;
+
+		spool_gauges_get(s->spool, &g);
+		s->stats.adopted = g.rows; /* this sink answers for them now */
+	}
+	sender_update_floor_locked(s);
+	pthread_mutex_unlock(&s->lock);
 	if (!sender_threads_ok) {
 		snprintf(err, errlen, "libevent: cannot enable pthreads support");
 		return false;
@@ -796,6 +826,30 @@ cleanup:
 void sink_sender_wake(struct vgsink *s)
 {
 	event_active(s->wake, EV_READ, 0);
+}
+
+void sink_sender_park_begin(struct vgsink *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->fork_pause = true;
+	pthread_mutex_unlock(&s->lock);
+	event_active(s->fork_ev, EV_READ, 0);
+}
+
+void sink_sender_park_wait(struct vgsink *s)
+{
+	pthread_mutex_lock(&s->lock);
+	while (!s->fork_paused)
+		pthread_cond_wait(&s->fork_cond, &s->lock);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void sink_sender_park_end(struct vgsink *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->fork_pause = false;
+	pthread_cond_broadcast(&s->fork_cond);
+	pthread_mutex_unlock(&s->lock);
 }
 
 void sink_sender_stop(struct vgsink *s)

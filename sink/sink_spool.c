@@ -397,3 +397,41 @@ bool spool_has(const struct spool *sp, uint64_t seq)
 {
 	return spool_find(sp, seq) >= 0;
 }
+
+size_t spool_max_bytes(const struct spool *sp)
+{
+	return sp->max_bytes;
+}
+
+bool spool_pending(const struct spool *sp)
+{
+	return sp->n > 0;
+}
+
+void spool_gauges_get(const struct spool *sp, struct spool_gauges *g)
+{
+	g->rows = sp->rows;
+	g->bytes = sp->bytes;
+	g->rej_bytes = sp->rej_bytes;
+	g->rej_discarded = sp->rej_discarded;
+}
+
+uint64_t spool_min_seq(const struct spool *sp)
+{
+	uint64_t min = UINT64_MAX;
+
+	for (int i = 0; i < sp->n; i++)
+		if (sp->v[i].min_seq < min)
+			min = sp->v[i].min_seq;
+	return min;
+}
+
+int spool_initial_left(const struct spool *sp)
+{
+	int n = 0;
+
+	for (int i = 0; i < sp->n; i++)
+		if (sp->v[i].seq <= sp->initial_mark)
+			n++;
+	return n;
+}

@@ -28,6 +28,15 @@ extern "C" {
 
 #define VGSINK_VERSION "0.1.0"
 
+/* Marks the library's API: libvgsink.so is built with -fvisibility=hidden
+ * and exports these functions and nothing else, so a program's own symbols
+ * never meet the library's internals. */
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define VGSINK_EXPORT __attribute__((visibility("default")))
+#else
+#define VGSINK_EXPORT
+#endif
+
 /* Levels passed to the log callback. */
 enum { VGSINK_LOG_ERROR = 0, VGSINK_LOG_WARN = 1, VGSINK_LOG_INFO = 2, VGSINK_LOG_DEBUG = 3 };
 
@@ -101,28 +110,32 @@ typedef struct vgsink_stats {
 } vgsink_stats;
 
 /* Defaults, then VOICEGW_COLLECTOR_URL / VOICEGW_API_KEY from the environment. */
-void vgsink_config_init(vgsink_config *cfg);
+VGSINK_EXPORT void vgsink_config_init(vgsink_config *cfg);
 /* Starts the sender thread. NULL with a message in err on a bad config, an
  * unusable spool dir (or one locked by another process) or a TLS setup error. */
-vgsink *vgsink_open(const vgsink_config *cfg, char *err, size_t errlen);
+VGSINK_EXPORT vgsink *vgsink_open(const vgsink_config *cfg, char *err, size_t errlen);
 /* Validates (the collector's rules), copies, stamps id and timestamp when
  * missing, enqueues. Never waits for the network or the disk. 0, or -1 with
  * vgsink_errstr(s) (a bad row, or a forked process). */
-int vgsink_record(vgsink *s, const vgsink_row *row);
+VGSINK_EXPORT int vgsink_record(vgsink *s, const vgsink_row *row);
 /* 0 once every row recorded before the call, and every batch found in the
  * spool when the sink opened, was answered by the collector (accepted,
  * duplicate or rejected); -1 when timeout_ms passes first (rows stay queued or
  * spooled). The sink stays open. */
-int vgsink_flush(vgsink *s, int timeout_ms);
+VGSINK_EXPORT int vgsink_flush(vgsink *s, int timeout_ms);
 /* Flushes for up to timeout_ms, stops the thread and frees the sink. Rows not
  * answered by then go to the spool when there is one (else they are counted
  * as dropped). 0 when nothing was left unsent, -1 otherwise. */
-int vgsink_close(vgsink *s, int timeout_ms);
+VGSINK_EXPORT int vgsink_close(vgsink *s, int timeout_ms);
 /* Fills out with one consistent snapshot (see vgsink_stats). Takes the
  * sink's locks briefly; never waits for the network or the disk. */
-void vgsink_stats_get(vgsink *s, vgsink_stats *out);
-/* The last error of this sink (per sink, not per thread). */
-const char *vgsink_errstr(vgsink *s);
+VGSINK_EXPORT void vgsink_stats_get(vgsink *s, vgsink_stats *out);
+/* The message of the calling thread's last failed call into the library
+ * (whatever the sink; s may be NULL). It is kept per thread, not per sink,
+ * so threads recording into one sink never see each other's messages and
+ * need no lock to read their own. This thread's next failed call
+ * overwrites it. */
+VGSINK_EXPORT const char *vgsink_errstr(vgsink *s);
 
 #ifdef __cplusplus
 }

@@ -4,6 +4,7 @@ a fresh migrated database per test, and real collector processes."""
 
 import os
 import pwd
+import re
 import shutil
 import signal
 import signal as _signal
@@ -22,6 +23,22 @@ BUILD = os.path.join(ROOT, os.environ.get("VGC_BUILD", "build"))
 VGC = os.path.join(BUILD, "vgcollector")
 PG_BIN = os.environ.get("VGC_PG_BIN", "/usr/lib/postgresql/15/bin")
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+# Per-test limit (setup, call and teardown together): a hang fails that one test
+# instead of the CI run. Generous, because the ASan build is slow.
+TEST_TIMEOUT_S = int(os.environ.get("VGC_TEST_TIMEOUT", "600"))
+
+
+def wait_until(cond, timeout, what, interval=0.05):
+    """Calls cond() until it returns something true and returns that; fails
+    naming what was awaited once timeout seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = cond()
+        if got:
+            return got
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what}: not within {timeout} s (last: {got!r})")
+        time.sleep(interval)
 
 
 def sanitizer_env():
@@ -36,6 +53,14 @@ def as_postgres(cmd):
     if os.getuid() == 0:
         return ["runuser", "-u", "postgres", "--"] + cmd
     return cmd
+
+
+def assert_names(msg, name):
+    """msg is an error that starts by naming what it is about, as the
+    collector's do: `name: ...`, `name "value": ...` or `name 12.5: ...`."""
+    assert re.match(re.escape(name) + r'( "[^"]*"| [^ :"]+)?: ', msg), \
+        f"error does not start with {name}: {msg!r}"
+    return msg
 
 
 class PgCluster:
@@ -204,28 +229,23 @@ class Collector:
             self.wait_ready()
 
     def wait_ready(self, path="/healthz", timeout=20):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
+        def ready():
             if self.proc.poll() is not None:
                 raise AssertionError(f"collector exited {self.proc.returncode}:\n{self.output()}")
             try:
-                r = httpx.get(self.url + path, timeout=1, verify=False)
-                if r.status_code == 200:
-                    return
+                return httpx.get(self.url + path, timeout=1, verify=False).status_code == 200
             except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"collector not ready after {timeout}s:\n{self.output()}")
+                return False
+
+        try:
+            wait_until(ready, timeout, f"{self.url}{path} answering 200")
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{self.output()}") from None
 
     def wait_key(self, key, timeout=5):
         """Waits until this collector's key cache knows key (LISTEN/NOTIFY reload)."""
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            r = self.get("/v1/whoami", key=key, timeout=5)
-            if r.status_code != 401:
-                return
-            time.sleep(0.01)
-        raise AssertionError(f"key {key[:12]} not known to {self.url} after {timeout}s")
+        wait_until(lambda: self.get("/v1/whoami", key=key, timeout=5).status_code != 401,
+                   timeout, f"key {key[:12]} known to {self.url}", interval=0.01)
 
     def output(self):
         if not self.log.closed:
@@ -390,6 +410,32 @@ def make_row(i=0, **over):
     }
     row.update(over)
     return row
+
+
+class TimeLimitExceeded(BaseException):
+    """Raised in the main thread by SIGALRM; a BaseException so that no
+    `except Exception` in a test swallows it."""
+
+
+def _on_alarm(signum, frame):
+    raise TimeLimitExceeded(f"test exceeded its {TEST_TIMEOUT_S} s limit (VGC_TEST_TIMEOUT)")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    # One budget for the whole test, fixtures included; a blocked wait in the
+    # main thread (proc.wait, join, recv) is interrupted by the signal.
+    if TEST_TIMEOUT_S > 0:
+        signal.signal(signal.SIGALRM, _on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, TEST_TIMEOUT_S)
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    yield
+    if TEST_TIMEOUT_S > 0:
+        signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def pytest_configure(config):

@@ -14,7 +14,8 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from conftest import PgCluster, Collector, Db, make_row, run_vgc
+from conftest import (ROOT, PgCluster, Collector, Db, assert_names, make_row, run_vgc,
+                      wait_until)
 
 
 def rows_json(n, **over):
@@ -52,19 +53,20 @@ def test_ingest_empty_array_is_200_with_zeros(db, collector):
     assert r.json() == {"accepted": 0, "duplicates": 0, "rejected": 0, "errors": []}
 
 
-@pytest.mark.parametrize("body,encoding,expect", [
-    (b'{"id": "x"}', None, "JSON array"),
-    (b'[{"id": "x", "timestamp": 1', None, "truncated"),
-    (b"[1, 2,, 3]", None, "byte"),
-    (b"\x1f\x8b\x08\x00garbage-not-deflate", "gzip", "gzip"),
-    (gzip.compress(b'[{"id":"a"}]')[:-10], "gzip", "truncated"),
+@pytest.mark.parametrize("body,encoding,start,expect", [
+    (b'{"id": "x"}', None, "body must be", "JSON array"),
+    (b'[{"id": "x", "timestamp": 1', None, "body is not valid JSON: ", "truncated"),
+    (b"[1, 2,, 3]", None, "body is not valid JSON: ", "byte"),
+    (b"\x1f\x8b\x08\x00garbage-not-deflate", "gzip", "gzip: ", "byte"),
+    (gzip.compress(b'[{"id":"a"}]')[:-10], "gzip", "gzip: ", "truncated"),
 ])
-def test_ingest_400_names_what_is_wrong(db, collector, body, encoding, expect):
+def test_ingest_400_names_what_is_wrong(db, collector, body, encoding, start, expect):
     key = db.create_key("ingest")
     headers = {"Content-Encoding": encoding} if encoding else {}
     r = collector.post("/v1/ingest", body=body, key=key, headers=headers)
     assert r.status_code == 400
-    assert expect in assert_error_body(r)
+    msg = assert_error_body(r)
+    assert msg.startswith(start) and expect in msg, msg
 
 
 def test_ingest_401_missing_unknown_and_revoked(db, collector):
@@ -77,13 +79,10 @@ def test_ingest_401_missing_unknown_and_revoked(db, collector):
     prefix = key[:12]
     rv = run_vgc("keys", "revoke", prefix, "--db", db.conninfo)
     assert rv.returncode == 0, rv.stderr
-    revoked_at = time.monotonic()
-    while time.monotonic() - revoked_at < 1.0:
-        if collector.post("/v1/ingest", json=[], key=key).status_code == 401:
-            break
-        time.sleep(0.02)
+    wait_until(lambda: collector.post("/v1/ingest", json=[], key=key).status_code == 401,
+               1.0, "revoked key refused", interval=0.02)
     r = collector.post("/v1/ingest", json=[], key=key)
-    assert r.status_code == 401, "revoked key still accepted after 1 s"
+    assert r.status_code == 401 and "unknown or revoked" in assert_error_body(r)
 
 
 def test_ingest_403_for_read_key(db, collector):
@@ -155,7 +154,7 @@ def test_ingest_503_when_postgres_unreachable_and_nothing_acked():
         cluster.stop()
         r = c.post("/v1/ingest", json=rows_json(2), key=key, timeout=60)
         assert r.status_code == 503
-        assert int(r.headers["retry-after"]) >= 1
+        assert r.headers["retry-after"] == "1"
         assert_error_body(r)
         assert c.stop() == 0
     finally:
@@ -182,10 +181,13 @@ def test_rejected_rows_are_dead_lettered_with_reason(db, collector):
     body = r.json()
     assert body["accepted"] == 1 and body["rejected"] == 7
     errs = {e["index"]: e["error"] for e in body["errors"]}
-    assert 'tenant_id "acme corp"' in errs[1]
-    assert "modality" in errs[2] and "cost_usd" in errs[3]
-    assert "max_row_age_days" in errs[4] and "max_clock_skew_s" in errs[5]
-    assert "id:" in errs[6] and "turn_index" in errs[7]
+    assert assert_names(errs[1], "tenant_id").startswith('tenant_id "acme corp": ')
+    assert_names(errs[2], "modality")
+    assert_names(errs[3], "cost_usd")
+    assert "max_row_age_days" in assert_names(errs[4], "timestamp")
+    assert "max_clock_skew_s" in assert_names(errs[5], "timestamp")
+    assert_names(errs[6], "id")
+    assert_names(errs[7], "turn_index")
     stored = db.query("SELECT row_index, reason, raw FROM ingest_rejects ORDER BY row_index")
     assert [s[0] for s in stored] == [1, 2, 3, 4, 5, 6, 7]
     assert json.loads(stored[0][2])["tenant_id"] == "acme corp"
@@ -445,7 +447,8 @@ def test_migrate_is_idempotent_and_safe_concurrently(pg):
     outs = [p.communicate(timeout=60) for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
     d = Db(pg, name)
-    assert d.scalar("SELECT count(*) FROM schema_migrations") >= 1
+    migrations = len([f for f in os.listdir(os.path.join(ROOT, "schema")) if f.endswith(".sql")])
+    assert d.scalar("SELECT count(*) FROM schema_migrations") == migrations  # each once
     assert run_vgc("migrate", "--db", conninfo).returncode == 0
     d.close()
 
@@ -474,14 +477,18 @@ def test_keepalive_batches_queued_behind_a_small_pool_all_answered(db, collector
             for b in range(per_conn):
                 batch = [make_row((w * per_conn + b) * rows + i) for i in range(rows)]
                 body = gzip.compress(json.dumps(batch).encode())
-                while True:
+
+                def answered():
                     conn.request("POST", "/v1/ingest", body=body,
                                  headers={"Authorization": f"Bearer {key}",
                                           "Content-Encoding": "gzip"})
                     resp = conn.getresponse()
                     resp.read()
-                    if resp.status != 503:
-                        break
+                    return resp if resp.status != 503 else None
+
+                # A full queue may answer 503; retried, but not for ever.
+                resp = wait_until(answered, 60, f"batch {b} on connection {w} answered other than 503",
+                                  interval=0.01)
                 if resp.status != 200:
                     failures.append(resp.status)
         except Exception as e:  # a hang shows up as a timeout here

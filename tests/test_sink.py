@@ -9,7 +9,9 @@ import tempfile
 import time
 from decimal import Decimal
 
-from conftest import BUILD, SANITIZER_MARKS, free_port, make_certs, sanitizer_env, run_vgc
+from conftest import (BUILD, ROOT, SANITIZER_MARKS, free_port, make_certs, sanitizer_env,
+                      run_vgc)
+from conftest import wait_until
 
 
 def tool(name, *args, env=None, timeout=300, background=False, prefix=()):
@@ -156,10 +158,8 @@ def test_revoked_key_goes_to_rejected_without_looping(db, collectors):
     c = collectors(db)
     key = db.create_key("ingest")
     assert run_vgc("keys", "revoke", key, "--db", db.conninfo).returncode == 0
-    deadline = time.time() + 5
-    while c.get("/v1/whoami", key=key).status_code != 401:
-        assert time.time() < deadline
-        time.sleep(0.05)
+    wait_until(lambda: c.get("/v1/whoami", key=key).status_code == 401, 5,
+               "the revoked key refused")
     spool = tempfile.mkdtemp(prefix="vgsink-spool-")
     start = time.time()
     r = tool("vgsink-sim", "--url", c.url, "--key", key, "--threads", 1, "--rows", 1200,
@@ -269,3 +269,95 @@ def test_sim_help_and_bad_config_errors():
     r = tool("vgsink-replay", spool, "--url", "http://127.0.0.1:9", "--key", "k")
     holder.communicate(timeout=30)
     assert r.returncode == 2 and "in use by another process" in r.stderr
+
+
+# ---- the shared library as a worker links it ------------------------------------
+
+PUBLIC_API = {"vgsink_config_init", "vgsink_open", "vgsink_record", "vgsink_flush",
+              "vgsink_close", "vgsink_stats_get", "vgsink_errstr"}
+
+
+def test_shared_library_exports_only_the_vgsink_api():
+    r = subprocess.run(["nm", "-D", "--defined-only", os.path.join(BUILD, "libvgsink.so")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    names = {line.split()[-1] for line in r.stdout.splitlines() if line.strip()}
+    assert names == PUBLIC_API, f"exported besides the API: {sorted(names - PUBLIC_API)}; " \
+        f"missing: {sorted(PUBLIC_API - names)}"
+
+
+def test_build_tree_is_laid_out_as_installed():
+    so = os.path.join(BUILD, "libvgsink.so")
+    assert os.path.islink(so) and os.readlink(so) == "libvgsink.so.0"
+    real = os.path.join(BUILD, "libvgsink.so.0")
+    assert os.path.isfile(real) and not os.path.islink(real)
+    r = subprocess.run(["readelf", "-d", real], capture_output=True, text=True)
+    assert "Library soname: [libvgsink.so.0]" in r.stdout, r.stdout
+
+
+# A worker with functions of its own named as the library's internals: they
+# must never be called in place of the library's (nor the library's in place
+# of the worker's).
+WORKER_C = r"""
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <vgsink.h>
+
+void log_emit(int level, const char *msg);
+void row_init(void *row);
+int buf_init(void *b, size_t cap);
+
+void log_emit(int level, const char *msg) { printf("worker's log_emit %d %s\n", level, msg); }
+void row_init(void *row) { (void)row; printf("worker's row_init\n"); }
+int buf_init(void *b, size_t cap) { (void)b, (void)cap; printf("worker's buf_init\n"); return 0; }
+
+int main(void)
+{
+	vgsink_config cfg;
+	vgsink_row row;
+	vgsink_stats st;
+	char err[256] = "";
+	vgsink *s;
+
+	vgsink_config_init(&cfg);
+	cfg.flush_interval_ms = 3600000;
+	s = vgsink_open(&cfg, err, sizeof(err));
+	if (!s) {
+		printf("vgsink_open failed: %s\n", err);
+		return 1;
+	}
+	memset(&row, 0, sizeof(row));
+	row.modality = "llm";
+	row.cost_usd = 0.25;
+	row.turn_index = -1;
+	row.ttfb_ms = row.total_latency_ms = NAN;
+	if (vgsink_record(s, &row) != 0)
+		printf("vgsink_record failed: %s\n", vgsink_errstr(s));
+	vgsink_stats_get(s, &st);
+	printf("opened; recorded %llu queued %llu\n", (unsigned long long)st.recorded,
+	       (unsigned long long)st.queued);
+	vgsink_close(s, 0);
+	return 0;
+}
+"""
+
+
+def test_program_linked_against_the_build_tree_runs(tmp_path):
+    src = tmp_path / "worker.c"
+    src.write_text(WORKER_C)
+    exe = tmp_path / "worker"
+    # A sanitizer build's library needs its program built with the same runtime.
+    needed = subprocess.run(["readelf", "-d", os.path.join(BUILD, "libvgsink.so.0")],
+                            capture_output=True, text=True).stdout
+    san = ["-fsanitize=address,undefined"] if "libasan" in needed else []
+    r = subprocess.run(["cc", *san, "-o", str(exe), str(src), "-I" + os.path.join(ROOT, "sink"),
+                        "-L" + BUILD, "-lvgsink"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    env = sanitizer_env()
+    env.update(LD_LIBRARY_PATH=BUILD, VOICEGW_COLLECTOR_URL="http://127.0.0.1:9",
+               VOICEGW_API_KEY="k")
+    r = subprocess.run([str(exe)], capture_output=True, text=True, env=env, timeout=60)
+    assert not any(m in r.stderr for m in SANITIZER_MARKS), r.stderr
+    assert r.returncode == 0 and r.stdout == "opened; recorded 1 queued 1\n", \
+        r.stdout + r.stderr

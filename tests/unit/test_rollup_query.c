@@ -5,7 +5,9 @@
 #include <string.h>
 
 #include "buf.h"
+#include "rollup_cursor.h"
 #include "rollup_query.h"
+#include "timefmt.h"
 #include "unit.h"
 
 #define NOW 1780000000.0 /* 2026-05-28T20:26:40Z */
@@ -89,7 +91,7 @@ UNIT_TEST(costs_with_only_start_end_at_the_end_of_the_current_hour)
 	char err[256] = "", to[40];
 
 	CHECK(parse(&c, &q, err, sizeof(err)) == 0);
-	rollup_format_time(q.to_us, to, sizeof(to));
+	timefmt_format(q.to_us, to, sizeof(to));
 	CHECK(q.has_from && q.has_to);
 	CHECK_MSG(strcmp(to, "2026-05-28T21:00:00Z") == 0, "to %s", to);
 	rollup_query_free(&q);

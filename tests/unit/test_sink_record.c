@@ -1,5 +1,8 @@
 /* vgsink_record refuses a bad row at once, with a message naming the field,
- * and queues nothing for it; good rows next to it are kept. */
+ * and queues nothing for it; good rows next to it are kept. The message is
+ * the recording thread's own. */
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "sinkrow.h"
@@ -62,5 +65,67 @@ UNIT_TEST(sink_record_refuses_bad_rows_with_the_field_named)
 	vgsink_stats_get(s, &st);
 	CHECK_MSG(st.recorded == 2 && st.queued == 2, "recorded %llu queued %llu",
 		  (unsigned long long)st.recorded, (unsigned long long)st.queued);
+	vgsink_close(s, 0);
+}
+
+struct errstr_run {
+	vgsink *s;
+	pthread_barrier_t *both_failed;
+	const char *modality, *status, *expect;
+	int rc;
+	char seen[256];
+};
+
+static void *errstr_thread(void *arg)
+{
+	struct errstr_run *r = arg;
+	vgsink_row row = sinkrow_minimal();
+
+	row.modality = r->modality;
+	row.status = r->status;
+	r->rc = vgsink_record(r->s, &row);
+	/* Both threads have failed before either reads its message. */
+	pthread_barrier_wait(r->both_failed);
+	snprintf(r->seen, sizeof(r->seen), "%s", vgsink_errstr(r->s));
+	return NULL;
+}
+
+UNIT_TEST(sink_errstr_is_the_calling_threads_own)
+{
+	pthread_barrier_t both_failed;
+	struct errstr_run runs[2] = {
+		{ .modality = "video", .expect = "modality \"video\"" },
+		{ .modality = "llm", .status = "maybe", .expect = "status \"maybe\"" },
+	};
+	vgsink_config cfg;
+	pthread_t t[2];
+	char err[512];
+	vgsink *s;
+
+	vgsink_config_init(&cfg);
+	cfg.url = "http://127.0.0.1:9";
+	cfg.api_key = "k";
+	s = vgsink_open(&cfg, err, sizeof(err));
+	CHECK_MSG(s != NULL, "%s", err);
+	if (!s)
+		return;
+	CHECK(vgsink_record(s, NULL) == -1);
+	pthread_barrier_init(&both_failed, NULL, 2);
+	for (int k = 0; k < 2; k++) {
+		runs[k].s = s;
+		runs[k].both_failed = &both_failed;
+		pthread_create(&t[k], NULL, errstr_thread, &runs[k]);
+	}
+	for (int k = 0; k < 2; k++) {
+		pthread_join(t[k], NULL);
+		CHECK(runs[k].rc == -1);
+		CHECK_MSG(strncmp(runs[k].seen, runs[k].expect, strlen(runs[k].expect)) == 0,
+			  "thread %d: \"%s\", expected it to start \"%s\"", k, runs[k].seen,
+			  runs[k].expect);
+	}
+	pthread_barrier_destroy(&both_failed);
+	/* This thread's own failure is still its message. */
+	CHECK_MSG(strncmp(vgsink_errstr(s), "vgsink_record: ", 15) == 0, "\"%s\"",
+		  vgsink_errstr(s));
 	vgsink_close(s, 0);
 }

@@ -5,7 +5,6 @@ database failures reach the client in our words with the request id, never the
 database's text; /v1/costs states the range it used; CSV and terminal output
 neutralise hostile names."""
 
-import base64
 import csv
 import io
 import subprocess
@@ -14,11 +13,7 @@ import time
 import httpx
 import pytest
 
-from conftest import VGC, Db, make_row, run_vgc, sanitizer_env
-
-
-def cursor(raw):
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+from conftest import VGC, Db, make_row, run_vgc, sanitizer_env, wait_until
 
 
 def raw_get(collector, path, query, key):
@@ -29,20 +24,15 @@ def raw_get(collector, path, query, key):
 
 # ---- fault 11: bad input is a 400 naming the parameter ------------------------------
 
+# Every bad value is a named case in tests/unit/test_rollup_errors.c, which calls
+# the parser directly. Over HTTP, what needs the wire: bytes that are not UTF-8,
+# controls and a NUL byte, sent percent-encoded exactly as written, one per endpoint.
 BAD_INPUT = [
     # (path, raw query, the parameter the error must name)
-    ("/v1/rows", "next=" + cursor("9223372036854775807|x"), "next"),
-    ("/v1/rows", "next=" + cursor("-9223372036854775808|x"), "next"),
-    ("/v1/rollups", "to=0001-01-01T01:00:00Z", "to"),
-    ("/v1/rollups", "from=0001-01-01T00:00:00Z&to=0001-01-01T01:00:00Z", "from"),
-    ("/v1/costs", "end=0001-01-01T00:00:00%2B01:00", "end"),
     ("/v1/rollups", "agent=%ff", "agent"),
-    ("/v1/rows", "agent=%ff", "agent"),
+    ("/v1/rollups", "tenant=%1b%5b31m", "tenant"),
     ("/v1/costs", "project=%c3%28", "project"),
     ("/v1/rows", "session_id=a%00b", "session_id"),
-    ("/v1/rollups", "tenant=%1b%5b31m", "tenant"),
-    ("/v1/rows", "model=x%c2%9by", "model"),
-    ("/v1/rollups", "group_by=agent%ff", "group_by"),
 ]
 
 
@@ -52,7 +42,7 @@ def test_bad_read_input_is_400_naming_the_parameter(db, collector, path, query, 
     r = raw_get(collector, path, query, read)
     assert r.status_code == 400, (r.status_code, r.text)
     msg = r.json()["error"]
-    assert msg.startswith(param + ":") or f"{param}:" in msg, msg
+    assert msg.startswith(param + ":"), msg
     for internal in ("out of range", "invalid byte sequence", "interval", "SQL", "ERROR"):
         assert internal not in msg, msg
 
@@ -110,17 +100,16 @@ def test_database_down_503_bodies_hide_internals_and_carry_the_request_id(pg, co
         assert_no_internals(r, pg.dir, d.name)
         # the database's text is in the log, under the same request id
         log = [l for l in c.output().splitlines() if rid in l and "retry shortly: " in l]
-        assert log and log[0].split("retry shortly: ", 1)[1].strip('" '), log
+        assert len(log) == 1 and log[0].split("retry shortly: ", 1)[1].strip('" '), log
     r = c.get("/v1/whoami", key=read)
     assert r.status_code in (200, 503), r.text
     assert_no_internals(r, pg.dir, d.name)
-    deadline = time.time() + 15
-    while time.time() < deadline:
+
+    def unready():
         r = c.get("/readyz")
-        if r.status_code == 503:
-            break
-        time.sleep(0.05)
-    assert r.status_code == 503, r.text
+        return r if r.status_code == 503 else None
+
+    r = wait_until(unready, 15, "/readyz answering 503")
     assert "database unreachable" in r.json()["error"]
     assert_no_internals(r, pg.dir, d.name)
 
@@ -243,4 +232,4 @@ def test_csv_and_cli_output_neutralise_hostile_names(db, collector):
 
 def test_cli_refuses_control_characters_in_options(db):
     r = run_vgc("rollup", "--agent", "a\x1bb", "--db", db.conninfo)
-    assert r.returncode == 2 and "agent" in r.stderr and "\x1b" not in r.stderr, r.stderr
+    assert r.returncode == 2 and "rollup: agent: " in r.stderr and "\x1b" not in r.stderr, r.stderr

@@ -9,10 +9,8 @@ import json
 import random
 import threading
 import time
-import uuid
 from decimal import Decimal
 
-import pytest
 
 from conftest import make_row, run_vgc, free_port
 

@@ -52,7 +52,8 @@ def test_raw_nul_inside_ids_is_400_and_two_ids_never_collide(db, collector):
     for (status, text), body in zip(answers, (a, b, b)):
         off = (b"[" + body).index(b"\x00")
         assert status == 400, answers
-        assert f"byte {off} " in json.loads(text)["error"], text
+        err = json.loads(text)["error"]
+        assert err.startswith("body is not valid JSON: ") and f"byte {off} " in err, text
         assert "control character 0x00 inside a string" in text, text
     assert_nothing_stored(db)
     # Nothing claimed id "X" (before the fix the first row was stored as "X").
@@ -67,7 +68,9 @@ def test_raw_control_character_in_a_string_is_400_naming_the_offset(db, collecto
     body = b"[" + row_bytes(0).replace(b'"agent-1"', b'"agent' + ctl + b'1"') + b"]"
     r = post_raw(collector, path, body, key)
     assert r.status_code == 400, (r.status_code, r.text)
-    assert f"byte {body.index(b'agent' + ctl) + 5} " in r.json()["error"], r.text
+    err = r.json()["error"]
+    assert err.startswith("body is not valid JSON: "), r.text
+    assert f"byte {body.index(b'agent' + ctl) + 5} " in err, r.text
     assert_nothing_stored(db)
     # Escaped, as JSON requires, the same character is valid JSON: stored, or
     # for \u0000 (which PostgreSQL cannot hold) rejected on its own.
@@ -81,7 +84,8 @@ def test_nul_alone_in_the_array_is_400_not_200_with_zeros(db, collector, path):
     key = db.create_key("ingest")
     r = post_raw(collector, path, b"[\x00]", key)
     assert r.status_code == 400, (r.status_code, r.text)
-    assert "byte 1 " in r.json()["error"], r.text
+    err = r.json()["error"]
+    assert err.startswith("body is not valid JSON: ") and "byte 1 " in err, r.text
     assert_nothing_stored(db)
     r = post_raw(collector, path, b"[]", key)
     assert r.status_code == 200 and r.json()["accepted"] == 0, r.text
@@ -96,7 +100,8 @@ def test_bytes_after_the_closing_bracket_are_400_naming_the_offset(db, collector
         r = post_raw(collector, path, head + tail, key, gz=gz)
         assert r.status_code == 400, (gz, r.status_code, r.text)
         off = len(head) + len(tail) - len(tail.lstrip(b" \n"))
-        assert f"byte {off} " in r.json()["error"], r.text
+        err = r.json()["error"]
+        assert err.startswith("body is not valid JSON: ") and f"byte {off} " in err, r.text
     # Trailing JSON white space is fine.
     r = post_raw(collector, path, head + b" \r\n\t", key)
     assert r.status_code == 200 and r.json()["accepted"] == 1, r.text

@@ -1,0 +1,43 @@
+/* The read API's parameterized SQL, built from a parsed struct rollup_query;
+ * shared by the HTTP handlers (rollup.c) and `vgcollector rollup`. Pure: no
+ * libpq calls. */
+#ifndef VGC_ROLLUP_SQL_H
+#define VGC_ROLLUP_SQL_H
+
+#include <stdbool.h>
+
+#include "buf.h"
+#include "rollup_query.h"
+
+/* Parameterized SQL. The text comes only from fixed fragments chosen by the
+ * parsed enums; every value travels in params (owned by the rollup_sql,
+ * all text format). Free with rollup_sql_free. */
+#define ROLLUP_SQL_MAX_PARAMS 16
+struct rollup_sql {
+	struct buf text;
+	int nparams;
+	char *params[ROLLUP_SQL_MAX_PARAMS];
+};
+
+/* Result columns of rollup_sql_rollups: 0 is 1 on the one totals row (last)
+ * and 0 on the others; 1 the period (NULL for total); then q->cols in order;
+ * then ROLLUP_NMEASURES measures in the order of rollup_sql_measures[]. */
+#define ROLLUP_NMEASURES 8
+#define ROLLUP_COL0_GROUPS 2 /* the first group column */
+extern const char *const rollup_sql_measures[ROLLUP_NMEASURES];
+/* Which measures are money (decimal strings in JSON) and which are counts. */
+bool rollup_sql_measure_is_money(int i);
+bool rollup_sql_measure_is_count(int i);
+
+bool rollup_sql_rollups(const struct rollup_query *q, struct rollup_sql *out)
+	__attribute__((warn_unused_result));
+/* /v1/costs: columns kind ('p', 'm', 'j' or 't' for total), name, requests, cost. */
+bool rollup_sql_costs(const struct rollup_query *q, struct rollup_sql *out)
+	__attribute__((warn_unused_result));
+/* /v1/rows: columns json (one object per row), cursor ts (epoch us), id. Asks
+ * for limit + 1 rows so the caller knows whether there is a next page. */
+bool rollup_sql_rows(const struct rollup_query *q, struct rollup_sql *out)
+	__attribute__((warn_unused_result));
+void rollup_sql_free(struct rollup_sql *s);
+
+#endif
