@@ -16,6 +16,13 @@
 
 static const char *const role_names[] = { "ingest", "read", "admin" };
 
+const char *auth_problem(enum auth_result why)
+{
+	return why == AUTH_MISSING     ? "missing Authorization: Bearer <key> header"
+	       : why == AUTH_MALFORMED ? "Authorization header must be \"Bearer <key>\""
+				       : "unknown or revoked API key";
+}
+
 const char *auth_role_name(enum auth_role role)
 {
 	return role_names[role];

@@ -32,6 +32,8 @@ struct auth_cache {
 enum auth_result { AUTH_OK = 0, AUTH_MISSING, AUTH_MALFORMED, AUTH_UNKNOWN };
 
 const char *auth_role_name(enum auth_role role);
+/* The 401 message for an auth_lookup failure, in our words. */
+const char *auth_problem(enum auth_result why);
 bool auth_role_parse(const char *s, enum auth_role *out);
 
 /* SHA-256 of the key text. */

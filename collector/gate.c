@@ -35,7 +35,6 @@
 #include <sys/socket.h>
 
 #include "auth.h"
-#include "http.h"
 #include "metrics.h"
 #include "vgcollector.h"
 
@@ -326,12 +325,19 @@ static void gate_close(struct gate *g)
 		gate_linger_write(g->under, g);
 }
 
+static gate_reply_fn gate_reply;
+
+void gate_set_reply(gate_reply_fn fn)
+{
+	gate_reply = fn;
+}
+
 /* Answers the request at the head of src itself and closes the connection. */
 static void gate_refuse(struct gate *g, struct evbuffer *src, const struct gate_head *h, int status,
 			const char *extra_headers, const char *msg)
 {
-	http_early_reply(bufferevent_get_output(g->under), h->method, h->path, status,
-			 extra_headers, msg);
+	gate_reply(bufferevent_get_output(g->under), h->method, h->path, status, extra_headers,
+		   msg);
 	evbuffer_drain(src, evbuffer_get_length(src));
 	gate_close(g);
 }
@@ -373,7 +379,7 @@ static void gate_check(struct gate *g, struct evbuffer *src)
 				 &why)) {
 			metrics_auth_failure();
 			gate_refuse(g, src, &h, 401, "WWW-Authenticate: Bearer\r\n",
-				    http_auth_problem(why));
+				    auth_problem(why));
 			return;
 		}
 		if (!h.chunked && declared > cfg->max_body_bytes) {

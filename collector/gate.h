@@ -31,6 +31,15 @@ void gate_dispatched(struct gate *g);
 struct evhttp_request;
 void gate_answered(struct gate *g, struct evhttp_request *req);
 
+/* Writes a whole HTTP/1.1 answer {"error": msg} with Connection: close to out
+ * for a request the gate refuses before evhttp sees it, counting and logging it
+ * like any answer. http.c, which owns request ids, routes and the log line,
+ * provides it through gate_set_reply before the first connection. */
+struct evbuffer;
+typedef void (*gate_reply_fn)(struct evbuffer *out, const char *method, const char *path,
+			      int status, const char *extra_headers, const char *msg);
+void gate_set_reply(gate_reply_fn fn);
+
 /* Body bytes reserved now by requests the gate let through and evhttp has not
  * dispatched yet (for /metrics). */
 size_t gate_pending_bytes(void);

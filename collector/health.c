@@ -4,9 +4,11 @@
 #include "health.h"
 
 #include "buf.h"
+#include "gate.h"
 #include "http.h"
 #include "keywatch.h"
 #include "metrics.h"
+#include "pool.h"
 #include "row.h"
 
 void health_handle_healthz(struct http_req *hr)
@@ -30,10 +32,17 @@ void health_handle_readyz(struct http_req *hr)
 
 void health_handle_metrics(struct http_req *hr)
 {
+	struct pool *pool = hr->srv->pool;
+	struct metrics_gauges g = {
+		.pool_size = pool ? (uint64_t)pool_size(pool) : 0,
+		.pool_in_use = pool ? (uint64_t)pool_in_use(pool) : 0,
+		.pool_waiting = pool ? (uint64_t)pool_waiting(pool) : 0,
+		.pending_body_bytes = (uint64_t)gate_pending_bytes(),
+	};
 	struct buf b;
 
 	buf_init(&b, 0);
-	metrics_render(&b, hr->srv->pool);
+	metrics_render(&b, &g);
 	http_reply(hr, 200, "text/plain; version=0.0.4; charset=utf-8", b.data ? b.data : "",
 		   b.len);
 	buf_release(&b);

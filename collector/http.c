@@ -186,13 +186,6 @@ void http_reply_internal(struct http_req *hr, int status, const char *public_msg
 	buf_release(&b);
 }
 
-const char *http_auth_problem(enum auth_result why)
-{
-	return why == AUTH_MISSING     ? "missing Authorization: Bearer <key> header"
-	       : why == AUTH_MALFORMED ? "Authorization header must be \"Bearer <key>\""
-				       : "unknown or revoked API key";
-}
-
 static int http_route_of(const char *path)
 {
 	int idx = 0;
@@ -215,8 +208,10 @@ static const char *http_reason(int status)
 	}
 }
 
-void http_early_reply(struct evbuffer *out, const char *method, const char *path, int status,
-		      const char *extra_headers, const char *msg)
+/* The gate's early answer (gate_reply_fn): a whole HTTP/1.1 reply written
+ * straight to the connection, counted and logged like any other. */
+static void http_early_reply(struct evbuffer *out, const char *method, const char *path, int status,
+			     const char *extra_headers, const char *msg)
 {
 	char id[20];
 	struct log_ctx lc = { id, NULL, NULL };
@@ -250,7 +245,7 @@ const struct auth_key *http_auth(struct http_req *hr, unsigned roles)
 	if (!k) {
 		metrics_auth_failure();
 		http_set_header(hr, "WWW-Authenticate", "Bearer");
-		http_reply_error(hr, 401, "%s", http_auth_problem(why));
+		http_reply_error(hr, 401, "%s", auth_problem(why));
 		return NULL;
 	}
 	snprintf(hr->key_prefix, sizeof(hr->key_prefix), "%s", k->prefix);
@@ -456,6 +451,7 @@ static bool http_parse_addr(const char *s, char *host, size_t hostlen, int *port
 
 bool http_start(struct server *srv, const struct http_route *routes, char *err, size_t errlen)
 {
+	gate_set_reply(http_early_reply);
 	char *list, *tok, *save = NULL;
 	struct evhttp_bound_socket *bound;
 	int one = 1;

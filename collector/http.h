@@ -37,16 +37,6 @@ void http_free(struct server *srv);
  * 1 << ROLE_*). On failure it answers 401/403/429 and returns NULL. */
 const struct auth_key *http_auth(struct http_req *hr, unsigned roles);
 
-/* The 401 message for an auth_lookup failure. */
-const char *http_auth_problem(enum auth_result why);
-
-/* Writes a whole HTTP/1.1 answer {"error": msg} with Connection: close to out,
- * for a request the gate (gate.c) refuses before evhttp sees it; counts and
- * logs it like any answer. extra_headers: "Name: value\r\n" lines, or NULL. */
-struct evbuffer;
-void http_early_reply(struct evbuffer *out, const char *method, const char *path, int status,
-		      const char *extra_headers, const char *msg);
-
 const char *http_header(struct http_req *hr, const char *name);
 void http_set_header(struct http_req *hr, const char *name, const char *value);
 /* The body, made contiguous. *len gets its size. */

@@ -6,8 +6,6 @@
 #include <string.h>
 
 #include "buf.h"
-#include "gate.h"
-#include "pool.h"
 
 #define METRICS_MAX_ROUTES 24
 
@@ -124,7 +122,7 @@ static void metrics_gauge(struct buf *out, const char *name, const char *help, u
 		   (unsigned long long)v);
 }
 
-void metrics_render(struct buf *out, struct pool *pool)
+void metrics_render(struct buf *out, const struct metrics_gauges *g)
 {
 	uint64_t cum = 0;
 
@@ -186,12 +184,11 @@ void metrics_render(struct buf *out, struct pool *pool)
 		   (unsigned long long)atomic_load(&latency_count));
 
 	metrics_gauge(out, "vgcollector_db_pool_size", "Database connections configured.",
-		      pool ? (uint64_t)pool_size(pool) : 0);
+		      g->pool_size);
 	metrics_gauge(out, "vgcollector_db_pool_in_use", "Database connections running a job.",
-		      pool ? (uint64_t)pool_in_use(pool) : 0);
+		      g->pool_in_use);
 	metrics_gauge(out, "vgcollector_db_pool_waiting",
-		      "Requests waiting for a database connection.",
-		      pool ? (uint64_t)pool_waiting(pool) : 0);
+		      "Requests waiting for a database connection.", g->pool_waiting);
 	metrics_counter(out, "vgcollector_db_errors_total", "Failed database connects and queries.",
 			atomic_load(&db_errors));
 	metrics_counter(out, "vgcollector_auth_failures_total", "Requests refused with 401.",
@@ -208,5 +205,5 @@ void metrics_render(struct buf *out, struct pool *pool)
 			atomic_load(&pending_body_refused));
 	metrics_gauge(out, "vgcollector_pending_body_bytes",
 		      "Body bytes reserved by requests being received, not yet dispatched.",
-		      (uint64_t)gate_pending_bytes());
+		      g->pending_body_bytes);
 }

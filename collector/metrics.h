@@ -6,7 +6,6 @@
 #include <stdint.h>
 
 struct buf;
-struct pool;
 
 /* Registers an HTTP route name; returns its index for metrics_http_request. */
 int metrics_route_register(const char *name);
@@ -22,7 +21,13 @@ void metrics_conn_close(void);
 void metrics_conn_refused(void);
 void metrics_pending_body_refused(void);
 
-/* Appends the whole exposition to out. pool may be NULL. */
-void metrics_render(struct buf *out, struct pool *pool);
+/* Gauges other modules own, read by the caller when /metrics is asked for. */
+struct metrics_gauges {
+	uint64_t pool_size, pool_in_use, pool_waiting; /* pool.c */
+	uint64_t pending_body_bytes;		       /* gate.c */
+};
+
+/* Appends the whole exposition to out. */
+void metrics_render(struct buf *out, const struct metrics_gauges *g);
 
 #endif
