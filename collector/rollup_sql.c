@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "row_fields.h"
 #include "timefmt.h"
 
 /* Columns of cost_rows and cost_rollup_hourly, indexed by enum rollup_col. */
@@ -182,28 +183,33 @@ bool rollup_sql_costs(const struct rollup_query *q, struct rollup_sql *out)
 	return ok && !t->over;
 }
 
+/* /v1/rows' JSON object, one pair per field of the row's table (the wire's
+ * names; times as epoch seconds, money as decimal strings), plus received_at. */
+static bool rollup_sql_row_object(struct buf *t)
+{
+	bool ok = buf_puts(t, "json_build_object(");
+
+	for (int i = 0; i < ROW_NFIELDS && ok; i++) {
+		const struct row_field *f = &row_fields[i];
+
+		ok = buf_printf(t, "%s'%s', ", i ? ", " : "", f->name);
+		if (f->kind == ROW_KIND_TIME)
+			ok = ok && buf_printf(t, "extract(epoch FROM %s)", f->column);
+		else
+			ok = ok && buf_printf(t, "%s%s", f->column, f->money ? "::text" : "");
+	}
+	return ok && buf_puts(t, ", 'received_at', to_char(received_at AT TIME ZONE 'UTC',"
+				 " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))::text");
+}
+
 bool rollup_sql_rows(const struct rollup_query *q, struct rollup_sql *out)
 {
 	struct buf *t = rollup_sql_begin(out);
 	char lim[16];
 	bool ok;
 
-	ok = buf_puts(
-		     t,
-		     "SELECT json_build_object('id', id, 'timestamp', extract(epoch FROM ts),"
-		     " 'received_at', to_char(received_at AT TIME ZONE 'UTC',"
-		     " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
-		     " 'modality', modality, 'model_id', model_id, 'provider', provider,"
-		     " 'project', project, 'tenant_id', tenant_id, 'agent_id', agent_id,"
-		     " 'session_id', session_id, 'status', status, 'fallback_from', fallback_from,"
-		     " 'error_message', error_message, 'cost_usd', cost_usd::text,"
-		     " 'rated_price_usd', rated_price_usd::text, 'input_units', input_units,"
-		     " 'output_units', output_units, 'cached_input_units', cached_input_units,"
-		     " 'pricing_source', pricing_source, 'rate_rule', rate_rule,"
-		     " 'ttfb_ms', ttfb_ms, 'total_latency_ms', total_latency_ms,"
-		     " 'revision', revision, 'turn_index', turn_index, 'metadata', metadata)::text,"
-		     " (extract(epoch FROM ts) * 1000000)::bigint, id"
-		     " FROM cost_rows") &&
+	ok = buf_puts(t, "SELECT ") && rollup_sql_row_object(t) &&
+	     buf_puts(t, ", (extract(epoch FROM ts) * 1000000)::bigint, id FROM cost_rows") &&
 	     rollup_sql_where(q, out, "ts");
 	if (ok && q->has_cursor) {
 		char ts[24];

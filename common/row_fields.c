@@ -16,49 +16,54 @@
 #define TEXT(name, cap, bytes, req, absent, notnull)                                               \
 	{                                                                                          \
 #name, #name, ROW_KIND_TEXT, R(name), S(name), cap, bytes, req, absent, "text",    \
-			notnull, NULL                                                              \
+			notnull, NULL, false                                                       \
 	}
 #define AMOUNT(name)                                                                               \
 	{                                                                                          \
 #name, #name, ROW_KIND_AMOUNT, R(name), S(name), ROW_CAP_NONE, NB, false, NULL,    \
-			"numeric", true, "0"                                                       \
+			"numeric", true, "0", false                                                \
+	}
+#define MONEY(name)                                                                                \
+	{                                                                                          \
+#name, #name, ROW_KIND_AMOUNT, R(name), S(name), ROW_CAP_NONE, NB, false, NULL,    \
+			"numeric", true, "0", true                                                 \
 	}
 #define MEASURE(name)                                                                              \
 	{                                                                                          \
 #name, #name, ROW_KIND_MEASURE, R(name), S(name), ROW_CAP_NONE, NB, false, NULL,   \
-			"double precision", false, NULL                                            \
+			"double precision", false, NULL, false                                     \
 	}
 
 const struct row_field row_fields[] = {
 	TEXT(id, ROW_CAP_ID, NB, true, NULL, true),
 	{ "timestamp", "ts", ROW_KIND_TIME, R(timestamp), S(timestamp), ROW_CAP_NONE, NB, true,
-	  NULL, "timestamp with time zone", true, NULL },
+	  NULL, "timestamp with time zone", true, NULL, false },
 	{ "modality", "modality", ROW_KIND_MODALITY, R(modality), S(modality), ROW_CAP_NONE, NB,
-	  true, NULL, "text", true, NULL },
+	  true, NULL, "text", true, NULL, false },
 	TEXT(model_id, ROW_CAP_STRING, B(max_model_id_bytes), false, NULL, false),
 	TEXT(provider, ROW_CAP_STRING, B(max_provider_bytes), false, NULL, false),
 	TEXT(project, ROW_CAP_PROJECT, B(max_project_bytes), false, "default", true),
 	AMOUNT(input_units),
 	AMOUNT(output_units),
 	AMOUNT(cached_input_units),
-	AMOUNT(cost_usd),
-	AMOUNT(rated_price_usd),
+	MONEY(cost_usd),
+	MONEY(rated_price_usd),
 	TEXT(pricing_source, ROW_CAP_STRING, NB, false, NULL, false),
 	TEXT(rate_rule, ROW_CAP_STRING, NB, false, NULL, false),
 	MEASURE(ttfb_ms),
 	MEASURE(total_latency_ms),
 	{ "status", "status", ROW_KIND_STATUS, R(status), S(status), ROW_CAP_NONE, NB, false, NULL,
-	  "text", true, "'success'::text" },
+	  "text", true, "'success'::text", false },
 	TEXT(fallback_from, ROW_CAP_STRING, NB, false, NULL, false),
 	TEXT(error_message, ROW_CAP_ERROR, NB, false, NULL, false),
 	{ "metadata", "metadata", ROW_KIND_JSON, R(metadata_json), S(metadata_json),
-	  ROW_CAP_METADATA, NB, false, NULL, "jsonb", false, NULL },
+	  ROW_CAP_METADATA, NB, false, NULL, "jsonb", false, NULL, false },
 	TEXT(session_id, ROW_CAP_STRING, NB, false, NULL, false),
 	TEXT(agent_id, ROW_CAP_STRING, B(max_agent_id_bytes), false, NULL, false),
 	TEXT(tenant_id, ROW_CAP_TENANT, NB, false, NULL, false),
 	TEXT(revision, ROW_CAP_STRING, NB, false, NULL, false),
 	{ "turn_index", "turn_index", ROW_KIND_COUNT, R(turn_index), S(turn_index), ROW_CAP_NONE,
-	  NB, false, NULL, "integer", false, NULL },
+	  NB, false, NULL, "integer", false, NULL, false },
 };
 
 _Static_assert(sizeof(row_fields) / sizeof(row_fields[0]) == ROW_NFIELDS,

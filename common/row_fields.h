@@ -47,6 +47,7 @@ struct row_field {
 	const char *sql_type; /* as information_schema.columns.data_type names it */
 	bool sql_not_null;    /* NOT NULL in cost_rows */
 	const char *sql_default; /* cost_rows' default as information_schema shows it, or NULL */
+	bool money;		 /* AMOUNT in dollars: read endpoints give it as a decimal string */
 };
 
 #define ROW_NFIELDS 24
