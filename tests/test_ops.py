@@ -284,8 +284,8 @@ def test_bad_config_refused_with_file_and_line(db, text, line, reason):
     path = write(os.path.join(d, "vgcollector.conf"), text)
     r = run_vgc("serve", "--config", path, "--db", db.conninfo, timeout=30)
     assert r.returncode != 0
-    # The message starts by naming where: "vgcollector: <file>:<line>: ...".
-    assert re.search(rf"^vgcollector: {re.escape(path)}:{line}: .*{re.escape(reason)}",
+    # The message starts by naming where: "vgcollector serve: <file>:<line>: ...".
+    assert re.search(rf"^vgcollector serve: {re.escape(path)}:{line}: .*{re.escape(reason)}",
                      r.stderr, re.M), r.stderr
 
 
