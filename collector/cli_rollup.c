@@ -306,7 +306,7 @@ int cli_rollup(int argc, char **argv)
 
 	rollup_query_init(&q, ROLLUP_KIND_ROLLUPS);
 	st = rollup_query_parse(&q, params, n, &lim, err, sizeof(err));
-	if (st) {
+	if (st != 200) {
 		/* The API's messages name parameters; say which option that is. */
 		fprintf(stderr, "vgcollector rollup: %s%s\n", err,
 			strncmp(err, "group_by", 8) == 0 ? " (group_by is --by)" : "");

@@ -379,18 +379,18 @@ static void rollup_submit(struct http_req *hr, enum rollup_kind kind)
 	buf_init(&job->answer, 0);
 	/* Split here rather than with evhttp: it would cut a value at %00. */
 	st = rollup_params_split(qs, params, &n, err, sizeof(err));
-	if (!st)
+	if (st == 200)
 		st = rollup_query_parse(&job->q, params, n, &lim, err, sizeof(err));
 	free(params);
 	free(qs);
-	if (!st && kind == ROLLUP_KIND_ROLLUPS && !job->q.format_given) {
+	if (st == 200 && kind == ROLLUP_KIND_ROLLUPS && !job->q.format_given) {
 		const char *accept = http_header(hr, "Accept");
 		job->q.csv = accept && strstr(accept, "text/csv") != NULL;
 	}
-	if (!st)
+	if (st == 200)
 		st = rollup_scope_apply(&job->q, key->project, key->tenant, key->prefix, err,
 					sizeof(err));
-	if (st) {
+	if (st != 200) {
 		if (st == 503)
 			http_set_header(hr, "Retry-After", "1");
 		http_reply_error(hr, st, "%s", err);

@@ -63,7 +63,7 @@ int rollup_cursor_decode(const char *v, long long *ts_us, char **id, char *err, 
 		return 503;
 	}
 	*ts_us = ts;
-	return 0;
+	return 200;
 bad:
 	snprintf(err, errlen, "next: not a cursor this endpoint returned (%s)", why);
 	return 400;

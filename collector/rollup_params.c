@@ -116,7 +116,7 @@ int rollup_params_check_text(const char *what, const char *s, char *err, size_t 
 			 i);
 		return 400;
 	}
-	return 0;
+	return 200;
 }
 
 static int rollup_params_hex(char c)
@@ -156,7 +156,8 @@ static const char *rollup_params_echo_name(const char *name)
 {
 	char scratch[8];
 
-	if (strlen(name) > 64 || rollup_params_check_text("", name, scratch, sizeof(scratch)))
+	if (strlen(name) > 64 ||
+	    rollup_params_check_text("", name, scratch, sizeof(scratch)) != 200)
 		return "a parameter";
 	return name;
 }
@@ -200,5 +201,5 @@ int rollup_params_split(char *qs, struct rollup_param *params, int *nparams, cha
 		}
 		p = amp ? amp + 1 : NULL;
 	}
-	return 0;
+	return 200;
 }

@@ -90,14 +90,14 @@ struct rollup_param {
 /* Splits a raw query string (the part after '?') in place into params (at
  * most ROLLUP_MAX_PARAMS), percent-decoding names and values ('+' is a
  * space); the params point into qs. Empty pieces (a=1&&b=2) are skipped.
- * Returns 0, or 400 naming the parameter that lacks '=' or decodes to a NUL
+ * Returns 200, or 400 naming the parameter that lacks '=' or decodes to a NUL
  * byte, or when there are too many. */
 int rollup_params_split(char *qs, struct rollup_param *params, int *nparams, char *err,
 			size_t errlen) __attribute__((warn_unused_result));
 
 /* A parameter's text must be UTF-8 without control characters (C0, DEL and
  * C1): they mean nothing in a name and would reach PostgreSQL, CSV cells and
- * terminals. what names the parameter in the message. Returns 0 or 400. */
+ * terminals. what names the parameter in the message. Returns 200 or 400. */
 int rollup_params_check_text(const char *what, const char *s, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 

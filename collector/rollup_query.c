@@ -82,7 +82,7 @@ static int rollup_query_add_filter(struct rollup_filter *f, const char *name, co
 		}
 		f->values[f->n++] = v;
 		if (!p[n])
-			return 0;
+			return 200;
 		p += n + 1;
 	}
 }
@@ -92,7 +92,7 @@ static int rollup_query_group_by(struct rollup_query *q, const char *list, char 
 	const char *p = list;
 
 	if (!*p)
-		return 0; /* group_by= : no group columns */
+		return 200; /* group_by= : no group columns */
 	for (;;) {
 		size_t n = strcspn(p, ",");
 		int c;
@@ -117,7 +117,7 @@ static int rollup_query_group_by(struct rollup_query *q, const char *list, char 
 		}
 		q->cols[q->ncols++] = (enum rollup_col)c;
 		if (!p[n])
-			return 0;
+			return 200;
 		p += n + 1;
 	}
 }
@@ -142,7 +142,7 @@ static int rollup_query_time(const char *name, const char *v, long long *us, boo
 			 name, rollup_params_clip(v, 64), v);
 		return 400;
 	}
-	return 0;
+	return 200;
 }
 
 /* Rollups need whole hours: the hourly table cannot split one. */
@@ -151,7 +151,7 @@ static int rollup_query_check_hour(const char *name, long long us, char *err, si
 	char t[40];
 
 	if (timefmt_floor_div(us, US_PER_HOUR) * US_PER_HOUR == us)
-		return 0;
+		return 200;
 	timefmt_format(us, t, sizeof(t));
 	snprintf(err, errlen,
 		 "%s: %s is not on an hour boundary; rollups are summed from whole UTC hours", name,
@@ -175,18 +175,18 @@ static int rollup_query_costs_window(struct rollup_query *q, const char *start, 
 	if (start || end) {
 		if (start) {
 			if ((st = rollup_query_time("start", start, &q->from_us, &date_only, err,
-						    errlen)) ||
-			    (st = rollup_query_check_hour("start", q->from_us, err, errlen)))
+						    errlen)) != 200 ||
+			    (st = rollup_query_check_hour("start", q->from_us, err, errlen)) != 200)
 				return st;
 			q->has_from = true;
 		}
 		if (end) {
 			if ((st = rollup_query_time("end", end, &q->to_us, &date_only, err,
-						    errlen)))
+						    errlen)) != 200)
 				return st;
 			if (date_only)
 				q->to_us += US_PER_DAY; /* a date as end means through that day */
-			if ((st = rollup_query_check_hour("end", q->to_us, err, errlen)))
+			if ((st = rollup_query_check_hour("end", q->to_us, err, errlen)) != 200)
 				return st;
 			q->has_to = true;
 		}
@@ -207,7 +207,7 @@ static int rollup_query_costs_window(struct rollup_query *q, const char *start, 
 			snprintf(err, errlen, "start, end: start must be before end");
 			return 400;
 		}
-		return 0;
+		return 200;
 	}
 	if (!q->period[0])
 		strcpy(q->period, "today");
@@ -230,7 +230,7 @@ static int rollup_query_costs_window(struct rollup_query *q, const char *start, 
 	}
 	q->to_us = now_hour + US_PER_HOUR;
 	q->has_to = true;
-	return 0;
+	return 200;
 }
 
 int rollup_query_parse(struct rollup_query *q, const struct rollup_param *params, int nparams,
@@ -246,7 +246,7 @@ int rollup_query_parse(struct rollup_query *q, const struct rollup_param *params
 		const struct rollup_param_def *def;
 		int t;
 
-		if ((st = rollup_params_check_text("a parameter name", name, err, errlen)))
+		if ((st = rollup_params_check_text("a parameter name", name, err, errlen)) != 200)
 			return st;
 		if ((t = rollup_params_lookup(q->kind, name)) < 0) {
 			char known[256];
@@ -257,7 +257,7 @@ int rollup_query_parse(struct rollup_query *q, const struct rollup_param *params
 			return 400;
 		}
 		def = rollup_params_def(t);
-		if ((st = rollup_params_check_text(name, v, err, errlen)))
+		if ((st = rollup_params_check_text(name, v, err, errlen)) != 200)
 			return st;
 		if (seen[t] && def->id != ROLLUP_P_FILTER && def->id != ROLLUP_P_GROUP_BY) {
 			snprintf(err, errlen, "%s: given more than once", name);
@@ -296,7 +296,7 @@ int rollup_query_parse(struct rollup_query *q, const struct rollup_param *params
 		}
 		case ROLLUP_P_GROUP_BY:
 			group_by_given = true;
-			if ((st = rollup_query_group_by(q, v, err, errlen)))
+			if ((st = rollup_query_group_by(q, v, err, errlen)) != 200)
 				return st;
 			break;
 		case ROLLUP_P_FORMAT:
@@ -333,13 +333,13 @@ int rollup_query_parse(struct rollup_query *q, const struct rollup_param *params
 		}
 		case ROLLUP_P_NEXT:
 			if ((st = rollup_cursor_decode(v, &q->cursor_ts_us, &q->cursor_id, err,
-						       errlen)))
+						       errlen)) != 200)
 				return st;
 			q->has_cursor = true;
 			break;
 		case ROLLUP_P_FILTER:
 			if ((st = rollup_query_add_filter(&q->filters[def->col], name, v, err,
-							  errlen)))
+							  errlen)) != 200)
 				return st;
 			break;
 		}
@@ -363,12 +363,13 @@ int rollup_query_parse(struct rollup_query *q, const struct rollup_param *params
 		return rollup_query_costs_window(q, start, end, lim, err, errlen);
 
 	if (from) {
-		if ((st = rollup_query_time("from", from, &q->from_us, &date_only, err, errlen)))
+		if ((st = rollup_query_time("from", from, &q->from_us, &date_only, err, errlen)) !=
+		    200)
 			return st;
 		q->has_from = true;
 	}
 	if (to) {
-		if ((st = rollup_query_time("to", to, &q->to_us, &date_only, err, errlen)))
+		if ((st = rollup_query_time("to", to, &q->to_us, &date_only, err, errlen)) != 200)
 			return st;
 		q->has_to = true;
 	}
@@ -384,8 +385,8 @@ int rollup_query_parse(struct rollup_query *q, const struct rollup_param *params
 				q->from_us = ROLLUP_TIME_MIN_US;
 		}
 		q->has_from = q->has_to = true;
-		if ((st = rollup_query_check_hour("from", q->from_us, err, errlen)) ||
-		    (st = rollup_query_check_hour("to", q->to_us, err, errlen)))
+		if ((st = rollup_query_check_hour("from", q->from_us, err, errlen)) != 200 ||
+		    (st = rollup_query_check_hour("to", q->to_us, err, errlen)) != 200)
 			return st;
 		if (q->from_us >= q->to_us) {
 			snprintf(err, errlen,
@@ -405,5 +406,5 @@ int rollup_query_parse(struct rollup_query *q, const struct rollup_param *params
 		snprintf(err, errlen, "from, to: from must be before to (the range is [from, to))");
 		return 400;
 	}
-	return 0;
+	return 200;
 }

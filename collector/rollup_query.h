@@ -53,7 +53,7 @@ void rollup_query_free(struct rollup_query *q);
 /* Parses and validates params (from rollup_params_split) for q->kind (set by
  * rollup_query_init). Every name and value must be UTF-8 without control
  * characters (C0, DEL, C1) and every instant within ROLLUP_TIME_MIN_US..
- * ROLLUP_TIME_MAX_US. Returns 0, or 400 with a message in err that names the
+ * ROLLUP_TIME_MAX_US. Returns 200, or 400 with a message in err that names the
  * parameter, or 503 when out of memory. */
 int rollup_query_parse(struct rollup_query *q, const struct rollup_param *params, int nparams,
 		       const struct rollup_limits *lim, char *err, size_t errlen)

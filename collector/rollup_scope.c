@@ -11,14 +11,14 @@ static int rollup_scope_one(struct rollup_filter *f, const char *scope, const ch
 			    const char *key_prefix, char *err, size_t errlen)
 {
 	if (!scope)
-		return 0;
+		return 200;
 	if (f->n == 0) {
 		if (!(f->values[0] = strdup(scope))) {
 			snprintf(err, errlen, "out of memory");
 			return 503;
 		}
 		f->n = 1;
-		return 0;
+		return 200;
 	}
 	for (int i = 0; i < f->n; i++) {
 		if (f->values[i] && strcmp(f->values[i], scope) == 0)
@@ -34,7 +34,7 @@ static int rollup_scope_one(struct rollup_filter *f, const char *scope, const ch
 				 key_prefix, what, scope, what);
 		return 403;
 	}
-	return 0;
+	return 200;
 }
 
 int rollup_scope_apply(struct rollup_query *q, const char *project, const char *tenant,
@@ -43,7 +43,7 @@ int rollup_scope_apply(struct rollup_query *q, const char *project, const char *
 	int st = rollup_scope_one(&q->filters[ROLLUP_COL_TENANT], tenant, "tenant", key_prefix, err,
 				  errlen);
 
-	if (st)
+	if (st != 200)
 		return st;
 	return rollup_scope_one(&q->filters[ROLLUP_COL_PROJECT], project, "project", key_prefix,
 				err, errlen);

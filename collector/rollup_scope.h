@@ -9,7 +9,7 @@
 
 /* Confines q to a key's scope (NULL = unrestricted): without a filter on
  * tenant (project) the query is narrowed to the key's tenant (project); a
- * filter naming anything else is refused. Returns 0, 403 with err, or 503. */
+ * filter naming anything else is refused. Returns 200, 403 with err, or 503. */
 int rollup_scope_apply(struct rollup_query *q, const char *project, const char *tenant,
 		       const char *key_prefix, char *err, size_t errlen)
 	__attribute__((warn_unused_result));

@@ -100,7 +100,7 @@ static void bad_read(int *unit_failed_, enum rollup_kind kind, const char *query
 	snprintf(qs, sizeof(qs), "%s", query);
 	rollup_query_init(&q, kind);
 	st = rollup_params_split(qs, params, &n, err, sizeof(err));
-	if (!st)
+	if (st == 200)
 		st = rollup_query_parse(&q, params, n, &lim, err, sizeof(err));
 	rollup_query_free(&q);
 	CHECK_MSG(st == 400, "%s: status %d (%s)", query, st, err);
