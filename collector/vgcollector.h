@@ -10,6 +10,14 @@
 #include "config.h"
 #include "log.h"
 
+/* Return values, one convention across collector/ and common/:
+ * - a call that can fail returns bool, true on success, with the message in
+ *   char *err, size_t errlen, and is marked warn_unused_result;
+ * - a call whose failure is an HTTP answer returns that status: 200 on
+ *   success (never 0), the 4xx/5xx otherwise, with the message in err;
+ * - nothing else means success. Counts, sizes and indexes are values, and
+ *   process exit codes (main, cli_*, server_run) keep 0 = success. */
+
 struct event_base;
 struct event;
 struct evhttp;
