@@ -114,6 +114,7 @@ struct vgsink {
 					* spool file: being formed, in `ready`, in flight.
 					* Part of the memory bound and of stats.queued.
 					* Changed by the sender through sink_queue_hold_locked. */
+	size_t queued_bytes;	       /* their json_bytes, summed */
 	uint64_t next_seq;	       /* seq of the next row to reach the central queue */
 
 	/* sink_sender.c, under lock: what the sender has not answered yet, which
@@ -122,6 +123,9 @@ struct vgsink {
 	int initial_left;      /* spool files found at open, not answered yet */
 	bool interval_due;     /* the flush interval passed: send a partial batch */
 	bool stopping;	       /* sink_sender_stop began */
+	size_t spool_room;     /* bytes the spool can still take; 0 with no spool or
+				* while its writes find no room or fail. The queue
+				* keeps rows past its bound while they fit here. */
 
 	/* sink.c (vgsink_flush), under lock; the sender reads it. */
 	int flushers; /* threads waiting in vgsink_flush */
@@ -176,6 +180,8 @@ void sink_sender_wake(struct vgsink *s);
 /* True when the sender holds no unanswered row with seq below target and
  * every spool file found at open was answered; call with lock held. */
 bool sink_sender_answered_locked(struct vgsink *s, uint64_t target);
+/* Bytes the spool can still take, as the sender last saw it; lock held. */
+size_t sink_sender_spool_room_locked(const struct vgsink *s);
 /* Stops the thread; what is unsent is spooled (or counted dropped). */
 void sink_sender_stop(struct vgsink *s);
 /* Frees the loop and its events (the thread is not running). */

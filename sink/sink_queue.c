@@ -32,6 +32,7 @@ bool sink_queue_init(struct vgsink *s)
 	}
 	s->shard_mask = (unsigned)n - 1;
 	s->next_seq = 1;
+	s->queued_bytes = 0;
 	/* per: rows a shard may hold back. The central queue's bound leaves room
 	 * for them, so memory stays within queue_max_rows, and still holds a full
 	 * batch. Small queues get per 0: every row goes straight through. */
@@ -98,8 +99,10 @@ static struct sink_item *queue_take_shard(struct sink_shard *sh, struct sink_ite
 static void queue_link_locked(struct vgsink *s, struct sink_item *first, struct sink_item *last,
 			      size_t n)
 {
-	for (struct sink_item *it = first; it; it = it->next)
+	for (struct sink_item *it = first; it; it = it->next) {
 		it->seq = s->next_seq++;
+		s->queued_bytes += it->json_bytes;
+	}
 	if (s->tail)
 		s->tail->next = first;
 	else
@@ -108,10 +111,24 @@ static void queue_link_locked(struct vgsink *s, struct sink_item *first, struct 
 	s->queued += n;
 }
 
-/* Appends a chain of n rows to the central queue and applies the bound to
- * the rows in memory, the sender's included (with a spool the sender moves
- * batches to disk and memory may hold twice the bound meanwhile; past that,
- * or with no spool, the oldest queued rows go, counted).
+/* True when the oldest queued row must go to keep the rows in memory (the
+ * sender's included) within the bound. With no spool that is queue_max_rows.
+ * With one, the sender moves batches to disk and memory may hold twice the
+ * bound meanwhile; past that a row goes only when the queued rows' JSON no
+ * longer fits the room the spool has left (gzip makes them smaller on disk),
+ * so a sender slowed by the disk (an fsync stall) or by the scheduler loses
+ * nothing the spool could have taken, and memory stays bounded by the spool. */
+static bool queue_over_bound_locked(const struct vgsink *s)
+{
+	size_t limit = s->spool ? 2 * s->cfg.queue_max_rows : s->cfg.queue_max_rows;
+
+	if (!s->head || s->queued + s->held <= limit)
+		return false;
+	return !s->spool || s->queued_bytes > sink_sender_spool_room_locked(s);
+}
+
+/* Appends a chain of n rows to the central queue and applies the bound
+ * (queue_over_bound_locked); the oldest queued rows go, counted.
  * Below central_max the shards cannot push the total past the bound. When the
  * queue first passes it, every shard's rows move here, and recording threads
  * hand on each row from then on, so the bound sees every row held (but for
@@ -121,7 +138,6 @@ static bool queue_append_locked(struct vgsink *s, struct sink_item *first, struc
 				size_t n)
 {
 	size_t before = s->queued, before_all = s->queued + s->held;
-	size_t limit = s->spool ? 2 * s->cfg.queue_max_rows : s->cfg.queue_max_rows;
 	struct sink_item *drop = NULL, **drop_tail = &drop;
 
 	queue_link_locked(s, first, last, n);
@@ -137,7 +153,7 @@ static bool queue_append_locked(struct vgsink *s, struct sink_item *first, struc
 				queue_link_locked(s, sfirst, slast, sn);
 		}
 	}
-	while (s->queued + s->held > limit && s->head) {
+	while (queue_over_bound_locked(s)) {
 		struct sink_item *it = s->head;
 
 		s->head = it->next;
@@ -147,6 +163,7 @@ static bool queue_append_locked(struct vgsink *s, struct sink_item *first, struc
 		*drop_tail = it;
 		drop_tail = &it->next;
 		s->queued--;
+		s->queued_bytes -= it->json_bytes;
 		s->stats.dropped++;
 	}
 	queue_note_level_locked(s);
@@ -215,6 +232,7 @@ struct sink_item *sink_queue_take_locked(struct vgsink *s, int max_rows, size_t 
 		last = it;
 		(*n)++;
 	}
+	s->queued_bytes -= bytes;
 	s->head = last->next;
 	if (!s->head)
 		s->tail = NULL;
@@ -258,6 +276,7 @@ uint64_t sink_queue_abandon_locked(struct vgsink *s)
 	lost = s->queued + s->held;
 	s->held = 0; /* the sender frees its batches */
 	s->queued = 0;
+	s->queued_bytes = 0;
 	sink_items_free_list(s->head);
 	s->head = s->tail = NULL;
 	return lost;

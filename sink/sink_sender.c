@@ -69,8 +69,17 @@ static void sender_update_floor_locked(struct vgsink *s)
 		s->stats.spool_bytes = g.bytes;
 		s->stats.rejected_bytes = g.rej_bytes;
 		s->stats.rejected_discarded = g.rej_discarded;
+		/* Rejected files make way for pending ones (spool_fits). */
+		s->spool_room = s->spool_stuck || g.bytes >= spool_max_bytes(s->spool)
+					? 0
+					: spool_max_bytes(s->spool) - (size_t)g.bytes;
 	}
 	s->sender_floor = floor;
+}
+
+size_t sink_sender_spool_room_locked(const struct vgsink *s)
+{
+	return s->spool_room;
 }
 
 bool sink_sender_answered_locked(struct vgsink *s, uint64_t target)
@@ -237,7 +246,7 @@ static bool sender_store_ready(struct vgsink *s)
 		d.held -= (int64_t)written;
 		d.spooled += written;
 	}
-	if (d.spooled)
+	if (d.spooled || stuck) /* stuck: the queue's bound learns the spool has no room */
 		sender_settle(s, &d);
 	return !stuck;
 }
@@ -691,6 +700,11 @@ static void sender_kick(struct vgsink *s)
 	}
 	if (s->ready)
 		sender_send(s);
+	/* The wake this kick answers may have been for the bound: sending does
+	 * not lower it (the batch in flight is still in memory), and no other
+	 * wake comes while memory stays past central_max. */
+	if (s->in_flight && s->spool && sender_over_bound(s))
+		sender_spill(s, false);
 }
 
 static void sender_on_wake(evutil_socket_t fd, short what, void *arg)

@@ -4,7 +4,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "sink_int.h"
 #include "sinkrow.h"
@@ -243,6 +245,108 @@ UNIT_TEST(sink_small_queue_accounts_for_every_row_it_drops)
 		  (unsigned long long)st.queued, (unsigned long long)st.dropped);
 	/* No spool: closing with rows unsent reports it. */
 	CHECK(open_still_close(s) != 0);
+}
+
+/* A dead sink with a spool in a fresh directory (dir: a mkdtemp template)
+ * whose sender is parked: nothing reaches the disk until it is released. */
+static vgsink *open_still_spool(char *dir, size_t spool_max, char *err, size_t errlen)
+{
+	vgsink_config cfg;
+	vgsink *s;
+
+	if (!mkdtemp(dir)) {
+		snprintf(err, errlen, "mkdtemp failed");
+		return NULL;
+	}
+	vgsink_config_init(&cfg);
+	cfg.url = "http://127.0.0.1:9";
+	cfg.api_key = "k";
+	cfg.queue_max_rows = 1000;
+	cfg.batch_rows = 100;
+	cfg.flush_interval_ms = 3600000;
+	cfg.retry_initial_ms = 10;
+	cfg.retry_max_ms = 20;
+	cfg.spool_dir = dir;
+	cfg.spool_max_bytes = spool_max;
+	s = vgsink_open(&cfg, err, errlen);
+	if (s) {
+		sink_sender_park_begin(s);
+		sink_sender_park_wait(s);
+	}
+	return s;
+}
+
+static void rm_dir(int *unit_failed_, const char *dir)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	CHECK(system(cmd) == 0);
+}
+
+static bool stats_add_up(const vgsink_stats *st)
+{
+	return st->recorded ==
+	       st->sent + st->dropped + st->rejected + st->queued + st->spooled_rows;
+}
+
+UNIT_TEST(sink_with_spool_room_keeps_rows_past_the_bound_while_the_sender_is_slow)
+{
+	char err[512], dir[] = "/tmp/vgsink-unit-XXXXXX";
+	vgsink *s = open_still_spool(dir, (size_t)64 << 20, err, sizeof(err));
+	vgsink_row row = sinkrow_minimal();
+	vgsink_stats st;
+
+	CHECK_MSG(s != NULL, "%s", err);
+	if (!s)
+		return;
+	/* The sender stands still as one stalled in an fsync would: 5 x the
+	 * bound arrives meanwhile. The spool has room for all of it, so no row
+	 * may go. */
+	for (int i = 0; i < 5000; i++)
+		CHECK(vgsink_record(s, &row) == 0);
+	vgsink_stats_get(s, &st);
+	CHECK_MSG(st.recorded == 5000 && st.dropped == 0 && st.queued == 5000,
+		  "recorded %llu queued %llu dropped %llu", (unsigned long long)st.recorded,
+		  (unsigned long long)st.queued, (unsigned long long)st.dropped);
+	/* Released, it moves the backlog to disk (the collector is down). */
+	sink_sender_park_end(s);
+	for (int waited = 0; waited < 20000; waited += 10) {
+		vgsink_stats_get(s, &st);
+		if (st.spooled_rows >= 4900)
+			break;
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	CHECK_MSG(st.spooled_rows >= 4900 && st.dropped == 0 && stats_add_up(&st),
+		  "recorded %llu queued %llu spooled_rows %llu dropped %llu",
+		  (unsigned long long)st.recorded, (unsigned long long)st.queued,
+		  (unsigned long long)st.spooled_rows, (unsigned long long)st.dropped);
+	CHECK(vgsink_close(s, 0) != 0); /* not delivered: the rows wait on disk */
+	rm_dir(unit_failed_, dir);
+}
+
+UNIT_TEST(sink_with_a_full_spool_drops_past_twice_the_bound)
+{
+	char err[512], dir[] = "/tmp/vgsink-unit-XXXXXX";
+	vgsink *s = open_still_spool(dir, 4096, err, sizeof(err));
+	vgsink_row row = sinkrow_minimal();
+	vgsink_stats st;
+
+	CHECK_MSG(s != NULL, "%s", err);
+	if (!s)
+		return;
+	/* 4 KiB of spool takes none of these rows' JSON: memory keeps its
+	 * bound, twice queue_max_rows with a spool, and the oldest go. */
+	for (int i = 0; i < 5000; i++)
+		CHECK(vgsink_record(s, &row) == 0);
+	vgsink_stats_get(s, &st);
+	CHECK_MSG(st.recorded == 5000 && st.queued == 2000 && st.dropped == 3000,
+		  "recorded %llu queued %llu dropped %llu", (unsigned long long)st.recorded,
+		  (unsigned long long)st.queued, (unsigned long long)st.dropped);
+	sink_sender_park_end(s);
+	(void)vgsink_close(s, 0);
+	rm_dir(unit_failed_, dir);
 }
 
 UNIT_TEST(sink_rejects_queue_shards_out_of_range)
