@@ -49,7 +49,12 @@ typedef struct vgsink_config {
 	int batch_rows;		/* default 500 */
 	size_t batch_bytes;	/* default 1 MiB of JSON before gzip */
 	int flush_interval_ms;	/* default 1000 */
-	size_t queue_max_rows;	/* in-memory bound, default 100000 */
+	size_t queue_max_rows;	/* in-memory bound, default 100000. Without a spool the
+				 * oldest rows past it are dropped (counted). With one,
+				 * rows past it go to disk; while the disk is slower than
+				 * recording, memory may hold up to twice the bound, and
+				 * past that only rows whose JSON still fits the spool's
+				 * free room (so at most spool_max_bytes of JSON). */
 	const char *spool_dir;	/* NULL: no spool */
 	size_t spool_max_bytes; /* default 1 GiB: pending files and rejected/ together */
 	int request_timeout_ms; /* default 10000 */
