@@ -3,6 +3,7 @@
  * bufferevent_free cleared its callbacks, which is how the sweep tells. */
 #include "conns.h"
 
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <stdlib.h>
@@ -136,4 +137,18 @@ bool conns_add(struct conns *c, struct bufferevent *bev, int max)
 int conns_open(const struct conns *c)
 {
 	return c->open;
+}
+
+size_t conns_unsent(const struct conns *c)
+{
+	size_t n = 0;
+
+	for (int i = 0; c && i < c->n; i++) {
+		struct bufferevent *bev = c->v[i].bev, *under = bufferevent_get_underlying(bev);
+
+		n += evbuffer_get_length(bufferevent_get_output(bev));
+		if (under)
+			n += evbuffer_get_length(bufferevent_get_output(under));
+	}
+	return n;
 }

@@ -5,6 +5,7 @@
 #define VGC_CONNS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct bufferevent;
 struct event_base;
@@ -21,5 +22,9 @@ void conns_free(struct conns *c);
  * (the caller frees bev). */
 bool conns_add(struct conns *c, struct bufferevent *bev, int max);
 int conns_open(const struct conns *c);
+/* Bytes of answers written but not yet sent on every tracked connection (the
+ * gate's filter and the socket or TLS bufferevent under it). A drain waits
+ * for 0, so the loop does not end with an answer still in a buffer. */
+size_t conns_unsent(const struct conns *c);
 
 #endif

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "conns.h"
 #include "db.h"
 #include "health.h"
 #include "http.h"
@@ -113,7 +114,10 @@ static void server_drain_check(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *srv = arg;
 
-	if (srv->inflight == 0 && pool_idle(srv->pool)) {
+	/* Answered is not enough: the answer must have left its buffers, or the
+	 * loop would end with it unsent (the gate's filter writes it a turn
+	 * later than evhttp queues it). shutdown_grace_s bounds the wait. */
+	if (srv->inflight == 0 && pool_idle(srv->pool) && conns_unsent(srv->conns) == 0) {
 		log_info("drained: every in-flight batch was answered");
 		event_base_loopexit(srv->base, NULL);
 	}
