@@ -34,6 +34,14 @@ def stats_of(r):
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+def assert_stored_exactly(db, n, cost_recorded):
+    """n distinct rows are stored, and their cost and the rollup's both equal
+    what the sink recorded, to the last digit."""
+    rows, distinct, cost, rollup = stored(db)
+    assert rows == distinct == n, (rows, distinct, n)
+    assert cost == rollup == Decimal(cost_recorded), (cost, rollup, cost_recorded)
+
+
 def stored(db):
     n, distinct, cost = db.query(
         "SELECT count(*), count(DISTINCT id), coalesce(sum(cost_usd), 0) FROM cost_rows")[0]
@@ -56,9 +64,7 @@ def test_8_threads_x_50000_rows_stored_exactly_and_sums_match(db, collectors):
     assert r.returncode == 0, r.stderr
     assert st["recorded"] == 400000 and st["sent"] == 400000
     assert st["dropped"] == 0 and st["rejected"] == 0 and st["queued"] == 0
-    n, distinct, cost, rollup = stored(db)
-    assert n == distinct == 400000
-    assert cost == rollup == Decimal(st["cost_usd_recorded"])
+    assert_stored_exactly(db, 400000, st["cost_usd_recorded"])
 
 
 def test_a_few_rows_per_thread_are_delivered_by_flush(db, collectors):
@@ -71,9 +77,7 @@ def test_a_few_rows_per_thread_are_delivered_by_flush(db, collectors):
     st = stats_of(r)
     assert r.returncode == 0, r.stderr
     assert st["recorded"] == st["sent"] == 35 and st["queued"] == 0
-    n, distinct, cost, rollup = stored(db)
-    assert n == distinct == 35
-    assert cost == rollup == Decimal(st["cost_usd_recorded"])
+    assert_stored_exactly(db, 35, st["cost_usd_recorded"])
 
 
 def test_collector_sigkilled_twice_mid_stream_loses_and_duplicates_nothing(db, collectors):
@@ -95,9 +99,7 @@ def test_collector_sigkilled_twice_mid_stream_loses_and_duplicates_nothing(db, c
     assert sim.returncode == 0, err
     assert st["recorded"] == 16000 and st["dropped"] == 0
     assert st["retries"] > 0  # the kills were noticed
-    n, distinct, cost, rollup = stored(db)
-    assert n == distinct == 16000
-    assert cost == rollup == Decimal(st["cost_usd_recorded"])
+    assert_stored_exactly(db, 16000, st["cost_usd_recorded"])
     # sent counts each row once, duplicates (resent after a kill) included.
     assert st["sent"] == 16000 and st["duplicates"] <= st["sent"]
     assert spool_files(spool) == []
@@ -124,9 +126,7 @@ def test_full_queue_spills_to_disk_while_a_slow_collector_holds_the_request(db, 
     st = json.loads(out.strip().splitlines()[-1])
     assert sim.returncode == 0, err
     assert st["recorded"] == 12000 and st["dropped"] == 0 and st["spooled"] > 0
-    n, distinct, cost, rollup = stored(db)
-    assert n == distinct == 12000
-    assert cost == rollup == Decimal(st["cost_usd_recorded"])
+    assert_stored_exactly(db, 12000, st["cost_usd_recorded"])
     assert spool_files(spool) == []
 
 
@@ -148,9 +148,7 @@ def test_collector_down_at_start_new_process_delivers_the_spool(db, collectors):
     rep = stats_of(r)
     assert r.returncode == 0, r.stderr
     assert rep["complete"] is True and rep["sent"] == 3000
-    n, distinct, cost, rollup = stored(db)
-    assert n == distinct == 3000
-    assert cost == rollup == Decimal(st["cost_usd_recorded"])
+    assert_stored_exactly(db, 3000, st["cost_usd_recorded"])
     assert spool_files(spool) == []
 
 

@@ -15,7 +15,7 @@ import time
 from decimal import Decimal
 
 from conftest import SANITIZER_MARKS, assert_sink_stats_add_up, free_port
-from test_sink import spool_files, stored, tool
+from test_sink import assert_stored_exactly, spool_files, tool
 
 FAST_RETRY = ("--retry-initial-ms", 20, "--retry-max-ms", 100)
 
@@ -172,9 +172,7 @@ def test_500_and_unlisted_5xx_are_retried_until_stored_never_rejected(db, collec
     assert st["sent"] == st["recorded"] == 50 and st["retries"] >= len(faults), st
     assert spool_files(spool, "rejected") == [] and spool_files(spool) == []
     assert_every_sample_adds_up(sim.samples, st)
-    n, distinct, cost, rollup = stored(db)
-    assert n == distinct == 50
-    assert cost == rollup == Decimal(st["cost_usd_recorded"])
+    assert_stored_exactly(db, 50, st["cost_usd_recorded"])
 
 
 def test_404_stays_a_permanent_rejection(db, collectors):
@@ -235,9 +233,7 @@ def test_oversized_batch_is_split_and_never_evicts_older_spooled_rows(db, collec
     assert all(s["spool_bytes"] <= 65536 for s in sim.samples)
     assert_every_sample_adds_up(earlier + sim.samples, st)
     assert spool_files(spool) == []
-    n, distinct, cost, rollup = stored(db)
-    assert n == distinct == 230
-    assert cost == rollup == costs
+    assert_stored_exactly(db, 230, costs)
 
 
 # ---- fault 6: a full disk loses nothing and reports no loss ----------------------------
@@ -281,9 +277,7 @@ def test_full_disk_spool_drops_nothing_and_stats_add_up_at_every_sample(db, coll
     assert all(s["spooled_rows"] == 0 for s in sim.samples)
     assert any(s["queued"] == 10 and s["retries"] > 0 for s in sim.samples)
     assert_every_sample_adds_up(sim.samples, st)
-    n, distinct, cost, rollup = stored(db)
-    assert n == distinct == 10
-    assert cost == rollup == Decimal(st["cost_usd_recorded"])
+    assert_stored_exactly(db, 10, st["cost_usd_recorded"])
 
 
 # ---- fault 16a: rejected/ counts toward spool_max_bytes -----------------------------------
