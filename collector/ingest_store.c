@@ -2,7 +2,7 @@
  *   BEGIN, a staging table that lives only as long as the transaction, and
  *   the retention horizon read FOR SHARE (one round trip); COPY the rows at
  *   or after the horizon -> the staging table; one statement: claim ids in
- *   cost_row_ids (sorted,
+ *   cost_row_ids (sorted byte-wise, the index's order,
  *   ON CONFLICT DO NOTHING RETURNING id), insert only the claimed rows into
  *   cost_rows, and upsert the hourly rollup from those inserted rows
  *   (pre-aggregated, in key order); COPY rejects -> ingest_rejects; COMMIT.
@@ -90,7 +90,7 @@ static void store_sql_build(void)
 
 	buf_puts(&insert, "WITH claimed AS ("
 			  "  INSERT INTO cost_row_ids (id, ts)"
-			  "  SELECT id, ts FROM vgc_stage ORDER BY id"
+			  "  SELECT id, ts FROM vgc_stage ORDER BY id COLLATE \"C\""
 			  "  ON CONFLICT (id) DO NOTHING RETURNING id"
 			  "), ins AS ("
 			  "  INSERT INTO cost_rows (");
@@ -100,7 +100,7 @@ static void store_sql_build(void)
 	buf_puts(
 		&insert,
 		", $1::bigint"
-		"  FROM vgc_stage s JOIN claimed c ON c.id = s.id"
+		"  FROM vgc_stage s JOIN claimed c ON c.id = s.id COLLATE \"C\""
 		"  RETURNING ts, project, agent_id, tenant_id, modality, provider, model_id, status,"
 		"   cost_usd, rated_price_usd, input_units, output_units, cached_input_units"
 		"), agg AS ("

@@ -91,3 +91,91 @@ def test_ingest_through_pgbouncer_transaction_pooling_stores_each_row_once(db, b
     assert sum(b["duplicates"] for b in bodies) == 24 * 50
     assert db.scalar("SELECT count(*) FROM cost_rows") == 24 * 50
     assert db.scalar("SELECT sum(requests) FROM cost_rollup_hourly") == 24 * 50
+
+
+# ---- migration 0003 on a database holding rows -------------------------------
+
+SCHEMA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "schema")
+
+
+def migrate_to_0002(db):
+    """The schema as a 0.2 collector left it: 0001 and 0002 applied, as
+    `vgcollector migrate` records them."""
+    db.query("CREATE TABLE schema_migrations (version text PRIMARY KEY,"
+             " applied_at timestamptz NOT NULL DEFAULT now())")
+    for name in ("0001_init", "0002_ledger_faults"):
+        with open(os.path.join(SCHEMA, name + ".sql")) as f, db.conn.cursor() as cur:
+            cur.execute(f.read())
+        db.query("INSERT INTO schema_migrations (version) VALUES (%s)", name)
+
+
+def store_as_0002_did(db, rows):
+    """Stores rows as the 0002 collector's ingest transaction did: the claim,
+    the row, and the hourly rollup from exactly those rows."""
+    for r in rows:
+        db.query("SELECT vgc_ensure_partition(to_timestamp(%s))", r["timestamp"])
+        db.query("INSERT INTO cost_row_ids (id, ts) VALUES (%s, to_timestamp(%s))",
+                 r["id"], r["timestamp"])
+        db.query("INSERT INTO cost_rows (id, ts, modality, model_id, provider, project,"
+                 " input_units, output_units, cost_usd, rated_price_usd, status, agent_id,"
+                 " tenant_id, key_id) VALUES (%s, to_timestamp(%s), %s, %s, %s, %s, %s, %s,"
+                 " %s::numeric, %s::numeric, %s, %s, %s, 1)",
+                 r["id"], r["timestamp"], r["modality"], r["model_id"], r["provider"],
+                 r["project"], r["input_units"], r["output_units"], str(r["cost_usd"]),
+                 str(r["rated_price_usd"]), r["status"], r["agent_id"], r["tenant_id"])
+    db.query("INSERT INTO cost_rollup_hourly (hour, project, agent_id, tenant_id, modality,"
+             " provider, model_id, requests, errors, fallbacks, cost_usd, rated_price_usd,"
+             " input_units, output_units, cached_input_units)"
+             " SELECT date_trunc('hour', ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', project,"
+             " agent_id, tenant_id, modality, provider, model_id, count(*),"
+             " count(*) FILTER (WHERE status = 'error'),"
+             " count(*) FILTER (WHERE status = 'fallback'), sum(cost_usd),"
+             " sum(rated_price_usd), sum(input_units), sum(output_units),"
+             " sum(cached_input_units) FROM cost_rows GROUP BY 1, 2, 3, 4, 5, 6, 7")
+
+
+def snapshot(db):
+    """Every row, id claim and rollup group, as text, in a fixed order."""
+    return (db.query("SELECT t::text FROM cost_rows t ORDER BY t::text"),
+            db.query("SELECT t::text FROM cost_row_ids t ORDER BY t::text"),
+            db.query("SELECT t::text FROM cost_rollup_hourly t ORDER BY t::text"))
+
+
+def test_migration_0003_keeps_every_row_claim_and_rollup_and_old_ids_stay_duplicates(
+        pg, collectors):
+    import time
+
+    from conftest import Db, assert_ledger_consistent, run_vgc
+
+    db = Db(pg, pg.createdb())
+    migrate_to_0002(db)
+    now = time.time()
+    ids = [str(uuid.uuid4()) for _ in range(30)] + ["Zed", "alpha", "Alpha", "é-row", "b"]
+    rows = [make_row(i, id=rid, timestamp=now - (i % 7) * 86400 - i, cost_usd=0.001 * (i + 1),
+                     tenant_id=f"t{i % 3}" if i % 4 else None,
+                     status="error" if i % 5 == 0 else "success")
+            for i, rid in enumerate(ids)]
+    store_as_0002_did(db, rows)
+    assert_ledger_consistent(db)
+    before = snapshot(db)
+
+    r = run_vgc("migrate", "--db", db.conninfo)
+    assert r.returncode == 0, r.stderr
+    assert db.scalar("SELECT count(*) FROM schema_migrations WHERE version ="
+                     " '0003_ingest_fast'") == 1
+    assert snapshot(db) == before
+    for table in ("cost_row_ids", "cost_rows"):
+        assert db.scalar("SELECT collation_name FROM information_schema.columns"
+                         " WHERE table_name = %s AND column_name = 'id'", table) == "C"
+    assert db.scalar("SELECT reloptions FROM pg_class WHERE relname ="
+                     " 'cost_rollup_hourly'") == ["fillfactor=50"]
+
+    # Ingest after the upgrade: every old id is a duplicate, new ids are stored.
+    key = db.create_key("ingest")
+    c = collectors(db)
+    fresh = [make_row(100 + i, id=str(uuid.uuid4())) for i in range(5)]
+    body = ingest(c, key, rows + fresh).json()
+    assert (body["accepted"], body["duplicates"], body["rejected"]) == (5, len(rows), 0), body
+    assert db.scalar("SELECT count(*) FROM cost_rows") == len(rows) + 5
+    assert_ledger_consistent(db)
+    db.close()

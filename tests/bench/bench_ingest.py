@@ -288,6 +288,9 @@ def bench_one(cluster, name, batches):
         perf_stop(perf)
     stored = db.scalar("SELECT count(*) FROM cost_rows WHERE id NOT LIKE 'warmup-%%'")
     collector.stop()
+    time.sleep(1)  # the backends' statistics reach pg_stat once they are idle
+    upd, hot = db.query("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables"
+                        " WHERE relname = 'cost_rollup_hourly'")[0]
     if failures or stored != n or accepted != n:
         raise SystemExit(f"FAILED: {len(failures)} failed batches {failures[:3]},"
                          f" {accepted} accepted, {stored} rows stored of {n}")
@@ -307,7 +310,8 @@ def bench_one(cluster, name, batches):
     print(f"{name:<10} ingest {ingest_rate:>9,.0f} rows/s   raw COPY {copy_rate:>9,.0f} rows/s"
           f"   ratio {ingest_rate / copy_rate:.2f}   CPU s per 100k rows: collector"
           f" {(col1 - col0) * per:.2f}, PostgreSQL {(pg1 - pg0) * per:.2f}"
-          f" (raw COPY: PostgreSQL {(cp1 - cp0) * per:.2f})", flush=True)
+          f" (raw COPY: PostgreSQL {(cp1 - cp0) * per:.2f}); rollup updates {upd:,},"
+          f" {100 * hot / max(upd, 1):.0f}% HOT", flush=True)
     return ingest_rate / copy_rate
 
 
