@@ -122,7 +122,7 @@ static void store_sql_build(void)
 		"   cached_input_units = r.cached_input_units + excluded.cached_input_units"
 		"  RETURNING 1"
 		") SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM agg)");
-	/* NULL on out of memory: store_txn reports it. */
+	/* NULL on out of memory: store_begin reports it. */
 	begin_sql = stage.over ? NULL : buf_steal(&stage, NULL);
 	insert_sql = insert.over ? NULL : buf_steal(&insert, NULL);
 	buf_release(&stage);

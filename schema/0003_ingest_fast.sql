@@ -5,8 +5,10 @@
 -- database's locale (strcoll per comparison in a database created with, say,
 -- en_US.UTF-8 or C.UTF-8). Every id claim in cost_row_ids and every insert
 -- into cost_rows' primary key (ts, id) compares ids about twenty times. Only
--- the indexes are rebuilt; stored rows, claims and rollups are unchanged, and
--- equal ids stay equal, so resends of old rows are still duplicates.
+-- the indexes are rebuilt (no table rewrite); stored rows, claims and rollups
+-- are unchanged, and equal ids stay equal, so resends of old rows are still
+-- duplicates. The rebuild holds cost_rows and cost_row_ids locked while it
+-- runs, so on a large database run `vgcollector migrate` in a quiet hour.
 ALTER TABLE cost_row_ids ALTER COLUMN id TYPE text COLLATE "C";
 ALTER TABLE cost_rows ALTER COLUMN id TYPE text COLLATE "C";
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """make bench-ingest: rows/s committed through POST /v1/ingest next to a raw
 COPY of the same rows (text, one stream) into `LIKE cost_rows INCLUDING ALL`,
-in the same run on the same cluster, and the CPU each side spent.
+in the same run on the same cluster, and the CPU each side spent. The CPU
+ratio (raw COPY's CPU per row over ingest's, collector and PostgreSQL
+together) is steadier than the wall-clock ratio on a busy machine.
 
 The default workload is the fleet mix of issue 13, what the ratio is judged on:
 random UUIDv4 ids; 1000-row batches each covering at most 10 minutes; 80% of
