@@ -182,7 +182,9 @@ static bool rollup_sql_source(const struct rollup_query *q, struct rollup_sql *s
 		return buf_puts(t, " FROM cost_rollup_hourly") && rollup_sql_where(q, s, "hour");
 
 	/* Whole, summarised days. */
-	ok = buf_printf(t, " FROM (SELECT d.day AS hour, %s FROM cost_rollup_daily d WHERE true",
+	ok = buf_printf(t,
+			" FROM (SELECT d.day AS hour, %s FROM cost_rollup_daily d"
+			" WHERE vgc_rollup_serial()",
 			rollup_sql_branch_cols);
 	if (q->has_from)
 		ok = ok && buf_puts(t, " AND d.day >= ") && rollup_sql_time_ref(s, dfrom, &p_dfrom);
@@ -206,21 +208,24 @@ static bool rollup_sql_source(const struct rollup_query *q, struct rollup_sql *s
 	ok = ok && rollup_sql_filters(q, s, pnum);
 
 	/* The partial days at either end: their hours. */
-	if (q->has_from && q->from_us < dfrom) {
+	if ((q->has_from && q->from_us < dfrom) || (q->has_to && dto < q->to_us)) {
+		const char *sep = " AND (";
+
 		ok = ok &&
-		     buf_printf(t,
-				" UNION ALL SELECT hour, %s FROM cost_rollup_hourly WHERE hour >= ",
-				rollup_sql_branch_cols) &&
-		     rollup_sql_time_ref(s, q->from_us, &p_from) && buf_puts(t, " AND hour < ") &&
-		     rollup_sql_time_ref(s, dfrom, &p_dfrom) && rollup_sql_filters(q, s, pnum);
-	}
-	if (q->has_to && dto < q->to_us) {
-		ok = ok &&
-		     buf_printf(t,
-				" UNION ALL SELECT hour, %s FROM cost_rollup_hourly WHERE hour >= ",
-				rollup_sql_branch_cols) &&
-		     rollup_sql_time_ref(s, dto, &p_dto) && buf_puts(t, " AND hour < ") &&
-		     rollup_sql_time_ref(s, q->to_us, &p_to) && rollup_sql_filters(q, s, pnum);
+		     buf_printf(t, " UNION ALL SELECT hour, %s FROM cost_rollup_hourly WHERE true",
+				rollup_sql_branch_cols);
+		if (q->has_from && q->from_us < dfrom) {
+			ok = ok && buf_printf(t, "%s(hour >= ", sep) &&
+			     rollup_sql_time_ref(s, q->from_us, &p_from) &&
+			     buf_puts(t, " AND hour < ") &&
+			     rollup_sql_time_ref(s, dfrom, &p_dfrom) && buf_putc(t, ')');
+			sep = " OR ";
+		}
+		if (q->has_to && dto < q->to_us)
+			ok = ok && buf_printf(t, "%s(hour >= ", sep) &&
+			     rollup_sql_time_ref(s, dto, &p_dto) && buf_puts(t, " AND hour < ") &&
+			     rollup_sql_time_ref(s, q->to_us, &p_to) && buf_putc(t, ')');
+		ok = ok && buf_putc(t, ')') && rollup_sql_filters(q, s, pnum);
 	}
 	return ok && buf_puts(t, ") s");
 }

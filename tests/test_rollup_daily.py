@@ -248,7 +248,7 @@ def test_migration_upgrades_a_database_holding_rows(db, collectors):
              " DROP TRIGGER cost_rollup_hourly_mark_update ON cost_rollup_hourly;"
              " DROP TRIGGER cost_rollup_hourly_mark_delete ON cost_rollup_hourly;"
              " DROP TRIGGER cost_rollup_hourly_truncate ON cost_rollup_hourly;"
-             " DROP FUNCTION vgc_rollup_mark_days(), vgc_rollup_truncate_days(),"
+             " DROP FUNCTION vgc_rollup_mark_days(), vgc_rollup_truncate_days(), vgc_rollup_serial(),"
              " vgc_rollup_day_lock_class()")
     db.query("DELETE FROM schema_migrations WHERE version LIKE '0004%%'")
     db.migrate()
