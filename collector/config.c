@@ -84,6 +84,10 @@ const struct config_param config_params[] = {
 	  "full reload of the key cache every this many seconds (LISTEN/NOTIFY is the fast path)" },
 	{ "max_rollup_periods", CFG_INT, OFF(max_rollup_periods), true, "100000", 0, 0,
 	  "most result periods a rollup query may span; more gets 400" },
+	{ "rollup_daily_interval_s", CFG_INT, OFF(rollup_daily_interval_s), true, "60", 0, 0,
+	  "seconds between passes summarising closed days into cost_rollup_daily; 0 turns it off" },
+	{ "rollup_daily_settle_s", CFG_INT, OFF(rollup_daily_settle_s), true, "3600", 0, 0,
+	  "a UTC day is summarised once it ended this many seconds ago (late rows re-open it)" },
 	{ NULL, CFG_STR, 0, false, NULL, 0, 0, NULL },
 };
 

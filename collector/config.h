@@ -43,6 +43,8 @@ struct config {
 	int shutdown_grace_s;
 	int key_refresh_s;
 	int max_rollup_periods;
+	int rollup_daily_interval_s;
+	int rollup_daily_settle_s;
 };
 
 enum config_type { CFG_STR, CFG_INT, CFG_SIZE, CFG_DOUBLE };

@@ -24,6 +24,7 @@
 #include "pool.h"
 #include "ratelimit.h"
 #include "retention.h"
+#include "rollup_daily.h"
 #include "rollup.h"
 #include "vgcollector.h"
 
@@ -157,6 +158,7 @@ static void server_on_signal(evutil_socket_t sig, short what, void *arg)
 	srv->state = SERVER_DRAINING;
 	http_stop_listening(srv);
 	retention_stop(srv->retention);
+	rollup_daily_stop(srv->rollup_daily);
 	srv->drain_timer = event_new(srv->base, -1, EV_PERSIST, server_drain_check, srv);
 	if (srv->drain_timer)
 		event_add(srv->drain_timer, &tick);
@@ -199,7 +201,8 @@ static void server_free(struct server *srv)
 		keywatch_free(srv->keywatch);
 	if (srv->pool)
 		pool_free(srv->pool);
-	retention_free(srv->retention); /* after the pool: a pass's done callback uses it */
+	retention_free(srv->retention);	      /* after the pool: a pass's done callback uses it */
+	rollup_daily_free(srv->rollup_daily); /* likewise */
 	http_free(srv);
 	if (srv->sig_term)
 		event_free(srv->sig_term);
@@ -280,6 +283,7 @@ int server_run(struct config *cfg, char *config_path, char **flag_names, char **
 	}
 
 	srv.retention = retention_new(srv.base, srv.pool, &srv.cfg);
+	srv.rollup_daily = rollup_daily_new(srv.base, srv.pool, &srv.cfg);
 	srv.state = SERVER_SERVING;
 	notify_send("READY=1");
 	log_info("vgcollector %s serving (pool_size=%d)", VGC_VERSION, srv.cfg.pool_size);

@@ -55,8 +55,9 @@ struct server {
 	struct keywatch *keywatch; /* feeds `keys` */
 	struct auth_cache *keys;   /* current key snapshot; swapped on the loop */
 	struct ratelimit *ratelimit;
-	struct retention *retention; /* hourly partition upkeep; freed after the pool */
-	struct ssl_ctx_st *tls;	     /* NULL: plain HTTP; swapped on reload */
+	struct retention *retention;	   /* hourly partition upkeep; freed after the pool */
+	struct rollup_daily *rollup_daily; /* closed days into cost_rollup_daily; likewise */
+	struct ssl_ctx_st *tls;		   /* NULL: plain HTTP; swapped on reload */
 
 	int inflight;	/* requests handed to the pool, not yet answered */
 	bool schema_ok; /* migrate_check passed at startup */
