@@ -10,23 +10,25 @@ answered while the standby was down came from the primary and were right."""
 import json
 import os
 import re
+import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from decimal import Decimal
 
 import httpx
 import pytest
 
-from conftest import (Collector, Db, PgCluster, assert_ledger_consistent,
-                      assert_sink_stats_add_up, free_port, make_row, run_vgc, wait_until)
+from conftest import (ROOT, VGC, Collector, Db, PgCluster, assert_ledger_consistent,
+                      assert_sink_stats_add_up, make_row, run_vgc, wait_until)
+import psycopg2
 from test_sink import tool
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "scale"))
-from parts import Haproxy, Pgbouncer, Standby  # noqa: E402
+from parts import HAPROXY, Haproxy, Pgbouncer, Standby  # noqa: E402
 
 PROBE = "scale-probe"
 
@@ -125,13 +127,12 @@ def test_scaled_out_stack_survives_kill_pooler_restart_and_standby_outage(stack)
         keys[role] = r.stdout.splitlines()[0].strip()
 
     cols = [start_collector(db, bouncer, standby) for _ in range(3)]
-    stack_parts = cols
     proxy = Haproxy([c.port for c in cols])
     try:
         _run_scenario(primary, standby, bouncer, db, cols, proxy, keys)
     finally:
         proxy.destroy()
-        for c in stack_parts:
+        for c in cols:
             if c.proc.poll() is None:
                 c.stop()
 
@@ -236,3 +237,247 @@ def _run_scenario(primary, standby, bouncer, db, cols, proxy, keys):
     assert n == distinct == sent
     assert Decimal(cost) == sum(Decimal(st["cost_usd_recorded"]) for st in results)
     assert_ledger_consistent(db)
+
+
+# ---- the parts one at a time ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def replicated():
+    """A primary with a streaming standby, shared by the tests below; each test
+    makes its own database (CREATE DATABASE replicates too)."""
+    primary = PgCluster().start()
+    standby = None
+    try:
+        standby = Standby(primary).start()
+        standby.wait_streaming()
+        yield primary, standby
+    finally:
+        if standby:
+            standby.destroy()
+        primary.stop()
+
+
+@pytest.fixture
+def rdb(replicated):
+    primary, standby = replicated
+    d = Db(primary, primary.createdb()).migrate()
+    yield d, standby
+    assert_ledger_consistent(d)
+    d.close()
+
+
+@pytest.fixture
+def bouncer1(replicated):
+    """pgbouncer with ONE server connection: every client shares it, so any
+    session state (a named prepared statement, a temp table, a session lock,
+    LISTEN) one client leaves on it is seen, or missed, by the others."""
+    b = Pgbouncer(replicated[0], pool_size=1).start()
+    yield b
+    b.destroy()
+
+
+def wait_replica_state(c, state, timeout=10):
+    return wait_until(lambda: (c.get("/readyz").json().get("replica") or {}).get("state") == state
+                      and c.get("/readyz").json(), timeout, f"{c.url} replica {state}")
+
+
+def test_concurrent_migrates_through_pgbouncer_take_turns(replicated, bouncer1):
+    primary = replicated[0]
+    name = primary.createdb()
+    procs = [subprocess.Popen(
+        [VGC, "migrate", "--db", bouncer1.conninfo(name)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(4)]
+    outs = [(p.wait(timeout=60), p.stderr.read()) for p in procs]
+    assert all(rc == 0 for rc, _ in outs), outs
+    d = Db(primary, name)
+    try:
+        versions = d.query("SELECT version, count(*) FROM schema_migrations GROUP BY 1")
+        assert versions and all(n == 1 for _, n in versions), versions
+        # Nothing outlives the transactions: no advisory lock is left behind
+        # on the pooler's server connection.
+        assert d.scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == 0
+    finally:
+        d.close()
+
+
+def test_ingest_through_pgbouncer_transaction_mode_answers_every_batch(rdb, bouncer1):
+    """No batch may depend on session state: with 4 workers sharing one server
+    connection, each batch must succeed the first time."""
+    db, standby = rdb
+    key = db.create_key("ingest")
+    c = Collector(None, args=["--db", bouncer1.conninfo(db.name), "--db-direct", db.conninfo,
+                              "--rate-limit-rps", "0", "--pool-size", "4"])
+    try:
+        statuses, lock = [], threading.Lock()
+
+        def post(t):
+            with httpx.Client(timeout=30) as client:
+                for b in range(15):
+                    rows = [make_row(i, id=f"pb-{t}-{b}-{i}") for i in range(40)]
+                    r = client.post(c.url + "/v1/ingest", json=rows,
+                                    headers={"Authorization": f"Bearer {key}"})
+                    with lock:
+                        statuses.append((r.status_code, r.text[:200]))
+
+        threads = [threading.Thread(target=post, args=(t,)) for t in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        bad = [s for s in statuses if s[0] != 200]
+        why = sorted({re.sub(r"request_id=\S+|ts=\S+|key=\S+", "", line)[:200]
+                      for line in c.output().splitlines() if "msg=\"500: " in line})
+        assert len(statuses) == 90 and not bad, \
+            f"{len(bad)} of {len(statuses)} failed: {bad[:2]}; collector log: {why[:4]}"
+        assert db.scalar("SELECT count(*) FROM cost_rows") == 90 * 40
+    finally:
+        c.stop()
+
+
+def test_key_revocation_reaches_collector_behind_pgbouncer_through_db_direct(rdb, bouncer1):
+    """LISTEN runs on db_direct: through a transaction-mode pooler it would
+    sit on a shared server connection and the notification would be lost."""
+    db, standby = rdb
+    c = Collector(None, args=["--db", bouncer1.conninfo(db.name), "--db-direct", db.conninfo,
+                              "--key-refresh-s", "3600"])
+    try:
+        key = db.create_key("ingest")
+        c.wait_key(key)
+        r = run_vgc("keys", "revoke", key[:12], "--db", bouncer1.conninfo(db.name))
+        assert r.returncode == 0, r.stderr
+        wait_until(lambda: c.get("/v1/whoami", key=key).status_code == 401, 3,
+                   "the collector refusing the revoked key")
+    finally:
+        c.stop()
+
+
+def test_idle_caught_up_standby_counts_as_lag_zero(rdb):
+    """The primary is idle longer than read_max_lag_s: the standby's last
+    replayed transaction is old, but it has replayed everything, so reads
+    stay on it and the lag is 0."""
+    db, standby = rdb
+    c = Collector(None, args=["--db", db.conninfo, "--read-db", standby.conninfo(db.name),
+                              "--read-max-lag-s", "1"])
+    try:
+        read = db.create_key("read")
+        time.sleep(2.5)  # idle: nothing written for longer than read_max_lag_s
+        st = wait_replica_state(c, "ok")
+        assert st["replica"]["lag_s"] == 0, st
+        assert metric(c.get("/metrics").text, "vgcollector_replica_lag_seconds") == 0
+        r = c.get("/v1/costs", key=read)
+        assert r.status_code == 200 and r.headers["X-Vgc-Read-Source"] == "replica"
+    finally:
+        c.stop()
+
+
+def test_standby_lagging_past_read_max_lag_sends_reads_to_primary(rdb):
+    db, standby = rdb
+    c = Collector(None, args=["--db", db.conninfo, "--read-db", standby.conninfo(db.name),
+                              "--read-max-lag-s", "1", "--rate-limit-rps", "0"])
+    sconn = None
+    try:
+        ingest, read = db.create_key("ingest"), db.create_key("read")
+        wait_replica_state(c, "ok")
+        sconn = psycopg2.connect(standby.conninfo(db.name))
+        sconn.autocommit = True
+        sconn.cursor().execute("SELECT pg_wal_replay_pause()")
+        # A write the paused standby cannot replay; then time passes.
+        assert c.post("/v1/ingest", json=[make_row(0, cost_usd=0.25, project="lagged")],
+                      key=ingest).status_code == 200
+        st = wait_replica_state(c, "lagging")
+        assert st["status"] == "ready" and st["replica"]["lag_s"] > 1, st
+        assert metric(c.get("/metrics").text, "vgcollector_replica_lag_seconds") > 1
+        before = metric(c.get("/metrics").text, "vgcollector_replica_reads_fallback_total")
+        r = c.get("/v1/costs", key=read)
+        assert r.status_code == 200 and r.headers["X-Vgc-Read-Source"] == "primary"
+        assert jloads(r)["by_project"]["lagged"] == {"cost": Decimal("0.25"), "requests": 1}
+        after = metric(c.get("/metrics").text, "vgcollector_replica_reads_fallback_total")
+        assert after == before + 1
+        sconn.cursor().execute("SELECT pg_wal_replay_resume()")
+        wait_replica_state(c, "ok")
+        r = c.get("/v1/costs", key=read)
+        assert r.headers["X-Vgc-Read-Source"] == "replica"
+        assert jloads(r)["by_project"]["lagged"]["requests"] == 1
+    finally:
+        if sconn:
+            sconn.cursor().execute("SELECT pg_wal_replay_resume()")
+            sconn.close()
+        c.stop()
+
+
+def test_read_asking_for_own_writes_goes_to_primary(rdb):
+    """X-Vgc-Consistency: primary reads the caller's latest write even while
+    the standby is paused behind it (and within read_max_lag_s)."""
+    db, standby = rdb
+    c = Collector(None, args=["--db", db.conninfo, "--read-db", standby.conninfo(db.name),
+                              "--rate-limit-rps", "0"])
+    sconn = None
+    try:
+        ingest, read = db.create_key("ingest"), db.create_key("read")
+        wait_replica_state(c, "ok")
+        sconn = psycopg2.connect(standby.conninfo(db.name))
+        sconn.autocommit = True
+        sconn.cursor().execute("SELECT pg_wal_replay_pause()")
+        assert c.post("/v1/ingest", json=[make_row(0, cost_usd=0.5, project="mine")],
+                      key=ingest).status_code == 200
+        r = c.get("/v1/costs", key=read, headers={"X-Vgc-Consistency": "primary"})
+        assert r.status_code == 200 and r.headers["X-Vgc-Read-Source"] == "primary"
+        assert jloads(r)["by_project"]["mine"] == {"cost": Decimal("0.5"), "requests": 1}
+        r = c.get("/v1/costs", key=read)  # within read_max_lag_s: the stale standby
+        assert r.headers["X-Vgc-Read-Source"] == "replica"
+        assert "mine" not in jloads(r)["by_project"]
+    finally:
+        if sconn:
+            sconn.cursor().execute("SELECT pg_wal_replay_resume()")
+            sconn.close()
+        c.stop()
+
+
+def test_unreachable_read_db_keeps_collector_ready_and_reads_on_primary(rdb):
+    db, _ = rdb
+    gone = tempfile.mkdtemp(prefix="vgc-no-standby-")
+    c = Collector(None, args=["--db", db.conninfo, "--read-db", f"host={gone} dbname=x"])
+    try:
+        read = db.create_key("read")
+        st = wait_replica_state(c, "down")
+        assert c.get("/readyz").status_code == 200 and st["status"] == "ready"
+        assert st["replica"]["lag_s"] is None
+        text = c.get("/metrics").text
+        assert metric(text, "vgcollector_replica_up") == 0
+        r = c.get("/v1/rollups", key=read)
+        assert r.status_code == 200 and r.headers["X-Vgc-Read-Source"] == "primary"
+    finally:
+        c.stop()
+
+
+# ---- deploy/ ------------------------------------------------------------------
+
+
+def test_haproxy_example_is_valid_and_checks_readyz():
+    path = os.path.join(ROOT, "deploy", "haproxy.cfg")
+    r = subprocess.run([HAPROXY, "-c", "-f", path],
+                                     capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    cfg = open(path).read()
+    assert re.search(r"^\s*option httpchk GET /readyz$", cfg, re.M)
+    assert re.search(r"^\s*http-check expect status 200$", cfg, re.M)
+
+
+def test_template_unit_runs_one_collector_per_instance_and_verifies():
+    with open(os.path.join(ROOT, "deploy", "vgcollector@.service")) as f:
+        unit = f.read()
+    assert re.search(r"^ExecStart=@PREFIX@/bin/vgcollector serve --config "
+                     r"/etc/vgcollector/%i\.conf$", unit, re.M)
+    assert re.search(r"^Type=notify$", unit, re.M)
+    prefix = tempfile.mkdtemp(prefix="vgc-prefix-")
+    os.makedirs(os.path.join(prefix, "bin"))
+    shutil.copy(VGC, os.path.join(prefix, "bin", "vgcollector"))
+    for name in ("vgcollector@.service", "vgcollector@2.service"):
+        path = os.path.join(prefix, name)
+        with open(path, "w") as f:
+            f.write(unit.replace("@PREFIX@", prefix))
+        r = subprocess.run(["systemd-analyze", "verify", path], capture_output=True, text=True)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "vgcollector@" not in r.stderr, r.stderr  # no warnings about our unit
