@@ -481,3 +481,36 @@ def test_template_unit_runs_one_collector_per_instance_and_verifies():
         r = subprocess.run(["systemd-analyze", "verify", path], capture_output=True, text=True)
         assert r.returncode == 0, r.stdout + r.stderr
         assert "vgcollector@" not in r.stderr, r.stderr  # no warnings about our unit
+
+
+# ---- schema/0005_scale.sql ------------------------------------------------------
+
+
+def test_0005_puts_tenant_first_in_rollup_key_in_place_with_rows(db, collector):
+    """A database at 0002 holding rows upgrades in place: the rollup key leads
+    with tenant_id, rows and sums are kept, and ingest still dedups and
+    upserts into the same groups."""
+    key = db.create_key("ingest")
+    ts = (int(time.time()) // 3600 - 1) * 3600 + 1800  # one hour for every row
+    rows = [make_row(i, tenant_id=f"t{i % 2}", timestamp=ts) for i in range(6)]
+    assert collector.post("/v1/ingest", json=rows, key=key).json()["accepted"] == 6
+    # Back to the layout before 0005, as an existing database has it.
+    db.query("DROP INDEX cost_rollup_hourly_key; DROP INDEX cost_rollup_hourly_hour;"
+             " CREATE UNIQUE INDEX cost_rollup_hourly_key ON cost_rollup_hourly"
+             " (hour, project, agent_id, tenant_id, modality, provider, model_id)"
+             " NULLS NOT DISTINCT;"
+             " CREATE INDEX cost_rollup_hourly_tenant ON cost_rollup_hourly (tenant_id, hour);"
+             " DELETE FROM schema_migrations WHERE version = '0005_scale'")
+    before = db.query("SELECT tenant_id, requests, cost_usd FROM cost_rollup_hourly ORDER BY 1")
+    r = run_vgc("migrate", "--db", db.conninfo)
+    assert r.returncode == 0, r.stderr
+    key_def = db.scalar("SELECT indexdef FROM pg_indexes WHERE indexname = 'cost_rollup_hourly_key'")
+    assert "(tenant_id, hour, project, agent_id, modality, provider, model_id)" in key_def
+    assert db.scalar("SELECT count(*) FROM pg_indexes WHERE indexname ="
+                     " 'cost_rollup_hourly_tenant'") == 0
+    assert db.query("SELECT tenant_id, requests, cost_usd FROM cost_rollup_hourly"
+                    " ORDER BY 1") == before
+    more = rows[:3] + [make_row(9, tenant_id="t1", timestamp=ts)]
+    answer = collector.post("/v1/ingest", json=more, key=key).json()
+    assert (answer["accepted"], answer["duplicates"]) == (1, 3)
+    assert db.scalar("SELECT count(*) FROM cost_rollup_hourly") == 2
