@@ -123,7 +123,9 @@ def send_all(port, key, bodies):
 
 def one_run(cluster, bouncer, pooled, bodies):
     db = Db(cluster, cluster.createdb()).migrate()
-    conninfo = bouncer.conninfo(db.name) if pooled else db.conninfo
+    # Both over a unix socket: the collector and pgbouncer share a host, as
+    # the collector and PostgreSQL do in the direct run.
+    conninfo = bouncer.conninfo(db.name, unix=True) if pooled else db.conninfo
     key = db.create_key("ingest")
     c = Collector(None, args=["--db", conninfo, "--db-direct", db.conninfo, "--pool-size", POOL,
                               "--rate-limit-rps", "0", "--log-level", "error"])

@@ -94,7 +94,7 @@ class Standby:
 
 class Pgbouncer:
     """pgbouncer 1.18 in pool_mode = transaction in front of primary's socket,
-    on 127.0.0.1:port. restart() stops it at once (SIGTERM: every client and
+    on 127.0.0.1:port and a unix socket in its directory. restart() stops it at once (SIGTERM: every client and
     server connection is cut) and starts it again on the same port."""
 
     def __init__(self, primary, port=None, pool_size=20):
@@ -109,7 +109,7 @@ class Pgbouncer:
 [pgbouncer]
 listen_addr = 127.0.0.1
 listen_port = {self.port}
-unix_socket_dir =
+unix_socket_dir = {self.dir}
 auth_type = any
 pool_mode = transaction
 default_pool_size = {pool_size}
@@ -155,8 +155,10 @@ pidfile = {os.path.join(self.dir, "pgbouncer.pid")}
         except OSError:
             return ""
 
-    def conninfo(self, dbname):
-        return f"host=127.0.0.1 port={self.port} dbname={dbname} user={self.primary.user}"
+    def conninfo(self, dbname, unix=False):
+        """Over TCP on 127.0.0.1, or (unix) over its socket in self.dir."""
+        host = self.dir if unix else "127.0.0.1"
+        return f"host={host} port={self.port} dbname={dbname} user={self.primary.user}"
 
 
 def haproxy_config(port, backends, check_inter_ms=500):
