@@ -514,3 +514,49 @@ def test_0005_puts_tenant_first_in_rollup_key_in_place_with_rows(db, collector):
     answer = collector.post("/v1/ingest", json=more, key=key).json()
     assert (answer["accepted"], answer["duplicates"]) == (1, 3)
     assert db.scalar("SELECT count(*) FROM cost_rollup_hourly") == 2
+
+
+def test_sigterm_drains_a_collector_out_of_the_example_haproxy_with_no_failed_batch(rdb):
+    """deploy/haproxy.cfg as shipped, over 2 collectors: one is sent SIGTERM
+    while batches stream through haproxy, and every batch is answered 200,
+    each row stored once."""
+    db, _ = rdb
+    key = db.create_key("ingest")
+    cols = [Collector(None, args=["--db", db.conninfo, "--rate-limit-rps", "0"])
+            for _ in range(2)]
+    proxy = Haproxy([c.port for c in cols], example=os.path.join(ROOT, "deploy", "haproxy.cfg"))
+    try:
+        wait_until(lambda: httpx.get(proxy.url + "/readyz", timeout=2).status_code == 200, 15,
+                   "haproxy forwarding /readyz")
+        statuses, halt = [], threading.Event()
+
+        def stream():
+            with httpx.Client(timeout=30) as client:
+                b = 0
+                while not halt.is_set():
+                    rows = [make_row(i, id=f"drain-{b}-{i}") for i in range(10)]
+                    r = client.post(proxy.url + "/v1/ingest", json=rows,
+                                    headers={"Authorization": f"Bearer {key}"})
+                    statuses.append((r.status_code, r.text[:120]))
+                    b += 1
+
+        t = threading.Thread(target=stream)
+        t.start()
+        try:
+            wait_until(lambda: len(statuses) >= 20, 30, "batches flowing through haproxy")
+            cols[0].signal(signal.SIGTERM)
+            cols[0].proc.wait(timeout=30)
+            n = len(statuses)
+            wait_until(lambda: len(statuses) >= n + 20, 30, "batches after the drain")
+        finally:
+            halt.set()
+            t.join(timeout=60)
+        bad = [s for s in statuses if s[0] != 200]
+        assert not bad, f"{len(bad)} of {len(statuses)} batches failed: {bad[:3]}"
+        assert db.scalar("SELECT count(DISTINCT id) FROM cost_rows") == \
+            db.scalar("SELECT count(*) FROM cost_rows") == 10 * len(statuses)
+    finally:
+        proxy.destroy()
+        for c in cols:
+            if c.proc.poll() is None:
+                c.stop()

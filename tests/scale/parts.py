@@ -189,16 +189,38 @@ backend collectors
 """
 
 
+def localise_example(path, port, backends):
+    out = []
+    with open(path) as f:
+        for line in f:
+            word = line.split()[0] if line.split() else ""
+            if word == "log" or line.strip() == "option httplog":
+                continue
+            if word == "bind" and "ssl" not in line:
+                line = f"    bind 127.0.0.1:{port}\n"
+            if word == "server":
+                continue
+            out.append(line)
+    out += [f"    server c{i} 127.0.0.1:{p}\n" for i, p in enumerate(backends)]
+    return "".join(out)
+
+
 class Haproxy:
     """haproxy 2.6 in the foreground, balancing over backends (ports)."""
 
-    def __init__(self, backends, port=None):
+    def __init__(self, backends, port=None, example=None):
+        """example: the path of a config like deploy/haproxy.cfg to run as it
+        is, but bound to 127.0.0.1:port, with backends as its servers and no
+        syslog."""
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.dir = tempfile.mkdtemp(prefix="vgc-haproxy-")
         self.cfg = os.path.join(self.dir, "haproxy.cfg")
         self.log_path = os.path.join(self.dir, "haproxy.log")
-        _write(self.cfg, haproxy_config(self.port, backends))
+        if example:
+            _write(self.cfg, localise_example(example, self.port, backends))
+        else:
+            _write(self.cfg, haproxy_config(self.port, backends))
         check = subprocess.run([HAPROXY, "-c", "-f", self.cfg], capture_output=True, text=True)
         assert check.returncode == 0, check.stdout + check.stderr
         self.log = open(self.log_path, "wb")
