@@ -22,6 +22,15 @@ const struct config_param config_params[] = {
 	  "PostgreSQL conninfo string or URI; empty uses libpq's PG* environment defaults" },
 	{ "db_file", CFG_STR, OFF(db_file), false, "", 0, 0,
 	  "file whose first line is the conninfo (keeps passwords out of the config); overrides db" },
+	{ "db_direct", CFG_STR, OFF(db_direct), false, "", 0, 0,
+	  "conninfo straight to the primary, bypassing a pooler, for the one session-bound use "
+	  "(the key watcher's LISTEN); empty uses db" },
+	{ "read_db", CFG_STR, OFF(read_db), false, "", 0, 0,
+	  "conninfo of a hot standby for /v1/rollups, /v1/costs and /v1/rows; empty reads the "
+	  "primary" },
+	{ "read_max_lag_s", CFG_INT, OFF(read_max_lag_s), true, "30", 0, 0,
+	  "reads go to the primary while read_db replays more than this many seconds behind, or is "
+	  "down" },
 	{ "pool_size", CFG_INT, OFF(pool_size), false, "4", 1, 256,
 	  "database connections, each driven by its own worker thread" },
 	{ "db_queue_max", CFG_INT, OFF(db_queue_max), true, "64", 0, 0,

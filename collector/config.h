@@ -12,6 +12,9 @@ struct config {
 	char *listen; /* comma-separated HOST:PORT list */
 	char *db;
 	char *db_file;
+	char *db_direct; /* session work (LISTEN); empty: db */
+	char *read_db;	 /* hot standby for reads; empty: none */
+	int read_max_lag_s;
 	int pool_size;
 	int db_queue_max;
 	int db_connect_timeout_s;

@@ -11,7 +11,12 @@
  * so a resent row of a dropped month is never counted again; the month's
  * rollups stay as history. DROP takes an ACCESS EXCLUSIVE lock on cost_rows,
  * which would queue every ingest behind it while it waits, so it runs with a
- * short lock_timeout and a busy month is simply retried on the next pass. */
+ * short lock_timeout and a busy month is simply retried on the next pass.
+ *
+ * Collectors take turns through an advisory lock taken inside each drop's
+ * transaction (pg_try_advisory_xact_lock), never a session lock: nothing
+ * outlives a transaction, so it all works through a transaction-mode pooler.
+ * Creating partitions needs no turn: vgc_ensure_partition locks for itself. */
 #include "retention.h"
 
 #include <event2/event.h>
@@ -68,7 +73,7 @@ static PGresult *retention_query(PGconn *conn, const char *sql, int nparams,
  * retention horizon (vgc_retention.dropped_before) to the month's upper bound
  * in the same transaction, so no ingest can store a row of that month again. */
 static bool retention_drop(PGconn *conn, const char *name, const char *lo, const char *hi,
-			   long long *ids, char *err, size_t errlen)
+			   long long *ids, bool *locked_out, char *err, size_t errlen)
 {
 	const char *params[2] = { lo, hi };
 	char *ident = PQescapeIdentifier(conn, name, strlen(name));
@@ -83,8 +88,22 @@ static bool retention_drop(PGconn *conn, const char *name, const char *lo, const
 	 * that read the old horizon FOR SHARE, and ingests that start after it
 	 * wait for this commit and then see the new horizon. */
 	if (!db_exec(conn, "BEGIN", err, errlen) ||
-	    !db_exec(conn, "SET LOCAL lock_timeout = '3s'", err, errlen) ||
-	    !db_exec(conn, "SELECT 1 FROM vgc_retention FOR UPDATE", err, errlen))
+	    !db_exec(conn, "SET LOCAL lock_timeout = '3s'", err, errlen))
+		goto fail;
+	res = PQexec(conn, "SELECT pg_try_advisory_xact_lock(" RETENTION_LOCK ")");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		db_result_error(conn, res, err, errlen);
+		PQclear(res);
+		goto fail;
+	}
+	*locked_out = strcmp(PQgetvalue(res, 0, 0), "t") != 0;
+	PQclear(res);
+	if (*locked_out) {
+		db_rollback(conn);
+		PQfreemem(ident);
+		return true;
+	}
+	if (!db_exec(conn, "SELECT 1 FROM vgc_retention FOR UPDATE", err, errlen))
 		goto fail;
 	res = PQexecParams(conn,
 			   "UPDATE vgc_retention SET dropped_before = greatest(dropped_before,"
@@ -107,7 +126,8 @@ static bool retention_drop(PGconn *conn, const char *name, const char *lo, const
 	}
 	*ids = atoll(PQcmdTuples(res));
 	PQclear(res);
-	snprintf(sql, sizeof(sql), "DROP TABLE %s", ident);
+	/* IF EXISTS: another collector may have dropped it since we listed it. */
+	snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s", ident);
 	if (!db_exec(conn, sql, err, errlen) || !db_exec(conn, "COMMIT", err, errlen))
 		goto fail;
 	PQfreemem(ident);
@@ -142,12 +162,17 @@ static bool retention_pass(PGconn *conn, int months, int ahead, bool dry_run, st
 				rep->dropped++;
 				continue;
 			}
-			if (!retention_drop(conn, name, lo, hi, &ids, err, errlen)) {
+			if (!retention_drop(conn, name, lo, hi, &ids, &rep->locked_out, err,
+					    errlen)) {
 				char msg[512];
 				snprintf(msg, sizeof(msg), "%s", err);
 				snprintf(err, errlen, "dropping %s: %s", name, msg);
 				PQclear(res);
 				return false;
+			}
+			if (rep->locked_out) {
+				PQclear(res);
+				return true;
 			}
 			buf_printf(out, "dropped %s (%s to %s UTC) and %lld of its ids\n", name, lo,
 				   hi, ids);
@@ -188,25 +213,9 @@ static bool retention_pass(PGconn *conn, int months, int ahead, bool dry_run, st
 bool retention_run(PGconn *conn, int retention_months, int partitions_ahead, bool dry_run,
 		   struct buf *out, struct retention_report *rep, char *err, size_t errlen)
 {
-	PGresult *res;
-	bool ok;
-
 	memset(rep, 0, sizeof(*rep));
-	if (dry_run)
-		return retention_pass(conn, retention_months, partitions_ahead, true, out, rep, err,
-				      errlen);
-	/* A session lock, not a transaction one: each drop commits on its own. */
-	if (!(res = retention_query(conn, "SELECT pg_try_advisory_lock(" RETENTION_LOCK ")", 0,
-				    NULL, err, errlen)))
-		return false;
-	rep->locked_out = strcmp(PQgetvalue(res, 0, 0), "t") != 0;
-	PQclear(res);
-	if (rep->locked_out)
-		return true;
-	ok = retention_pass(conn, retention_months, partitions_ahead, false, out, rep, err, errlen);
-	res = PQexec(conn, "SELECT pg_advisory_unlock(" RETENTION_LOCK ")");
-	PQclear(res); /* if this failed the connection is broken, which frees the lock too */
-	return ok;
+	return retention_pass(conn, retention_months, partitions_ahead, dry_run, out, rep, err,
+			      errlen);
 }
 
 /* ---- the periodic pass inside `serve` ------------------------------------ */

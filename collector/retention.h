@@ -16,7 +16,8 @@ struct retention;
 
 /* What one pass did (or, with dry_run, would do). */
 struct retention_report {
-	bool locked_out;       /* another process held the lock: nothing was done */
+	bool locked_out;       /* another process held the lock at a drop: the pass
+				* stopped there (no drop or creation after it) */
 	int dropped;	       /* partitions dropped */
 	long long ids_deleted; /* rows removed from cost_row_ids */
 	int created;	       /* future partitions created */
@@ -24,7 +25,7 @@ struct retention_report {
 
 /* One pass on conn (blocking). retention_months 0 keeps every partition.
  * Appends one human-readable line per action to out. On failure the
- * transaction is rolled back, the lock released and err says why; partitions
+ * transaction is rolled back (which releases its lock) and err says why; partitions
  * dropped before the failure stay dropped. */
 bool retention_run(PGconn *conn, int retention_months, int partitions_ahead, bool dry_run,
 		   struct buf *out, struct retention_report *rep, char *err, size_t errlen)

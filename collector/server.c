@@ -23,6 +23,7 @@
 #include "notify.h"
 #include "pool.h"
 #include "ratelimit.h"
+#include "replica.h"
 #include "retention.h"
 #include "rollup_daily.h"
 #include "rollup.h"
@@ -61,6 +62,14 @@ static bool server_partitions_ahead(PGconn *conn, int ahead, char *err, size_t e
 		 " FROM generate_series(0, %d) g",
 		 ahead);
 	return db_exec(conn, sql, err, errlen);
+}
+
+/* The primary without a pooler in between, for the session-bound work: the key
+ * watcher's LISTEN (a transaction-mode pooler would hand its server connection
+ * to others between statements, and notifications would go astray). */
+static const char *server_direct_db(const struct config *cfg)
+{
+	return cfg->db_direct[0] ? cfg->db_direct : cfg->db;
 }
 
 /* Loop thread: the key watcher delivered a fresh snapshot. */
@@ -105,6 +114,8 @@ static void server_reload(struct server *srv)
 	server_apply_logging(&srv->cfg);
 	http_apply_limits(srv);
 	pool_set_queue_max(srv->pool, srv->cfg.db_queue_max);
+	replica_set_queue_max(srv->replica, srv->cfg.db_queue_max);
+	replica_set_max_lag(srv->replica, srv->cfg.read_max_lag_s);
 	keywatch_set_refresh(srv->keywatch, srv->cfg.key_refresh_s);
 	keywatch_poke(srv->keywatch);
 	log_info("reload complete");
@@ -118,7 +129,8 @@ static void server_drain_check(evutil_socket_t fd, short what, void *arg)
 	/* Answered is not enough: the answer must have left its buffers, or the
 	 * loop would end with it unsent (the gate's filter writes it a turn
 	 * later than evhttp queues it). shutdown_grace_s bounds the wait. */
-	if (srv->inflight == 0 && pool_idle(srv->pool) && conns_unsent(srv->conns) == 0) {
+	if (srv->inflight == 0 && pool_idle(srv->pool) && replica_idle(srv->replica) &&
+	    conns_unsent(srv->conns) == 0) {
 		log_info("drained: every in-flight batch was answered");
 		event_base_loopexit(srv->base, NULL);
 	}
@@ -201,6 +213,7 @@ static void server_free(struct server *srv)
 		keywatch_free(srv->keywatch);
 	if (srv->pool)
 		pool_free(srv->pool);
+	replica_free(srv->replica);
 	retention_free(srv->retention);	      /* after the pool: a pass's done callback uses it */
 	rollup_daily_free(srv->rollup_daily); /* likewise */
 	http_free(srv);
@@ -261,8 +274,13 @@ int server_run(struct config *cfg, char *config_path, char **flag_names, char **
 	srv.pool = pool_new(srv.base, srv.cfg.db, srv.cfg.pool_size, srv.cfg.db_queue_max,
 			    srv.cfg.db_connect_timeout_s, err, sizeof(err));
 	if (!srv.pool ||
-	    !(srv.keywatch = keywatch_new(srv.base, srv.cfg.db, srv.cfg.key_refresh_s,
-					  server_on_keys, &srv, err, sizeof(err))) ||
+	    !(srv.replica = replica_new(srv.base, srv.cfg.read_db, server_direct_db(&srv.cfg),
+					srv.cfg.pool_size, srv.cfg.db_queue_max,
+					srv.cfg.db_connect_timeout_s, srv.cfg.read_max_lag_s, err,
+					sizeof(err))) ||
+	    !(srv.keywatch =
+		      keywatch_new(srv.base, server_direct_db(&srv.cfg), srv.cfg.key_refresh_s,
+				   server_on_keys, &srv, err, sizeof(err))) ||
 	    !http_start(&srv, server_routes, err, sizeof(err))) {
 		log_error("%s", err);
 		server_free(&srv);
@@ -289,7 +307,8 @@ int server_run(struct config *cfg, char *config_path, char **flag_names, char **
 	log_info("vgcollector %s serving (pool_size=%d)", VGC_VERSION, srv.cfg.pool_size);
 	event_base_dispatch(srv.base);
 
-	if (server_forced_exit && (srv.inflight > 0 || !pool_idle(srv.pool))) {
+	if (server_forced_exit &&
+	    (srv.inflight > 0 || !pool_idle(srv.pool) || !replica_idle(srv.replica))) {
 		/* Workers may be blocked inside PostgreSQL: leave without joining.
 		 * Nothing unanswered was acknowledged, so nothing is lost. */
 		_exit(0);

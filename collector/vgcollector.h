@@ -52,6 +52,7 @@ struct server {
 	int nflags;
 
 	struct pool *pool;	   /* every database query goes through it */
+	struct replica *replica;   /* read pool on read_db and its lag; reads pick through it */
 	struct keywatch *keywatch; /* feeds `keys` */
 	struct auth_cache *keys;   /* current key snapshot; swapped on the loop */
 	struct ratelimit *ratelimit;

@@ -13,6 +13,7 @@ pkgs=(
   python3 python3-pytest python3-httpx python3-psycopg2       # integration tests
   prometheus                                                  # promtool check metrics
   systemd                                                     # systemd-analyze verify
+  pgbouncer haproxy                                           # make test-scale, bench-pooled
 )
 
 missing=()
