@@ -84,6 +84,10 @@ const struct config_param config_params[] = {
 	  "full reload of the key cache every this many seconds (LISTEN/NOTIFY is the fast path)" },
 	{ "max_rollup_periods", CFG_INT, OFF(max_rollup_periods), true, "100000", 0, 0,
 	  "most result periods a rollup query may span; more gets 400" },
+	{ "agent_ttl_s", CFG_INT, OFF(agent_ttl_s), true, "45", 1, 0,
+	  "a worker whose last heartbeat is older than this many seconds is reported offline" },
+	{ "agent_forget_after_s", CFG_INT, OFF(agent_forget_after_s), true, "604800", 1, 0,
+	  "the retention pass removes workers offline for longer than this many seconds" },
 	{ NULL, CFG_STR, 0, false, NULL, 0, 0, NULL },
 };
 

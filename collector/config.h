@@ -43,6 +43,8 @@ struct config {
 	int shutdown_grace_s;
 	int key_refresh_s;
 	int max_rollup_periods;
+	int agent_ttl_s;	  /* roster: a worker unheard this long is offline */
+	int agent_forget_after_s; /* roster: offline this long, retention forgets it */
 };
 
 enum config_type { CFG_STR, CFG_INT, CFG_SIZE, CFG_DOUBLE };
