@@ -330,6 +330,32 @@ def test_libvgsink_worker_with_full_spool_shows_dropping(db, collectors):
     assert final["delivery"] == "dropping" and final["sink"]["sent"] == st["sent"], final
 
 
+def test_libvgsink_worker_with_revoked_key_turns_offline_its_beats_refused(db, collectors):
+    # A revoked key's beats get 401 like its rows: the collector cannot
+    # attribute them, so the worker goes quiet and turns offline; it never
+    # stays "ok" and alive.
+    c = collectors(db, "--agent-ttl-s", "2", "--rate-limit-rps", "0")
+    key, read = db.create_key("ingest"), db.create_key("read")
+    sim = Sim("--url", c.url, "--key", key, "--threads", 1, "--rows", 4000, "--rate", 200,
+              "--agent-id", "sim-revoked", "--heartbeat-interval-ms", 200,
+              "--flush-interval-ms", 100, "--close-timeout-ms", 2000)
+    try:
+        wait_until(lambda: (a := agent(c, read, "sim-revoked")) and a["status"] == "busy", 60,
+                   "the worker beating")
+        r = run_vgc("keys", "revoke", key[:12], "--db", db.conninfo)
+        assert r.returncode == 0, r.stderr
+        a = wait_until(lambda: (x := agent(c, read, "sim-revoked"))["status"] == "offline"
+                       and x, 30, "the worker offline once its key is revoked")
+        st, _ = sim.finish()
+    finally:
+        sim.kill()
+    assert a["active_sessions"] == 0
+    assert st["rejected"] > 0, st
+    assert_sink_stats_add_up(st)
+    metrics = c.get("/metrics").text
+    assert re.search(r'route="/v1/agents/heartbeat",status="401"\} [1-9]', metrics)
+
+
 # ---- the CLI, /metrics and retention -----------------------------------------------------
 
 def test_vgcollector_agents_prints_the_aligned_table_and_json(db, collector):
