@@ -39,7 +39,9 @@ struct sink_heartbeat {
 	struct evhttp_connection *evcon;
 	bool conn_closed; /* replace the connection before the next beat */
 	bool in_flight;
-	bool failing; /* the last beat failed: said once per episode */
+	bool failing;		   /* the last beat failed: said once per episode */
+	int addr_next, addr_count; /* which of the host's addresses; walked as the sender does */
+	char addr_text[64];
 };
 
 static size_t heartbeat_chars(const char *s)
@@ -222,8 +224,13 @@ static void heartbeat_on_response(struct evhttp_request *req, void *arg)
 			 "vgsink: heartbeat not answered (%s %d); the next one follows in %d ms",
 			 code ? "HTTP" : "no answer", code, s->cfg.heartbeat_interval_ms);
 	hb->failing = true;
-	if (!code)
-		hb->conn_closed = true; /* replaced before the next beat, not inside its callback */
+	if (!code) {
+		/* Replaced before the next beat (not inside its callback), at the
+		 * host's next address: a name giving ::1 first must still reach a
+		 * collector on 127.0.0.1. */
+		hb->conn_closed = true;
+		hb->addr_next++;
+	}
 }
 
 /* The beat: presence, identity, and the counters as one vgsink_stats_get
@@ -288,12 +295,20 @@ static void heartbeat_beat(struct vgsink *s)
 		return; /* the one before has not been answered: this one is skipped */
 	if (hb->evcon && hb->conn_closed)
 		heartbeat_conn_drop(hb);
-	/* The address the batches use once they found one; the name before. */
-	if (!hb->evcon &&
-	    (hb->evcon = sink_sender_conn_new(s, s->addr_text[0] ? s->addr_text : s->host)))
+	if (!hb->evcon) {
+		char err[256];
+
+		if (!sink_sender_pick_address(s, &hb->addr_next, &hb->addr_count, hb->addr_text,
+					      sizeof(hb->addr_text), err, sizeof(err))) {
+			if (!hb->failing)
+				sink_log(s, VGSINK_LOG_INFO, "vgsink: heartbeat not sent: %s", err);
+			hb->failing = true;
+			return;
+		}
+		if (!(hb->evcon = sink_sender_conn_new(s, hb->addr_text)))
+			return;
 		evhttp_connection_set_closecb(hb->evcon, heartbeat_on_close, hb);
-	if (!hb->evcon)
-		return;
+	}
 	buf_init(&body, 0);
 	if (!heartbeat_body(s, &body) || !(req = evhttp_request_new(heartbeat_on_response, s))) {
 		buf_release(&body);

@@ -202,9 +202,13 @@ void sink_sender_park_begin(struct vgsink *s);
 void sink_sender_park_wait(struct vgsink *s);
 void sink_sender_park_end(struct vgsink *s);
 
-/* sink_sender.c: a new connection to addr (the URL's host when the sender
- * has no address yet), plain or TLS as the URL says, with the request
- * timeout and no retries. Sender thread only. NULL when out of memory. */
+/* sink_sender.c: resolves the URL's host and writes its address number
+ * *next (wrapping; *count gets how many there are) as text. Blocks the
+ * sender thread for the lookup. False with err. */
+bool sink_sender_pick_address(struct vgsink *s, int *next, int *count, char *out, size_t outlen,
+			      char *err, size_t errlen);
+/* sink_sender.c: a new connection to addr (a numeric address), plain or TLS as the URL says, with
+ * the request timeout and no retries. Sender thread only. NULL when out of memory. */
 struct evhttp_connection *sink_sender_conn_new(struct vgsink *s, const char *addr);
 
 /* sink_heartbeat.c: the heartbeat (vgsink_config.agent_id). _open checks and

@@ -321,8 +321,8 @@ static void sender_conn_drop(struct vgsink *s)
  * first address refuses (::1 where the collector listens on 127.0.0.1) could
  * never be reached; the sender walks the list instead. The lookup blocks this
  * thread, as libevent's own would: recording threads never wait for it. */
-static bool sender_pick_address(struct vgsink *s, char *out, size_t outlen, char *err,
-				size_t errlen)
+bool sink_sender_pick_address(struct vgsink *s, int *next, int *count, char *out, size_t outlen,
+			      char *err, size_t errlen)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
 	struct addrinfo *list = NULL, *ai;
@@ -342,11 +342,11 @@ static bool sender_pick_address(struct vgsink *s, char *out, size_t outlen, char
 	}
 	for (ai = list; ai; ai = ai->ai_next)
 		n++;
-	s->addr_count = n;
-	if (s->addr_next >= n)
-		s->addr_next = 0;
+	*count = n;
+	if (*next >= n)
+		*next = 0;
 	ai = list;
-	for (int i = 0; i < s->addr_next; i++)
+	for (int i = 0; i < *next; i++)
 		ai = ai->ai_next;
 	rc = getnameinfo(ai->ai_addr, ai->ai_addrlen, out, (socklen_t)outlen, NULL, 0,
 			 NI_NUMERICHOST);
@@ -408,7 +408,8 @@ static struct evhttp_connection *sender_conn(struct vgsink *s, char *err, size_t
 		sender_conn_drop(s);
 	if (s->evcon)
 		return s->evcon;
-	if (!sender_pick_address(s, s->addr_text, sizeof(s->addr_text), err, errlen))
+	if (!sink_sender_pick_address(s, &s->addr_next, &s->addr_count, s->addr_text,
+				      sizeof(s->addr_text), err, errlen))
 		return NULL;
 	s->evcon = sink_sender_conn_new(s, s->addr_text);
 	if (s->evcon)
