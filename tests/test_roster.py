@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 import httpx
 
 from conftest import assert_names, assert_sink_stats_add_up, free_port, run_vgc, wait_until
+from test_ops import metrics_map
 from test_sink import tool
 from test_sink_failures import Sim
 
@@ -413,11 +414,7 @@ def test_metrics_roster_gauges_pass_promtool(db, collector):
 
     def gauges():
         text = collector.get("/metrics").text
-        m = {}
-        for ln in text.splitlines():
-            if ln and not ln.startswith("#"):
-                name, v = ln.rsplit(" ", 1)
-                m[name] = float(v)
+        m = metrics_map(text)
         return text if all(m.get(k) == v for k, v in want.items()) else None
 
     text = wait_until(gauges, 20, "the roster gauges in /metrics", interval=0.5)
