@@ -51,9 +51,10 @@ const struct config_param config_params[] = {
 	{ "max_clock_skew_s", CFG_INT, OFF(max_clock_skew_s), true, "3600", 0, 0,
 	  "rows more than this many seconds in the future are rejected" },
 	{ "max_string_chars", CFG_INT, OFF(max_string_chars), true, "256", 0, 0,
-	  "cap for model_id, provider, pricing_source, rate_rule, session_id, agent_id, revision, fallback_from" },
+	  "cap for model_id, provider, pricing_source, rate_rule, session_id, agent_id, revision, "
+	  "fallback_from, and a heartbeat's agent_name, version, project, region, host" },
 	{ "max_error_message_chars", CFG_INT, OFF(max_error_message_chars), true, "4096", 0, 0,
-	  "cap for error_message" },
+	  "cap for error_message, and a heartbeat's sink.last_error" },
 	{ "max_metadata_bytes", CFG_INT, OFF(max_metadata_bytes), true, "16384", 0, 0,
 	  "cap for a row's metadata object, as compact JSON" },
 	{ "max_project_bytes", CFG_INT, OFF(max_project_bytes), true, "512", 0, 0,
@@ -97,6 +98,10 @@ const struct config_param config_params[] = {
 	  "seconds between passes summarising closed days into cost_rollup_daily; 0 turns it off" },
 	{ "rollup_daily_settle_s", CFG_INT, OFF(rollup_daily_settle_s), true, "3600", 0, 0,
 	  "a UTC day is summarised once it ended this many seconds ago (late rows re-open it)" },
+	{ "agent_ttl_s", CFG_INT, OFF(agent_ttl_s), true, "45", 1, 0,
+	  "a worker whose last heartbeat is older than this many seconds is reported offline" },
+	{ "agent_forget_after_s", CFG_INT, OFF(agent_forget_after_s), true, "604800", 1, 0,
+	  "the retention pass removes workers offline for longer than this many seconds" },
 	{ NULL, CFG_STR, 0, false, NULL, 0, 0, NULL },
 };
 

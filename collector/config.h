@@ -48,6 +48,8 @@ struct config {
 	int max_rollup_periods;
 	int rollup_daily_interval_s;
 	int rollup_daily_settle_s;
+	int agent_ttl_s;	  /* roster: a worker unheard this long is offline */
+	int agent_forget_after_s; /* roster: offline this long, retention forgets it */
 };
 
 enum config_type { CFG_STR, CFG_INT, CFG_SIZE, CFG_DOUBLE };

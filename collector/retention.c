@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agents_store.h"
 #include "buf.h"
 #include "config.h"
 #include "db.h"
@@ -139,8 +140,8 @@ fail:
 }
 
 /* The pass itself; the caller holds the lock (or runs dry). */
-static bool retention_pass(PGconn *conn, int months, int ahead, bool dry_run, struct buf *out,
-			   struct retention_report *rep, char *err, size_t errlen)
+static bool retention_pass(PGconn *conn, int months, int ahead, const int agents[2], bool dry_run,
+			   struct buf *out, struct retention_report *rep, char *err, size_t errlen)
 {
 	char nbuf[16];
 	const char *params[1] = { nbuf };
@@ -207,15 +208,24 @@ static bool retention_pass(PGconn *conn, int months, int ahead, bool dry_run, st
 		rep->created++;
 	}
 	PQclear(res);
+	if (!agents_store_forget(conn, agents[0], agents[1], dry_run, &rep->agents_forgotten, err,
+				 errlen))
+		return false;
+	if (rep->agents_forgotten)
+		buf_printf(out, "%s %lld roster workers offline for more than %d s\n",
+			   dry_run ? "would forget" : "forgot", rep->agents_forgotten, agents[1]);
 	return true;
 }
 
-bool retention_run(PGconn *conn, int retention_months, int partitions_ahead, bool dry_run,
-		   struct buf *out, struct retention_report *rep, char *err, size_t errlen)
+bool retention_run(PGconn *conn, int retention_months, int partitions_ahead, int agent_ttl_s,
+		   int agent_forget_after_s, bool dry_run, struct buf *out,
+		   struct retention_report *rep, char *err, size_t errlen)
 {
+	const int agents[2] = { agent_ttl_s, agent_forget_after_s };
+
 	memset(rep, 0, sizeof(*rep));
-	return retention_pass(conn, retention_months, partitions_ahead, dry_run, out, rep, err,
-			      errlen);
+	return retention_pass(conn, retention_months, partitions_ahead, agents, dry_run, out, rep,
+			      err, errlen);
 }
 
 /* ---- the periodic pass inside `serve` ------------------------------------ */
@@ -231,7 +241,7 @@ struct retention {
 struct retention_job {
 	struct pool_job job; /* first: the pool hands this pointer back */
 	struct retention *r;
-	int months, ahead;
+	int months, ahead, agent_ttl_s, agent_forget_after_s;
 	bool ok;
 	struct retention_report rep;
 	struct buf out;
@@ -246,8 +256,9 @@ static void retention_work(struct pool_job *pj, struct pool_worker *w)
 
 	if (!conn)
 		return;
-	job->ok = retention_run(conn, job->months, job->ahead, false, &job->out, &job->rep,
-				job->err, sizeof(job->err));
+	job->ok = retention_run(conn, job->months, job->ahead, job->agent_ttl_s,
+				job->agent_forget_after_s, false, &job->out, &job->rep, job->err,
+				sizeof(job->err));
 	if (!job->ok && PQstatus(conn) != CONNECTION_OK)
 		pool_worker_reset(w);
 }
@@ -287,6 +298,8 @@ static void retention_tick(evutil_socket_t fd, short what, void *arg)
 	job->r = r;
 	job->months = r->cfg->retention_months;
 	job->ahead = r->cfg->partitions_ahead;
+	job->agent_ttl_s = r->cfg->agent_ttl_s;
+	job->agent_forget_after_s = r->cfg->agent_forget_after_s;
 	buf_init(&job->out, 64 * 1024);
 	if (!pool_submit(r->pool, &job->job)) {
 		log_warn("retention: database pool saturated; retried in %d s",

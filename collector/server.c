@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "agents.h"
+#include "agents_metrics.h"
 #include "auth.h"
 #include "conns.h"
 #include "db.h"
@@ -39,6 +41,8 @@ static const struct http_route server_routes[] = {
 	{ "/v1/rollups", HTTP_GET, rollup_handle_rollups },
 	{ "/v1/costs", HTTP_GET, rollup_handle_costs },
 	{ "/v1/rows", HTTP_GET, rollup_handle_rows },
+	{ "/v1/agents/heartbeat", HTTP_POST, agents_handle_heartbeat },
+	{ "/v1/agents", HTTP_GET, agents_handle_list },
 	{ NULL, 0, NULL },
 };
 
@@ -216,6 +220,7 @@ static void server_free(struct server *srv)
 	replica_free(srv->replica);
 	retention_free(srv->retention);	      /* after the pool: a pass's done callback uses it */
 	rollup_daily_free(srv->rollup_daily); /* likewise */
+	agents_metrics_free();		      /* the same */
 	http_free(srv);
 	if (srv->sig_term)
 		event_free(srv->sig_term);
@@ -302,6 +307,7 @@ int server_run(struct config *cfg, char *config_path, char **flag_names, char **
 
 	srv.retention = retention_new(srv.base, srv.pool, &srv.cfg);
 	srv.rollup_daily = rollup_daily_new(srv.base, srv.pool, &srv.cfg);
+	agents_metrics_start(srv.base, srv.pool, &srv.cfg);
 	srv.state = SERVER_SERVING;
 	notify_send("READY=1");
 	log_info("vgcollector %s serving (pool_size=%d)", VGC_VERSION, srv.cfg.pool_size);
