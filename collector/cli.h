@@ -81,5 +81,6 @@ int cli_keys(int argc, char **argv);
 int cli_rollup(int argc, char **argv);
 int cli_retention(int argc, char **argv);
 int cli_config_sample(int argc, char **argv);
+int cli_budgets(int argc, char **argv);
 
 #endif

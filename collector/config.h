@@ -43,6 +43,14 @@ struct config {
 	int shutdown_grace_s;
 	int key_refresh_s;
 	int max_rollup_periods;
+	double budget_check_s; /* budget_eval.c */
+	double budget_eval_delay_s;
+	double budget_retry_base_s;
+	double budget_retry_max_s;
+	int budget_retry_for_s;
+	int webhook_timeout_s;
+	int webhook_max_inflight;
+	char *webhook_ca_file;
 };
 
 enum config_type { CFG_STR, CFG_INT, CFG_SIZE, CFG_DOUBLE };

@@ -101,6 +101,8 @@ static const char *http_method_name(struct evhttp_request *req)
 	case EVHTTP_REQ_GET: return "GET";
 	case EVHTTP_REQ_HEAD: return "HEAD";
 	case EVHTTP_REQ_POST: return "POST";
+	case EVHTTP_REQ_PUT: return "PUT";
+	case EVHTTP_REQ_DELETE: return "DELETE";
 	default: return "OTHER";
 	}
 }
@@ -292,6 +294,8 @@ static void http_dispatch(struct evhttp_request *req, void *arg)
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	int method = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD ? HTTP_GET
 		     : cmd == EVHTTP_REQ_POST			     ? HTTP_POST
+		     : cmd == EVHTTP_REQ_PUT			     ? HTTP_PUT
+		     : cmd == EVHTTP_REQ_DELETE			     ? HTTP_DELETE
 								     : 0;
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	struct gate *gate = gate_find(evhttp_connection_get_bufferevent(evcon));
@@ -325,7 +329,10 @@ static void http_dispatch(struct evhttp_request *req, void *arg)
 	http_set_header(hr, "X-Request-Id", hr->request_id);
 
 	for (const struct http_route *r = http_routes; path && r->path; r++, idx++) {
-		if (strcmp(r->path, path) == 0) {
+		size_t n = strlen(r->path);
+
+		if (n && r->path[n - 1] == '*' ? strncmp(r->path, path, n - 1) == 0 && path[n - 1]
+					       : strcmp(r->path, path) == 0) {
 			route = r;
 			hr->route = http_route_metrics[idx];
 			break;

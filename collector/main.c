@@ -17,6 +17,7 @@ static const struct command commands[] = {
 	{ "keys", cli_keys, "create, list or revoke API keys" },
 	{ "rollup", cli_rollup, "print cost rollups as a table or CSV, from the database" },
 	{ "retention", cli_retention, "drop expired cost_rows partitions, create future ones" },
+	{ "budgets", cli_budgets, "set, list or remove budgets (spend limits with alerts)" },
 	{ "config-sample", cli_config_sample, "print a config file with every key and default" },
 	{ NULL, NULL, NULL },
 };

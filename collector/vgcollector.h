@@ -30,6 +30,7 @@ struct auth_cache;
 struct auth_key;
 struct ssl_ctx_st;
 struct conns;
+struct budget_eval;
 
 /* Server lifecycle:
  *   STARTING -> SERVING: listening, keys loaded, database reachable.
@@ -56,6 +57,7 @@ struct server {
 	struct auth_cache *keys;   /* current key snapshot; swapped on the loop */
 	struct ratelimit *ratelimit;
 	struct retention *retention; /* hourly partition upkeep; freed after the pool */
+	struct budget_eval *budgets; /* budget evaluation and alerts; freed after the pool */
 	struct ssl_ctx_st *tls;	     /* NULL: plain HTTP; swapped on reload */
 
 	int inflight;	/* requests handed to the pool, not yet answered */
