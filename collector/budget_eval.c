@@ -76,7 +76,9 @@ struct budget_record_job {
 #define CLAIM_AT "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
 /* Claims every crossed threshold and every un-crossed one (resolved), in one
- * statement; returns only the rows this call inserted. */
+ * statement. Returns the rows this call inserted (kind 'threshold' or
+ * 'resolved': name, id, threshold, scope, percent, spent, limit) and one
+ * 'status' row per budget (name, then the two ratios in the last columns). */
 static const char budget_eval_claim_tail[] =
 	"), ins AS (INSERT INTO budget_alerts (budget_id, period_start, threshold, kind,"
 	"  spent_usd, percent, body, state)"
@@ -101,9 +103,11 @@ static const char budget_eval_claim_tail[] =
 	"  AND x.period_start = st.ps AND x.threshold = a.threshold AND x.kind = 'resolved')"
 	" ON CONFLICT (budget_id, period_start, threshold, kind) DO NOTHING"
 	" RETURNING id, budget_id, threshold, kind)"
-	" SELECT c.id, c.kind, c.threshold, st.name, st.scope, st.pct_text, st.spent_text,"
-	"  st.limit_text FROM (SELECT * FROM ins UNION ALL SELECT * FROM res) c"
-	" JOIN st ON st.id = c.budget_id ORDER BY c.id";
+	" SELECT c.kind, st.name, c.id, c.threshold, st.scope, st.pct_text, st.spent_text,"
+	"  st.limit_text, NULL::float8, NULL::float8"
+	" FROM (SELECT * FROM ins UNION ALL SELECT * FROM res) c JOIN st ON st.id = c.budget_id"
+	" UNION ALL SELECT 'status', st.name, NULL, NULL, NULL, NULL, NULL, NULL,"
+	"  st.spent_ratio, st.forecast_ratio FROM st";
 
 /* Leases up to $2 due deliveries for $1 seconds. */
 static const char budget_eval_pick_sql[] =
@@ -132,33 +136,6 @@ static void budget_job_free(struct budget_job *job)
 	free(job);
 }
 
-static bool budget_eval_gauges(PGconn *conn, struct budget_job *job)
-{
-	int status;
-	PGresult *res = budget_status(conn, NULL, NULL, &status, job->err, sizeof(job->err));
-	int n;
-
-	if (!res)
-		return false;
-	n = PQntuples(res);
-	job->gauges = calloc((size_t)(n ? n : 1), sizeof(*job->gauges));
-	if (!job->gauges) {
-		PQclear(res);
-		snprintf(job->err, sizeof(job->err), "out of memory");
-		return false;
-	}
-	for (int r = 0; r < n; r++) {
-		snprintf(job->gauges[r].name, sizeof(job->gauges[r].name), "%s",
-			 PQgetvalue(res, r, BUDGET_COL_NAME));
-		job->gauges[r].spent = strtod(PQgetvalue(res, r, BUDGET_COL_SPENT_RATIO), NULL);
-		job->gauges[r].forecast =
-			strtod(PQgetvalue(res, r, BUDGET_COL_FORECAST_RATIO), NULL);
-	}
-	job->ngauges = n;
-	PQclear(res);
-	return true;
-}
-
 static bool budget_eval_claim(PGconn *conn, struct budget_job *job)
 {
 	const char *params[2] = { NULL, NULL };
@@ -180,6 +157,21 @@ static bool budget_eval_claim(PGconn *conn, struct budget_job *job)
 		PQclear(job->claims);
 		job->claims = NULL;
 		return false;
+	}
+	job->gauges = calloc((size_t)PQntuples(job->claims) + 1, sizeof(*job->gauges));
+	if (!job->gauges) {
+		snprintf(job->err, sizeof(job->err), "out of memory");
+		return false;
+	}
+	for (int r = 0; r < PQntuples(job->claims); r++) {
+		struct budget_gauge *g = &job->gauges[job->ngauges];
+
+		if (strcmp(PQgetvalue(job->claims, r, 0), "status") != 0)
+			continue;
+		snprintf(g->name, sizeof(g->name), "%s", PQgetvalue(job->claims, r, 1));
+		g->spent = strtod(PQgetvalue(job->claims, r, 8), NULL);
+		g->forecast = strtod(PQgetvalue(job->claims, r, 9), NULL);
+		job->ngauges++;
 	}
 	return true;
 }
@@ -225,8 +217,7 @@ static void budget_eval_work(struct pool_job *pj, struct pool_worker *w)
 
 	if (!conn)
 		return;
-	job->ok = budget_eval_gauges(conn, job) && budget_eval_claim(conn, job) &&
-		  budget_eval_pick(conn, job);
+	job->ok = budget_eval_claim(conn, job) && budget_eval_pick(conn, job);
 	if (!job->ok && PQstatus(conn) != CONNECTION_OK)
 		pool_worker_reset(w);
 }
@@ -354,12 +345,15 @@ static void budget_eval_post(struct budget_eval *be, struct budget_delivery *src
 static void budget_eval_log_claims(const PGresult *res)
 {
 	for (int r = 0; res && r < PQntuples(res); r++) {
-		bool resolved = strcmp(PQgetvalue(res, r, 1), "resolved") == 0;
+		const char *kind = PQgetvalue(res, r, 0);
 
+		if (strcmp(kind, "status") == 0)
+			continue;
 		log_warn("budget %s %s: alert=%s threshold=%s%% scope=\"%s\" percent=%s "
 			 "spent_usd=%s limit_usd=%s",
-			 PQgetvalue(res, r, 3), resolved ? "resolved" : "crossed a threshold",
-			 PQgetvalue(res, r, 0), PQgetvalue(res, r, 2), PQgetvalue(res, r, 4),
+			 PQgetvalue(res, r, 1),
+			 strcmp(kind, "resolved") == 0 ? "resolved" : "crossed a threshold",
+			 PQgetvalue(res, r, 2), PQgetvalue(res, r, 3), PQgetvalue(res, r, 4),
 			 PQgetvalue(res, r, 5), PQgetvalue(res, r, 6), PQgetvalue(res, r, 7));
 	}
 }

@@ -6,6 +6,8 @@ import hmac
 import http.server
 import json
 import random
+import ssl
+import tempfile
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -14,7 +16,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from conftest import make_row, run_vgc, wait_until
+from conftest import make_certs, make_row, run_vgc, wait_until
 
 FAST = ("--budget-check-s", "0.2", "--budget-eval-delay-s", "0.05",
         "--budget-retry-base-s", "0.2", "--budget-retry-max-s", "1")
@@ -25,7 +27,7 @@ class Receiver:
     """A webhook receiver on 127.0.0.1: records every POST (path, headers,
     body) and answers 500 to the first `fail` of them, 200 after."""
 
-    def __init__(self, fail=0):
+    def __init__(self, fail=0, cert=None):
         self.lock = threading.Lock()
         self.got = []
         self.fail = fail
@@ -48,7 +50,13 @@ class Receiver:
                 pass
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        scheme = "http"
+        if cert:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*cert)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+            scheme = "https"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}/hook"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -426,3 +434,30 @@ def test_put_refuses_bad_fields_naming_them(db, collector):
                           "thresholds")):
         r = put_budget(collector, admin, "bad", **fields)
         assert r.status_code == 400 and r.json()["error"].startswith(name), r.text
+
+
+def test_https_webhook_verifies_the_certificate_and_host(db, collectors):
+    d = tempfile.mkdtemp(prefix="vgc-budget-certs-")
+    certs = make_certs(d)
+    good = Receiver(cert=(certs["good.pem"], certs["good.key"]))
+    wrong = Receiver(cert=(certs["wrong.pem"], certs["wrong.key"]))
+    try:
+        c = collectors(db, *FAST, "--webhook-ca-file", certs["ca.pem"])
+        admin = db.create_key("admin")
+        for name, rec in (("good", good), ("wrong", wrong)):
+            assert put_budget(c, admin, name, provider=name, period="day", limit_usd="1",
+                              thresholds=[50], webhook=rec.url,
+                              webhook_secret=SECRET).status_code == 200
+        ingest(c, admin, [make_row(0, provider="good", cost_usd=0.6),
+                          make_row(1, provider="wrong", cost_usd=0.6)])
+        wait_until(lambda: good.ok(), 20, "the alert over verified https")
+        verify(good.ok()[0])
+        err = wait_until(lambda: db.scalar(
+            "SELECT last_error FROM budget_alerts a JOIN budgets b ON b.id = a.budget_id"
+            " WHERE b.name = 'wrong' AND a.attempts >= 1 AND a.last_error IS NOT NULL"),
+            20, "a failed attempt against the wrong certificate")
+        assert "certificate" in err.lower(), err
+        assert wrong.deliveries() == []
+    finally:
+        good.close()
+        wrong.close()
