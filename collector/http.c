@@ -188,12 +188,22 @@ void http_reply_internal(struct http_req *hr, int status, const char *public_msg
 	buf_release(&b);
 }
 
+/* A path ending in '*' matches what starts with the part before it. */
+static bool http_route_matches(const struct http_route *r, const char *path)
+{
+	size_t n = strlen(r->path);
+
+	if (n && r->path[n - 1] == '*')
+		return strncmp(r->path, path, n - 1) == 0 && path[n - 1];
+	return strcmp(r->path, path) == 0;
+}
+
 static int http_route_of(const char *path)
 {
 	int idx = 0;
 
 	for (const struct http_route *r = http_routes; path && r && r->path; r++, idx++)
-		if (strcmp(r->path, path) == 0)
+		if (http_route_matches(r, path))
 			return http_route_metrics[idx];
 	return http_route_unknown;
 }
@@ -329,10 +339,7 @@ static void http_dispatch(struct evhttp_request *req, void *arg)
 	http_set_header(hr, "X-Request-Id", hr->request_id);
 
 	for (const struct http_route *r = http_routes; path && r->path; r++, idx++) {
-		size_t n = strlen(r->path);
-
-		if (n && r->path[n - 1] == '*' ? strncmp(r->path, path, n - 1) == 0 && path[n - 1]
-					       : strcmp(r->path, path) == 0) {
+		if (http_route_matches(r, path)) {
 			route = r;
 			hr->route = http_route_metrics[idx];
 			break;
