@@ -365,16 +365,17 @@ static void budget_eval_done(struct pool_job *pj)
 	struct budget_eval *be = job->be;
 
 	be->running = false;
-	if (job->ok) {
+	if (job->claims && job->gauges) {
+		/* The claims committed, whatever happened to the pick after them. */
 		free(be->gauges);
 		be->gauges = job->gauges;
 		be->ngauges = job->ngauges;
 		be->nbudgets = job->ngauges;
 		job->gauges = NULL;
 		budget_eval_log_claims(job->claims);
-	} else if (job->err[0]) {
-		log_warn("budget evaluation failed; retrying in budget_check_s: %s", job->err);
 	}
+	if (!job->ok && job->err[0])
+		log_warn("budget evaluation failed; retrying in budget_check_s: %s", job->err);
 	for (int i = 0; i < job->ndeliveries; i++) {
 		if (be->stopped)
 			break; /* leased, not posted: another replica takes them after the lease */
