@@ -102,6 +102,23 @@ const struct config_param config_params[] = {
 	  "a worker whose last heartbeat is older than this many seconds is reported offline" },
 	{ "agent_forget_after_s", CFG_INT, OFF(agent_forget_after_s), true, "604800", 1, 0,
 	  "the retention pass removes workers offline for longer than this many seconds" },
+	{ "budget_check_s", CFG_DOUBLE, OFF(budget_check_s), true, "10", 0, 0,
+	  "seconds between budget evaluations (spend, alerts, due webhook retries)" },
+	{ "budget_eval_delay_s", CFG_DOUBLE, OFF(budget_eval_delay_s), true, "1", 0, 0,
+	  "seconds after an ingest commit before budgets are evaluated (commits in between share one "
+	  "evaluation)" },
+	{ "budget_retry_base_s", CFG_DOUBLE, OFF(budget_retry_base_s), true, "10", 0, 0,
+	  "first webhook retry delay; each retry doubles it" },
+	{ "budget_retry_max_s", CFG_DOUBLE, OFF(budget_retry_max_s), true, "3600", 0, 0,
+	  "longest delay between webhook retries" },
+	{ "budget_retry_for_s", CFG_INT, OFF(budget_retry_for_s), true, "86400", 1, 0,
+	  "an alert without a 2xx answer this many seconds after it was raised is marked failed" },
+	{ "webhook_timeout_s", CFG_INT, OFF(webhook_timeout_s), true, "10", 1, 600,
+	  "seconds a webhook receiver may take to connect, read or answer" },
+	{ "webhook_max_inflight", CFG_INT, OFF(webhook_max_inflight), true, "16", 1, 10000,
+	  "webhook posts one collector runs at once" },
+	{ "webhook_ca_file", CFG_STR, OFF(webhook_ca_file), false, "", 0, 0,
+	  "PEM CA bundle to verify https webhooks with; empty uses the system's trust store" },
 	{ NULL, CFG_STR, 0, false, NULL, 0, 0, NULL },
 };
 

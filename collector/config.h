@@ -50,6 +50,14 @@ struct config {
 	int rollup_daily_settle_s;
 	int agent_ttl_s;	  /* roster: a worker unheard this long is offline */
 	int agent_forget_after_s; /* roster: offline this long, retention forgets it */
+	double budget_check_s;	  /* budget_eval.c */
+	double budget_eval_delay_s;
+	double budget_retry_base_s;
+	double budget_retry_max_s;
+	int budget_retry_for_s;
+	int webhook_timeout_s;
+	int webhook_max_inflight;
+	char *webhook_ca_file;
 };
 
 enum config_type { CFG_STR, CFG_INT, CFG_SIZE, CFG_DOUBLE };

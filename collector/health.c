@@ -3,6 +3,7 @@
  * no query. */
 #include "health.h"
 
+#include "budget_eval.h"
 #include "buf.h"
 #include "gate.h"
 #include "http.h"
@@ -59,6 +60,7 @@ void health_handle_metrics(struct http_req *hr)
 	buf_init(&b, 0);
 	metrics_render(&b, &g);
 	replica_metrics_render(hr->srv->replica, &b);
+	budget_eval_render_metrics(hr->srv->budgets, &b);
 	http_reply(hr, 200, "text/plain; version=0.0.4; charset=utf-8", b.data ? b.data : "",
 		   b.len);
 	buf_release(&b);

@@ -19,6 +19,7 @@ static const struct command commands[] = {
 	{ "agents", cli_agents, "print the fleet roster: workers, liveness, delivery health" },
 	{ "retention", cli_retention, "drop expired cost_rows partitions, create future ones" },
 	{ "rollup-daily", cli_rollup_daily, "summarise closed days into the daily rollup now" },
+	{ "budgets", cli_budgets, "set, list or remove budgets (spend limits with alerts)" },
 	{ "config-sample", cli_config_sample, "print a config file with every key and default" },
 	{ NULL, NULL, NULL },
 };

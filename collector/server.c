@@ -15,6 +15,8 @@
 #include "agents.h"
 #include "agents_metrics.h"
 #include "auth.h"
+#include "budget_eval.h"
+#include "budget_http.h"
 #include "conns.h"
 #include "db.h"
 #include "health.h"
@@ -43,6 +45,8 @@ static const struct http_route server_routes[] = {
 	{ "/v1/rows", HTTP_GET, rollup_handle_rows },
 	{ "/v1/agents/heartbeat", HTTP_POST, agents_handle_heartbeat },
 	{ "/v1/agents", HTTP_GET, agents_handle_list },
+	{ "/v1/budgets", HTTP_GET, budget_http_handle_list },
+	{ "/v1/budgets/*", HTTP_PUT | HTTP_DELETE, budget_http_handle_one },
 	{ NULL, 0, NULL },
 };
 
@@ -175,6 +179,7 @@ static void server_on_signal(evutil_socket_t sig, short what, void *arg)
 	http_stop_listening(srv);
 	retention_stop(srv->retention);
 	rollup_daily_stop(srv->rollup_daily);
+	budget_eval_stop(srv->budgets);
 	srv->drain_timer = event_new(srv->base, -1, EV_PERSIST, server_drain_check, srv);
 	if (srv->drain_timer)
 		event_add(srv->drain_timer, &tick);
@@ -221,6 +226,7 @@ static void server_free(struct server *srv)
 	retention_free(srv->retention);	      /* after the pool: a pass's done callback uses it */
 	rollup_daily_free(srv->rollup_daily); /* likewise */
 	agents_metrics_free();		      /* the same */
+	budget_eval_free(srv->budgets);	      /* likewise */
 	http_free(srv);
 	if (srv->sig_term)
 		event_free(srv->sig_term);
@@ -308,6 +314,11 @@ int server_run(struct config *cfg, char *config_path, char **flag_names, char **
 	srv.retention = retention_new(srv.base, srv.pool, &srv.cfg);
 	srv.rollup_daily = rollup_daily_new(srv.base, srv.pool, &srv.cfg);
 	agents_metrics_start(srv.base, srv.pool, &srv.cfg);
+	if (!(srv.budgets = budget_eval_new(srv.base, srv.pool, &srv.cfg, err, sizeof(err)))) {
+		log_error("%s", err);
+		server_free(&srv);
+		return 1;
+	}
 	srv.state = SERVER_SERVING;
 	notify_send("READY=1");
 	log_info("vgcollector %s serving (pool_size=%d)", VGC_VERSION, srv.cfg.pool_size);
