@@ -80,6 +80,7 @@ int cli_migrate(int argc, char **argv);
 int cli_keys(int argc, char **argv);
 int cli_rollup(int argc, char **argv);
 int cli_retention(int argc, char **argv);
+int cli_reconcile(int argc, char **argv);
 int cli_config_sample(int argc, char **argv);
 
 #endif

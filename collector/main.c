@@ -16,6 +16,7 @@ static const struct command commands[] = {
 	{ "migrate", cli_migrate, "apply schema migrations to the database" },
 	{ "keys", cli_keys, "create, list or revoke API keys" },
 	{ "rollup", cli_rollup, "print cost rollups as a table or CSV, from the database" },
+	{ "reconcile", cli_reconcile, "compare recorded cost with a provider's usage file" },
 	{ "retention", cli_retention, "drop expired cost_rows partitions, create future ones" },
 	{ "config-sample", cli_config_sample, "print a config file with every key and default" },
 	{ NULL, NULL, NULL },

@@ -23,6 +23,7 @@
 #include "notify.h"
 #include "pool.h"
 #include "ratelimit.h"
+#include "reconcile_http.h"
 #include "retention.h"
 #include "rollup.h"
 #include "vgcollector.h"
@@ -37,6 +38,7 @@ static const struct http_route server_routes[] = {
 	{ "/v1/rollups", HTTP_GET, rollup_handle_rollups },
 	{ "/v1/costs", HTTP_GET, rollup_handle_costs },
 	{ "/v1/rows", HTTP_GET, rollup_handle_rows },
+	{ "/v1/reconcile", HTTP_POST, reconcile_http_handle },
 	{ NULL, 0, NULL },
 };
 
