@@ -259,6 +259,14 @@ def test_bad_files_name_line_and_column_and_exit_2(db, loaded, tmp_path, what, t
     assert h.status_code == 400 and where in h.json()["error"], h.text
 
 
+def test_help_names_every_option():
+    r = run_vgc("reconcile", "--help")
+    assert r.returncode == 0 and r.stdout.startswith("usage: vgcollector reconcile --provider")
+    for flag in ("--usage-file FILE", "--from DATE", "--to DATE", "--tenant T", "--project P",
+                 "--threshold-pct N", "--units-agree-pct N", "--format F", "--config FILE"):
+        assert f"  {flag} " in r.stdout, flag
+
+
 def test_bad_options_exit_2(db, loaded, tmp_path):
     side = ours(db, "openai")
     for extra, msg in ((["--threshold-pct", "five"], "threshold_pct"),

@@ -43,9 +43,8 @@
 	X(reconcile_file_refuses_a_nul_byte, "openai", RECONCILE_CSV, "model\n\0", -1, "line 2: a NUL byte")
 // clang-format on
 
-static void reconcile_file_case(int *unit_failed_, const char *provider,
-				enum reconcile_format fmt, const char *text, size_t len, int n,
-				const char *want)
+static void reconcile_file_case(int *unit_failed_, const char *provider, enum reconcile_format fmt,
+				const char *text, size_t len, int n, const char *want)
 {
 	struct reconcile_file f;
 	char err[512] = "";
@@ -96,6 +95,7 @@ UNIT_TEST(reconcile_file_knows_each_providers_unit_columns)
 	CHECK(strcmp(reconcile_file_unit_columns("elevenlabs")[0], "characters") == 0);
 	CHECK(strcmp(reconcile_file_unit_columns("whatever")[0], "units") == 0 &&
 	      !reconcile_file_unit_columns("whatever")[1]);
-	CHECK(reconcile_file_provider_valid("open-ai.v2") && !reconcile_file_provider_valid("Open") &&
-	      !reconcile_file_provider_valid("") && !reconcile_file_provider_valid("-x"));
+	CHECK(reconcile_file_provider_valid("open-ai.v2") &&
+	      !reconcile_file_provider_valid("Open") && !reconcile_file_provider_valid("") &&
+	      !reconcile_file_provider_valid("-x"));
 }
