@@ -82,6 +82,9 @@ static int reconcile_query_pct(const char *name, const char *v, char out[65], ch
 			 why ? why : "too long");
 		return 400;
 	}
+	/* Echoed into the JSON report as a number, which may not start "05". */
+	while (v[0] == '0' && v[1] >= '0' && v[1] <= '9')
+		v++;
 	strcpy(out, v);
 	return 200;
 }

@@ -305,9 +305,9 @@ def test_http_returns_the_same_report_as_the_cli(db, loaded, tmp_path):
     as_json = json.dumps(records).encode()
     assert jl(post(loaded, read, as_json, "application/json").text) == cli
     assert jl(post(loaded, read, gzip.compress(as_json), "application/json").text) == cli
-    # Thresholds travel too.
-    r = post(loaded, read, text.encode(), threshold_pct="1000")
-    assert r.json()["flagged"] == 0
+    # Thresholds travel too, and come back as JSON numbers.
+    r = post(loaded, read, text.encode(), threshold_pct="01000")
+    assert r.json()["flagged"] == 0 and r.json()["threshold_pct"] == 1000
 
 
 def test_http_scoped_keys_are_confined_and_ingest_keys_refused(db, loaded, tmp_path):
