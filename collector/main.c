@@ -17,6 +17,7 @@ static const struct command commands[] = {
 	{ "keys", cli_keys, "create, list or revoke API keys" },
 	{ "rollup", cli_rollup, "print cost rollups as a table or CSV, from the database" },
 	{ "agents", cli_agents, "print the fleet roster: workers, liveness, delivery health" },
+	{ "reconcile", cli_reconcile, "compare recorded cost with a provider's usage file" },
 	{ "retention", cli_retention, "drop expired cost_rows partitions, create future ones" },
 	{ "rollup-daily", cli_rollup_daily, "summarise closed days into the daily rollup now" },
 	{ "budgets", cli_budgets, "set, list or remove budgets (spend limits with alerts)" },

@@ -28,6 +28,7 @@
 #include "pool.h"
 #include "ratelimit.h"
 #include "replica.h"
+#include "reconcile_http.h"
 #include "retention.h"
 #include "rollup_daily.h"
 #include "rollup.h"
@@ -47,6 +48,7 @@ static const struct http_route server_routes[] = {
 	{ "/v1/agents", HTTP_GET, agents_handle_list },
 	{ "/v1/budgets", HTTP_GET, budget_http_handle_list },
 	{ "/v1/budgets/*", HTTP_PUT | HTTP_DELETE, budget_http_handle_one },
+	{ "/v1/reconcile", HTTP_POST, reconcile_http_handle },
 	{ NULL, 0, NULL },
 };
 
