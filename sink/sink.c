@@ -410,8 +410,10 @@ int vgsink_record(vgsink *s, const vgsink_row *in)
 		return sink_fail("vgsink_record: NULL argument");
 	if (sink_forked(s))
 		return sink_fail(FORKED_MSG);
-	if (sink_row_convert(s, in, &r, uuid, len) != 0)
+	if (sink_row_convert(s, in, &r, uuid, len) != 0) {
+		atomic_fetch_add_explicit(&s->invalid, 1, memory_order_relaxed);
 		return -1;
+	}
 	for (int i = 0; i < ROW_NSTRINGS; i++)
 		size += len[i] + 1;
 	it = sink_item_new(size);
@@ -479,6 +481,7 @@ void vgsink_stats_get(vgsink *s, vgsink_stats *out)
 	pthread_mutex_lock(&s->lock);
 	*out = s->stats;
 	sink_queue_count_locked(s, &out->recorded, &out->queued);
+	out->invalid = atomic_load_explicit(&s->invalid, memory_order_relaxed);
 	pthread_mutex_unlock(&s->lock);
 }
 

@@ -92,6 +92,9 @@ struct vgsink {
 	struct row_limits limits;
 	unsigned fork_gen; /* fork generation of the process that opened it */
 
+	/* sink.c (vgsink_record), any thread, no lock. */
+	atomic_uint_fast64_t invalid; /* rows refused as bad (stats.invalid) */
+
 	/* sink_queue.c: set in sink_queue_init, then read-mostly by recording
 	 * threads without s->lock. */
 	struct sink_shard *shards; /* shard_mask + 1 of them, each under its own lock */
