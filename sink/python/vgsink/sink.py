@@ -14,6 +14,8 @@ import weakref
 from . import _lib, _rows
 
 try:
+    if os.environ.get("VGSINK_CTYPES_ONLY"):  # to measure or test the fallback
+        raise ImportError("VGSINK_CTYPES_ONLY is set")
     from . import _fast
 except ImportError:  # not built: the ctypes path does the same, slower
     _fast = None
