@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""make bench-sink: the cost of vgsink_record (median, p99) with 1, 2 and 8
-recording threads while the sink sends to a real collector, the RSS of
-1,000,000 queued rows, and how fast one sink delivers over HTTP and HTTPS.
+"""make bench-sink: the cost of vgsink_record (median, p99) with 1, 4 and 8
+recording threads while the sink sends to a real collector, the memory of
+1,000,000 queued rows (bytes per row), and how fast one sink delivers over HTTP and HTTPS.
 Environment: BENCH_ROWS (calls per round, default 200000), BENCH_ROUNDS (rounds
 pooled for each thread count, default 3), BENCH_DELIVERY_ROWS (rows per delivery
 run, default 50000), BENCH_PY_ROWS (the Python line's calls, default 100000)."""
