@@ -154,31 +154,30 @@ struct sink_item *sink_item_new(size_t size)
 	return it;
 }
 
-static int items_hex(char c)
-{
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
+/* Lowercase hex digits' values plus one; 0 for every other byte. */
+static const unsigned char items_hex[256] = {
+	['0'] = 1,  ['1'] = 2,	['2'] = 3,  ['3'] = 4,	['4'] = 5,  ['5'] = 6,
+	['6'] = 7,  ['7'] = 8,	['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12,
+	['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+};
 
 /* A canonical lowercase UUID text as its 16 bytes (it prints back the same). */
 static bool items_uuid_parse(const char *s, size_t len, unsigned char out[16])
 {
-	int o = 0;
+	static const unsigned char at[16] = { 0,  2,  4,  6,  9,  11, 14, 16,
+					      19, 21, 24, 26, 28, 30, 32, 34 };
+	unsigned bad = 0;
 
-	if (len != 36)
+	if (len != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-')
 		return false;
-	for (int i = 0; i < 36; i++) {
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (s[i] != '-')
-				return false;
-			continue;
-		}
-		int hi = items_hex(s[i]), lo = items_hex(s[i + 1]);
-		if (hi < 0 || lo < 0)
-			return false;
-		out[o++] = (unsigned char)(hi << 4 | lo);
-		i++;
+	for (int i = 0; i < 16; i++) {
+		unsigned hi = items_hex[(unsigned char)s[at[i]]],
+			 lo = items_hex[(unsigned char)s[at[i] + 1]];
+
+		bad |= (hi == 0) | (lo == 0);
+		out[i] = (unsigned char)((hi - 1) << 4 | (lo - 1));
 	}
-	return true;
+	return !bad;
 }
 
 static void items_uuid_format(const unsigned char u[16], char out[37])
