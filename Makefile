@@ -13,6 +13,10 @@ endif
 SANITIZE  ?=
 VERSION   := 0.1.0
 PYTHON    ?= /usr/bin/python3
+# `make install INSTALL_PYTHON=1` also puts the vgsink package here (Debian's
+# interpreter reads PREFIX/lib/python3/dist-packages); it finds libvgsink.so.0
+# in PREFIX/lib, beside it.
+PYTHON_SITE ?= $(PREFIX)/lib/python3/dist-packages
 
 PKGS      := libevent libevent_openssl libevent_pthreads libpq libcjson zlib openssl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -63,7 +67,17 @@ SINK_TARGETS := $(if $(SINK_SRC),$(BUILD)/libvgsink.a $(BUILD)/libvgsink.so.0 $(
                   $(BUILD)/vgsink.pc $(TOOLS))
 SINK_ARCHIVE := $(if $(SINK_SRC),$(BUILD)/libvgsink.a)
 
-all: $(BUILD)/vgcollector $(SINK_TARGETS) $(BUILD)/unit_tests
+# The Python package (sink/python) laid out in $(BUILD)/python as installed:
+# its modules, the C hot path vgsink._fast (when python3-dev is there) and
+# libvgsink.so.0 beside it. Tests put $(BUILD)/python on sys.path.
+PY_EXT     := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))' 2>/dev/null)
+PY_INCLUDE := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null)
+PY_PKG     := $(BUILD)/python/vgsink
+PY_MODS    := $(patsubst sink/python/vgsink/%,$(PY_PKG)/%,$(wildcard sink/python/vgsink/*.py))
+PY_TARGETS := $(if $(SINK_SRC),$(PY_MODS) $(PY_PKG)/libvgsink.so.0 \
+                $(if $(wildcard $(PY_INCLUDE)/Python.h),$(PY_PKG)/_fast$(PY_EXT)))
+
+all: $(BUILD)/vgcollector $(SINK_TARGETS) $(PY_TARGETS) $(BUILD)/unit_tests
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -116,6 +130,21 @@ $(BUILD)/libvgsink.so.0: $(SINK_OBJ) $(COMMON_OBJ)
 
 $(BUILD)/libvgsink.so: $(BUILD)/libvgsink.so.0
 	$(Q)ln -sfn libvgsink.so.0 $@
+
+$(PY_PKG)/%.py: sink/python/vgsink/%.py
+	@mkdir -p $(@D)
+	$(Q)cp $< $@
+
+$(PY_PKG)/libvgsink.so.0: $(BUILD)/libvgsink.so.0
+	@mkdir -p $(@D)
+	$(Q)cp $< $@
+
+# Built without the sanitizers: the interpreter that loads it is not.
+$(PY_PKG)/_fast$(PY_EXT): sink/python/vgsink/_fast.c sink/vgsink.h
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) -std=c11 -D_GNU_SOURCE -O2 -g -fPIC -shared -pthread -Wall -Wextra -Werror \
+	  -Wno-unused-parameter -Wno-missing-field-initializers -Isink -I$(PY_INCLUDE) -o $@ $<
 
 $(BUILD)/vgsink.pc: sink/vgsink.pc.in Makefile
 	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
@@ -210,6 +239,10 @@ ifneq ($(SINK_SRC),)
 	install -m 0644 sink/vgsink.h $(DESTDIR)$(PREFIX)/include/vgsink.h
 	install -m 0644 $(BUILD)/vgsink.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/vgsink.pc
 endif
+ifneq ($(INSTALL_PYTHON),)
+	$(PYTHON) -m pip install --no-deps --no-index --no-build-isolation --upgrade \
+	  --target $(DESTDIR)$(PYTHON_SITE) ./sink/python
+endif
 	install -m 0644 $(SCHEMA_SQL) $(DESTDIR)$(PREFIX)/share/vgcollector/schema/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' deploy/vgcollector.service > $(DESTDIR)/lib/systemd/system/vgcollector.service
 	chmod 0644 $(DESTDIR)/lib/systemd/system/vgcollector.service
@@ -218,7 +251,7 @@ endif
 	test -e $(DESTDIR)/etc/vgcollector/vgcollector.conf || \
 	  install -m 0640 deploy/vgcollector.conf $(DESTDIR)/etc/vgcollector/vgcollector.conf
 
-FORMAT_SRC := $(wildcard common/*.[ch] collector/*.[ch] sink/*.[ch] tests/unit/*.[ch] \
+FORMAT_SRC := $(wildcard common/*.[ch] collector/*.[ch] sink/*.[ch] sink/python/vgsink/*.c tests/unit/*.[ch] \
 	      tests/tools/*.[ch] tests/fuzz/*.c)
 
 format:
@@ -229,7 +262,7 @@ format-check:
 	$(Q)clang-format --dry-run --Werror $(FORMAT_SRC)
 
 clean:
-	rm -rf build
+	rm -rf build sink/python/build sink/python/vgsink.egg-info
 
 # Objects' dependency files, and the tools' (each tool is one source compiled
 # and linked in one step, which writes $(BUILD)/<tool>.d).

@@ -41,9 +41,13 @@ struct sink_batch *sink_batch_from_items(struct sink_item *items, int n, char *e
 	buf_init(&json, 0);
 	ok = ok && buf_putc(&json, '[');
 	for (struct sink_item *it = items; ok && it; it = it->next) {
+		struct row r;
+		char id[37];
+
+		sink_item_row(it, &r, id);
 		if (it != items)
 			ok = buf_putc(&json, ',');
-		ok = ok && row_to_json(&it->row, &json);
+		ok = ok && row_to_json(&r, &json);
 	}
 	ok = ok && buf_putc(&json, ']') && sink_batch_gzip(b, &json, err, errlen);
 	buf_release(&json);

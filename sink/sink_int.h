@@ -19,15 +19,26 @@ struct ssl_ctx_st;
 
 #define SINK_ERR_MAX 512
 
-/* One recorded row with its strings, carved out of a chunk (sink_items.c). */
+/* One recorded row, packed (sink_items.c): numbers as they came, strings as
+ * 16-bit offsets into its chunk, where a string equal to one an earlier item
+ * of the same chunk holds is not copied again (the chunk outlives both), and
+ * a generated (or canonical lowercase) UUID id as its 16 bytes. About 150
+ * bytes for a typical fleet row, from 376 as a struct row plus its strings.
+ * sink_item_row unpacks it for the batch encoder. */
 struct sink_item {
 	struct sink_item *next;
-	struct sink_chunk *chunk; /* NULL: a malloc of its own */
+	struct sink_chunk *chunk; /* NULL: a malloc of its own (strings inline) */
 	uint64_t seq;		  /* recording order, from 1 */
-	size_t json_bytes;	  /* about how much JSON it makes, for batch_bytes */
-	struct row row;
-	char strings[]; /* the row's strings point here */
+	uint32_t json_bytes;	  /* about how much JSON it makes, for batch_bytes */
+	int32_t turn_index;	  /* < 0: null */
+	double num[8];		  /* timestamp, input, output, cached_input units, cost_usd,
+				   * rated_price_usd, ttfb_ms, total_latency_ms (NaN: null) */
+	uint8_t modality, status, flags, unused;
+	uint16_t str[ROW_NSTRINGS]; /* offset of each string (row_string_fields order)
+				     * from its chunk's data; SINK_ITEM_NONE: NULL */
+	char strings[];		    /* this item's own strings (and UUID) */
 };
+#define SINK_ITEM_NONE 0xffff
 
 /* A batch: fixed once formed (its gzip body is what every retry resends). */
 struct sink_batch {
@@ -91,6 +102,9 @@ struct vgsink {
 	struct ssl_ctx_st *ssl_ctx;
 	struct row_limits limits;
 	unsigned fork_gen; /* fork generation of the process that opened it */
+
+	/* sink.c (vgsink_record), any thread, no lock. */
+	atomic_uint_fast64_t invalid; /* rows refused as bad (stats.invalid) */
 
 	/* sink_queue.c: set in sink_queue_init, then read-mostly by recording
 	 * threads without s->lock. */
@@ -263,6 +277,12 @@ uint64_t sink_queue_abandon_locked(struct vgsink *s);
  * reuse up to this many (64 KiB each) per process; the rest go back to libc. */
 #define SINK_ITEMS_MAX_SPARE 64
 struct sink_item *sink_item_new(size_t size);
+/* A new item holding a validated row (len: its strings' lengths, in
+ * row_string_fields order), from the calling thread's chunk; NULL when out
+ * of memory. Never takes a lock but when a chunk fills up. */
+struct sink_item *sink_item_pack(const struct row *r, const size_t len[ROW_NSTRINGS]);
+/* Unpacks it into r; r's strings point into the item (id into idbuf). */
+void sink_item_row(const struct sink_item *it, struct row *r, char idbuf[37]);
 void sink_item_free(struct sink_item *it);
 /* Frees a whole ->next chain. */
 void sink_items_free_list(struct sink_item *it);

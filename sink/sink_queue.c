@@ -211,9 +211,14 @@ bool sink_queue_push(struct vgsink *s, struct sink_item *it)
 	n = ++sh->n;
 	sh->recorded++;
 	pthread_mutex_unlock(&sh->lock);
-	if (n < s->handoff_rows && !atomic_load_explicit(&s->tight, memory_order_relaxed))
+	if (atomic_load_explicit(&s->tight, memory_order_relaxed) || n >= s->handoff_rows) {
+		pthread_mutex_lock(&s->lock);
+	} else if (2 * n < s->handoff_rows || pthread_mutex_trylock(&s->lock) != 0) {
+		/* From half the allowance on, the rows go on whenever the central
+		 * lock is free; a thread waits for it only at the full allowance,
+		 * so a sender forming a batch rarely stalls a recording call. */
 		return false;
-	pthread_mutex_lock(&s->lock);
+	}
 	wake = queue_drain_locked(s, sh);
 	pthread_mutex_unlock(&s->lock);
 	return wake;

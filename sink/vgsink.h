@@ -126,6 +126,8 @@ typedef struct vgsink_stats {
 	uint64_t rejected_discarded; /* rows whose SPOOL/rejected/ file was removed to
 				      * keep the spool under spool_max_bytes (already
 				      * counted in rejected) */
+	uint64_t invalid;	     /* calls vgsink_record refused for a bad row (never
+				      * recorded, so not part of recorded) */
 } vgsink_stats;
 
 /* Defaults, then VOICEGW_COLLECTOR_URL / VOICEGW_API_KEY from the environment. */

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""make bench-sink: the cost of vgsink_record (median, p99) with 1, 2 and 8
-recording threads while the sink sends to a real collector, the RSS of
-1,000,000 queued rows, and how fast one sink delivers over HTTP and HTTPS.
+"""make bench-sink: the cost of vgsink_record (median, p99) with 1, 4 and 8
+recording threads while the sink sends to a real collector, the memory of
+1,000,000 queued rows (bytes per row), and how fast one sink delivers over HTTP and HTTPS.
 Environment: BENCH_ROWS (calls per round, default 200000), BENCH_ROUNDS (rounds
 pooled for each thread count, default 3), BENCH_DELIVERY_ROWS (rows per delivery
-run, default 50000)."""
+run, default 50000), BENCH_PY_ROWS (the Python line's calls, default 100000)."""
 
 import json
 import os
@@ -20,6 +20,7 @@ from bench_ingest import machine  # noqa: E402
 ROWS = os.environ.get("BENCH_ROWS", "200000")
 ROUNDS = os.environ.get("BENCH_ROUNDS", "3")
 DELIVERY_ROWS = int(os.environ.get("BENCH_DELIVERY_ROWS", "50000"))
+PY_ROWS = int(os.environ.get("BENCH_PY_ROWS", "100000"))
 
 
 def delivery(db, key, scheme, url, cpus, extra=()):
@@ -40,6 +41,22 @@ def delivery(db, key, scheme, url, cpus, extra=()):
         return 1
     print(f"delivery over {scheme:5}: {DELIVERY_ROWS} rows in {elapsed:.2f} s, "
           f"{DELIVERY_ROWS / elapsed:,.0f} rows/s, one sink, 500-row batches, all stored")
+    return 0
+
+
+def python_line(url, key, cpus):
+    """The Python package's log_request against asdict()+append, same run."""
+    env = dict(os.environ, PYTHONPATH=os.path.join(BUILD, "python"))
+    for mode in ({}, {"VGSINK_CTYPES_ONLY": "1"}):
+        r = subprocess.run(["/usr/bin/python3", os.path.join(os.path.dirname(__file__),
+                                                             "bench_pysink.py"),
+                            url, key, str(PY_ROWS)], capture_output=True, text=True,
+                           timeout=1200, env=dict(env, **mode),
+                           preexec_fn=lambda: os.sched_setaffinity(0, cpus))
+        sys.stdout.write(r.stdout)
+        sys.stderr.write(r.stderr[-2000:])
+        if r.returncode != 0:
+            return 1
     return 0
 
 
@@ -67,6 +84,7 @@ def main():
         sys.stderr.write(r.stderr)
         print("targets: median <= 300 ns, p99 <= 5000 ns")
         rc = r.returncode
+        rc |= python_line(collector.url, key, sink_cpus)
         rc |= delivery(db, key, "http", collector.url, sink_cpus)
         collector.stop()
         certs = make_certs(tempfile.mkdtemp(prefix="vgsink-bench-tls-"))
