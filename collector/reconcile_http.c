@@ -185,9 +185,9 @@ void reconcile_http_handle(struct http_req *hr)
 	if (!key)
 		return;
 	type = http_header(hr, "Content-Type");
-	if (type && strncasecmp(type, "text/csv", 8) == 0 && strchr(";", type[8]))
+	if (type && strncasecmp(type, "text/csv", 8) == 0 && strchr("; ", type[8]))
 		format = RECONCILE_CSV;
-	else if (type && strncasecmp(type, "application/json", 16) == 0 && strchr(";", type[16]))
+	else if (type && strncasecmp(type, "application/json", 16) == 0 && strchr("; ", type[16]))
 		format = RECONCILE_JSON;
 	else {
 		http_reply_error(hr, 415,
