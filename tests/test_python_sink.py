@@ -449,3 +449,45 @@ def test_pip_installs_the_package_offline_and_it_records(tmp_path, db, collector
     out = lines_of(r)[-1]
     assert out["ok"] and out["file"].startswith(str(target)), out
     assert db.scalar("SELECT count(*) FROM cost_rows") == 1
+
+
+def test_agent_id_puts_the_python_worker_in_the_roster_with_its_presence(db, collectors):
+    key = db.create_key("ingest")
+    reader = db.create_key("read")
+    c = collectors(db)
+    r = run_worker("""
+        sink = vgsink.RemoteCollectorSink({url!r}, {key!r}, agent_id="py-worker-1",
+                                          agent_name="pyfleet", region="iad",
+                                          heartbeat_interval_ms=200)
+        assert sink.set_presence("busy", 3)
+        assert not sink.set_presence("sleeping", 1)
+        costs = Costs()
+        for i in range(50):
+            sink.record(record(costs, i))
+        ok = sink.flush_sync(60)
+        import urllib.request
+        seen, deadline = None, time.monotonic() + 60
+        while time.monotonic() < deadline:  # until a beat carries sent == 50
+            req = urllib.request.Request({url!r} + "/v1/agents",
+                                         headers={{"Authorization": "Bearer " + {reader!r}}})
+            agents = json.load(urllib.request.urlopen(req, timeout=10))["agents"]
+            seen = [a for a in agents if a["agent_id"] == "py-worker-1"]
+            if seen and seen[0]["sink"] and seen[0]["sink"]["sent"] == 50:
+                break
+            time.sleep(0.1)
+        st = sink.stats()
+        sink.close(10)
+        emit(ok=ok, stats=st)
+        """, url=c.url, key=key, reader=reader)
+    out = lines_of(r)[-1]
+    assert out["ok"], r.stderr
+    import httpx
+    agents = httpx.get(c.url + "/v1/agents", headers={"Authorization": f"Bearer {reader}"},
+                       timeout=10).json()["agents"]
+    mine = [a for a in agents if a["agent_id"] == "py-worker-1"]
+    assert len(mine) == 1, agents
+    a = mine[0]
+    assert (a["agent_name"], a["region"], a["status"], a["active_sessions"]) == \
+        ("pyfleet", "iad", "busy", 3), a
+    assert a["sink"] is not None and a["sink"]["sent"] == 50, a
+    assert_sink_stats_add_up(a["sink"])

@@ -30,6 +30,12 @@ class Config(ctypes.Structure):
         ("retry_initial_ms", ctypes.c_int),
         ("retry_max_ms", ctypes.c_int),
         ("queue_shards", ctypes.c_int),
+        ("agent_id", ctypes.c_char_p),
+        ("agent_name", ctypes.c_char_p),
+        ("version", ctypes.c_char_p),
+        ("region", ctypes.c_char_p),
+        ("host", ctypes.c_char_p),
+        ("heartbeat_interval_ms", ctypes.c_int),
     ]
 
 
@@ -122,6 +128,8 @@ def load():
     lib.vgsink_close.restype = ctypes.c_int
     lib.vgsink_stats_get.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
     lib.vgsink_stats_get.restype = None
+    lib.vgsink_set_presence.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
+    lib.vgsink_set_presence.restype = ctypes.c_int
     lib.vgsink_errstr.argtypes = [ctypes.c_void_p]
     lib.vgsink_errstr.restype = ctypes.c_char_p
     # The record call keeps the GIL (PyDLL): it never blocks, and a close on

@@ -99,7 +99,7 @@ class RemoteCollectorSink:
                           max_retries=max_retries, backoff=backoff, spool_dir=spool_dir,
                           agent_id=agent_id, sink_options=dict(sink_options))
         self._init_state()
-        if agent_id is not None and "agent_id" not in _lib.CONFIG_FIELDS:
+        if agent_id is not None and "agent_id" not in _lib.CONFIG_FIELDS:  # an older library
             log.warning("vgsink: agent_id %r is kept, but this libvgsink has no heartbeat: "
                         "presence heartbeats need a newer libvgsink", agent_id)
         self._ensure()  # a bad config is an error here, not at the first row
@@ -300,6 +300,22 @@ class RemoteCollectorSink:
             rc = self._lib.vgsink_flush(h, int(timeout_s * 1000))
             if rc != 0:
                 log.warning("vgsink: %s", self._lib.vgsink_errstr(None).decode())
+            return rc == 0
+        finally:
+            self._leave()
+
+    def set_presence(self, status, active_sessions=0):
+        """Says what the worker is doing for the next heartbeat ("idle" or
+        "busy", and its session count); needs agent_id. Never blocks. False
+        (with a warning) when the library refuses the values."""
+        h = self._enter()
+        if h is None:
+            return False
+        try:
+            rc = self._lib.vgsink_set_presence(
+                h, None if status is None else str(status).encode(), int(active_sessions))
+            if rc != 0:
+                log.warning("vgsink: set_presence: %s", self._lib.vgsink_errstr(None).decode())
             return rc == 0
         finally:
             self._leave()
