@@ -84,6 +84,8 @@ const struct config_param config_params[] = {
 	  "full reload of the key cache every this many seconds (LISTEN/NOTIFY is the fast path)" },
 	{ "max_rollup_periods", CFG_INT, OFF(max_rollup_periods), true, "100000", 0, 0,
 	  "most result periods a rollup query may span; more gets 400" },
+	{ "dashboard", CFG_STR, OFF(dashboard), true, "on", 0, 0,
+	  "on: serve the web dashboard at / and /ui/; off: those paths answer 404" },
 	{ NULL, CFG_STR, 0, false, NULL, 0, 0, NULL },
 };
 
@@ -484,6 +486,10 @@ bool config_validate(struct config *cfg, char *err, size_t errlen)
 	if (strcmp(cfg->log_format, "logfmt") && strcmp(cfg->log_format, "json")) {
 		snprintf(err, errlen, "log_format = \"%s\": expected logfmt or json",
 			 cfg->log_format);
+		return false;
+	}
+	if (strcmp(cfg->dashboard, "on") && strcmp(cfg->dashboard, "off")) {
+		snprintf(err, errlen, "dashboard = \"%s\": expected on or off", cfg->dashboard);
 		return false;
 	}
 	if (!config_validate_rows(cfg, err, errlen))

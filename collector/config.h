@@ -43,6 +43,7 @@ struct config {
 	int shutdown_grace_s;
 	int key_refresh_s;
 	int max_rollup_periods;
+	char *dashboard; /* "on" or "off" */
 };
 
 enum config_type { CFG_STR, CFG_INT, CFG_SIZE, CFG_DOUBLE };

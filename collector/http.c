@@ -186,12 +186,22 @@ void http_reply_internal(struct http_req *hr, int status, const char *public_msg
 	buf_release(&b);
 }
 
+/* A route's path matches exactly, or, ending in '*', as a prefix ("/ui/" then a star). */
+static bool http_route_matches(const char *pattern, const char *path)
+{
+	size_t n = strlen(pattern);
+
+	if (n && pattern[n - 1] == '*')
+		return strncmp(pattern, path, n - 1) == 0;
+	return strcmp(pattern, path) == 0;
+}
+
 static int http_route_of(const char *path)
 {
 	int idx = 0;
 
 	for (const struct http_route *r = http_routes; path && r && r->path; r++, idx++)
-		if (strcmp(r->path, path) == 0)
+		if (http_route_matches(r->path, path))
 			return http_route_metrics[idx];
 	return http_route_unknown;
 }
@@ -325,7 +335,7 @@ static void http_dispatch(struct evhttp_request *req, void *arg)
 	http_set_header(hr, "X-Request-Id", hr->request_id);
 
 	for (const struct http_route *r = http_routes; path && r->path; r++, idx++) {
-		if (strcmp(r->path, path) == 0) {
+		if (http_route_matches(r->path, path)) {
 			route = r;
 			hr->route = http_route_metrics[idx];
 			break;

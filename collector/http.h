@@ -16,7 +16,7 @@ typedef void (*http_handler)(struct http_req *hr);
 enum http_method { HTTP_GET = 1, HTTP_POST = 2 };
 
 struct http_route {
-	const char *path;
+	const char *path; /* exact, or a prefix when it ends in a star */
 	int methods;
 	http_handler handler;
 };

@@ -26,6 +26,7 @@
 #include "retention.h"
 #include "rollup.h"
 #include "vgcollector.h"
+#include "web.h"
 
 static const struct http_route server_routes[] = {
 	{ "/v1/ingest", HTTP_POST, ingest_handle },
@@ -37,6 +38,8 @@ static const struct http_route server_routes[] = {
 	{ "/v1/rollups", HTTP_GET, rollup_handle_rollups },
 	{ "/v1/costs", HTTP_GET, rollup_handle_costs },
 	{ "/v1/rows", HTTP_GET, rollup_handle_rows },
+	{ "/", HTTP_GET, web_handle },
+	{ "/ui/*", HTTP_GET, web_handle },
 	{ NULL, 0, NULL },
 };
 
