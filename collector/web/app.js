@@ -746,6 +746,7 @@
       ev.preventDefault();
       const k = $('key').value.trim();
       if (!k) return;
+      show('signin-reason', false);
       sessionStorage.setItem(KEY, k);
       signIn();
     });
