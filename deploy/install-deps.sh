@@ -11,6 +11,7 @@ pkgs=(
   clang libclang-rt-14-dev                                    # libFuzzer target
   clang-format                                                # make format-check
   python3 python3-pytest python3-httpx python3-psycopg2       # integration tests
+  chromium python3-websocket                                  # dashboard tests (headless, CDP)
   prometheus                                                  # promtool check metrics
   systemd                                                     # systemd-analyze verify
 )

@@ -53,6 +53,15 @@ def page(browser):
         p.close()
 
 
+def fmt_money(s):
+    """The page's money text for an API decimal string: thousands separators, every
+    digit kept, at least two decimals ("1234.5" -> "$1,234.50")."""
+    neg = s.startswith("-")
+    whole, _, frac = s.lstrip("+-").partition(".")
+    whole = f"{int(whole):,}"
+    return ("\u2212" if neg else "") + "$" + whole + "." + frac.ljust(2, "0")
+
+
 def ingest(collector, key, rows):
     r = collector.post("/v1/ingest", json=rows, key=key)
     assert r.status_code == 200 and r.json()["rejected"] == 0, r.text
@@ -202,6 +211,9 @@ def test_total_and_every_tenant_row_equal_rollups_digit_for_digit(db, collector,
     assert shown == want and len(shown) == 3
     # Shown with separators, every digit kept, and the unattributed row named so.
     assert p.eval("document.getElementById('total-cost').textContent") == "$1,234,587.974568"
+    for t, c, _ in tenant_rows(p):
+        sel = "tr[data-tenant=\"%s\"] .money" % t
+        assert p.eval(f"document.querySelector('{sel}').textContent") == fmt_money(c)
     names = {t: n for t, _, n in tenant_rows(p)}
     assert names[""] == "unattributed"
     assert p.eval("document.querySelector('tr[data-tenant=\"acme\"] .money').textContent") == \

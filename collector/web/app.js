@@ -216,6 +216,7 @@
 
   function showSignin(reason) {
     me = null;
+    generation++; // answers still on their way are for the old key: drop them
     stopFleetTimer();
     for (const v of ['overview', 'tenant', 'fleet', 'budgets']) show('view-' + v, false);
     show('nav', false);
@@ -228,18 +229,25 @@
     $('key').value = '';
     $('key').focus();
   }
+  // The view's queries start at once, beside /v1/whoami (which only labels the key and
+  // its scope): the figures do not wait for a round trip they do not need.
   async function signIn() {
+    me = { pending: true };
+    show('signin', false);
+    show('nav', true);
+    render();
+    let who;
     try {
-      me = await api('/v1/whoami');
+      who = await api('/v1/whoami');
     } catch (e) {
       return failed(e);
     }
-    if (me.role === 'ingest') {
+    if (who.role === 'ingest') {
       sessionStorage.removeItem(KEY);
-      return showSignin('key ' + me.prefix + ' has role ingest; the dashboard needs a read or admin key');
+      return showSignin('key ' + who.prefix + ' has role ingest; the dashboard needs a read or admin key');
     }
-    show('signin', false);
-    show('nav', true);
+    if (!me) return; // signed out meanwhile
+    me = who;
     show('who', true);
     $('who-text').textContent = 'key ' + me.prefix + ' · ' + me.role;
     const scope = [];
@@ -249,7 +257,6 @@
       ? 'This key is scoped to ' + scope.join(' and ') + ': you see only its figures.'
       : '';
     show('scope-note', scope.length > 0);
-    render();
   }
   function failed(e) {
     if (e instanceof AuthError) {
@@ -492,7 +499,7 @@
     }
     const draw = () => {
       const W = Math.max(280, box.clientWidth || 600), H = 240;
-      const L = 64, R = 8, T = 10, B = 28;
+      const R = 8, T = 10, B = 28;
       let max = 0;
       for (const m of cells.values()) {
         let sum = decParse('0');
@@ -502,16 +509,19 @@
       if (!(max > 0)) max = 1;
       const step = niceStep(max);
       const top = Math.ceil(max / step) * step;
+      const decimals = step >= 1 ? 0 : Math.min(6, Math.ceil(-Math.log10(step)));
+      const ticks = [];
+      for (let v = 0; v <= top + step / 2; v += step) ticks.push([v, axisMoney(v, step, decimals)]);
+      const L = 12 + 7 * Math.max(...ticks.map((t) => t[1].length));
       const y = (v) => T + (H - T - B) * (1 - v / top);
       const bw = (W - L - R) / periods.length;
       const g = svg('svg', {
         width: W, height: H, viewBox: '0 0 ' + W + ' ' + H, role: 'img',
         'aria-label': 'Spend per ' + gran + ', stacked by ' + key + '. The figures are in the table below the chart.',
       });
-      const decimals = step >= 1 ? 0 : Math.min(6, Math.ceil(-Math.log10(step)));
-      for (let v = 0; v <= top + step / 2; v += step) {
+      for (const [v, text] of ticks) {
         g.append(svg('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), class: 'grid' }));
-        g.append(svg('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end', class: 'axis' }, fmtMoney(v.toFixed(decimals))));
+        g.append(svg('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end', class: 'axis' }, text));
       }
       const every = Math.max(1, Math.ceil(periods.length / Math.floor((W - L) / 64)));
       periods.forEach((p, i) => {
@@ -549,6 +559,13 @@
     clear(box).append(holder, legend, alt);
     holder.append(draw());
     charts.push([holder, draw]);
+  }
+  // Axis ticks mark the scale only (the figures are exact in the tables): $1.5M, $250k, $0.05.
+  function axisMoney(v, step, decimals) {
+    const unit = step >= 1e6 ? [1e6, 'M'] : step >= 1e3 ? [1e3, 'k'] : null;
+    if (!unit) return '$' + (decimals ? v.toFixed(decimals) : group3(String(Math.round(v))));
+    const x = v / unit[0];
+    return '$' + group3(String(Math.floor(x))) + (x % 1 ? String((x % 1).toFixed(2)).slice(1).replace(/0+$/, '') : '') + unit[1];
   }
   function label(p, gran, short) {
     const d = String(p);
