@@ -394,7 +394,8 @@
       return;
     }
     const withPeriod = !!(extra && extra.period);
-    const sort = sorts[id] || { col: 'cost_usd', dir: -1 };
+    // Daily tables start in the CSV's order (by day); the others by cost, largest first.
+    const sort = sorts[id] || (withPeriod ? { col: 'period', dir: 1 } : { col: 'cost_usd', dir: -1 });
     const cmp = (a, b) => {
       let r;
       if (sort.col === 'cost_usd' || sort.col === 'share') r = decCmp(decParse(a.cost_usd), decParse(b.cost_usd));
