@@ -512,7 +512,7 @@
       const top = Math.ceil(max / step) * step;
       const decimals = step >= 1 ? 0 : Math.min(6, Math.ceil(-Math.log10(step)));
       const ticks = [];
-      for (let v = 0; v <= top + step / 2; v += step) ticks.push([v, axisMoney(v, step, decimals)]);
+      for (let v = 0; v <= top + step / 2; v += step) ticks.push([v, axisMoney(v, top, decimals)]);
       const L = 12 + 7 * Math.max(...ticks.map((t) => t[1].length));
       const y = (v) => T + (H - T - B) * (1 - v / top);
       const bw = (W - L - R) / periods.length;
@@ -562,8 +562,8 @@
     charts.push([holder, draw]);
   }
   // Axis ticks mark the scale only (the figures are exact in the tables): $1.5M, $250k, $0.05.
-  function axisMoney(v, step, decimals) {
-    const unit = step >= 1e6 ? [1e6, 'M'] : step >= 1e3 ? [1e3, 'k'] : null;
+  function axisMoney(v, top, decimals) {
+    const unit = v === 0 ? null : top >= 1e6 ? [1e6, 'M'] : top >= 1e4 ? [1e3, 'k'] : null;
     if (!unit) return '$' + (decimals ? v.toFixed(decimals) : group3(String(Math.round(v))));
     const x = v / unit[0];
     return '$' + group3(String(Math.floor(x))) + (x % 1 ? String((x % 1).toFixed(2)).slice(1).replace(/0+$/, '') : '') + unit[1];
