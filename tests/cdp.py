@@ -14,6 +14,9 @@ import urllib.request
 import websocket
 
 CHROMIUM = os.environ.get("VGC_CHROMIUM", "/usr/bin/chromium")
+# Deadline for page loads and waits: generous, because the ASan build on a loaded
+# two-core machine can take many seconds to serve a page (a pass is usually < 2 s).
+WAIT_S = float(os.environ.get("VGC_UI_TIMEOUT", "60"))
 
 
 class CdpError(Exception):
@@ -23,7 +26,7 @@ class CdpError(Exception):
 class Browser:
     """One headless Chromium process with its own throwaway profile."""
 
-    def __init__(self, timeout=30):
+    def __init__(self, timeout=WAIT_S):
         self.profile = tempfile.mkdtemp(prefix="vgc-chromium-")
         self.proc = subprocess.Popen(
             [CHROMIUM, "--headless=new", "--remote-debugging-port=0",
@@ -54,7 +57,7 @@ class Browser:
 
     def _json(self, path, method="GET"):
         req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", method=method)
-        with urllib.request.urlopen(req, timeout=10) as r:
+        with urllib.request.urlopen(req, timeout=WAIT_S) as r:
             return json.loads(r.read())
 
     def new_page(self, width=1280, height=800, mobile=False):
@@ -78,7 +81,7 @@ class Page:
     def __init__(self, browser, target, width, height, mobile):
         self.browser = browser
         self.target_id = target["id"]
-        self.ws = websocket.create_connection(target["webSocketDebuggerUrl"], timeout=30,
+        self.ws = websocket.create_connection(target["webSocketDebuggerUrl"], timeout=WAIT_S,
                                               suppress_origin=True)
         self.seq = 0
         self.events = []
@@ -100,7 +103,7 @@ class Page:
                                          "params": {"accept": False}}))
         return msg
 
-    def call(self, method, timeout=30, **params):
+    def call(self, method, timeout=WAIT_S, **params):
         self.seq += 1
         my = self.seq
         self.ws.send(json.dumps({"id": my, "method": method, "params": params}))
@@ -127,7 +130,7 @@ class Page:
             except websocket.WebSocketTimeoutException:
                 pass
 
-    def eval(self, expr, timeout=30):
+    def eval(self, expr, timeout=WAIT_S):
         """The value of a JavaScript expression (promises awaited)."""
         r = self.call("Runtime.evaluate", timeout=timeout, expression=expr, awaitPromise=True,
                       returnByValue=True)
@@ -135,7 +138,7 @@ class Page:
             raise CdpError(f"{expr[:80]}: {r['exceptionDetails'].get('exception', {}).get('description') or r['exceptionDetails']}")
         return r["result"].get("value")
 
-    def wait(self, expr, timeout=15, what=None):
+    def wait(self, expr, timeout=WAIT_S, what=None):
         """Waits until expr is truthy and returns its value; fails after timeout."""
         deadline = time.monotonic() + timeout
         last = None
@@ -153,7 +156,7 @@ class Page:
         self.call("Emulation.setDeviceMetricsOverride", width=width, height=height,
                   deviceScaleFactor=1, mobile=mobile)
 
-    def goto(self, url, timeout=15):
+    def goto(self, url, timeout=WAIT_S):
         self.call("Page.navigate", url=url)
         self.wait("document.readyState === 'complete'", timeout, f"{url} loaded")
 

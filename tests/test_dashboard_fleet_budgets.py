@@ -45,7 +45,7 @@ def test_fleet_view_lists_what_the_api_lists_marked_first(db, collectors, page):
     needs(c, rk, "/v1/agents")
     beat(c, ik, dict(CANONICAL, agent_id="gone-quiet"))
     wait_until(lambda: c.get("/v1/agents", key=rk).json()["agents"][0]["status"] == "offline",
-               10, "gone-quiet offline after agent_ttl_s")
+               20, "gone-quiet offline after agent_ttl_s")
     beat(c, ik, CANONICAL)
     beat(c, ik, dict(CANONICAL, agent_id="busy-1", status="busy", active_sessions=3,
                      sink=sink()))
@@ -95,7 +95,7 @@ def test_budgets_view_lists_what_the_api_lists(db, collector, page):  # noqa: F8
     def settled():
         b = {x["name"]: x for x in collector.get("/v1/budgets", key=rk).json()["budgets"]}
         return b if b["globex-daily"]["state"] == "over" else None
-    api = wait_until(settled, 15, "globex-daily over its limit")
+    api = wait_until(settled, 30, "globex-daily over its limit")
 
     p = page()
     p.goto(f"{collector.url}/?view=budgets&from={FROM}&to={TO}#key={rk}")
