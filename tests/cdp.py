@@ -3,9 +3,11 @@ headless Chromium, opens pages, evaluates JavaScript, waits (always with a
 deadline), and records console errors, failed requests and JavaScript dialogs."""
 
 import base64
+import ctypes
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -23,6 +25,12 @@ class CdpError(Exception):
     pass
 
 
+def _die_with_parent():
+    """In the child before exec: SIGKILL when the test process dies, however it dies
+    (PR_SET_PDEATHSIG), so no browser outlives a killed test run."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+
+
 class Browser:
     """One headless Chromium process with its own throwaway profile."""
 
@@ -36,7 +44,7 @@ class Browser:
              "--disable-background-networking", "--disable-component-update",
              "--disable-sync", "--metrics-recording-only", "--mute-audio",
              "--hide-scrollbars", "--force-color-profile=srgb", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
         port_file = os.path.join(self.profile, "DevToolsActivePort")
         deadline = time.monotonic() + timeout
         while True:
