@@ -58,7 +58,7 @@ UNIT_SRC      := $(wildcard tests/unit/*.c)
 UNIT_OBJ      := $(UNIT_SRC:%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all run test test-unit test-integration test-san fuzz fuzz-run install clean \
-        bench-ingest bench-sink bench-rollup deps format format-check
+        bench-ingest bench-sink bench-rollup bench-pooled bench-budgets test-scale deps format format-check
 
 # libvgsink and the tools that link it are built once sink/ has sources.
 SINK_TARGETS := $(if $(SINK_SRC),$(BUILD)/libvgsink.a $(BUILD)/libvgsink.so.0 $(BUILD)/libvgsink.so \
@@ -194,6 +194,11 @@ test-unit: all
 test-integration: all
 	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) -m pytest -q tests
 
+# haproxy, 3 collectors, pgbouncer (transaction mode), a primary and a streaming
+# standby, under faults. Part of `make test` too (tests/test_scale.py).
+test-scale: deps all
+	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) -m pytest -q -p no:cacheprovider tests/test_scale.py
+
 # ---- fuzzing (clang + libFuzzer from libclang-rt-14-dev) --------------------
 
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
@@ -213,12 +218,20 @@ fuzz-run: fuzz
 
 bench-ingest: deps all
 	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) tests/bench/bench_ingest.py
+	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) tests/bench/bench_pooled.py
+
+# Ingest direct and through pgbouncer in transaction mode, in the same run.
+bench-pooled: deps all
+	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) tests/bench/bench_pooled.py
 
 bench-sink: deps all
 	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) tests/bench/bench_sink.py
 
 bench-rollup: deps all
 	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) tests/bench/bench_rollup.py
+
+bench-budgets: deps all
+	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) tests/bench/bench_budgets.py
 
 # ---- install -----------------------------------------------------------------
 
@@ -237,6 +250,8 @@ endif
 	install -m 0644 $(SCHEMA_SQL) $(DESTDIR)$(PREFIX)/share/vgcollector/schema/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' deploy/vgcollector.service > $(DESTDIR)/lib/systemd/system/vgcollector.service
 	chmod 0644 $(DESTDIR)/lib/systemd/system/vgcollector.service
+	sed -e 's|@PREFIX@|$(PREFIX)|g' deploy/vgcollector@.service > $(DESTDIR)/lib/systemd/system/vgcollector@.service
+	chmod 0644 $(DESTDIR)/lib/systemd/system/vgcollector@.service
 	test -e $(DESTDIR)/etc/vgcollector/vgcollector.conf || \
 	  install -m 0640 deploy/vgcollector.conf $(DESTDIR)/etc/vgcollector/vgcollector.conf
 

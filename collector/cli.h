@@ -71,6 +71,12 @@ PGconn *cli_db_connect(const struct cli_command *cmd, const struct config *cfg);
 #define CLI_DB_KEYS "db", "db_file"
 
 void cli_print_help(const struct cli_command *cmd, FILE *f);
+
+/* For tables on a terminal (cli_rollup.c): appends a name from the database
+ * with control characters escaped, and counts the columns text takes. */
+struct buf;
+void cli_rollup_escape(struct buf *out, const char *name);
+int cli_rollup_width(const char *s);
 bool cli_is_help(const char *arg);
 
 /* The subcommands: argv[0] is the subcommand's name; each returns the
@@ -80,6 +86,9 @@ int cli_migrate(int argc, char **argv);
 int cli_keys(int argc, char **argv);
 int cli_rollup(int argc, char **argv);
 int cli_retention(int argc, char **argv);
+int cli_rollup_daily(int argc, char **argv);
+int cli_agents(int argc, char **argv);
 int cli_config_sample(int argc, char **argv);
+int cli_budgets(int argc, char **argv);
 
 #endif

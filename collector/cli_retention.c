@@ -12,20 +12,27 @@ static const struct cli_option cli_retention_opts[] = {
 	{ NULL, NULL, NULL, NULL },
 };
 
-static const char *const cli_retention_keys[] = { CLI_DB_KEYS, "retention_months",
-						  "partitions_ahead", "max_row_age_days", NULL };
+static const char *const cli_retention_keys[] = { CLI_DB_KEYS,
+						  "retention_months",
+						  "partitions_ahead",
+						  "max_row_age_days",
+						  "agent_ttl_s",
+						  "agent_forget_after_s",
+						  NULL };
 
 static const struct cli_command cli_retention_cmd = {
 	.name = "retention",
 	.synopsis = "[--dry-run] [--config FILE] [--db CONNINFO]\n"
 		    "                             [--retention-months N] [--partitions-ahead N]\n"
-		    "                             [--max-row-age-days N]",
+		    "                             [--max-row-age-days N] [--agent-ttl-s N]\n"
+		    "                             [--agent-forget-after-s N]",
 	.about = "Drops the monthly cost_rows partitions lying wholly before now minus\n"
 		 "retention_months (0 keeps everything), with their ids, and creates the\n"
 		 "partitions for this month and partitions_ahead months after it. `serve`\n"
 		 "does the same every hour. Only one process works at a time (advisory lock).\n"
 		 "Rows older than the newest dropped month are refused by ingest from then on.\n"
-		 "retention_months * 28 days must be at least max_row_age_days.\n",
+		 "retention_months * 28 days must be at least max_row_age_days.\n"
+		 "It also forgets roster workers offline for longer than agent_forget_after_s.\n",
 	.options = cli_retention_opts,
 	.config_keys = cli_retention_keys,
 };
@@ -54,8 +61,8 @@ int cli_retention(int argc, char **argv)
 		return 1;
 	}
 	buf_init(&out, 0);
-	if (!retention_run(conn, cfg.retention_months, cfg.partitions_ahead, dry_run, &out, &rep,
-			   err, sizeof(err))) {
+	if (!retention_run(conn, cfg.retention_months, cfg.partitions_ahead, cfg.agent_ttl_s,
+			   cfg.agent_forget_after_s, dry_run, &out, &rep, err, sizeof(err))) {
 		fputs(out.data ? out.data : "", stdout);
 		fprintf(stderr, "vgcollector retention: %s\n", err);
 	} else if (rep.locked_out) {

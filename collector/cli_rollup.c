@@ -84,7 +84,7 @@ static void cli_rollup_number(const char *s, int frac, char *out, size_t outlen)
 /* Appends name for a terminal: C0 controls and DEL as \xNN, C1 controls
  * (U+0080..U+009F) as \u00NN and a backslash as \\, so a name can neither
  * drive the terminal nor pass for an escaped one. */
-static void cli_rollup_escape(struct buf *out, const char *name)
+void cli_rollup_escape(struct buf *out, const char *name)
 {
 	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
 		if (*p == '\\')
@@ -99,7 +99,7 @@ static void cli_rollup_escape(struct buf *out, const char *name)
 }
 
 /* Columns s takes on a terminal: one per UTF-8 character. */
-static int cli_rollup_width(const char *s)
+int cli_rollup_width(const char *s)
 {
 	int n = 0;
 

@@ -12,6 +12,9 @@ struct config {
 	char *listen; /* comma-separated HOST:PORT list */
 	char *db;
 	char *db_file;
+	char *db_direct; /* session work (LISTEN); empty: db */
+	char *read_db;	 /* hot standby for reads; empty: none */
+	int read_max_lag_s;
 	int pool_size;
 	int db_queue_max;
 	int db_connect_timeout_s;
@@ -43,6 +46,18 @@ struct config {
 	int shutdown_grace_s;
 	int key_refresh_s;
 	int max_rollup_periods;
+	int rollup_daily_interval_s;
+	int rollup_daily_settle_s;
+	int agent_ttl_s;	  /* roster: a worker unheard this long is offline */
+	int agent_forget_after_s; /* roster: offline this long, retention forgets it */
+	double budget_check_s;	  /* budget_eval.c */
+	double budget_eval_delay_s;
+	double budget_retry_base_s;
+	double budget_retry_max_s;
+	int budget_retry_for_s;
+	int webhook_timeout_s;
+	int webhook_max_inflight;
+	char *webhook_ca_file;
 	char *dashboard; /* "on" or "off" */
 };
 

@@ -3,17 +3,33 @@
  * no query. */
 #include "health.h"
 
+#include "budget_eval.h"
 #include "buf.h"
 #include "gate.h"
 #include "http.h"
 #include "keywatch.h"
 #include "metrics.h"
 #include "pool.h"
+#include "replica.h"
 #include "row.h"
 
 void health_handle_healthz(struct http_req *hr)
 {
 	http_reply_json(hr, 200, "{\"status\":\"ok\"}");
+}
+
+/* 200 with the replica's state: a standby that is down or lagging sends reads
+ * to the primary, so it never makes the collector itself unready. */
+static void health_reply_ready(struct http_req *hr)
+{
+	struct buf b;
+
+	buf_init(&b, 0);
+	buf_puts(&b, "{\"status\":\"ready\",\"replica\":");
+	replica_status_json(hr->srv->replica, &b);
+	buf_putc(&b, '}');
+	http_reply(hr, 200, "application/json", b.data ? b.data : "", b.len);
+	buf_release(&b);
 }
 
 void health_handle_readyz(struct http_req *hr)
@@ -27,7 +43,7 @@ void health_handle_readyz(struct http_req *hr)
 	else if (!srv->keywatch || !keywatch_connected(srv->keywatch))
 		http_reply_error(hr, 503, "database unreachable");
 	else
-		http_reply_json(hr, 200, "{\"status\":\"ready\"}");
+		health_reply_ready(hr);
 }
 
 void health_handle_metrics(struct http_req *hr)
@@ -43,6 +59,8 @@ void health_handle_metrics(struct http_req *hr)
 
 	buf_init(&b, 0);
 	metrics_render(&b, &g);
+	replica_metrics_render(hr->srv->replica, &b);
+	budget_eval_render_metrics(hr->srv->budgets, &b);
 	http_reply(hr, 200, "text/plain; version=0.0.4; charset=utf-8", b.data ? b.data : "",
 		   b.len);
 	buf_release(&b);

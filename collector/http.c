@@ -101,6 +101,8 @@ static const char *http_method_name(struct evhttp_request *req)
 	case EVHTTP_REQ_GET: return "GET";
 	case EVHTTP_REQ_HEAD: return "HEAD";
 	case EVHTTP_REQ_POST: return "POST";
+	case EVHTTP_REQ_PUT: return "PUT";
+	case EVHTTP_REQ_DELETE: return "DELETE";
 	default: return "OTHER";
 	}
 }
@@ -186,14 +188,14 @@ void http_reply_internal(struct http_req *hr, int status, const char *public_msg
 	buf_release(&b);
 }
 
-/* A route's path matches exactly, or, ending in '*', as a prefix ("/ui/" then a star). */
-static bool http_route_matches(const char *pattern, const char *path)
+/* A path ending in '*' matches what starts with the part before it. */
+static bool http_route_matches(const struct http_route *r, const char *path)
 {
-	size_t n = strlen(pattern);
+	size_t n = strlen(r->path);
 
-	if (n && pattern[n - 1] == '*')
-		return strncmp(pattern, path, n - 1) == 0;
-	return strcmp(pattern, path) == 0;
+	if (n && r->path[n - 1] == '*')
+		return strncmp(r->path, path, n - 1) == 0 && path[n - 1];
+	return strcmp(r->path, path) == 0;
 }
 
 static int http_route_of(const char *path)
@@ -201,7 +203,7 @@ static int http_route_of(const char *path)
 	int idx = 0;
 
 	for (const struct http_route *r = http_routes; path && r && r->path; r++, idx++)
-		if (http_route_matches(r->path, path))
+		if (http_route_matches(r, path))
 			return http_route_metrics[idx];
 	return http_route_unknown;
 }
@@ -302,6 +304,8 @@ static void http_dispatch(struct evhttp_request *req, void *arg)
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	int method = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD ? HTTP_GET
 		     : cmd == EVHTTP_REQ_POST			     ? HTTP_POST
+		     : cmd == EVHTTP_REQ_PUT			     ? HTTP_PUT
+		     : cmd == EVHTTP_REQ_DELETE			     ? HTTP_DELETE
 								     : 0;
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	struct gate *gate = gate_find(evhttp_connection_get_bufferevent(evcon));
@@ -335,7 +339,7 @@ static void http_dispatch(struct evhttp_request *req, void *arg)
 	http_set_header(hr, "X-Request-Id", hr->request_id);
 
 	for (const struct http_route *r = http_routes; path && r->path; r++, idx++) {
-		if (http_route_matches(r->path, path)) {
+		if (http_route_matches(r, path)) {
 			route = r;
 			hr->route = http_route_metrics[idx];
 			break;

@@ -13,10 +13,12 @@ struct buf;
 
 typedef void (*http_handler)(struct http_req *hr);
 
-enum http_method { HTTP_GET = 1, HTTP_POST = 2 };
+/* A route whose path ends in '*' matches every path with the part before it
+ * as prefix. */
+enum http_method { HTTP_GET = 1, HTTP_POST = 2, HTTP_PUT = 4, HTTP_DELETE = 8 };
 
 struct http_route {
-	const char *path; /* exact, or a prefix when it ends in a star */
+	const char *path;
 	int methods;
 	http_handler handler;
 };

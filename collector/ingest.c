@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "buf.h"
+#include "budget_eval.h"
 #include "clock.h"
 #include "http.h"
 #include "ingest_decode.h"
@@ -152,6 +153,8 @@ static void ingest_done(struct pool_job *pj)
 		metrics_rows((uint64_t)job->accepted, (uint64_t)job->duplicates,
 			     (uint64_t)job->rejected);
 		metrics_ingest_latency(clock_monotonic() - hr->started);
+		if (job->accepted > 0)
+			budget_eval_note_commit(hr->srv->budgets);
 		if (job->rejected)
 			log_req(LOG_LVL_INFO, &hr->log,
 				"stored %d rows, %d duplicates, %d rejected", job->accepted,

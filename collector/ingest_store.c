@@ -1,6 +1,8 @@
 /* One ingest transaction:
- *   BEGIN; read the retention horizon FOR SHARE; COPY the rows at or after it
- *   -> temp staging table; one statement: claim ids in cost_row_ids (sorted,
+ *   BEGIN, a staging table that lives only as long as the transaction, and
+ *   the retention horizon read FOR SHARE (one round trip); COPY the rows at
+ *   or after the horizon -> the staging table; one statement: claim ids in
+ *   cost_row_ids (sorted byte-wise, the index's order,
  *   ON CONFLICT DO NOTHING RETURNING id), insert only the claimed rows into
  *   cost_rows, and upsert the hourly rollup from those inserted rows
  *   (pre-aggregated, in key order); COPY rejects -> ingest_rejects; COMMIT.
@@ -10,7 +12,12 @@
  * database refuses the data itself (SQLSTATE class 22, 23, 54), the batch is
  * run again one row per savepoint, so each row it refuses is rejected on its
  * own and the others are stored. Every failure is classified by db_classify:
- * a condition that can pass is 503, never a rejection. */
+ * a condition that can pass is 503, never a rejection.
+ *
+ * No session state outlives a transaction (the collector must work through
+ * pgbouncer in pool_mode = transaction): the staging table is created ON
+ * COMMIT DROP inside each transaction, statements are unnamed (PQexecParams),
+ * and the time zone the rollup's hours are cut in is SET LOCAL. */
 #include "ingest_store.h"
 
 #include <cJSON.h>
@@ -44,18 +51,19 @@ struct store_fail {
 };
 
 /* The per-connection cache, kept behind the worker's slot and owned here:
- * whether the staging table and prepared insert exist on the connection, and
- * the months known to have a cost_rows partition. serial is the worker's
+ * the months known to have a cost_rows partition (database objects, so this
+ * holds through a transaction pooler too). serial is the worker's
  * conn_serial it describes; a new connection starts it afresh. */
 struct store_cache {
 	unsigned serial;
-	bool stage_ready;
 	int known_months[64]; /* months (y*12+m) with a cost_rows partition */
 	int known_months_count;
 };
 
-/* The SQL naming the row's columns, generated once from row_fields. */
-static char *stage_sql, *insert_sql;
+/* The SQL naming the row's columns, generated once from row_fields:
+ * begin_sql opens the transaction, makes the staging table and reads the
+ * retention horizon; insert_sql is the one statement above. */
+static char *begin_sql, *insert_sql;
 static pthread_once_t store_sql_once = PTHREAD_ONCE_INIT;
 
 /* The column list of row_fields, each prefixed with prefix, or with its SQL
@@ -73,13 +81,16 @@ static void store_sql_build(void)
 
 	buf_init(&stage, 0);
 	buf_init(&insert, 0);
-	buf_puts(&stage, "SET TimeZone = 'UTC';CREATE TEMP TABLE IF NOT EXISTS vgc_stage (");
+	buf_puts(&stage, "BEGIN; SET LOCAL TimeZone = 'UTC'; CREATE TEMP TABLE vgc_stage (");
 	store_columns(&stage, "", true);
-	buf_puts(&stage, ") ON COMMIT DELETE ROWS");
+	buf_puts(&stage, ") ON COMMIT DROP;"
+			 " SELECT (extract(epoch FROM dropped_before) * 1000000)::bigint,"
+			 " to_char(dropped_before AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+			 " FROM vgc_retention FOR SHARE");
 
 	buf_puts(&insert, "WITH claimed AS ("
 			  "  INSERT INTO cost_row_ids (id, ts)"
-			  "  SELECT id, ts FROM vgc_stage ORDER BY id"
+			  "  SELECT id, ts FROM vgc_stage ORDER BY id COLLATE \"C\""
 			  "  ON CONFLICT (id) DO NOTHING RETURNING id"
 			  "), ins AS ("
 			  "  INSERT INTO cost_rows (");
@@ -89,7 +100,7 @@ static void store_sql_build(void)
 	buf_puts(
 		&insert,
 		", $1::bigint"
-		"  FROM vgc_stage s JOIN claimed c ON c.id = s.id"
+		"  FROM vgc_stage s JOIN claimed c ON c.id = s.id COLLATE \"C\""
 		"  RETURNING ts, project, agent_id, tenant_id, modality, provider, model_id, status,"
 		"   cost_usd, rated_price_usd, input_units, output_units, cached_input_units"
 		"), agg AS ("
@@ -111,8 +122,8 @@ static void store_sql_build(void)
 		"   cached_input_units = r.cached_input_units + excluded.cached_input_units"
 		"  RETURNING 1"
 		") SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM agg)");
-	/* NULL on out of memory: store_prepare reports it. */
-	stage_sql = stage.over ? NULL : buf_steal(&stage, NULL);
+	/* NULL on out of memory: store_begin reports it. */
+	begin_sql = stage.over ? NULL : buf_steal(&stage, NULL);
 	insert_sql = insert.over ? NULL : buf_steal(&insert, NULL);
 	buf_release(&stage);
 	buf_release(&insert);
@@ -282,36 +293,9 @@ static struct store_cache *store_cache_get(struct pool_worker *w)
 	}
 	if (c->serial != w->conn_serial) {
 		c->serial = w->conn_serial;
-		c->stage_ready = false;
 		c->known_months_count = 0;
 	}
 	return c;
-}
-
-static bool store_prepare(struct store_cache *c, PGconn *conn, struct store_fail *f, char *err,
-			  size_t errlen)
-{
-	PGresult *res;
-
-	if (c->stage_ready)
-		return true;
-	pthread_once(&store_sql_once, store_sql_build);
-	if (!stage_sql || !insert_sql) {
-		f->fault = DB_FAULT_TRANSIENT;
-		snprintf(err, errlen, "out of memory building the ingest SQL");
-		return false;
-	}
-	if (!store_exec(conn, stage_sql, f, err, errlen))
-		return false;
-	res = PQprepare(conn, "vgc_ingest", insert_sql, 1, NULL);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		store_failed(conn, res, f, err, errlen);
-		PQclear(res);
-		return false;
-	}
-	PQclear(res);
-	c->stage_ready = true;
-	return true;
 }
 
 /* Makes sure every month the batch touches has a partition, the month taken
@@ -358,16 +342,22 @@ static bool store_partitions(struct store_cache *c, PGconn *conn, const struct i
 	return true;
 }
 
-/* Reads the retention horizon FOR SHARE, so a retention pass cannot drop a
- * month under this transaction (it raises the horizon FOR UPDATE). *has is
- * false while nothing was dropped; day is the horizon as YYYY-MM-DD (UTC). */
-static bool store_horizon(PGconn *conn, bool *has, long long *us, char *day, size_t daylen,
-			  struct store_fail *f, char *err, size_t errlen)
+/* Opens the transaction with begin_sql, which ends by reading the retention
+ * horizon FOR SHARE, so a retention pass cannot drop a month under this
+ * transaction (it raises the horizon FOR UPDATE). *has is false while nothing
+ * was dropped; day is the horizon as YYYY-MM-DD (UTC). */
+static bool store_begin(PGconn *conn, bool *has, long long *us, char *day, size_t daylen,
+			struct store_fail *f, char *err, size_t errlen)
 {
-	PGresult *res =
-		PQexec(conn, "SELECT (extract(epoch FROM dropped_before) * 1000000)::bigint,"
-			     " to_char(dropped_before AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
-			     " FROM vgc_retention FOR SHARE");
+	PGresult *res;
+
+	pthread_once(&store_sql_once, store_sql_build);
+	if (!begin_sql || !insert_sql) {
+		f->fault = DB_FAULT_TRANSIENT;
+		snprintf(err, errlen, "out of memory building the ingest SQL");
+		return false;
+	}
+	res = PQexec(conn, begin_sql);
 
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		store_failed(conn, res, f, err, errlen);
@@ -393,7 +383,7 @@ static bool store_insert(PGconn *conn, const char *rows, size_t len, const char 
 
 	if (!store_copy(conn, "COPY vgc_stage FROM STDIN", rows, len, f, err, errlen))
 		return false;
-	r = PQexecPrepared(conn, "vgc_ingest", 1, params, NULL, NULL, 0);
+	r = PQexecParams(conn, insert_sql, 1, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		store_failed(conn, r, f, err, errlen);
 		PQclear(r);
@@ -511,9 +501,7 @@ static bool store_txn(PGconn *conn, const struct ingest_batch *b, const long lon
 		snprintf(err, errlen, "out of memory encoding the batch");
 		goto out;
 	}
-	if (!store_exec(conn, "BEGIN", f, err, errlen))
-		goto fail;
-	if (!store_horizon(conn, &has, &horizon, day, sizeof(day), f, err, errlen))
+	if (!store_begin(conn, &has, &horizon, day, sizeof(day), f, err, errlen))
 		goto fail;
 	for (int i = 0; i < b->nrows; i++) {
 		if (has && us[i] < horizon) {
@@ -617,8 +605,7 @@ int ingest_store(struct pool_worker *w, const struct ingest_batch *b, long long 
 			status = 503;
 			break;
 		}
-		if (store_prepare(c, conn, &f, err, errlen) &&
-		    store_partitions(c, conn, b, us, &f, err, errlen) &&
+		if (store_partitions(c, conn, b, us, &f, err, errlen) &&
 		    store_txn(conn, b, us, &rejects, key, per_row, res, &f, err, errlen)) {
 			res->duplicates =
 				b->duplicates + (b->nrows - res->nrejects - res->accepted);

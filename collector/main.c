@@ -16,7 +16,10 @@ static const struct command commands[] = {
 	{ "migrate", cli_migrate, "apply schema migrations to the database" },
 	{ "keys", cli_keys, "create, list or revoke API keys" },
 	{ "rollup", cli_rollup, "print cost rollups as a table or CSV, from the database" },
+	{ "agents", cli_agents, "print the fleet roster: workers, liveness, delivery health" },
 	{ "retention", cli_retention, "drop expired cost_rows partitions, create future ones" },
+	{ "rollup-daily", cli_rollup_daily, "summarise closed days into the daily rollup now" },
+	{ "budgets", cli_budgets, "set, list or remove budgets (spend limits with alerts)" },
 	{ "config-sample", cli_config_sample, "print a config file with every key and default" },
 	{ NULL, NULL, NULL },
 };

@@ -3,6 +3,7 @@
 #include "metrics.h"
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "buf.h"
@@ -28,6 +29,8 @@ static _Atomic uint64_t latency_buckets[METRICS_NBUCKETS];
 static _Atomic uint64_t latency_count, latency_sum_us;
 static _Atomic uint64_t db_errors, auth_failures, rate_limited;
 static _Atomic uint64_t conns_open, conns_refused, pending_body_refused;
+static _Atomic uint64_t agents_by_status[3], agents_dropped, agents_backlog;
+static _Atomic bool agents_known; /* false until the first refresh */
 
 int metrics_route_register(const char *name)
 {
@@ -108,6 +111,17 @@ void metrics_conn_refused(void)
 void metrics_pending_body_refused(void)
 {
 	atomic_fetch_add(&pending_body_refused, 1);
+}
+
+void metrics_agents_set(uint64_t idle, uint64_t busy, uint64_t offline, uint64_t dropped,
+			uint64_t backlog)
+{
+	atomic_store(&agents_by_status[0], idle);
+	atomic_store(&agents_by_status[1], busy);
+	atomic_store(&agents_by_status[2], offline);
+	atomic_store(&agents_dropped, dropped);
+	atomic_store(&agents_backlog, backlog);
+	atomic_store(&agents_known, true);
 }
 
 static void metrics_counter(struct buf *out, const char *name, const char *help, uint64_t v)
@@ -206,4 +220,20 @@ void metrics_render(struct buf *out, const struct metrics_gauges *g)
 	metrics_gauge(out, "vgcollector_pending_body_bytes",
 		      "Body bytes reserved by requests being received, not yet dispatched.",
 		      g->pending_body_bytes);
+	if (atomic_load(&agents_known)) {
+		static const char *const st[3] = { "idle", "busy", "offline" };
+
+		buf_puts(out, "# HELP vgcollector_agents Workers in the roster by status.\n"
+			      "# TYPE vgcollector_agents gauge\n");
+		for (int i = 0; i < 3; i++)
+			buf_printf(out, "vgcollector_agents{status=\"%s\"} %llu\n", st[i],
+				   (unsigned long long)atomic_load(&agents_by_status[i]));
+		metrics_gauge(out, "vgcollector_agent_sink_dropped_rows",
+			      "Rows the roster's libvgsink workers report dropped, summed.",
+			      atomic_load(&agents_dropped));
+		metrics_gauge(
+			out, "vgcollector_agent_sink_backlog_rows",
+			"Rows the roster's libvgsink workers report queued or spooled, summed.",
+			atomic_load(&agents_backlog));
+	}
 }

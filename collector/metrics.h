@@ -21,6 +21,11 @@ void metrics_conn_close(void);
 void metrics_conn_refused(void);
 void metrics_pending_body_refused(void);
 
+/* The roster's gauges (agents_metrics.c refreshes them from the database):
+ * workers by derived status, and their sinks' dropped and waiting rows. */
+void metrics_agents_set(uint64_t idle, uint64_t busy, uint64_t offline, uint64_t dropped,
+			uint64_t backlog);
+
 /* Gauges other modules own, read by the caller when /metrics is asked for. */
 struct metrics_gauges {
 	uint64_t pool_size, pool_in_use, pool_waiting; /* pool.c */

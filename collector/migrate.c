@@ -1,6 +1,10 @@
-/* Applies and checks schema migrations. A session advisory lock serialises
- * collectors that migrate at once; each migration and its schema_migrations
- * row commit together, so a failed migration leaves no trace. */
+/* Applies and checks schema migrations. Each migration runs in its own
+ * transaction that first takes a transaction-scoped advisory lock, so
+ * collectors migrating at once take turns, and nothing outlives the
+ * transaction: it works through a transaction-mode pooler (pgbouncer), where
+ * a session lock would stay behind on a pooled server connection. The
+ * migration and its schema_migrations row commit together, so a failed
+ * migration leaves no trace. */
 #include "migrate.h"
 
 #include <stdio.h>
@@ -8,8 +12,11 @@
 
 #include "db.h"
 
-#define MIGRATE_LOCK "SELECT pg_advisory_lock(hashtext('vgcollector.migrate'))"
-#define MIGRATE_UNLOCK "SELECT pg_advisory_unlock(hashtext('vgcollector.migrate'))"
+/* Opens a migration's transaction: quiet notices (SET LOCAL, so no setting
+ * leaks to the pooler's next client), then the lock, held until COMMIT. */
+#define MIGRATE_BEGIN                                                                              \
+	"BEGIN; SET LOCAL client_min_messages = warning;"                                          \
+	" SELECT pg_advisory_xact_lock(hashtext('vgcollector.migrate'))"
 
 static bool migrate_is_applied(PGconn *conn, const char *name, bool *applied, char *err,
 			       size_t errlen)
@@ -27,14 +34,27 @@ static bool migrate_is_applied(PGconn *conn, const char *name, bool *applied, ch
 	return ok;
 }
 
-static bool migrate_apply(PGconn *conn, const struct migration *m, char *err, size_t errlen)
+/* Applies m unless it is already there (checked under the lock, as another
+ * collector may have applied it while we waited). */
+static bool migrate_apply(PGconn *conn, const struct migration *m, bool *applied, char *err,
+			  size_t errlen)
 {
 	const char *params[1] = { m->name };
 	PGresult *res;
 	char msg[1024];
+	bool done = false;
 
-	if (!db_exec(conn, "BEGIN", err, errlen))
+	*applied = false;
+	if (!db_exec(conn, MIGRATE_BEGIN, err, errlen)) {
+		db_rollback(conn);
 		return false;
+	}
+	if (!migrate_is_applied(conn, m->name, &done, err, errlen)) {
+		db_rollback(conn);
+		return false;
+	}
+	if (done)
+		return db_exec(conn, "COMMIT", err, errlen);
 	if (!db_exec(conn, m->sql, msg, sizeof(msg))) {
 		snprintf(err, errlen, "migration %s: %s", m->name, msg);
 		db_rollback(conn);
@@ -49,38 +69,31 @@ static bool migrate_apply(PGconn *conn, const struct migration *m, char *err, si
 		return false;
 	}
 	PQclear(res);
-	return db_exec(conn, "COMMIT", err, errlen);
+	if (!db_exec(conn, "COMMIT", err, errlen))
+		return false;
+	*applied = true;
+	return true;
 }
 
 bool migrate_run(PGconn *conn, int *applied, char *err, size_t errlen)
 {
-	char msg[256];
-	bool ok = true;
-
 	*applied = 0;
-	if (!db_exec(conn, "SET client_min_messages = warning", err, errlen) ||
-	    !db_exec(conn, MIGRATE_LOCK, err, errlen))
-		return false;
 	if (!db_exec(conn,
-		     "CREATE TABLE IF NOT EXISTS schema_migrations ("
-		     " version text PRIMARY KEY,"
-		     " applied_at timestamptz NOT NULL DEFAULT now())",
-		     err, errlen))
-		ok = false;
-	for (int i = 0; ok && i < migrations_count; i++) {
-		bool done = false;
-		ok = migrate_is_applied(conn, migrations[i].name, &done, err, errlen);
-		if (ok && !done) {
-			ok = migrate_apply(conn, &migrations[i], err, errlen);
-			if (ok)
-				(*applied)++;
-		}
+		     MIGRATE_BEGIN "; CREATE TABLE IF NOT EXISTS schema_migrations ("
+				   " version text PRIMARY KEY,"
+				   " applied_at timestamptz NOT NULL DEFAULT now()); COMMIT",
+		     err, errlen)) {
+		db_rollback(conn);
+		return false;
 	}
-	if (!db_exec(conn, MIGRATE_UNLOCK, msg, sizeof(msg)) && ok) {
-		snprintf(err, errlen, "%s", msg);
-		ok = false;
+	for (int i = 0; i < migrations_count; i++) {
+		bool did = false;
+		if (!migrate_apply(conn, &migrations[i], &did, err, errlen))
+			return false;
+		if (did)
+			(*applied)++;
 	}
-	return ok;
+	return true;
 }
 
 bool migrate_check(PGconn *conn, char *err, size_t errlen)

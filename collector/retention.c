@@ -11,7 +11,12 @@
  * so a resent row of a dropped month is never counted again; the month's
  * rollups stay as history. DROP takes an ACCESS EXCLUSIVE lock on cost_rows,
  * which would queue every ingest behind it while it waits, so it runs with a
- * short lock_timeout and a busy month is simply retried on the next pass. */
+ * short lock_timeout and a busy month is simply retried on the next pass.
+ *
+ * Collectors take turns through an advisory lock taken inside each drop's
+ * transaction (pg_try_advisory_xact_lock), never a session lock: nothing
+ * outlives a transaction, so it all works through a transaction-mode pooler.
+ * Creating partitions needs no turn: vgc_ensure_partition locks for itself. */
 #include "retention.h"
 
 #include <event2/event.h>
@@ -19,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agents_store.h"
 #include "buf.h"
 #include "config.h"
 #include "db.h"
@@ -68,7 +74,7 @@ static PGresult *retention_query(PGconn *conn, const char *sql, int nparams,
  * retention horizon (vgc_retention.dropped_before) to the month's upper bound
  * in the same transaction, so no ingest can store a row of that month again. */
 static bool retention_drop(PGconn *conn, const char *name, const char *lo, const char *hi,
-			   long long *ids, char *err, size_t errlen)
+			   long long *ids, bool *locked_out, char *err, size_t errlen)
 {
 	const char *params[2] = { lo, hi };
 	char *ident = PQescapeIdentifier(conn, name, strlen(name));
@@ -83,8 +89,22 @@ static bool retention_drop(PGconn *conn, const char *name, const char *lo, const
 	 * that read the old horizon FOR SHARE, and ingests that start after it
 	 * wait for this commit and then see the new horizon. */
 	if (!db_exec(conn, "BEGIN", err, errlen) ||
-	    !db_exec(conn, "SET LOCAL lock_timeout = '3s'", err, errlen) ||
-	    !db_exec(conn, "SELECT 1 FROM vgc_retention FOR UPDATE", err, errlen))
+	    !db_exec(conn, "SET LOCAL lock_timeout = '3s'", err, errlen))
+		goto fail;
+	res = PQexec(conn, "SELECT pg_try_advisory_xact_lock(" RETENTION_LOCK ")");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		db_result_error(conn, res, err, errlen);
+		PQclear(res);
+		goto fail;
+	}
+	*locked_out = strcmp(PQgetvalue(res, 0, 0), "t") != 0;
+	PQclear(res);
+	if (*locked_out) {
+		db_rollback(conn);
+		PQfreemem(ident);
+		return true;
+	}
+	if (!db_exec(conn, "SELECT 1 FROM vgc_retention FOR UPDATE", err, errlen))
 		goto fail;
 	res = PQexecParams(conn,
 			   "UPDATE vgc_retention SET dropped_before = greatest(dropped_before,"
@@ -107,7 +127,8 @@ static bool retention_drop(PGconn *conn, const char *name, const char *lo, const
 	}
 	*ids = atoll(PQcmdTuples(res));
 	PQclear(res);
-	snprintf(sql, sizeof(sql), "DROP TABLE %s", ident);
+	/* IF EXISTS: another collector may have dropped it since we listed it. */
+	snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s", ident);
 	if (!db_exec(conn, sql, err, errlen) || !db_exec(conn, "COMMIT", err, errlen))
 		goto fail;
 	PQfreemem(ident);
@@ -119,8 +140,8 @@ fail:
 }
 
 /* The pass itself; the caller holds the lock (or runs dry). */
-static bool retention_pass(PGconn *conn, int months, int ahead, bool dry_run, struct buf *out,
-			   struct retention_report *rep, char *err, size_t errlen)
+static bool retention_pass(PGconn *conn, int months, int ahead, const int agents[2], bool dry_run,
+			   struct buf *out, struct retention_report *rep, char *err, size_t errlen)
 {
 	char nbuf[16];
 	const char *params[1] = { nbuf };
@@ -142,12 +163,17 @@ static bool retention_pass(PGconn *conn, int months, int ahead, bool dry_run, st
 				rep->dropped++;
 				continue;
 			}
-			if (!retention_drop(conn, name, lo, hi, &ids, err, errlen)) {
+			if (!retention_drop(conn, name, lo, hi, &ids, &rep->locked_out, err,
+					    errlen)) {
 				char msg[512];
 				snprintf(msg, sizeof(msg), "%s", err);
 				snprintf(err, errlen, "dropping %s: %s", name, msg);
 				PQclear(res);
 				return false;
+			}
+			if (rep->locked_out) {
+				PQclear(res);
+				return true;
 			}
 			buf_printf(out, "dropped %s (%s to %s UTC) and %lld of its ids\n", name, lo,
 				   hi, ids);
@@ -182,31 +208,24 @@ static bool retention_pass(PGconn *conn, int months, int ahead, bool dry_run, st
 		rep->created++;
 	}
 	PQclear(res);
+	if (!agents_store_forget(conn, agents[0], agents[1], dry_run, &rep->agents_forgotten, err,
+				 errlen))
+		return false;
+	if (rep->agents_forgotten)
+		buf_printf(out, "%s %lld roster workers offline for more than %d s\n",
+			   dry_run ? "would forget" : "forgot", rep->agents_forgotten, agents[1]);
 	return true;
 }
 
-bool retention_run(PGconn *conn, int retention_months, int partitions_ahead, bool dry_run,
-		   struct buf *out, struct retention_report *rep, char *err, size_t errlen)
+bool retention_run(PGconn *conn, int retention_months, int partitions_ahead, int agent_ttl_s,
+		   int agent_forget_after_s, bool dry_run, struct buf *out,
+		   struct retention_report *rep, char *err, size_t errlen)
 {
-	PGresult *res;
-	bool ok;
+	const int agents[2] = { agent_ttl_s, agent_forget_after_s };
 
 	memset(rep, 0, sizeof(*rep));
-	if (dry_run)
-		return retention_pass(conn, retention_months, partitions_ahead, true, out, rep, err,
-				      errlen);
-	/* A session lock, not a transaction one: each drop commits on its own. */
-	if (!(res = retention_query(conn, "SELECT pg_try_advisory_lock(" RETENTION_LOCK ")", 0,
-				    NULL, err, errlen)))
-		return false;
-	rep->locked_out = strcmp(PQgetvalue(res, 0, 0), "t") != 0;
-	PQclear(res);
-	if (rep->locked_out)
-		return true;
-	ok = retention_pass(conn, retention_months, partitions_ahead, false, out, rep, err, errlen);
-	res = PQexec(conn, "SELECT pg_advisory_unlock(" RETENTION_LOCK ")");
-	PQclear(res); /* if this failed the connection is broken, which frees the lock too */
-	return ok;
+	return retention_pass(conn, retention_months, partitions_ahead, agents, dry_run, out, rep,
+			      err, errlen);
 }
 
 /* ---- the periodic pass inside `serve` ------------------------------------ */
@@ -222,7 +241,7 @@ struct retention {
 struct retention_job {
 	struct pool_job job; /* first: the pool hands this pointer back */
 	struct retention *r;
-	int months, ahead;
+	int months, ahead, agent_ttl_s, agent_forget_after_s;
 	bool ok;
 	struct retention_report rep;
 	struct buf out;
@@ -237,8 +256,9 @@ static void retention_work(struct pool_job *pj, struct pool_worker *w)
 
 	if (!conn)
 		return;
-	job->ok = retention_run(conn, job->months, job->ahead, false, &job->out, &job->rep,
-				job->err, sizeof(job->err));
+	job->ok = retention_run(conn, job->months, job->ahead, job->agent_ttl_s,
+				job->agent_forget_after_s, false, &job->out, &job->rep, job->err,
+				sizeof(job->err));
 	if (!job->ok && PQstatus(conn) != CONNECTION_OK)
 		pool_worker_reset(w);
 }
@@ -278,6 +298,8 @@ static void retention_tick(evutil_socket_t fd, short what, void *arg)
 	job->r = r;
 	job->months = r->cfg->retention_months;
 	job->ahead = r->cfg->partitions_ahead;
+	job->agent_ttl_s = r->cfg->agent_ttl_s;
+	job->agent_forget_after_s = r->cfg->agent_forget_after_s;
 	buf_init(&job->out, 64 * 1024);
 	if (!pool_submit(r->pool, &job->job)) {
 		log_warn("retention: database pool saturated; retried in %d s",

@@ -14,6 +14,7 @@
 #include "db.h"
 #include "http.h"
 #include "pool.h"
+#include "replica.h"
 #include "rollup_cursor.h"
 #include "rollup_scope.h"
 #include "rollup_sql.h"
@@ -400,7 +401,7 @@ static void rollup_submit(struct http_req *hr, enum rollup_kind kind)
 	job->job.work = rollup_work;
 	job->job.done = rollup_done;
 	job->hr = hr;
-	if (!pool_submit(srv->pool, &job->job)) {
+	if (!pool_submit(replica_read_pool(srv->replica, srv->pool, hr), &job->job)) {
 		rollup_job_free(job);
 		http_set_header(hr, "Retry-After", "1");
 		http_reply_error(hr, 503,

@@ -10,6 +10,8 @@
 #include "row_fields.h"
 #include "timefmt.h"
 
+#define ROLLUP_SQL_US_PER_DAY TIMEFMT_US_PER_DAY
+
 /* Columns of cost_rows and cost_rollup_hourly, indexed by enum rollup_col. */
 static const char *const rollup_sql_cols[ROLLUP_NCOLS] = {
 	"project", "agent_id", "tenant_id", "modality", "provider", "model_id", "session_id",
@@ -85,18 +87,14 @@ static char *rollup_sql_array(const struct rollup_filter *f)
 	return buf_steal(&b, NULL);
 }
 
-/* WHERE over time (timecol) and every filter. */
-static bool rollup_sql_where(const struct rollup_query *q, struct rollup_sql *s,
-			     const char *timecol)
+/* The filters of a query: " AND (col = ANY($n) OR col IS NULL)" for each
+ * filtered column. Each array parameter is added once (first use) and its
+ * number kept in pnum, so every branch of a statement shares it. */
+static bool rollup_sql_filters(const struct rollup_query *q, struct rollup_sql *s,
+			       int pnum[ROLLUP_NCOLS])
 {
-	bool ok = buf_puts(&s->text, " WHERE true");
+	bool ok = true;
 
-	if (q->has_from)
-		ok = ok && buf_printf(&s->text, " AND %s >= ", timecol) &&
-		     rollup_sql_param(s, rollup_sql_time(q->from_us), "timestamptz");
-	if (q->has_to)
-		ok = ok && buf_printf(&s->text, " AND %s < ", timecol) &&
-		     rollup_sql_param(s, rollup_sql_time(q->to_us), "timestamptz");
 	for (int c = 0; ok && c < ROLLUP_NCOLS; c++) {
 		const struct rollup_filter *f = &q->filters[c];
 		bool has_null = false, has_value = false;
@@ -110,16 +108,126 @@ static bool rollup_sql_where(const struct rollup_query *q, struct rollup_sql *s,
 		if (!f->n)
 			continue;
 		ok = buf_puts(&s->text, " AND (");
-		if (has_value)
+		if (has_value && pnum[c] == 0) {
 			ok = ok && buf_printf(&s->text, "%s = ANY(", rollup_sql_cols[c]) &&
 			     rollup_sql_param(s, rollup_sql_array(f), "text[]") &&
 			     buf_putc(&s->text, ')');
+			pnum[c] = s->nparams;
+		} else if (has_value) {
+			ok = ok && buf_printf(&s->text, "%s = ANY($%d::text[])", rollup_sql_cols[c],
+					      pnum[c]);
+		}
 		if (has_null)
 			ok = ok && buf_printf(&s->text, "%s%s IS NULL", has_value ? " OR " : "",
 					      rollup_sql_cols[c]);
 		ok = ok && buf_putc(&s->text, ')');
 	}
 	return ok;
+}
+
+/* WHERE over time (timecol) and every filter. */
+static bool rollup_sql_where(const struct rollup_query *q, struct rollup_sql *s,
+			     const char *timecol)
+{
+	int pnum[ROLLUP_NCOLS] = { 0 };
+	bool ok = buf_puts(&s->text, " WHERE true");
+
+	if (q->has_from)
+		ok = ok && buf_printf(&s->text, " AND %s >= ", timecol) &&
+		     rollup_sql_param(s, rollup_sql_time(q->from_us), "timestamptz");
+	if (q->has_to)
+		ok = ok && buf_printf(&s->text, " AND %s < ", timecol) &&
+		     rollup_sql_param(s, rollup_sql_time(q->to_us), "timestamptz");
+	return ok && rollup_sql_filters(q, s, pnum);
+}
+
+/* An instant as a parameter, added once: *pnum is its number after. */
+static bool rollup_sql_time_ref(struct rollup_sql *s, long long us, int *pnum)
+{
+	if (*pnum)
+		return buf_printf(&s->text, "$%d::timestamptz", *pnum);
+	if (!rollup_sql_param(s, rollup_sql_time(us), "timestamptz"))
+		return false;
+	*pnum = s->nparams;
+	return true;
+}
+
+/* The columns every branch of the daily-and-hourly source yields. */
+static const char rollup_sql_branch_cols[] =
+	"project, agent_id, tenant_id, modality, provider, model_id, requests, errors, fallbacks,"
+	" cost_usd, rated_price_usd, input_units, output_units, cached_input_units";
+
+/* The rows a read sums, as " FROM ... WHERE ...". Hour granularity, or a
+ * range holding no whole UTC day, reads cost_rollup_hourly alone. Otherwise
+ * each whole day inside [from, to) comes from cost_rollup_daily unless it is
+ * listed in vgc_rollup_dirty_days (open, late rows, or not yet summarised),
+ * and those days and the partial days at either end come from the hours.
+ * One statement, so one snapshot: the list and both tables agree, see
+ * schema/0004_rollup_daily.sql. The hours of a listed day are found by
+ * joining the (short) list to the hourly index, never by scanning the range. */
+static bool rollup_sql_source(const struct rollup_query *q, struct rollup_sql *s)
+{
+	long long dfrom = 0, dto = 0;
+	int pnum[ROLLUP_NCOLS] = { 0 }, p_from = 0, p_to = 0, p_dfrom = 0, p_dto = 0;
+	struct buf *t = &s->text;
+	bool ok;
+
+	if (q->has_from)
+		dfrom = timefmt_floor_div(q->from_us + ROLLUP_SQL_US_PER_DAY - 1,
+					  ROLLUP_SQL_US_PER_DAY) *
+			ROLLUP_SQL_US_PER_DAY;
+	if (q->has_to)
+		dto = timefmt_floor_div(q->to_us, ROLLUP_SQL_US_PER_DAY) * ROLLUP_SQL_US_PER_DAY;
+	if (q->granularity == ROLLUP_HOUR || (q->has_from && q->has_to && dfrom >= dto))
+		return buf_puts(t, " FROM cost_rollup_hourly") && rollup_sql_where(q, s, "hour");
+
+	/* Whole, summarised days. */
+	ok = buf_printf(t,
+			" FROM (SELECT d.day AS hour, %s FROM cost_rollup_daily d"
+			" WHERE vgc_rollup_serial()",
+			rollup_sql_branch_cols);
+	if (q->has_from)
+		ok = ok && buf_puts(t, " AND d.day >= ") && rollup_sql_time_ref(s, dfrom, &p_dfrom);
+	if (q->has_to)
+		ok = ok && buf_puts(t, " AND d.day < ") && rollup_sql_time_ref(s, dto, &p_dto);
+	ok = ok &&
+	     buf_puts(t, " AND NOT EXISTS (SELECT 1 FROM vgc_rollup_dirty_days x"
+			 " WHERE x.day = d.day)") &&
+	     rollup_sql_filters(q, s, pnum);
+
+	/* Whole days still listed: their hours. */
+	ok = ok && buf_printf(t,
+			      " UNION ALL SELECT h.hour, %s FROM vgc_rollup_dirty_days x"
+			      " JOIN cost_rollup_hourly h ON h.hour >= x.day"
+			      " AND h.hour < x.day + interval '24 hours' WHERE true",
+			      rollup_sql_branch_cols);
+	if (q->has_from)
+		ok = ok && buf_puts(t, " AND x.day >= ") && rollup_sql_time_ref(s, dfrom, &p_dfrom);
+	if (q->has_to)
+		ok = ok && buf_puts(t, " AND x.day < ") && rollup_sql_time_ref(s, dto, &p_dto);
+	ok = ok && rollup_sql_filters(q, s, pnum);
+
+	/* The partial days at either end: their hours. */
+	if ((q->has_from && q->from_us < dfrom) || (q->has_to && dto < q->to_us)) {
+		const char *sep = " AND (";
+
+		ok = ok &&
+		     buf_printf(t, " UNION ALL SELECT hour, %s FROM cost_rollup_hourly WHERE true",
+				rollup_sql_branch_cols);
+		if (q->has_from && q->from_us < dfrom) {
+			ok = ok && buf_printf(t, "%s(hour >= ", sep) &&
+			     rollup_sql_time_ref(s, q->from_us, &p_from) &&
+			     buf_puts(t, " AND hour < ") &&
+			     rollup_sql_time_ref(s, dfrom, &p_dfrom) && buf_putc(t, ')');
+			sep = " OR ";
+		}
+		if (q->has_to && dto < q->to_us)
+			ok = ok && buf_printf(t, "%s(hour >= ", sep) &&
+			     rollup_sql_time_ref(s, dto, &p_dto) && buf_puts(t, " AND hour < ") &&
+			     rollup_sql_time_ref(s, q->to_us, &p_to) && buf_putc(t, ')');
+		ok = ok && buf_putc(t, ')') && rollup_sql_filters(q, s, pnum);
+	}
+	return ok && buf_puts(t, ") s");
 }
 
 /* Starts an empty statement in out; free it with rollup_sql_free whatever happens. */
@@ -155,7 +263,7 @@ bool rollup_sql_rollups(const struct rollup_query *q, struct rollup_sql *out)
 		ok = ok && buf_printf(t, ", %s", rollup_sql_cols[q->cols[i]]);
 	for (int i = 0; i < ROLLUP_NMEASURES; i++)
 		ok = ok && buf_printf(t, ", coalesce(sum(%s), 0)", rollup_sql_measures[i]);
-	ok = ok && buf_puts(t, " FROM cost_rollup_hourly") && rollup_sql_where(q, out, "hour") &&
+	ok = ok && rollup_sql_source(q, out) &&
 	     buf_printf(t, " GROUP BY GROUPING SETS ((%s", period);
 	for (int i = 0; i < q->ncols; i++)
 		ok = ok && buf_printf(t, ", %s", rollup_sql_cols[q->cols[i]]);
@@ -175,9 +283,8 @@ bool rollup_sql_costs(const struct rollup_query *q, struct rollup_sql *out)
 			 " WHEN GROUPING(project) = 0 THEN 'j' ELSE 't' END,"
 			 " CASE WHEN GROUPING(provider) = 0 THEN provider"
 			 " WHEN GROUPING(model_id) = 0 THEN model_id ELSE project END,"
-			 " coalesce(sum(requests), 0), coalesce(sum(cost_usd), 0)"
-			 " FROM cost_rollup_hourly") &&
-	     rollup_sql_where(q, out, "hour") &&
+			 " coalesce(sum(requests), 0), coalesce(sum(cost_usd), 0)") &&
+	     rollup_sql_source(q, out) &&
 	     buf_puts(t, " GROUP BY GROUPING SETS ((provider), (model_id), (project), ())"
 			 " ORDER BY 1, 2");
 	return ok && !t->over;

@@ -12,7 +12,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "agents.h"
+#include "agents_metrics.h"
 #include "auth.h"
+#include "budget_eval.h"
+#include "budget_http.h"
 #include "conns.h"
 #include "db.h"
 #include "health.h"
@@ -23,7 +27,9 @@
 #include "notify.h"
 #include "pool.h"
 #include "ratelimit.h"
+#include "replica.h"
 #include "retention.h"
+#include "rollup_daily.h"
 #include "rollup.h"
 #include "vgcollector.h"
 #include "web.h"
@@ -38,6 +44,10 @@ static const struct http_route server_routes[] = {
 	{ "/v1/rollups", HTTP_GET, rollup_handle_rollups },
 	{ "/v1/costs", HTTP_GET, rollup_handle_costs },
 	{ "/v1/rows", HTTP_GET, rollup_handle_rows },
+	{ "/v1/agents/heartbeat", HTTP_POST, agents_handle_heartbeat },
+	{ "/v1/agents", HTTP_GET, agents_handle_list },
+	{ "/v1/budgets", HTTP_GET, budget_http_handle_list },
+	{ "/v1/budgets/*", HTTP_PUT | HTTP_DELETE, budget_http_handle_one },
 	{ "/", HTTP_GET, web_handle },
 	{ "/ui/*", HTTP_GET, web_handle },
 	{ NULL, 0, NULL },
@@ -63,6 +73,14 @@ static bool server_partitions_ahead(PGconn *conn, int ahead, char *err, size_t e
 		 " FROM generate_series(0, %d) g",
 		 ahead);
 	return db_exec(conn, sql, err, errlen);
+}
+
+/* The primary without a pooler in between, for the session-bound work: the key
+ * watcher's LISTEN (a transaction-mode pooler would hand its server connection
+ * to others between statements, and notifications would go astray). */
+static const char *server_direct_db(const struct config *cfg)
+{
+	return cfg->db_direct[0] ? cfg->db_direct : cfg->db;
 }
 
 /* Loop thread: the key watcher delivered a fresh snapshot. */
@@ -107,6 +125,8 @@ static void server_reload(struct server *srv)
 	server_apply_logging(&srv->cfg);
 	http_apply_limits(srv);
 	pool_set_queue_max(srv->pool, srv->cfg.db_queue_max);
+	replica_set_queue_max(srv->replica, srv->cfg.db_queue_max);
+	replica_set_max_lag(srv->replica, srv->cfg.read_max_lag_s);
 	keywatch_set_refresh(srv->keywatch, srv->cfg.key_refresh_s);
 	keywatch_poke(srv->keywatch);
 	log_info("reload complete");
@@ -120,7 +140,8 @@ static void server_drain_check(evutil_socket_t fd, short what, void *arg)
 	/* Answered is not enough: the answer must have left its buffers, or the
 	 * loop would end with it unsent (the gate's filter writes it a turn
 	 * later than evhttp queues it). shutdown_grace_s bounds the wait. */
-	if (srv->inflight == 0 && pool_idle(srv->pool) && conns_unsent(srv->conns) == 0) {
+	if (srv->inflight == 0 && pool_idle(srv->pool) && replica_idle(srv->replica) &&
+	    conns_unsent(srv->conns) == 0) {
 		log_info("drained: every in-flight batch was answered");
 		event_base_loopexit(srv->base, NULL);
 	}
@@ -160,6 +181,8 @@ static void server_on_signal(evutil_socket_t sig, short what, void *arg)
 	srv->state = SERVER_DRAINING;
 	http_stop_listening(srv);
 	retention_stop(srv->retention);
+	rollup_daily_stop(srv->rollup_daily);
+	budget_eval_stop(srv->budgets);
 	srv->drain_timer = event_new(srv->base, -1, EV_PERSIST, server_drain_check, srv);
 	if (srv->drain_timer)
 		event_add(srv->drain_timer, &tick);
@@ -202,7 +225,11 @@ static void server_free(struct server *srv)
 		keywatch_free(srv->keywatch);
 	if (srv->pool)
 		pool_free(srv->pool);
-	retention_free(srv->retention); /* after the pool: a pass's done callback uses it */
+	replica_free(srv->replica);
+	retention_free(srv->retention);	      /* after the pool: a pass's done callback uses it */
+	rollup_daily_free(srv->rollup_daily); /* likewise */
+	agents_metrics_free();		      /* the same */
+	budget_eval_free(srv->budgets);	      /* likewise */
 	http_free(srv);
 	if (srv->sig_term)
 		event_free(srv->sig_term);
@@ -261,8 +288,13 @@ int server_run(struct config *cfg, char *config_path, char **flag_names, char **
 	srv.pool = pool_new(srv.base, srv.cfg.db, srv.cfg.pool_size, srv.cfg.db_queue_max,
 			    srv.cfg.db_connect_timeout_s, err, sizeof(err));
 	if (!srv.pool ||
-	    !(srv.keywatch = keywatch_new(srv.base, srv.cfg.db, srv.cfg.key_refresh_s,
-					  server_on_keys, &srv, err, sizeof(err))) ||
+	    !(srv.replica = replica_new(srv.base, srv.cfg.read_db, server_direct_db(&srv.cfg),
+					srv.cfg.pool_size, srv.cfg.db_queue_max,
+					srv.cfg.db_connect_timeout_s, srv.cfg.read_max_lag_s, err,
+					sizeof(err))) ||
+	    !(srv.keywatch =
+		      keywatch_new(srv.base, server_direct_db(&srv.cfg), srv.cfg.key_refresh_s,
+				   server_on_keys, &srv, err, sizeof(err))) ||
 	    !http_start(&srv, server_routes, err, sizeof(err))) {
 		log_error("%s", err);
 		server_free(&srv);
@@ -283,12 +315,20 @@ int server_run(struct config *cfg, char *config_path, char **flag_names, char **
 	}
 
 	srv.retention = retention_new(srv.base, srv.pool, &srv.cfg);
+	srv.rollup_daily = rollup_daily_new(srv.base, srv.pool, &srv.cfg);
+	agents_metrics_start(srv.base, srv.pool, &srv.cfg);
+	if (!(srv.budgets = budget_eval_new(srv.base, srv.pool, &srv.cfg, err, sizeof(err)))) {
+		log_error("%s", err);
+		server_free(&srv);
+		return 1;
+	}
 	srv.state = SERVER_SERVING;
 	notify_send("READY=1");
 	log_info("vgcollector %s serving (pool_size=%d)", VGC_VERSION, srv.cfg.pool_size);
 	event_base_dispatch(srv.base);
 
-	if (server_forced_exit && (srv.inflight > 0 || !pool_idle(srv.pool))) {
+	if (server_forced_exit &&
+	    (srv.inflight > 0 || !pool_idle(srv.pool) || !replica_idle(srv.replica))) {
 		/* Workers may be blocked inside PostgreSQL: leave without joining.
 		 * Nothing unanswered was acknowledged, so nothing is lost. */
 		_exit(0);

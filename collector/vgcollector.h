@@ -30,6 +30,7 @@ struct auth_cache;
 struct auth_key;
 struct ssl_ctx_st;
 struct conns;
+struct budget_eval;
 
 /* Server lifecycle:
  *   STARTING -> SERVING: listening, keys loaded, database reachable.
@@ -52,11 +53,14 @@ struct server {
 	int nflags;
 
 	struct pool *pool;	   /* every database query goes through it */
+	struct replica *replica;   /* read pool on read_db and its lag; reads pick through it */
 	struct keywatch *keywatch; /* feeds `keys` */
 	struct auth_cache *keys;   /* current key snapshot; swapped on the loop */
 	struct ratelimit *ratelimit;
-	struct retention *retention; /* hourly partition upkeep; freed after the pool */
-	struct ssl_ctx_st *tls;	     /* NULL: plain HTTP; swapped on reload */
+	struct retention *retention;	   /* hourly partition upkeep; freed after the pool */
+	struct rollup_daily *rollup_daily; /* closed days into cost_rollup_daily; likewise */
+	struct ssl_ctx_st *tls;		   /* NULL: plain HTTP; swapped on reload */
+	struct budget_eval *budgets;	   /* budget evaluation and alerts; freed after the pool */
 
 	int inflight;	/* requests handed to the pool, not yet answered */
 	bool schema_ok; /* migrate_check passed at startup */

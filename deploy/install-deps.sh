@@ -14,6 +14,7 @@ pkgs=(
   chromium python3-websocket                                  # dashboard tests (headless, CDP)
   prometheus                                                  # promtool check metrics
   systemd                                                     # systemd-analyze verify
+  pgbouncer haproxy                                           # make test-scale, bench-pooled
 )
 
 missing=()

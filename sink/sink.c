@@ -44,8 +44,7 @@ static void sink_init_once(void)
 	pthread_atfork(NULL, NULL, sink_atfork_child);
 }
 
-static int sink_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sink_fail(const char *fmt, ...)
+int sink_fail(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -59,16 +58,20 @@ void sink_log(struct vgsink *s, int level, const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
+	bool note = level <= VGSINK_LOG_WARN && s->heartbeat; /* the beat's last_error */
 
-	if (!s->cfg.log)
+	if (!s->cfg.log && !note)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	s->cfg.log(level, msg, s->cfg.log_arg);
+	if (note)
+		sink_heartbeat_note_error(s, msg);
+	if (s->cfg.log)
+		s->cfg.log(level, msg, s->cfg.log_arg);
 }
 
-static bool sink_forked(const struct vgsink *s)
+bool sink_forked(const struct vgsink *s)
 {
 	return atomic_load_explicit(&sink_fork_gen, memory_order_relaxed) != s->fork_gen;
 }
@@ -85,6 +88,7 @@ void vgsink_config_init(vgsink_config *cfg)
 	cfg->retry_initial_ms = 200;
 	cfg->retry_max_ms = 30000;
 	cfg->queue_shards = 16;
+	cfg->heartbeat_interval_ms = 15000;
 	cfg->url = getenv("VOICEGW_COLLECTOR_URL");
 	cfg->api_key = getenv("VOICEGW_API_KEY");
 }
@@ -199,6 +203,7 @@ static bool sink_tls_init(struct vgsink *s, char *err, size_t errlen)
 
 static void sink_free(struct vgsink *s)
 {
+	sink_heartbeat_close(s);
 	sink_queue_free(s);
 	while (s->ready) {
 		struct sink_batch *next = s->ready->next;
@@ -275,7 +280,8 @@ vgsink *vgsink_open(const vgsink_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	if (!sink_parse_url(s, err, errlen) || (s->https && !sink_tls_init(s, err, errlen)))
+	if (!sink_parse_url(s, err, errlen) || (s->https && !sink_tls_init(s, err, errlen)) ||
+	    !sink_heartbeat_open(s, err, errlen))
 		goto fail;
 	if (s->spool_dir) {
 		struct spool_gauges g;

@@ -164,11 +164,20 @@ struct vgsink {
 	bool thread_started;
 	struct spool *spool; /* NULL: no spool dir. Opened by vgsink_open before
 			      * the thread starts; the sender's from then on. */
+
+	/* sink_heartbeat.c: NULL without agent_id. Its presence word is atomic
+	 * (any thread), last_error has its own lock, the rest is the sender
+	 * thread's. */
+	struct sink_heartbeat *heartbeat;
 };
 
 /* sink.c */
 void sink_log(struct vgsink *s, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* Sets the calling thread's vgsink_errstr message; returns -1. */
+int sink_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* True in a child forked after s was opened. */
+bool sink_forked(const struct vgsink *s);
 
 /* sink_sender.c: the thread. */
 /* What the sender does with an HTTP answer (0: no answer at all). */
@@ -192,6 +201,26 @@ void sink_sender_free(struct vgsink *s);
 void sink_sender_park_begin(struct vgsink *s);
 void sink_sender_park_wait(struct vgsink *s);
 void sink_sender_park_end(struct vgsink *s);
+
+/* sink_sender.c: resolves the URL's host and writes its address number
+ * *next (wrapping; *count gets how many there are) as text. Blocks the
+ * sender thread for the lookup. False with err. */
+bool sink_sender_pick_address(struct vgsink *s, int *next, int *count, char *out, size_t outlen,
+			      char *err, size_t errlen);
+/* sink_sender.c: a new connection to addr (a numeric address), plain or TLS as the URL says, with
+ * the request timeout and no retries. Sender thread only. NULL when out of memory. */
+struct evhttp_connection *sink_sender_conn_new(struct vgsink *s, const char *addr);
+
+/* sink_heartbeat.c: the heartbeat (vgsink_config.agent_id). _open checks and
+ * copies the config (vgsink_open); _start adds its timer to the sender's loop
+ * and _stop removes it and its connection, on the sender thread or once it
+ * ended; _close frees what _open made. note_error keeps a warning or error
+ * the sink logged as the next beats' last_error (any thread). */
+bool sink_heartbeat_open(struct vgsink *s, char *err, size_t errlen);
+bool sink_heartbeat_start(struct vgsink *s);
+void sink_heartbeat_stop(struct vgsink *s);
+void sink_heartbeat_close(struct vgsink *s);
+void sink_heartbeat_note_error(struct vgsink *s, const char *msg);
 
 /* sink_fork.c: a fork() waits until each registered sender is parked
  * between callbacks. Register once the sender runs; unregister before it stops. */

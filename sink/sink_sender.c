@@ -321,8 +321,8 @@ static void sender_conn_drop(struct vgsink *s)
  * first address refuses (::1 where the collector listens on 127.0.0.1) could
  * never be reached; the sender walks the list instead. The lookup blocks this
  * thread, as libevent's own would: recording threads never wait for it. */
-static bool sender_pick_address(struct vgsink *s, char *out, size_t outlen, char *err,
-				size_t errlen)
+bool sink_sender_pick_address(struct vgsink *s, int *next, int *count, char *out, size_t outlen,
+			      char *err, size_t errlen)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
 	struct addrinfo *list = NULL, *ai;
@@ -342,11 +342,11 @@ static bool sender_pick_address(struct vgsink *s, char *out, size_t outlen, char
 	}
 	for (ai = list; ai; ai = ai->ai_next)
 		n++;
-	s->addr_count = n;
-	if (s->addr_next >= n)
-		s->addr_next = 0;
+	*count = n;
+	if (*next >= n)
+		*next = 0;
 	ai = list;
-	for (int i = 0; i < s->addr_next; i++)
+	for (int i = 0; i < *next; i++)
 		ai = ai->ai_next;
 	rc = getnameinfo(ai->ai_addr, ai->ai_addrlen, out, (socklen_t)outlen, NULL, 0,
 			 NI_NUMERICHOST);
@@ -358,18 +358,11 @@ static bool sender_pick_address(struct vgsink *s, char *out, size_t outlen, char
 	return true;
 }
 
-static struct evhttp_connection *sender_conn(struct vgsink *s, char *err, size_t errlen)
+struct evhttp_connection *sink_sender_conn_new(struct vgsink *s, const char *addr)
 {
+	struct evhttp_connection *evcon;
 	struct bufferevent *bev;
 
-	/* A TLS bufferevent cannot be reconnected: a closed connection is
-	 * replaced, plain or not. */
-	if (s->evcon && s->conn_closed)
-		sender_conn_drop(s);
-	if (s->evcon)
-		return s->evcon;
-	if (!sender_pick_address(s, s->addr_text, sizeof(s->addr_text), err, errlen))
-		return NULL;
 	if (s->https) {
 		SSL *ssl = SSL_new((SSL_CTX *)s->ssl_ctx);
 		struct in6_addr a6;
@@ -394,17 +387,33 @@ static struct evhttp_connection *sender_conn(struct vgsink *s, char *err, size_t
 	if (!bev)
 		return NULL;
 	/* Certificate checks and the Host header use s->host, not this address. */
-	s->evcon = evhttp_connection_base_bufferevent_new(s->base, NULL, bev, s->addr_text,
-							  (unsigned short)s->port);
-	if (!s->evcon) {
+	evcon = evhttp_connection_base_bufferevent_new(s->base, NULL, bev, addr,
+						       (unsigned short)s->port);
+	if (!evcon) {
 		bufferevent_free(bev);
 		return NULL;
 	}
 	struct timeval tv = { s->cfg.request_timeout_ms / 1000,
 			      (s->cfg.request_timeout_ms % 1000) * 1000 };
-	evhttp_connection_set_timeout_tv(s->evcon, &tv);
-	evhttp_connection_set_retries(s->evcon, 0);
-	evhttp_connection_set_closecb(s->evcon, sender_on_close, s);
+	evhttp_connection_set_timeout_tv(evcon, &tv);
+	evhttp_connection_set_retries(evcon, 0);
+	return evcon;
+}
+
+static struct evhttp_connection *sender_conn(struct vgsink *s, char *err, size_t errlen)
+{
+	/* A TLS bufferevent cannot be reconnected: a closed connection is
+	 * replaced, plain or not. */
+	if (s->evcon && s->conn_closed)
+		sender_conn_drop(s);
+	if (s->evcon)
+		return s->evcon;
+	if (!sink_sender_pick_address(s, &s->addr_next, &s->addr_count, s->addr_text,
+				      sizeof(s->addr_text), err, errlen))
+		return NULL;
+	s->evcon = sink_sender_conn_new(s, s->addr_text);
+	if (s->evcon)
+		evhttp_connection_set_closecb(s->evcon, sender_on_close, s);
 	return s->evcon;
 }
 
@@ -789,6 +798,7 @@ static void *sender_main(void *arg)
 	 * event_base_free does not run it: drop it here and let it run. Every
 	 * other callback sees stopping_thread and does nothing. */
 	sender_conn_drop(s);
+	sink_heartbeat_stop(s);
 	event_base_loop(s->base, EVLOOP_NONBLOCK);
 	return NULL;
 }
@@ -821,7 +831,7 @@ bool sink_sender_start(struct vgsink *s, char *err, size_t errlen)
 	s->retry_timer = evtimer_new(s->base, sender_on_retry, s);
 	s->fork_ev = event_new(s->base, -1, 0, sender_on_fork, s);
 	if (!s->wake || !s->stop_ev || !s->tick || !s->retry_timer || !s->fork_ev ||
-	    event_add(s->tick, &every) != 0)
+	    event_add(s->tick, &every) != 0 || !sink_heartbeat_start(s))
 		goto fail;
 	event_active(s->wake, EV_READ, 0); /* send what the spool holds at once */
 	if (pthread_create(&s->thread, NULL, sender_main, s) != 0) {
@@ -882,6 +892,7 @@ void sink_sender_stop(struct vgsink *s)
 void sink_sender_free(struct vgsink *s)
 {
 	sender_conn_drop(s);
+	sink_heartbeat_stop(s);
 	if (s->wake)
 		event_free(s->wake);
 	if (s->stop_ev)

@@ -66,6 +66,20 @@ typedef struct vgsink_config {
 	int retry_max_ms;     /* cap on one retry delay (before jitter); default 30000 */
 	int queue_shards;     /* recording threads spread over this many queue locks
 			       * (rounded up to a power of two, 1-256); default 16 */
+	/* Additions: the heartbeat. With agent_id set, the sender thread POSTs
+	 * the worker's presence (vgsink_set_presence) and one consistent
+	 * snapshot of the counters below (see vgsink_stats) to
+	 * URL/v1/agents/heartbeat every heartbeat_interval_ms, with the same
+	 * key, so the collector's roster (GET /v1/agents) shows the worker and
+	 * its delivery health. A beat that fails is never retried or spooled:
+	 * the next one supersedes it. Strings are copied at vgsink_open; each is
+	 * at most 256 characters of UTF-8 (agent_id 1-128). */
+	const char *agent_id;	   /* the node's identity; NULL: no heartbeat (the default) */
+	const char *agent_name;	   /* groups workers (VoiceGateway's agent_name); NULL: none */
+	const char *version;	   /* the worker's version; NULL: none */
+	const char *region;	   /* NULL: none */
+	const char *host;	   /* NULL: this machine's hostname */
+	int heartbeat_interval_ms; /* default 15000; 0 also means the default */
 } vgsink_config;
 
 typedef struct vgsink_row { /* the ingest wire fields; strings may be NULL */
@@ -135,6 +149,13 @@ VGSINK_EXPORT int vgsink_close(vgsink *s, int timeout_ms);
 /* Fills out with one consistent snapshot (see vgsink_stats). Takes the
  * sink's locks briefly; never waits for the network or the disk. */
 VGSINK_EXPORT void vgsink_stats_get(vgsink *s, vgsink_stats *out);
+/* Says what the worker is doing, for the next heartbeat: status "idle" or
+ * "busy" (NULL: not said) and how many sessions it has (>= 0). O(1) and never
+ * blocks: it stores one atomic word, which the sender thread reads when it
+ * beats; call it as often as the worker's state changes, from any thread.
+ * Until it is first called the beat says neither. 0, or -1 with
+ * vgsink_errstr (a bad status or count, or a forked process). */
+VGSINK_EXPORT int vgsink_set_presence(vgsink *s, const char *status, int active_sessions);
 /* The message of the calling thread's last failed call into the library
  * (whatever the sink; s may be NULL). It is kept per thread, not per sink,
  * so threads recording into one sink never see each other's messages and

@@ -337,6 +337,28 @@ def assert_ledger_consistent(db):
     orphans = db.scalar("SELECT count(*) FROM cost_rows c WHERE NOT EXISTS"
                         " (SELECT 1 FROM cost_row_ids i WHERE i.id = c.id)")
     assert orphans == 0, f"{orphans} stored rows have no id in cost_row_ids: a resend would count twice"
+    if db.scalar("SELECT to_regclass('cost_rollup_daily') IS NOT NULL"):
+        # Every day not listed dirty: its daily rows are its hours' sums.
+        m = ("requests", "errors", "fallbacks", "cost_usd", "rated_price_usd", "input_units",
+             "output_units", "cached_input_units")
+        keys = "project, agent_id, tenant_id, modality, provider, model_id"
+        clean = " WHERE day NOT IN (SELECT day FROM vgc_rollup_dirty_days)"
+        bad = db.query(
+            "WITH h AS (SELECT date_trunc('day', hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+            f"  AS day, {keys}, {', '.join(f'sum({c}) AS {c}' for c in m)}"
+            f"  FROM cost_rollup_hourly GROUP BY 1, {keys}),"
+            f" hc AS (SELECT * FROM h{clean}), dc AS (SELECT * FROM cost_rollup_daily{clean})"
+            " SELECT coalesce(hc.day, dc.day), coalesce(hc.tenant_id, dc.tenant_id),"
+            "  hc.requests, dc.requests, hc.cost_usd, dc.cost_usd FROM hc FULL JOIN dc"
+            " ON hc.day = dc.day AND hc.project = dc.project AND hc.modality = dc.modality"
+            " AND hc.agent_id IS NOT DISTINCT FROM dc.agent_id"
+            " AND hc.tenant_id IS NOT DISTINCT FROM dc.tenant_id"
+            " AND hc.provider IS NOT DISTINCT FROM dc.provider"
+            " AND hc.model_id IS NOT DISTINCT FROM dc.model_id"
+            f" WHERE ({', '.join('hc.' + c for c in m)}) IS DISTINCT FROM"
+            f" ({', '.join('dc.' + c for c in m)}) LIMIT 5")
+        assert not bad, f"daily rollup of a clean day differs from its hours (day, tenant, " \
+            f"hourly requests, daily requests, hourly cost, daily cost): {bad}"
 
 
 def assert_sink_stats_add_up(st):

@@ -272,7 +272,7 @@ def test_sim_help_and_bad_config_errors():
 # ---- the shared library as a worker links it ------------------------------------
 
 PUBLIC_API = {"vgsink_config_init", "vgsink_open", "vgsink_record", "vgsink_flush",
-              "vgsink_close", "vgsink_stats_get", "vgsink_errstr"}
+              "vgsink_close", "vgsink_stats_get", "vgsink_errstr", "vgsink_set_presence"}
 
 
 def test_shared_library_exports_only_the_vgsink_api():

@@ -1,13 +1,24 @@
 #!/usr/bin/env python3
-"""make bench-ingest: rows/s committed through POST /v1/ingest (1000-row gzip
-batches over several keep-alive connections) next to a raw COPY of the same
-rows into a same-shaped table, in the same run on the same cluster.
+"""make bench-ingest: rows/s committed through POST /v1/ingest next to a raw
+COPY of the same rows (text, one stream) into `LIKE cost_rows INCLUDING ALL`,
+in the same run on the same cluster, and the CPU each side spent. The CPU
+ratio (raw COPY's CPU per row over ingest's, collector and PostgreSQL
+together) is steadier than the wall-clock ratio on a busy machine.
 
-Environment: BENCH_ROWS (default 1000000), BENCH_BATCH (1000), BENCH_CONNS (4),
-BENCH_POOL (collector pool_size, default 4), BENCH_SPREAD_S (3600): the rows'
-timestamps run in order over that many seconds before now, as a live fleet's
-stream does; a large value (864000 = 10 days) models a backfill, where almost
-every row lands in its own hourly rollup group."""
+The default workload is the fleet mix of issue 13, what the ratio is judged on:
+random UUIDv4 ids; 1000-row batches each covering at most 10 minutes; 80% of
+batches live (the last 10 minutes), 20% spool replays from a random hour of the
+past 5 days; 20 tenants plus unattributed rows, 3 agents, 3 modalities; sent
+gzipped over 4 keep-alive connections. The second line is the best case:
+sequential ids `bench-00000001`, ... with timestamps in order over the last hour.
+
+Environment: BENCH_ROWS (200000), BENCH_BATCH (1000), BENCH_CONNS (4),
+BENCH_POOL (collector pool_size, 4), BENCH_WORKLOADS ("fleet,sequential"),
+BENCH_PERF (a directory: `perf record -g` the collector and the cluster's
+backends during each ingest run, one perf.data per workload).
+
+Other scripts import fleet_mix_batches, sequential_batches, encode_batches
+and run_ingest to send the same workload another way (through pgbouncer)."""
 
 import gzip
 import http.client
@@ -16,24 +27,38 @@ import json
 import os
 import platform
 import random
+import signal
+import subprocess
 import sys
 import threading
 import time
+import urllib.parse
+import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from conftest import Collector, Db, PgCluster  # noqa: E402
 
-ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
+ROWS = int(os.environ.get("BENCH_ROWS", "200000"))
 BATCH = int(os.environ.get("BENCH_BATCH", "1000"))
 CONNS = int(os.environ.get("BENCH_CONNS", "4"))
 POOL = os.environ.get("BENCH_POOL", "4")
-SPREAD_S = float(os.environ.get("BENCH_SPREAD_S", "3600"))
+WORKLOADS = os.environ.get("BENCH_WORKLOADS", "fleet,sequential").split(",")
+PERF_DIR = os.environ.get("BENCH_PERF", "")
 
 COLUMNS = ["id", "ts", "modality", "model_id", "provider", "project", "input_units",
            "output_units", "cached_input_units", "cost_usd", "rated_price_usd",
            "pricing_source", "rate_rule", "ttfb_ms", "total_latency_ms", "status",
            "fallback_from", "error_message", "metadata", "session_id", "agent_id",
            "tenant_id", "revision", "turn_index"]
+
+MODELS = [("llm", "openai/gpt-4o-mini", "openai"), ("stt", "deepgram/nova-3", "deepgram"),
+          ("tts", "cartesia/sonic", "cartesia")]
+AGENTS = ["agent-support", "agent-sales", "agent-billing"]
+TENANTS = [f"tenant-{i:02d}" for i in range(20)] + [None]  # None: unattributed
+LIVE_S = 600            # a live batch: the last 10 minutes
+BATCH_SPAN_S = 600      # no batch covers more than 10 minutes
+REPLAY_DAYS = 5         # spool replays: a random hour of the past 5 days
+REPLAY_SHARE = 0.2
 
 
 def machine():
@@ -46,34 +71,119 @@ def machine():
                     break
     except OSError:
         pass
-    return f"{os.cpu_count()} cores, {model}, {platform.system()} {platform.release()}"
+    return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
 
 
-def make_rows(n, seed=7):
+def _row(rnd, rid, ts, tenant, agent, k):
+    modality, model, provider = MODELS[k % 3]
+    return {
+        "id": rid, "timestamp": ts, "modality": modality, "model_id": model,
+        "provider": provider, "project": "voice", "input_units": rnd.randint(10, 4000),
+        "output_units": rnd.randint(0, 800), "cached_input_units": 0,
+        "cost_usd": round(rnd.random() / 100, 6), "rated_price_usd": round(rnd.random() / 100, 6),
+        "pricing_source": "catalog", "rate_rule": "per_token",
+        "ttfb_ms": round(rnd.random() * 900, 2), "total_latency_ms": round(rnd.random() * 3000, 2),
+        "status": "error" if rnd.random() < 0.01 else "success", "fallback_from": None,
+        "error_message": None, "metadata": {"region": "eu"},
+        "session_id": f"sess-{rnd.getrandbits(32):08x}", "agent_id": agent,
+        "revision": "r1", "turn_index": k % 20, "tenant_id": tenant,
+    }
+
+
+def fleet_mix_batches(n_rows, seed=13, batch=BATCH, now=None):
+    """Issue 13's fleet mix: a list of batches (lists of row dicts, each
+    row as the sinks send it), n_rows in all. Deterministic for a seed and now."""
     rnd = random.Random(seed)
-    now = time.time()
-    models = [("llm", "openai/gpt-4o-mini", "openai"), ("stt", "deepgram/nova-3", "deepgram"),
-              ("tts", "cartesia/sonic", "cartesia")]
-    rows = []
-    for i in range(n):
-        modality, model, provider = models[i % 3]
-        rows.append({
-            "id": f"bench-{i:08d}", "timestamp": now - SPREAD_S * (1 - i / n),
-            "modality": modality, "model_id": model, "provider": provider,
-            "project": f"proj-{i % 4}", "input_units": rnd.randint(10, 4000),
-            "output_units": rnd.randint(0, 800), "cached_input_units": 0,
-            "cost_usd": round(rnd.random() / 100, 6), "rated_price_usd": round(rnd.random() / 100, 6),
-            "pricing_source": "catalog", "rate_rule": "per_token",
-            "ttfb_ms": round(rnd.random() * 900, 2), "total_latency_ms": round(rnd.random() * 3000, 2),
-            "status": "error" if i % 97 == 0 else "success", "fallback_from": None,
-            "error_message": None, "metadata": {"tenant": f"tenant-{i % 20}", "region": "eu"},
-            "session_id": f"sess-{i // 20}", "agent_id": f"agent-{i % 50}", "revision": "r1",
-            "turn_index": i % 20, "tenant_id": None,
-        })
-    return rows
+    now = time.time() if now is None else now
+    batches = []
+    for start in range(0, n_rows, batch):
+        n = min(batch, n_rows - start)
+        if rnd.random() < REPLAY_SHARE:
+            hour = now - rnd.uniform(3600, REPLAY_DAYS * 86400)
+            hour -= hour % 3600
+            lo = hour + rnd.uniform(0, 3600 - 60)
+            hi = min(lo + rnd.uniform(60, BATCH_SPAN_S), hour + 3600 - 1e-3)
+        else:
+            hi = now - rnd.uniform(0, 5)
+            lo = hi - LIVE_S + 5
+        stamps = sorted(rnd.uniform(lo, hi) for _ in range(n))
+        rows = []
+        for k, ts in enumerate(stamps):
+            rid = str(uuid.UUID(int=rnd.getrandbits(128), version=4))
+            rows.append(_row(rnd, rid, ts, rnd.choice(TENANTS), rnd.choice(AGENTS),
+                             rnd.randrange(3)))
+        batches.append(rows)
+    return batches
 
 
-def copy_text(rows):
+def sequential_batches(n_rows, seed=7, batch=BATCH, now=None):
+    """The best case: ids bench-00000000, bench-00000001, ... and timestamps
+    in order over the last hour, as the bench used to send."""
+    rnd = random.Random(seed)
+    now = time.time() if now is None else now
+    rows = [_row(rnd, f"bench-{i:08d}", now - 3600 * (1 - i / n_rows), TENANTS[i % 21],
+                 AGENTS[i % 3], i) for i in range(n_rows)]
+    return [rows[i:i + batch] for i in range(0, n_rows, batch)]
+
+
+def encode_batches(batches):
+    """Each batch as a gzip JSON body, as the sinks send it."""
+    return [gzip.compress(json.dumps(b).encode(), 6) for b in batches]
+
+
+def run_ingest(collector_url, key, batches, conns=CONNS):
+    """POSTs every batch to collector_url/v1/ingest over conns keep-alive
+    connections, retrying 429/503. batches: row lists, or bodies from
+    encode_batches (encode first to keep gzip out of the timing). Returns
+    (seconds, failures, accepted)."""
+    bodies = [b if isinstance(b, bytes) else gzip.compress(json.dumps(b).encode(), 6)
+              for b in batches]
+    url = urllib.parse.urlsplit(collector_url)
+    queue = list(reversed(bodies))
+    lock = threading.Lock()
+    failures = []
+    accepted = [0]
+
+    def worker():
+        if url.scheme == "https":
+            import ssl
+            conn = http.client.HTTPSConnection(url.hostname, url.port, timeout=120,
+                                               context=ssl._create_unverified_context())
+        else:
+            conn = http.client.HTTPConnection(url.hostname, url.port, timeout=120)
+        headers = {"Authorization": f"Bearer {key}", "Content-Encoding": "gzip",
+                   "Content-Type": "application/json"}
+        while True:
+            with lock:
+                if not queue:
+                    break
+                body = queue.pop()
+            while True:
+                conn.request("POST", "/v1/ingest", body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                if resp.status == 200:
+                    with lock:
+                        accepted[0] += json.loads(data)["accepted"]
+                    break
+                if resp.status in (429, 503):
+                    time.sleep(0.05)
+                    continue
+                with lock:
+                    failures.append((resp.status, data[:200]))
+                break
+        conn.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(conns)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - start, failures, accepted[0]
+
+
+def copy_text(batches):
     def esc(v):
         if v is None:
             return "\\N"
@@ -81,100 +191,153 @@ def copy_text(rows):
         return s.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
 
     out = io.StringIO()
-    for r in rows:
-        ts = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r["timestamp"]))
-        ts += f".{int((r['timestamp'] % 1) * 1e6):06d}+00"
-        vals = [r["id"], ts, r["modality"], r["model_id"], r["provider"], r["project"],
-                r["input_units"], r["output_units"], r["cached_input_units"], r["cost_usd"],
-                r["rated_price_usd"], r["pricing_source"], r["rate_rule"], r["ttfb_ms"],
-                r["total_latency_ms"], r["status"], r["fallback_from"], r["error_message"],
-                json.dumps(r["metadata"]), r["session_id"], r["agent_id"],
-                r["metadata"]["tenant"], r["revision"], r["turn_index"]]
-        out.write("\t".join(esc(v) for v in vals))
-        out.write("\n")
+    for b in batches:
+        for r in b:
+            ts = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r["timestamp"]))
+            ts += f".{int(round((r['timestamp'] % 1) * 1e6)) % 1000000:06d}+00"
+            vals = [r["id"], ts, r["modality"], r["model_id"], r["provider"], r["project"],
+                    r["input_units"], r["output_units"], r["cached_input_units"],
+                    r["cost_usd"], r["rated_price_usd"], r["pricing_source"], r["rate_rule"],
+                    r["ttfb_ms"], r["total_latency_ms"], r["status"], r["fallback_from"],
+                    r["error_message"], json.dumps(r["metadata"]), r["session_id"],
+                    r["agent_id"], r["tenant_id"], r["revision"], r["turn_index"]]
+            out.write("\t".join(esc(v) for v in vals))
+            out.write("\n")
     out.seek(0)
     return out
 
 
-def send_all(collector, key, bodies):
-    queue = list(enumerate(bodies))
-    lock = threading.Lock()
-    failures = []
+# ---- CPU accounting from /proc ----------------------------------------------
 
-    def worker():
-        conn = http.client.HTTPConnection("127.0.0.1", collector.port, timeout=120)
-        headers = {"Authorization": f"Bearer {key}", "Content-Encoding": "gzip",
-                   "Content-Type": "application/json"}
-        while True:
-            with lock:
-                if not queue:
-                    break
-                _, body = queue.pop()
-            while True:
-                conn.request("POST", "/v1/ingest", body=body, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
-                if resp.status == 200:
-                    break
-                if resp.status in (429, 503):
-                    time.sleep(0.05)
-                    continue
-                failures.append((resp.status, data[:200]))
-                break
-        conn.close()
+TICK = os.sysconf("SC_CLK_TCK")
 
-    threads = [threading.Thread(target=worker) for _ in range(CONNS)]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return time.perf_counter() - start, failures
+
+def _stat(pid):
+    """(ppid, utime+stime, cutime+cstime) in seconds, or None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            s = f.read()
+    except OSError:
+        return None
+    fields = s[s.rindex(")") + 2:].split()
+    return (int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK,
+            (int(fields[13]) + int(fields[14])) / TICK)
+
+
+def proc_cpu(pid):
+    st = _stat(pid)
+    return st[1] if st else 0.0
+
+
+def postmaster_pid(cluster):
+    with open(os.path.join(cluster.data, "postmaster.pid")) as f:
+        return int(f.readline())
+
+
+def cluster_pids(cluster):
+    pm = postmaster_pid(cluster)
+    kids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            st = _stat(int(d))
+            if st and st[0] == pm:
+                kids.append(int(d))
+    return pm, kids
+
+
+def cluster_cpu(cluster):
+    """CPU seconds of the postmaster, its live children, and the children it
+    has reaped (backends that ended)."""
+    pm, kids = cluster_pids(cluster)
+    st = _stat(pm)
+    return st[1] + st[2] + sum(proc_cpu(k) for k in kids)
+
+
+# ---- the run ----------------------------------------------------------------
+
+def perf_start(pids, out):
+    return subprocess.Popen(["perf", "record", "-g", "-o", out, "-p",
+                             ",".join(str(p) for p in pids)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def perf_stop(p):
+    p.send_signal(signal.SIGINT)
+    p.wait(timeout=120)
+
+
+def bench_one(cluster, name, batches):
+    n = sum(len(b) for b in batches)
+    bodies = encode_batches(batches)
+    db = Db(cluster, cluster.createdb()).migrate()
+    key = db.create_key("ingest")
+    collector = Collector(db, args=("--pool-size", POOL, "--rate-limit-rps", "0",
+                                    "--db-queue-max", "1024", "--log-level", "warn"))
+    # Warm up: every pool worker connects, so the run measures steady state.
+    warm = [[dict(batches[0][0], id=f"warmup-{i}")] for i in range(4 * int(POOL))]
+    run_ingest(collector.url, key, warm, int(POOL))
+    perf = None
+    if PERF_DIR:
+        os.makedirs(PERF_DIR, exist_ok=True)
+        pm, kids = cluster_pids(cluster)
+        perf = perf_start([collector.proc.pid, pm] + kids,
+                          os.path.join(PERF_DIR, f"perf-{name}.data"))
+        time.sleep(1)
+    col0, pg0 = proc_cpu(collector.proc.pid), cluster_cpu(cluster)
+    elapsed, failures, accepted = run_ingest(collector.url, key, bodies, CONNS)
+    col1, pg1 = proc_cpu(collector.proc.pid), cluster_cpu(cluster)
+    if perf:
+        perf_stop(perf)
+    stored = db.scalar("SELECT count(*) FROM cost_rows WHERE id NOT LIKE 'warmup-%%'")
+    collector.stop()
+    time.sleep(1)  # the backends' statistics reach pg_stat once they are idle
+    upd, hot = db.query("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables"
+                        " WHERE relname = 'cost_rollup_hourly'")[0]
+    if failures or stored != n or accepted != n:
+        raise SystemExit(f"FAILED: {len(failures)} failed batches {failures[:3]},"
+                         f" {accepted} accepted, {stored} rows stored of {n}")
+
+    db.query("CREATE TABLE bench_copy (LIKE cost_rows INCLUDING ALL)")
+    text = copy_text(batches)
+    cp0 = cluster_cpu(cluster)
+    with db.conn.cursor() as cur:
+        start = time.perf_counter()
+        cur.copy_expert(f"COPY bench_copy ({', '.join(COLUMNS)}) FROM STDIN", text)
+        copy_elapsed = time.perf_counter() - start
+    cp1 = cluster_cpu(cluster)
+    assert db.scalar("SELECT count(*) FROM bench_copy") == n
+    db.close()
+    ingest_rate, copy_rate = n / elapsed, n / copy_elapsed
+    per = 100000 / n
+    # On a shared machine the wall-clock ratio follows the neighbours' load;
+    # the CPU each side spent per row does much less so.
+    cpu_ratio = (cp1 - cp0) / max((col1 - col0) + (pg1 - pg0), 1e-9)
+    print(f"{name:<10} ingest {ingest_rate:>9,.0f} rows/s   raw COPY {copy_rate:>9,.0f} rows/s"
+          f"   ratio {ingest_rate / copy_rate:.2f}   CPU ratio {cpu_ratio:.2f}"
+          f"   CPU s per 100k rows: collector"
+          f" {(col1 - col0) * per:.2f}, PostgreSQL {(pg1 - pg0) * per:.2f}"
+          f" (raw COPY: PostgreSQL {(cp1 - cp0) * per:.2f}); rollup updates {upd:,},"
+          f" {100 * hot / max(upd, 1):.0f}% HOT", flush=True)
+    return ingest_rate / copy_rate
+
+
+LABELS = {"fleet": "fleet mix (random UUIDv4 ids, 80% live / 20% replays of the past 5 days)",
+          "sequential": "best case (sequential ids, timestamps in order over the last hour)"}
 
 
 def main():
     print(f"bench-ingest: {ROWS} rows in {BATCH}-row gzip batches over {CONNS} connections,"
-          f" pool_size={POOL}, timestamps spread over {SPREAD_S:.0f} s")
-    print(f"machine: {machine()}")
-    t0 = time.perf_counter()
-    rows = make_rows(ROWS)
-    bodies = [gzip.compress(json.dumps(rows[i:i + BATCH]).encode(), 6)
-              for i in range(0, ROWS, BATCH)]
-    print(f"setup: generated and gzipped {len(bodies)} batches in {time.perf_counter() - t0:.1f} s"
-          f" ({sum(map(len, bodies)) / len(bodies) / 1024:.0f} KiB per batch)")
-
+          f" pool_size={POOL}")
+    print(f"machine: {machine()}; load average before: {os.getloadavg()[0]:.2f}")
     cluster = PgCluster(fsync=True).start()
     try:
-        db = Db(cluster, cluster.createdb()).migrate()
-        key = db.create_key("ingest")
-        collector = Collector(db, args=("--pool-size", POOL, "--rate-limit-rps", "0",
-                                        "--db-queue-max", "1024"))
-        elapsed, failures = send_all(collector, key, bodies)
-        stored = db.scalar("SELECT count(*) FROM cost_rows")
-        collector.stop()
-        if failures or stored != ROWS:
-            print(f"FAILED: {len(failures)} failed batches {failures[:3]}, {stored} rows stored")
-            return 1
-        ingest_rate = ROWS / elapsed
-
-        db.query("CREATE TABLE bench_copy (LIKE cost_rows INCLUDING ALL)")
-        text = copy_text(rows)
-        with db.conn.cursor() as cur:
-            start = time.perf_counter()
-            cur.copy_expert(f"COPY bench_copy ({', '.join(COLUMNS)}) FROM STDIN", text)
-            copy_elapsed = time.perf_counter() - start
-        copied = db.scalar("SELECT count(*) FROM bench_copy")
-        assert copied == ROWS, copied
-        copy_rate = ROWS / copy_elapsed
-
-        print(f"ingest:   {ROWS} rows committed in {elapsed:.2f} s = {ingest_rate:,.0f} rows/s"
-              f" (dedup ids, partitions and hourly rollup included)")
-        print(f"raw COPY: {ROWS} rows in {copy_elapsed:.2f} s = {copy_rate:,.0f} rows/s"
-              f" (one connection, into LIKE cost_rows INCLUDING ALL)")
-        print(f"ratio:    {ingest_rate / copy_rate:.2f} of raw COPY (target >= 0.5)")
-        db.close()
+        for name in WORKLOADS:
+            gen = fleet_mix_batches if name == "fleet" else sequential_batches
+            print(f"  {name}: {LABELS[name]}")
+            bench_one(cluster, name, gen(ROWS))
     finally:
         cluster.stop()
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
     return 0
 
 

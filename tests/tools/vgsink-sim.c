@@ -37,6 +37,7 @@ static const char usage[] =
 	"                  [--queue-max-rows N] [--close-timeout-ms MS] [--verbose]\n"
 	"                  [--spool-max-bytes N] [--pad-bytes N] [--flush-interval-ms MS]\n"
 	"                  [--retry-initial-ms MS] [--retry-max-ms MS] [--stats-every-ms MS]\n"
+	"                  [--agent-id ID] [--heartbeat-interval-ms MS] [--linger-ms MS]\n"
 	"Each of N threads records --rows rows (at --rate rows/s per thread, default as\n"
 	"fast as possible), then the sink is flushed (up to --close-timeout-ms, default\n"
 	"60000) and closed. Prints the sink's stats as JSON with cost_usd_recorded, the\n"
@@ -45,7 +46,11 @@ static const char usage[] =
 	"big enough that no row can be dropped. --pad-bytes adds N random characters\n"
 	"(1-4096) to each row's error_message, so batches barely compress.\n"
 	"--stats-every-ms prints the sink's stats as one JSON line to stderr every MS\n"
-	"while it runs (until the final stats are read).\n";
+	"while it runs (until the final stats are read).\n"
+	"--agent-id turns on the sink's heartbeat (every --heartbeat-interval-ms, default\n"
+	"15000), saying busy with N sessions while threads record and idle after;\n"
+	"--linger-ms keeps the sink open that long after the flush so beats carry the\n"
+	"final counters.\n";
 
 /* Prints st as one JSON object (no newline). */
 static void sim_print_stats(FILE *f, const vgsink_stats *st)
@@ -157,13 +162,16 @@ int main(int argc, char **argv)
 		{ "retry-initial-ms", required_argument, NULL, 'I' },
 		{ "retry-max-ms", required_argument, NULL, 'M' },
 		{ "stats-every-ms", required_argument, NULL, 'E' },
+		{ "agent-id", required_argument, NULL, 'A' },
+		{ "heartbeat-interval-ms", required_argument, NULL, 'H' },
+		{ "linger-ms", required_argument, NULL, 'L' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct sim sim = { .rows = 1000, .agents = 20, .tenants = 5 };
 	vgsink_config cfg;
-	int threads = 1, close_ms = 60000, opt, rc;
+	int threads = 1, close_ms = 60000, linger_ms = 0, opt, rc;
 	bool queue_set = false;
 	pthread_t *tids, sampler;
 	struct sim_thread *st;
@@ -195,13 +203,16 @@ int main(int argc, char **argv)
 		case 'I': cfg.retry_initial_ms = atoi(optarg); break;
 		case 'M': cfg.retry_max_ms = atoi(optarg); break;
 		case 'E': sim.stats_every_ms = atoi(optarg); break;
+		case 'A': cfg.agent_id = optarg; break;
+		case 'H': cfg.heartbeat_interval_ms = atoi(optarg); break;
+		case 'L': linger_ms = atoi(optarg); break;
 		case 'v': cfg.log = sim_log; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: fputs(usage, stderr); return 2;
 		}
 	}
 	if (threads < 1 || sim.rows < 0 || sim.agents < 1 || sim.tenants < 1 || sim.pad_bytes < 0 ||
-	    sim.pad_bytes > 4096 || sim.stats_every_ms < 0) {
+	    sim.pad_bytes > 4096 || sim.stats_every_ms < 0 || linger_ms < 0) {
 		fputs(usage, stderr);
 		return 2;
 	}
@@ -219,6 +230,8 @@ int main(int argc, char **argv)
 		return 2;
 	if (sim.stats_every_ms > 0 && pthread_create(&sampler, NULL, sim_sample, &sim) != 0)
 		return 2;
+	if (vgsink_set_presence(sim.sink, "busy", threads) != 0)
+		return 2;
 	for (int i = 0; i < threads; i++) {
 		st[i] = (struct sim_thread){ &sim, i };
 		pthread_create(&tids[i], NULL, sim_run, &st[i]);
@@ -226,9 +239,13 @@ int main(int argc, char **argv)
 	for (int i = 0; i < threads; i++)
 		pthread_join(tids[i], NULL);
 	/* Flush, read the final stats, then close (which spools anything left). */
+	if (vgsink_set_presence(sim.sink, "idle", 0) != 0)
+		return 2;
 	rc = vgsink_flush(sim.sink, close_ms);
 	if (rc != 0)
 		fprintf(stderr, "vgsink-sim: %s\n", vgsink_errstr(sim.sink));
+	if (linger_ms > 0)
+		usleep((useconds_t)linger_ms * 1000);
 	vgsink_stats_get(sim.sink, &stats);
 	if (sim.stats_every_ms > 0) {
 		atomic_store(&sim.done, true);

@@ -1,0 +1,523 @@
+/* Budget evaluation and alert delivery on the loop and the pool. At most one
+ * evaluation job runs at a time; a mark that arrives meanwhile runs one more
+ * afterwards. Each delivery is leased in the table before it is posted, so a
+ * replica that dies mid-post leaves it for another after the lease. */
+#include "budget_eval.h"
+
+#include <event2/event.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "budget.h"
+#include "buf.h"
+#include "config.h"
+#include "db.h"
+#include "log.h"
+#include "pool.h"
+#include "webhook.h"
+
+struct budget_gauge {
+	char name[BUDGET_NAME_MAX + 1];
+	double spent, forecast;
+};
+
+/* A delivery leased by an evaluation job, posted by the loop. */
+struct budget_delivery {
+	struct budget_eval *be;
+	long long id;
+	char *body, *url, *secret;
+};
+
+struct budget_eval {
+	struct event_base *base;
+	struct pool *pool;
+	const struct config *cfg;
+	struct webhook *webhook;
+	struct event *tick; /* every budget_check_s */
+	struct event *soon; /* budget_eval_delay_s after a commit */
+	bool soon_armed, running, again, stopped;
+	int nbudgets; /* as of the last evaluation; -1 before the first */
+	struct budget_gauge *gauges;
+	int ngauges;
+	int recording; /* outcome jobs on the pool */
+};
+
+struct budget_job {
+	struct pool_job job; /* first: the pool hands this pointer back */
+	struct budget_eval *be;
+	int pick_max;
+	double lease_s;
+	/* Results, written by the worker. */
+	bool ok;
+	char err[1024];
+	struct budget_gauge *gauges;
+	int ngauges;
+	PGresult *claims;
+	struct budget_delivery *deliveries;
+	int ndeliveries;
+};
+
+/* An outcome to record: the delivery's id and what the receiver said. */
+struct budget_record_job {
+	struct pool_job job;
+	struct budget_eval *be;
+	long long id;
+	int status;
+	char why[512];
+	double retry_base_s, retry_max_s, retry_for_s;
+	bool ok;
+	char err[1024];
+	char final_state[16];
+	int attempts;
+};
+
+#define CLAIM_AT "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+
+/* Claims every crossed threshold and every un-crossed one (resolved), in one
+ * statement. Returns the rows this call inserted (kind 'threshold' or
+ * 'resolved': name, id, threshold, scope, percent, spent, limit) and one
+ * 'status' row per budget (name, then the two ratios in the last columns). */
+static const char budget_eval_claim_tail[] =
+	"), ins AS (INSERT INTO budget_alerts (budget_id, period_start, threshold, kind,"
+	"  spent_usd, percent, body, state)"
+	" SELECT st.id, st.ps, t.t, 'threshold', st.spent, st.pct,"
+	"  json_build_object('event', 'budget.threshold', 'budget', st.doc, 'threshold', t.t,"
+	"   'at', " CLAIM_AT ")::text,"
+	"  CASE WHEN st.webhook_url IS NULL THEN 'none' ELSE 'pending' END"
+	" FROM st, unnest(st.crossed) t(t)"
+	" WHERE NOT EXISTS (SELECT 1 FROM budget_alerts x WHERE x.budget_id = st.id"
+	"  AND x.period_start = st.ps AND x.threshold = t.t AND x.kind = 'threshold')"
+	" ON CONFLICT (budget_id, period_start, threshold, kind) DO NOTHING"
+	" RETURNING id, budget_id, threshold, kind),"
+	" res AS (INSERT INTO budget_alerts (budget_id, period_start, threshold, kind,"
+	"  spent_usd, percent, body, state)"
+	" SELECT st.id, st.ps, a.threshold, 'resolved', st.spent, st.pct,"
+	"  json_build_object('event', 'budget.resolved', 'budget', st.doc, 'threshold',"
+	"   a.threshold, 'at', " CLAIM_AT ")::text,"
+	"  CASE WHEN st.webhook_url IS NULL THEN 'none' ELSE 'pending' END"
+	" FROM budget_alerts a JOIN st ON a.budget_id = st.id AND a.period_start = st.ps"
+	" WHERE a.kind = 'threshold' AND NOT (a.threshold = ANY (st.crossed))"
+	" AND NOT EXISTS (SELECT 1 FROM budget_alerts x WHERE x.budget_id = st.id"
+	"  AND x.period_start = st.ps AND x.threshold = a.threshold AND x.kind = 'resolved')"
+	" ON CONFLICT (budget_id, period_start, threshold, kind) DO NOTHING"
+	" RETURNING id, budget_id, threshold, kind)"
+	" SELECT c.kind, st.name, c.id, c.threshold, st.scope, st.pct_text, st.spent_text,"
+	"  st.limit_text, NULL::float8, NULL::float8"
+	" FROM (SELECT * FROM ins UNION ALL SELECT * FROM res) c JOIN st ON st.id = c.budget_id"
+	" UNION ALL SELECT 'status', st.name, NULL, NULL, NULL, NULL, NULL, NULL,"
+	"  st.spent_ratio, st.forecast_ratio FROM st";
+
+/* Leases up to $2 due deliveries for $1 seconds. */
+static const char budget_eval_pick_sql[] =
+	"UPDATE budget_alerts a SET attempts = a.attempts + 1,"
+	" next_attempt_at = now() + make_interval(secs => $1::float8)"
+	" FROM budgets b WHERE b.id = a.budget_id AND b.webhook_url IS NOT NULL"
+	" AND a.id IN (SELECT id FROM budget_alerts WHERE state = 'pending'"
+	"  AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT $2::int"
+	"  FOR UPDATE SKIP LOCKED)"
+	" RETURNING a.id, a.body, b.webhook_url, b.webhook_secret";
+
+static void budget_delivery_free(struct budget_delivery *d)
+{
+	free(d->body);
+	free(d->url);
+	free(d->secret);
+}
+
+static void budget_job_free(struct budget_job *job)
+{
+	free(job->gauges);
+	PQclear(job->claims);
+	for (int i = 0; i < job->ndeliveries; i++)
+		budget_delivery_free(&job->deliveries[i]);
+	free(job->deliveries);
+	free(job);
+}
+
+static bool budget_eval_claim(PGconn *conn, struct budget_job *job)
+{
+	const char *params[2] = { NULL, NULL };
+	struct buf sql;
+
+	buf_init(&sql, 0);
+	buf_puts(&sql, "WITH st AS (");
+	buf_puts(&sql, budget_status_cte);
+	buf_puts(&sql, budget_eval_claim_tail);
+	if (sql.over) {
+		buf_release(&sql);
+		snprintf(job->err, sizeof(job->err), "out of memory");
+		return false;
+	}
+	job->claims = PQexecParams(conn, sql.data, 2, NULL, params, NULL, NULL, 0);
+	buf_release(&sql);
+	if (PQresultStatus(job->claims) != PGRES_TUPLES_OK) {
+		db_result_error(conn, job->claims, job->err, sizeof(job->err));
+		PQclear(job->claims);
+		job->claims = NULL;
+		return false;
+	}
+	job->gauges = calloc((size_t)PQntuples(job->claims) + 1, sizeof(*job->gauges));
+	if (!job->gauges) {
+		snprintf(job->err, sizeof(job->err), "out of memory");
+		return false;
+	}
+	for (int r = 0; r < PQntuples(job->claims); r++) {
+		struct budget_gauge *g = &job->gauges[job->ngauges];
+
+		if (strcmp(PQgetvalue(job->claims, r, 0), "status") != 0)
+			continue;
+		snprintf(g->name, sizeof(g->name), "%s", PQgetvalue(job->claims, r, 1));
+		g->spent = strtod(PQgetvalue(job->claims, r, 8), NULL);
+		g->forecast = strtod(PQgetvalue(job->claims, r, 9), NULL);
+		job->ngauges++;
+	}
+	return true;
+}
+
+static bool budget_eval_pick(PGconn *conn, struct budget_job *job)
+{
+	char lease[32], max[16];
+	const char *params[2] = { lease, max };
+	PGresult *res;
+	int n;
+
+	if (job->pick_max <= 0)
+		return true;
+	snprintf(lease, sizeof(lease), "%.3f", job->lease_s);
+	snprintf(max, sizeof(max), "%d", job->pick_max);
+	res = PQexecParams(conn, budget_eval_pick_sql, 2, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		db_result_error(conn, res, job->err, sizeof(job->err));
+		PQclear(res);
+		return false;
+	}
+	n = PQntuples(res);
+	job->deliveries = calloc((size_t)(n ? n : 1), sizeof(*job->deliveries));
+	for (int r = 0; job->deliveries && r < n; r++) {
+		struct budget_delivery *d = &job->deliveries[job->ndeliveries++];
+
+		d->be = job->be;
+		d->id = strtoll(PQgetvalue(res, r, 0), NULL, 10);
+		d->body = strdup(PQgetvalue(res, r, 1));
+		d->url = strdup(PQgetvalue(res, r, 2));
+		d->secret = strdup(PQgetvalue(res, r, 3));
+	}
+	PQclear(res);
+	/* Out of memory here leaves the leased rows to be retried after the lease. */
+	return true;
+}
+
+/* Worker thread: gauges, claims, then due deliveries. */
+static void budget_eval_work(struct pool_job *pj, struct pool_worker *w)
+{
+	struct budget_job *job = (struct budget_job *)pj;
+	PGconn *conn = pool_worker_conn(w, job->err, sizeof(job->err));
+
+	if (!conn)
+		return;
+	job->ok = budget_eval_claim(conn, job) && budget_eval_pick(conn, job);
+	if (!job->ok && PQstatus(conn) != CONNECTION_OK)
+		pool_worker_reset(w);
+}
+
+static void budget_eval_start(struct budget_eval *be);
+
+static void budget_record_work(struct pool_job *pj, struct pool_worker *w)
+{
+	struct budget_record_job *job = (struct budget_record_job *)pj;
+	PGconn *conn = pool_worker_conn(w, job->err, sizeof(job->err));
+	char id[24], st[16], base[32], mx[32], forr[32];
+	const char *params[6] = { id, st, job->why, forr, base, mx };
+	bool delivered = job->status >= 200 && job->status < 300;
+	PGresult *res;
+
+	if (!conn)
+		return;
+	snprintf(id, sizeof(id), "%lld", job->id);
+	snprintf(st, sizeof(st), "%d", job->status);
+	snprintf(forr, sizeof(forr), "%.3f", job->retry_for_s);
+	snprintf(base, sizeof(base), "%.3f", job->retry_base_s);
+	snprintf(mx, sizeof(mx), "%.3f", job->retry_max_s);
+	res = delivered
+		      ? PQexecParams(
+				conn,
+				"UPDATE budget_alerts SET state = 'delivered',"
+				" delivered_at = now(), last_status = $2::int, last_error = NULL"
+				" WHERE id = $1::bigint AND state = 'pending'"
+				" RETURNING state, attempts",
+				2, NULL, params, NULL, NULL, 0)
+		      : PQexecParams(
+				conn,
+				"UPDATE budget_alerts SET last_status = nullif($2::int, 0),"
+				" last_error = $3, state = CASE WHEN now() - created_at >="
+				" make_interval(secs => $4::float8) THEN 'failed' ELSE 'pending' END,"
+				" next_attempt_at = now() + make_interval(secs => least($5::float8 *"
+				" power(2, least(attempts - 1, 40)), $6::float8))"
+				" WHERE id = $1::bigint AND state = 'pending' RETURNING state, attempts",
+				6, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		db_result_error(conn, res, job->err, sizeof(job->err));
+		if (PQstatus(conn) != CONNECTION_OK)
+			pool_worker_reset(w);
+	} else {
+		job->ok = true;
+		if (PQntuples(res) == 1) {
+			snprintf(job->final_state, sizeof(job->final_state), "%s",
+				 PQgetvalue(res, 0, 0));
+			job->attempts = atoi(PQgetvalue(res, 0, 1));
+		}
+	}
+	PQclear(res);
+}
+
+static void budget_record_done(struct pool_job *pj)
+{
+	struct budget_record_job *job = (struct budget_record_job *)pj;
+	struct budget_eval *be = job->be;
+
+	be->recording--;
+	if (!job->ok)
+		log_warn("budget alert %lld: could not record the delivery outcome (it will be "
+			 "retried after its lease): %s",
+			 job->id, job->err);
+	else if (strcmp(job->final_state, "failed") == 0)
+		log_warn(
+			"budget alert %lld: webhook delivery failed for good after %d attempts: %s",
+			job->id, job->attempts, job->why);
+	else if (strcmp(job->final_state, "pending") == 0)
+		log_info("budget alert %lld: webhook attempt %d got %s; retrying with backoff",
+			 job->id, job->attempts, job->why);
+	free(job);
+}
+
+/* Loop: a post finished. */
+static void budget_eval_posted(void *arg, int status, const char *why)
+{
+	struct budget_delivery *d = arg;
+	struct budget_eval *be = d->be;
+	struct budget_record_job *job = calloc(1, sizeof(*job));
+
+	if (job) {
+		job->job.work = budget_record_work;
+		job->job.done = budget_record_done;
+		job->be = be;
+		job->id = d->id;
+		job->status = status;
+		if (status && (status < 200 || status >= 300))
+			snprintf(job->why, sizeof(job->why), "HTTP %d", status);
+		else
+			snprintf(job->why, sizeof(job->why), "%s", why);
+		job->retry_base_s = be->cfg->budget_retry_base_s;
+		job->retry_max_s = be->cfg->budget_retry_max_s;
+		job->retry_for_s = be->cfg->budget_retry_for_s;
+		if (pool_submit(be->pool, &job->job))
+			be->recording++;
+		else {
+			log_warn("budget alert %lld: pool saturated; the outcome (%s) is not "
+				 "recorded and the delivery is retried after its lease",
+				 d->id, status ? job->why : why);
+			free(job);
+		}
+	}
+	budget_delivery_free(d);
+	free(d);
+}
+
+static void budget_eval_post(struct budget_eval *be, struct budget_delivery *src)
+{
+	struct budget_delivery *d = malloc(sizeof(*d));
+	char id[24], err[512];
+
+	if (!d)
+		return; /* the lease expires and the delivery is retried */
+	*d = *src;
+	memset(src, 0, sizeof(*src)); /* d owns the strings now */
+	snprintf(id, sizeof(id), "%lld", d->id);
+	if (!d->body || !d->url || !d->secret ||
+	    !webhook_post(be->webhook, d->url, d->secret, d->body, id, be->cfg->webhook_timeout_s,
+			  budget_eval_posted, d, err, sizeof(err))) {
+		budget_eval_posted(d, 0, d->body && d->url && d->secret ? err : "out of memory");
+	}
+}
+
+static void budget_eval_log_claims(const PGresult *res)
+{
+	for (int r = 0; res && r < PQntuples(res); r++) {
+		const char *kind = PQgetvalue(res, r, 0);
+
+		if (strcmp(kind, "status") == 0)
+			continue;
+		log_warn("budget %s %s: alert=%s threshold=%s%% scope=\"%s\" percent=%s "
+			 "spent_usd=%s limit_usd=%s",
+			 PQgetvalue(res, r, 1),
+			 strcmp(kind, "resolved") == 0 ? "resolved" : "crossed a threshold",
+			 PQgetvalue(res, r, 2), PQgetvalue(res, r, 3), PQgetvalue(res, r, 4),
+			 PQgetvalue(res, r, 5), PQgetvalue(res, r, 6), PQgetvalue(res, r, 7));
+	}
+}
+
+/* Loop: an evaluation finished. */
+static void budget_eval_done(struct pool_job *pj)
+{
+	struct budget_job *job = (struct budget_job *)pj;
+	struct budget_eval *be = job->be;
+
+	be->running = false;
+	if (job->claims && job->gauges) {
+		/* The claims committed, whatever happened to the pick after them. */
+		free(be->gauges);
+		be->gauges = job->gauges;
+		be->ngauges = job->ngauges;
+		be->nbudgets = job->ngauges;
+		job->gauges = NULL;
+		budget_eval_log_claims(job->claims);
+	}
+	if (!job->ok && job->err[0])
+		log_warn("budget evaluation failed; retrying in budget_check_s: %s", job->err);
+	for (int i = 0; i < job->ndeliveries; i++) {
+		if (be->stopped)
+			break; /* leased, not posted: another replica takes them after the lease */
+		budget_eval_post(be, &job->deliveries[i]);
+	}
+	budget_job_free(job);
+	if (be->again && !be->stopped) {
+		be->again = false;
+		budget_eval_start(be);
+	}
+}
+
+static void budget_eval_start(struct budget_eval *be)
+{
+	struct budget_job *job;
+
+	if (be->stopped)
+		return;
+	if (be->running) {
+		be->again = true;
+		return;
+	}
+	if (!(job = calloc(1, sizeof(*job))))
+		return;
+	job->job.work = budget_eval_work;
+	job->job.done = budget_eval_done;
+	job->be = be;
+	job->pick_max = be->cfg->webhook_max_inflight - webhook_inflight(be->webhook);
+	/* A lease outlives the post's longest wait (connect, write, read). */
+	job->lease_s = 3.0 * be->cfg->webhook_timeout_s + 5;
+	if (!pool_submit(be->pool, &job->job)) {
+		free(job); /* pool saturated: the next tick tries again */
+		return;
+	}
+	be->running = true;
+}
+
+static struct timeval budget_eval_tv(double s)
+{
+	struct timeval tv;
+
+	if (!(s > 0.01))
+		s = 0.01;
+	tv.tv_sec = (time_t)s;
+	tv.tv_usec = (suseconds_t)((s - floor(s)) * 1e6);
+	return tv;
+}
+
+static void budget_eval_on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct budget_eval *be = arg;
+	struct timeval tv = budget_eval_tv(be->cfg->budget_check_s);
+
+	budget_eval_start(be);
+	if (!be->stopped)
+		evtimer_add(be->tick, &tv);
+}
+
+static void budget_eval_on_soon(evutil_socket_t fd, short what, void *arg)
+{
+	struct budget_eval *be = arg;
+
+	be->soon_armed = false;
+	budget_eval_start(be);
+}
+
+void budget_eval_note_commit(struct budget_eval *be)
+{
+	struct timeval tv;
+
+	if (!be || be->soon_armed || be->stopped || be->nbudgets == 0)
+		return;
+	tv = budget_eval_tv(be->cfg->budget_eval_delay_s);
+	if (evtimer_add(be->soon, &tv) == 0)
+		be->soon_armed = true;
+}
+
+struct budget_eval *budget_eval_new(struct event_base *base, struct pool *pool,
+				    const struct config *cfg, char *err, size_t errlen)
+{
+	struct budget_eval *be = calloc(1, sizeof(*be));
+	struct timeval now = { 0, 0 };
+
+	if (!be) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	be->base = base;
+	be->pool = pool;
+	be->cfg = cfg;
+	be->nbudgets = -1;
+	be->tick = evtimer_new(base, budget_eval_on_tick, be);
+	be->soon = evtimer_new(base, budget_eval_on_soon, be);
+	if (!be->tick || !be->soon) {
+		snprintf(err, errlen, "out of memory");
+		budget_eval_free(be);
+		return NULL;
+	}
+	if (!(be->webhook = webhook_new(base, cfg->webhook_ca_file, err, errlen))) {
+		budget_eval_free(be);
+		return NULL;
+	}
+	evtimer_add(be->tick, &now); /* the first evaluation at once */
+	return be;
+}
+
+void budget_eval_stop(struct budget_eval *be)
+{
+	if (!be)
+		return;
+	be->stopped = true;
+	evtimer_del(be->tick);
+	evtimer_del(be->soon);
+	be->soon_armed = false;
+}
+
+void budget_eval_free(struct budget_eval *be)
+{
+	if (!be)
+		return;
+	webhook_free(be->webhook);
+	if (be->tick)
+		event_free(be->tick);
+	if (be->soon)
+		event_free(be->soon);
+	free(be->gauges);
+	free(be);
+}
+
+void budget_eval_render_metrics(const struct budget_eval *be, struct buf *out)
+{
+	if (!be)
+		return;
+	buf_puts(out, "# HELP vgcollector_budget_spent_ratio Spend so far in the budget's current "
+		      "period over its limit.\n# TYPE vgcollector_budget_spent_ratio gauge\n");
+	for (int i = 0; i < be->ngauges; i++)
+		buf_printf(out, "vgcollector_budget_spent_ratio{budget=\"%s\"} %.17g\n",
+			   be->gauges[i].name, be->gauges[i].spent);
+	buf_puts(out, "# HELP vgcollector_budget_forecast_ratio Forecast spend at the end of the "
+		      "budget's period over its limit.\n"
+		      "# TYPE vgcollector_budget_forecast_ratio gauge\n");
+	for (int i = 0; i < be->ngauges; i++)
+		buf_printf(out, "vgcollector_budget_forecast_ratio{budget=\"%s\"} %.17g\n",
+			   be->gauges[i].name, be->gauges[i].forecast);
+}

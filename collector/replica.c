@@ -1,0 +1,313 @@
+/* Reads on a hot standby (read_db): a second worker pool on the standby, and a
+ * tracker thread that probes it every REPLICA_PROBE_MS and decides whether
+ * reads may go there. The loop only reads the tracker's atomics. */
+#include "replica.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "db.h"
+#include "http.h"
+#include "log.h"
+#include "pool.h"
+
+/* Fast enough that a standby going away sends reads to the primary within a
+ * second; one tiny query on each side per probe. */
+#define REPLICA_PROBE_MS 500
+#define REPLICA_PROBE_CONNECT_S 2
+
+/* Lag is measured on the standby as now() - pg_last_xact_replay_timestamp().
+ * On an idle primary that timestamp stops moving and the age grows though
+ * nothing is missing, so the primary's WAL position is read first: a standby
+ * that has replayed up to it is caught up, lag 0, however old its last
+ * replayed transaction. $1 is NULL when the primary could not be asked. */
+static const char replica_probe_sql[] =
+	"SELECT pg_is_in_recovery(),"
+	" coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false),"
+	" extract(epoch FROM now() - pg_last_xact_replay_timestamp())";
+
+struct replica {
+	struct pool *pool; /* on read_db; NULL when off */
+	char *read_conninfo, *primary_conninfo;
+	int connect_timeout_s;
+	_Atomic int max_lag_s;
+
+	pthread_t thread;
+	bool thread_started;
+	int wake[2]; /* pipe: replica_free stops the thread */
+	_Atomic bool stopping;
+
+	/* Written by the tracker thread only. */
+	_Atomic bool probed, up;
+	_Atomic long long lag_us; /* -1: unknown (up, but nothing replayed yet) */
+
+	/* Written on the loop only; atomics so /metrics reads a whole value. */
+	_Atomic unsigned long long reads_replica, reads_primary, reads_fallback;
+};
+
+/* Probes once: the primary's WAL position, then the standby's replay state.
+ * Keeps the two connections open between probes; a failed one is dropped. */
+static void replica_probe(struct replica *r, PGconn **sconn, PGconn **pconn)
+{
+	char err[512], lsn[64] = "";
+	const char *params[1] = { NULL };
+	PGresult *res;
+	long long lag_us = -1;
+
+	if (!*pconn)
+		*pconn = db_connect(r->primary_conninfo, REPLICA_PROBE_CONNECT_S, err, sizeof(err));
+	if (*pconn) {
+		res = PQexec(*pconn, "SELECT pg_current_wal_lsn()::text");
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+			snprintf(lsn, sizeof(lsn), "%s", PQgetvalue(res, 0, 0));
+			params[0] = lsn;
+		} else {
+			PQfinish(*pconn);
+			*pconn = NULL;
+		}
+		PQclear(res);
+	}
+
+	if (!*sconn)
+		*sconn = db_connect(r->read_conninfo, REPLICA_PROBE_CONNECT_S, err, sizeof(err));
+	if (!*sconn)
+		goto down;
+	res = PQexecParams(*sconn, replica_probe_sql, 1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		db_result_error(*sconn, res, err, sizeof(err));
+		PQclear(res);
+		PQfinish(*sconn);
+		*sconn = NULL;
+		goto down;
+	}
+	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0 || strcmp(PQgetvalue(res, 0, 1), "t") == 0) {
+		lag_us = 0; /* a primary itself, or replayed up to the primary's position */
+	} else if (!PQgetisnull(res, 0, 2)) {
+		double age = atof(PQgetvalue(res, 0, 2));
+		lag_us = age > 0 ? (long long)(age * 1e6) : 0;
+	}
+	PQclear(res);
+	if (!atomic_load(&r->up) && atomic_load(&r->probed))
+		log_info("read_db is reachable again");
+	atomic_store(&r->lag_us, lag_us);
+	atomic_store(&r->up, true);
+	atomic_store(&r->probed, true);
+	return;
+down:
+	if (atomic_load(&r->up) || !atomic_load(&r->probed))
+		log_warn("read_db unreachable, reads go to the primary: %s", err);
+	atomic_store(&r->up, false);
+	atomic_store(&r->lag_us, -1);
+	atomic_store(&r->probed, true);
+}
+
+static void *replica_thread(void *arg)
+{
+	struct replica *r = arg;
+	PGconn *sconn = NULL, *pconn = NULL;
+
+	while (!atomic_load(&r->stopping)) {
+		struct pollfd pfd = { .fd = r->wake[0], .events = POLLIN };
+
+		replica_probe(r, &sconn, &pconn);
+		if (poll(&pfd, 1, REPLICA_PROBE_MS) < 0 && errno != EINTR)
+			break;
+	}
+	if (sconn)
+		PQfinish(sconn);
+	if (pconn)
+		PQfinish(pconn);
+	return NULL;
+}
+
+struct replica *replica_new(struct event_base *base, const char *read_conninfo,
+			    const char *primary_conninfo, int pool_size, int queue_max,
+			    int connect_timeout_s, int max_lag_s, char *err, size_t errlen)
+{
+	struct replica *r = calloc(1, sizeof(*r));
+
+	if (!r) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	r->wake[0] = r->wake[1] = -1;
+	atomic_store(&r->max_lag_s, max_lag_s);
+	atomic_store(&r->lag_us, -1);
+	if (!read_conninfo[0])
+		return r;
+	r->read_conninfo = strdup(read_conninfo);
+	r->primary_conninfo = strdup(primary_conninfo);
+	if (!r->read_conninfo || !r->primary_conninfo) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (pipe2(r->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		goto fail;
+	}
+	r->pool =
+		pool_new(base, read_conninfo, pool_size, queue_max, connect_timeout_s, err, errlen);
+	if (!r->pool)
+		goto fail;
+	if (pthread_create(&r->thread, NULL, replica_thread, r) != 0) {
+		snprintf(err, errlen, "cannot start the replica tracker thread");
+		goto fail;
+	}
+	r->thread_started = true;
+	return r;
+fail:
+	replica_free(r);
+	return NULL;
+}
+
+void replica_free(struct replica *r)
+{
+	if (!r)
+		return;
+	if (r->thread_started) {
+		atomic_store(&r->stopping, true);
+		if (write(r->wake[1], "x", 1) < 0) {
+			/* the pipe is full: the thread wakes anyway */
+		}
+		pthread_join(r->thread, NULL);
+	}
+	if (r->pool)
+		pool_free(r->pool);
+	if (r->wake[0] >= 0) {
+		close(r->wake[0]);
+		close(r->wake[1]);
+	}
+	free(r->read_conninfo);
+	free(r->primary_conninfo);
+	free(r);
+}
+
+void replica_set_max_lag(struct replica *r, int max_lag_s)
+{
+	if (r)
+		atomic_store(&r->max_lag_s, max_lag_s);
+}
+
+void replica_set_queue_max(struct replica *r, int queue_max)
+{
+	if (r && r->pool)
+		pool_set_queue_max(r->pool, queue_max);
+}
+
+enum replica_state replica_state(const struct replica *r)
+{
+	long long lag;
+
+	if (!r || !r->pool)
+		return REPLICA_OFF;
+	if (!atomic_load(&r->probed))
+		return REPLICA_UNKNOWN;
+	if (!atomic_load(&r->up))
+		return REPLICA_DOWN;
+	lag = atomic_load(&r->lag_us);
+	if (lag < 0 || lag > (long long)atomic_load(&r->max_lag_s) * 1000000)
+		return REPLICA_LAGGING;
+	return REPLICA_OK;
+}
+
+const char *replica_state_name(enum replica_state s)
+{
+	switch (s) {
+	case REPLICA_OFF: return "off";
+	case REPLICA_UNKNOWN: return "unknown";
+	case REPLICA_OK: return "ok";
+	case REPLICA_LAGGING: return "lagging";
+	case REPLICA_DOWN: return "down";
+	}
+	return "unknown";
+}
+
+double replica_lag_s(const struct replica *r)
+{
+	long long lag;
+
+	if (!r || !r->pool || !atomic_load(&r->up))
+		return -1;
+	lag = atomic_load(&r->lag_us);
+	return lag < 0 ? -1 : (double)lag / 1e6;
+}
+
+bool replica_idle(const struct replica *r)
+{
+	return !r || !r->pool || pool_idle(r->pool);
+}
+
+struct pool *replica_read_pool(struct replica *r, struct pool *primary, struct http_req *hr)
+{
+	const char *want = http_header(hr, REPLICA_CONSISTENCY_HEADER);
+	enum replica_state s = replica_state(r);
+
+	if (s == REPLICA_OK && !(want && strcasecmp(want, "primary") == 0)) {
+		atomic_fetch_add(&r->reads_replica, 1);
+		http_set_header(hr, REPLICA_SOURCE_HEADER, "replica");
+		return r->pool;
+	}
+	if (r) {
+		atomic_fetch_add(&r->reads_primary, 1);
+		if (s != REPLICA_OFF && s != REPLICA_OK)
+			atomic_fetch_add(&r->reads_fallback, 1);
+	}
+	http_set_header(hr, REPLICA_SOURCE_HEADER, "primary");
+	return primary;
+}
+
+void replica_status_json(const struct replica *r, struct buf *out)
+{
+	double lag = replica_lag_s(r);
+
+	buf_printf(out, "{\"state\":\"%s\"", replica_state_name(replica_state(r)));
+	if (lag >= 0)
+		buf_printf(out, ",\"lag_s\":%.3f", lag);
+	else
+		buf_puts(out, ",\"lag_s\":null");
+	buf_printf(out, ",\"max_lag_s\":%d}", r ? atomic_load(&r->max_lag_s) : 0);
+}
+
+void replica_metrics_render(const struct replica *r, struct buf *out)
+{
+	enum replica_state s = replica_state(r);
+	double lag = replica_lag_s(r);
+
+	buf_printf(out,
+		   "# HELP vgcollector_replica_up 1 while read_db answers its probe; 0 when down "
+		   "or not configured.\n"
+		   "# TYPE vgcollector_replica_up gauge\nvgcollector_replica_up %d\n",
+		   s == REPLICA_OK || s == REPLICA_LAGGING);
+	buf_puts(out,
+		 "# HELP vgcollector_replica_lag_seconds How far read_db's data is behind the "
+		 "primary (0 when replayed up to the primary's WAL position; NaN when unknown, "
+		 "down or not configured).\n"
+		 "# TYPE vgcollector_replica_lag_seconds gauge\n");
+	if (lag >= 0)
+		buf_printf(out, "vgcollector_replica_lag_seconds %.3f\n", lag);
+	else
+		buf_puts(out, "vgcollector_replica_lag_seconds NaN\n");
+	buf_printf(out,
+		   "# HELP vgcollector_replica_reads_total Read requests by where they ran.\n"
+		   "# TYPE vgcollector_replica_reads_total counter\n"
+		   "vgcollector_replica_reads_total{target=\"replica\"} %llu\n"
+		   "vgcollector_replica_reads_total{target=\"primary\"} %llu\n",
+		   r ? atomic_load(&r->reads_replica) : 0ULL,
+		   r ? atomic_load(&r->reads_primary) : 0ULL);
+	buf_printf(out,
+		   "# HELP vgcollector_replica_reads_fallback_total Reads sent to the primary "
+		   "because read_db was down or lagging past read_max_lag_s.\n"
+		   "# TYPE vgcollector_replica_reads_fallback_total counter\n"
+		   "vgcollector_replica_reads_fallback_total %llu\n",
+		   r ? atomic_load(&r->reads_fallback) : 0ULL);
+}

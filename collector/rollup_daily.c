@@ -1,0 +1,314 @@
+/* The daily rollup's summariser, for `serve` (a timer and pool jobs) and for
+ * `vgcollector rollup-daily`. The protocol that keeps every answer exact
+ * while it runs is described at the top of schema/0004_rollup_daily.sql. */
+#include "rollup_daily.h"
+
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "config.h"
+#include "db.h"
+#include "log.h"
+#include "pool.h"
+#include "rollup_sql.h"
+
+/* Longer than a typical ingest transaction, shorter than deadlock_timeout
+ * (1 s by default): the summariser gives up first when it waits on writers,
+ * and the day is tried again on the next pass. */
+#define ROLLUP_DAILY_LOCK_TIMEOUT "'500ms'"
+#define ROLLUP_DAILY_DAY_LOCK                                                                      \
+	"SELECT pg_advisory_xact_lock(vgc_rollup_day_lock_class(),"                                \
+	" ($1::bigint / 86400)::int)"
+
+/* The oldest due day no other summariser has taken, as epoch seconds. */
+static const char rollup_daily_pick_sql[] =
+	"SELECT extract(epoch FROM day)::bigint FROM vgc_rollup_dirty_days"
+	" WHERE day + interval '24 hours' + make_interval(secs => $1::int) <= now()"
+	" ORDER BY day LIMIT 1 FOR UPDATE SKIP LOCKED";
+
+/* INSERT INTO cost_rollup_daily ... SELECT sums of the day's hours; built
+ * once from rollup_sql_measures (the measure list has one home). */
+static char *rollup_daily_fill_sql(void)
+{
+	static const char keys[] = "project, agent_id, tenant_id, modality, provider, model_id";
+	struct buf b;
+
+	buf_init(&b, 0);
+	buf_printf(&b, "INSERT INTO cost_rollup_daily (day, %s", keys);
+	for (int i = 0; i < ROLLUP_NMEASURES; i++)
+		buf_printf(&b, ", %s", rollup_sql_measures[i]);
+	buf_printf(&b, ") SELECT to_timestamp($1::bigint), %s", keys);
+	for (int i = 0; i < ROLLUP_NMEASURES; i++)
+		buf_printf(&b, ", sum(%s)", rollup_sql_measures[i]);
+	buf_printf(&b,
+		   " FROM cost_rollup_hourly WHERE hour >= to_timestamp($1::bigint)"
+		   " AND hour < to_timestamp($1::bigint) + interval '24 hours' GROUP BY %s",
+		   keys);
+	if (b.over) {
+		buf_release(&b);
+		return NULL;
+	}
+	return buf_steal(&b, NULL);
+}
+
+/* Runs one parameterized statement; the result (tuples or command) or NULL
+ * with err. */
+static PGresult *rollup_daily_exec(PGconn *conn, const char *sql, int n, const char *const *p,
+				   char *err, size_t errlen)
+{
+	PGresult *res = PQexecParams(conn, sql, n, NULL, p, NULL, NULL, 0);
+	ExecStatusType st = PQresultStatus(res);
+
+	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+		return res;
+	db_result_error(conn, res, err, errlen);
+	PQclear(res);
+	return NULL;
+}
+
+/* Takes the day's lock exclusively. False with *timed_out when writers held
+ * it past the lock timeout; false with err on any other failure. */
+static bool rollup_daily_lock_day(PGconn *conn, const char *const *p, bool *timed_out, char *err,
+				  size_t errlen)
+{
+	PGresult *res = PQexecParams(conn, ROLLUP_DAILY_DAY_LOCK, 1, NULL, p, NULL, NULL, 0);
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	bool ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+
+	*timed_out = !ok && state && strcmp(state, "55P03") == 0; /* lock_not_available */
+	if (!ok)
+		db_result_error(conn, res, err, errlen);
+	PQclear(res);
+	return ok;
+}
+
+bool rollup_daily_step(PGconn *conn, int settle_s, bool *did, struct rollup_daily_report *rep,
+		       char *err, size_t errlen)
+{
+	char settle[16], day[32];
+	const char *p[1];
+	char *fill = NULL;
+	bool timed_out;
+	PGresult *res;
+
+	*did = false;
+	snprintf(settle, sizeof(settle), "%d", settle_s);
+	p[0] = settle;
+	if (!db_exec(conn, "BEGIN", err, errlen) ||
+	    !db_exec(conn, "SET LOCAL lock_timeout = " ROLLUP_DAILY_LOCK_TIMEOUT, err, errlen))
+		goto fail;
+	/* The day's row stays locked by us: another summariser skips it. */
+	if (!(res = rollup_daily_exec(conn, rollup_daily_pick_sql, 1, p, err, errlen)))
+		goto fail;
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		return db_exec(conn, "COMMIT", err, errlen);
+	}
+	snprintf(day, sizeof(day), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	p[0] = day;
+	/* Waits for every writer of the day's hours to commit; later writers
+	 * wait for our commit and list the day again. The statements below then
+	 * see every hour those writers stored. */
+	if (!rollup_daily_lock_day(conn, p, &timed_out, err, errlen)) {
+		if (!timed_out)
+			goto fail;
+		db_rollback(conn);
+		rep->busy++;
+		return true;
+	}
+	if (!(res = rollup_daily_exec(conn,
+				      "DELETE FROM vgc_rollup_dirty_days"
+				      " WHERE day = to_timestamp($1::bigint)",
+				      1, p, err, errlen)))
+		goto fail;
+	PQclear(res);
+	if (!(res = rollup_daily_exec(conn,
+				      "DELETE FROM cost_rollup_daily"
+				      " WHERE day = to_timestamp($1::bigint)",
+				      1, p, err, errlen)))
+		goto fail;
+	PQclear(res);
+	if (!(fill = rollup_daily_fill_sql())) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (!(res = rollup_daily_exec(conn, fill, 1, p, err, errlen)))
+		goto fail;
+	rep->groups += atoll(PQcmdTuples(res));
+	PQclear(res);
+	free(fill);
+	if (!db_exec(conn, "COMMIT", err, errlen))
+		goto fail;
+	rep->days++;
+	*did = true;
+	return true;
+fail:
+	free(fill);
+	db_rollback(conn);
+	return false;
+}
+
+bool rollup_daily_run(PGconn *conn, int settle_s, struct rollup_daily_report *rep, char *err,
+		      size_t errlen)
+{
+	bool did = true;
+
+	memset(rep, 0, sizeof(*rep));
+	while (did && !rep->busy)
+		if (!rollup_daily_step(conn, settle_s, &did, rep, err, errlen))
+			return false;
+	return true;
+}
+
+bool rollup_daily_pending(PGconn *conn, int settle_s, long long *dirty, long long *due, char *err,
+			  size_t errlen)
+{
+	char settle[16];
+	const char *p[1] = { settle };
+	PGresult *res;
+
+	snprintf(settle, sizeof(settle), "%d", settle_s);
+	res = rollup_daily_exec(conn,
+				"SELECT count(*), count(*) FILTER (WHERE day + interval '24 hours'"
+				" + make_interval(secs => $1::int) <= now())"
+				" FROM vgc_rollup_dirty_days",
+				1, p, err, errlen);
+	if (!res)
+		return false;
+	*dirty = atoll(PQgetvalue(res, 0, 0));
+	*due = atoll(PQgetvalue(res, 0, 1));
+	PQclear(res);
+	return true;
+}
+
+/* ---- the background pass inside `serve` ------------------------------------ */
+
+#define ROLLUP_DAILY_OFF_RECHECK_S 60 /* while rollup_daily_interval_s is 0 */
+
+struct rollup_daily {
+	struct pool *pool;
+	const struct config *cfg; /* the server's live config, read on each tick */
+	struct event *timer;	  /* one-shot, re-armed after each pass */
+	bool busy;		  /* a job is queued or running */
+	bool stopped;		  /* rollup_daily_stop was called: no new jobs */
+};
+
+struct rollup_daily_job {
+	struct pool_job job; /* first: the pool hands this pointer back */
+	struct rollup_daily *d;
+	int settle_s;
+	bool ok, did;
+	struct rollup_daily_report rep;
+	char err[1024];
+};
+
+static void rollup_daily_arm(struct rollup_daily *d)
+{
+	int s = d->cfg->rollup_daily_interval_s;
+	struct timeval tv = { s > 0 ? s : ROLLUP_DAILY_OFF_RECHECK_S, 0 };
+
+	if (!d->stopped)
+		event_add(d->timer, &tv);
+}
+
+static bool rollup_daily_submit(struct rollup_daily *d);
+
+/* Worker thread: one day. */
+static void rollup_daily_work(struct pool_job *pj, struct pool_worker *w)
+{
+	struct rollup_daily_job *job = (struct rollup_daily_job *)pj;
+	PGconn *conn = pool_worker_conn(w, job->err, sizeof(job->err));
+
+	if (!conn)
+		return;
+	job->ok = rollup_daily_step(conn, job->settle_s, &job->did, &job->rep, job->err,
+				    sizeof(job->err));
+	if (!job->ok && PQstatus(conn) != CONNECTION_OK)
+		pool_worker_reset(w);
+}
+
+/* Loop thread: the next day at once while days are due, else wait a tick. */
+static void rollup_daily_done(struct pool_job *pj)
+{
+	struct rollup_daily_job *job = (struct rollup_daily_job *)pj;
+	struct rollup_daily *d = job->d;
+	bool more = job->ok && job->did;
+
+	d->busy = false;
+	if (!job->ok)
+		log_warn("rollup-daily: %s (retried in %d s)", job->err,
+			 d->cfg->rollup_daily_interval_s);
+	else if (job->rep.busy)
+		log_debug("rollup-daily: a due day is being written; retried next pass");
+	else if (job->did)
+		log_debug("rollup-daily: summarised a day (%lld groups)", job->rep.groups);
+	free(job);
+	if (!(more && !d->stopped && rollup_daily_submit(d)))
+		rollup_daily_arm(d);
+}
+
+static bool rollup_daily_submit(struct rollup_daily *d)
+{
+	struct rollup_daily_job *job = calloc(1, sizeof(*job));
+
+	if (!job)
+		return false;
+	job->job.work = rollup_daily_work;
+	job->job.done = rollup_daily_done;
+	job->d = d;
+	job->settle_s = d->cfg->rollup_daily_settle_s;
+	if (!pool_submit(d->pool, &job->job)) {
+		free(job);
+		return false;
+	}
+	d->busy = true;
+	return true;
+}
+
+static void rollup_daily_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct rollup_daily *d = arg;
+
+	if (d->busy || d->stopped)
+		return;
+	if (d->cfg->rollup_daily_interval_s <= 0 || !rollup_daily_submit(d))
+		rollup_daily_arm(d); /* off, or the pool is saturated: next tick */
+}
+
+struct rollup_daily *rollup_daily_new(struct event_base *base, struct pool *pool,
+				      const struct config *cfg)
+{
+	struct rollup_daily *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		log_fatal("out of memory");
+	d->pool = pool;
+	d->cfg = cfg;
+	d->timer = event_new(base, -1, 0, rollup_daily_tick, d);
+	if (!d->timer)
+		log_fatal("cannot start the rollup-daily timer");
+	rollup_daily_tick(-1, 0, d);
+	return d;
+}
+
+void rollup_daily_stop(struct rollup_daily *d)
+{
+	if (!d)
+		return;
+	d->stopped = true;
+	if (d->timer)
+		event_del(d->timer);
+}
+
+void rollup_daily_free(struct rollup_daily *d)
+{
+	if (!d)
+		return;
+	if (d->timer)
+		event_free(d->timer);
+	free(d);
+}

@@ -1,0 +1,49 @@
+/* The daily rollup's summariser: folds closed days listed in
+ * vgc_rollup_dirty_days from cost_rollup_hourly into cost_rollup_daily, one
+ * day per transaction, outside ingest (see schema/0004_rollup_daily.sql). */
+#ifndef VGC_ROLLUP_DAILY_H
+#define VGC_ROLLUP_DAILY_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct config;
+struct event_base;
+struct pool;
+struct rollup_daily;
+
+/* What one or more steps did. */
+struct rollup_daily_report {
+	int days;	  /* days summarised */
+	long long groups; /* daily rows written for them */
+	int busy;	  /* due days skipped: writers held them past the lock timeout */
+};
+
+/* Summarises the oldest due day no other summariser holds: a listed day
+ * that ended at least settle_s seconds ago. *did is false when no day was
+ * due. Safe with other summarisers at once (they take different days or wait
+ * on the day's lock). Blocking; on failure the transaction is rolled back
+ * and err says why. */
+bool rollup_daily_step(PGconn *conn, int settle_s, bool *did, struct rollup_daily_report *rep,
+		       char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* Steps until no day is due. */
+bool rollup_daily_run(PGconn *conn, int settle_s, struct rollup_daily_report *rep, char *err,
+		      size_t errlen) __attribute__((warn_unused_result));
+
+/* Listed days in all (*dirty) and how many of them are due now (*due). */
+bool rollup_daily_pending(PGconn *conn, int settle_s, long long *dirty, long long *due, char *err,
+			  size_t errlen) __attribute__((warn_unused_result));
+
+/* The background pass in `serve`: at start and then every
+ * rollup_daily_interval_s (0: off), one pool job per day until none is due.
+ * Reads cfg on each tick (the server's live config; must outlive the
+ * result). Loop thread only. Free after pool_free. */
+struct rollup_daily *rollup_daily_new(struct event_base *base, struct pool *pool,
+				      const struct config *cfg);
+/* Stops the timer; a job already queued still completes. */
+void rollup_daily_stop(struct rollup_daily *d);
+void rollup_daily_free(struct rollup_daily *d);
+
+#endif

@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""make bench-budgets: ingest rows/s with no budgets and with BENCH_BUDGETS
+(default 100) budgets defined, on fresh databases of the same cluster, in
+alternating rounds (A B A B ...) so both see the same machine load. Budgets
+use the production defaults (budget_check_s 10, budget_eval_delay_s 1); their
+scopes cover the rows' tenants, projects, providers and models, and some
+thresholds are crossed during the run, so claims happen under load too.
+
+Environment: BENCH_ROWS (default 200000), BENCH_BATCH (1000), BENCH_CONNS (4),
+BENCH_POOL (4), BENCH_BUDGETS (100), BENCH_ROUNDS (3 of each)."""
+
+import gzip
+import http.client
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from conftest import Collector, Db, PgCluster, make_row, run_vgc  # noqa: E402
+
+ROWS = int(os.environ.get("BENCH_ROWS", "200000"))
+BATCH = int(os.environ.get("BENCH_BATCH", "1000"))
+CONNS = int(os.environ.get("BENCH_CONNS", "4"))
+POOL = os.environ.get("BENCH_POOL", "4")
+BUDGETS = int(os.environ.get("BENCH_BUDGETS", "100"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+
+TENANTS = [f"t{i}" for i in range(10)]
+PROJECTS = [f"p{i}" for i in range(5)]
+PROVIDERS = ["openai", "deepgram", "cartesia"]
+MODELS = ["m0", "m1", "m2", "m3"]
+
+
+def make_bodies(seed):
+    now = time.time()
+    bodies = []
+    for b in range(0, ROWS, BATCH):
+        rows = []
+        for i in range(b, min(b + BATCH, ROWS)):
+            rows.append(make_row(i, id=f"bench-{seed}-{i}", timestamp=now - 3600 + i * 3600 / ROWS,
+                                 tenant_id=TENANTS[i % 10], project=PROJECTS[i % 5],
+                                 provider=PROVIDERS[i % 3], model_id=MODELS[i % 4],
+                                 cost_usd=0.00039, metadata={}))
+        bodies.append(gzip.compress(json.dumps(rows).encode(), 1))
+    return bodies
+
+
+def define_budgets(db):
+    for n in range(BUDGETS):
+        args = ["budgets", "set", "--db", db.conninfo, "--name", f"b{n}",
+                "--period", ("day", "week", "month")[n % 3],
+                # a quarter of them are crossed during the run
+                "--limit-usd", "1" if n % 4 == 0 else "100000"]
+        if n % 2 == 0:
+            args += ["--tenant", TENANTS[n % 10]]
+        if n % 3 == 0:
+            args += ["--project", PROJECTS[n % 5]]
+        if n % 5 == 0:
+            args += ["--provider", PROVIDERS[n % 3]]
+        if n % 7 == 0:
+            args += ["--model", MODELS[n % 4]]
+        r = run_vgc(*args)
+        assert r.returncode == 0, r.stderr
+
+
+def send_all(port, key, bodies):
+    queue = list(bodies)
+    lock = threading.Lock()
+    failures = []
+
+    def worker():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        headers = {"Authorization": f"Bearer {key}", "Content-Encoding": "gzip",
+                   "Content-Type": "application/json"}
+        while True:
+            with lock:
+                if not queue:
+                    break
+                body = queue.pop()
+            while True:
+                conn.request("POST", "/v1/ingest", body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                if resp.status == 200:
+                    break
+                if resp.status in (429, 503):
+                    time.sleep(0.05)
+                    continue
+                failures.append((resp.status, data[:200]))
+                break
+        conn.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(CONNS)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - start, failures
+
+
+def one_round(cluster, with_budgets, seed):
+    bodies = make_bodies(seed)
+    db = Db(cluster, cluster.createdb()).migrate()
+    if with_budgets:
+        define_budgets(db)
+    c = Collector(db, args=("--pool-size", POOL, "--rate-limit-rps", "0",
+                            "--log-level", "error"))
+    try:
+        key = db.create_key("ingest")
+        elapsed, failures = send_all(c.port, key, bodies)
+        assert not failures, failures[:3]
+        stored = db.scalar("SELECT count(*) FROM cost_rows")
+        assert stored == ROWS, f"{stored} rows stored of {ROWS}"
+        if with_budgets:
+            alerts = db.scalar("SELECT count(*) FROM budget_alerts")
+            assert db.scalar("SELECT count(*) FROM budgets") == BUDGETS
+            print(f"  (with budgets: {alerts} alerts claimed during the round)")
+    finally:
+        c.stop()
+        db.close()
+    return ROWS / elapsed
+
+
+def main():
+    print(f"bench-budgets: {ROWS} rows in {BATCH}-row gzip batches over {CONNS} connections,"
+          f" pool_size {POOL}, {BUDGETS} budgets, {ROUNDS} alternating rounds each")
+    cluster = PgCluster().start()
+    without, with_ = [], []
+    try:
+        for r in range(ROUNDS):
+            without.append(one_round(cluster, False, 2 * r))
+            print(f"round {r + 1}: without budgets {without[-1]:,.0f} rows/s")
+            with_.append(one_round(cluster, True, 2 * r + 1))
+            print(f"round {r + 1}: with {BUDGETS} budgets {with_[-1]:,.0f} rows/s")
+    finally:
+        cluster.stop()
+    a, b = statistics.median(without), statistics.median(with_)
+    print(f"median without budgets: {a:,.0f} rows/s")
+    print(f"median with {BUDGETS} budgets: {b:,.0f} rows/s")
+    print(f"with/without: {b / a:.3f} (target >= 0.95)")
+
+
+if __name__ == "__main__":
+    main()
