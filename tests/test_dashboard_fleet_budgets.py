@@ -2,6 +2,7 @@
 each lists exactly what GET /v1/agents (issue 15) and GET /v1/budgets (issue 16) list,
 with the data-attribute contract. Skipped, saying so, on a build without those endpoints."""
 
+import json
 import os
 import re
 
@@ -57,11 +58,24 @@ def test_fleet_view_lists_what_the_api_lists_marked_first(db, collectors, page):
     p = page()
     p.goto(f"{c.url}/?view=fleet&from={FROM}&to={TO}#key={rk}")
     p.wait(f"document.querySelectorAll('tr[data-agent-id]').length === {len(api)}")
-    shown = p.eval("[...document.querySelectorAll('tr[data-agent-id]')]"
-                   ".map(r => [r.dataset.agentId, r.dataset.status, r.dataset.delivery])")
-    live = {a["agent_id"]: (a["status"], a["delivery"]) for a in
-            c.get("/v1/agents", key=rk).json()["agents"]}
-    assert {s[0]: (s[1], s[2]) for s in shown} == live
+    # Statuses move with time (agent_ttl_s is 2 s), so the rows are held against the
+    # very answer the page drew them from, read back from the browser; the ids must
+    # also be what the API lists now.
+    for _ in range(3):
+        answers = [e["params"]["requestId"] for e in p.events
+                   if e["method"] == "Network.responseReceived"
+                   and e["params"]["response"]["url"].endswith("/v1/agents")]
+        shown = p.eval("[...document.querySelectorAll('tr[data-agent-id]')]"
+                       ".map(r => [r.dataset.agentId, r.dataset.status, r.dataset.delivery])")
+        p.pump(0.1)
+        if answers == [e["params"]["requestId"] for e in p.events
+                       if e["method"] == "Network.responseReceived"
+                       and e["params"]["response"]["url"].endswith("/v1/agents")]:
+            break
+    body = json.loads(p.call("Network.getResponseBody", requestId=answers[-1])["body"])
+    drawn_from = {a["agent_id"]: (a["status"], a["delivery"]) for a in body["agents"]}
+    assert {s[0]: (s[1], s[2]) for s in shown} == drawn_from
+    assert set(drawn_from) == {a["agent_id"] for a in c.get("/v1/agents", key=rk).json()["agents"]}
     # Offline, dropping and rejecting workers come first, and are marked.
     marked = [s[0] for s in shown if s[1] == "offline" or s[2] in ("dropping", "rejecting")]
     assert [s[0] for s in shown[:len(marked)]] == marked and "gone-quiet" in marked
