@@ -46,9 +46,11 @@ COMMON_SRC    := $(wildcard common/*.c)
 COLLECTOR_SRC := $(wildcard collector/*.c)
 SINK_SRC      := $(wildcard sink/*.c)
 SCHEMA_SQL    := $(sort $(wildcard schema/*.sql))
+WEB_SRC       := $(sort $(wildcard collector/web/*))
 
 COMMON_OBJ    := $(COMMON_SRC:%.c=$(BUILD)/obj/%.o)
-COLLECTOR_OBJ := $(COLLECTOR_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/schema_embed.o
+COLLECTOR_OBJ := $(COLLECTOR_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/schema_embed.o \
+                 $(BUILD)/obj/web_embed.o
 SINK_OBJ      := $(SINK_SRC:%.c=$(BUILD)/obj/%.o)
 # The collector binary holds everything but main() in a static archive so that
 # unit tests and the fuzz target link the same code the daemon runs.
@@ -102,6 +104,41 @@ $(BUILD)/schema_embed.c: $(SCHEMA_SQL) Makefile
 	} > $@
 
 $(BUILD)/obj/schema_embed.o: $(BUILD)/schema_embed.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_CFLAGS) -Wno-overlength-strings -c -o $@ $<
+
+# The dashboard (collector/web/) is embedded the same way. In the HTML each
+# asset URL gets ?v=<its content hash>, so assets can be cached for a year and
+# an upgrade still loads the new ones (the HTML is revalidated every time).
+# Each file is also stored gzipped (gzip -9n) and its hash is its ETag.
+$(BUILD)/web_embed.c: $(WEB_SRC) Makefile
+	@mkdir -p $(BUILD)/web
+	@$(if $(Q),echo "  EMBED   collector/web/*")
+	$(Q)set -ef; sub=; \
+	for f in $(WEB_SRC); do n=$$(basename $$f); case $$n in *.html) ;; *) \
+	  h=$$(sha256sum $$f | cut -c1-16); sub="$$sub -e s|/ui/$$n\"|/ui/$$n?v=$$h\"|g";; esac; done; \
+	for f in $(WEB_SRC); do n=$$(basename $$f); case $$n in \
+	  *.html) sed $$sub $$f > $(BUILD)/web/$$n ;; *) cp $$f $(BUILD)/web/$$n ;; esac; \
+	  gzip -9nc $(BUILD)/web/$$n > $(BUILD)/web/$$n.gz; done; \
+	{ echo '/* Generated from the files in collector/web/ by the Makefile: do not edit. */'; \
+	  echo '#include "web.h"'; i=0; \
+	  for f in $(WEB_SRC); do n=$$(basename $$f); \
+	    for v in d:$$n z:$$n.gz; do \
+	      printf 'static const char web_%s%d[] = ' $${v%%:*} $$i; \
+	      od -An -v -tx1 $(BUILD)/web/$${v#*:} | tr -s ' \n' ' ' | sed -e 's/^ //' -e 's/ $$//' -e 's/\([0-9a-f][0-9a-f]\)/"\\x\1"/g' -e 's/" "//g'; \
+	      echo ';'; \
+	    done; i=$$((i + 1)); \
+	  done; \
+	  echo 'const struct web_file web_files[] = {'; i=0; \
+	  for f in $(WEB_SRC); do n=$$(basename $$f); h=$$(sha256sum $(BUILD)/web/$$n | cut -c1-16); \
+	    printf '  { "%s", web_d%d, sizeof(web_d%d) - 1, web_z%d, sizeof(web_z%d) - 1, "%s" },\n' \
+	      $$n $$i $$i $$i $$i $$h; i=$$((i + 1)); \
+	  done; \
+	  echo '};'; \
+	  echo 'const int web_files_count = (int)(sizeof(web_files) / sizeof(web_files[0]));'; \
+	} > $@
+
+$(BUILD)/obj/web_embed.o: $(BUILD)/web_embed.c collector/web.h
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Wno-overlength-strings -c -o $@ $<
 

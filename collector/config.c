@@ -119,6 +119,8 @@ const struct config_param config_params[] = {
 	  "webhook posts one collector runs at once" },
 	{ "webhook_ca_file", CFG_STR, OFF(webhook_ca_file), false, "", 0, 0,
 	  "PEM CA bundle to verify https webhooks with; empty uses the system's trust store" },
+	{ "dashboard", CFG_STR, OFF(dashboard), true, "on", 0, 0,
+	  "on: serve the web dashboard at / and /ui/; off: those paths answer 404" },
 	{ NULL, CFG_STR, 0, false, NULL, 0, 0, NULL },
 };
 
@@ -519,6 +521,10 @@ bool config_validate(struct config *cfg, char *err, size_t errlen)
 	if (strcmp(cfg->log_format, "logfmt") && strcmp(cfg->log_format, "json")) {
 		snprintf(err, errlen, "log_format = \"%s\": expected logfmt or json",
 			 cfg->log_format);
+		return false;
+	}
+	if (strcmp(cfg->dashboard, "on") && strcmp(cfg->dashboard, "off")) {
+		snprintf(err, errlen, "dashboard = \"%s\": expected on or off", cfg->dashboard);
 		return false;
 	}
 	if (!config_validate_rows(cfg, err, errlen))

@@ -58,6 +58,7 @@ struct config {
 	int webhook_timeout_s;
 	int webhook_max_inflight;
 	char *webhook_ca_file;
+	char *dashboard; /* "on" or "off" */
 };
 
 enum config_type { CFG_STR, CFG_INT, CFG_SIZE, CFG_DOUBLE };

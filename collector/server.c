@@ -33,6 +33,7 @@
 #include "rollup_daily.h"
 #include "rollup.h"
 #include "vgcollector.h"
+#include "web.h"
 
 static const struct http_route server_routes[] = {
 	{ "/v1/ingest", HTTP_POST, ingest_handle },
@@ -49,6 +50,8 @@ static const struct http_route server_routes[] = {
 	{ "/v1/budgets", HTTP_GET, budget_http_handle_list },
 	{ "/v1/budgets/*", HTTP_PUT | HTTP_DELETE, budget_http_handle_one },
 	{ "/v1/reconcile", HTTP_POST, reconcile_http_handle },
+	{ "/", HTTP_GET, web_handle },
+	{ "/ui/*", HTTP_GET, web_handle },
 	{ NULL, 0, NULL },
 };
 

@@ -46,5 +46,6 @@ echo "  database:   $VGC_DB"
 echo "  ingest key: $(awk '$1 == "ingest" {print $2}' "$keys")"
 echo "  read key:   $(awk '$1 == "read" {print $2}' "$keys")"
 echo "  try:        curl -s -H 'Authorization: Bearer <ingest key>' -d '[]' http://$listen/v1/ingest"
+echo "  dashboard:  http://$listen/#key=$(awk '$1 == "read" {print $2}' "$keys")   (the read key, in the fragment: never sent)"
 echo
 exec "$VGC" serve --listen "$listen"

@@ -12,6 +12,7 @@ pkgs=(
   clang-format                                                # make format-check
   python3 python3-pytest python3-httpx python3-psycopg2       # integration tests
   python3-pip python3-dev                                     # the vgsink Python package
+  chromium python3-websocket                                  # dashboard tests (headless, CDP)
   prometheus                                                  # promtool check metrics
   systemd                                                     # systemd-analyze verify
   pgbouncer haproxy                                           # make test-scale, bench-pooled
