@@ -5,31 +5,30 @@ pgbouncer in pool_mode = transaction, in the same run on the same cluster.
 The two alternate (direct, pooled, direct, pooled, ...), each on a fresh
 database, and the median of each is compared: pooled must be within 10%.
 
-The workload is this file's own minimal generator: 1000-row gzip batches of
-rows with random UUIDv4 ids, each batch's timestamps within one second (a live
-fleet's stream), over BENCH_CONNS keep-alive connections. A batch answered
-5xx is resent (ingest is idempotent by id) and counted.
+The workload is bench-ingest's fleet mix (bench_ingest.fleet_mix_batches:
+random UUIDv4 ids, 1000-row batches each within 10 minutes, 80% live and 20%
+replays from the past 5 days, 20 tenants and unattributed rows), sent as gzip
+over BENCH_CONNS keep-alive connections. A batch answered 5xx is resent
+(ingest is idempotent by id) and counted.
 
 Environment: BENCH_ROWS per run (default 200000), BENCH_BATCH (1000),
 BENCH_CONNS (4), BENCH_POOL (collector pool_size, 4), BENCH_ROUNDS (3),
 BENCH_BOUNCER_POOL (pgbouncer default_pool_size, 8)."""
 
-import gzip
 import http.client
 import json
 import os
-import random
 import statistics
 import sys
 import threading
 import time
-import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, os.path.join(HERE, "..", "scale"))
 from conftest import Collector, Db, PgCluster  # noqa: E402
 from parts import Pgbouncer  # noqa: E402
+from bench_ingest import encode_batches, fleet_mix_batches  # noqa: E402
 
 ROWS = int(os.environ.get("BENCH_ROWS", "200000"))
 BATCH = int(os.environ.get("BENCH_BATCH", "1000"))
@@ -38,37 +37,6 @@ POOL = os.environ.get("BENCH_POOL", "4")
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 BOUNCER_POOL = int(os.environ.get("BENCH_BOUNCER_POOL", "8"))
 RESENDS_MAX = 20
-
-
-def batches(n_rows, batch_rows, seed):
-    """gzip'd JSON bodies of batch_rows rows each; every batch's rows share
-    one second, batches walk forward in time towards now."""
-    rnd = random.Random(seed)
-    n_batches = (n_rows + batch_rows - 1) // batch_rows
-    start = time.time() - n_batches - 60
-    out = []
-    for b in range(n_batches):
-        t0 = start + b
-        rows = []
-        for i in range(min(batch_rows, n_rows - b * batch_rows)):
-            rows.append({
-                "id": str(uuid.UUID(int=rnd.getrandbits(128), version=4)),
-                "timestamp": t0 + rnd.random(),
-                "modality": "llm", "provider": "openai",
-                "model_id": rnd.choice(["gpt-4o-mini", "gpt-4o", "o3-mini"]),
-                "project": rnd.choice(["voice", "support", "sales"]),
-                "agent_id": f"agent-{rnd.randrange(50)}",
-                "tenant_id": f"tenant-{rnd.randrange(10)}",
-                "input_units": rnd.randrange(100, 4000), "output_units": rnd.randrange(10, 800),
-                "cached_input_units": 0,
-                "cost_usd": rnd.randrange(1, 99999) / 1e5,
-                "rated_price_usd": rnd.randrange(1, 99999) / 1e5,
-                "pricing_source": "catalog", "rate_rule": "per_token",
-                "ttfb_ms": 420.5, "total_latency_ms": 1830.25, "status": "success",
-                "session_id": f"sess-{rnd.randrange(1000)}", "turn_index": i,
-            })
-        out.append(gzip.compress(json.dumps(rows).encode(), 1))
-    return out
 
 
 def send_all(port, key, bodies):
@@ -147,7 +115,8 @@ def main():
         resends = {"direct": 0, "pooled": 0}
         for rnd in range(ROUNDS):
             for mode in ("direct", "pooled"):
-                bodies = batches(ROWS, BATCH, seed=rnd * 2 + (mode == "pooled"))
+                bodies = encode_batches(fleet_mix_batches(ROWS, seed=rnd * 2 + (mode == "pooled"),
+                                                            batch=BATCH))
                 rate, n = one_run(cluster, bouncer, mode == "pooled", bodies)
                 figures[mode].append(rate)
                 resends[mode] += n
