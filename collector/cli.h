@@ -72,11 +72,6 @@ PGconn *cli_db_connect(const struct cli_command *cmd, const struct config *cfg);
 
 void cli_print_help(const struct cli_command *cmd, FILE *f);
 
-/* For tables on a terminal (cli_rollup.c): appends a name from the database
- * with control characters escaped, and counts the columns text takes. */
-struct buf;
-void cli_rollup_escape(struct buf *out, const char *name);
-int cli_rollup_width(const char *s);
 bool cli_is_help(const char *arg);
 
 /* The subcommands: argv[0] is the subcommand's name; each returns the

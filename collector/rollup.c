@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "csv.h"
 #include "db.h"
 #include "http.h"
 #include "pool.h"
@@ -51,30 +52,6 @@ PGresult *rollup_exec(PGconn *conn, const struct rollup_sql *s, int *status, cha
 static const char *value_or_null(const PGresult *res, int row, int col)
 {
 	return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
-}
-
-/* RFC 4180 field: quoted when it holds a comma, quote, CR or LF. With
- * neutralise, a cell a spreadsheet would read as a formula (=, +, -, @, tab,
- * CR first) gets a ' in front and is quoted, as OWASP advises. */
-static void csv_field(struct buf *out, const char *s, bool neutralise)
-{
-	bool formula = neutralise && s && s[0] && strchr("=+-@\t\r", s[0]);
-
-	if (!s)
-		return;
-	if (!formula && !s[strcspn(s, ",\"\r\n")]) {
-		buf_puts(out, s);
-		return;
-	}
-	buf_putc(out, '"');
-	if (formula)
-		buf_putc(out, '\'');
-	for (; *s; s++) {
-		if (*s == '"')
-			buf_putc(out, '"');
-		buf_putc(out, *s);
-	}
-	buf_putc(out, '"');
 }
 
 bool rollup_render_csv(const struct rollup_query *q, const PGresult *res, struct buf *out)
