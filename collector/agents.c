@@ -145,8 +145,7 @@ static struct agents_job *agents_job_new(struct http_req *hr, const struct auth_
 	if (!job || (key->tenant && !job->tenant) || (key->project && !job->project)) {
 		if (job)
 			agents_job_free(job);
-		http_set_header(hr, "Retry-After", "1");
-		http_reply_error(hr, 503, "out of memory");
+		http_reply_oom(hr);
 		return NULL;
 	}
 	return job;
@@ -156,10 +155,7 @@ static void agents_submit(struct http_req *hr, struct agents_job *job)
 {
 	if (!pool_submit(hr->srv->pool, &job->job)) {
 		agents_job_free(job);
-		http_set_header(hr, "Retry-After", "1");
-		http_reply_error(hr, 503,
-				 "database pool saturated (%d requests waiting); retry shortly",
-				 hr->srv->cfg.db_queue_max);
+		http_reply_saturated(hr);
 		return;
 	}
 	http_defer(hr);
@@ -193,8 +189,7 @@ void agents_handle_heartbeat(struct http_req *hr)
 		return;
 	if (!(job->body = evbuffer_new())) {
 		agents_job_free(job);
-		http_set_header(hr, "Retry-After", "1");
-		http_reply_error(hr, 503, "out of memory");
+		http_reply_oom(hr);
 		return;
 	}
 	job->lim.max_string_chars = (size_t)srv->cfg.max_string_chars;

@@ -349,8 +349,7 @@ static void rollup_submit(struct http_req *hr, enum rollup_kind kind)
 		free(job);
 		free(params);
 		free(qs);
-		http_set_header(hr, "Retry-After", "1");
-		http_reply_error(hr, 503, "out of memory");
+		http_reply_oom(hr);
 		return;
 	}
 	rollup_query_init(&job->q, kind);
@@ -380,10 +379,7 @@ static void rollup_submit(struct http_req *hr, enum rollup_kind kind)
 	job->hr = hr;
 	if (!pool_submit(replica_read_pool(srv->replica, srv->pool, hr), &job->job)) {
 		rollup_job_free(job);
-		http_set_header(hr, "Retry-After", "1");
-		http_reply_error(hr, 503,
-				 "database pool saturated (%d requests waiting); retry shortly",
-				 srv->cfg.db_queue_max);
+		http_reply_saturated(hr);
 		return;
 	}
 	http_defer(hr);
