@@ -178,20 +178,13 @@ static bool cli_reconcile_table(const struct reconcile_report *r)
 
 				for (int c = 0; c < RC_NCOLS; c++)
 					total += cli_reconcile_shown(r, c) ? width[c] + 2 : 0;
-				for (int i = 0; i < total; i++)
-					putchar('-');
-				putchar('\n');
+				cli_table_rule(total);
 			}
 			for (int c = 0; c < RC_NCOLS; c++) {
-				const char *s = cell[row * RC_NCOLS + c];
-				int pad;
-				bool right = reconcile_columns[c].kind != RC_TEXT;
-
 				if (!cli_reconcile_shown(r, c))
 					continue;
-				pad = width[c] - cli_table_width(s);
-				printf("%s%*s%s%*s", first ? "" : "  ", right ? pad : 0, "", s,
-				       right ? 0 : pad, "");
+				cli_table_cell(cell[row * RC_NCOLS + c], width[c],
+					       reconcile_columns[c].kind != RC_TEXT, first);
 				first = false;
 			}
 			putchar('\n');

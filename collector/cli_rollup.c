@@ -159,18 +159,10 @@ static int cli_rollup_table(const struct rollup_query *q, const PGresult *res)
 			int total = 0;
 			for (int c = 0; c < ncol; c++)
 				total += width[c] + (c ? 2 : 0);
-			for (int i = 0; i < total; i++)
-				putchar('-');
-			putchar('\n');
+			cli_table_rule(total);
 		}
-		for (int c = 0; c < ncol; c++) {
-			/* Padded by characters, not bytes: names may be UTF-8. */
-			int pad = width[c] - cli_table_width(cell[r][c]);
-			bool right = c >= label + ntext;
-
-			printf("%s%*s%s%*s", c ? "  " : "", right ? pad : 0, "", cell[r][c],
-			       right ? 0 : pad, "");
-		}
+		for (int c = 0; c < ncol; c++)
+			cli_table_cell(cell[r][c], width[c], c >= label + ntext, c == 0);
 		putchar('\n');
 	}
 	for (int r = 0; r < nrow; r++) {

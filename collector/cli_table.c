@@ -1,5 +1,6 @@
 /* Cells for text tables on a terminal: numbers with separators, escaped names
  * and their widths, shared by the CLI commands that print tables. */
+#include <stdio.h>
 #include <string.h>
 
 #include "buf.h"
@@ -49,4 +50,19 @@ int cli_table_width(const char *s)
 	for (; *s; s++)
 		n += ((unsigned char)*s & 0xC0) != 0x80;
 	return n;
+}
+
+void cli_table_cell(const char *s, int width, bool right, bool first)
+{
+	/* Padded by characters, not bytes: names may be UTF-8. */
+	int pad = width - cli_table_width(s);
+
+	printf("%s%*s%s%*s", first ? "" : "  ", right ? pad : 0, "", s, right ? 0 : pad, "");
+}
+
+void cli_table_rule(int width)
+{
+	for (int i = 0; i < width; i++)
+		putchar('-');
+	putchar('\n');
 }

@@ -4,6 +4,7 @@
 #ifndef VG_CLI_TABLE_H
 #define VG_CLI_TABLE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct buf;
@@ -20,5 +21,12 @@ void cli_table_escape(struct buf *out, const char *name);
 
 /* Columns s takes on a terminal: one per UTF-8 character. */
 int cli_table_width(const char *s);
+
+/* Prints s padded to width columns, right-aligned or left, after two spaces
+ * unless it is the row's first cell. */
+void cli_table_cell(const char *s, int width, bool right, bool first);
+
+/* Prints a line of width dashes: the rule above a totals line. */
+void cli_table_rule(int width);
 
 #endif
