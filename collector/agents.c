@@ -295,9 +295,7 @@ void agents_handle_list(struct http_req *hr)
 		st = agents_scope(&job->filter.project, job->project, "project", key->prefix, err,
 				  sizeof(err));
 	if (st != 200) {
-		if (st == 503)
-			http_set_header(hr, "Retry-After", "1");
-		http_reply_error(hr, st, "%s", err);
+		http_reply_status(hr, st, err);
 		agents_job_free(job);
 		return;
 	}

@@ -168,6 +168,13 @@ void http_reply_error(struct http_req *hr, int status, const char *fmt, ...)
 	buf_release(&b);
 }
 
+void http_reply_status(struct http_req *hr, int status, const char *msg)
+{
+	if (status == 503)
+		http_set_header(hr, "Retry-After", "1");
+	http_reply_error(hr, status, "%s", msg);
+}
+
 void http_reply_oom(struct http_req *hr)
 {
 	http_set_header(hr, "Retry-After", "1");

@@ -54,6 +54,8 @@ void http_reply_json(struct http_req *hr, int status, const char *json);
 /* Answers {"error": "<formatted message>"}. */
 void http_reply_error(struct http_req *hr, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* Answers {"error": msg} with status; a 503 also gets Retry-After: 1. */
+void http_reply_status(struct http_req *hr, int status, const char *msg);
 /* Answers 503 with Retry-After: 1: out of memory, or the database pool's
  * queue full (db_queue_max requests waiting). */
 void http_reply_oom(struct http_req *hr);

@@ -209,9 +209,7 @@ void reconcile_http_handle(struct http_req *hr)
 	if (st == 200)
 		st = reconcile_scope(&job->q, key, err, sizeof(err));
 	if (st != 200) {
-		if (st == 503)
-			http_set_header(hr, "Retry-After", "1");
-		http_reply_error(hr, st, "%s", err);
+		http_reply_status(hr, st, err);
 		reconcile_job_free(job);
 		return;
 	}

@@ -368,9 +368,7 @@ static void rollup_submit(struct http_req *hr, enum rollup_kind kind)
 		st = rollup_scope_apply(&job->q, key->project, key->tenant, key->prefix, err,
 					sizeof(err));
 	if (st != 200) {
-		if (st == 503)
-			http_set_header(hr, "Retry-After", "1");
-		http_reply_error(hr, st, "%s", err);
+		http_reply_status(hr, st, err);
 		rollup_job_free(job);
 		return;
 	}
