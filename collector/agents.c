@@ -167,7 +167,6 @@ void agents_handle_heartbeat(struct http_req *hr)
 	const struct auth_key *key = http_auth(hr, 1u << ROLE_INGEST | 1u << ROLE_ADMIN);
 	const char *enc;
 	struct agents_job *job;
-	size_t len;
 
 	if (!key)
 		return;
@@ -179,12 +178,8 @@ void agents_handle_heartbeat(struct http_req *hr)
 				 enc);
 		return;
 	}
-	len = evbuffer_get_length(evhttp_request_get_input_buffer(hr->req));
-	if (len > srv->cfg.max_body_bytes) {
-		http_reply_error(hr, 413, "body of %zu bytes is larger than max_body_bytes (%zu)",
-				 len, srv->cfg.max_body_bytes);
+	if (!http_body_fits(hr))
 		return;
-	}
 	if (!(job = agents_job_new(hr, key)))
 		return;
 	if (!(job->body = evbuffer_new())) {

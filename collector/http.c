@@ -188,10 +188,21 @@ void http_reply_saturated(struct http_req *hr)
 			 hr->srv->cfg.db_queue_max);
 }
 
+bool http_body_fits(struct http_req *hr)
+{
+	size_t len = evbuffer_get_length(evhttp_request_get_input_buffer(hr->req));
+
+	if (len > hr->srv->cfg.max_body_bytes) {
+		http_reply_error(hr, 413, "body of %zu bytes is larger than max_body_bytes (%zu)",
+				 len, hr->srv->cfg.max_body_bytes);
+		return false;
+	}
+	return true;
+}
+
 bool http_body_check(struct http_req *hr, bool *gzip)
 {
 	const char *enc = http_header(hr, "Content-Encoding");
-	size_t len = evbuffer_get_length(evhttp_request_get_input_buffer(hr->req));
 
 	if (enc && strcasecmp(enc, "identity") != 0 && strcasecmp(enc, "gzip") != 0 &&
 	    strcasecmp(enc, "x-gzip") != 0) {
@@ -200,11 +211,8 @@ bool http_body_check(struct http_req *hr, bool *gzip)
 			"Content-Encoding \"%.64s\" is not supported: use gzip or identity", enc);
 		return false;
 	}
-	if (len > hr->srv->cfg.max_body_bytes) {
-		http_reply_error(hr, 413, "body of %zu bytes is larger than max_body_bytes (%zu)",
-				 len, hr->srv->cfg.max_body_bytes);
+	if (!http_body_fits(hr))
 		return false;
-	}
 	*gzip = enc && strcasecmp(enc, "identity") != 0;
 	return true;
 }

@@ -60,6 +60,8 @@ void http_reply_status(struct http_req *hr, int status, const char *msg);
  * queue full (db_queue_max requests waiting). */
 void http_reply_oom(struct http_req *hr);
 void http_reply_saturated(struct http_req *hr);
+/* False, after answering 413, when the body is larger than max_body_bytes. */
+bool http_body_fits(struct http_req *hr);
 /* Checks the request body before it is queued; on false it has answered:
  * 413 past max_body_bytes, or 415 for a Content-Encoding other than gzip,
  * x-gzip or identity. *gzip says whether the body needs inflating. */
