@@ -145,8 +145,7 @@ static struct agents_job *agents_job_new(struct http_req *hr, const struct auth_
 	if (!job || (key->tenant && !job->tenant) || (key->project && !job->project)) {
 		if (job)
 			agents_job_free(job);
-		http_set_header(hr, "Retry-After", "1");
-		http_reply_error(hr, 503, "out of memory");
+		http_reply_oom(hr);
 		return NULL;
 	}
 	return job;
@@ -156,10 +155,7 @@ static void agents_submit(struct http_req *hr, struct agents_job *job)
 {
 	if (!pool_submit(hr->srv->pool, &job->job)) {
 		agents_job_free(job);
-		http_set_header(hr, "Retry-After", "1");
-		http_reply_error(hr, 503,
-				 "database pool saturated (%d requests waiting); retry shortly",
-				 hr->srv->cfg.db_queue_max);
+		http_reply_saturated(hr);
 		return;
 	}
 	http_defer(hr);
@@ -171,7 +167,6 @@ void agents_handle_heartbeat(struct http_req *hr)
 	const struct auth_key *key = http_auth(hr, 1u << ROLE_INGEST | 1u << ROLE_ADMIN);
 	const char *enc;
 	struct agents_job *job;
-	size_t len;
 
 	if (!key)
 		return;
@@ -183,18 +178,13 @@ void agents_handle_heartbeat(struct http_req *hr)
 				 enc);
 		return;
 	}
-	len = evbuffer_get_length(evhttp_request_get_input_buffer(hr->req));
-	if (len > srv->cfg.max_body_bytes) {
-		http_reply_error(hr, 413, "body of %zu bytes is larger than max_body_bytes (%zu)",
-				 len, srv->cfg.max_body_bytes);
+	if (!http_body_fits(hr))
 		return;
-	}
 	if (!(job = agents_job_new(hr, key)))
 		return;
 	if (!(job->body = evbuffer_new())) {
 		agents_job_free(job);
-		http_set_header(hr, "Retry-After", "1");
-		http_reply_error(hr, 503, "out of memory");
+		http_reply_oom(hr);
 		return;
 	}
 	job->lim.max_string_chars = (size_t)srv->cfg.max_string_chars;
@@ -300,9 +290,7 @@ void agents_handle_list(struct http_req *hr)
 		st = agents_scope(&job->filter.project, job->project, "project", key->prefix, err,
 				  sizeof(err));
 	if (st != 200) {
-		if (st == 503)
-			http_set_header(hr, "Retry-After", "1");
-		http_reply_error(hr, st, "%s", err);
+		http_reply_status(hr, st, err);
 		agents_job_free(job);
 		return;
 	}

@@ -150,10 +150,7 @@ static void budget_http_submit(struct http_req *hr, struct budget_http_job *job)
 	job->hr = hr;
 	if (!pool_submit(hr->srv->pool, &job->job)) {
 		budget_http_job_free(job);
-		http_set_header(hr, "Retry-After", "1");
-		http_reply_error(hr, 503,
-				 "database pool saturated (%d requests waiting); retry shortly",
-				 hr->srv->cfg.db_queue_max);
+		http_reply_saturated(hr);
 		return;
 	}
 	http_defer(hr);
@@ -174,8 +171,7 @@ static struct budget_http_job *budget_http_job_new(struct http_req *hr, const st
 	if (!job || (key->tenant && !job->tenant) || (key->project && !job->project)) {
 		if (job)
 			budget_http_job_free(job);
-		http_set_header(hr, "Retry-After", "1");
-		http_reply_error(hr, 503, "out of memory");
+		http_reply_oom(hr);
 		return NULL;
 	}
 	return job;

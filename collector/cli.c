@@ -13,6 +13,36 @@ bool cli_is_help(const char *arg)
 	return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0 || strcmp(arg, "help") == 0;
 }
 
+static void cli_subcommand_usage(const struct cli_command *const *cmds, FILE *f)
+{
+	for (const struct cli_command *const *c = cmds; *c; c++) {
+		if (c != cmds)
+			fputs("\n", f);
+		cli_print_help(*c, f);
+	}
+}
+
+const struct cli_command *cli_subcommand(const char *group, const struct cli_command *const *cmds,
+					 int argc, char **argv, int *rc)
+{
+	const struct cli_command *cmd = NULL;
+
+	if (argc < 2 || cli_is_help(argv[1])) {
+		cli_subcommand_usage(cmds, argc < 2 ? stderr : stdout);
+		*rc = argc < 2 ? 2 : 0;
+		return NULL;
+	}
+	for (const struct cli_command *const *c = cmds; *c; c++)
+		if (strcmp((*c)->name + strlen(group) + 1, argv[1]) == 0)
+			cmd = *c;
+	if (!cmd) {
+		fprintf(stderr, "vgcollector %s: unknown subcommand \"%s\"\n\n", group, argv[1]);
+		cli_subcommand_usage(cmds, stderr);
+		*rc = 2;
+	}
+	return cmd;
+}
+
 /* Matches argv[*i] against --name VALUE or --name=VALUE; advances *i past a
  * separate value. Sets *err when the value is missing. */
 static bool cli_opt(int argc, char **argv, int *i, const char *name, const char **value, bool *err)

@@ -72,12 +72,12 @@ PGconn *cli_db_connect(const struct cli_command *cmd, const struct config *cfg);
 
 void cli_print_help(const struct cli_command *cmd, FILE *f);
 
-/* For tables on a terminal (cli_rollup.c): appends a name from the database
- * with control characters escaped, and counts the columns text takes. */
-struct buf;
-void cli_rollup_escape(struct buf *out, const char *name);
-int cli_rollup_width(const char *s);
 bool cli_is_help(const char *arg);
+/* For a command with subcommands (keys, budgets): the one of cmds, named
+ * "<group> <sub>", that argv[1] names. NULL when none, with *rc the exit code:
+ * 0 after printing every subcommand's help for --help, 2 after an error. */
+const struct cli_command *cli_subcommand(const char *group, const struct cli_command *const *cmds,
+					 int argc, char **argv, int *rc);
 
 /* The subcommands: argv[0] is the subcommand's name; each returns the
  * process's exit code. */

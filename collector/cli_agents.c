@@ -9,6 +9,7 @@
 #include "agents_store.h"
 #include "buf.h"
 #include "cli.h"
+#include "cli_table.h"
 #include "config.h"
 
 static const struct cli_option cli_agents_opts[] = {
@@ -75,7 +76,7 @@ static char *cli_agents_cell(const PGresult *res, int r, int c)
 	} else if (col == AGENTS_COL_AGE_S) {
 		buf_printf(&b, "%ss ago", PQgetvalue(res, r, col));
 	} else {
-		cli_rollup_escape(&b, PQgetvalue(res, r, col));
+		cli_table_escape(&b, PQgetvalue(res, r, col));
 	}
 	buf_putc(&b, '\0');
 	if (b.over) {
@@ -104,14 +105,14 @@ static int cli_agents_table(const PGresult *res, int ttl_s)
 				rc = 1;
 				break;
 			}
-			if (cli_rollup_width(*p) > width[c])
-				width[c] = cli_rollup_width(*p);
+			if (cli_table_width(*p) > width[c])
+				width[c] = cli_table_width(*p);
 		}
 	}
 	for (int r = 0; r < nrow && rc == 0; r++) {
 		for (int c = 0; c < CLI_AGENTS_NCOLS; c++) {
 			const char *v = cell[r * CLI_AGENTS_NCOLS + c];
-			int pad = width[c] - cli_rollup_width(v);
+			int pad = width[c] - cli_table_width(v);
 			bool right = cli_agents_cols[c].right;
 
 			printf("%s%*s%s%*s", c ? "  " : "", right ? pad : 0, "", v,

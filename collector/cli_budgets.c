@@ -180,36 +180,17 @@ static int cli_budgets_rm(const struct cli_args *a, PGconn *conn)
 	return 0;
 }
 
-static void cli_budgets_usage(FILE *f)
-{
-	for (const struct cli_command *const *c = cli_budgets_cmds; *c; c++) {
-		if (c != cli_budgets_cmds)
-			fputs("\n", f);
-		cli_print_help(*c, f);
-	}
-}
-
 int cli_budgets(int argc, char **argv)
 {
-	const struct cli_command *cmd = NULL;
+	const struct cli_command *cmd;
 	struct budget_spec spec;
 	struct cli_args a;
 	struct config cfg;
 	PGconn *conn;
 	int rc;
 
-	if (argc < 2 || cli_is_help(argv[1])) {
-		cli_budgets_usage(argc < 2 ? stderr : stdout);
-		return argc < 2 ? 2 : 0;
-	}
-	for (const struct cli_command *const *c = cli_budgets_cmds; *c; c++)
-		if (strcmp((*c)->name + strlen("budgets "), argv[1]) == 0)
-			cmd = *c;
-	if (!cmd) {
-		fprintf(stderr, "vgcollector budgets: unknown subcommand \"%s\"\n\n", argv[1]);
-		cli_budgets_usage(stderr);
-		return 2;
-	}
+	if (!(cmd = cli_subcommand("budgets", cli_budgets_cmds, argc, argv, &rc)))
+		return rc;
 	rc = cli_parse(cmd, argc - 1, argv + 1, &a);
 	if (rc < 0 && cmd == &cli_budgets_set_cmd)
 		rc = cli_budgets_spec(&a, &spec);

@@ -113,15 +113,6 @@ static int cli_keys_revoke(const struct cli_args *a, PGconn *conn)
 	return 0;
 }
 
-static void cli_keys_usage(FILE *f)
-{
-	for (const struct cli_command *const *c = cli_keys_cmds; *c; c++) {
-		if (c != cli_keys_cmds)
-			fputs("\n", f);
-		cli_print_help(*c, f);
-	}
-}
-
 /* The checks that need no database, done before connecting. */
 static int cli_keys_check(const struct cli_command *cmd, const struct cli_args *a)
 {
@@ -148,24 +139,14 @@ static int cli_keys_check(const struct cli_command *cmd, const struct cli_args *
 
 int cli_keys(int argc, char **argv)
 {
-	const struct cli_command *cmd = NULL;
+	const struct cli_command *cmd;
 	struct cli_args a;
 	struct config cfg;
 	PGconn *conn;
 	int rc;
 
-	if (argc < 2 || cli_is_help(argv[1])) {
-		cli_keys_usage(argc < 2 ? stderr : stdout);
-		return argc < 2 ? 2 : 0;
-	}
-	for (const struct cli_command *const *c = cli_keys_cmds; *c; c++)
-		if (strcmp((*c)->name + strlen("keys "), argv[1]) == 0)
-			cmd = *c;
-	if (!cmd) {
-		fprintf(stderr, "vgcollector keys: unknown subcommand \"%s\"\n\n", argv[1]);
-		cli_keys_usage(stderr);
-		return 2;
-	}
+	if (!(cmd = cli_subcommand("keys", cli_keys_cmds, argc, argv, &rc)))
+		return rc;
 	rc = cli_parse(cmd, argc - 1, argv + 1, &a);
 	if (rc < 0)
 		rc = cli_keys_check(cmd, &a);

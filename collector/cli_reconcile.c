@@ -9,6 +9,7 @@
 
 #include "buf.h"
 #include "cli.h"
+#include "cli_table.h"
 #include "config.h"
 #include "gz.h"
 #include "reconcile.h"
@@ -103,57 +104,6 @@ static bool cli_reconcile_read(const char *path, size_t max, struct buf *out, ch
 	return ok;
 }
 
-/* Writes s with thousands separators in its integer part and its fraction
- * padded with zeros to frac digits, as `vgcollector rollup` does. Exact: only
- * separators and zeros are added. */
-static void cli_reconcile_number(const char *s, int frac, char *out, size_t outlen)
-{
-	const char *dot = strchr(s, '.');
-	size_t pos = 0, sign = s[0] == '-';
-	size_t ilen = (dot ? (size_t)(dot - s) : strlen(s)) - sign;
-	int have = dot ? (int)strlen(dot + 1) : 0;
-
-	if (sign)
-		out[pos++] = '-';
-	for (size_t i = 0; i < ilen && pos + 2 < outlen; i++) {
-		if (i > 0 && (ilen - i) % 3 == 0)
-			out[pos++] = ',';
-		out[pos++] = s[sign + i];
-	}
-	if ((dot || frac > 0) && pos + 1 < outlen)
-		out[pos++] = '.';
-	for (int i = 0; i < have && pos + 1 < outlen; i++)
-		out[pos++] = dot[1 + i];
-	for (int i = have; i < frac && pos + 1 < outlen; i++)
-		out[pos++] = '0';
-	out[pos] = '\0';
-}
-
-/* Appends name for a terminal: controls as \xNN or \u00NN, a backslash as \\. */
-static void cli_reconcile_escape(struct buf *out, const char *name)
-{
-	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
-		if (*p == '\\')
-			buf_puts(out, "\\\\");
-		else if (*p < 0x20 || *p == 0x7F)
-			buf_printf(out, "\\x%02x", *p);
-		else if (*p == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F)
-			buf_printf(out, "\\u%04x", *++p);
-		else
-			buf_putc(out, (char)*p);
-	}
-}
-
-/* Columns s takes on a terminal: one per UTF-8 character. */
-static int cli_reconcile_width(const char *s)
-{
-	int n = 0;
-
-	for (; *s; s++)
-		n += ((unsigned char)*s & 0xC0) != 0x80;
-	return n;
-}
-
 /* The text table's columns. */
 static bool cli_reconcile_shown(const struct reconcile_report *r, int c)
 {
@@ -198,16 +148,16 @@ static bool cli_reconcile_table(const struct reconcile_report *r)
 				else if (!v)
 					buf_puts(&b, row < nrow - 1 ? "-" : "");
 				else if (reconcile_columns[c].kind == RC_TEXT)
-					cli_reconcile_escape(&b, v);
+					cli_table_escape(&b, v);
 				else {
-					cli_reconcile_number(v, frac[c], tmp, sizeof(tmp));
+					cli_table_number(v, frac[c], tmp, sizeof(tmp));
 					buf_puts(&b, tmp);
 				}
 			}
 			ok = !b.over && (cell[row * RC_NCOLS + c] = buf_steal(&b, NULL)) != NULL;
 			buf_release(&b);
-			if (ok && cli_reconcile_width(cell[row * RC_NCOLS + c]) > width[c])
-				width[c] = cli_reconcile_width(cell[row * RC_NCOLS + c]);
+			if (ok && cli_table_width(cell[row * RC_NCOLS + c]) > width[c])
+				width[c] = cli_table_width(cell[row * RC_NCOLS + c]);
 		}
 	}
 	if (ok) {
@@ -228,20 +178,13 @@ static bool cli_reconcile_table(const struct reconcile_report *r)
 
 				for (int c = 0; c < RC_NCOLS; c++)
 					total += cli_reconcile_shown(r, c) ? width[c] + 2 : 0;
-				for (int i = 0; i < total; i++)
-					putchar('-');
-				putchar('\n');
+				cli_table_rule(total);
 			}
 			for (int c = 0; c < RC_NCOLS; c++) {
-				const char *s = cell[row * RC_NCOLS + c];
-				int pad;
-				bool right = reconcile_columns[c].kind != RC_TEXT;
-
 				if (!cli_reconcile_shown(r, c))
 					continue;
-				pad = width[c] - cli_reconcile_width(s);
-				printf("%s%*s%s%*s", first ? "" : "  ", right ? pad : 0, "", s,
-				       right ? 0 : pad, "");
+				cli_table_cell(cell[row * RC_NCOLS + c], width[c],
+					       reconcile_columns[c].kind != RC_TEXT, first);
 				first = false;
 			}
 			putchar('\n');
@@ -258,7 +201,7 @@ static bool cli_reconcile_table(const struct reconcile_report *r)
 
 				buf_init(&note, 0);
 				reconcile_report_note(r, row, &note);
-				cli_reconcile_escape(&b, note.data ? note.data : "");
+				cli_table_escape(&b, note.data ? note.data : "");
 				buf_release(&note);
 			}
 			if (b.data)

@@ -10,6 +10,7 @@
 
 #include "buf.h"
 #include "cli.h"
+#include "cli_table.h"
 #include "config.h"
 #include "db.h"
 #include "rollup.h"
@@ -58,55 +59,6 @@ static const struct cli_command cli_rollup_cmd = {
 	.options = cli_rollup_opts,
 	.config_keys = cli_rollup_keys,
 };
-
-/* Writes s with thousands separators in its integer part and its fraction
- * padded with zeros to at least frac digits. Exact: only zeros are added. */
-static void cli_rollup_number(const char *s, int frac, char *out, size_t outlen)
-{
-	const char *dot = strchr(s, '.');
-	size_t ilen = dot ? (size_t)(dot - s) : strlen(s), pos = 0;
-	int have = dot ? (int)strlen(dot + 1) : 0;
-
-	for (size_t i = 0; i < ilen && pos + 2 < outlen; i++) {
-		if (i > 0 && (ilen - i) % 3 == 0)
-			out[pos++] = ',';
-		out[pos++] = s[i];
-	}
-	if ((dot || frac > 0) && pos + 1 < outlen)
-		out[pos++] = '.';
-	for (int i = 0; i < have && pos + 1 < outlen; i++)
-		out[pos++] = dot[1 + i];
-	for (int i = have; i < frac && pos + 1 < outlen; i++)
-		out[pos++] = '0';
-	out[pos] = '\0';
-}
-
-/* Appends name for a terminal: C0 controls and DEL as \xNN, C1 controls
- * (U+0080..U+009F) as \u00NN and a backslash as \\, so a name can neither
- * drive the terminal nor pass for an escaped one. */
-void cli_rollup_escape(struct buf *out, const char *name)
-{
-	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
-		if (*p == '\\')
-			buf_puts(out, "\\\\");
-		else if (*p < 0x20 || *p == 0x7F)
-			buf_printf(out, "\\x%02x", *p);
-		else if (*p == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F)
-			buf_printf(out, "\\u%04x", *++p);
-		else
-			buf_putc(out, (char)*p);
-	}
-}
-
-/* Columns s takes on a terminal: one per UTF-8 character. */
-int cli_rollup_width(const char *s)
-{
-	int n = 0;
-
-	for (; *s; s++)
-		n += ((unsigned char)*s & 0xC0) != 0x80;
-	return n;
-}
 
 static int cli_rollup_frac(const char *s)
 {
@@ -168,7 +120,7 @@ static int cli_rollup_table(const struct rollup_query *q, const PGresult *res)
 				else if (c < label + ntext)
 					tmp[0] = '\0';
 				else
-					cli_rollup_number(
+					cli_table_number(
 						PQgetvalue(res, r - 1, c - ntext + m0 - label),
 						frac[c - label - ntext], tmp, sizeof(tmp));
 			} else {
@@ -183,24 +135,23 @@ static int cli_rollup_table(const struct rollup_query *q, const PGresult *res)
 						    ? (tenant ? "(unattributed)" : "-")
 						    : PQgetvalue(res, r - 1, src);
 					buf_init(&name, 0);
-					cli_rollup_escape(&name, v);
+					cli_table_escape(&name, v);
 					cell[r][c] = name.over ? NULL : buf_steal(&name, NULL);
 					buf_release(&name);
 					if (!cell[r][c])
 						goto oom;
-					if (cli_rollup_width(cell[r][c]) > width[c])
-						width[c] = cli_rollup_width(cell[r][c]);
+					if (cli_table_width(cell[r][c]) > width[c])
+						width[c] = cli_table_width(cell[r][c]);
 					continue;
 				} else {
-					cli_rollup_number(PQgetvalue(res, r - 1, src),
-							  frac[c - label - ntext], tmp,
-							  sizeof(tmp));
+					cli_table_number(PQgetvalue(res, r - 1, src),
+							 frac[c - label - ntext], tmp, sizeof(tmp));
 				}
 			}
 			if (!(cell[r][c] = strdup(tmp)))
 				goto oom;
-			if (cli_rollup_width(tmp) > width[c])
-				width[c] = cli_rollup_width(tmp);
+			if (cli_table_width(tmp) > width[c])
+				width[c] = cli_table_width(tmp);
 		}
 	}
 	for (int r = 0; r < nrow; r++) {
@@ -208,18 +159,10 @@ static int cli_rollup_table(const struct rollup_query *q, const PGresult *res)
 			int total = 0;
 			for (int c = 0; c < ncol; c++)
 				total += width[c] + (c ? 2 : 0);
-			for (int i = 0; i < total; i++)
-				putchar('-');
-			putchar('\n');
+			cli_table_rule(total);
 		}
-		for (int c = 0; c < ncol; c++) {
-			/* Padded by characters, not bytes: names may be UTF-8. */
-			int pad = width[c] - cli_rollup_width(cell[r][c]);
-			bool right = c >= label + ntext;
-
-			printf("%s%*s%s%*s", c ? "  " : "", right ? pad : 0, "", cell[r][c],
-			       right ? 0 : pad, "");
-		}
+		for (int c = 0; c < ncol; c++)
+			cli_table_cell(cell[r][c], width[c], c >= label + ntext, c == 0);
 		putchar('\n');
 	}
 	for (int r = 0; r < nrow; r++) {

@@ -168,6 +168,55 @@ void http_reply_error(struct http_req *hr, int status, const char *fmt, ...)
 	buf_release(&b);
 }
 
+void http_reply_status(struct http_req *hr, int status, const char *msg)
+{
+	if (status == 503)
+		http_set_header(hr, "Retry-After", "1");
+	http_reply_error(hr, status, "%s", msg);
+}
+
+void http_reply_oom(struct http_req *hr)
+{
+	http_set_header(hr, "Retry-After", "1");
+	http_reply_error(hr, 503, "out of memory");
+}
+
+void http_reply_saturated(struct http_req *hr)
+{
+	http_set_header(hr, "Retry-After", "1");
+	http_reply_error(hr, 503, "database pool saturated (%d requests waiting); retry shortly",
+			 hr->srv->cfg.db_queue_max);
+}
+
+bool http_body_fits(struct http_req *hr)
+{
+	size_t len = evbuffer_get_length(evhttp_request_get_input_buffer(hr->req));
+
+	if (len > hr->srv->cfg.max_body_bytes) {
+		http_reply_error(hr, 413, "body of %zu bytes is larger than max_body_bytes (%zu)",
+				 len, hr->srv->cfg.max_body_bytes);
+		return false;
+	}
+	return true;
+}
+
+bool http_body_check(struct http_req *hr, bool *gzip)
+{
+	const char *enc = http_header(hr, "Content-Encoding");
+
+	if (enc && strcasecmp(enc, "identity") != 0 && strcasecmp(enc, "gzip") != 0 &&
+	    strcasecmp(enc, "x-gzip") != 0) {
+		http_reply_error(
+			hr, 415,
+			"Content-Encoding \"%.64s\" is not supported: use gzip or identity", enc);
+		return false;
+	}
+	if (!http_body_fits(hr))
+		return false;
+	*gzip = enc && strcasecmp(enc, "identity") != 0;
+	return true;
+}
+
 void http_reply_internal(struct http_req *hr, int status, const char *public_msg,
 			 const char *detail)
 {

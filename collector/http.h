@@ -54,6 +54,18 @@ void http_reply_json(struct http_req *hr, int status, const char *json);
 /* Answers {"error": "<formatted message>"}. */
 void http_reply_error(struct http_req *hr, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* Answers {"error": msg} with status; a 503 also gets Retry-After: 1. */
+void http_reply_status(struct http_req *hr, int status, const char *msg);
+/* Answers 503 with Retry-After: 1: out of memory, or the database pool's
+ * queue full (db_queue_max requests waiting). */
+void http_reply_oom(struct http_req *hr);
+void http_reply_saturated(struct http_req *hr);
+/* False, after answering 413, when the body is larger than max_body_bytes. */
+bool http_body_fits(struct http_req *hr);
+/* Checks the request body before it is queued; on false it has answered:
+ * 413 past max_body_bytes, or 415 for a Content-Encoding other than gzip,
+ * x-gzip or identity. *gzip says whether the body needs inflating. */
+bool http_body_check(struct http_req *hr, bool *gzip);
 /* Answers a failure whose cause is internal (the database's text, a path, an
  * index name): detail goes only to the log, with the request id; the client
  * gets {"error":"<public> (request id R)","request_id":"R"}. A 503 also gets

@@ -184,37 +184,23 @@ static void ingest_submit(struct http_req *hr, bool turns)
 {
 	struct server *srv = hr->srv;
 	const struct auth_key *key = http_auth(hr, 1u << ROLE_INGEST | 1u << ROLE_ADMIN);
-	const char *enc;
 	struct ingest_job *job;
-	size_t len;
+	bool gzip;
 
 	if (!key)
 		return;
-	enc = http_header(hr, "Content-Encoding");
-	if (enc && strcasecmp(enc, "identity") != 0 && strcasecmp(enc, "gzip") != 0 &&
-	    strcasecmp(enc, "x-gzip") != 0) {
-		http_reply_error(
-			hr, 415,
-			"Content-Encoding \"%.64s\" is not supported: use gzip or identity", enc);
+	if (!http_body_check(hr, &gzip))
 		return;
-	}
-	len = evbuffer_get_length(evhttp_request_get_input_buffer(hr->req));
-	if (len > srv->cfg.max_body_bytes) {
-		http_reply_error(hr, 413, "body of %zu bytes is larger than max_body_bytes (%zu)",
-				 len, srv->cfg.max_body_bytes);
-		return;
-	}
 	job = calloc(1, sizeof(*job));
 	if (!job || !(job->body = evbuffer_new())) {
 		free(job);
-		http_set_header(hr, "Retry-After", "1");
-		http_reply_error(hr, 503, "out of memory");
+		http_reply_oom(hr);
 		return;
 	}
 	job->job.work = ingest_work;
 	job->job.done = ingest_done;
 	job->hr = hr;
-	job->gzip = enc && strcasecmp(enc, "identity") != 0;
+	job->gzip = gzip;
 	job->turns = turns;
 	job->key_id = key->id;
 	job->project = key->project ? strdup(key->project) : NULL;
@@ -228,17 +214,13 @@ static void ingest_submit(struct http_req *hr, bool turns)
 	buf_init(&job->answer, 0);
 	if ((key->project && !job->project) || (key->tenant && !job->tenant)) {
 		ingest_job_free(job);
-		http_set_header(hr, "Retry-After", "1");
-		http_reply_error(hr, 503, "out of memory");
+		http_reply_oom(hr);
 		return;
 	}
 	evbuffer_add_buffer(job->body, evhttp_request_get_input_buffer(hr->req));
 	if (!pool_submit(srv->pool, &job->job)) {
 		ingest_job_free(job);
-		http_set_header(hr, "Retry-After", "1");
-		http_reply_error(hr, 503,
-				 "database pool saturated (%d requests waiting); retry shortly",
-				 srv->cfg.db_queue_max);
+		http_reply_saturated(hr);
 		return;
 	}
 	http_defer(hr);

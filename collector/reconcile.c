@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "csv.h"
 #include "reconcile_file.h"
 #include "rollup_params.h"
 #include "row.h"
@@ -286,29 +287,6 @@ bool reconcile_render_json(const struct reconcile_report *r, struct buf *out)
 	return !out->over;
 }
 
-/* RFC 4180 field; a text cell starting with =, +, -, @, tab or CR gets a '
- * in front (the rollup CSV rule). */
-static void reconcile_csv_field(struct buf *out, const char *s, bool text)
-{
-	bool formula = text && s && s[0] && strchr("=+-@\t\r", s[0]);
-
-	if (!s)
-		return;
-	if (!formula && !s[strcspn(s, ",\"\r\n")]) {
-		buf_puts(out, s);
-		return;
-	}
-	buf_putc(out, '"');
-	if (formula)
-		buf_putc(out, '\'');
-	for (; *s; s++) {
-		if (*s == '"')
-			buf_putc(out, '"');
-		buf_putc(out, *s);
-	}
-	buf_putc(out, '"');
-}
-
 bool reconcile_render_csv(const struct reconcile_report *r, struct buf *out)
 {
 	for (int c = RC_MODEL; c < RC_NCOLS; c++) {
@@ -323,15 +301,14 @@ bool reconcile_render_csv(const struct reconcile_report *r, struct buf *out)
 		for (int c = RC_MODEL; c < RC_NCOLS; c++) {
 			if (reconcile_columns[c].kind == RC_HIDDEN || (c == RC_DATE && !r->per_day))
 				continue;
-			reconcile_csv_field(out,
-					    reconcile_report_value(r, i, (enum reconcile_col)c),
-					    reconcile_columns[c].kind == RC_TEXT);
+			csv_field(out, reconcile_report_value(r, i, (enum reconcile_col)c),
+				  reconcile_columns[c].kind == RC_TEXT);
 			buf_putc(out, ',');
 		}
 		buf_puts(out, reconcile_report_value(r, i, RC_CAUSE) ? "true," : "false,");
 		buf_init(&note, 0);
 		reconcile_report_note(r, i, &note);
-		reconcile_csv_field(out, note.data, true);
+		csv_field(out, note.data, true);
 		buf_release(&note);
 		buf_puts(out, "\r\n");
 	}

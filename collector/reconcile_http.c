@@ -175,10 +175,10 @@ void reconcile_http_handle(struct http_req *hr)
 {
 	struct server *srv = hr->srv;
 	const struct auth_key *key = http_auth(hr, 1u << ROLE_READ | 1u << ROLE_ADMIN);
-	const char *type, *enc;
+	const char *type;
 	struct reconcile_job *job;
 	enum reconcile_format format;
-	size_t len;
+	bool gzip;
 	char err[1024];
 	int st;
 
@@ -196,24 +196,11 @@ void reconcile_http_handle(struct http_req *hr)
 				 type ? type : "");
 		return;
 	}
-	enc = http_header(hr, "Content-Encoding");
-	if (enc && strcasecmp(enc, "identity") != 0 && strcasecmp(enc, "gzip") != 0 &&
-	    strcasecmp(enc, "x-gzip") != 0) {
-		http_reply_error(
-			hr, 415,
-			"Content-Encoding \"%.64s\" is not supported: use gzip or identity", enc);
+	if (!http_body_check(hr, &gzip))
 		return;
-	}
-	len = evbuffer_get_length(evhttp_request_get_input_buffer(hr->req));
-	if (len > srv->cfg.max_body_bytes) {
-		http_reply_error(hr, 413, "body of %zu bytes is larger than max_body_bytes (%zu)",
-				 len, srv->cfg.max_body_bytes);
-		return;
-	}
 	if (!(job = calloc(1, sizeof(*job))) || !(job->body = evbuffer_new())) {
 		free(job);
-		http_set_header(hr, "Retry-After", "1");
-		http_reply_error(hr, 503, "out of memory");
+		http_reply_oom(hr);
 		return;
 	}
 	reconcile_query_init(&job->q);
@@ -222,25 +209,20 @@ void reconcile_http_handle(struct http_req *hr)
 	if (st == 200)
 		st = reconcile_scope(&job->q, key, err, sizeof(err));
 	if (st != 200) {
-		if (st == 503)
-			http_set_header(hr, "Retry-After", "1");
-		http_reply_error(hr, st, "%s", err);
+		http_reply_status(hr, st, err);
 		reconcile_job_free(job);
 		return;
 	}
 	job->job.work = reconcile_work;
 	job->job.done = reconcile_done;
 	job->hr = hr;
-	job->gzip = enc && strcasecmp(enc, "identity") != 0;
+	job->gzip = gzip;
 	job->format = format;
 	job->max_inflated = srv->cfg.max_inflated_bytes;
 	evbuffer_add_buffer(job->body, evhttp_request_get_input_buffer(hr->req));
 	if (!pool_submit(srv->pool, &job->job)) {
 		reconcile_job_free(job);
-		http_set_header(hr, "Retry-After", "1");
-		http_reply_error(hr, 503,
-				 "database pool saturated (%d requests waiting); retry shortly",
-				 srv->cfg.db_queue_max);
+		http_reply_saturated(hr);
 		return;
 	}
 	http_defer(hr);

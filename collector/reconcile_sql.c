@@ -19,6 +19,20 @@
 #define RECONCILE_SQL_SCOPE                                                                        \
 	" AND ($4::text IS NULL OR tenant_id = $4) AND ($5::text IS NULL OR project = $5)"
 
+/* A line's or the totals' columns after its key, from ou (our units), pu
+ * (the provider's), oc, pc (costs), orq, prq (requests) and src: both sides,
+ * their differences, both implied rates and the pricing sources. */
+#define RECONCILE_SQL_SIDES                                                                        \
+	" ou, pu, pu - ou,"                                                                        \
+	"  CASE WHEN ou <> 0 THEN trim_scale(round((pu - ou) * 100 / ou, 2)) END,"                 \
+	"  oc, pc, pc - oc,"                                                                       \
+	"  CASE WHEN oc <> 0 THEN trim_scale(round((pc - oc) * 100 / oc, 2)) END,"                 \
+	"  CASE WHEN ou <> 0 THEN trim_scale(round(oc / ou, 15)) END,"                             \
+	"  CASE WHEN pu <> 0 THEN trim_scale(round(pc / pu, 15)) END,"                             \
+	"  CASE WHEN ou <> 0 AND pu <> 0 AND oc <> 0"                                              \
+	"   THEN trim_scale(round((pc / pu) / (oc / ou), 4)) END,"                                 \
+	"  orq, prq, array_to_string(src, ', '), coalesce(to_json(src)::text, '[]'),"
+
 /* $1 provider, $2 from, $3 to, $4 tenant, $5 project, $6 per_day, $7 models,
  * $8 days, $9 costs, $10 and $11 the unit columns (summed), $12 requests,
  * $13 threshold_pct, $14 units_agree_pct. Columns follow enum reconcile_col;
@@ -70,26 +84,11 @@ static const char reconcile_sql_text[] =
 						"  coalesce(sum(orq), 0) AS orq, sum(prq) AS prq,"
 						"  (SELECT array_agg(DISTINCT e ORDER BY e) FROM l, unnest(l.src) e) AS src"
 						" FROM l)"
-						" SELECT 0 AS kind, model, to_char(day, 'YYYY-MM-DD') AS day, ou, pu, pu - ou,"
-						"  CASE WHEN ou <> 0 THEN trim_scale(round((pu - ou) * 100 / ou, 2)) END,"
-						"  oc, pc, pc - oc,"
-						"  CASE WHEN oc <> 0 THEN trim_scale(round((pc - oc) * 100 / oc, 2)) END,"
-						"  CASE WHEN ou <> 0 THEN trim_scale(round(oc / ou, 15)) END,"
-						"  CASE WHEN pu <> 0 THEN trim_scale(round(pc / pu, 15)) END,"
-						"  CASE WHEN ou <> 0 AND pu <> 0 AND oc <> 0"
-						"   THEN trim_scale(round((pc / pu) / (oc / ou), 4)) END,"
-						"  orq, prq, array_to_string(src, ', '), coalesce(to_json(src)::text, '[]'), cause"
+						" SELECT 0 AS kind, model, to_char(day, 'YYYY-MM-DD') AS day," RECONCILE_SQL_SIDES
+						" cause"
 						" FROM l"
 						" UNION ALL"
-						" SELECT 1, NULL, NULL, ou, pu, pu - ou,"
-						"  CASE WHEN ou <> 0 THEN trim_scale(round((pu - ou) * 100 / ou, 2)) END,"
-						"  oc, pc, pc - oc,"
-						"  CASE WHEN oc <> 0 THEN trim_scale(round((pc - oc) * 100 / oc, 2)) END,"
-						"  CASE WHEN ou <> 0 THEN trim_scale(round(oc / ou, 15)) END,"
-						"  CASE WHEN pu <> 0 THEN trim_scale(round(pc / pu, 15)) END,"
-						"  CASE WHEN ou <> 0 AND pu <> 0 AND oc <> 0"
-						"   THEN trim_scale(round((pc / pu) / (oc / ou), 4)) END,"
-						"  orq, prq, array_to_string(src, ', '), coalesce(to_json(src)::text, '[]'), NULL"
+						" SELECT 1, NULL, NULL," RECONCILE_SQL_SIDES " NULL"
 						" FROM t"
 						" ORDER BY 1, 2 NULLS LAST, 3";
 

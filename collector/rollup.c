@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "csv.h"
 #include "db.h"
 #include "http.h"
 #include "pool.h"
@@ -51,30 +52,6 @@ PGresult *rollup_exec(PGconn *conn, const struct rollup_sql *s, int *status, cha
 static const char *value_or_null(const PGresult *res, int row, int col)
 {
 	return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
-}
-
-/* RFC 4180 field: quoted when it holds a comma, quote, CR or LF. With
- * neutralise, a cell a spreadsheet would read as a formula (=, +, -, @, tab,
- * CR first) gets a ' in front and is quoted, as OWASP advises. */
-static void csv_field(struct buf *out, const char *s, bool neutralise)
-{
-	bool formula = neutralise && s && s[0] && strchr("=+-@\t\r", s[0]);
-
-	if (!s)
-		return;
-	if (!formula && !s[strcspn(s, ",\"\r\n")]) {
-		buf_puts(out, s);
-		return;
-	}
-	buf_putc(out, '"');
-	if (formula)
-		buf_putc(out, '\'');
-	for (; *s; s++) {
-		if (*s == '"')
-			buf_putc(out, '"');
-		buf_putc(out, *s);
-	}
-	buf_putc(out, '"');
 }
 
 bool rollup_render_csv(const struct rollup_query *q, const PGresult *res, struct buf *out)
@@ -372,8 +349,7 @@ static void rollup_submit(struct http_req *hr, enum rollup_kind kind)
 		free(job);
 		free(params);
 		free(qs);
-		http_set_header(hr, "Retry-After", "1");
-		http_reply_error(hr, 503, "out of memory");
+		http_reply_oom(hr);
 		return;
 	}
 	rollup_query_init(&job->q, kind);
@@ -392,9 +368,7 @@ static void rollup_submit(struct http_req *hr, enum rollup_kind kind)
 		st = rollup_scope_apply(&job->q, key->project, key->tenant, key->prefix, err,
 					sizeof(err));
 	if (st != 200) {
-		if (st == 503)
-			http_set_header(hr, "Retry-After", "1");
-		http_reply_error(hr, st, "%s", err);
+		http_reply_status(hr, st, err);
 		rollup_job_free(job);
 		return;
 	}
@@ -403,10 +377,7 @@ static void rollup_submit(struct http_req *hr, enum rollup_kind kind)
 	job->hr = hr;
 	if (!pool_submit(replica_read_pool(srv->replica, srv->pool, hr), &job->job)) {
 		rollup_job_free(job);
-		http_set_header(hr, "Retry-After", "1");
-		http_reply_error(hr, 503,
-				 "database pool saturated (%d requests waiting); retry shortly",
-				 srv->cfg.db_queue_max);
+		http_reply_saturated(hr);
 		return;
 	}
 	http_defer(hr);

@@ -97,10 +97,8 @@ void vgsink_config_init(vgsink_config *cfg)
 /* A random (version 4) UUID as 36 characters plus NUL. */
 static bool sink_uuid(char out[37])
 {
-	static const char hex[] = "0123456789abcdef";
 	unsigned gen = atomic_load_explicit(&sink_fork_gen, memory_order_relaxed);
 	unsigned char *u;
-	int o = 0;
 
 	if (!sink_rand.filled || sink_rand.gen != gen ||
 	    sink_rand.used + 16 > sizeof(sink_rand.bytes)) {
@@ -114,13 +112,7 @@ static bool sink_uuid(char out[37])
 	sink_rand.used += 16;
 	u[6] = (unsigned char)((u[6] & 0x0f) | 0x40);
 	u[8] = (unsigned char)((u[8] & 0x3f) | 0x80);
-	for (int i = 0; i < 16; i++) {
-		if (i == 4 || i == 6 || i == 8 || i == 10)
-			out[o++] = '-';
-		out[o++] = hex[u[i] >> 4];
-		out[o++] = hex[u[i] & 15];
-	}
-	out[o] = '\0';
+	sink_item_uuid_format(u, out);
 	return true;
 }
 

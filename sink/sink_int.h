@@ -284,6 +284,8 @@ struct sink_item *sink_item_pack(const struct row *r, const size_t len[ROW_NSTRI
 /* Unpacks it into r; r's strings point into the item (id into idbuf). */
 void sink_item_row(const struct sink_item *it, struct row *r, char idbuf[37]);
 void sink_item_free(struct sink_item *it);
+/* Writes 16 bytes as a UUID's 36 characters (lower-case hex) plus NUL. */
+void sink_item_uuid_format(const unsigned char u[16], char out[37]);
 /* Frees a whole ->next chain. */
 void sink_items_free_list(struct sink_item *it);
 

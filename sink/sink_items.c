@@ -180,7 +180,7 @@ static bool items_uuid_parse(const char *s, size_t len, unsigned char out[16])
 	return !bad;
 }
 
-static void items_uuid_format(const unsigned char u[16], char out[37])
+void sink_item_uuid_format(const unsigned char u[16], char out[37])
 {
 	static const char hex[] = "0123456789abcdef";
 	int o = 0;
@@ -312,7 +312,7 @@ void sink_item_row(const struct sink_item *it, struct row *r, char idbuf[37])
 		}
 	}
 	if (it->flags & ITEM_UUID) {
-		items_uuid_format((const unsigned char *)it->strings, idbuf);
+		sink_item_uuid_format((const unsigned char *)it->strings, idbuf);
 		r->id = idbuf;
 	}
 	r->timestamp = it->num[0];

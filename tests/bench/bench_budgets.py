@@ -10,16 +10,15 @@ Environment: BENCH_ROWS (default 200000), BENCH_BATCH (1000), BENCH_CONNS (4),
 BENCH_POOL (4), BENCH_BUDGETS (100), BENCH_ROUNDS (3 of each)."""
 
 import gzip
-import http.client
 import json
 import os
 import statistics
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from conftest import Collector, Db, PgCluster, make_row, run_vgc  # noqa: E402
+from bench_ingest import run_ingest  # noqa: E402
 
 ROWS = int(os.environ.get("BENCH_ROWS", "200000"))
 BATCH = int(os.environ.get("BENCH_BATCH", "1000"))
@@ -66,42 +65,6 @@ def define_budgets(db):
         assert r.returncode == 0, r.stderr
 
 
-def send_all(port, key, bodies):
-    queue = list(bodies)
-    lock = threading.Lock()
-    failures = []
-
-    def worker():
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-        headers = {"Authorization": f"Bearer {key}", "Content-Encoding": "gzip",
-                   "Content-Type": "application/json"}
-        while True:
-            with lock:
-                if not queue:
-                    break
-                body = queue.pop()
-            while True:
-                conn.request("POST", "/v1/ingest", body=body, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
-                if resp.status == 200:
-                    break
-                if resp.status in (429, 503):
-                    time.sleep(0.05)
-                    continue
-                failures.append((resp.status, data[:200]))
-                break
-        conn.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(CONNS)]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return time.perf_counter() - start, failures
-
-
 def one_round(cluster, with_budgets, seed):
     bodies = make_bodies(seed)
     db = Db(cluster, cluster.createdb()).migrate()
@@ -111,7 +74,7 @@ def one_round(cluster, with_budgets, seed):
                             "--log-level", "error"))
     try:
         key = db.create_key("ingest")
-        elapsed, failures = send_all(c.port, key, bodies)
+        elapsed, failures, _ = run_ingest(f"http://127.0.0.1:{c.port}", key, bodies, CONNS)
         assert not failures, failures[:3]
         stored = db.scalar("SELECT count(*) FROM cost_rows")
         assert stored == ROWS, f"{stored} rows stored of {ROWS}"

@@ -169,3 +169,13 @@ UNIT_TEST(sink_items_store_a_repeated_string_once_per_chunk)
 	sink_item_free(y);
 	sink_item_free(z);
 }
+
+UNIT_TEST(sink_item_uuid_format_writes_lower_case_hex_with_dashes)
+{
+	const unsigned char u[16] = { 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef,
+				      0xf0, 0x0d, 0xba, 0x5e, 0x00, 0x11, 0x22, 0xff };
+	char out[37];
+
+	sink_item_uuid_format(u, out);
+	CHECK_MSG(strcmp(out, "01234567-89ab-cdef-f00d-ba5e001122ff") == 0, "got %s", out);
+}
