@@ -9,16 +9,14 @@ thresholds are crossed during the run, so claims happen under load too.
 Environment: BENCH_ROWS (default 200000), BENCH_BATCH (1000), BENCH_CONNS (4),
 BENCH_POOL (4), BENCH_BUDGETS (100), BENCH_ROUNDS (3 of each)."""
 
-import gzip
-import json
 import os
 import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from conftest import Collector, Db, PgCluster, make_row, run_vgc  # noqa: E402
-from bench_ingest import run_ingest  # noqa: E402
+from conftest import Collector, Db, PgCluster, run_vgc  # noqa: E402
+from bench_ingest import MODELS as FLEET_MODELS, TENANTS as FLEET_TENANTS  # noqa: E402
+from bench_ingest import encode_batches, fleet_mix_batches, run_ingest  # noqa: E402
 
 ROWS = int(os.environ.get("BENCH_ROWS", "200000"))
 BATCH = int(os.environ.get("BENCH_BATCH", "1000"))
@@ -27,24 +25,18 @@ POOL = os.environ.get("BENCH_POOL", "4")
 BUDGETS = int(os.environ.get("BENCH_BUDGETS", "100"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 
-TENANTS = [f"t{i}" for i in range(10)]
-PROJECTS = [f"p{i}" for i in range(5)]
-PROVIDERS = ["openai", "deepgram", "cartesia"]
-MODELS = ["m0", "m1", "m2", "m3"]
+# Scopes over what the fleet mix sends (bench_ingest: 20 tenants and
+# unattributed rows, one project, three provider/model pairs).
+TENANTS = [t for t in FLEET_TENANTS if t is not None]
+PROJECTS = ["voice", "other"]
+PROVIDERS = [m[2] for m in FLEET_MODELS]
+MODELS = [m[1] for m in FLEET_MODELS]
 
 
 def make_bodies(seed):
-    now = time.time()
-    bodies = []
-    for b in range(0, ROWS, BATCH):
-        rows = []
-        for i in range(b, min(b + BATCH, ROWS)):
-            rows.append(make_row(i, id=f"bench-{seed}-{i}", timestamp=now - 3600 + i * 3600 / ROWS,
-                                 tenant_id=TENANTS[i % 10], project=PROJECTS[i % 5],
-                                 provider=PROVIDERS[i % 3], model_id=MODELS[i % 4],
-                                 cost_usd=0.00039, metadata={}))
-        bodies.append(gzip.compress(json.dumps(rows).encode(), 1))
-    return bodies
+    """bench-ingest's fleet mix: random UUIDv4 ids, time-local batches, 20%
+    late replays, many tenants."""
+    return encode_batches(fleet_mix_batches(ROWS, seed=seed, batch=BATCH))
 
 
 def define_budgets(db):
@@ -54,13 +46,13 @@ def define_budgets(db):
                 # a quarter of them are crossed during the run
                 "--limit-usd", "1" if n % 4 == 0 else "100000"]
         if n % 2 == 0:
-            args += ["--tenant", TENANTS[n % 10]]
+            args += ["--tenant", TENANTS[n % len(TENANTS)]]
         if n % 3 == 0:
-            args += ["--project", PROJECTS[n % 5]]
+            args += ["--project", PROJECTS[n % 2]]
         if n % 5 == 0:
             args += ["--provider", PROVIDERS[n % 3]]
         if n % 7 == 0:
-            args += ["--model", MODELS[n % 4]]
+            args += ["--model", MODELS[n % 3]]
         r = run_vgc(*args)
         assert r.returncode == 0, r.stderr
 
