@@ -394,17 +394,41 @@ void row_string_fields(struct row *r, const char **f[ROW_NSTRINGS])
 			f[n++] = ROW_FIELD_PTR(r, row_fields[i].offset);
 }
 
+/* The bytes a tenant id may hold: letters, digits, '-' and '_'. */
+static const bool row_tenant_byte[256] = {
+	['-'] = 1, ['_'] = 1, ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1,
+	['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1,
+	['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1,
+	['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1,
+	['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1,
+	['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1,
+	['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
+	['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+};
+
 static bool row_tenant_valid_len(const char *s, size_t n)
 {
-	if (n < 1 || n > ROW_TENANT_MAX_CHARS)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '-' || c == '_'))
-			return false;
+	bool ok = n >= 1 && n <= ROW_TENANT_MAX_CHARS;
+
+	for (size_t i = 0; ok && i < n; i++)
+		ok = row_tenant_byte[(unsigned char)s[i]];
+	return ok;
+}
+
+/* True when s's len bytes are all ASCII, eight at a time: then they are valid
+ * UTF-8 (s was measured by strlen, so it holds no NUL), len characters. */
+static bool row_ascii(const char *s, size_t len)
+{
+	uint64_t acc = 0, w;
+	size_t i = 0;
+
+	for (; i + 8 <= len; i += 8) {
+		memcpy(&w, s + i, 8);
+		acc |= w;
 	}
-	return true;
+	for (; i < len; i++)
+		acc |= (unsigned char)s[i];
+	return !(acc & 0x8080808080808080ULL);
 }
 
 bool row_tenant_valid(const char *s)
@@ -417,7 +441,7 @@ static bool row_check_string(const char *name, const char *s, size_t len, size_t
 {
 	size_t chars;
 
-	if (!row_utf8_valid(s, len)) {
+	if (!row_ascii(s, len) && !row_utf8_valid(s, len)) {
 		snprintf(err, errlen, "%s: not valid UTF-8", name);
 		return false;
 	}
@@ -439,7 +463,7 @@ static bool row_check_metadata(const char *s, size_t len, const struct row_limit
 			 lim->max_metadata_bytes);
 		return false;
 	}
-	if (!row_utf8_valid(s, len)) {
+	if (!row_ascii(s, len) && !row_utf8_valid(s, len)) {
 		snprintf(err, errlen, "metadata: not valid UTF-8");
 		return false;
 	}
@@ -447,7 +471,7 @@ static bool row_check_metadata(const char *s, size_t len, const struct row_limit
 }
 
 /* One string field by its rule; len gets its length. */
-static bool row_check_field(const struct row_field *rule, const char *s, size_t *len,
+bool row_check_string_field(const struct row_field *rule, const char *s, size_t *len,
 			    const struct row_limits *lim, char *err, size_t errlen)
 {
 	*len = strlen(s);
@@ -526,6 +550,14 @@ static bool row_check_time(const char *name, double t, const struct row_limits *
 	return true;
 }
 
+bool row_check_number_field(const struct row_field *f, double v, const struct row_limits *lim,
+			    double now, char *err, size_t errlen)
+{
+	if (f->kind == ROW_KIND_TIME)
+		return row_check_time(f->name, v, lim, now, err, errlen);
+	return row_check_amount(f->name, v, f->kind == ROW_KIND_MEASURE, err, errlen);
+}
+
 /* Strings first, then amounts, then the time, each in table order: the order
  * errors are reported in. */
 bool row_validate_measure(const struct row *r, const struct row_limits *lim, double now,
@@ -545,7 +577,7 @@ bool row_validate_measure(const struct row *r, const struct row_limits *lim, dou
 			continue;
 		s = *(const char *const *)ROW_FIELD_CPTR(r, f->offset);
 		len[n] = 0;
-		if (s && !row_check_field(f, s, &len[n], lim, err, errlen))
+		if (s && !row_check_string_field(f, s, &len[n], lim, err, errlen))
 			return false;
 		n++;
 	}

@@ -93,6 +93,16 @@ bool row_validate_measure(const struct row *r, const struct row_limits *lim, dou
 			  size_t len[ROW_NSTRINGS], char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
+/* row_validate's checks one field at a time, for a caller that walks the
+ * field table itself (libvgsink's record call): a string field's value s
+ * (len gets its strlen), or a TIME, AMOUNT or MEASURE field's value v. */
+bool row_check_string_field(const struct row_field *f, const char *s, size_t *len,
+			    const struct row_limits *lim, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+bool row_check_number_field(const struct row_field *f, double v, const struct row_limits *lim,
+			    double now, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
 /* True when s is 1-128 chars of letters, digits, '-' and '_'. */
 bool row_tenant_valid(const char *s);
 

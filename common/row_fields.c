@@ -69,11 +69,6 @@ const struct row_field row_fields[] = {
 _Static_assert(sizeof(row_fields) / sizeof(row_fields[0]) == ROW_NFIELDS,
 	       "ROW_NFIELDS counts row_fields");
 
-bool row_field_is_string(const struct row_field *f)
-{
-	return f->kind == ROW_KIND_TEXT || f->kind == ROW_KIND_JSON;
-}
-
 static const char *const row_kind_names[] = {
 	[ROW_KIND_TEXT] = "text",	  [ROW_KIND_TIME] = "time",
 	[ROW_KIND_MODALITY] = "modality", [ROW_KIND_STATUS] = "status",

@@ -60,8 +60,12 @@ extern const struct row_field row_fields[ROW_NFIELDS];
 #define ROW_FIELD_PTR(r, off) ((void *)((char *)(r) + (off)))
 #define ROW_FIELD_CPTR(r, off) ((const void *)((const char *)(r) + (off)))
 
-/* True for the kinds held as a string (TEXT, JSON). */
-bool row_field_is_string(const struct row_field *f);
+/* True for the kinds held as a string (TEXT, JSON). Inline: every codec's
+ * loop over the table asks it for each field of each row. */
+static inline bool row_field_is_string(const struct row_field *f)
+{
+	return f->kind == ROW_KIND_TEXT || f->kind == ROW_KIND_JSON;
+}
 
 /* Appends the table as a JSON array of {name, column, kind, sql_type,
  * not_null, default}: what tests/tools/row-fields prints. */

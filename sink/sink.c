@@ -2,6 +2,7 @@
  * and measure once, stamp id and time, pack into the thread's chunk, append to
  * the thread's queue shard), flush, stats and fork detection. */
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
@@ -94,8 +95,9 @@ void vgsink_config_init(vgsink_config *cfg)
 	cfg->api_key = getenv("VOICEGW_API_KEY");
 }
 
-/* A random (version 4) UUID as 36 characters plus NUL. */
-static bool sink_uuid(char out[37])
+/* A random (version 4) UUID's 16 bytes. The text form is made only when the
+ * row is sent (sink_item_row), off the recording thread. */
+static bool sink_uuid(unsigned char out[16])
 {
 	unsigned gen = atomic_load_explicit(&sink_fork_gen, memory_order_relaxed);
 	unsigned char *u;
@@ -112,7 +114,7 @@ static bool sink_uuid(char out[37])
 	sink_rand.used += 16;
 	u[6] = (unsigned char)((u[6] & 0x0f) | 0x40);
 	u[8] = (unsigned char)((u[8] & 0x3f) | 0x80);
-	sink_item_uuid_format(u, out);
+	memcpy(out, u, 16);
 	return true;
 }
 
@@ -315,15 +317,15 @@ int vgsink_close(vgsink *s, int timeout_ms)
 
 /* ---- recording --------------------------------------------------------------- */
 
-/* vgsink_row -> struct row, field by field from the row's field table, with
- * the collector's rules; then the sink's own defaults (id, timestamp). */
-static int sink_row_convert(struct vgsink *s, const vgsink_row *in, struct row *r, char uuid[37],
-			    size_t len[ROW_NSTRINGS])
+/* vgsink_row -> struct row in one pass over the field table, each field
+ * checked by the collector's rule (row.c) as it goes, then the sink's own
+ * defaults: a generated id (uuid, with SINK_UUID_PLACEHOLDER in r->id) and
+ * now for a zero timestamp. len gets each string's length. */
+static int sink_row_convert(struct vgsink *s, const vgsink_row *in, struct row *r,
+			    unsigned char uuid[16], size_t len[ROW_NSTRINGS])
 {
 	char err[SINK_ERR_MAX];
 	double now = clock_epoch();
-	bool nul = false;
-	size_t metadata_len = 0;
 	int n = 0;
 
 	row_init(r);
@@ -331,29 +333,72 @@ static int sink_row_convert(struct vgsink *s, const vgsink_row *in, struct row *
 		const struct row_field *f = &row_fields[i];
 		const void *from = ROW_FIELD_CPTR(in, f->sink_offset);
 		void *to = ROW_FIELD_PTR(r, f->offset);
-		const char *v = row_field_is_string(f) || f->kind == ROW_KIND_MODALITY ||
-						f->kind == ROW_KIND_STATUS
-					? *(const char *const *)from
-					: NULL;
+		const char *v;
+		bool nul = false;
+		double d;
 
 		switch (f->kind) {
 		case ROW_KIND_MODALITY:
+			v = *(const char *const *)from;
 			if (!v || !row_modality_parse(v, to))
 				return sink_fail(
 					"%s \"%.32s\": must be \"stt\", \"llm\" or \"tts\"",
 					f->name, v ? v : "(null)");
 			break;
 		case ROW_KIND_STATUS:
+			v = *(const char *const *)from;
 			if (v && !row_status_parse(v, to))
 				return sink_fail("%s \"%.32s\": must be \"success\", \"error\" or "
 						 "\"fallback\"",
 						 f->name, v);
 			break;
 		case ROW_KIND_TEXT:
-		case ROW_KIND_JSON: *(const char **)to = v || !f->absent ? v : f->absent; break;
+		case ROW_KIND_JSON:
+			v = *(const char *const *)from;
+			if (!v && f->cap == ROW_CAP_ID) {
+				if (!sink_uuid(uuid))
+					return sink_fail("cannot generate a row id: OpenSSL's "
+							 "RAND_bytes failed");
+				v = SINK_UUID_PLACEHOLDER;
+				len[n] = sizeof(SINK_UUID_PLACEHOLDER) - 1;
+			} else if (!v) {
+				v = f->absent;
+				len[n] = 0;
+				if (v && !row_check_string_field(f, v, &len[n], &s->limits, err,
+								 sizeof(err)))
+					return sink_fail("%s", err);
+			} else if (!row_check_string_field(f, v, &len[n], &s->limits, err,
+							   sizeof(err))) {
+				return sink_fail("%s", err);
+			}
+			*(const char **)to = v;
+			n++;
+			if (f->kind == ROW_KIND_JSON && v) {
+				if (!jsoncheck_object(v, len[n - 1], &nul))
+					return sink_fail("metadata_json: must be a JSON object");
+				if (nul)
+					return sink_fail(
+						"metadata_json: a string holds \\u0000 (NUL), "
+						"which PostgreSQL cannot store");
+			}
+			break;
 		case ROW_KIND_TIME:
+			d = *(const double *)from;
+			if (d == 0)
+				d = now;
+			if (!row_check_number_field(f, d, &s->limits, now, err, sizeof(err)))
+				return sink_fail("%s", err);
+			*(double *)to = d;
+			break;
 		case ROW_KIND_AMOUNT:
-		case ROW_KIND_MEASURE: *(double *)to = *(const double *)from; break;
+		case ROW_KIND_MEASURE:
+			d = *(const double *)from;
+			/* A finite d >= 0 passes either rule; only others need asking. */
+			if (!(d >= 0 && d <= DBL_MAX) &&
+			    !row_check_number_field(f, d, &s->limits, now, err, sizeof(err)))
+				return sink_fail("%s", err);
+			*(double *)to = d;
+			break;
 		case ROW_KIND_COUNT: {
 			int t = *(const int *)from;
 			*(long long *)to = t < 0 ? -1 : t;
@@ -361,22 +406,6 @@ static int sink_row_convert(struct vgsink *s, const vgsink_row *in, struct row *
 		}
 		}
 	}
-	if (!in->id && !sink_uuid(uuid))
-		return sink_fail("cannot generate a row id: OpenSSL's RAND_bytes failed");
-	r->id = in->id ? in->id : uuid;
-	r->timestamp = in->timestamp == 0 ? now : in->timestamp;
-	if (!row_validate_measure(r, &s->limits, now, len, err, sizeof(err)))
-		return sink_fail("%s", err);
-	for (int i = 0; i < ROW_NFIELDS; i++) {
-		if (row_fields[i].kind == ROW_KIND_JSON)
-			metadata_len = len[n];
-		n += row_field_is_string(&row_fields[i]);
-	}
-	if (r->metadata_json && !jsoncheck_object(r->metadata_json, metadata_len, &nul))
-		return sink_fail("metadata_json: must be a JSON object");
-	if (r->metadata_json && nul)
-		return sink_fail("metadata_json: a string holds \\u0000 (NUL), which PostgreSQL "
-				 "cannot store");
 	return 0;
 }
 
@@ -385,7 +414,7 @@ int vgsink_record(vgsink *s, const vgsink_row *in)
 	struct sink_item *it;
 	size_t len[ROW_NSTRINGS];
 	struct row r;
-	char uuid[37];
+	unsigned char uuid[16];
 
 	if (!s || !in)
 		return sink_fail("vgsink_record: NULL argument");
@@ -395,7 +424,7 @@ int vgsink_record(vgsink *s, const vgsink_row *in)
 		atomic_fetch_add_explicit(&s->invalid, 1, memory_order_relaxed);
 		return -1;
 	}
-	it = sink_item_pack(&r, len);
+	it = sink_item_pack(&r, len, in->id ? NULL : uuid);
 	if (!it)
 		return sink_fail("out of memory");
 	if (sink_queue_push(s, it))

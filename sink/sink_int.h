@@ -279,8 +279,14 @@ uint64_t sink_queue_abandon_locked(struct vgsink *s);
 struct sink_item *sink_item_new(size_t size);
 /* A new item holding a validated row (len: its strings' lengths, in
  * row_string_fields order), from the calling thread's chunk; NULL when out
- * of memory. Never takes a lock but when a chunk fills up. */
-struct sink_item *sink_item_pack(const struct row *r, const size_t len[ROW_NSTRINGS]);
+ * of memory. uuid: a generated id's 16 bytes (r->id then holds
+ * SINK_UUID_PLACEHOLDER), or NULL for the caller's id in r->id. Never takes
+ * a lock but when a chunk fills up. */
+struct sink_item *sink_item_pack(const struct row *r, const size_t len[ROW_NSTRINGS],
+				 const unsigned char *uuid);
+/* What r->id holds while a generated id (given to sink_item_pack as bytes)
+ * goes through the row's checks. */
+#define SINK_UUID_PLACEHOLDER "00000000-0000-4000-8000-000000000000"
 /* Unpacks it into r; r's strings point into the item (id into idbuf). */
 void sink_item_row(const struct sink_item *it, struct row *r, char idbuf[37]);
 void sink_item_free(struct sink_item *it);

@@ -194,13 +194,19 @@ void sink_item_uuid_format(const unsigned char u[16], char out[37])
 	out[o] = '\0';
 }
 
+/* A hash of len bytes (the first and last eight, or each byte of a shorter
+ * string) for the dedup table's slot; fixed-size loads, no library call. */
 static unsigned items_hash(const char *s, size_t len)
 {
 	uint64_t a = 0, b = 0;
 
-	memcpy(&a, s, len < 8 ? len : 8);
-	if (len > 8)
-		memcpy(&b, s + len - (len < 16 ? len - 8 : 8), len < 16 ? len - 8 : 8);
+	if (len >= 8) {
+		memcpy(&a, s, 8);
+		memcpy(&b, s + len - 8, 8);
+	} else {
+		for (size_t i = 0; i < len; i++)
+			a = a << 8 | (unsigned char)s[i];
+	}
 	a = (a ^ (b * 0x9e3779b97f4a7c15ULL) ^ len) * 0xff51afd7ed558ccdULL;
 	return (unsigned)(a >> 56);
 }
@@ -225,18 +231,36 @@ static uint16_t items_put_string(struct sink_chunk *c, size_t *pos, const char *
 	return (uint16_t)off;
 }
 
-struct sink_item *sink_item_pack(const struct row *r, const size_t len[ROW_NSTRINGS])
+/* Where each string field sits in struct row, in row_string_fields order:
+ * read once, so packing a row does not walk the whole field table. */
+static size_t items_str_offset[ROW_NSTRINGS];
+static pthread_once_t items_str_once = PTHREAD_ONCE_INIT;
+
+static void items_str_init(void)
 {
-	const char **f[ROW_NSTRINGS];
+	for (int i = 0, n = 0; i < ROW_NFIELDS; i++)
+		if (row_field_is_string(&row_fields[i]))
+			items_str_offset[n++] = row_fields[i].offset;
+}
+
+struct sink_item *sink_item_pack(const struct row *r, const size_t len[ROW_NSTRINGS],
+				 const unsigned char *uuid)
+{
+	const char *f[ROW_NSTRINGS];
 	struct sink_item *it;
 	struct sink_chunk *c;
-	unsigned char uuid[16];
+	unsigned char parsed[16];
+	char idtext[37];
 	size_t size = sizeof(*it), strings = 0, pos;
-	bool binary_id = r->id && items_uuid_parse(r->id, len[0], uuid);
+	bool binary_id = uuid || (r->id && items_uuid_parse(r->id, len[0], parsed));
 
-	row_string_fields((struct row *)(uintptr_t)r, f);
+	if (!uuid)
+		uuid = parsed;
+	pthread_once(&items_str_once, items_str_init);
 	for (int i = 0; i < ROW_NSTRINGS; i++)
-		if (*f[i]) {
+		f[i] = *(const char *const *)ROW_FIELD_CPTR(r, items_str_offset[i]);
+	for (int i = 0; i < ROW_NSTRINGS; i++)
+		if (f[i]) {
 			strings += len[i];
 			size += len[i] + 1;
 		}
@@ -246,7 +270,6 @@ struct sink_item *sink_item_pack(const struct row *r, const size_t len[ROW_NSTRI
 		it = malloc(size);
 		if (!it)
 			return NULL;
-		binary_id = false;
 	} else {
 		if (!(c = items_room(size)))
 			return NULL;
@@ -265,29 +288,36 @@ struct sink_item *sink_item_pack(const struct row *r, const size_t len[ROW_NSTRI
 	it->num[7] = r->total_latency_ms;
 	it->modality = (uint8_t)r->modality;
 	it->status = (uint8_t)r->status;
-	it->flags = binary_id ? ITEM_UUID : 0;
 	if (!c) { /* strings inline, in order; offsets only say present or not */
 		char *p = it->strings;
 
+		it->flags = 0;
 		for (int i = 0; i < ROW_NSTRINGS; i++) {
-			it->str[i] = *f[i] ? 0 : SINK_ITEM_NONE;
-			if (*f[i]) {
-				memcpy(p, *f[i], len[i] + 1);
+			const char *v = f[i];
+
+			if (i == 0 && binary_id) { /* the id as text: its length is the same */
+				sink_item_uuid_format(uuid, idtext);
+				v = idtext;
+			}
+			it->str[i] = v ? 0 : SINK_ITEM_NONE;
+			if (v) {
+				memcpy(p, v, len[i] + 1);
 				p += len[i] + 1;
 			}
 		}
 		return it;
 	}
+	it->flags = binary_id ? ITEM_UUID : 0;
 	pos = (size_t)((unsigned char *)it->strings - c->data);
 	if (binary_id) {
 		memcpy(it->strings, uuid, 16);
 		pos += 16;
 	}
 	for (int i = 0; i < ROW_NSTRINGS; i++) {
-		if (!*f[i] || (i == 0 && binary_id))
+		if (!f[i] || (i == 0 && binary_id))
 			it->str[i] = SINK_ITEM_NONE;
 		else
-			it->str[i] = items_put_string(c, &pos, *f[i], len[i]);
+			it->str[i] = items_put_string(c, &pos, f[i], len[i]);
 	}
 	c->used = (pos + ITEMS_ALIGN - 1) & ~(size_t)(ITEMS_ALIGN - 1);
 	c->allocated++;

@@ -61,7 +61,7 @@ static bool items_round_trips(struct row *r)
 	bool ok;
 
 	items_lengths(r, len);
-	it = sink_item_pack(r, len);
+	it = sink_item_pack(r, len, NULL);
 	if (!it)
 		return false;
 	sink_item_row(it, &back, id);
@@ -143,14 +143,14 @@ UNIT_TEST(sink_items_store_a_repeated_string_once_per_chunk)
 
 	items_full_row(&a, "1b4e28ba-2fa1-41d2-883f-0016d3cca427", "{\"w\":1}");
 	items_lengths(&a, len);
-	x = sink_item_pack(&a, len);
+	x = sink_item_pack(&a, len, NULL);
 	/* The same values from another buffer: shared by content, not address. */
 	strcpy(model, a.model_id);
 	items_full_row(&b, "2b4e28ba-2fa1-41d2-883f-0016d3cca427", "{\"w\":1}");
 	b.model_id = model;
 	items_lengths(&b, len);
-	y = sink_item_pack(&b, len);
-	z = sink_item_pack(&b, len);
+	y = sink_item_pack(&b, len, NULL);
+	z = sink_item_pack(&b, len, NULL);
 	CHECK(x && y && z);
 	sink_item_row(x, &bx, idx);
 	sink_item_row(y, &by, idy);
@@ -178,4 +178,41 @@ UNIT_TEST(sink_item_uuid_format_writes_lower_case_hex_with_dashes)
 
 	sink_item_uuid_format(u, out);
 	CHECK_MSG(strcmp(out, "01234567-89ab-cdef-f00d-ba5e001122ff") == 0, "got %s", out);
+}
+
+/* Ids the sink makes travel as 16 bytes and come back as distinct canonical
+ * version 4 UUIDs; a row too big for a chunk keeps its generated id too. */
+UNIT_TEST(sink_items_generated_ids_come_back_as_distinct_v4_uuids)
+{
+	static const unsigned char a[16] = { 0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0x4d, 0xef,
+					     0x8f, 0xed, 0xcb, 0xa9, 0x87, 0x65, 0x43, 0x21 };
+	static const unsigned char b[16] = { 0xff, 0, 1, 2,  3,	 4,  0x45, 6,
+					     0xb7, 8, 9, 10, 11, 12, 13,   14 };
+	char big[8192], ida[37], idb[37], idc[37];
+	struct sink_item *x, *y, *z;
+	size_t len[ROW_NSTRINGS];
+	struct row r, back;
+
+	items_full_row(&r, SINK_UUID_PLACEHOLDER, NULL);
+	items_lengths(&r, len);
+	x = sink_item_pack(&r, len, a);
+	y = sink_item_pack(&r, len, b);
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	r.error_message = big; /* past ITEMS_BIG_BYTES: a malloc of its own */
+	items_lengths(&r, len);
+	z = sink_item_pack(&r, len, a);
+	CHECK(x && y && z);
+	if (!x || !y || !z)
+		return;
+	sink_item_row(x, &back, ida);
+	CHECK_MSG(strcmp(back.id, "12345678-9abc-4def-8fed-cba987654321") == 0, "%s", back.id);
+	sink_item_row(y, &back, idb);
+	CHECK_MSG(strcmp(back.id, "ff000102-0304-4506-b708-090a0b0c0d0e") == 0, "%s", back.id);
+	sink_item_row(z, &back, idc);
+	CHECK_MSG(strcmp(back.id, "12345678-9abc-4def-8fed-cba987654321") == 0, "%s", back.id);
+	CHECK(back.error_message && strlen(back.error_message) == sizeof(big) - 1);
+	sink_item_free(x);
+	sink_item_free(y);
+	sink_item_free(z);
 }

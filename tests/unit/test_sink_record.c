@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "sink_int.h"
 #include "sinkrow.h"
 #include "unit.h"
 
@@ -127,5 +128,50 @@ UNIT_TEST(sink_errstr_is_the_calling_threads_own)
 	/* This thread's own failure is still its message. */
 	CHECK_MSG(strncmp(vgsink_errstr(s), "vgsink_record: ", 15) == 0, "\"%s\"",
 		  vgsink_errstr(s));
+	vgsink_close(s, 0);
+}
+
+/* A row recorded without an id gets a fresh random version 4 UUID, written
+ * the canonical way when the row is read back for sending. */
+UNIT_TEST(sink_record_generates_distinct_v4_uuids)
+{
+	vgsink_config cfg;
+	char err[512], ids[64][37];
+	struct sink_item *it;
+	vgsink *s;
+	int n = 0;
+
+	vgsink_config_init(&cfg);
+	cfg.url = "http://127.0.0.1:9"; /* nothing listens: rows stay queued */
+	cfg.api_key = "k";
+	cfg.flush_interval_ms = 3600000;
+	s = vgsink_open(&cfg, err, sizeof(err));
+	CHECK_MSG(s != NULL, "%s", err);
+	if (!s)
+		return;
+	for (int i = 0; i < 64; i++) {
+		vgsink_row r = sinkrow_minimal();
+
+		r.id = NULL;
+		CHECK_MSG(vgsink_record(s, &r) == 0, "%s", vgsink_errstr(s));
+	}
+	pthread_mutex_lock(&s->lock);
+	sink_queue_collect_locked(s);
+	for (it = s->head; it && n < 64; it = it->next, n++) {
+		struct row back;
+		const char *id;
+
+		sink_item_row(it, &back, ids[n]);
+		id = back.id;
+		CHECK_MSG(strlen(id) == 36 && id[8] == '-' && id[13] == '-' && id[14] == '4' &&
+				  id[18] == '-' && strchr("89ab", id[19]) && id[23] == '-' &&
+				  strspn(id, "0123456789abcdef-") == 36,
+			  "not a canonical v4 UUID: %s", id);
+		for (int j = 0; j < n; j++)
+			CHECK_MSG(strcmp(ids[j], id) != 0, "id %s made twice", id);
+		memmove(ids[n], id, 37);
+	}
+	pthread_mutex_unlock(&s->lock);
+	CHECK_MSG(n == 64, "%d rows queued, not 64", n);
 	vgsink_close(s, 0);
 }
