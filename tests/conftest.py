@@ -359,6 +359,21 @@ def assert_ledger_consistent(db):
             f" ({', '.join('dc.' + c for c in m)}) LIMIT 5")
         assert not bad, f"daily rollup of a clean day differs from its hours (day, tenant, " \
             f"hourly requests, daily requests, hourly cost, daily cost): {bad}"
+    if db.scalar("SELECT to_regclass('cost_rollup_daily_tenant') IS NOT NULL"):
+        # Every day, listed or not: the narrow summary is the daily rows' sums.
+        m = ("requests", "errors", "fallbacks", "cost_usd", "rated_price_usd", "input_units",
+             "output_units", "cached_input_units")
+        bad = db.query(
+            f"WITH d AS (SELECT day, tenant_id, project, {', '.join(f'sum({c}) AS {c}' for c in m)}"
+            "  FROM cost_rollup_daily GROUP BY 1, 2, 3)"
+            " SELECT coalesce(d.day, n.day), coalesce(d.tenant_id, n.tenant_id),"
+            "  coalesce(d.project, n.project), d.requests, n.requests, d.cost_usd, n.cost_usd"
+            " FROM d FULL JOIN cost_rollup_daily_tenant n ON d.day = n.day"
+            " AND d.project = n.project AND d.tenant_id IS NOT DISTINCT FROM n.tenant_id"
+            f" WHERE ({', '.join('d.' + c for c in m)}) IS DISTINCT FROM"
+            f" ({', '.join('n.' + c for c in m)}) LIMIT 5")
+        assert not bad, f"cost_rollup_daily_tenant differs from the sums of cost_rollup_daily " \
+            f"(day, tenant, project, daily requests, narrow requests, daily cost, narrow cost): {bad}"
 
 
 def assert_sink_stats_add_up(st):
