@@ -212,6 +212,53 @@ static bool rollup_sql_branch_sums(struct buf *t)
 	return ok;
 }
 
+/* An instant written as a parameter once (see rollup_sql_time_ref). */
+struct rollup_sql_span {
+	long long us;
+	int *pnum;
+};
+
+/* One branch over the hours [a, b) of one day, summed per (period, keys),
+ * from table; with cond ("NOT " or ""), only when [NOT] EXISTS the day in
+ * vgc_rollup_dirty_days. */
+static bool rollup_sql_hours(const struct rollup_query *q, const struct rollup_sql_keys *k,
+			     struct rollup_sql *s, int pnum[ROLLUP_NCOLS], const char *table,
+			     struct rollup_sql_span a, struct rollup_sql_span b, const char *cond,
+			     struct rollup_sql_span day)
+{
+	struct buf *t = &s->text;
+	bool ok = buf_puts(t, " UNION ALL ") &&
+		  rollup_sql_branch_head(q, k, s, NULL, a.us, a.pnum) &&
+		  rollup_sql_branch_sums(t) && buf_printf(t, " FROM %s WHERE hour >= ", table) &&
+		  rollup_sql_time_ref(s, a.us, a.pnum) && buf_puts(t, " AND hour < ") &&
+		  rollup_sql_time_ref(s, b.us, b.pnum);
+
+	if (cond)
+		ok = ok &&
+		     buf_printf(t,
+				" AND %sEXISTS (SELECT 1 FROM vgc_rollup_dirty_days x"
+				" WHERE x.day = ",
+				cond) &&
+		     rollup_sql_time_ref(s, day.us, day.pnum) && buf_putc(t, ')');
+	return ok && rollup_sql_filters(q, s, pnum) && buf_puts(t, " GROUP BY 1") &&
+	       rollup_sql_key_list(t, k);
+}
+
+/* A partial day at either end of the range: its hours [a, b), inside the
+ * UTC day starting at day. When narrow, a day that is not listed is read
+ * from cost_rollup_hourly_tenant and a listed one from cost_rollup_hourly:
+ * two branches, of which the dirty-day test (a one-time filter) runs one. */
+static bool rollup_sql_partial(const struct rollup_query *q, const struct rollup_sql_keys *k,
+			       struct rollup_sql *s, bool narrow, int pnum[ROLLUP_NCOLS],
+			       struct rollup_sql_span a, struct rollup_sql_span b,
+			       struct rollup_sql_span day)
+{
+	if (!narrow)
+		return rollup_sql_hours(q, k, s, pnum, "cost_rollup_hourly", a, b, NULL, day);
+	return rollup_sql_hours(q, k, s, pnum, "cost_rollup_hourly_tenant", a, b, "NOT ", day) &&
+	       rollup_sql_hours(q, k, s, pnum, "cost_rollup_hourly", a, b, "", day);
+}
+
 /* The whole UTC days of the range, [*dfrom, *dto) (either end open when the
  * query has none). False when the read sums hours alone: hour granularity, or
  * a range holding no whole day. */
@@ -239,7 +286,8 @@ static bool rollup_sql_days(const struct rollup_query *q, long long *dfrom, long
  *   branch, so the outer statement gets one row per group of each: the hours
  *   of a partial day all lie in one day, so its period is a constant and the
  *   planner sees a few groups, not one per hour (a misestimate that made it
- *   sort every hour).
+ *   sort every hour). When narrow, a partial day that is not listed comes
+ *   from cost_rollup_hourly_tenant (rollup_sql_partial).
  * One statement, so one snapshot: the list and the tables agree, see
  * schema/0004_rollup_daily.sql and 0008. The hours of a listed day are found
  * by joining the (short) list to the hourly index, never by scanning the
@@ -285,26 +333,21 @@ static bool rollup_sql_source(const struct rollup_query *q, const struct rollup_
 	ok = ok && rollup_sql_filters(q, s, pnum) && buf_puts(t, " GROUP BY 1") &&
 	     rollup_sql_key_list(t, k);
 
-	/* The partial day at the start: hours [from, dfrom), all in from's day. */
+	/* The partial days at either end. */
 	if (q->has_from && q->from_us < dfrom) {
-		ok = ok && buf_puts(t, " UNION ALL ") &&
-		     rollup_sql_branch_head(q, k, s, NULL, q->from_us, &p_from) &&
-		     rollup_sql_branch_sums(t) &&
-		     buf_puts(t, " FROM cost_rollup_hourly WHERE hour >= ") &&
-		     rollup_sql_time_ref(s, q->from_us, &p_from) && buf_puts(t, " AND hour < ") &&
-		     rollup_sql_time_ref(s, dfrom, &p_dfrom) && rollup_sql_filters(q, s, pnum) &&
-		     buf_puts(t, " GROUP BY 1") && rollup_sql_key_list(t, k);
+		int p_day = 0;
+
+		ok = ok &&
+		     rollup_sql_partial(
+			     q, k, s, narrow, pnum, (struct rollup_sql_span){ q->from_us, &p_from },
+			     (struct rollup_sql_span){ dfrom, &p_dfrom },
+			     (struct rollup_sql_span){ dfrom - ROLLUP_SQL_US_PER_DAY, &p_day });
 	}
-	/* The partial day at the end: hours [dto, to), all in dto's day. */
-	if (q->has_to && dto < q->to_us) {
-		ok = ok && buf_puts(t, " UNION ALL ") &&
-		     rollup_sql_branch_head(q, k, s, NULL, dto, &p_dto) &&
-		     rollup_sql_branch_sums(t) &&
-		     buf_puts(t, " FROM cost_rollup_hourly WHERE hour >= ") &&
-		     rollup_sql_time_ref(s, dto, &p_dto) && buf_puts(t, " AND hour < ") &&
-		     rollup_sql_time_ref(s, q->to_us, &p_to) && rollup_sql_filters(q, s, pnum) &&
-		     buf_puts(t, " GROUP BY 1") && rollup_sql_key_list(t, k);
-	}
+	if (q->has_to && dto < q->to_us)
+		ok = ok && rollup_sql_partial(q, k, s, narrow, pnum,
+					      (struct rollup_sql_span){ dto, &p_dto },
+					      (struct rollup_sql_span){ q->to_us, &p_to },
+					      (struct rollup_sql_span){ dto, &p_dto });
 	if (sorted) {
 		ok = ok && buf_puts(t, " ORDER BY 1");
 		for (int i = 0; i < k->n; i++)

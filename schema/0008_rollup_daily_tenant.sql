@@ -1,5 +1,6 @@
 -- 0008_rollup_daily_tenant: a narrow daily summary per (day, tenant, project),
--- kept in step with cost_rollup_daily by the database itself.
+-- and per hour for summarised days, kept in step with cost_rollup_daily by the
+-- database itself.
 --
 -- The company-wide answers (group_by=tenant or project, filtered at most by
 -- tenant and project: finance's month-end report, the dashboard's overview)
@@ -34,7 +35,20 @@ CREATE TABLE cost_rollup_daily_tenant (
 CREATE UNIQUE INDEX cost_rollup_daily_tenant_key ON cost_rollup_daily_tenant
     (day, tenant_id, project) NULLS NOT DISTINCT;
 
--- Rewrites the narrow rows of the given days from cost_rollup_daily.
+-- The same sums per hour, for the hours of the days cost_rollup_daily holds:
+-- a range's partial days at either end (from and to are whole hours, not whole
+-- days) are read from here when their day is not listed, about 50 rows an
+-- hour for 50 tenants where cost_rollup_hourly has 450.
+CREATE TABLE cost_rollup_hourly_tenant (LIKE cost_rollup_daily_tenant INCLUDING DEFAULTS);
+ALTER TABLE cost_rollup_hourly_tenant RENAME COLUMN day TO hour;
+CREATE UNIQUE INDEX cost_rollup_hourly_tenant_key ON cost_rollup_hourly_tenant
+    (hour, tenant_id, project) NULLS NOT DISTINCT;
+
+-- Rewrites the narrow rows of the given days: the daily ones from
+-- cost_rollup_daily, the hourly ones from cost_rollup_hourly (in hour order,
+-- so an hour's rows share pages). The summariser calls it (through the
+-- triggers below) holding the day's lock exclusively, so the hours it reads
+-- are the ones it summed.
 CREATE FUNCTION vgc_rollup_tenant_refresh(days timestamptz[]) RETURNS void
 LANGUAGE sql AS $$
     DELETE FROM cost_rollup_daily_tenant WHERE day = ANY(days);
@@ -43,6 +57,16 @@ LANGUAGE sql AS $$
     SELECT day, tenant_id, project, sum(requests), sum(errors), sum(fallbacks), sum(cost_usd),
         sum(rated_price_usd), sum(input_units), sum(output_units), sum(cached_input_units)
     FROM cost_rollup_daily WHERE day = ANY(days) GROUP BY day, tenant_id, project;
+    DELETE FROM cost_rollup_hourly_tenant t USING unnest(days) d(day)
+    WHERE t.hour >= d.day AND t.hour < d.day + interval '24 hours';
+    INSERT INTO cost_rollup_hourly_tenant (hour, tenant_id, project, requests, errors, fallbacks,
+        cost_usd, rated_price_usd, input_units, output_units, cached_input_units)
+    SELECT h.hour, h.tenant_id, h.project, sum(h.requests), sum(h.errors), sum(h.fallbacks),
+        sum(h.cost_usd), sum(h.rated_price_usd), sum(h.input_units), sum(h.output_units),
+        sum(h.cached_input_units)
+    FROM unnest(days) d(day) JOIN cost_rollup_hourly h
+        ON h.hour >= d.day AND h.hour < d.day + interval '24 hours'
+    GROUP BY h.hour, h.tenant_id, h.project ORDER BY h.hour;
 $$;
 
 -- INSERT and DELETE on cost_rollup_daily (changed is the transition table).
@@ -66,6 +90,7 @@ CREATE FUNCTION vgc_rollup_tenant_truncate() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     DELETE FROM cost_rollup_daily_tenant;
+    DELETE FROM cost_rollup_hourly_tenant;
     RETURN NULL;
 END $$;
 
