@@ -158,7 +158,7 @@ struct rollup_sql_keys {
 	enum rollup_col cols[ROLLUP_NGROUP];
 };
 
-/* True when cost_rollup_daily_tenant can stand in for cost_rollup_daily: every
+/* True when cost_rollup_tenant_daily can stand in for cost_rollup_daily: every
  * group column and every filtered column is tenant or project. */
 static bool rollup_sql_narrow(const struct rollup_query *q, const struct rollup_sql_keys *k)
 {
@@ -246,7 +246,7 @@ static bool rollup_sql_hours(const struct rollup_query *q, const struct rollup_s
 
 /* A partial day at either end of the range: its hours [a, b), inside the
  * UTC day starting at day. When narrow, a day that is not listed is read
- * from cost_rollup_hourly_tenant and a listed one from cost_rollup_hourly:
+ * from cost_rollup_tenant_hourly and a listed one from cost_rollup_hourly:
  * two branches, of which the dirty-day test (a one-time filter) runs one. */
 static bool rollup_sql_partial(const struct rollup_query *q, const struct rollup_sql_keys *k,
 			       struct rollup_sql *s, bool narrow, int pnum[ROLLUP_NCOLS],
@@ -255,7 +255,7 @@ static bool rollup_sql_partial(const struct rollup_query *q, const struct rollup
 {
 	if (!narrow)
 		return rollup_sql_hours(q, k, s, pnum, "cost_rollup_hourly", a, b, NULL, day);
-	return rollup_sql_hours(q, k, s, pnum, "cost_rollup_hourly_tenant", a, b, "NOT ", day) &&
+	return rollup_sql_hours(q, k, s, pnum, "cost_rollup_tenant_hourly", a, b, "NOT ", day) &&
 	       rollup_sql_hours(q, k, s, pnum, "cost_rollup_hourly", a, b, "", day);
 }
 
@@ -280,14 +280,14 @@ static bool rollup_sql_days(const struct rollup_query *q, long long *dfrom, long
  * (period, keys..., measures...) with the period already cut:
  * - each whole day inside [from, to) that is not listed in
  *   vgc_rollup_dirty_days comes from cost_rollup_daily, or from the narrower
- *   cost_rollup_daily_tenant when the keys and filters allow (rollup_sql_narrow);
+ *   cost_rollup_tenant_daily when the keys and filters allow (rollup_sql_narrow);
  * - the listed whole days (open, late rows, not yet summarised) and the partial
  *   days at either end come from the hours, summed per day and keys in their
  *   branch, so the outer statement gets one row per group of each: the hours
  *   of a partial day all lie in one day, so its period is a constant and the
  *   planner sees a few groups, not one per hour (a misestimate that made it
  *   sort every hour). When narrow, a partial day that is not listed comes
- *   from cost_rollup_hourly_tenant (rollup_sql_partial).
+ *   from cost_rollup_tenant_hourly (rollup_sql_partial).
  * One statement, so one snapshot: the list and the tables agree, see
  * schema/0004_rollup_daily.sql and 0008. The hours of a listed day are found
  * by joining the (short) list to the hourly index, never by scanning the
@@ -310,7 +310,7 @@ static bool rollup_sql_source(const struct rollup_query *q, const struct rollup_
 	for (int i = 0; i < ROLLUP_NMEASURES; i++)
 		ok = ok && buf_printf(t, ", %s", rollup_sql_measures[i]);
 	ok = ok && buf_printf(t, " FROM %s d WHERE vgc_rollup_serial()",
-			      narrow ? "cost_rollup_daily_tenant" : "cost_rollup_daily");
+			      narrow ? "cost_rollup_tenant_daily" : "cost_rollup_daily");
 	if (q->has_from)
 		ok = ok && buf_puts(t, " AND d.day >= ") && rollup_sql_time_ref(s, dfrom, &p_dfrom);
 	if (q->has_to)

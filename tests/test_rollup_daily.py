@@ -244,7 +244,7 @@ def test_migration_upgrades_a_database_holding_rows(db, collectors):
     _, rkey, start = loaded(db, c)
     c.stop()
     # Back to before 0004, so also before 0008 (its summary follows the daily table).
-    db.query("DROP TABLE cost_rollup_daily_tenant, cost_rollup_hourly_tenant, cost_rollup_daily,"
+    db.query("DROP TABLE cost_rollup_tenant_daily, cost_rollup_tenant_hourly, cost_rollup_daily,"
              " vgc_rollup_dirty_days")
     db.query("DROP FUNCTION vgc_rollup_tenant_refresh(timestamptz[]), vgc_rollup_tenant_follow(),"
              " vgc_rollup_tenant_follow_update(), vgc_rollup_tenant_truncate()")

@@ -1,6 +1,6 @@
-"""Issue 13, company-wide answers: cost_rollup_daily_tenant (migration 0008), the
+"""Issue 13, company-wide answers: cost_rollup_tenant_daily (migration 0008), the
 per-(day, tenant, project) sums of cost_rollup_daily kept by triggers, and
-cost_rollup_hourly_tenant, the same per hour of the summarised days, answer
+cost_rollup_tenant_hourly, the same per hour of the summarised days, answer
 reads whose group_by and filters are all tenant or project (whole days and
 partial days); every other read falls back to cost_rollup_daily and the hours. Every answer still equals SQL over cost_rows:
 over partial days at both ends, with late rows into a closed day, and after
@@ -55,7 +55,7 @@ def test_company_answers_over_partial_days_equal_sql_over_cost_rows(db, collecto
     _, rkey, start = loaded(db, c)
     summarise(db, "--rollup-daily-settle-s", "0")
     assert dirty_days(db) == [today()]
-    assert db.scalar("SELECT count(DISTINCT day) FROM cost_rollup_daily_tenant") == 6
+    assert db.scalar("SELECT count(DISTINCT day) FROM cost_rollup_tenant_daily") == 6
     for frm, to in ranges(start):
         for granularity in ("day", "month", "total"):
             for group_by in (["tenant"], ["project"], ["tenant", "project"], ["project", "tenant"],
@@ -73,7 +73,7 @@ def test_company_answers_read_the_tenant_summary_and_other_reads_fall_back(db, c
     summarise(db, "--rollup-daily-settle-s", "0")
     day = iso(start + DAY)
     frm, to = iso(start + 5 * 3600), iso(start + 3 * DAY + 3600)
-    project = db.scalar("SELECT project FROM cost_rollup_daily_tenant WHERE day = %s"
+    project = db.scalar("SELECT project FROM cost_rollup_tenant_daily WHERE day = %s"
                         " AND tenant_id = 'acme' ORDER BY project LIMIT 1", day)
 
     def acme_requests(period=day, **params):
@@ -85,7 +85,7 @@ def test_company_answers_read_the_tenant_summary_and_other_reads_fall_back(db, c
     wide = [{"agent": "agent-a,agent-b,agent-c,"}, {"modality": "stt,llm,tts"},
             {"provider": "deepgram,whisper,openai,anthropic,cartesia,elevenlabs,"}]
     honest = {str(p): acme_requests(**p) for p in covered + wide}
-    db.query("UPDATE cost_rollup_daily_tenant SET requests = requests + 1000"
+    db.query("UPDATE cost_rollup_tenant_daily SET requests = requests + 1000"
              " WHERE day = %s AND tenant_id = 'acme' AND project = %s", day, project)
     try:
         for p in covered:
@@ -101,18 +101,18 @@ def test_company_answers_read_the_tenant_summary_and_other_reads_fall_back(db, c
         db.query("INSERT INTO vgc_rollup_dirty_days (day) VALUES (%s)", day)
         assert acme_requests() == honest["{}"]  # a listed day comes from its hours
     finally:
-        db.query("UPDATE cost_rollup_daily_tenant SET requests = requests - 1000"
+        db.query("UPDATE cost_rollup_tenant_daily SET requests = requests - 1000"
                  " WHERE day = %s AND tenant_id = 'acme' AND project = %s", day, project)
     summarise(db, "--rollup-daily-settle-s", "0")
 
     # The partial first day [start + 5 h, start + 1 day) comes from the narrow hours.
     first = iso(start)
-    hour, project = db.query("SELECT hour, project FROM cost_rollup_hourly_tenant WHERE"
+    hour, project = db.query("SELECT hour, project FROM cost_rollup_tenant_hourly WHERE"
                              " hour >= %s AND hour < %s AND tenant_id = 'acme' ORDER BY hour"
                              " LIMIT 1", frm, day)[0]
     covered = [{}, {"tenant": "acme"}, {"project": project}, {"tenant": "acme,globex"}]
     honest = {str(p): acme_requests(first, **p) for p in covered + wide}
-    db.query("UPDATE cost_rollup_hourly_tenant SET requests = requests + 1000"
+    db.query("UPDATE cost_rollup_tenant_hourly SET requests = requests + 1000"
              " WHERE hour = %s AND tenant_id = 'acme' AND project = %s", hour, project)
     try:
         for p in covered:
@@ -122,7 +122,7 @@ def test_company_answers_read_the_tenant_summary_and_other_reads_fall_back(db, c
         db.query("INSERT INTO vgc_rollup_dirty_days (day) VALUES (%s)", first)
         assert acme_requests(first) == honest["{}"]  # a listed day: from cost_rollup_hourly
     finally:
-        db.query("UPDATE cost_rollup_hourly_tenant SET requests = requests - 1000"
+        db.query("UPDATE cost_rollup_tenant_hourly SET requests = requests - 1000"
                  " WHERE hour = %s AND tenant_id = 'acme' AND project = %s", hour, project)
 
 
@@ -144,9 +144,9 @@ def test_late_rows_into_a_closed_day_reach_company_answers_and_the_summary(db, c
                                       where, args)
     summarise(db, "--rollup-daily-settle-s", "0")
     assert dirty_days(db) == [today()]
-    assert db.scalar("SELECT requests FROM cost_rollup_daily_tenant WHERE day = %s"
+    assert db.scalar("SELECT requests FROM cost_rollup_tenant_daily WHERE day = %s"
                      " AND tenant_id = 'newco'", iso(late_day)) == 1
-    assert db.scalar("SELECT requests FROM cost_rollup_hourly_tenant WHERE hour = %s"
+    assert db.scalar("SELECT requests FROM cost_rollup_tenant_hourly WHERE hour = %s"
                      " AND tenant_id = 'newco'", iso(late_day + 3 * 3600)) == 1
     for frm, to in ranges(start):
         assert_exact(db, c, rkey, iso(frm), iso(to), "day", ["tenant"])
@@ -158,16 +158,16 @@ def test_migration_0008_upgrades_a_database_holding_summarised_days(db, collecto
     c = collectors(db, *NO_PASS)
     ikey, rkey, start = loaded(db, c)
     c.stop()
-    db.query("DROP TABLE cost_rollup_daily_tenant, cost_rollup_hourly_tenant")
+    db.query("DROP TABLE cost_rollup_tenant_daily, cost_rollup_tenant_hourly")
     db.query("DROP FUNCTION vgc_rollup_tenant_refresh(timestamptz[]), vgc_rollup_tenant_follow(),"
              " vgc_rollup_tenant_follow_update(), vgc_rollup_tenant_truncate() CASCADE")
     db.query("DELETE FROM schema_migrations WHERE version LIKE '0008%%'")
     summarise(db, "--rollup-daily-settle-s", "0")  # at 0007: daily rows only
     assert db.scalar("SELECT count(DISTINCT day) FROM cost_rollup_daily") == 6
     db.migrate()
-    assert db.scalar("SELECT count(DISTINCT day) FROM cost_rollup_daily_tenant") == 6
+    assert db.scalar("SELECT count(DISTINCT day) FROM cost_rollup_tenant_daily") == 6
     assert db.scalar("SELECT count(DISTINCT date_trunc('day', hour AT TIME ZONE 'UTC'))"
-                     " FROM cost_rollup_hourly_tenant") == 6
+                     " FROM cost_rollup_tenant_hourly") == 6
     c = collectors(db, *NO_PASS)
     for frm, to in ranges(start):
         for group_by in (["tenant"], ["project"], []):
@@ -183,13 +183,13 @@ def test_truncating_the_hours_empties_the_summary(db, collectors):
     c = collectors(db, *NO_PASS)
     loaded(db, c)
     summarise(db, "--rollup-daily-settle-s", "0")
-    assert db.scalar("SELECT count(*) FROM cost_rollup_daily_tenant") > 0
+    assert db.scalar("SELECT count(*) FROM cost_rollup_tenant_daily") > 0
     c.stop()
     db.query("TRUNCATE cost_rollup_hourly, cost_rows, cost_row_ids")
-    assert db.scalar("SELECT count(*) FROM cost_rollup_daily_tenant") == 0
-    assert db.scalar("SELECT count(*) FROM cost_rollup_hourly_tenant") == 0
-    db.query("INSERT INTO cost_rollup_daily_tenant (day, project) VALUES (now(), 'x')")
-    db.query("INSERT INTO cost_rollup_hourly_tenant (hour, project) VALUES (now(), 'x')")
+    assert db.scalar("SELECT count(*) FROM cost_rollup_tenant_daily") == 0
+    assert db.scalar("SELECT count(*) FROM cost_rollup_tenant_hourly") == 0
+    db.query("INSERT INTO cost_rollup_tenant_daily (day, project) VALUES (now(), 'x')")
+    db.query("INSERT INTO cost_rollup_tenant_hourly (hour, project) VALUES (now(), 'x')")
     db.query("TRUNCATE cost_rollup_daily")
-    assert db.scalar("SELECT count(*) FROM cost_rollup_daily_tenant") == 0
-    assert db.scalar("SELECT count(*) FROM cost_rollup_hourly_tenant") == 0
+    assert db.scalar("SELECT count(*) FROM cost_rollup_tenant_daily") == 0
+    assert db.scalar("SELECT count(*) FROM cost_rollup_tenant_hourly") == 0
