@@ -359,6 +359,37 @@ def assert_ledger_consistent(db):
             f" ({', '.join('dc.' + c for c in m)}) LIMIT 5")
         assert not bad, f"daily rollup of a clean day differs from its hours (day, tenant, " \
             f"hourly requests, daily requests, hourly cost, daily cost): {bad}"
+    if db.scalar("SELECT to_regclass('cost_rollup_tenant_daily') IS NOT NULL"):
+        # Every day, listed or not: the narrow summary is the daily rows' sums.
+        m = ("requests", "errors", "fallbacks", "cost_usd", "rated_price_usd", "input_units",
+             "output_units", "cached_input_units")
+        bad = db.query(
+            f"WITH d AS (SELECT day, tenant_id, project, {', '.join(f'sum({c}) AS {c}' for c in m)}"
+            "  FROM cost_rollup_daily GROUP BY 1, 2, 3)"
+            " SELECT coalesce(d.day, n.day), coalesce(d.tenant_id, n.tenant_id),"
+            "  coalesce(d.project, n.project), d.requests, n.requests, d.cost_usd, n.cost_usd"
+            " FROM d FULL JOIN cost_rollup_tenant_daily n ON d.day = n.day"
+            " AND d.project = n.project AND d.tenant_id IS NOT DISTINCT FROM n.tenant_id"
+            f" WHERE ({', '.join('d.' + c for c in m)}) IS DISTINCT FROM"
+            f" ({', '.join('n.' + c for c in m)}) LIMIT 5")
+        assert not bad, f"cost_rollup_tenant_daily differs from the sums of cost_rollup_daily " \
+            f"(day, tenant, project, daily requests, narrow requests, daily cost, narrow cost): {bad}"
+        # Every day not listed: its narrow hours are its hours' sums.
+        clean = ("date_trunc('day', hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' NOT IN"
+                 " (SELECT day FROM vgc_rollup_dirty_days)")
+        bad = db.query(
+            f"WITH h AS (SELECT hour, tenant_id, project, {', '.join(f'sum({c}) AS {c}' for c in m)}"
+            f"  FROM cost_rollup_hourly WHERE {clean} AND date_trunc('day', hour AT TIME ZONE"
+            "  'UTC') AT TIME ZONE 'UTC' IN (SELECT day FROM cost_rollup_daily) GROUP BY 1, 2, 3),"
+            f" n AS (SELECT * FROM cost_rollup_tenant_hourly WHERE {clean})"
+            " SELECT coalesce(h.hour, n.hour), coalesce(h.tenant_id, n.tenant_id),"
+            "  coalesce(h.project, n.project), h.requests, n.requests, h.cost_usd, n.cost_usd"
+            " FROM h FULL JOIN n ON h.hour = n.hour"
+            " AND h.project = n.project AND h.tenant_id IS NOT DISTINCT FROM n.tenant_id"
+            f" WHERE ({', '.join('h.' + c for c in m)}) IS DISTINCT FROM"
+            f" ({', '.join('n.' + c for c in m)}) LIMIT 5")
+        assert not bad, f"cost_rollup_tenant_hourly differs from the hours of a clean day " \
+            f"(hour, tenant, project, hourly requests, narrow requests, hourly cost, narrow cost): {bad}"
 
 
 def assert_sink_stats_add_up(st):

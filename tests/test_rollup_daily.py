@@ -243,7 +243,12 @@ def test_migration_upgrades_a_database_holding_rows(db, collectors):
     c = collectors(db, *NO_PASS)
     _, rkey, start = loaded(db, c)
     c.stop()
-    db.query("DROP TABLE cost_rollup_daily, vgc_rollup_dirty_days")
+    # Back to before 0004, so also before 0008 (its summary follows the daily table).
+    db.query("DROP TABLE cost_rollup_tenant_daily, cost_rollup_tenant_hourly, cost_rollup_daily,"
+             " vgc_rollup_dirty_days")
+    db.query("DROP FUNCTION vgc_rollup_tenant_refresh(timestamptz[]), vgc_rollup_tenant_follow(),"
+             " vgc_rollup_tenant_follow_update(), vgc_rollup_tenant_truncate()")
+    db.query("DELETE FROM schema_migrations WHERE version LIKE '0008%%'")
     db.query("DROP TRIGGER cost_rollup_hourly_mark_insert ON cost_rollup_hourly;"
              " DROP TRIGGER cost_rollup_hourly_mark_update ON cost_rollup_hourly;"
              " DROP TRIGGER cost_rollup_hourly_mark_delete ON cost_rollup_hourly;"
