@@ -28,16 +28,11 @@ UNIT_TEST(sink_record_refuses_bad_rows_with_the_field_named)
 		{ "metadata holding a raw tab", "llm", NULL, NULL, "{\"a\":\"x\ty\"}", 0,
 		  "metadata_json" },
 	};
-	vgsink_config cfg;
 	vgsink_stats st;
 	char err[512];
 	vgsink *s;
 
-	vgsink_config_init(&cfg);
-	cfg.url = "http://127.0.0.1:9"; /* nothing listens: rows stay queued */
-	cfg.api_key = "k";
-	cfg.flush_interval_ms = 3600000;
-	s = vgsink_open(&cfg, err, sizeof(err));
+	s = sinkrow_open_unsent(err, sizeof(err));
 	CHECK_MSG(s != NULL, "%s", err);
 	if (!s)
 		return;
@@ -135,17 +130,12 @@ UNIT_TEST(sink_errstr_is_the_calling_threads_own)
  * the canonical way when the row is read back for sending. */
 UNIT_TEST(sink_record_generates_distinct_v4_uuids)
 {
-	vgsink_config cfg;
 	char err[512], ids[64][37];
 	struct sink_item *it;
 	vgsink *s;
 	int n = 0;
 
-	vgsink_config_init(&cfg);
-	cfg.url = "http://127.0.0.1:9"; /* nothing listens: rows stay queued */
-	cfg.api_key = "k";
-	cfg.flush_interval_ms = 3600000;
-	s = vgsink_open(&cfg, err, sizeof(err));
+	s = sinkrow_open_unsent(err, sizeof(err));
 	CHECK_MSG(s != NULL, "%s", err);
 	if (!s)
 		return;
