@@ -339,57 +339,58 @@ def assert_ledger_consistent(db):
     assert orphans == 0, f"{orphans} stored rows have no id in cost_row_ids: a resend would count twice"
     if db.scalar("SELECT to_regclass('cost_rollup_daily') IS NOT NULL"):
         # Every day not listed dirty: its daily rows are its hours' sums.
-        m = ("requests", "errors", "fallbacks", "cost_usd", "rated_price_usd", "input_units",
-             "output_units", "cached_input_units")
-        keys = "project, agent_id, tenant_id, modality, provider, model_id"
+        keys = ("project", "agent_id", "tenant_id", "modality", "provider", "model_id")
         clean = " WHERE day NOT IN (SELECT day FROM vgc_rollup_dirty_days)"
-        bad = db.query(
-            "WITH h AS (SELECT date_trunc('day', hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
-            f"  AS day, {keys}, {', '.join(f'sum({c}) AS {c}' for c in m)}"
-            f"  FROM cost_rollup_hourly GROUP BY 1, {keys}),"
-            f" hc AS (SELECT * FROM h{clean}), dc AS (SELECT * FROM cost_rollup_daily{clean})"
-            " SELECT coalesce(hc.day, dc.day), coalesce(hc.tenant_id, dc.tenant_id),"
-            "  hc.requests, dc.requests, hc.cost_usd, dc.cost_usd FROM hc FULL JOIN dc"
-            " ON hc.day = dc.day AND hc.project = dc.project AND hc.modality = dc.modality"
-            " AND hc.agent_id IS NOT DISTINCT FROM dc.agent_id"
-            " AND hc.tenant_id IS NOT DISTINCT FROM dc.tenant_id"
-            " AND hc.provider IS NOT DISTINCT FROM dc.provider"
-            " AND hc.model_id IS NOT DISTINCT FROM dc.model_id"
-            f" WHERE ({', '.join('hc.' + c for c in m)}) IS DISTINCT FROM"
-            f" ({', '.join('dc.' + c for c in m)}) LIMIT 5")
-        assert not bad, f"daily rollup of a clean day differs from its hours (day, tenant, " \
-            f"hourly requests, daily requests, hourly cost, daily cost): {bad}"
+        bad = sums_differ(
+            db, ("day",) + keys,
+            "SELECT * FROM (SELECT date_trunc('day', hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+            f" AS day, {', '.join(keys)}, {ROLLUP_SUMS} FROM cost_rollup_hourly"
+            f" GROUP BY 1, {', '.join(keys)}) h{clean}",
+            f"SELECT * FROM cost_rollup_daily{clean}")
+        assert not bad, f"daily rollup of a clean day differs from its hours (day, project, " \
+            f"agent, tenant, modality, provider, model, hourly requests, daily requests, " \
+            f"hourly cost, daily cost): {bad}"
     if db.scalar("SELECT to_regclass('cost_rollup_tenant_daily') IS NOT NULL"):
         # Every day, listed or not: the narrow summary is the daily rows' sums.
-        m = ("requests", "errors", "fallbacks", "cost_usd", "rated_price_usd", "input_units",
-             "output_units", "cached_input_units")
-        bad = db.query(
-            f"WITH d AS (SELECT day, tenant_id, project, {', '.join(f'sum({c}) AS {c}' for c in m)}"
-            "  FROM cost_rollup_daily GROUP BY 1, 2, 3)"
-            " SELECT coalesce(d.day, n.day), coalesce(d.tenant_id, n.tenant_id),"
-            "  coalesce(d.project, n.project), d.requests, n.requests, d.cost_usd, n.cost_usd"
-            " FROM d FULL JOIN cost_rollup_tenant_daily n ON d.day = n.day"
-            " AND d.project = n.project AND d.tenant_id IS NOT DISTINCT FROM n.tenant_id"
-            f" WHERE ({', '.join('d.' + c for c in m)}) IS DISTINCT FROM"
-            f" ({', '.join('n.' + c for c in m)}) LIMIT 5")
+        bad = sums_differ(
+            db, ("day", "tenant_id", "project"),
+            f"SELECT day, tenant_id, project, {ROLLUP_SUMS} FROM cost_rollup_daily"
+            " GROUP BY 1, 2, 3",
+            "SELECT * FROM cost_rollup_tenant_daily")
         assert not bad, f"cost_rollup_tenant_daily differs from the sums of cost_rollup_daily " \
             f"(day, tenant, project, daily requests, narrow requests, daily cost, narrow cost): {bad}"
-        # Every day not listed: its narrow hours are its hours' sums.
+        # Every summarised day not listed: its narrow hours are its hours' sums.
         clean = ("date_trunc('day', hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' NOT IN"
                  " (SELECT day FROM vgc_rollup_dirty_days)")
-        bad = db.query(
-            f"WITH h AS (SELECT hour, tenant_id, project, {', '.join(f'sum({c}) AS {c}' for c in m)}"
-            f"  FROM cost_rollup_hourly WHERE {clean} AND date_trunc('day', hour AT TIME ZONE"
-            "  'UTC') AT TIME ZONE 'UTC' IN (SELECT day FROM cost_rollup_daily) GROUP BY 1, 2, 3),"
-            f" n AS (SELECT * FROM cost_rollup_tenant_hourly WHERE {clean})"
-            " SELECT coalesce(h.hour, n.hour), coalesce(h.tenant_id, n.tenant_id),"
-            "  coalesce(h.project, n.project), h.requests, n.requests, h.cost_usd, n.cost_usd"
-            " FROM h FULL JOIN n ON h.hour = n.hour"
-            " AND h.project = n.project AND h.tenant_id IS NOT DISTINCT FROM n.tenant_id"
-            f" WHERE ({', '.join('h.' + c for c in m)}) IS DISTINCT FROM"
-            f" ({', '.join('n.' + c for c in m)}) LIMIT 5")
+        bad = sums_differ(
+            db, ("hour", "tenant_id", "project"),
+            f"SELECT hour, tenant_id, project, {ROLLUP_SUMS} FROM cost_rollup_hourly"
+            f" WHERE {clean} AND date_trunc('day', hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+            " IN (SELECT day FROM cost_rollup_daily) GROUP BY 1, 2, 3",
+            f"SELECT * FROM cost_rollup_tenant_hourly WHERE {clean}")
         assert not bad, f"cost_rollup_tenant_hourly differs from the hours of a clean day " \
             f"(hour, tenant, project, hourly requests, narrow requests, hourly cost, narrow cost): {bad}"
+
+
+ROLLUP_MEASURES = ("requests", "errors", "fallbacks", "cost_usd", "rated_price_usd",
+                   "input_units", "output_units", "cached_input_units")
+ROLLUP_SUMS = ", ".join(f"sum({c}) AS {c}" for c in ROLLUP_MEASURES)
+# Rollup keys that are never NULL: joined with = so the check can hash.
+ROLLUP_NOT_NULL_KEYS = {"day", "hour", "project", "modality"}
+
+
+def sums_differ(db, keys, want, have):
+    """Up to 5 groups (by keys) where two relations of rollup measures, given
+    as SQL, disagree: a group in one only, or any measure unequal. Each is the
+    keys, then want's and have's requests and cost_usd."""
+    on = " AND ".join(f"w.{k} = h.{k}" if k in ROLLUP_NOT_NULL_KEYS
+                      else f"w.{k} IS NOT DISTINCT FROM h.{k}" for k in keys)
+    return db.query(
+        f"SELECT {', '.join(f'coalesce(w.{k}, h.{k})' for k in keys)},"
+        " w.requests, h.requests, w.cost_usd, h.cost_usd"
+        f" FROM ({want}) w FULL JOIN ({have}) h ON {on}"
+        f" WHERE ({', '.join('w.' + c for c in ROLLUP_MEASURES)}) IS DISTINCT FROM"
+        f" ({', '.join('h.' + c for c in ROLLUP_MEASURES)}) LIMIT 5")
 
 
 def assert_sink_stats_add_up(st):
