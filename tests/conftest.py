@@ -173,10 +173,30 @@ def run_vgc(*args, env=None, timeout=60, input=None):
                           timeout=timeout, input=input)
 
 
+# Ports handed to tests come from below the kernel's ephemeral range
+# (ip_local_port_range starts at 32768), so no outgoing connection can be
+# holding one by the time a test binds it, and none is handed out twice in
+# one run: binding to port 0 once per call could return the same port again
+# as soon as the probe socket closed.
+FREE_PORT_RANGE = range(20000, 32768)
+_ports_handed_out = set()
+_next_port = [FREE_PORT_RANGE.start + (os.getpid() * 97) % len(FREE_PORT_RANGE)]
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    for _ in range(len(FREE_PORT_RANGE)):
+        port = _next_port[0]
+        _next_port[0] = port + 1 if port + 1 < FREE_PORT_RANGE.stop else FREE_PORT_RANGE.start
+        if port in _ports_handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _ports_handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port left in {FREE_PORT_RANGE}")
 
 
 def make_certs(d):
