@@ -62,8 +62,9 @@ struct store_cache {
 
 /* The SQL naming the row's columns, generated once from row_fields:
  * begin_sql opens the transaction, makes the staging table and reads the
- * retention horizon; insert_sql is the one statement above. */
-static char *begin_sql, *insert_sql;
+ * retention horizon; fresh_sql and insert_sql are the one statement above,
+ * tried in that order (store_insert). */
+static char *begin_sql, *fresh_sql, *insert_sql;
 static pthread_once_t store_sql_once = PTHREAD_ONCE_INIT;
 
 /* The column list of row_fields, each prefixed with prefix, or with its SQL
@@ -77,10 +78,12 @@ static void store_columns(struct buf *out, const char *prefix, bool typed)
 
 static void store_sql_build(void)
 {
-	struct buf stage, insert;
+	struct buf stage, fresh, insert, tail;
 
 	buf_init(&stage, 0);
+	buf_init(&fresh, 0);
 	buf_init(&insert, 0);
+	buf_init(&tail, 0);
 	buf_puts(&stage, "BEGIN; SET LOCAL TimeZone = 'UTC'; CREATE TEMP TABLE vgc_stage (");
 	store_columns(&stage, "", true);
 	buf_puts(&stage, ") ON COMMIT DROP;"
@@ -88,19 +91,35 @@ static void store_sql_build(void)
 			 " to_char(dropped_before AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
 			 " FROM vgc_retention FOR SHARE");
 
+	/* The two statements differ only in how ids are claimed: fresh_sql
+	 * claims every staged id with a plain INSERT, which fails on the first
+	 * id already stored (a resend); insert_sql skips those with
+	 * ON CONFLICT and stores only the rows whose ids it claimed. In both,
+	 * every claim is made, in id order, before the first row goes into
+	 * cost_rows (in fresh_sql through the InitPlan over claimed), so
+	 * concurrent batches meet in the same order and cannot deadlock. */
+	buf_puts(&fresh, "WITH claimed AS ("
+			 "  INSERT INTO cost_row_ids (id, ts)"
+			 "  SELECT id, ts FROM vgc_stage ORDER BY id COLLATE \"C\" RETURNING 1"
+			 "), ins AS ("
+			 "  INSERT INTO cost_rows (");
 	buf_puts(&insert, "WITH claimed AS ("
 			  "  INSERT INTO cost_row_ids (id, ts)"
 			  "  SELECT id, ts FROM vgc_stage ORDER BY id COLLATE \"C\""
 			  "  ON CONFLICT (id) DO NOTHING RETURNING id"
 			  "), ins AS ("
 			  "  INSERT INTO cost_rows (");
+	store_columns(&fresh, "", false);
 	store_columns(&insert, "", false);
+	buf_puts(&fresh, ", key_id) SELECT ");
 	buf_puts(&insert, ", key_id) SELECT ");
+	store_columns(&fresh, "s.", false);
 	store_columns(&insert, "s.", false);
+	buf_puts(&fresh, ", $1::bigint FROM vgc_stage s WHERE (SELECT count(*) FROM claimed) > 0");
+	buf_puts(&insert, ", $1::bigint"
+			  "  FROM vgc_stage s JOIN claimed c ON c.id = s.id COLLATE \"C\"");
 	buf_puts(
-		&insert,
-		", $1::bigint"
-		"  FROM vgc_stage s JOIN claimed c ON c.id = s.id COLLATE \"C\""
+		&tail,
 		"  RETURNING ts, project, agent_id, tenant_id, modality, provider, model_id, status,"
 		"   cost_usd, rated_price_usd, input_units, output_units, cached_input_units"
 		"), agg AS ("
@@ -122,11 +141,16 @@ static void store_sql_build(void)
 		"   cached_input_units = r.cached_input_units + excluded.cached_input_units"
 		"  RETURNING 1"
 		") SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM agg)");
+	buf_append(&fresh, tail.data, tail.len);
+	buf_append(&insert, tail.data, tail.len);
 	/* NULL on out of memory: store_begin reports it. */
 	begin_sql = stage.over ? NULL : buf_steal(&stage, NULL);
-	insert_sql = insert.over ? NULL : buf_steal(&insert, NULL);
+	fresh_sql = fresh.over || tail.over ? NULL : buf_steal(&fresh, NULL);
+	insert_sql = insert.over || tail.over ? NULL : buf_steal(&insert, NULL);
 	buf_release(&stage);
+	buf_release(&fresh);
 	buf_release(&insert);
+	buf_release(&tail);
 }
 
 /* ---- COPY text encoding ------------------------------------------------------ */
@@ -352,7 +376,7 @@ static bool store_begin(PGconn *conn, bool *has, long long *us, char *day, size_
 	PGresult *res;
 
 	pthread_once(&store_sql_once, store_sql_build);
-	if (!begin_sql || !insert_sql) {
+	if (!begin_sql || !fresh_sql || !insert_sql) {
 		f->fault = DB_FAULT_TRANSIENT;
 		snprintf(err, errlen, "out of memory building the ingest SQL");
 		return false;
@@ -373,17 +397,13 @@ static bool store_begin(PGconn *conn, bool *has, long long *us, char *day, size_
 	return true;
 }
 
-/* Stages len bytes of COPY rows and runs the insert statement; *accepted gets
- * the rows it stored (the others were duplicates). */
-static bool store_insert(PGconn *conn, const char *rows, size_t len, const char *key, int *accepted,
-			 struct store_fail *f, char *err, size_t errlen)
+/* Runs one of the insert statements; *accepted gets the rows it stored. */
+static bool store_run(PGconn *conn, const char *sql, const char *key, int *accepted,
+		      struct store_fail *f, char *err, size_t errlen)
 {
 	const char *params[1] = { key };
-	PGresult *r;
+	PGresult *r = PQexecParams(conn, sql, 1, NULL, params, NULL, NULL, 0);
 
-	if (!store_copy(conn, "COPY vgc_stage FROM STDIN", rows, len, f, err, errlen))
-		return false;
-	r = PQexecParams(conn, insert_sql, 1, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		store_failed(conn, r, f, err, errlen);
 		PQclear(r);
@@ -392,6 +412,33 @@ static bool store_insert(PGconn *conn, const char *rows, size_t len, const char 
 	*accepted = atoi(PQgetvalue(r, 0, 0));
 	PQclear(r);
 	return true;
+}
+
+/* Stages len bytes of COPY rows and stores the ones whose ids are new;
+ * *accepted gets how many (the others were duplicates). With fresh, it first
+ * assumes every id is new, as for almost every batch a fleet sends: a plain
+ * claim skips ON CONFLICT's speculative insertion and the join back to the
+ * claimed ids. The first id already stored (a resend, or an id twice in the
+ * batch) fails it with unique_violation; its savepoint is rolled back and
+ * insert_sql, which skips stored ids, runs instead. */
+static bool store_insert(PGconn *conn, const char *rows, size_t len, const char *key, bool fresh,
+			 int *accepted, struct store_fail *f, char *err, size_t errlen)
+{
+	if (!store_copy(conn, "COPY vgc_stage FROM STDIN", rows, len, f, err, errlen))
+		return false;
+	if (fresh) {
+		if (!store_exec(conn, "SAVEPOINT vgc_fresh", f, err, errlen))
+			return false;
+		if (store_run(conn, fresh_sql, key, accepted, f, err, errlen)) {
+			metrics_ingest_claim(true);
+			return true;
+		}
+		if (strcmp(f->state, "23505") != 0 ||
+		    !store_exec(conn, "ROLLBACK TO SAVEPOINT vgc_fresh", f, err, errlen))
+			return false;
+		metrics_ingest_claim(false);
+	}
+	return store_run(conn, insert_sql, key, accepted, f, err, errlen);
 }
 
 /* Our words for a row PostgreSQL refused, by SQLSTATE class. */
@@ -454,7 +501,7 @@ static bool store_rows_one_by_one(PGconn *conn, const struct ingest_batch *b,
 		if (!store_exec(conn, "SAVEPOINT vgc_row", f, err, errlen))
 			return false;
 		if (store_insert(conn, rows->data + starts[k], starts[k + 1] - starts[k], key,
-				 &accepted, f, err, errlen)) {
+				 false, &accepted, f, err, errlen)) {
 			res->accepted += accepted;
 			if (!store_exec(conn, "DELETE FROM vgc_stage; RELEASE SAVEPOINT vgc_row", f,
 					err, errlen))
@@ -524,8 +571,8 @@ static bool store_txn(PGconn *conn, const struct ingest_batch *b, const long lon
 	if (rows.over)
 		goto oom;
 	if (!per_row) {
-		if (n &&
-		    !store_insert(conn, rows.data, rows.len, key, &res->accepted, f, err, errlen))
+		if (n && !store_insert(conn, rows.data, rows.len, key, true, &res->accepted, f, err,
+				       errlen))
 			goto fail;
 	} else if (!store_rows_one_by_one(conn, b, &rows, starts, which, n, key, res, f, err,
 					  errlen)) {

@@ -27,6 +27,7 @@ static _Atomic uint64_t rows_accepted, rows_duplicate, rows_rejected;
 static _Atomic uint64_t bytes_received, bytes_compressed, bytes_inflated;
 static _Atomic uint64_t latency_buckets[METRICS_NBUCKETS];
 static _Atomic uint64_t latency_count, latency_sum_us;
+static _Atomic uint64_t claims_fresh, claims_resend;
 static _Atomic uint64_t db_errors, auth_failures, rate_limited;
 static _Atomic uint64_t conns_open, conns_refused, pending_body_refused;
 static _Atomic uint64_t agents_by_status[3], agents_dropped, agents_backlog;
@@ -76,6 +77,11 @@ void metrics_ingest_latency(double seconds)
 			atomic_fetch_add(&latency_buckets[i], 1);
 	atomic_fetch_add(&latency_count, 1);
 	atomic_fetch_add(&latency_sum_us, (uint64_t)(seconds * 1e6));
+}
+
+void metrics_ingest_claim(bool fresh)
+{
+	atomic_fetch_add(fresh ? &claims_fresh : &claims_resend, 1);
 }
 
 void metrics_db_error(void)
@@ -196,6 +202,15 @@ void metrics_render(struct buf *out, const struct metrics_gauges *g)
 		   (double)atomic_load(&latency_sum_us) / 1e6);
 	buf_printf(out, "vgcollector_ingest_duration_seconds_count %llu\n",
 		   (unsigned long long)atomic_load(&latency_count));
+
+	buf_puts(out, "# HELP vgcollector_ingest_claims_total Ingest transactions by how their ids"
+		      " were claimed: fresh (every id new, one plain insert) or resend (an id"
+		      " already stored, so stored ids were skipped).\n"
+		      "# TYPE vgcollector_ingest_claims_total counter\n");
+	buf_printf(out, "vgcollector_ingest_claims_total{path=\"fresh\"} %llu\n",
+		   (unsigned long long)atomic_load(&claims_fresh));
+	buf_printf(out, "vgcollector_ingest_claims_total{path=\"resend\"} %llu\n",
+		   (unsigned long long)atomic_load(&claims_resend));
 
 	metrics_gauge(out, "vgcollector_db_pool_size", "Database connections configured.",
 		      g->pool_size);

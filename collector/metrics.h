@@ -3,6 +3,7 @@
 #ifndef VGC_METRICS_H
 #define VGC_METRICS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct buf;
@@ -13,6 +14,8 @@ void metrics_http_request(int route, int status);
 void metrics_rows(uint64_t accepted, uint64_t duplicates, uint64_t rejected);
 void metrics_bytes(uint64_t received, uint64_t compressed, uint64_t inflated);
 void metrics_ingest_latency(double seconds);
+/* One ingest transaction's id claim: fresh (every id new) or not (a resend). */
+void metrics_ingest_claim(bool fresh);
 void metrics_db_error(void);
 void metrics_auth_failure(void);
 void metrics_rate_limited(void);

@@ -199,6 +199,17 @@ def free_port():
     raise RuntimeError(f"no free port left in {FREE_PORT_RANGE}")
 
 
+def metrics_map(text):
+    """Prometheus text -> {"name{labels}": value}."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name, value = line.rsplit(" ", 1)
+        out[name] = float(value)
+    return out
+
+
 def make_certs(d):
     """A test CA in d, and certificates it signed: good (localhost, 127.0.0.1)
     and wrong (wrong.example). Returns their paths by file name."""

@@ -6,6 +6,7 @@ import gzip
 import http.client
 import json
 import os
+import random
 import threading
 import time
 import zlib
@@ -14,8 +15,8 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from conftest import (ROOT, PgCluster, Collector, Db, assert_names, make_row, run_vgc,
-                      wait_until)
+from conftest import (ROOT, PgCluster, Collector, Db, assert_names, make_row, metrics_map,
+                      run_vgc, wait_until)
 
 
 def rows_json(n, **over):
@@ -301,6 +302,28 @@ def test_same_row_with_another_timestamp_is_still_a_duplicate(db, collector):
                                                     timestamp=time.time() - 40 * 86400)],
                        key=key).json()
     assert r["duplicates"] == 1 and r["accepted"] == 0
+
+
+def test_batch_of_new_and_stored_ids_stores_only_the_new_ones(db, collector):
+    # A batch of new ids takes the plain claim; one holding stored ids fails
+    # it and is stored by the ON CONFLICT claim instead, new rows only.
+    key = db.create_key("ingest")
+    first = varied_rows(100, "mixA")
+    mixed = first[::2] + varied_rows(60, "mixB")
+    random.Random(7).shuffle(mixed)
+    r1 = collector.post("/v1/ingest", json=first, key=key).json()
+    r2 = collector.post("/v1/ingest", json=mixed, key=key).json()
+    r3 = collector.post("/v1/ingest", json=varied_rows(40, "mixC"), key=key).json()
+    assert (r1["accepted"], r1["duplicates"]) == (100, 0)
+    assert (r2["accepted"], r2["duplicates"]) == (60, 50)
+    assert (r3["accepted"], r3["duplicates"]) == (40, 0)
+    assert db.scalar("SELECT count(*) FROM cost_rows") == 200
+    assert db.scalar("SELECT count(*) FROM cost_row_ids") == 200
+    assert db.scalar("SELECT count(*) FROM cost_rows WHERE id LIKE 'mixB-%%'") == 60
+    m = metrics_map(collector.get("/metrics").text)
+    assert m['vgcollector_ingest_claims_total{path="fresh"}'] == 2, m
+    assert m['vgcollector_ingest_claims_total{path="resend"}'] == 1, m
+    rollup_matches_rows(db)
 
 
 def test_same_batches_through_two_collectors_at_once(db, collectors):

@@ -20,7 +20,7 @@ import time
 import httpx
 import pytest
 
-from conftest import BUILD, ROOT, VGC, free_port, make_row, run_vgc, wait_until
+from conftest import BUILD, ROOT, VGC, free_port, make_row, metrics_map, run_vgc, wait_until
 
 
 def gz(obj):
@@ -73,17 +73,6 @@ def notify():
     n = NotifySocket()
     yield n
     n.close()
-
-
-def metrics_map(text):
-    """Prometheus text -> {"name{labels}": value}."""
-    out = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        name, value = line.rsplit(" ", 1)
-        out[name] = float(value)
-    return out
 
 
 # ---- systemd notifications and signals ----------------------------------------

@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -289,6 +290,9 @@ def bench_one(cluster, name, batches):
     if perf:
         perf_stop(perf)
     stored = db.scalar("SELECT count(*) FROM cost_rows WHERE id NOT LIKE 'warmup-%%'")
+    claims = {m.group(1): int(m.group(2)) for m in re.finditer(
+        r'^vgcollector_ingest_claims_total\{path="(\w+)"\} (\d+)$',
+        collector.get("/metrics").text, re.M)}
     collector.stop()
     time.sleep(1)  # the backends' statistics reach pg_stat once they are idle
     upd, hot = db.query("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables"
@@ -317,7 +321,8 @@ def bench_one(cluster, name, batches):
           f"   CPU s per 100k rows: collector"
           f" {(col1 - col0) * per:.2f}, PostgreSQL {(pg1 - pg0) * per:.2f}"
           f" (raw COPY: PostgreSQL {(cp1 - cp0) * per:.2f}); rollup updates {upd:,},"
-          f" {100 * hot / max(upd, 1):.0f}% HOT", flush=True)
+          f" {100 * hot / max(upd, 1):.0f}% HOT; id claims fresh {claims.get('fresh', 0):,},"
+          f" resend {claims.get('resend', 0):,}", flush=True)
     return ingest_rate / copy_rate
 
 
