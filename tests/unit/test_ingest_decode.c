@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "ingest_decode.h"
 #include "unit.h"
 
@@ -105,6 +106,45 @@ UNIT_TEST(ingest_rejects_a_row_repeating_a_key_naming_it)
 	/* Inside metadata the last of a repeated key wins, as jsonb keeps it. */
 	CHECK(b.nrows == 1 && strcmp(b.rows[0].tenant_id, "y") == 0);
 	ingest_batch_release(&b);
+}
+
+/* Rows are read through a hash index of their members: keys whose hashes are
+ * equal are still different keys, and a row of more members than the index
+ * holds on the stack is read, and checked for repeats, just the same. */
+UNIT_TEST(ingest_reads_rows_of_many_keys_and_colliding_hashes)
+{
+	struct ingest_limits lim;
+	struct ingest_scope any = { NULL, NULL };
+	struct buf body;
+	struct ingest_batch b;
+	char err[256] = "";
+
+	buf_init(&body, 0);
+	/* "k32728" and "k261234" have the same 32-bit FNV-1a hash. */
+	buf_puts(&body, "[" ROW_HEAD ",\"k32728\":1,\"k261234\":2,\"cost_usd\":0.5}");
+	for (int dup = 0; dup < 2; dup++) {
+		buf_puts(&body, ",{");
+		for (int k = 0; k < 40; k++)
+			buf_printf(&body, "\"x%d\":%d,", k, k);
+		buf_printf(&body, "\"tenant_id\":\"t%d\",\"x%d\":1,", dup, dup ? 39 : 40);
+		buf_puts(&body, "\"id\":\"m\",\"timestamp\":1.8e9,\"modality\":\"tts\"}");
+	}
+	buf_puts(&body, "]");
+	CHECK(!body.over);
+	limits(&lim);
+	lim.max_element_values = 256; /* the default, 64, allows 32 members */
+	CHECK_MSG(ingest_decode(body.data, body.len, false, &lim, &any, 1.8e9, &b, err,
+				sizeof(err)) == 200,
+		  "%s", err);
+	CHECK_MSG(b.nrows == 2 && b.nrejects == 1, "%d rows, %d rejects: %s", b.nrows, b.nrejects,
+		  b.nrejects ? b.rejects[0].reason : "");
+	CHECK(b.nrows == 2 && strcmp(b.rows[0].id, "a") == 0 && b.rows[0].cost_usd == 0.5);
+	CHECK(b.nrows == 2 && strcmp(b.rows[1].tenant_id, "t0") == 0 &&
+	      b.rows[1].modality == ROW_TTS);
+	CHECK(b.nrejects == 1 && b.rejects[0].index == 2 &&
+	      strcmp(b.rejects[0].reason, "duplicate key \"x39\"") == 0);
+	ingest_batch_release(&b);
+	buf_release(&body);
 }
 
 UNIT_TEST(ingest_rejects_an_element_over_max_element_values_unread)
