@@ -2,6 +2,8 @@
  * wire JSON, encoding, number formatting and bounded gzip. */
 #include <cJSON.h>
 #include <math.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -289,6 +291,68 @@ UNIT_TEST(num_format_prints_shortest_round_trip)
 		num_format(num_cases[i].v, out, sizeof(out));
 		CHECK_MSG(strcmp(out, num_cases[i].text) == 0, "got %s want %s", out,
 			  num_cases[i].text);
+	}
+}
+
+/* The definition num_format must meet: the first of %.15g, %.16g and %.17g
+ * that reads back as d (whole numbers as integers). */
+static void num_format_reference(double d, char *out, size_t outlen)
+{
+	if (d == floor(d) && fabs(d) < 9007199254740992.0 && !(d == 0 && signbit(d))) {
+		snprintf(out, outlen, "%lld", (long long)d);
+		return;
+	}
+	for (int prec = 15; prec <= 17; prec++) {
+		snprintf(out, outlen, "%.*g", prec, d);
+		if (strtod(out, NULL) == d)
+			return;
+	}
+}
+
+static uint64_t num_rand_state = 0x9e3779b97f4a7c15ULL;
+
+static uint64_t num_rand(void)
+{
+	num_rand_state ^= num_rand_state << 13;
+	num_rand_state ^= num_rand_state >> 7;
+	num_rand_state ^= num_rand_state << 17;
+	return num_rand_state;
+}
+
+/* Its fast path for short decimals writes exactly what printf's search does:
+ * decimals of 1 to 17 digits as the wire carries them (read by strtod), at
+ * scales from 10^-19 to 10^15 and both signs, and doubles with random bits. */
+UNIT_TEST(num_format_matches_the_printf_search_on_600k_numbers)
+{
+	int bad = 0;
+
+	for (int i = 0; i < 600000 && bad < 5; i++) {
+		char text[64], got[40], want[40];
+		double d;
+
+		if (i % 3 == 2) {
+			uint64_t bits = num_rand();
+			/* exponents from 2^-40 to 2^60 */
+			bits = (bits & 0x800fffffffffffffULL) |
+			       ((uint64_t)(1023 - 40 + (int)(num_rand() % 100)) << 52);
+			memcpy(&d, &bits, sizeof(d));
+		} else {
+			int digits = 1 + (int)(num_rand() % 17),
+			    scale = (int)(num_rand() % 35) - 19;
+			unsigned long long v = num_rand() % 100000000000000000ULL;
+
+			for (int k = digits; k < 17; k++)
+				v /= 10;
+			snprintf(text, sizeof(text), "%s%llue%d", num_rand() % 4 ? "" : "-", v,
+				 scale);
+			d = strtod(text, NULL);
+		}
+		num_format(d, got, sizeof(got));
+		num_format_reference(d, want, sizeof(want));
+		if (strcmp(got, want) != 0) {
+			CHECK_MSG(0, "%.17g: got %s want %s", d, got, want);
+			bad++;
+		}
 	}
 }
 
