@@ -6,6 +6,9 @@
  *   ON CONFLICT DO NOTHING RETURNING id), insert only the claimed rows into
  *   cost_rows, and upsert the hourly rollup from those inserted rows
  *   (pre-aggregated, in key order); COPY rejects -> ingest_rejects; COMMIT.
+ *   The statement is first tried under a savepoint in a form that assumes
+ *   every id is new (a plain claim); a stored id fails it with
+ *   unique_violation and the ON CONFLICT form runs instead (store_insert).
  * Sorting both the id claims and the rollup keys means concurrent batches lock
  * in the same order and cannot deadlock; if PostgreSQL still reports a
  * deadlock or serialization failure, the whole transaction is retried. If the
