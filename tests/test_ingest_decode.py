@@ -127,7 +127,9 @@ def test_row_with_a_duplicate_key_is_rejected_on_its_own_naming_it(db, collector
     body = r.json()
     assert (body["accepted"], body["rejected"]) == (2, 3), body
     errs = {e["index"]: e["error"] for e in body["errors"]}
-    assert errs == {1: 'duplicate key "cost_usd"', 2: 'duplicate key "cost_usd"',
+    # Row 2 repeats provider and cost_usd: the error names the first key that
+    # comes a second time, reading the row in order.
+    assert errs == {1: 'duplicate key "cost_usd"', 2: 'duplicate key "provider"',
                     4: 'duplicate key "x"'}, errs
     assert str(db.scalar("SELECT sum(cost_usd) FROM cost_rows")) == "0.75"
     stored = db.query("SELECT row_index, reason FROM ingest_rejects ORDER BY row_index")
