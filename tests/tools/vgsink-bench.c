@@ -86,11 +86,36 @@ static vgsink *bench_open(const char *url, const char *key, size_t queue_max)
 	return s;
 }
 
+/* The machine's own speed just before a round: the cost of one clock read
+ * (every call time includes one) and of a fixed run of integer arithmetic.
+ * In a VM both can change by half for seconds at a time; printed beside the
+ * rounds, they tell a slow machine from a slow record call. */
+struct bench_calib {
+	double clock_ns, work_ns;
+};
+
+static struct bench_calib bench_calibrate(void)
+{
+	volatile unsigned long long x = 1;
+	unsigned long long t0 = bench_now_ns(), t1, t2;
+	struct bench_calib c;
+
+	for (int i = 0; i < 100000; i++)
+		(void)bench_now_ns();
+	t1 = bench_now_ns();
+	for (int i = 0; i < 1000000; i++)
+		x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+	t2 = bench_now_ns();
+	c.clock_ns = (double)(t1 - t0) / 100000;
+	c.work_ns = (double)(t2 - t1) / 1000000;
+	return c;
+}
+
 /* One round: nthreads record `rows` rows each into a fresh sink; their call
  * times go to all + *n. Returns the round's median; the sink is closed (every
  * row answered) before the next round starts. */
 static unsigned bench_round(const char *url, const char *key, int nthreads, long rows,
-			    unsigned *all, size_t *n, uint64_t *sent)
+			    unsigned *all, size_t *n, uint64_t *sent, struct bench_calib *calib)
 {
 	vgsink *s = bench_open(url, key, (size_t)nthreads * (size_t)rows + 1);
 	struct bench_thread *bt = calloc((size_t)nthreads, sizeof(*bt));
@@ -99,6 +124,7 @@ static unsigned bench_round(const char *url, const char *key, int nthreads, long
 	vgsink_stats st;
 	unsigned median;
 
+	*calib = bench_calibrate();
 	for (int i = 0; i < nthreads; i++) {
 		bt[i] = (struct bench_thread){ s, i, rows,
 					       malloc(sizeof(unsigned) * (size_t)rows) };
@@ -129,20 +155,29 @@ static void bench_threads(const char *url, const char *key, int nthreads, long r
 {
 	unsigned *all = malloc(sizeof(unsigned) * (size_t)nthreads * (size_t)rows * (size_t)rounds);
 	unsigned lo = ~0u, hi = 0;
+	struct bench_calib clo = { 1e9, 1e9 }, chi = { 0, 0 };
 	uint64_t sent = 0;
 	size_t n = 0;
 
 	for (int k = 0; k < rounds; k++) {
-		unsigned m = bench_round(url, key, nthreads, rows, all, &n, &sent);
+		struct bench_calib c;
+		unsigned m = bench_round(url, key, nthreads, rows, all, &n, &sent, &c);
 
 		lo = m < lo ? m : lo;
 		hi = m > hi ? m : hi;
+		clo.clock_ns = c.clock_ns < clo.clock_ns ? c.clock_ns : clo.clock_ns;
+		chi.clock_ns = c.clock_ns > chi.clock_ns ? c.clock_ns : chi.clock_ns;
+		clo.work_ns = c.work_ns < clo.work_ns ? c.work_ns : clo.work_ns;
+		chi.work_ns = c.work_ns > chi.work_ns ? c.work_ns : chi.work_ns;
 	}
 	qsort(all, n, sizeof(*all), bench_cmp);
 	printf("vgsink_record, %d thread%s: %zu calls in %d rounds, median %u ns, p99 %u ns, "
-	       "max %u ns (round medians %u to %u ns; %llu rows sent while recording)\n",
+	       "max %u ns (round medians %u to %u ns; %llu rows sent while recording;"
+	       " before the rounds a clock read took %.1f to %.1f ns and a fixed step of"
+	       " arithmetic %.2f to %.2f ns)\n",
 	       nthreads, nthreads > 1 ? "s" : " ", n, rounds, all[n / 2], all[n * 99 / 100],
-	       all[n - 1], lo, hi, (unsigned long long)sent);
+	       all[n - 1], lo, hi, (unsigned long long)sent, clo.clock_ns, chi.clock_ns,
+	       clo.work_ns, chi.work_ns);
 	free(all);
 }
 
