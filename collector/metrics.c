@@ -142,8 +142,31 @@ static void metrics_gauge(struct buf *out, const char *name, const char *help, u
 		   (unsigned long long)v);
 }
 
+/* A counter with one label: a series per value, in the order given. */
+struct metrics_series {
+	const char *value;
+	_Atomic uint64_t *count;
+};
+
+static void metrics_counter_by(struct buf *out, const char *name, const char *help,
+			       const char *label, const struct metrics_series *series, int n)
+{
+	buf_printf(out, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+	for (int i = 0; i < n; i++)
+		buf_printf(out, "%s{%s=\"%s\"} %llu\n", name, label, series[i].value,
+			   (unsigned long long)atomic_load(series[i].count));
+}
+
 void metrics_render(struct buf *out, const struct metrics_gauges *g)
 {
+	const struct metrics_series rows[] = { { "accepted", &rows_accepted },
+					       { "duplicate", &rows_duplicate },
+					       { "rejected", &rows_rejected } };
+	const struct metrics_series bytes[] = { { "received", &bytes_received },
+						{ "compressed", &bytes_compressed },
+						{ "inflated", &bytes_inflated } };
+	const struct metrics_series claims[] = { { "fresh", &claims_fresh },
+						 { "resend", &claims_resend } };
 	uint64_t cum = 0;
 
 	buf_puts(out, "# HELP vgcollector_build_info Build information.\n"
@@ -168,24 +191,12 @@ void metrics_render(struct buf *out, const struct metrics_gauges *g)
 					(unsigned long long)v);
 		}
 	}
-	buf_puts(out, "# HELP vgcollector_rows_total Cost rows by outcome.\n"
-		      "# TYPE vgcollector_rows_total counter\n");
-	buf_printf(out, "vgcollector_rows_total{outcome=\"accepted\"} %llu\n",
-		   (unsigned long long)atomic_load(&rows_accepted));
-	buf_printf(out, "vgcollector_rows_total{outcome=\"duplicate\"} %llu\n",
-		   (unsigned long long)atomic_load(&rows_duplicate));
-	buf_printf(out, "vgcollector_rows_total{outcome=\"rejected\"} %llu\n",
-		   (unsigned long long)atomic_load(&rows_rejected));
-	buf_puts(
-		out,
-		"# HELP vgcollector_ingest_bytes_total Ingest body bytes: as received, of them gzip-compressed, and after inflating.\n"
-		"# TYPE vgcollector_ingest_bytes_total counter\n");
-	buf_printf(out, "vgcollector_ingest_bytes_total{stage=\"received\"} %llu\n",
-		   (unsigned long long)atomic_load(&bytes_received));
-	buf_printf(out, "vgcollector_ingest_bytes_total{stage=\"compressed\"} %llu\n",
-		   (unsigned long long)atomic_load(&bytes_compressed));
-	buf_printf(out, "vgcollector_ingest_bytes_total{stage=\"inflated\"} %llu\n",
-		   (unsigned long long)atomic_load(&bytes_inflated));
+	metrics_counter_by(out, "vgcollector_rows_total", "Cost rows by outcome.", "outcome", rows,
+			   3);
+	metrics_counter_by(out, "vgcollector_ingest_bytes_total",
+			   "Ingest body bytes: as received, of them gzip-compressed, and after"
+			   " inflating.",
+			   "stage", bytes, 3);
 
 	buf_puts(
 		out,
@@ -203,14 +214,11 @@ void metrics_render(struct buf *out, const struct metrics_gauges *g)
 	buf_printf(out, "vgcollector_ingest_duration_seconds_count %llu\n",
 		   (unsigned long long)atomic_load(&latency_count));
 
-	buf_puts(out, "# HELP vgcollector_ingest_claims_total Ingest transactions by how their ids"
-		      " were claimed: fresh (every id new, one plain insert) or resend (an id"
-		      " already stored, so stored ids were skipped).\n"
-		      "# TYPE vgcollector_ingest_claims_total counter\n");
-	buf_printf(out, "vgcollector_ingest_claims_total{path=\"fresh\"} %llu\n",
-		   (unsigned long long)atomic_load(&claims_fresh));
-	buf_printf(out, "vgcollector_ingest_claims_total{path=\"resend\"} %llu\n",
-		   (unsigned long long)atomic_load(&claims_resend));
+	metrics_counter_by(out, "vgcollector_ingest_claims_total",
+			   "Ingest transactions by how their ids were claimed: fresh (every id"
+			   " new, one plain insert) or resend (an id already stored, so stored"
+			   " ids were skipped).",
+			   "path", claims, 2);
 
 	metrics_gauge(out, "vgcollector_db_pool_size", "Database connections configured.",
 		      g->pool_size);
