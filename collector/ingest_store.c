@@ -79,50 +79,27 @@ static void store_columns(struct buf *out, const char *prefix, bool typed)
 			   typed ? " " : "", typed ? row_fields[i].sql_type : "");
 }
 
-static void store_sql_build(void)
+/* One insert statement (see the top of the file): claim ends the id claim
+ * (ON CONFLICT or not, and what it returns); source is where the rows for
+ * cost_rows come from, after "FROM vgc_stage s". NULL on out of memory. */
+static char *store_insert_sql(const char *claim, const char *source)
 {
-	struct buf stage, fresh, insert, tail;
+	struct buf sql;
+	char *out;
 
-	buf_init(&stage, 0);
-	buf_init(&fresh, 0);
-	buf_init(&insert, 0);
-	buf_init(&tail, 0);
-	buf_puts(&stage, "BEGIN; SET LOCAL TimeZone = 'UTC'; CREATE TEMP TABLE vgc_stage (");
-	store_columns(&stage, "", true);
-	buf_puts(&stage, ") ON COMMIT DROP;"
-			 " SELECT (extract(epoch FROM dropped_before) * 1000000)::bigint,"
-			 " to_char(dropped_before AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
-			 " FROM vgc_retention FOR SHARE");
-
-	/* The two statements differ only in how ids are claimed: fresh_sql
-	 * claims every staged id with a plain INSERT, which fails on the first
-	 * id already stored (a resend); insert_sql skips those with
-	 * ON CONFLICT and stores only the rows whose ids it claimed. In both,
-	 * every claim is made, in id order, before the first row goes into
-	 * cost_rows (in fresh_sql through the InitPlan over claimed), so
-	 * concurrent batches meet in the same order and cannot deadlock. */
-	buf_puts(&fresh, "WITH claimed AS ("
-			 "  INSERT INTO cost_row_ids (id, ts)"
-			 "  SELECT id, ts FROM vgc_stage ORDER BY id COLLATE \"C\" RETURNING 1"
-			 "), ins AS ("
-			 "  INSERT INTO cost_rows (");
-	buf_puts(&insert, "WITH claimed AS ("
-			  "  INSERT INTO cost_row_ids (id, ts)"
-			  "  SELECT id, ts FROM vgc_stage ORDER BY id COLLATE \"C\""
-			  "  ON CONFLICT (id) DO NOTHING RETURNING id"
-			  "), ins AS ("
-			  "  INSERT INTO cost_rows (");
-	store_columns(&fresh, "", false);
-	store_columns(&insert, "", false);
-	buf_puts(&fresh, ", key_id) SELECT ");
-	buf_puts(&insert, ", key_id) SELECT ");
-	store_columns(&fresh, "s.", false);
-	store_columns(&insert, "s.", false);
-	buf_puts(&fresh, ", $1::bigint FROM vgc_stage s WHERE (SELECT count(*) FROM claimed) > 0");
-	buf_puts(&insert, ", $1::bigint"
-			  "  FROM vgc_stage s JOIN claimed c ON c.id = s.id COLLATE \"C\"");
+	buf_init(&sql, 0);
+	buf_puts(&sql, "WITH claimed AS ("
+		       "  INSERT INTO cost_row_ids (id, ts)"
+		       "  SELECT id, ts FROM vgc_stage ORDER BY id COLLATE \"C\"");
+	buf_puts(&sql, claim);
+	buf_puts(&sql, "), ins AS (  INSERT INTO cost_rows (");
+	store_columns(&sql, "", false);
+	buf_puts(&sql, ", key_id) SELECT ");
+	store_columns(&sql, "s.", false);
+	buf_puts(&sql, ", $1::bigint FROM vgc_stage s");
+	buf_puts(&sql, source);
 	buf_puts(
-		&tail,
+		&sql,
 		"  RETURNING ts, project, agent_id, tenant_id, modality, provider, model_id, status,"
 		"   cost_usd, rated_price_usd, input_units, output_units, cached_input_units"
 		"), agg AS ("
@@ -144,16 +121,36 @@ static void store_sql_build(void)
 		"   cached_input_units = r.cached_input_units + excluded.cached_input_units"
 		"  RETURNING 1"
 		") SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM agg)");
-	buf_append(&fresh, tail.data, tail.len);
-	buf_append(&insert, tail.data, tail.len);
+	out = sql.over ? NULL : buf_steal(&sql, NULL);
+	buf_release(&sql);
+	return out;
+}
+
+static void store_sql_build(void)
+{
+	struct buf stage;
+
+	buf_init(&stage, 0);
+	buf_puts(&stage, "BEGIN; SET LOCAL TimeZone = 'UTC'; CREATE TEMP TABLE vgc_stage (");
+	store_columns(&stage, "", true);
+	buf_puts(&stage, ") ON COMMIT DROP;"
+			 " SELECT (extract(epoch FROM dropped_before) * 1000000)::bigint,"
+			 " to_char(dropped_before AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+			 " FROM vgc_retention FOR SHARE");
 	/* NULL on out of memory: store_begin reports it. */
 	begin_sql = stage.over ? NULL : buf_steal(&stage, NULL);
-	fresh_sql = fresh.over || tail.over ? NULL : buf_steal(&fresh, NULL);
-	insert_sql = insert.over || tail.over ? NULL : buf_steal(&insert, NULL);
 	buf_release(&stage);
-	buf_release(&fresh);
-	buf_release(&insert);
-	buf_release(&tail);
+
+	/* The two statements differ only in how ids are claimed: fresh_sql
+	 * claims every staged id with a plain INSERT, which fails on the first
+	 * id already stored (a resend); insert_sql skips those with
+	 * ON CONFLICT and stores only the rows whose ids it claimed. In both,
+	 * every claim is made, in id order, before the first row goes into
+	 * cost_rows (in fresh_sql through the InitPlan over claimed), so
+	 * concurrent batches meet in the same order and cannot deadlock. */
+	fresh_sql = store_insert_sql(" RETURNING 1", " WHERE (SELECT count(*) FROM claimed) > 0");
+	insert_sql = store_insert_sql(" ON CONFLICT (id) DO NOTHING RETURNING id",
+				      " JOIN claimed c ON c.id = s.id COLLATE \"C\"");
 }
 
 /* ---- COPY text encoding ------------------------------------------------------ */

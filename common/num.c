@@ -23,19 +23,16 @@ static size_t num_format_fixed(double d, char *out, size_t outlen)
 	for (int k = 1; k <= 15; k++) {
 		double p = a * (double)(scale *= 10);
 		long long v, whole, frac;
-		int dec = k;
 
 		if (p >= 1e15)
 			return 0; /* more than 15 significant digits */
 		v = llround(p);
 		if ((double)v / (double)scale != a)
 			continue;
+		/* The fewest k: had frac ended in 0, v / 10 at k - 1 would have
+		 * given back d already. */
 		whole = v / scale;
 		frac = v % scale;
-		while (dec > 0 && frac % 10 == 0) {
-			frac /= 10;
-			dec--;
-		}
 		if (d < 0)
 			out[len++] = '-';
 		do {
@@ -44,14 +41,12 @@ static size_t num_format_fixed(double d, char *out, size_t outlen)
 		} while (whole);
 		while (n)
 			out[len++] = digits[--n];
-		if (dec) {
-			out[len++] = '.';
-			for (int i = dec - 1; i >= 0; i--) {
-				out[len + (size_t)i] = (char)('0' + frac % 10);
-				frac /= 10;
-			}
-			len += (size_t)dec;
+		out[len++] = '.';
+		for (int i = k - 1; i >= 0; i--) {
+			out[len + (size_t)i] = (char)('0' + frac % 10);
+			frac /= 10;
 		}
+		len += (size_t)k;
 		out[len] = '\0';
 		return len;
 	}

@@ -27,7 +27,6 @@ import json
 import os
 import platform
 import random
-import re
 import signal
 import subprocess
 import sys
@@ -37,7 +36,7 @@ import urllib.parse
 import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from conftest import Collector, Db, PgCluster  # noqa: E402
+from conftest import Collector, Db, PgCluster, metrics_map  # noqa: E402
 
 ROWS = int(os.environ.get("BENCH_ROWS", "200000"))
 BATCH = int(os.environ.get("BENCH_BATCH", "1000"))
@@ -290,9 +289,9 @@ def bench_one(cluster, name, batches):
     if perf:
         perf_stop(perf)
     stored = db.scalar("SELECT count(*) FROM cost_rows WHERE id NOT LIKE 'warmup-%%'")
-    claims = {m.group(1): int(m.group(2)) for m in re.finditer(
-        r'^vgcollector_ingest_claims_total\{path="(\w+)"\} (\d+)$',
-        collector.get("/metrics").text, re.M)}
+    m = metrics_map(collector.get("/metrics").text)
+    claims = {p: int(m[f'vgcollector_ingest_claims_total{{path="{p}"}}'])
+              for p in ("fresh", "resend")}
     collector.stop()
     time.sleep(1)  # the backends' statistics reach pg_stat once they are idle
     upd, hot = db.query("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables"
@@ -321,8 +320,8 @@ def bench_one(cluster, name, batches):
           f"   CPU s per 100k rows: collector"
           f" {(col1 - col0) * per:.2f}, PostgreSQL {(pg1 - pg0) * per:.2f}"
           f" (raw COPY: PostgreSQL {(cp1 - cp0) * per:.2f}); rollup updates {upd:,},"
-          f" {100 * hot / max(upd, 1):.0f}% HOT; id claims fresh {claims.get('fresh', 0):,},"
-          f" resend {claims.get('resend', 0):,}", flush=True)
+          f" {100 * hot / max(upd, 1):.0f}% HOT; id claims fresh {claims['fresh']:,},"
+          f" resend {claims['resend']:,}", flush=True)
     return ingest_rate / copy_rate
 
 
