@@ -148,7 +148,7 @@ static void budget_http_submit(struct http_req *hr, struct budget_http_job *job)
 	job->job.work = budget_http_work;
 	job->job.done = budget_http_done;
 	job->hr = hr;
-	if (!pool_submit(hr->srv->pool, &job->job)) {
+	if (!pool_submit(hr->pool, &job->job)) {
 		budget_http_job_free(job);
 		http_reply_saturated(hr);
 		return;
@@ -179,10 +179,9 @@ static struct budget_http_job *budget_http_job_new(struct http_req *hr, const st
 
 void budget_http_handle_list(struct http_req *hr)
 {
-	const struct auth_key *key = http_auth(hr, 1u << ROLE_READ | 1u << ROLE_ADMIN);
 	struct budget_http_job *job;
 
-	if (!key || !(job = budget_http_job_new(hr, key, BUDGET_OP_LIST)))
+	if (!(job = budget_http_job_new(hr, hr->key, BUDGET_OP_LIST)))
 		return;
 	budget_http_submit(hr, job);
 }
@@ -298,18 +297,12 @@ void budget_http_handle_one(struct http_req *hr)
 	const char *path = uri ? evhttp_uri_get_path(uri) : "";
 	const char *name = path + strlen(BUDGET_HTTP_PREFIX);
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(hr->req);
-	const struct auth_key *key;
+	const struct auth_key *key = hr->key;
 	struct budget_http_job *job;
 	char err[1024];
 	const char *body;
 	size_t len;
 
-	if (cmd != EVHTTP_REQ_PUT && cmd != EVHTTP_REQ_DELETE) {
-		http_reply_error(hr, 405, "/v1/budgets/{name} takes PUT or DELETE");
-		return;
-	}
-	if (!(key = http_auth(hr, 1u << ROLE_ADMIN)))
-		return;
 	if (!budget_name_ok(name)) {
 		http_reply_error(hr, 400,
 				 "name \"%.64s\": 1 to %d letters, digits, '-', '_' or '.'", name,
@@ -322,13 +315,7 @@ void budget_http_handle_one(struct http_req *hr)
 	snprintf(job->name, sizeof(job->name), "%s", name);
 	job->spec.name = job->name;
 	if (job->op == BUDGET_OP_PUT) {
-		body = http_body(hr, &len);
-		if (len > hr->srv->cfg.max_body_bytes) {
-			http_reply_error(hr, 413, "body of %zu bytes is larger than max_body_bytes",
-					 len);
-			budget_http_job_free(job);
-			return;
-		}
+		body = http_body(hr, &len); /* the dispatcher capped it */
 		job->root = cJSON_ParseWithLength(body ? body : "", len);
 		if (!job->root)
 			snprintf(err, sizeof(err), "body: not valid JSON");

@@ -39,6 +39,9 @@ const struct config_param config_params[] = {
 	  "seconds to wait when connecting to PostgreSQL" },
 	{ "max_body_bytes", CFG_SIZE, OFF(max_body_bytes), true, "8388608", 1024, 0,
 	  "largest request body as sent (compressed), in bytes; larger gets 413" },
+	{ "max_small_body_bytes", CFG_SIZE, OFF(max_small_body_bytes), true, "64K", 1024, 0,
+	  "largest body of the endpoints that take a small JSON object (a heartbeat, a budget), in "
+	  "bytes; larger gets 413 before it is parsed" },
 	{ "max_pending_body_bytes", CFG_SIZE, OFF(max_pending_body_bytes), true, "268435456", 0, 0,
 	  "request body bytes all clients together may be sending before their requests run (each "
 	  "reserves its Content-Length, or max_body_bytes if chunked); past it new uploads get 503" },
@@ -135,6 +138,11 @@ const struct config_param *config_find(const char *name)
 		if (strcmp(p->name, name) == 0)
 			return p;
 	return NULL;
+}
+
+size_t config_size(const struct config *cfg, const struct config_param *p)
+{
+	return *(const size_t *)((const char *)cfg + p->offset);
 }
 
 /* Every default; false only when out of memory (a bad default is a bug in

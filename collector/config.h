@@ -19,6 +19,7 @@ struct config {
 	int db_queue_max;
 	int db_connect_timeout_s;
 	size_t max_body_bytes;
+	size_t max_small_body_bytes;   /* routes with a small JSON body (server.c) */
 	size_t max_pending_body_bytes; /* sum of bodies being received (gate.c) */
 	size_t max_inflated_bytes;
 	int max_batch_rows;
@@ -125,6 +126,8 @@ struct row_limits;
 void config_row_limits(const struct config *cfg, struct row_limits *lim);
 
 const struct config_param *config_find(const char *name);
+/* The value of a CFG_SIZE row p in cfg. */
+size_t config_size(const struct config *cfg, const struct config_param *p);
 /* Parameter names differing between a and b that are not reloadable, comma-separated
  * into out; returns false when there are none. */
 bool config_restart_needed(const struct config *a, const struct config *b, char *out,

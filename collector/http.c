@@ -29,17 +29,25 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "config.h"
 #include "conns.h"
 #include "gate.h"
 #include "keywatch.h"
 #include "metrics.h"
 #include "ratelimit.h"
+#include "replica.h"
 #include "row.h"
 
-/* One server per process: the routes and their metrics indexes. */
+/* One server per process: the routes, and what http_routes_set worked out
+ * for each (same index): its metrics series and its body cap's config row. */
+struct http_route_state {
+	int slot;
+	const struct config_param *cap;
+};
+
 static const struct http_route *http_routes;
-static int http_route_metrics[32];
-static int http_route_unknown;
+static struct http_route_state *http_route_states;
+static int http_route_unknown = -1;
 static unsigned long long http_request_seq;
 
 static void http_on_close(struct evhttp_connection *evcon, void *arg)
@@ -188,13 +196,15 @@ void http_reply_saturated(struct http_req *hr)
 			 hr->srv->cfg.db_queue_max);
 }
 
-bool http_body_fits(struct http_req *hr)
+/* False, after answering 413 naming the key, when the body is larger than
+ * cap bytes (the value of config key name). */
+static bool http_body_within(struct http_req *hr, size_t cap, const char *name)
 {
 	size_t len = evbuffer_get_length(evhttp_request_get_input_buffer(hr->req));
 
-	if (len > hr->srv->cfg.max_body_bytes) {
-		http_reply_error(hr, 413, "body of %zu bytes is larger than max_body_bytes (%zu)",
-				 len, hr->srv->cfg.max_body_bytes);
+	if (len > cap) {
+		http_reply_error(hr, 413, "body of %zu bytes is larger than %s (%zu)", len, name,
+				 cap);
 		return false;
 	}
 	return true;
@@ -211,7 +221,7 @@ bool http_body_check(struct http_req *hr, bool *gzip)
 			"Content-Encoding \"%.64s\" is not supported: use gzip or identity", enc);
 		return false;
 	}
-	if (!http_body_fits(hr))
+	if (!http_body_within(hr, hr->srv->cfg.max_body_bytes, "max_body_bytes"))
 		return false;
 	*gzip = enc && strcasecmp(enc, "identity") != 0;
 	return true;
@@ -247,14 +257,54 @@ static bool http_route_matches(const struct http_route *r, const char *path)
 	return strcmp(r->path, path) == 0;
 }
 
-static int http_route_of(const char *path)
+/* The index in http_routes of the route path matches, or -1. */
+static int http_route_find(const char *path)
 {
 	int idx = 0;
 
 	for (const struct http_route *r = http_routes; path && r && r->path; r++, idx++)
 		if (http_route_matches(r, path))
-			return http_route_metrics[idx];
-	return http_route_unknown;
+			return idx;
+	return -1;
+}
+
+int http_route_slot(const char *path)
+{
+	int idx = http_route_find(path);
+
+	return idx < 0 ? http_route_unknown : http_route_states[idx].slot;
+}
+
+bool http_routes_set(const struct http_route *routes, char *err, size_t errlen)
+{
+	size_t n = 0;
+	struct http_route_state *st;
+
+	while (routes[n].path)
+		n++;
+	if (!(st = calloc(n ? n : 1, sizeof(*st)))) {
+		snprintf(err, errlen, "out of memory");
+		return false;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct http_route *r = &routes[i];
+
+		if (r->body == HTTP_BODY_CAPPED) {
+			st[i].cap = r->body_cap ? config_find(r->body_cap) : NULL;
+			if (!st[i].cap || st[i].cap->type != CFG_SIZE) {
+				snprintf(err, errlen, "route %s: body_cap \"%s\" is not a size key",
+					 r->path, r->body_cap ? r->body_cap : "");
+				free(st);
+				return false;
+			}
+		}
+		st[i].slot = metrics_route_register(r->path);
+	}
+	free(http_route_states);
+	http_route_states = st;
+	http_routes = routes;
+	http_route_unknown = metrics_route_register("other");
+	return true;
 }
 
 static const char *http_reason(int status)
@@ -291,12 +341,14 @@ static void http_early_reply(struct evbuffer *out, const char *method, const cha
 		extra_headers ? extra_headers : "");
 	evbuffer_add(out, b.data ? b.data : "{}", b.data ? b.len : 2);
 	buf_release(&b);
-	metrics_http_request(http_route_of(path), status);
+	metrics_http_request(http_route_slot(path), status);
 	log_req(status >= 500 ? LOG_LVL_WARN : LOG_LVL_INFO, &lc,
 		"%s %s -> %d before its body was read: %s", method, path, status, msg);
 }
 
-const struct auth_key *http_auth(struct http_req *hr, unsigned roles)
+/* Authenticates the request and checks its role is one of roles. On failure
+ * it answers 401/403/429 and returns NULL. */
+static const struct auth_key *http_auth(struct http_req *hr, unsigned roles)
 {
 	struct server *srv = hr->srv;
 	enum auth_result why;
@@ -345,6 +397,36 @@ static void http_on_answered(struct evhttp_request *req, void *arg)
 	gate_answered(arg, req);
 }
 
+/* The client asked to read its own writes (REPLICA_CONSISTENCY_HEADER: primary). */
+static bool http_wants_primary(struct http_req *hr)
+{
+	const char *want = http_header(hr, REPLICA_CONSISTENCY_HEADER);
+
+	return want && strcasecmp(want, "primary") == 0;
+}
+
+/* The route's declared checks, in order: the key and its role, the body cap;
+ * then the pool its queries run on. False when it has answered. */
+static bool http_admit(struct http_req *hr, const struct http_route *route,
+		       const struct http_route_state *st)
+{
+	struct server *srv = hr->srv;
+
+	if (route->roles != HTTP_OPEN && !http_auth(hr, route->roles))
+		return false;
+	if (route->body == HTTP_BODY_CAPPED &&
+	    !http_body_within(hr, config_size(&srv->cfg, st->cap), st->cap->name))
+		return false;
+	hr->pool = srv->pool;
+	if (route->replica_ok) {
+		struct replica_choice c =
+			replica_choose(srv->replica, srv->pool, http_wants_primary(hr));
+		hr->pool = c.pool;
+		http_set_header(hr, REPLICA_SOURCE_HEADER, c.on_replica ? "replica" : "primary");
+	}
+	return true;
+}
+
 static void http_dispatch(struct evhttp_request *req, void *arg)
 {
 	struct server *srv = arg;
@@ -360,7 +442,7 @@ static void http_dispatch(struct evhttp_request *req, void *arg)
 	struct gate *gate = gate_find(evhttp_connection_get_bufferevent(evcon));
 	struct http_req *hr;
 	const struct http_route *route = NULL;
-	int idx = 0;
+	int idx;
 
 	if (!gate && srv->tls) {
 		/* http_bevcb failed and evhttp made a plain socket bufferevent of its
@@ -387,12 +469,10 @@ static void http_dispatch(struct evhttp_request *req, void *arg)
 	hr->log.request_id = hr->request_id;
 	http_set_header(hr, "X-Request-Id", hr->request_id);
 
-	for (const struct http_route *r = http_routes; path && r->path; r++, idx++) {
-		if (http_route_matches(r, path)) {
-			route = r;
-			hr->route = http_route_metrics[idx];
-			break;
-		}
+	idx = http_route_find(path);
+	if (idx >= 0) {
+		route = &http_routes[idx];
+		hr->route = http_route_states[idx].slot;
 	}
 	if (!route)
 		http_reply_error(hr, 404, "no such endpoint: %s", path ? path : "(bad URI)");
@@ -402,7 +482,7 @@ static void http_dispatch(struct evhttp_request *req, void *arg)
 		http_set_header(hr, "Retry-After", "1");
 		http_reply_error(hr, 503,
 				 "collector is shutting down; retry against another replica");
-	} else
+	} else if (http_admit(hr, route, &http_route_states[idx]))
 		route->handler(hr);
 
 	if (hr->replied && !hr->async)
@@ -512,18 +592,13 @@ static bool http_parse_addr(const char *s, char *host, size_t hostlen, int *port
 	return true;
 }
 
-bool http_start(struct server *srv, const struct http_route *routes, char *err, size_t errlen)
+bool http_start(struct server *srv, char *err, size_t errlen)
 {
 	gate_set_reply(http_early_reply);
 	char *list, *tok, *save = NULL;
 	struct evhttp_bound_socket *bound;
 	int one = 1;
-	int i = 0;
 
-	http_routes = routes;
-	for (const struct http_route *r = routes; r->path && i < 32; r++, i++)
-		http_route_metrics[i] = metrics_route_register(r->path);
-	http_route_unknown = metrics_route_register("other");
 	RAND_bytes((unsigned char *)&http_request_seq, sizeof(http_request_seq));
 	http_request_seq &= 0x0000ffffffffffffULL;
 

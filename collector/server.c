@@ -35,24 +35,37 @@
 #include "vgcollector.h"
 #include "web.h"
 
+/* Every endpoint. The dispatcher (http.c) does each row's checks before its
+ * handler runs: method, key and role, body cap, then the pool (a replica_ok
+ * read may run on read_db). Small bodies are capped by max_small_body_bytes;
+ * ingest and reconcile stream up to max_body_bytes and check it themselves. */
 static const struct http_route server_routes[] = {
-	{ "/v1/ingest", HTTP_POST, ingest_handle },
-	{ "/v1/ingest/turns", HTTP_POST, ingest_handle_turns },
-	{ "/healthz", HTTP_GET, health_handle_healthz },
-	{ "/readyz", HTTP_GET, health_handle_readyz },
-	{ "/metrics", HTTP_GET, health_handle_metrics },
-	{ "/v1/whoami", HTTP_GET, health_handle_whoami },
-	{ "/v1/rollups", HTTP_GET, rollup_handle_rollups },
-	{ "/v1/costs", HTTP_GET, rollup_handle_costs },
-	{ "/v1/rows", HTTP_GET, rollup_handle_rows },
-	{ "/v1/agents/heartbeat", HTTP_POST, agents_handle_heartbeat },
-	{ "/v1/agents", HTTP_GET, agents_handle_list },
-	{ "/v1/budgets", HTTP_GET, budget_http_handle_list },
-	{ "/v1/budgets/*", HTTP_PUT | HTTP_DELETE, budget_http_handle_one },
-	{ "/v1/reconcile", HTTP_POST, reconcile_http_handle },
-	{ "/", HTTP_GET, web_handle },
-	{ "/ui/*", HTTP_GET, web_handle },
-	{ NULL, 0, NULL },
+	/* path, methods, roles, body, body cap key, replica_ok, handler */
+	{ "/v1/ingest", HTTP_POST, HTTP_ROLES_WRITE, HTTP_BODY_STREAM, NULL, false, ingest_handle },
+	{ "/v1/ingest/turns", HTTP_POST, HTTP_ROLES_WRITE, HTTP_BODY_STREAM, NULL, false,
+	  ingest_handle_turns },
+	{ "/healthz", HTTP_GET, HTTP_OPEN, HTTP_BODY_NONE, NULL, false, health_handle_healthz },
+	{ "/readyz", HTTP_GET, HTTP_OPEN, HTTP_BODY_NONE, NULL, false, health_handle_readyz },
+	{ "/metrics", HTTP_GET, HTTP_OPEN, HTTP_BODY_NONE, NULL, false, health_handle_metrics },
+	{ "/v1/whoami", HTTP_GET, HTTP_ROLES_ANY, HTTP_BODY_NONE, NULL, false,
+	  health_handle_whoami },
+	{ "/v1/rollups", HTTP_GET, HTTP_ROLES_READ, HTTP_BODY_NONE, NULL, true,
+	  rollup_handle_rollups },
+	{ "/v1/costs", HTTP_GET, HTTP_ROLES_READ, HTTP_BODY_NONE, NULL, true, rollup_handle_costs },
+	{ "/v1/rows", HTTP_GET, HTTP_ROLES_READ, HTTP_BODY_NONE, NULL, true, rollup_handle_rows },
+	{ "/v1/agents/heartbeat", HTTP_POST, HTTP_ROLES_WRITE, HTTP_BODY_CAPPED,
+	  "max_small_body_bytes", false, agents_handle_heartbeat },
+	{ "/v1/agents", HTTP_GET, HTTP_ROLES_READ, HTTP_BODY_NONE, NULL, false,
+	  agents_handle_list },
+	{ "/v1/budgets", HTTP_GET, HTTP_ROLES_READ, HTTP_BODY_NONE, NULL, false,
+	  budget_http_handle_list },
+	{ "/v1/budgets/*", HTTP_PUT | HTTP_DELETE, HTTP_ROLE(ROLE_ADMIN), HTTP_BODY_CAPPED,
+	  "max_small_body_bytes", false, budget_http_handle_one },
+	{ "/v1/reconcile", HTTP_POST, HTTP_ROLES_READ, HTTP_BODY_STREAM, NULL, false,
+	  reconcile_http_handle },
+	{ "/", HTTP_GET, HTTP_OPEN, HTTP_BODY_NONE, NULL, false, web_handle },
+	{ "/ui/*", HTTP_GET, HTTP_OPEN, HTTP_BODY_NONE, NULL, false, web_handle },
+	{ NULL, 0, 0, HTTP_BODY_NONE, NULL, false, NULL },
 };
 
 static void server_apply_logging(const struct config *cfg)
@@ -297,7 +310,8 @@ int server_run(struct config *cfg, char *config_path, char **flag_names, char **
 	    !(srv.keywatch =
 		      keywatch_new(srv.base, server_direct_db(&srv.cfg), srv.cfg.key_refresh_s,
 				   server_on_keys, &srv, err, sizeof(err))) ||
-	    !http_start(&srv, server_routes, err, sizeof(err))) {
+	    !http_routes_set(server_routes, err, sizeof(err)) ||
+	    !http_start(&srv, err, sizeof(err))) {
 		log_error("%s", err);
 		server_free(&srv);
 		return 1;

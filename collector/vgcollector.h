@@ -82,7 +82,11 @@ struct http_req {
 	char key_prefix[16];
 	char project[132];
 	struct log_ctx log;	    /* points at the fields above */
-	const struct auth_key *key; /* valid only until the handler returns */
+	const struct auth_key *key; /* set by the dispatcher (NULL on an open route);
+				     * valid only until the handler returns */
+	struct pool *pool;	    /* where the request's queries run: the dispatcher
+				     * picks the primary's or, for a replica_ok
+				     * route, the standby's */
 };
 
 #endif
