@@ -85,6 +85,9 @@ const struct config_param config_params[] = {
 	{ "log_format", CFG_STR, OFF(log_format), true, "logfmt", 0, 0, "logfmt or json" },
 	{ "retention_months", CFG_INT, OFF(retention_months), true, "0", 0, 0,
 	  "drop cost_rows partitions older than this many months; 0 keeps everything" },
+	{ "retention_interval_s", CFG_INT, OFF(retention_interval_s), true, "3600", 0, 0,
+	  "seconds between retention passes (partition upkeep, forgetting old workers); 0 turns "
+	  "them off" },
 	{ "partitions_ahead", CFG_INT, OFF(partitions_ahead), true, "3", 0, 0,
 	  "future monthly partitions of cost_rows to keep created" },
 	{ "max_connections", CFG_INT, OFF(max_connections), false, "4096", 1, 0,
@@ -103,6 +106,9 @@ const struct config_param config_params[] = {
 	  "a UTC day is summarised once it ended this many seconds ago (late rows re-open it)" },
 	{ "agent_ttl_s", CFG_INT, OFF(agent_ttl_s), true, "45", 1, 0,
 	  "a worker whose last heartbeat is older than this many seconds is reported offline" },
+	{ "agent_gauges_interval_s", CFG_INT, OFF(agent_gauges_interval_s), true, "5", 0, 0,
+	  "seconds between refreshes of the roster's /metrics gauges (vgcollector_agents...); 0 "
+	  "turns them off" },
 	{ "agent_forget_after_s", CFG_INT, OFF(agent_forget_after_s), true, "604800", 1, 0,
 	  "the retention pass removes workers offline for longer than this many seconds" },
 	{ "budget_check_s", CFG_DOUBLE, OFF(budget_check_s), true, "10", 0, 0,
@@ -143,6 +149,18 @@ const struct config_param *config_find(const char *name)
 size_t config_size(const struct config *cfg, const struct config_param *p)
 {
 	return *(const size_t *)((const char *)cfg + p->offset);
+}
+
+double config_number(const struct config *cfg, const struct config_param *p)
+{
+	const char *f = (const char *)cfg + p->offset;
+
+	switch (p->type) {
+	case CFG_INT: return *(const int *)f;
+	case CFG_SIZE: return (double)*(const size_t *)f;
+	case CFG_DOUBLE: return *(const double *)f;
+	default: return 0;
+	}
 }
 
 /* Every default; false only when out of memory (a bad default is a bug in

@@ -41,6 +41,7 @@ struct config {
 	char *log_level;
 	char *log_format;
 	int retention_months;
+	int retention_interval_s; /* tasks: seconds between retention passes */
 	int partitions_ahead;
 	int max_connections;
 	int idle_timeout_s;
@@ -49,9 +50,10 @@ struct config {
 	int max_rollup_periods;
 	int rollup_daily_interval_s;
 	int rollup_daily_settle_s;
-	int agent_ttl_s;	  /* roster: a worker unheard this long is offline */
-	int agent_forget_after_s; /* roster: offline this long, retention forgets it */
-	double budget_check_s;	  /* budget_eval.c */
+	int agent_ttl_s;	     /* roster: a worker unheard this long is offline */
+	int agent_forget_after_s;    /* roster: offline this long, retention forgets it */
+	int agent_gauges_interval_s; /* tasks: the roster's /metrics gauges */
+	double budget_check_s;	     /* budget_eval.c */
 	double budget_eval_delay_s;
 	double budget_retry_base_s;
 	double budget_retry_max_s;
@@ -128,6 +130,8 @@ void config_row_limits(const struct config *cfg, struct row_limits *lim);
 const struct config_param *config_find(const char *name);
 /* The value of a CFG_SIZE row p in cfg. */
 size_t config_size(const struct config *cfg, const struct config_param *p);
+/* The value of a CFG_INT, CFG_SIZE or CFG_DOUBLE row p in cfg; 0 for others. */
+double config_number(const struct config *cfg, const struct config_param *p);
 /* Parameter names differing between a and b that are not reloadable, comma-separated
  * into out; returns false when there are none. */
 bool config_restart_needed(const struct config *a, const struct config *b, char *out,

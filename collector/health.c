@@ -12,6 +12,7 @@
 #include "pool.h"
 #include "replica.h"
 #include "row.h"
+#include "tasks.h"
 
 void health_handle_healthz(struct http_req *hr)
 {
@@ -61,6 +62,7 @@ void health_handle_metrics(struct http_req *hr)
 	metrics_render(&b, &g);
 	replica_metrics_render(hr->srv->replica, &b);
 	budget_eval_render_metrics(hr->srv->budgets, &b);
+	tasks_render_metrics(hr->srv->tasks, &b);
 	http_reply(hr, 200, "text/plain; version=0.0.4; charset=utf-8", b.data ? b.data : "",
 		   b.len);
 	buf_release(&b);

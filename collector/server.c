@@ -30,8 +30,9 @@
 #include "replica.h"
 #include "reconcile_http.h"
 #include "retention.h"
-#include "rollup_daily.h"
 #include "rollup.h"
+#include "rollup_daily.h"
+#include "tasks.h"
 #include "vgcollector.h"
 #include "web.h"
 
@@ -66,6 +67,22 @@ static const struct http_route server_routes[] = {
 	{ "/", HTTP_GET, HTTP_OPEN, HTTP_BODY_NONE, NULL, false, web_handle },
 	{ "/ui/*", HTTP_GET, HTTP_OPEN, HTTP_BODY_NONE, NULL, false, web_handle },
 	{ NULL, 0, 0, HTTP_BODY_NONE, NULL, false, NULL },
+};
+
+/* Periodic work: the runner (tasks.c) starts each at once (unless its interval
+ * is 0 and that turns it off), then every interval after a pass ends; drain
+ * stops them all and reload re-reads their intervals. */
+static const struct task_def server_tasks[] = {
+	/* name, interval key, 0 is off, new, run, stop, free */
+	{ "retention", "retention_interval_s", true, retention_task_new, retention_task_run, NULL,
+	  retention_task_free },
+	{ "rollup_daily", "rollup_daily_interval_s", true, rollup_daily_task_new,
+	  rollup_daily_task_run, rollup_daily_task_stop, rollup_daily_task_free },
+	{ "budget_eval", "budget_check_s", false, budget_eval_task_new, budget_eval_task_run,
+	  budget_eval_task_stop, budget_eval_task_free },
+	{ "agent_gauges", "agent_gauges_interval_s", true, agents_metrics_task_new,
+	  agents_metrics_task_run, NULL, agents_metrics_task_free },
+	{ NULL, NULL, false, NULL, NULL, NULL, NULL },
 };
 
 static void server_apply_logging(const struct config *cfg)
@@ -144,6 +161,7 @@ static void server_reload(struct server *srv)
 	replica_set_max_lag(srv->replica, srv->cfg.read_max_lag_s);
 	keywatch_set_refresh(srv->keywatch, srv->cfg.key_refresh_s);
 	keywatch_poke(srv->keywatch);
+	tasks_reschedule(srv->tasks);
 	log_info("reload complete");
 	notify_send("READY=1");
 }
@@ -195,9 +213,7 @@ static void server_on_signal(evutil_socket_t sig, short what, void *arg)
 	notify_send("STOPPING=1");
 	srv->state = SERVER_DRAINING;
 	http_stop_listening(srv);
-	retention_stop(srv->retention);
-	rollup_daily_stop(srv->rollup_daily);
-	budget_eval_stop(srv->budgets);
+	tasks_stop(srv->tasks);
 	srv->drain_timer = event_new(srv->base, -1, EV_PERSIST, server_drain_check, srv);
 	if (srv->drain_timer)
 		event_add(srv->drain_timer, &tick);
@@ -241,10 +257,7 @@ static void server_free(struct server *srv)
 	if (srv->pool)
 		pool_free(srv->pool);
 	replica_free(srv->replica);
-	retention_free(srv->retention);	      /* after the pool: a pass's done callback uses it */
-	rollup_daily_free(srv->rollup_daily); /* likewise */
-	agents_metrics_free();		      /* the same */
-	budget_eval_free(srv->budgets);	      /* likewise */
+	tasks_free(srv->tasks); /* after the pool: a pass's done callback uses its state */
 	http_free(srv);
 	if (srv->sig_term)
 		event_free(srv->sig_term);
@@ -330,14 +343,13 @@ int server_run(struct config *cfg, char *config_path, char **flag_names, char **
 			event_add(srv.watchdog_timer, &half);
 	}
 
-	srv.retention = retention_new(srv.base, srv.pool, &srv.cfg);
-	srv.rollup_daily = rollup_daily_new(srv.base, srv.pool, &srv.cfg);
-	agents_metrics_start(srv.base, srv.pool, &srv.cfg);
-	if (!(srv.budgets = budget_eval_new(srv.base, srv.pool, &srv.cfg, err, sizeof(err)))) {
+	srv.tasks = tasks_new(&(struct task_env){ srv.base, srv.pool, &srv.cfg });
+	if (!tasks_start(srv.tasks, server_tasks, err, sizeof(err))) {
 		log_error("%s", err);
 		server_free(&srv);
 		return 1;
 	}
+	srv.budgets = tasks_state(srv.tasks, "budget_eval");
 	srv.state = SERVER_SERVING;
 	notify_send("READY=1");
 	log_info("vgcollector %s serving (pool_size=%d)", VGC_VERSION, srv.cfg.pool_size);
