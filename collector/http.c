@@ -520,7 +520,8 @@ static struct bufferevent *http_bevcb(struct event_base *base, void *arg)
 	return NULL;
 }
 
-bool http_tls_load(struct server *srv, const char *cert, const char *key, char *err, size_t errlen)
+/* A server context with cert and key loaded and matched; NULL with err. */
+static SSL_CTX *http_tls_ctx(const char *cert, const char *key, char *err, size_t errlen)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	unsigned long e;
@@ -543,18 +544,27 @@ bool http_tls_load(struct server *srv, const char *cert, const char *key, char *
 		snprintf(err, errlen, "tls_key_file %s does not match tls_cert_file %s", key, cert);
 		goto fail;
 	}
-	if (srv->tls)
-		SSL_CTX_free((SSL_CTX *)srv->tls);
-	srv->tls = (struct ssl_ctx_st *)ctx;
 	ERR_clear_error();
-	return true;
+	return ctx;
 ssl_error:
 	e = ERR_get_error();
 	snprintf(err, errlen, "TLS: %s", ERR_reason_error_string(e));
 fail:
 	ERR_clear_error();
 	SSL_CTX_free(ctx);
-	return false;
+	return NULL;
+}
+
+bool http_tls_load(struct server *srv, const char *cert, const char *key, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = http_tls_ctx(cert, key, err, errlen);
+
+	if (!ctx)
+		return false;
+	if (srv->tls)
+		SSL_CTX_free((SSL_CTX *)srv->tls);
+	srv->tls = (struct ssl_ctx_st *)ctx;
+	return true;
 }
 
 void http_apply_limits(struct server *srv)
@@ -563,6 +573,35 @@ void http_apply_limits(struct server *srv)
 	evhttp_set_max_headers_size(srv->http, 64 * 1024);
 	evhttp_set_timeout(srv->http, srv->cfg.idle_timeout_s);
 }
+
+const struct config_hook http_limits_hook = { NULL, http_apply_limits, false };
+
+/* Reload check: the new certificate and key load and match (into a context
+ * thrown away; the apply loads them again). Empty files: TLS stays as it is. */
+static bool http_tls_check(struct server *srv, const struct config *next, char *err, size_t errlen)
+{
+	SSL_CTX *ctx;
+
+	(void)srv;
+	if (!next->tls_cert_file[0])
+		return true;
+	if (!(ctx = http_tls_ctx(next->tls_cert_file, next->tls_key_file, err, errlen)))
+		return false;
+	SSL_CTX_free(ctx);
+	return true;
+}
+
+/* Reload apply: new connections use the new context; open ones keep theirs. */
+static void http_tls_apply(struct server *srv)
+{
+	char err[512];
+
+	if (srv->cfg.tls_cert_file[0] &&
+	    !http_tls_load(srv, srv->cfg.tls_cert_file, srv->cfg.tls_key_file, err, sizeof(err)))
+		log_error("TLS certificate not reloaded, the running one stays: %s", err);
+}
+
+const struct config_hook http_tls_hook = { http_tls_check, http_tls_apply, true };
 
 /* Splits "host:port" or "[v6]:port". */
 static bool http_parse_addr(const char *s, char *host, size_t hostlen, int *port)

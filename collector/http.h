@@ -61,6 +61,10 @@ bool http_start(struct server *srv, char *err, size_t errlen) __attribute__((war
 void http_stop_listening(struct server *srv);
 /* Applies reloadable limits and timeouts from srv->cfg. */
 void http_apply_limits(struct server *srv);
+/* Config reload hooks (config.c rows): the limits above, and the TLS
+ * certificate and key, re-read on every reload so renewed files take. */
+extern const struct config_hook http_limits_hook;
+extern const struct config_hook http_tls_hook;
 /* (Re)loads the TLS certificate and key into a new context. */
 bool http_tls_load(struct server *srv, const char *cert, const char *key, char *err, size_t errlen)
 	__attribute__((warn_unused_result));

@@ -87,13 +87,42 @@ static const struct task_def server_tasks[] = {
 
 static void server_apply_logging(const struct config *cfg)
 {
-	enum log_level level = LOG_LVL_INFO;
-	enum log_format format = LOG_FMT_LOGFMT;
-
-	if (!log_level_parse(cfg->log_level, &level) || !log_format_parse(cfg->log_format, &format))
-		return; /* config_validate already refused these */
-	log_configure(level, format);
+	log_configure((enum log_level)cfg->log_level, (enum log_format)cfg->log_format);
 }
+
+/* ---- reload hooks of config rows (config.c); each reads srv->cfg ---------- */
+
+static void server_hook_logging(struct server *srv)
+{
+	server_apply_logging(&srv->cfg);
+}
+
+static void server_hook_queue(struct server *srv)
+{
+	pool_set_queue_max(srv->pool, srv->cfg.db_queue_max);
+	replica_set_queue_max(srv->replica, srv->cfg.db_queue_max);
+}
+
+static void server_hook_read_lag(struct server *srv)
+{
+	replica_set_max_lag(srv->replica, srv->cfg.read_max_lag_s);
+}
+
+static void server_hook_key_refresh(struct server *srv)
+{
+	keywatch_set_refresh(srv->keywatch, srv->cfg.key_refresh_s);
+}
+
+static void server_hook_tasks(struct server *srv)
+{
+	tasks_reschedule(srv->tasks);
+}
+
+const struct config_hook server_logging_hook = { NULL, server_hook_logging, false };
+const struct config_hook server_queue_hook = { NULL, server_hook_queue, false };
+const struct config_hook server_read_lag_hook = { NULL, server_hook_read_lag, false };
+const struct config_hook server_key_refresh_hook = { NULL, server_hook_key_refresh, false };
+const struct config_hook server_tasks_hook = { NULL, server_hook_tasks, false };
 
 /* Ensures partitions for this month and partitions_ahead months after it. */
 static bool server_partitions_ahead(PGconn *conn, int ahead, char *err, size_t errlen)
@@ -127,7 +156,7 @@ static void server_on_keys(struct auth_cache *cache, void *arg)
 
 static void server_reload(struct server *srv)
 {
-	struct config next;
+	struct config next, old;
 	char err[1024], restart[512];
 	bool restart_diff;
 
@@ -140,11 +169,11 @@ static void server_reload(struct server *srv)
 		return;
 	}
 	restart_diff = config_restart_needed(&srv->cfg, &next, restart, sizeof(restart));
-	/* Keys that cannot change at run time keep their running values; this
-	 * can fail only for memory, before anything running has changed. */
+	/* Validate all: keys that cannot change at run time keep their running
+	 * values (this fails only for memory), then each changed row's hook
+	 * checks what it needs (a certificate loads). Nothing has changed yet. */
 	if (!config_keep_restart_keys(&next, &srv->cfg, err, sizeof(err)) ||
-	    (next.tls_cert_file[0] &&
-	     !http_tls_load(srv, next.tls_cert_file, next.tls_key_file, err, sizeof(err)))) {
+	    !config_hooks_check(config_params, &srv->cfg, &next, srv, err, sizeof(err))) {
 		log_error("reload failed, keeping the running configuration: %s", err);
 		config_free(&next);
 		notify_send("READY=1");
@@ -152,16 +181,12 @@ static void server_reload(struct server *srv)
 	}
 	if (restart_diff)
 		log_warn("changed keys that need a restart were not applied: %s", restart);
-	config_free(&srv->cfg);
+	/* Then swap, and apply each changed row through its hook. */
+	old = srv->cfg;
 	srv->cfg = next;
-	server_apply_logging(&srv->cfg);
-	http_apply_limits(srv);
-	pool_set_queue_max(srv->pool, srv->cfg.db_queue_max);
-	replica_set_queue_max(srv->replica, srv->cfg.db_queue_max);
-	replica_set_max_lag(srv->replica, srv->cfg.read_max_lag_s);
-	keywatch_set_refresh(srv->keywatch, srv->cfg.key_refresh_s);
-	keywatch_poke(srv->keywatch);
-	tasks_reschedule(srv->tasks);
+	config_hooks_apply(config_params, &old, &srv->cfg, srv);
+	config_free(&old);
+	keywatch_poke(srv->keywatch); /* SIGHUP also reloads the key cache */
 	log_info("reload complete");
 	notify_send("READY=1");
 }
