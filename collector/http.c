@@ -631,9 +631,25 @@ static bool http_parse_addr(const char *s, char *host, size_t hostlen, int *port
 	return true;
 }
 
+/* The gate's cap for a body on path (gate_cap_fn): its route's cap key when it
+ * has one, else max_body_bytes. */
+static size_t http_gate_cap(const struct config *cfg, const char *path, const char **key)
+{
+	int idx = http_route_find(path);
+	const struct config_param *cap = idx >= 0 ? http_route_states[idx].cap : NULL;
+
+	if (!cap || config_size(cfg, cap) > cfg->max_body_bytes) {
+		*key = "max_body_bytes";
+		return cfg->max_body_bytes;
+	}
+	*key = cap->name;
+	return config_size(cfg, cap);
+}
+
 bool http_start(struct server *srv, char *err, size_t errlen)
 {
 	gate_set_reply(http_early_reply);
+	gate_set_cap(http_gate_cap);
 	char *list, *tok, *save = NULL;
 	struct evhttp_bound_socket *bound;
 	int one = 1;

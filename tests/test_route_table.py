@@ -29,16 +29,22 @@ def test_heartbeat_past_max_small_body_bytes_gets_413_naming_the_cap(db, collect
     assert r.status_code == 200, r.text
 
 
-def test_max_small_body_bytes_is_a_config_key_and_reloads(db, collectors):
-    """The cap comes from max_small_body_bytes; a 3 KB beat passes 64 KiB but
-    not 2K, and a key without the route's role gets 403 before the body is
-    looked at."""
+def test_max_small_body_bytes_is_a_config_key_and_holds_for_chunked_bodies(db, collectors):
+    """The cap comes from max_small_body_bytes: a 3 KB beat passes 64 KiB but
+    not 2K, whether its length is declared (refused before it is read) or it
+    arrives chunked (refused once read, before it is parsed). A key without
+    the route's role gets 403."""
     c = collectors(db, "--max-small-body-bytes", "2K")
     key, read = db.create_key("ingest"), db.create_key("read")
-    r = c.post("/v1/agents/heartbeat", body=padded_beat(3000), key=key)
+    big = padded_beat(3000)
+    r = c.post("/v1/agents/heartbeat", body=big, key=key)
     assert r.status_code == 413 and "max_small_body_bytes (2048)" in r.json()["error"], r.text
-    r = c.post("/v1/agents/heartbeat", body=padded_beat(3000), key=read)
+    r = httpx.post(c.url + "/v1/agents/heartbeat", content=iter([big[:1500], big[1500:]]),
+                   headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    assert r.status_code == 413 and "max_small_body_bytes (2048)" in r.json()["error"], r.text
+    r = c.post("/v1/agents/heartbeat", json={"agent_id": "small"}, key=read)
     assert r.status_code == 403 and "role read" in r.json()["error"], r.text
+    assert db.scalar("SELECT count(*) FROM agents") == 0
 
 
 def test_budget_put_past_max_small_body_bytes_gets_413_before_parsing(db, collectors):

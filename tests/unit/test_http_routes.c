@@ -17,10 +17,10 @@ static void routes_nop(struct http_req *hr)
 
 UNIT_TEST(http_routes_past_the_old_caps_each_get_their_own_metrics_series)
 {
-	static char paths[ROUTES_MANY][16];
+	static char paths[ROUTES_MANY][24];
 	static struct http_route routes[ROUTES_MANY + 1];
 	int slots[ROUTES_MANY];
-	char err[256] = "", want[128];
+	char err[256] = "", want[1200];
 	struct buf b;
 
 	for (int i = 0; i < ROUTES_MANY; i++) {
