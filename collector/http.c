@@ -1,7 +1,8 @@
 /* The HTTP front end on evhttp: listeners (plain or TLS through
  * bufferevent_openssl), each connection read through the gate (gate.c), a
- * single dispatcher that routes by path and method, request ids,
- * authentication and rate limiting, and JSON replies.
+ * single dispatcher that routes by the route table (path, method) and does
+ * each route's declared checks (key, role, rate limit, body cap) and pool
+ * choice before its handler runs, request ids, and JSON replies.
  *
  * Request lifetime: the dispatcher allocates an http_req per request. A
  * handler either replies before returning (then the dispatcher frees it) or

@@ -1,5 +1,6 @@
-/* The HTTP front: evhttp setup (listeners, TLS, limits, timeouts), routing,
- * authentication helpers and JSON replies. Loop thread only. */
+/* The HTTP front: evhttp setup (listeners, TLS, limits, timeouts), the route
+ * table and its dispatcher (authentication, roles, body caps, pool choice),
+ * and JSON replies. Loop thread only. */
 #ifndef VGC_HTTP_H
 #define VGC_HTTP_H
 
