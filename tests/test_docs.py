@@ -1,0 +1,134 @@
+"""The docs a newcomer reads: README.md stays a short front door (at most 300
+lines), and every relative link, backticked repo path, `make` target and
+`vgcollector` command named in README.md, HACKING.md and docs/*.md exists."""
+
+import glob
+import os
+import re
+import subprocess
+
+import pytest
+
+from conftest import BUILD, ROOT
+
+README_MAX_LINES = 300
+# The repository's top-level entries a backticked path may start with. build/
+# and var/ are made by `make` and `make run`, so they are not checked.
+TOP = ("collector/", "common/", "sink/", "schema/", "tests/", "deploy/", "docs/")
+TOP_FILES = {"Makefile", "README.md", "HACKING.md", ".clang-format", ".gitignore"}
+
+
+def doc_files():
+    files = [os.path.join(ROOT, "README.md"), os.path.join(ROOT, "HACKING.md")]
+    files += sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))
+    return [f for f in files if os.path.exists(f)]
+
+
+def rel(path):
+    return os.path.relpath(path, ROOT)
+
+
+def exists_in_repo(path):
+    path = path.rstrip("/")
+    if any(c in path for c in "*?["):
+        return bool(glob.glob(os.path.join(ROOT, path)))
+    return os.path.exists(os.path.join(ROOT, path))
+
+
+def repo_basenames():
+    out = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True)
+    names = {os.path.basename(p) for p in out.stdout.split()}
+    # Files not yet committed count too (a fresh clone has only committed ones).
+    for d in ("collector", "common", "sink", "schema", "tests", "deploy", "docs"):
+        for dirpath, _, fnames in os.walk(os.path.join(ROOT, d)):
+            names.update(fnames)
+    return names
+
+
+def backticked(text):
+    """Inline code spans, outside fenced blocks."""
+    text = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+    return re.findall(r"`([^`\n]+)`", text)
+
+
+def code_lines(text):
+    """Lines of fenced code blocks and inline code spans: where commands are."""
+    blocks = re.findall(r"^```[^\n]*\n(.*?)^```", text, flags=re.S | re.M)
+    return [line for b in blocks for line in b.splitlines()] + backticked(text)
+
+
+def test_readme_is_at_most_300_lines():
+    with open(os.path.join(ROOT, "README.md")) as f:
+        n = len(f.read().splitlines())
+    assert n <= README_MAX_LINES, f"README.md has {n} lines; move reference text to docs/"
+
+
+def test_hacking_md_exists():
+    assert os.path.exists(os.path.join(ROOT, "HACKING.md"))
+
+
+def test_every_docs_file_is_linked_from_the_readme():
+    with open(os.path.join(ROOT, "README.md")) as f:
+        readme = f.read()
+    for path in doc_files()[1:]:
+        assert f"({rel(path)})" in readme, f"README.md does not link {rel(path)}"
+
+
+@pytest.mark.parametrize("path", doc_files(), ids=rel)
+def test_relative_links_exist(path):
+    with open(path) as f:
+        text = f.read()
+    base = os.path.dirname(path)
+    missing = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"[a-z]+:", target) or target.startswith("#"):
+            continue
+        target = target.split("#")[0]
+        if not os.path.exists(os.path.join(base, target)):
+            missing.append(target)
+    assert missing == [], f"{rel(path)} links to missing files: {missing}"
+
+
+@pytest.mark.parametrize("path", doc_files(), ids=rel)
+def test_backticked_repo_paths_exist(path):
+    with open(path) as f:
+        text = f.read()
+    names = repo_basenames()
+    missing = []
+    for span in backticked(text):
+        for word in span.split():
+            word = word.strip(".,;:()'\"").split("::")[0]
+            if word.startswith(TOP) or word in TOP_FILES:
+                if not exists_in_repo(word):
+                    missing.append(word)
+            elif re.fullmatch(r"[\w.-]+\.(c|h|py|sql|sh|js|css|html)", word):
+                if word not in names and not exists_in_repo(word):
+                    missing.append(word)
+    assert missing == [], f"{rel(path)} names paths that do not exist: {missing}"
+
+
+def make_targets():
+    with open(os.path.join(ROOT, "Makefile")) as f:
+        return set(re.findall(r"^([a-z][\w-]*):", f.read(), flags=re.M))
+
+
+def vgcollector_commands():
+    out = subprocess.run([f"{BUILD}/vgcollector", "--help"], capture_output=True, text=True)
+    return set(re.findall(r"^  ([a-z][\w-]*)  ", out.stdout, flags=re.M))
+
+
+@pytest.mark.parametrize("path", doc_files(), ids=rel)
+def test_named_make_targets_and_commands_exist(path):
+    with open(path) as f:
+        text = f.read()
+    targets, commands = make_targets(), vgcollector_commands()
+    assert "serve" in commands and "all" in targets
+    missing = []
+    for line in code_lines(text):
+        for t in re.findall(r"(?:^|[\s(;&|])make ([a-z][\w-]*)", line):
+            if t not in targets:
+                missing.append(f"make {t}")
+        for c in re.findall(r"(?:^|[\s/(;&|$])vgcollector ([a-z][\w-]*)", line):
+            if c not in commands:
+                missing.append(f"vgcollector {c}")
+    assert missing == [], f"{rel(path)} names commands that do not exist: {missing}"
