@@ -2,6 +2,7 @@
 lines), and every relative link, backticked repo path, `make` target and
 `vgcollector` command named in README.md, HACKING.md and docs/*.md exists."""
 
+import fnmatch
 import glob
 import os
 import re
@@ -45,6 +46,19 @@ def repo_basenames():
     return names
 
 
+def anchors(path):
+    """The anchors GitHub gives a Markdown file's headings."""
+    with open(path) as f:
+        text = re.sub(r"^```.*?^```", "", f.read(), flags=re.S | re.M)
+    seen, out = {}, set()
+    for title in re.findall(r"^#+ (.+)$", text, flags=re.M):
+        slug = re.sub(r"[^\w\- ]", "", title.strip().lower()).replace(" ", "-")
+        n = seen.get(slug, 0)
+        seen[slug] = n + 1
+        out.add(slug if n == 0 else f"{slug}-{n}")
+    return out
+
+
 def backticked(text):
     """Inline code spans, outside fenced blocks."""
     text = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
@@ -81,12 +95,15 @@ def test_relative_links_exist(path):
     base = os.path.dirname(path)
     missing = []
     for target in re.findall(r"\]\(([^)\s]+)\)", text):
-        if re.match(r"[a-z]+:", target) or target.startswith("#"):
+        if re.match(r"[a-z]+:", target):
             continue
-        target = target.split("#")[0]
-        if not os.path.exists(os.path.join(base, target)):
+        file, _, anchor = target.partition("#")
+        dest = os.path.join(base, file) if file else path
+        if not os.path.exists(dest):
             missing.append(target)
-    assert missing == [], f"{rel(path)} links to missing files: {missing}"
+        elif anchor and dest.endswith(".md") and anchor not in anchors(dest):
+            missing.append(target)
+    assert missing == [], f"{rel(path)} links to missing files or headings: {missing}"
 
 
 @pytest.mark.parametrize("path", doc_files(), ids=rel)
@@ -125,8 +142,8 @@ def test_named_make_targets_and_commands_exist(path):
     assert "serve" in commands and "all" in targets
     missing = []
     for line in code_lines(text):
-        for t in re.findall(r"(?:^|[\s(;&|])make ([a-z][\w-]*)", line):
-            if t not in targets:
+        for t in re.findall(r"(?:^|[\s(;&|])make ([a-z][\w*-]*)", line):
+            if not fnmatch.filter(targets, t):
                 missing.append(f"make {t}")
         for c in re.findall(r"(?:^|[\s/(;&|$])vgcollector ([a-z][\w-]*)", line):
             if c not in commands:
