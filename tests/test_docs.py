@@ -151,3 +151,24 @@ def test_named_make_targets_and_commands_exist(path):
             if c not in commands:
                 missing.append(f"vgcollector {c}")
     assert missing == [], f"{rel(path)} names commands that do not exist: {missing}"
+
+
+def test_every_config_key_is_in_operations_md():
+    out = subprocess.run([f"{BUILD}/vgcollector", "config-sample"], capture_output=True,
+                         text=True, check=True).stdout
+    keys = re.findall(r"^#([a-z_]+) =", out, flags=re.M)
+    assert len(keys) > 40, out
+    with open(os.path.join(ROOT, "docs", "operations.md")) as f:
+        text = f.read()
+    assert [k for k in keys if f"| `{k}` |" not in text] == []
+
+
+def test_every_route_is_in_api_md():
+    """Every path in collector/server.c's route table has a row in api.md's table."""
+    with open(os.path.join(ROOT, "collector", "server.c")) as f:
+        paths = set(re.findall(r'"(/(?:v1/[\w/*-]*|healthz|readyz|metrics|ui/\*)?)"', f.read()))
+    assert {"/v1/ingest", "/v1/rollups", "/healthz"} <= paths, paths
+    with open(os.path.join(ROOT, "docs", "api.md")) as f:
+        table = "\n".join(line for line in f.read().splitlines() if line.startswith("| `"))
+    want = {p.replace("*", "") for p in paths}
+    assert [p for p in sorted(want) if f" {p}" not in table] == []
