@@ -1,4 +1,4 @@
-"""Budgets (issue 16): spend, forecast, state and alerts over the real
+"""Budgets: spend, forecast, state and alerts over the real
 collector and PostgreSQL, with a real webhook receiver started by the test."""
 
 import hashlib
@@ -288,7 +288,7 @@ def iso(s):
 
 
 def hand_forecast(b, as_of, rows):
-    """The issue's formula, by hand: spend so far plus the average hourly
+    """The forecast formula, by hand: spend so far plus the average hourly
     spend of the current hour and the 23 before it (from the period start if
     later) times the whole hours left after the current one."""
     ps, pe, h0 = iso(b["period_start"]), iso(b["period_end"]), iso(as_of)

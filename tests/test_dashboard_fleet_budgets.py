@@ -1,5 +1,5 @@
-"""Issue 18's fleet and budgets views, in headless Chromium over the real collector:
-each lists exactly what GET /v1/agents (issue 15) and GET /v1/budgets (issue 16) list,
+"""The dashboard's fleet and budgets views, in headless Chromium over the real collector:
+each lists exactly what GET /v1/agents and GET /v1/budgets list,
 with the data-attribute contract. Skipped, saying so, on a build without those endpoints."""
 
 import json

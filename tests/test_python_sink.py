@@ -1,4 +1,4 @@
-"""Issue 19 acceptance: the vgsink Python package (sink/python, laid out in
+"""The vgsink Python package (sink/python, laid out in
 build/python by the Makefile) against the real collector and PostgreSQL.
 Each test runs a worker script with Debian's /usr/bin/python3."""
 

@@ -1,4 +1,4 @@
-"""Issue 14 acceptance (`make test-scale`): the collector scaled out on real
+"""Scaling out (`make test-scale`): the collector scaled out on real
 parts. haproxy balances 3 collectors (health checks on /readyz); they write
 through pgbouncer in transaction mode to a primary, LISTEN on db_direct, and
 read from a streaming hot standby made with pg_basebackup -R. vgsink-sim

@@ -1,4 +1,4 @@
-"""Issue 3 acceptance: libvgsink end to end, through its tools (vgsink-sim,
+"""libvgsink end to end, through its tools (vgsink-sim,
 vgsink-replay, vgsink-forktest) against the real collector and PostgreSQL."""
 
 import json
