@@ -88,7 +88,16 @@ $(BUILD)/obj/%.o: %.c
 
 # Migrations are embedded in the binary so `migrate` and the schema check in
 # `serve` need no files at run time; schema/*.sql stays the only source.
-$(BUILD)/schema_embed.c: $(SCHEMA_SQL) Makefile
+# The embedded files' names, rewritten only when the list changes, so that
+# removing a migration or a web asset regenerates what embeds them.
+$(BUILD)/schema.list $(BUILD)/web.list: FORCE
+	@mkdir -p $(dir $@)
+	$(Q)echo $(if $(findstring schema,$@),$(SCHEMA_SQL),$(WEB_SRC)) | cmp -s - $@ || \
+	  echo $(if $(findstring schema,$@),$(SCHEMA_SQL),$(WEB_SRC)) > $@
+
+FORCE:
+
+$(BUILD)/schema_embed.c: $(SCHEMA_SQL) $(BUILD)/schema.list Makefile
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  EMBED   schema/*.sql")
 	$(Q){ echo '/* Generated from the files in schema/ by the Makefile: do not edit. */'; \
@@ -111,7 +120,7 @@ $(BUILD)/obj/schema_embed.o: $(BUILD)/schema_embed.c
 # asset URL gets ?v=<its content hash>, so assets can be cached for a year and
 # an upgrade still loads the new ones (the HTML is revalidated every time).
 # Each file is also stored gzipped (gzip -9n) and its hash is its ETag.
-$(BUILD)/web_embed.c: $(WEB_SRC) Makefile
+$(BUILD)/web_embed.c: $(WEB_SRC) $(BUILD)/web.list Makefile
 	@mkdir -p $(BUILD)/web
 	@$(if $(Q),echo "  EMBED   collector/web/*")
 	$(Q)set -ef; sub=; \
