@@ -183,3 +183,81 @@ def test_huge_answer_body_or_headers_keep_the_collector_under_200_mib(db, collec
     finally:
         body_rx.close()
         head_rx.close()
+
+
+def answer_200(conn, state):
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+
+def test_loopback_receivers_are_refused_unless_allowed_and_never_contacted(db, collectors):
+    """A tenant admin set webhooks to the collector's own loopback and to
+    http://169.254.169.254/latest/meta-data/, and the collector posted to both.
+    Now the address each host resolves to is checked before connecting: the
+    loopback address, its decimal form 2130706433 and the name localhost are
+    all refused by the default rule, the receiver sees no connection at all,
+    and each alert is marked failed at once with the address and the rule."""
+    rx = RawReceiver(answer_200)
+    try:
+        c = collectors(db, *BASE)
+        admin = db.create_key("admin")
+        hooks = {"literal": rx.url(), "decimal": rx.url(host="2130706433"),
+                 "name": rx.url(host="localhost"),
+                 "metadata": "http://169.254.169.254/latest/meta-data/"}
+        for name, url in hooks.items():
+            assert put_budget(c, admin, name, provider=name, period="day", limit_usd="1",
+                              thresholds=[50], webhook=url,
+                              webhook_secret=SECRET).status_code == 200
+        ingest(c, admin, [make_row(i, provider=name, cost_usd=0.6)
+                          for i, name in enumerate(hooks)])
+        for name in hooks:
+            wait_until(lambda: alert(db, name) and alert(db, name)[0][0] == "failed", 30,
+                       f"the alert to the {name} receiver marked failed")
+        errors = {name: alert(db, name)[0][3] for name in hooks}
+        port = rx.port
+        assert errors["literal"] == (
+            "refused: address 127.0.0.1, in 127.0.0.0/8 (loopback), denied by default; list it"
+            " in webhook_allow to allow it"), errors
+        assert "host 2130706433 is 127.0.0.1, in 127.0.0.0/8 (loopback)" in errors["decimal"]
+        assert "host localhost is 127.0.0.1, in 127.0.0.0/8 (loopback)" in errors["name"]
+        assert "address 169.254.169.254, in 169.254.169.254/32 (cloud metadata)" in \
+            errors["metadata"]
+        assert all(alert(db, name)[0][1] == 1 for name in hooks), "a refusal is not retried"
+        time.sleep(1)  # any connection attempt would have landed by now
+        assert rx.snapshot() == [], f"the receiver on port {port} was contacted"
+        assert "in 127.0.0.0/8 (loopback), denied by default" in c.output()
+    finally:
+        rx.close()
+
+
+def test_webhook_allow_lets_an_internal_receiver_through_after_a_reload(db, collectors):
+    """The way to reach an internal receiver: list it in webhook_allow. Before
+    the reload the loopback receiver is refused and untouched; after it, the
+    next alert reaches it, by address and by name."""
+    rx = RawReceiver(answer_200)
+    conf = "".join(f"{k} = {v}\n" for k, v in (
+        ("budget_check_s", "0.2"), ("budget_eval_delay_s", "0.05"),
+        ("budget_retry_base_s", "0.2"), ("budget_retry_max_s", "1")))
+    try:
+        c = collectors(db, config_text=conf)
+        admin = db.create_key("admin")
+        assert put_budget(c, admin, "internal", period="day", limit_usd="1", thresholds=[20, 60],
+                          webhook=rx.url(), webhook_secret=SECRET).status_code == 200
+        assert put_budget(c, admin, "by-name", provider="n", period="day", limit_usd="1",
+                          thresholds=[50], webhook=rx.url(host="localhost"),
+                          webhook_secret=SECRET).status_code == 200
+        ingest(c, admin, [make_row(0, cost_usd=0.3)])
+        wait_until(lambda: alert(db, "internal") and alert(db, "internal")[0][0] == "failed",
+                   30, "the 20% alert refused")
+        assert rx.snapshot() == []
+        with open(c.config_path, "a") as f:
+            f.write("webhook_allow = 127.0.0.1/32, localhost\n")
+        c.signal(signal.SIGHUP)
+        wait_until(lambda: "reload complete" in c.output(), 20, "the reload")
+        ingest(c, admin, [make_row(1, cost_usd=0.4), make_row(2, provider="n", cost_usd=0.6)])
+        wait_until(lambda: len(alert(db, "internal")) == 2 and
+                   alert(db, "internal")[1][0] == "delivered", 30, "the 60% alert delivered")
+        wait_until(lambda: alert(db, "by-name") and alert(db, "by-name")[0][0] == "delivered",
+                   30, "the alert to http://localhost delivered")
+        assert sorted(x["path"] for x in rx.snapshot()) == ["/hook", "/hook"]
+    finally:
+        rx.close()
