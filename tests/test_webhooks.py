@@ -261,3 +261,120 @@ def test_webhook_allow_lets_an_internal_receiver_through_after_a_reload(db, coll
         assert sorted(x["path"] for x in rx.snapshot()) == ["/hook", "/hook"]
     finally:
         rx.close()
+
+
+def trickle(conn, state):
+    """A header line every second for 40 s, closing once the collector does."""
+    conn.sendall(b"HTTP/1.1 200 OK\r\n")
+    for i in range(40):
+        if peer_closed(conn, 1.0):
+            return
+        conn.sendall(b"X-Slow: %d\r\n" % i)
+    conn.sendall(b"Content-Length: 0\r\n\r\n")
+
+
+def hang(conn, state):
+    """Never answers; waits for the collector to give up."""
+    while not peer_closed(conn, 1.0):
+        pass
+
+
+def test_a_trickling_receiver_is_cut_at_webhook_timeout_s_and_never_posted_twice_at_once(
+        db, collectors):
+    """A receiver trickling a header line every 2 s for 40 s got the same alert
+    3 times, 14 s apart, while the first post was still open:
+    webhook_timeout_s bounded only the gap between reads, so the post outlived
+    its lease (3 * webhook_timeout_s + 5 s) and another evaluation leased it
+    again. Now webhook_timeout_s bounds the whole post: with 2 s (an 11 s
+    lease) every connection is closed within a few seconds of its start,
+    never two overlap, and the attempt records why."""
+    rx = RawReceiver(trickle)
+    try:
+        c = collectors(db, *BASE, *ALLOW_LOOPBACK, "--webhook-timeout-s", "2",
+                       "--budget-retry-base-s", "1")
+        admin = db.create_key("admin")
+        assert put_budget(c, admin, "slow", period="day", limit_usd="1", thresholds=[50],
+                          webhook=rx.url(), webhook_secret=SECRET).status_code == 200
+        ingest(c, admin, [make_row(0, cost_usd=0.6)])
+        wait_until(rx.snapshot, 30, "the first post")
+        first = rx.snapshot()[0]["opened"]
+        # Past the 11 s lease, where the old code posted the alert again.
+        while time.time() < first + 14:
+            now = time.time()
+            for x in rx.snapshot():
+                open_for = (x["closed"] or now) - x["opened"]
+                assert open_for < 2 + 6, f"a post open for {open_for:.1f} s: {x}"
+            time.sleep(0.2)
+        assert rx.max_open_at_once() == 1, rx.snapshot()
+        assert len(rx.snapshot()) >= 2, "the alert is retried after the deadline"
+        error = alert(db, "slow")[0][3]
+        assert "no answer within 2 s in all (webhook_timeout_s)" in error, error
+    finally:
+        rx.close()
+
+
+def test_one_tenants_slow_receivers_leave_webhook_slots_for_another_tenant(db, collectors):
+    """16 slow posts could hold every one of a collector's webhook slots
+    (webhook_max_inflight, 16), so another tenant's alert waited for them to
+    time out. Now one collector runs at most webhook_max_inflight_per_budget
+    posts for a budget and webhook_max_inflight_per_tenant for a tenant: with
+    acme's 16 alerts hanging on two budgets (caps 3 and 4), at most 3 run per
+    budget and 4 for acme, and globex's alert is delivered meanwhile."""
+    slow, fast = RawReceiver(hang), RawReceiver(answer_200)
+    try:
+        c = collectors(db, *BASE, *ALLOW_LOOPBACK, "--webhook-timeout-s", "60",
+                       "--webhook-max-inflight-per-budget", "3",
+                       "--webhook-max-inflight-per-tenant", "4")
+        admin = db.create_key("admin")
+        for name in ("a1", "a2"):
+            assert put_budget(c, admin, name, tenant="acme", provider=name, period="day",
+                              limit_usd="1", thresholds=list(range(10, 90, 10)),
+                              webhook=slow.url(f"/{name}"),
+                              webhook_secret=SECRET).status_code == 200
+        assert put_budget(c, admin, "g", tenant="globex", period="day", limit_usd="1",
+                          thresholds=[50], webhook=fast.url(),
+                          webhook_secret=SECRET).status_code == 200
+        ingest(c, admin, [make_row(0, tenant_id="acme", provider="a1", cost_usd=0.9),
+                          make_row(1, tenant_id="acme", provider="a2", cost_usd=0.9)])
+        wait_until(lambda: db.scalar("SELECT count(*) FROM budget_alerts") == 16, 30,
+                   "acme's 16 alerts claimed")
+        wait_until(lambda: len(slow.snapshot()) >= 4, 30, "acme's posts hanging")
+        time.sleep(2)  # every evaluation meanwhile could lease more
+        ingest(c, admin, [make_row(2, tenant_id="globex", cost_usd=0.6)])
+        wait_until(fast.snapshot, 15, "globex's alert while acme's posts hang")
+        wait_until(lambda: alert(db, "g")[0][0] == "delivered", 15, "globex's alert delivered")
+        assert slow.max_open_at_once() == 4, slow.snapshot()
+        assert slow.max_open_at_once("/a1") <= 3 and slow.max_open_at_once("/a2") <= 3
+    finally:
+        slow.close()
+        fast.close()
+
+
+def test_a_replayed_body_and_signature_under_another_delivery_id_fails_verification(
+        db, collectors):
+    """The signature covered only the body, so a captured body and signature
+    replayed with any X-Vgc-Delivery verified. Now it covers
+    "<X-Vgc-Delivery>.<X-Vgc-Timestamp>.<body>": the captured delivery
+    verifies as sent, and fails with another delivery id, another timestamp,
+    or once the 5-minute tolerance has passed."""
+    rx = Receiver()
+    try:
+        c = collectors(db, *BASE, *ALLOW_LOOPBACK)
+        admin = db.create_key("admin")
+        assert put_budget(c, admin, "signed", period="day", limit_usd="1", thresholds=[50],
+                          webhook=rx.url, webhook_secret=SECRET).status_code == 200
+        ingest(c, admin, [make_row(0, cost_usd=0.6)])
+        wait_until(rx.ok, 20, "the alert")
+        d = rx.ok()[0]
+        h, body = d["headers"], d["body"]
+        delivery, ts, sig = h["X-Vgc-Delivery"], h["X-Vgc-Timestamp"], h["X-Vgc-Signature"]
+        assert abs(int(ts) - d["at"]) < 60, (ts, d["at"])
+        assert signature_ok(SECRET, delivery, ts, body, sig)
+        other = str(int(delivery) + 1)
+        assert not signature_ok(SECRET, other, ts, body, sig), "replay under another id"
+        assert not signature_ok(SECRET, delivery, str(int(ts) + 1), body, sig)
+        assert not signature_ok(SECRET, delivery, ts, body + b" ", sig)
+        assert not signature_ok(SECRET, delivery, ts, body, sig, now=int(ts) + 301)
+        assert signature_ok(SECRET, delivery, ts, body, sig, now=int(ts) + 299)
+    finally:
+        rx.close()
