@@ -472,10 +472,11 @@ static void budget_eval_start(struct budget_eval *be)
 		return;
 	}
 	/* A post ends within webhook_timeout_s in all (webhook.c's deadline); the
-	 * lease leaves as long again, and 5 s, to record its outcome. */
+	 * lease adds twice that and 5 s to record its outcome, so no other pick
+	 * can lease the alert while its post is still open. */
 	job->lease_s = 3.0 * be->cfg->webhook_timeout_s + 5;
 	if (!pool_submit(be->pool, &job->job)) {
-		free(job); /* pool saturated: the next tick tries again */
+		budget_job_free(job); /* pool saturated: the next tick tries again */
 		return;
 	}
 	be->running = true;
