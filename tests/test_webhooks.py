@@ -193,15 +193,15 @@ def test_loopback_receivers_are_refused_unless_allowed_and_never_contacted(db, c
     """A tenant admin set webhooks to the collector's own loopback and to
     http://169.254.169.254/latest/meta-data/, and the collector posted to both.
     Now the address each host resolves to is checked before connecting: the
-    loopback address, its decimal form 2130706433 and the name localhost are
-    all refused by the default rule, the receiver sees no connection at all,
+    loopback address, its decimal form 2130706433, the name localhost and
+    [::1] are all refused by the default rule, the receiver sees no connection at all,
     and each alert is marked failed at once with the address and the rule."""
     rx = RawReceiver(answer_200)
     try:
         c = collectors(db, *BASE)
         admin = db.create_key("admin")
         hooks = {"literal": rx.url(), "decimal": rx.url(host="2130706433"),
-                 "name": rx.url(host="localhost"),
+                 "name": rx.url(host="localhost"), "ipv6": rx.url(host="[::1]"),
                  "metadata": "http://169.254.169.254/latest/meta-data/"}
         for name, url in hooks.items():
             assert put_budget(c, admin, name, provider=name, period="day", limit_usd="1",
@@ -219,6 +219,7 @@ def test_loopback_receivers_are_refused_unless_allowed_and_never_contacted(db, c
             " in webhook_allow to allow it"), errors
         assert "host 2130706433 is 127.0.0.1, in 127.0.0.0/8 (loopback)" in errors["decimal"]
         assert "host localhost is 127.0.0.1, in 127.0.0.0/8 (loopback)" in errors["name"]
+        assert "address ::1, in ::1/128 (loopback)" in errors["ipv6"]
         assert "address 169.254.169.254, in 169.254.169.254/32 (cloud metadata)" in \
             errors["metadata"]
         assert all(alert(db, name)[0][1] == 1 for name in hooks), "a refusal is not retried"
