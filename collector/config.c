@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "row.h"
+#include "webhook_policy.h"
 
 #define OFF(f) offsetof(struct config, f)
 
@@ -114,9 +115,27 @@ const struct config_param config_params[] = {
 	{ "budget_retry_for_s", CFG_INT, OFF(budget_retry_for_s), true, "86400", 1, 0,
 	  "an alert without a 2xx answer this many seconds after it was raised is marked failed" },
 	{ "webhook_timeout_s", CFG_INT, OFF(webhook_timeout_s), true, "10", 1, 600,
-	  "seconds a webhook receiver may take to connect, read or answer" },
+	  "seconds one webhook post may take in all (resolve, connect, send, the answer's status "
+	  "and headers); past it the attempt fails and is retried" },
 	{ "webhook_max_inflight", CFG_INT, OFF(webhook_max_inflight), true, "16", 1, 10000,
 	  "webhook posts one collector runs at once" },
+	{ "webhook_max_inflight_per_budget", CFG_INT, OFF(webhook_max_inflight_per_budget), true,
+	  "2", 1, 10000, "webhook posts one collector runs at once for any one budget" },
+	{ "webhook_max_inflight_per_tenant", CFG_INT, OFF(webhook_max_inflight_per_tenant), true,
+	  "4", 1, 10000,
+	  "webhook posts one collector runs at once for any one tenant's budgets (budgets without "
+	  "a tenant count as one tenant)" },
+	{ "webhook_max_answer_bytes", CFG_SIZE, OFF(webhook_max_answer_bytes), true, "16K", 1024,
+	  1048576,
+	  "most bytes of a webhook receiver's status line and headers read; the body is never "
+	  "read. A longer answer fails the attempt" },
+	{ "webhook_allow", CFG_STR, OFF(webhook_allow), true, "", 0, 0,
+	  "webhook receivers allowed despite the default denials: addresses, CIDRs (10.1.2.0/24, "
+	  "fd12::/64), host names or *.suffix patterns, comma-separated; the most specific "
+	  "matching entry of webhook_allow and webhook_deny decides" },
+	{ "webhook_deny", CFG_STR, OFF(webhook_deny), true, "", 0, 0,
+	  "webhook receivers refused besides the default denials (loopback, link-local, private, "
+	  "unique-local, cloud metadata and other special ranges), in webhook_allow's form" },
 	{ "webhook_ca_file", CFG_STR, OFF(webhook_ca_file), false, "", 0, 0,
 	  "PEM CA bundle to verify https webhooks with; empty uses the system's trust store" },
 	{ "dashboard", CFG_STR, OFF(dashboard), true, "on", 0, 0,
@@ -528,6 +547,8 @@ bool config_validate(struct config *cfg, char *err, size_t errlen)
 		return false;
 	}
 	if (!config_validate_rows(cfg, err, errlen))
+		return false;
+	if (!webhook_policy_lists_ok(cfg->webhook_allow, cfg->webhook_deny, err, errlen))
 		return false;
 	if (cfg->db_file[0]) {
 		char line[4096];

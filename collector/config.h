@@ -57,6 +57,11 @@ struct config {
 	int budget_retry_for_s;
 	int webhook_timeout_s;
 	int webhook_max_inflight;
+	int webhook_max_inflight_per_budget;
+	int webhook_max_inflight_per_tenant;
+	size_t webhook_max_answer_bytes;
+	char *webhook_allow; /* webhook_policy.c's lists */
+	char *webhook_deny;
 	char *webhook_ca_file;
 	char *dashboard; /* "on" or "off" */
 };
