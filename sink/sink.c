@@ -315,6 +315,18 @@ int vgsink_close(vgsink *s, int timeout_ms)
 	return rc;
 }
 
+/* timeout_ms from now on CLOCK_MONOTONIC (s->cond's clock). */
+static void sink_deadline(struct timespec *t, int timeout_ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, t);
+	t->tv_sec += timeout_ms / 1000;
+	t->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (t->tv_nsec >= 1000000000L) {
+		t->tv_sec++;
+		t->tv_nsec -= 1000000000L;
+	}
+}
+
 /* ---- recording --------------------------------------------------------------- */
 
 /* vgsink_row -> struct row in one pass over the field table, each field
@@ -409,12 +421,15 @@ static int sink_row_convert(struct vgsink *s, const vgsink_row *in, struct row *
 	return 0;
 }
 
-int vgsink_record(vgsink *s, const vgsink_row *in)
+/* vgsink_record and vgsink_try_record: 0 taken, VGSINK_FULL (no_drop only:
+ * taking it would drop a row, and nothing was taken), or -1. */
+static int sink_record(vgsink *s, const vgsink_row *in, bool no_drop)
 {
 	struct sink_item *it;
 	size_t len[ROW_NSTRINGS];
 	struct row r;
 	unsigned char uuid[16];
+	bool wake;
 
 	if (!s || !in)
 		return sink_fail("vgsink_record: NULL argument");
@@ -427,8 +442,46 @@ int vgsink_record(vgsink *s, const vgsink_row *in)
 	it = sink_item_pack(&r, len, in->id ? NULL : uuid);
 	if (!it)
 		return sink_fail("out of memory");
-	if (sink_queue_push(s, it))
+	if (!no_drop) {
+		wake = sink_queue_push(s, it);
+	} else if (!sink_queue_push_if_room(s, it, &wake)) {
+		sink_item_free(it);
+		if (wake)
+			sink_sender_wake(s);
+		return VGSINK_FULL;
+	}
+	if (wake)
 		sink_sender_wake(s);
+	return 0;
+}
+
+int vgsink_record(vgsink *s, const vgsink_row *in)
+{
+	return sink_record(s, in, false);
+}
+
+int vgsink_try_record(vgsink *s, const vgsink_row *in)
+{
+	return sink_record(s, in, true);
+}
+
+/* What vgsink_wait_room makes room for: a typical row's JSON is a few hundred
+ * bytes, so a spool with this much room left takes the next one. */
+#define SINK_ROOM_ROW_BYTES 4096
+
+int vgsink_wait_room(vgsink *s, int timeout_ms)
+{
+	struct timespec deadline;
+
+	if (!s)
+		return sink_fail("vgsink_wait_room: NULL sink");
+	if (sink_forked(s))
+		return sink_fail(FORKED_MSG);
+	sink_deadline(&deadline, timeout_ms);
+	if (!sink_queue_room_wait(s, SINK_ROOM_ROW_BYTES, &deadline))
+		return sink_fail("vgsink_wait_room: no room after %d ms (the collector is slow or "
+				 "down, and %s)",
+				 timeout_ms, s->spool ? "the spool is full" : "there is no spool");
 	return 0;
 }
 
@@ -450,13 +503,7 @@ int vgsink_flush(vgsink *s, int timeout_ms)
 		return sink_fail("vgsink_flush: NULL sink");
 	if (sink_forked(s))
 		return sink_fail(FORKED_MSG);
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += timeout_ms / 1000;
-	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
+	sink_deadline(&deadline, timeout_ms);
 	pthread_mutex_lock(&s->lock);
 	target = sink_queue_mark_locked(s);
 	s->flushers++;

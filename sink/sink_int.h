@@ -247,6 +247,14 @@ void sink_queue_free(struct vgsink *s);
 /* Appends a recorded row (any thread, s->lock not held); true when the
  * sender should wake up. Takes no lock but the thread's shard's, mostly. */
 bool sink_queue_push(struct vgsink *s, struct sink_item *it) __attribute__((warn_unused_result));
+/* Appends a recorded row only when that drops no row (the memory bound, or
+ * the spool's room): false, with nothing taken, when it would. Takes s->lock
+ * on every call. *wake: the sender should wake up. */
+bool sink_queue_push_if_room(struct vgsink *s, struct sink_item *it, bool *wake)
+	__attribute__((warn_unused_result));
+/* Waits (s->lock not held) until a row of json_bytes would fit with nothing
+ * dropped, or until deadline (CLOCK_MONOTONIC); true when it fits. */
+bool sink_queue_room_wait(struct vgsink *s, size_t json_bytes, const struct timespec *deadline);
 /* Moves every shard's rows to the central queue; true if the sender should wake. */
 bool sink_queue_collect_locked(struct vgsink *s);
 /* Unlinks up to max_rows rows from the central queue's head (always one,

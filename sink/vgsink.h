@@ -136,9 +136,31 @@ VGSINK_EXPORT void vgsink_config_init(vgsink_config *cfg);
  * unusable spool dir (or one locked by another process) or a TLS setup error. */
 VGSINK_EXPORT vgsink *vgsink_open(const vgsink_config *cfg, char *err, size_t errlen);
 /* Validates (the collector's rules), copies, stamps id and timestamp when
- * missing, enqueues. Never waits for the network or the disk. 0, or -1 with
- * vgsink_errstr(s) (a bad row, or a forked process). */
+ * missing, enqueues. Never waits: not for the network, the disk or room in
+ * the queue. When the rows in memory pass queue_max_rows (and the spool, if
+ * any, cannot take them), the OLDEST queued rows are dropped and counted in
+ * vgsink_stats.dropped: this is the call for a hot path that must never
+ * stall. 0, or -1 with vgsink_errstr(s) (a bad row, or a forked process). */
 VGSINK_EXPORT int vgsink_record(vgsink *s, const vgsink_row *row);
+/* vgsink_try_record's answer when taking the row would drop one. */
+#define VGSINK_FULL 1
+/* Like vgsink_record, but never drops: when the row would push the queue
+ * past its bound (and the spool, if any, has no room for it), nothing is
+ * taken and it returns VGSINK_FULL; record it again once there is room
+ * (vgsink_wait_room), or give up on it. Never waits either, but takes the
+ * sink's central lock on every call, so many threads recording at once
+ * contend more than with vgsink_record. 0, VGSINK_FULL, or -1 with
+ * vgsink_errstr(s) (a bad row, or a forked process). */
+VGSINK_EXPORT int vgsink_try_record(vgsink *s, const vgsink_row *row);
+/* WAITS (blocks the calling thread) until the queue has room for a row
+ * without dropping one, or until timeout_ms passes; returns at once when
+ * there is room. Room appears as the collector answers batches (or as the
+ * spool takes them). The room is not reserved: another thread may take it
+ * first, so call vgsink_try_record again and wait again on VGSINK_FULL. Never
+ * call it on a thread that must not stall (an event loop: run it on a helper
+ * thread, as the Python package does). 0 when there is room, -1 at the
+ * timeout or in a forked process (vgsink_errstr says which). */
+VGSINK_EXPORT int vgsink_wait_room(vgsink *s, int timeout_ms);
 /* 0 once every row recorded before the call, and every batch found in the
  * spool when the sink opened, was answered by the collector (accepted,
  * duplicate or rejected); -1 when timeout_ms passes first (rows stay queued or

@@ -271,7 +271,8 @@ def test_sim_help_and_bad_config_errors():
 
 # ---- the shared library as a worker links it ------------------------------------
 
-PUBLIC_API = {"vgsink_config_init", "vgsink_open", "vgsink_record", "vgsink_flush",
+PUBLIC_API = {"vgsink_config_init", "vgsink_open", "vgsink_record", "vgsink_try_record",
+              "vgsink_wait_room", "vgsink_flush",
               "vgsink_close", "vgsink_stats_get", "vgsink_errstr", "vgsink_set_presence"}
 
 

@@ -1,7 +1,8 @@
 /* vgsink._fast: the Python sink's hot path in C. Turns a record (dataclass,
  * dict or any object with the fields) into a vgsink_row without asdict() and
- * calls vgsink_record through the pointer ctypes found; and carries the
- * library's log lines to Python without taking the GIL on the sender thread. */
+ * calls vgsink_record (or vgsink_try_record) through the pointer ctypes
+ * found; and carries the library's log lines to Python without taking the GIL
+ * on the sender thread. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
@@ -421,32 +422,36 @@ typedef struct {
 	PyObject_HEAD vgsink *sink; /* NULL once detached (closed, or another process's) */
 	unsigned long long invalid; /* rows refused here, before the library saw them */
 	unsigned long long closed;  /* rows offered after detach */
-	fast_record_fn record;
+	fast_record_fn record;	    /* vgsink_record: drops the oldest past the bound */
+	fast_record_fn try_record;  /* vgsink_try_record: never drops (NULL: not given) */
 	fast_errstr_fn errstr;
 } FastRecorder;
 
 static int fast_recorder_init(FastRecorder *self, PyObject *args, PyObject *kw)
 {
-	unsigned long long sink, rec, err;
+	unsigned long long sink, rec, err, try_rec = 0;
 
-	if (!PyArg_ParseTuple(args, "KKK", &sink, &rec, &err))
+	if (!PyArg_ParseTuple(args, "KKK|K", &sink, &rec, &err, &try_rec))
 		return -1;
 	self->sink = (vgsink *)(uintptr_t)sink;
 	self->record = (fast_record_fn)(uintptr_t)rec;
 	self->errstr = (fast_errstr_fn)(uintptr_t)err;
+	self->try_record = (fast_record_fn)(uintptr_t)try_rec;
 	return 0;
 }
 
-/* None when the row was taken; otherwise the message naming the field. The
- * GIL stays held throughout, and nothing runs Python code between reading
- * self->sink and vgsink_record, so a detach (always before vgsink_close)
- * never meets a call in progress. */
-static PyObject *fast_recorder_record(FastRecorder *self, PyObject *obj)
+/* None when the row was taken, True when call answered VGSINK_FULL (nothing
+ * taken); otherwise the message naming the field. The GIL stays held
+ * throughout, and nothing runs Python code between reading self->sink and
+ * the call, so a detach (always before vgsink_close) never meets a call in
+ * progress. */
+static PyObject *fast_recorder_call(FastRecorder *self, PyObject *obj, fast_record_fn call)
 {
 	struct fast_conv c;
 	vgsink_row row;
 	PyObject *res;
 	vgsink *s;
+	int rc;
 
 	c.nrefs = 0;
 	c.json.p = c.json.local;
@@ -463,14 +468,30 @@ static PyObject *fast_recorder_record(FastRecorder *self, PyObject *obj)
 		fast_conv_done(&c);
 		return PyUnicode_FromString("the sink is closed");
 	}
-	if (self->record(s, &row) != 0) {
+	rc = call(s, &row);
+	fast_conv_done(&c);
+	if (rc == VGSINK_FULL)
+		Py_RETURN_TRUE;
+	if (rc != 0) {
 		const char *e = self->errstr(s);
 
-		fast_conv_done(&c);
 		return PyUnicode_DecodeUTF8(e, (Py_ssize_t)strlen(e), "replace");
 	}
-	fast_conv_done(&c);
 	Py_RETURN_NONE;
+}
+
+static PyObject *fast_recorder_record(FastRecorder *self, PyObject *obj)
+{
+	return fast_recorder_call(self, obj, self->record);
+}
+
+static PyObject *fast_recorder_offer(FastRecorder *self, PyObject *obj)
+{
+	if (!self->try_record) {
+		PyErr_SetString(PyExc_RuntimeError, "Recorder made without vgsink_try_record");
+		return NULL;
+	}
+	return fast_recorder_call(self, obj, self->try_record);
 }
 
 static PyObject *fast_recorder_detach(FastRecorder *self, PyObject *unused)
@@ -482,6 +503,8 @@ static PyObject *fast_recorder_detach(FastRecorder *self, PyObject *unused)
 static PyMethodDef fast_recorder_methods[] = {
 	{ "record", (PyCFunction)fast_recorder_record, METH_O,
 	  "record(obj) -> None, or the message naming the bad field" },
+	{ "offer", (PyCFunction)fast_recorder_offer, METH_O,
+	  "offer(obj) -> None (taken), True (the queue is full: nothing taken), or the message" },
 	{ "detach", (PyCFunction)fast_recorder_detach, METH_NOARGS,
 	  "forget the sink (before it is closed)" },
 	{ NULL, NULL, 0, NULL },
@@ -503,7 +526,8 @@ static PyTypeObject FastRecorderType = {
 	.tp_init = (initproc)fast_recorder_init,
 	.tp_methods = fast_recorder_methods,
 	.tp_members = fast_recorder_members,
-	.tp_doc = "Recorder(sink_address, vgsink_record_address, vgsink_errstr_address)",
+	.tp_doc = "Recorder(sink_address, vgsink_record_address, vgsink_errstr_address[, "
+		  "vgsink_try_record_address])",
 };
 
 /* ---- log lines: sender thread -> Python, without the GIL ---------------------------- */

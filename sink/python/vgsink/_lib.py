@@ -9,6 +9,7 @@ import ctypes
 import os
 
 SONAME = "libvgsink.so.0"
+FULL = 1  # VGSINK_FULL: vgsink_try_record took nothing, the queue is full
 
 LOG_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
 
@@ -139,5 +140,12 @@ def load():
     record.argtypes = [ctypes.c_void_p, ctypes.POINTER(Row)]
     record.restype = ctypes.c_int
     lib.record_gil = record
+    try_record = plib.vgsink_try_record
+    try_record.argtypes = [ctypes.c_void_p, ctypes.POINTER(Row)]
+    try_record.restype = ctypes.c_int
+    lib.try_record_gil = try_record
+    # Blocks its thread until there is room: CDLL, so the GIL is released.
+    lib.vgsink_wait_room.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lib.vgsink_wait_room.restype = ctypes.c_int
     lib.path = path
     return lib
