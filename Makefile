@@ -289,6 +289,7 @@ endif
 	  install -m 0640 deploy/vgcollector.conf $(DESTDIR)/etc/vgcollector/vgcollector.conf
 
 FORMAT_SRC := $(wildcard common/*.[ch] collector/*.[ch] sink/*.[ch] sink/python/vgsink/*.c tests/unit/*.[ch] \
+	      tests/abi/*.c \
 	      tests/tools/*.[ch] tests/fuzz/*.c)
 
 format:

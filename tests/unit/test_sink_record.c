@@ -105,7 +105,7 @@ UNIT_TEST(sink_errstr_is_the_calling_threads_own)
 	CHECK_MSG(s != NULL, "%s", err);
 	if (!s)
 		return;
-	CHECK(vgsink_record(s, NULL) == -1);
+	CHECK(vgsink_record(s, (const vgsink_row *)NULL) == -1);
 	pthread_barrier_init(&both_failed, NULL, 2);
 	for (int k = 0; k < 2; k++) {
 		runs[k].s = s;

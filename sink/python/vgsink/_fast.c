@@ -1,7 +1,7 @@
 /* vgsink._fast: the Python sink's hot path in C. Turns a record (dataclass,
  * dict or any object with the fields) into a vgsink_row without asdict() and
- * calls vgsink_record (or vgsink_try_record) through the pointer ctypes
- * found; and carries the library's log lines to Python without taking the GIL
+ * calls vgsink_record_sized (with this header's sizeof(vgsink_row)) through
+ * the pointer ctypes found; and carries the library's log lines to Python without taking the GIL
  * on the sender thread. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -17,7 +17,7 @@
 
 #include "vgsink.h"
 
-typedef int (*fast_record_fn)(vgsink *, const vgsink_row *);
+typedef int (*fast_record_fn)(vgsink *, const vgsink_row *, size_t, unsigned);
 typedef const char *(*fast_errstr_fn)(vgsink *);
 
 enum fast_kind { FAST_STR, FAST_TIME, FAST_AMOUNT, FAST_MEASURE, FAST_JSON, FAST_INT };
@@ -422,30 +422,28 @@ typedef struct {
 	PyObject_HEAD vgsink *sink; /* NULL once detached (closed, or another process's) */
 	unsigned long long invalid; /* rows refused here, before the library saw them */
 	unsigned long long closed;  /* rows offered after detach */
-	fast_record_fn record;	    /* vgsink_record: drops the oldest past the bound */
-	fast_record_fn try_record;  /* vgsink_try_record: never drops (NULL: not given) */
+	fast_record_fn record;	    /* vgsink_record_sized */
 	fast_errstr_fn errstr;
 } FastRecorder;
 
 static int fast_recorder_init(FastRecorder *self, PyObject *args, PyObject *kw)
 {
-	unsigned long long sink, rec, err, try_rec = 0;
+	unsigned long long sink, rec, err;
 
-	if (!PyArg_ParseTuple(args, "KKK|K", &sink, &rec, &err, &try_rec))
+	if (!PyArg_ParseTuple(args, "KKK", &sink, &rec, &err))
 		return -1;
 	self->sink = (vgsink *)(uintptr_t)sink;
 	self->record = (fast_record_fn)(uintptr_t)rec;
 	self->errstr = (fast_errstr_fn)(uintptr_t)err;
-	self->try_record = (fast_record_fn)(uintptr_t)try_rec;
 	return 0;
 }
 
-/* None when the row was taken, True when call answered VGSINK_FULL (nothing
+/* None when the row was taken, True when the library answered VGSINK_FULL (nothing
  * taken); otherwise the message naming the field. The GIL stays held
  * throughout, and nothing runs Python code between reading self->sink and
  * the call, so a detach (always before vgsink_close) never meets a call in
  * progress. */
-static PyObject *fast_recorder_call(FastRecorder *self, PyObject *obj, fast_record_fn call)
+static PyObject *fast_recorder_call(FastRecorder *self, PyObject *obj, unsigned flags)
 {
 	struct fast_conv c;
 	vgsink_row row;
@@ -468,7 +466,7 @@ static PyObject *fast_recorder_call(FastRecorder *self, PyObject *obj, fast_reco
 		fast_conv_done(&c);
 		return PyUnicode_FromString("the sink is closed");
 	}
-	rc = call(s, &row);
+	rc = self->record(s, &row, sizeof(row), flags);
 	fast_conv_done(&c);
 	if (rc == VGSINK_FULL)
 		Py_RETURN_TRUE;
@@ -482,16 +480,12 @@ static PyObject *fast_recorder_call(FastRecorder *self, PyObject *obj, fast_reco
 
 static PyObject *fast_recorder_record(FastRecorder *self, PyObject *obj)
 {
-	return fast_recorder_call(self, obj, self->record);
+	return fast_recorder_call(self, obj, 0);
 }
 
 static PyObject *fast_recorder_offer(FastRecorder *self, PyObject *obj)
 {
-	if (!self->try_record) {
-		PyErr_SetString(PyExc_RuntimeError, "Recorder made without vgsink_try_record");
-		return NULL;
-	}
-	return fast_recorder_call(self, obj, self->try_record);
+	return fast_recorder_call(self, obj, VGSINK_RECORD_NO_DROP);
 }
 
 static PyObject *fast_recorder_detach(FastRecorder *self, PyObject *unused)
@@ -526,8 +520,7 @@ static PyTypeObject FastRecorderType = {
 	.tp_init = (initproc)fast_recorder_init,
 	.tp_methods = fast_recorder_methods,
 	.tp_members = fast_recorder_members,
-	.tp_doc = "Recorder(sink_address, vgsink_record_address, vgsink_errstr_address[, "
-		  "vgsink_try_record_address])",
+	.tp_doc = "Recorder(sink_address, vgsink_record_sized_address, vgsink_errstr_address)",
 };
 
 /* ---- log lines: sender thread -> Python, without the GIL ---------------------------- */

@@ -134,9 +134,9 @@ class RemoteCollectorSink:
 
     def _config(self, lib, spool_dir):
         c = self._conf
-        buf = ctypes.create_string_buffer(ctypes.sizeof(_lib.Config) + _lib.CONFIG_ROOM)
+        buf = ctypes.create_string_buffer(ctypes.sizeof(_lib.Config))
         cfg = _lib.Config.from_buffer(buf)
-        lib.vgsink_config_init(buf)
+        lib.vgsink_config_init_sized(buf, len(buf))
         keep = []
 
         def text(v):
@@ -167,7 +167,7 @@ class RemoteCollectorSink:
             if d and d != spool:
                 os.makedirs(d, exist_ok=True)
             buf, keep = self._config(lib, d)
-            h = lib.vgsink_open(buf, err, len(err))
+            h = lib.vgsink_open_sized(buf, len(buf), err, len(err))
             if h:
                 self._spool = d
                 return lib, h
@@ -194,7 +194,7 @@ class RemoteCollectorSink:
                 self._lib = lib
                 self._recorder = _fast.Recorder(h, *(
                     ctypes.cast(f, ctypes.c_void_p).value for f in (
-                        lib.vgsink_record, lib.vgsink_errstr, lib.vgsink_try_record))) \
+                        lib.vgsink_record_sized, lib.vgsink_errstr))) \
                     if _fast is not None else None
                 self._handle = h
                 self._pid = pid
@@ -242,8 +242,8 @@ class RemoteCollectorSink:
             if self._handle is None or self._pid != os.getpid():
                 self._lost += 1
                 return "the sink is closed"
-            call = self._lib.try_record_gil if no_drop else self._lib.record_gil
-            rc = call(self._handle, ctypes.byref(row))
+            rc = self._lib.record_gil(self._handle, ctypes.byref(row),
+                                      _lib.NO_DROP if no_drop else 0)
             if rc == 0:
                 return None
             if rc == _lib.FULL:
@@ -400,8 +400,8 @@ class RemoteCollectorSink:
         return rc == 0
 
     def _stats_locked(self):
-        buf = ctypes.create_string_buffer(ctypes.sizeof(_lib.Stats) + _lib.STATS_ROOM)
-        self._lib.vgsink_stats_get(self._handle, buf)
+        buf = ctypes.create_string_buffer(ctypes.sizeof(_lib.Stats))
+        self._lib.vgsink_stats_get_sized(self._handle, buf, len(buf))
         st = _lib.Stats.from_buffer(buf)
         return {name: getattr(st, name) for name, _ in _lib.Stats._fields_}
 
