@@ -61,7 +61,7 @@ TOOLS         := $(TOOLS_SRC:tests/tools/%.c=$(BUILD)/%)
 UNIT_SRC      := $(wildcard tests/unit/*.c)
 UNIT_OBJ      := $(UNIT_SRC:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all run test test-unit test-integration test-san fuzz fuzz-run install clean \
+.PHONY: all run test check-layers test-unit test-integration test-san fuzz fuzz-run install clean \
         bench-ingest bench-sink bench-rollup bench-pooled bench-budgets test-scale deps format format-check
 
 # libvgsink and the tools that link it are built once sink/ has sources.
@@ -208,14 +208,19 @@ run: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)deploy/dev-run.sh
 
-# The whole suite: unit tests, integration tests against real PostgreSQL with
+# The whole suite: the layer check (tests/check_layers.py: which directory may
+# include which), unit tests, integration tests against real PostgreSQL with
 # the normal build, the same again built with ASan+UBSan, then 30 s of fuzzing.
 test: deps
 	$(Q)$(MAKE) --no-print-directory format-check
+	$(Q)$(PYTHON) tests/check_layers.py
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(MAKE) --no-print-directory BUILD=build/san SANITIZE=address,undefined CFLAGS="-O1 -g" all
 	$(Q)$(MAKE) --no-print-directory fuzz
 	$(Q)VGC_BUILD=build $(PYTHON) tests/run.py --fuzz-seconds 30
+
+check-layers:
+	$(Q)$(PYTHON) tests/check_layers.py
 
 test-unit: all
 	$(Q)$(BUILD)/unit_tests

@@ -415,7 +415,7 @@ static int sink_row_convert(struct vgsink *s, const vgsink_row *in, struct row *
 	row_init(r);
 	for (int i = 0; i < ROW_NFIELDS; i++) {
 		const struct row_field *f = &row_fields[i];
-		const void *from = ROW_FIELD_CPTR(in, f->sink_offset);
+		const void *from = ROW_FIELD_CPTR(in, sink_row_fields[i].offset);
 		void *to = ROW_FIELD_PTR(r, f->offset);
 		const char *v;
 		bool nul = false;

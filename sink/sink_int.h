@@ -10,6 +10,7 @@
 
 #include "buf.h"
 #include "row.h"
+#include "row_fields.h"
 #include "vgsink.h"
 
 struct event_base;
@@ -280,6 +281,14 @@ void sink_queue_hold_locked(struct vgsink *s, int64_t delta);
  * given up and freed, except the held rows, whose batches the sender frees.
  * Returns how many rows that is. */
 uint64_t sink_queue_abandon_locked(struct vgsink *s);
+
+/* sink_row.c: each row_fields entry's member in vgsink_row, in row_fields'
+ * order (a unit test holds the names against it). */
+struct sink_row_field {
+	const char *name; /* row_fields[i].name */
+	size_t offset;	  /* of the member in vgsink_row */
+};
+extern const struct sink_row_field sink_row_fields[ROW_NFIELDS];
 
 /* sink_items.c: item memory, from any thread. Emptied chunks are kept for
  * reuse up to this many (64 KiB each) per process; the rest go back to libc. */

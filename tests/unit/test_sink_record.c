@@ -165,3 +165,11 @@ UNIT_TEST(sink_record_generates_distinct_v4_uuids)
 	CHECK_MSG(n == 64, "%d rows queued, not 64", n);
 	vgsink_close(s, 0);
 }
+
+UNIT_TEST(sink_row_offsets_follow_the_row_table_field_by_field)
+{
+	for (int i = 0; i < ROW_NFIELDS; i++)
+		CHECK_MSG(strcmp(sink_row_fields[i].name, row_fields[i].name) == 0,
+			  "entry %d: sink/sink_row.c has %s where row_fields has %s", i,
+			  sink_row_fields[i].name, row_fields[i].name);
+}
