@@ -25,20 +25,20 @@ def layer_of(rel):
     return top if top in MAY_INCLUDE else None
 
 
-def sources():
+def sources(root):
     for layer in MAY_INCLUDE:
-        for d, _, files in os.walk(os.path.join(ROOT, layer)):
+        for d, _, files in os.walk(os.path.join(root, layer)):
             for f in sorted(files):
                 if f.endswith((".c", ".h")):
-                    yield os.path.relpath(os.path.join(d, f), ROOT)
+                    yield os.path.relpath(os.path.join(d, f), root)
 
 
-def resolve(rel, name):
+def resolve(root, rel, name):
     """The path (from ROOT) the compiler would open for #include "name" in rel,
     or None when it is outside the tree (a generated or system header)."""
     for d in [os.path.dirname(rel)] + SEARCH:
         p = os.path.normpath(os.path.join(d, name))
-        if os.path.isfile(os.path.join(ROOT, p)):
+        if os.path.isfile(os.path.join(root, p)):
             return p
     return None
 
@@ -79,15 +79,16 @@ def find_cycles(graph):
     return out
 
 
-def check():
+def check(root=ROOT):
+    """Every problem in the tree at root, one line each."""
     problems, graph = [], {}
-    for rel in sources():
+    for rel in sources(root):
         mine = layer_of(rel)
-        with open(os.path.join(ROOT, rel), encoding="utf-8", errors="replace") as f:
+        with open(os.path.join(root, rel), encoding="utf-8", errors="replace") as f:
             text = f.read()
         for m in INCLUDE.finditer(text):
             line = text.count("\n", 0, m.start()) + 1
-            target = resolve(rel, m.group(1))
+            target = resolve(root, rel, m.group(1))
             if target is None:
                 continue
             theirs = layer_of(target)
