@@ -348,6 +348,35 @@ def test_config_from_a_newer_header_works_when_its_new_field_is_unset_and_is_ref
     assert db.scalar("SELECT count(*) FROM cost_rows WHERE session_id = 'abi-probe'") == 20
 
 
+def test_make_install_puts_vgsink_replay_in_prefix_bin_and_it_delivers_a_spool(
+        tmp_path, db, collectors):
+    """vgsink-replay, the operator's tool for a spool left behind, lived in
+    tests/tools and `make install` did not install it. Installed, it sends a
+    spool a worker left while the collector was down."""
+    dest = tmp_path / "root"
+    r = subprocess.run(["make", "-s", "install", f"BUILD={os.path.relpath(BUILD, ROOT)}",
+                        "PREFIX=/opt/vgc", f"DESTDIR={dest}"], cwd=ROOT, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    replay = dest / "opt" / "vgc" / "bin" / "vgsink-replay"
+    assert os.access(replay, os.X_OK)
+    assert "libvgsink.so" not in subprocess.run(["readelf", "-d", str(replay)],
+                                                capture_output=True, text=True).stdout
+
+    port = free_port()  # nothing listens here yet
+    key = db.create_key("ingest")
+    spool = tmp_path / "spool"
+    url = f"http://127.0.0.1:{port}"
+    st = stats_of(tool("vgsink-sim", "--url", url, "--key", key, "--threads", 1, "--rows", 300,
+                       "--spool", spool, "--close-timeout-ms", 500))
+    assert st["recorded"] == 300 and st["sent"] == 0 and spool_files(str(spool))
+    collectors(db, "--rate-limit-rps", "0", port=port)
+    r = tool(str(replay), spool, "--url", url, "--key", key)
+    assert r.returncode == 0, r.stderr
+    assert stats_of(r)["sent"] == 300 and spool_files(str(spool)) == []
+    assert db.scalar("SELECT count(*) FROM cost_rows") == 300
+
+
 def test_build_tree_is_laid_out_as_installed():
     so = os.path.join(BUILD, "libvgsink.so")
     assert os.path.islink(so) and os.readlink(so) == "libvgsink.so.0"
