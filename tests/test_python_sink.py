@@ -204,7 +204,8 @@ def test_log_request_waits_for_room_and_delivers_a_burst_as_voicegateways_own_si
     the POST whenever a batch fills. Ours took each row without waiting and
     dropped the oldest past max_buffer: it delivered 1200 of 4000 (stats:
     recorded 4000, sent 1200, dropped 2800). Now log_request waits, without
-    blocking the loop, until there is room; both deliver every row."""
+    blocking the loop, until there is room; both deliver every row, through
+    the C hot path and through the ctypes fallback alike."""
     import asyncio
     import sys
     c = collectors(db, "--rate-limit-rps", "0")
@@ -229,33 +230,36 @@ def test_log_request_waits_for_room_and_delivers_a_burst_as_voicegateways_own_si
     assert asyncio.run(original()) == 0
     assert db.scalar("SELECT count(*) FROM cost_rows WHERE session_id LIKE %s", "orig-%") == 4000
 
-    r = run_worker("""
-        async def session(sink, costs, t):
-            for i in range(500):
-                await sink.log_request(record(costs, i, session=f"ours-{{t}}"))
-        async def main():
-            sink = vgsink.RemoteCollectorSink({url!r}, {key!r}, batch_size=200,
-                                              flush_interval=0.5)
-            costs = Costs(seed=25)
-            ticks = 0
-            async def ticker():  # the loop keeps running while sessions wait
-                nonlocal ticks
-                while True:
-                    await asyncio.sleep(0.01)
-                    ticks += 1
-            tick = asyncio.get_running_loop().create_task(ticker())
-            await asyncio.gather(*(session(sink, costs, t) for t in range(8)))
-            tick.cancel()
-            await sink.aclose()
-            emit(stats=sink.stats(), ticks=ticks)
-        asyncio.run(main())
-        """, url=c.url, key=key)
-    out = lines_of(r)[-1]
-    st = out["stats"]
-    assert st["recorded"] == st["sent"] == 4000 and st["dropped"] == 0, st
-    assert db.scalar("SELECT count(*) FROM cost_rows WHERE session_id LIKE %s", "ours-%") == 4000
-    assert db.scalar("SELECT count(DISTINCT id) FROM cost_rows") == 8000
-    assert out["ticks"] > 0
+    for path, env in (("ours", None), ("ctypes", {"VGSINK_CTYPES_ONLY": "1"})):
+        r = run_worker("""
+            async def session(sink, costs, t):
+                for i in range(500):
+                    await sink.log_request(record(costs, i, session=f"{path}-{{t}}"))
+            async def main():
+                sink = vgsink.RemoteCollectorSink({url!r}, {key!r}, batch_size=200,
+                                                  flush_interval=0.5)
+                costs = Costs(seed=25)
+                ticks = 0
+                async def ticker():  # the loop keeps running while sessions wait
+                    nonlocal ticks
+                    while True:
+                        await asyncio.sleep(0.01)
+                        ticks += 1
+                tick = asyncio.get_running_loop().create_task(ticker())
+                await asyncio.gather(*(session(sink, costs, t) for t in range(8)))
+                tick.cancel()
+                await sink.aclose()
+                emit(stats=sink.stats(), ticks=ticks, fast=vgsink.sink._fast is not None)
+            asyncio.run(main())
+            """, url=c.url, key=key, path=path, env=env)
+        out = lines_of(r)[-1]
+        st = out["stats"]
+        assert out["fast"] is (path == "ours")
+        assert st["recorded"] == st["sent"] == 4000 and st["dropped"] == 0, (path, st)
+        assert db.scalar("SELECT count(*) FROM cost_rows WHERE session_id LIKE %s",
+                         path + "-%") == 4000
+        assert out["ticks"] > 0
+    assert db.scalar("SELECT count(DISTINCT id) FROM cost_rows") == 12000
 
 
 def test_metadata_tenant_is_attributed_as_the_python_client_does(db, collectors):
