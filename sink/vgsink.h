@@ -18,16 +18,18 @@
  * it logs only through vgsink_config.log.
  *
  * ABI: vgsink_config, vgsink_row and vgsink_stats only ever grow at their end
- * (a new field starts a new 8-byte word, so sizeof grows), and every call that takes one is told
- * its size: vgsink_config_init, vgsink_open, vgsink_record, vgsink_try_record and vgsink_stats_get
- * are macros that pass sizeof(*arg) to the *_sized function (as zlib's deflateInit passes
- * sizeof(z_stream)). The library reads and writes only the bytes the caller has; a field the
- * caller's header lacks takes its default (a field added later always treats 0/NULL as "not
- * given"). A struct bigger than the library knows is accepted when the extra bytes are zero, and
- * refused (naming it) when they set something the library cannot do. The plain symbols
- * vgsink_config_init, vgsink_open, vgsink_record and vgsink_stats_get stay exported with the first
- * header's (0.1.0) sizes, so a program built against that header runs unchanged on this library:
- * the soname stays libvgsink.so.0. */
+ * (a new field starts a new 8-byte word, so sizeof grows), and every call that
+ * takes one is told its size: vgsink_config_init, vgsink_open, vgsink_record,
+ * vgsink_try_record and vgsink_stats_get are macros that pass sizeof(*arg) to
+ * the *_sized function (as zlib's deflateInit passes sizeof(z_stream)). The
+ * library reads and writes only the bytes the caller has; a field the caller's
+ * header lacks takes its default (a field added later always treats 0/NULL as
+ * "not given"). A struct bigger than the library knows is accepted when the
+ * extra bytes are zero, and refused (naming it) when they set something the
+ * library cannot do. The plain symbols vgsink_config_init, vgsink_open,
+ * vgsink_record and vgsink_stats_get stay exported with the first header's
+ * (0.1.0) sizes, so a program built against that header runs unchanged on this
+ * library: the soname stays libvgsink.so.0. */
 #ifndef VGSINK_H
 #define VGSINK_H
 
