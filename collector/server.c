@@ -226,11 +226,11 @@ static void server_free(struct server *srv)
 {
 	if (srv->keywatch)
 		keywatch_free(srv->keywatch);
+	replica_free(srv->replica); /* before the pool its failed reads move to */
 	if (srv->pool)
 		pool_free(srv->pool);
 	if (srv->long_pool)
 		pool_free(srv->long_pool);
-	replica_free(srv->replica);
 	retention_free(srv->retention);	      /* after the pool: a pass's done callback uses it */
 	rollup_daily_free(srv->rollup_daily); /* likewise */
 	agents_metrics_free();		      /* the same */
@@ -300,7 +300,7 @@ int server_run(struct config *cfg, char *config_path, char **flag_names, char **
 					 sizeof(err));
 	if (!srv.pool || !srv.long_pool ||
 	    !(srv.replica = replica_new(srv.base, srv.cfg.read_db, server_direct_db(&srv.cfg),
-					srv.cfg.pool_size, srv.cfg.db_queue_max,
+					srv.pool, srv.cfg.pool_size, srv.cfg.db_queue_max,
 					srv.cfg.db_connect_timeout_s, srv.cfg.read_max_lag_s, err,
 					sizeof(err))) ||
 	    !(srv.keywatch =
