@@ -1,5 +1,5 @@
-/* Exact decimal sums in fixed point: a checked number is spread into base
- * 10^9 limbs at its place, then added to the positive or the negative part. */
+/* Exact decimal sums in fixed point: each digit of a checked number is added
+ * at its place into base 10^9 limbs of the positive or the negative part. */
 #include "reconcile_sum.h"
 
 #include <string.h>
@@ -11,20 +11,6 @@
 static const uint32_t rs_pow10[9] = {
 	1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000
 };
-
-/* a += b; false on a carry out of the top limb. */
-static bool rs_add(uint32_t *a, const uint32_t *b)
-{
-	uint32_t carry = 0;
-
-	for (int i = 0; i < RECONCILE_SUM_LIMBS; i++) {
-		uint32_t v = a[i] + b[i] + carry;
-
-		carry = v >= RS_BASE;
-		a[i] = carry ? v - RS_BASE : v;
-	}
-	return carry == 0;
-}
 
 /* a - b for a >= b, into out. */
 static void rs_sub(const uint32_t *a, const uint32_t *b, uint32_t *out)
@@ -47,19 +33,35 @@ static int rs_cmp(const uint32_t *a, const uint32_t *b)
 	return 0;
 }
 
+/* Adds digit d at decimal place at (counted from the last fraction digit)
+ * to a, carrying up; false on a carry out of the top limb. */
+static bool rs_add_digit(uint32_t *a, long at, uint32_t d)
+{
+	int i = (int)(at / 9);
+
+	a[i] += d * rs_pow10[at % 9];
+	while (a[i] >= RS_BASE) {
+		a[i] -= RS_BASE;
+		if (++i == RECONCILE_SUM_LIMBS)
+			return false;
+		a[i]++;
+	}
+	return true;
+}
+
 bool reconcile_sum_add(struct reconcile_sum *s, const char *num)
 {
-	uint32_t t[RECONCILE_SUM_LIMBS];
 	const char *p = num, *mant, *mant_end, *dot = NULL;
 	bool negative = false, exp_negative = false;
 	int nfrac = 0, e = 0, scale;
 	long power;
+	uint32_t *to;
 
-	memset(t, 0, sizeof(t));
 	if (*p == '-') {
 		negative = true;
 		p++;
 	}
+	to = negative ? s->neg : s->pos;
 	mant = p;
 	for (; (*p >= '0' && *p <= '9') || *p == '.'; p++)
 		if (*p == '.')
@@ -87,12 +89,9 @@ bool reconcile_sum_add(struct reconcile_sum *s, const char *num)
 		at = power++ + RS_FRAC_DIGITS;
 		if (*d == '0')
 			continue;
-		if (at < 0 || at >= RS_DIGITS)
+		if (at < 0 || at >= RS_DIGITS || !rs_add_digit(to, at, (uint32_t)(*d - '0')))
 			return false;
-		t[at / 9] += (uint32_t)(*d - '0') * rs_pow10[at % 9];
 	}
-	if (!rs_add(negative ? s->neg : s->pos, t))
-		return false;
 	scale = nfrac - e > 0 ? nfrac - e : 0;
 	if (scale > s->scale)
 		s->scale = scale < RS_FRAC_DIGITS ? scale : RS_FRAC_DIGITS;
