@@ -36,6 +36,9 @@ const struct config_param config_params[] = {
 	  "database connections, each driven by its own worker thread" },
 	{ "db_queue_max", CFG_INT, OFF(db_queue_max), true, "64", 0, 0,
 	  "requests waiting for a database connection before new ones get 503" },
+	{ "db_long_pool_size", CFG_INT, OFF(db_long_pool_size), false, "2", 1, 64,
+	  "database connections (and worker threads) apart from pool_size for long reads "
+	  "(POST /v1/reconcile), so they never hold up ingest" },
 	{ "db_connect_timeout_s", CFG_INT, OFF(db_connect_timeout_s), false, "5", 0, 0,
 	  "seconds to wait when connecting to PostgreSQL" },
 	{ "max_body_bytes", CFG_SIZE, OFF(max_body_bytes), true, "8388608", 1024, 0,
@@ -95,6 +98,14 @@ const struct config_param config_params[] = {
 	  "full reload of the key cache every this many seconds (LISTEN/NOTIFY is the fast path)" },
 	{ "max_rollup_periods", CFG_INT, OFF(max_rollup_periods), true, "100000", 0, 0,
 	  "most result periods a rollup query may span; more gets 400" },
+	{ "reconcile_max_bytes", CFG_SIZE, OFF(reconcile_max_bytes), true, "33554432", 1024, 0,
+	  "largest provider usage file POST /v1/reconcile reads, in bytes after gunzip; larger "
+	  "gets 413" },
+	{ "reconcile_max_records", CFG_INT, OFF(reconcile_max_records), true, "1000000", 1, 0,
+	  "most records (CSV lines or JSON objects) in one usage file; more gets 413" },
+	{ "reconcile_max_groups", CFG_INT, OFF(reconcile_max_groups), true, "20000", 1, 0,
+	  "most different models (per day, in a file with dates) in one usage file, each one "
+	  "line of the report; more gets 413" },
 	{ "rollup_daily_interval_s", CFG_INT, OFF(rollup_daily_interval_s), true, "60", 0, 0,
 	  "seconds between passes summarising closed days into cost_rollup_daily; 0 turns it off" },
 	{ "rollup_daily_settle_s", CFG_INT, OFF(rollup_daily_settle_s), true, "3600", 0, 0,
