@@ -14,6 +14,7 @@
 #include "log.h"
 #include "row.h"
 #include "server.h"
+#include "webhook_policy.h"
 
 #define OFF(f) offsetof(struct config, f)
 
@@ -49,6 +50,10 @@ const struct config_param config_params[] = {
 	{ "db_queue_max", CFG_INT, OFF(db_queue_max), true, "64", 0, 0,
 	  "requests waiting for a database connection before new ones get 503", NULL,
 	  &server_queue_hook },
+	{ "db_long_pool_size", CFG_INT, OFF(db_long_pool_size), false, "2", 1, 64,
+	  "database connections (and worker threads) apart from pool_size for long reads "
+	  "(POST /v1/reconcile), so they never hold up ingest",
+	  NULL, NULL },
 	{ "db_connect_timeout_s", CFG_INT, OFF(db_connect_timeout_s), false, "5", 0, 0,
 	  "seconds to wait when connecting to PostgreSQL", NULL, NULL },
 	{ "max_body_bytes", CFG_SIZE, OFF(max_body_bytes), true, "8388608", 1024, 0,
@@ -130,6 +135,16 @@ const struct config_param config_params[] = {
 	  NULL, &server_key_refresh_hook },
 	{ "max_rollup_periods", CFG_INT, OFF(max_rollup_periods), true, "100000", 0, 0,
 	  "most result periods a rollup query may span; more gets 400", NULL, NULL },
+	{ "reconcile_max_bytes", CFG_SIZE, OFF(reconcile_max_bytes), true, "33554432", 1024, 0,
+	  "largest provider usage file POST /v1/reconcile reads, in bytes after gunzip; larger "
+	  "gets 413",
+	  NULL, NULL },
+	{ "reconcile_max_records", CFG_INT, OFF(reconcile_max_records), true, "1000000", 1, 0,
+	  "most records (CSV lines or JSON objects) in one usage file; more gets 413", NULL, NULL },
+	{ "reconcile_max_groups", CFG_INT, OFF(reconcile_max_groups), true, "20000", 1, 0,
+	  "most different models (per day, in a file with dates) in one usage file, each one "
+	  "line of the report; more gets 413",
+	  NULL, NULL },
 	{ "rollup_daily_interval_s", CFG_INT, OFF(rollup_daily_interval_s), true, "60", 0, 0,
 	  "seconds between passes summarising closed days into cost_rollup_daily; 0 turns it off",
 	  NULL, &server_tasks_hook },
@@ -161,9 +176,33 @@ const struct config_param config_params[] = {
 	  "an alert without a 2xx answer this many seconds after it was raised is marked failed",
 	  NULL, NULL },
 	{ "webhook_timeout_s", CFG_INT, OFF(webhook_timeout_s), true, "10", 1, 600,
-	  "seconds a webhook receiver may take to connect, read or answer", NULL, NULL },
+	  "seconds one webhook post may take in all (resolve, connect, send, the answer's status "
+	  "and headers); past it the attempt fails and is retried",
+	  NULL, NULL },
 	{ "webhook_max_inflight", CFG_INT, OFF(webhook_max_inflight), true, "16", 1, 10000,
 	  "webhook posts one collector runs at once", NULL, NULL },
+	{ "webhook_max_inflight_per_budget", CFG_INT, OFF(webhook_max_inflight_per_budget), true,
+	  "2", 1, 10000, "webhook posts one collector runs at once for any one budget", NULL,
+	  NULL },
+	{ "webhook_max_inflight_per_tenant", CFG_INT, OFF(webhook_max_inflight_per_tenant), true,
+	  "4", 1, 10000,
+	  "webhook posts one collector runs at once for any one tenant's budgets (budgets without "
+	  "a tenant count as one tenant)",
+	  NULL, NULL },
+	{ "webhook_max_answer_bytes", CFG_SIZE, OFF(webhook_max_answer_bytes), true, "16K", 1024,
+	  1048576,
+	  "most bytes of a webhook receiver's status line and headers read; the body is never "
+	  "read. A longer answer fails the attempt",
+	  NULL, NULL },
+	{ "webhook_allow", CFG_STR, OFF(webhook_allow), true, "", 0, 0,
+	  "webhook receivers allowed despite the default denials: addresses, CIDRs (10.1.2.0/24, "
+	  "fd12::/64), host names or *.suffix patterns, comma-separated; the most specific "
+	  "matching entry of webhook_allow and webhook_deny decides",
+	  NULL, NULL },
+	{ "webhook_deny", CFG_STR, OFF(webhook_deny), true, "", 0, 0,
+	  "webhook receivers refused besides the default denials (loopback, link-local, private, "
+	  "unique-local, cloud metadata and other special ranges), in webhook_allow's form",
+	  NULL, NULL },
 	{ "webhook_ca_file", CFG_STR, OFF(webhook_ca_file), false, "", 0, 0,
 	  "PEM CA bundle to verify https webhooks with; empty uses the system's trust store", NULL,
 	  NULL },
@@ -674,6 +713,8 @@ bool config_validate(struct config *cfg, char *err, size_t errlen)
 		return false;
 	}
 	if (!config_validate_rows(cfg, err, errlen))
+		return false;
+	if (!webhook_policy_lists_ok(cfg->webhook_allow, cfg->webhook_deny, err, errlen))
 		return false;
 	if (cfg->db_file[0]) {
 		char line[4096];

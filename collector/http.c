@@ -418,8 +418,8 @@ static bool http_admit(struct http_req *hr, const struct http_route *route,
 	if (route->body == HTTP_BODY_CAPPED &&
 	    !http_body_within(hr, config_size(&srv->cfg, st->cap), st->cap->name))
 		return false;
-	hr->pool = srv->pool;
-	if (route->replica_ok) {
+	hr->pool = route->pool == HTTP_POOL_LONG ? srv->long_pool : srv->pool;
+	if (route->pool == HTTP_POOL_READ) {
 		struct replica_choice c =
 			replica_choose(srv->replica, srv->pool, http_wants_primary(hr));
 		hr->pool = c.pool;

@@ -31,11 +31,18 @@ enum http_body {
 	HTTP_BODY_STREAM    /* ingest-sized: the handler checks it (http_body_check) */
 };
 
+/* Where a route's queries run (hr->pool). */
+enum http_pool {
+	HTTP_POOL_PRIMARY = 0, /* the primary's pool */
+	HTTP_POOL_READ,	       /* a read the standby (read_db) may serve while usable */
+	HTTP_POOL_LONG	       /* long reads: db_long_pool_size, apart from ingest's */
+};
+
 /* One endpoint. The dispatcher (http.c) matches path and method, answers 503
  * while draining (but /healthz), authenticates the key and checks its role
  * against roles (401/403/429), checks the body against its policy (413), picks
- * the database pool (hr->pool: the standby's when replica_ok and read_db is
- * usable, else the primary's), and only then calls handler, with hr->key set
+ * the database pool (hr->pool, by the route's pool: for HTTP_POOL_READ the
+ * standby's while read_db is usable), and only then calls handler, with hr->key set
  * unless the route is HTTP_OPEN. A path ending in '*' matches every path with
  * the part before it as prefix. */
 struct http_route {
@@ -44,7 +51,7 @@ struct http_route {
 	unsigned roles;	      /* HTTP_OPEN or HTTP_ROLE(...) bits */
 	enum http_body body;  /* body policy */
 	const char *body_cap; /* HTTP_BODY_CAPPED: a CFG_SIZE config key; else NULL */
-	bool replica_ok;      /* a read the standby (read_db) may serve */
+	enum http_pool pool;  /* where its queries run */
 	http_handler handler;
 };
 

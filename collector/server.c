@@ -37,36 +37,43 @@
 #include "web.h"
 
 /* Every endpoint. The dispatcher (http.c) does each row's checks before its
- * handler runs: method, key and role, body cap, then the pool (a replica_ok
- * read may run on read_db). Small bodies are capped by max_small_body_bytes;
- * ingest and reconcile stream up to max_body_bytes and check it themselves. */
+ * handler runs: method, key and role, body cap, then the pool (a
+ * HTTP_POOL_READ read may run on read_db; reconcile runs on the long pool). Small bodies are capped
+ * by max_small_body_bytes; ingest and reconcile stream up to max_body_bytes and check it
+ * themselves. */
 static const struct http_route server_routes[] = {
-	/* path, methods, roles, body, body cap key, replica_ok, handler */
-	{ "/v1/ingest", HTTP_POST, HTTP_ROLES_WRITE, HTTP_BODY_STREAM, NULL, false, ingest_handle },
-	{ "/v1/ingest/turns", HTTP_POST, HTTP_ROLES_WRITE, HTTP_BODY_STREAM, NULL, false,
-	  ingest_handle_turns },
-	{ "/healthz", HTTP_GET, HTTP_OPEN, HTTP_BODY_NONE, NULL, false, health_handle_healthz },
-	{ "/readyz", HTTP_GET, HTTP_OPEN, HTTP_BODY_NONE, NULL, false, health_handle_readyz },
-	{ "/metrics", HTTP_GET, HTTP_OPEN, HTTP_BODY_NONE, NULL, false, health_handle_metrics },
-	{ "/v1/whoami", HTTP_GET, HTTP_ROLES_ANY, HTTP_BODY_NONE, NULL, false,
+	/* path, methods, roles, body, body cap key, pool, handler */
+	{ "/v1/ingest", HTTP_POST, HTTP_ROLES_WRITE, HTTP_BODY_STREAM, NULL, HTTP_POOL_PRIMARY,
+	  ingest_handle },
+	{ "/v1/ingest/turns", HTTP_POST, HTTP_ROLES_WRITE, HTTP_BODY_STREAM, NULL,
+	  HTTP_POOL_PRIMARY, ingest_handle_turns },
+	{ "/healthz", HTTP_GET, HTTP_OPEN, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY,
+	  health_handle_healthz },
+	{ "/readyz", HTTP_GET, HTTP_OPEN, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY,
+	  health_handle_readyz },
+	{ "/metrics", HTTP_GET, HTTP_OPEN, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY,
+	  health_handle_metrics },
+	{ "/v1/whoami", HTTP_GET, HTTP_ROLES_ANY, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY,
 	  health_handle_whoami },
-	{ "/v1/rollups", HTTP_GET, HTTP_ROLES_READ, HTTP_BODY_NONE, NULL, true,
+	{ "/v1/rollups", HTTP_GET, HTTP_ROLES_READ, HTTP_BODY_NONE, NULL, HTTP_POOL_READ,
 	  rollup_handle_rollups },
-	{ "/v1/costs", HTTP_GET, HTTP_ROLES_READ, HTTP_BODY_NONE, NULL, true, rollup_handle_costs },
-	{ "/v1/rows", HTTP_GET, HTTP_ROLES_READ, HTTP_BODY_NONE, NULL, true, rollup_handle_rows },
+	{ "/v1/costs", HTTP_GET, HTTP_ROLES_READ, HTTP_BODY_NONE, NULL, HTTP_POOL_READ,
+	  rollup_handle_costs },
+	{ "/v1/rows", HTTP_GET, HTTP_ROLES_READ, HTTP_BODY_NONE, NULL, HTTP_POOL_READ,
+	  rollup_handle_rows },
 	{ "/v1/agents/heartbeat", HTTP_POST, HTTP_ROLES_WRITE, HTTP_BODY_CAPPED,
-	  "max_small_body_bytes", false, agents_handle_heartbeat },
-	{ "/v1/agents", HTTP_GET, HTTP_ROLES_READ, HTTP_BODY_NONE, NULL, false,
+	  "max_small_body_bytes", HTTP_POOL_PRIMARY, agents_handle_heartbeat },
+	{ "/v1/agents", HTTP_GET, HTTP_ROLES_READ, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY,
 	  agents_handle_list },
-	{ "/v1/budgets", HTTP_GET, HTTP_ROLES_READ, HTTP_BODY_NONE, NULL, false,
+	{ "/v1/budgets", HTTP_GET, HTTP_ROLES_READ, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY,
 	  budget_http_handle_list },
 	{ "/v1/budgets/*", HTTP_PUT | HTTP_DELETE, HTTP_ROLE(ROLE_ADMIN), HTTP_BODY_CAPPED,
-	  "max_small_body_bytes", false, budget_http_handle_one },
-	{ "/v1/reconcile", HTTP_POST, HTTP_ROLES_READ, HTTP_BODY_STREAM, NULL, false,
+	  "max_small_body_bytes", HTTP_POOL_PRIMARY, budget_http_handle_one },
+	{ "/v1/reconcile", HTTP_POST, HTTP_ROLES_READ, HTTP_BODY_STREAM, NULL, HTTP_POOL_LONG,
 	  reconcile_http_handle },
-	{ "/", HTTP_GET, HTTP_OPEN, HTTP_BODY_NONE, NULL, false, web_handle },
-	{ "/ui/*", HTTP_GET, HTTP_OPEN, HTTP_BODY_NONE, NULL, false, web_handle },
-	{ NULL, 0, 0, HTTP_BODY_NONE, NULL, false, NULL },
+	{ "/", HTTP_GET, HTTP_OPEN, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY, web_handle },
+	{ "/ui/*", HTTP_GET, HTTP_OPEN, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY, web_handle },
+	{ NULL, 0, 0, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY, NULL },
 };
 
 /* Periodic work: the runner (tasks.c) starts each at once (unless its interval
@@ -100,6 +107,7 @@ static void server_hook_logging(struct server *srv)
 static void server_hook_queue(struct server *srv)
 {
 	pool_set_queue_max(srv->pool, srv->cfg.db_queue_max);
+	pool_set_queue_max(srv->long_pool, srv->cfg.db_queue_max);
 	replica_set_queue_max(srv->replica, srv->cfg.db_queue_max);
 }
 
@@ -198,8 +206,8 @@ static void server_drain_check(evutil_socket_t fd, short what, void *arg)
 	/* Answered is not enough: the answer must have left its buffers, or the
 	 * loop would end with it unsent (the gate's filter writes it a turn
 	 * later than evhttp queues it). shutdown_grace_s bounds the wait. */
-	if (srv->inflight == 0 && pool_idle(srv->pool) && replica_idle(srv->replica) &&
-	    conns_unsent(srv->conns) == 0) {
+	if (srv->inflight == 0 && pool_idle(srv->pool) && pool_idle(srv->long_pool) &&
+	    replica_idle(srv->replica) && conns_unsent(srv->conns) == 0) {
 		log_info("drained: every in-flight batch was answered");
 		event_base_loopexit(srv->base, NULL);
 	}
@@ -279,10 +287,12 @@ static void server_free(struct server *srv)
 {
 	if (srv->keywatch)
 		keywatch_free(srv->keywatch);
+	replica_free(srv->replica); /* before the pool its failed reads move to */
 	if (srv->pool)
 		pool_free(srv->pool);
-	replica_free(srv->replica);
-	tasks_free(srv->tasks); /* after the pool: a pass's done callback uses its state */
+	if (srv->long_pool)
+		pool_free(srv->long_pool);
+	tasks_free(srv->tasks); /* after the pools: a pass's done callback uses its state */
 	http_free(srv);
 	if (srv->sig_term)
 		event_free(srv->sig_term);
@@ -340,9 +350,15 @@ int server_run(struct config *cfg, char *config_path, char **flag_names, char **
 	}
 	srv.pool = pool_new(srv.base, srv.cfg.db, srv.cfg.pool_size, srv.cfg.db_queue_max,
 			    srv.cfg.db_connect_timeout_s, err, sizeof(err));
-	if (!srv.pool ||
+	/* Long reads get workers of their own: a few big reconciles must not
+	 * hold every connection ingest needs. */
+	if (srv.pool)
+		srv.long_pool = pool_new(srv.base, srv.cfg.db, srv.cfg.db_long_pool_size,
+					 srv.cfg.db_queue_max, srv.cfg.db_connect_timeout_s, err,
+					 sizeof(err));
+	if (!srv.pool || !srv.long_pool ||
 	    !(srv.replica = replica_new(srv.base, srv.cfg.read_db, server_direct_db(&srv.cfg),
-					srv.cfg.pool_size, srv.cfg.db_queue_max,
+					srv.pool, srv.cfg.pool_size, srv.cfg.db_queue_max,
 					srv.cfg.db_connect_timeout_s, srv.cfg.read_max_lag_s, err,
 					sizeof(err))) ||
 	    !(srv.keywatch =
@@ -377,11 +393,12 @@ int server_run(struct config *cfg, char *config_path, char **flag_names, char **
 	srv.budgets = tasks_state(srv.tasks, "budget_eval");
 	srv.state = SERVER_SERVING;
 	notify_send("READY=1");
-	log_info("vgcollector %s serving (pool_size=%d)", VGC_VERSION, srv.cfg.pool_size);
+	log_info("vgcollector %s serving (pool_size=%d, db_long_pool_size=%d)", VGC_VERSION,
+		 srv.cfg.pool_size, srv.cfg.db_long_pool_size);
 	event_base_dispatch(srv.base);
 
-	if (server_forced_exit &&
-	    (srv.inflight > 0 || !pool_idle(srv.pool) || !replica_idle(srv.replica))) {
+	if (server_forced_exit && (srv.inflight > 0 || !pool_idle(srv.pool) ||
+				   !pool_idle(srv.long_pool) || !replica_idle(srv.replica))) {
 		/* Workers may be blocked inside PostgreSQL: leave without joining.
 		 * Nothing unanswered was acknowledged, so nothing is lost. */
 		_exit(0);

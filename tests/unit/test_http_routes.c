@@ -25,8 +25,9 @@ UNIT_TEST(http_routes_past_the_old_caps_each_get_their_own_metrics_series)
 
 	for (int i = 0; i < ROUTES_MANY; i++) {
 		snprintf(paths[i], sizeof(paths[i]), "/many/%d", i);
-		routes[i] = (struct http_route){ paths[i], HTTP_GET, HTTP_OPEN, HTTP_BODY_NONE,
-						 NULL,	   false,    routes_nop };
+		routes[i] =
+			(struct http_route){ paths[i], HTTP_GET,	  HTTP_OPEN, HTTP_BODY_NONE,
+					     NULL,     HTTP_POOL_PRIMARY, routes_nop };
 	}
 	CHECK_MSG(http_routes_set(routes, err, sizeof(err)), "%s", err);
 	for (int i = 0; i < ROUTES_MANY; i++) {
@@ -53,8 +54,9 @@ UNIT_TEST(http_routes_past_the_old_caps_each_get_their_own_metrics_series)
 UNIT_TEST(http_routes_refuse_a_body_cap_that_is_not_a_size_key)
 {
 	static const struct http_route bad[] = {
-		{ "/x", HTTP_POST, HTTP_OPEN, HTTP_BODY_CAPPED, "log_level", false, routes_nop },
-		{ NULL, 0, 0, HTTP_BODY_NONE, NULL, false, NULL },
+		{ "/x", HTTP_POST, HTTP_OPEN, HTTP_BODY_CAPPED, "log_level", HTTP_POOL_PRIMARY,
+		  routes_nop },
+		{ NULL, 0, 0, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY, NULL },
 	};
 	char err[256] = "";
 

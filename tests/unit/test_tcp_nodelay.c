@@ -30,8 +30,9 @@ static void nodelay_ingest(struct http_req *hr)
 }
 
 static const struct http_route nodelay_routes[] = {
-	{ "/v1/ingest", HTTP_POST, HTTP_OPEN, HTTP_BODY_NONE, NULL, false, nodelay_ingest },
-	{ NULL, 0, 0, HTTP_BODY_NONE, NULL, false, NULL },
+	{ "/v1/ingest", HTTP_POST, HTTP_OPEN, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY,
+	  nodelay_ingest },
+	{ NULL, 0, 0, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY, NULL },
 };
 
 static double nodelay_now(void)
