@@ -181,11 +181,12 @@ void agents_handle_heartbeat(struct http_req *hr)
 	/* A heartbeat is a few KB: a bigger body is refused before anything parses it. */
 	if (evbuffer_get_length(evhttp_request_get_input_buffer(hr->req)) >
 	    srv->cfg.max_heartbeat_bytes) {
-		http_reply_error(hr, 413,
-				 "body of %zu bytes is larger than max_heartbeat_bytes (%zu): a "
-				 "heartbeat is a few KB",
-				 evbuffer_get_length(evhttp_request_get_input_buffer(hr->req)),
-				 srv->cfg.max_heartbeat_bytes);
+		http_reply_error(
+			hr, 413,
+			"body: %zu bytes, more than max_heartbeat_bytes (%zu); a heartbeat "
+			"is a few KB",
+			evbuffer_get_length(evhttp_request_get_input_buffer(hr->req)),
+			srv->cfg.max_heartbeat_bytes);
 		return;
 	}
 	if (!http_body_fits(hr))

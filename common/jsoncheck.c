@@ -160,6 +160,8 @@ static bool jc_container(struct jsoncheck *j, int depth, bool object)
 		}
 		if (!jc_value(j, depth + 1))
 			return false;
+		if (depth == 1) /* the value is whole: what follows is the object's */
+			j->key = j->key_end = NULL;
 		jc_ws(j);
 		if (j->p >= j->end)
 			return false;
