@@ -192,8 +192,8 @@ static int cli_agents_options(const struct cli_args *a, struct agents_filter *f,
 	return 0;
 }
 
-/* Prints the roster page by page; the last page's result stays in *last
- * (for the cursor) and the count in *shown. 0 or 1. */
+/* Prints the roster page by page (only one page in memory), or with
+ * one_page just the page asked for and the cursor to go on. 0 or 1. */
 static int cli_agents_print(PGconn *conn, const struct agents_filter *f, struct agents_page *page,
 			    bool one_page, bool json, int ttl_s)
 {
