@@ -114,6 +114,12 @@ const struct config_param config_params[] = {
 	  "a worker whose last heartbeat is older than this many seconds is reported offline" },
 	{ "agent_forget_after_s", CFG_INT, OFF(agent_forget_after_s), true, "604800", 1, 0,
 	  "the retention pass removes workers offline for longer than this many seconds" },
+	{ "agents_max_per_tenant", CFG_INT, OFF(agents_max_per_tenant), true, "10000", 1, 0,
+	  "workers one tenant may have in the roster (workers without a tenant count as one "
+	  "tenant); a heartbeat of a new agent_id past it gets 429" },
+	{ "max_heartbeat_bytes", CFG_SIZE, OFF(max_heartbeat_bytes), true, "64K", 1024, 0,
+	  "largest POST /v1/agents/heartbeat body, in bytes (a heartbeat is a few KB); larger gets "
+	  "413 before it is parsed" },
 	{ "budget_check_s", CFG_DOUBLE, OFF(budget_check_s), true, "10", 0, 0,
 	  "seconds between budget evaluations (spend, alerts, due webhook retries)" },
 	{ "budget_eval_delay_s", CFG_DOUBLE, OFF(budget_eval_delay_s), true, "1", 0, 0,

@@ -52,9 +52,11 @@ struct config {
 	int reconcile_max_groups;
 	int rollup_daily_interval_s;
 	int rollup_daily_settle_s;
-	int agent_ttl_s;	  /* roster: a worker unheard this long is offline */
-	int agent_forget_after_s; /* roster: offline this long, retention forgets it */
-	double budget_check_s;	  /* budget_eval.c */
+	int agent_ttl_s;	    /* roster: a worker unheard this long is offline */
+	int agent_forget_after_s;   /* roster: offline this long, retention forgets it */
+	int agents_max_per_tenant;  /* roster: workers one tenant may have */
+	size_t max_heartbeat_bytes; /* roster: largest heartbeat body */
+	double budget_check_s;	    /* budget_eval.c */
 	double budget_eval_delay_s;
 	double budget_retry_base_s;
 	double budget_retry_max_s;
