@@ -60,8 +60,8 @@ const struct config_param config_params[] = {
 	  "largest request body as sent (compressed), in bytes; larger gets 413", NULL,
 	  &http_limits_hook },
 	{ "max_small_body_bytes", CFG_SIZE, OFF(max_small_body_bytes), true, "64K", 1024, 0,
-	  "largest body of the endpoints that take a small JSON object (a heartbeat, a budget), in "
-	  "bytes; larger gets 413 before it is parsed",
+	  "largest body of the endpoints that take one small JSON object and have no key of their "
+	  "own (PUT /v1/budgets/{name}), in bytes; larger gets 413 before it is parsed",
 	  NULL, NULL },
 	{ "max_pending_body_bytes", CFG_SIZE, OFF(max_pending_body_bytes), true, "268435456", 0, 0,
 	  "request body bytes all clients together may be sending before their requests run (each "
@@ -161,6 +161,14 @@ const struct config_param config_params[] = {
 	{ "agent_forget_after_s", CFG_INT, OFF(agent_forget_after_s), true, "604800", 1, 0,
 	  "the retention pass removes workers offline for longer than this many seconds", NULL,
 	  NULL },
+	{ "agents_max_per_tenant", CFG_INT, OFF(agents_max_per_tenant), true, "10000", 1, 0,
+	  "workers one tenant may have in the roster (workers without a tenant count as one "
+	  "tenant); a heartbeat of a new agent_id past it gets 429",
+	  NULL, NULL },
+	{ "max_heartbeat_bytes", CFG_SIZE, OFF(max_heartbeat_bytes), true, "64K", 1024, 0,
+	  "largest POST /v1/agents/heartbeat body, in bytes (a heartbeat is a few KB); larger gets "
+	  "413 before it is parsed",
+	  NULL, NULL },
 	{ "budget_check_s", CFG_DOUBLE, OFF(budget_check_s), true, "10", 0, 0,
 	  "seconds between budget evaluations (spend, alerts, due webhook retries)", NULL,
 	  &server_tasks_hook },

@@ -57,6 +57,8 @@ struct config {
 	int agent_ttl_s;	     /* roster: a worker unheard this long is offline */
 	int agent_forget_after_s;    /* roster: offline this long, retention forgets it */
 	int agent_gauges_interval_s; /* tasks: the roster's /metrics gauges */
+	int agents_max_per_tenant;   /* roster: workers one tenant may have */
+	size_t max_heartbeat_bytes;  /* roster: largest heartbeat body */
 	double budget_check_s;	     /* budget_eval.c */
 	double budget_eval_delay_s;
 	double budget_retry_base_s;

@@ -393,8 +393,13 @@ static void gate_check(struct gate *g, struct evbuffer *src)
 		size_t cap = gate_cap ? gate_cap(cfg, h.path, &cap_key) : cfg->max_body_bytes;
 
 		if (!h.chunked && declared > cap) {
-			snprintf(msg, sizeof(msg), "body of %llu bytes is larger than %s (%zu)",
-				 declared, cap_key, cap);
+			if (!strcmp(cap_key, "max_body_bytes"))
+				snprintf(msg, sizeof(msg),
+					 "body of %llu bytes is larger than max_body_bytes (%zu)",
+					 declared, cap);
+			else
+				snprintf(msg, sizeof(msg), "body: %llu bytes, more than %s (%zu)",
+					 declared, cap_key, cap);
 			gate_refuse(g, src, &h, 413, NULL, msg);
 			return;
 		}

@@ -197,15 +197,27 @@ void http_reply_saturated(struct http_req *hr)
 			 hr->srv->cfg.db_queue_max);
 }
 
+/* False, after answering 413, when the body is larger than max_body_bytes. */
+static bool http_body_fits(struct http_req *hr)
+{
+	size_t len = evbuffer_get_length(evhttp_request_get_input_buffer(hr->req));
+
+	if (len > hr->srv->cfg.max_body_bytes) {
+		http_reply_error(hr, 413, "body of %zu bytes is larger than max_body_bytes (%zu)",
+				 len, hr->srv->cfg.max_body_bytes);
+		return false;
+	}
+	return true;
+}
+
 /* False, after answering 413 naming the key, when the body is larger than
- * cap bytes (the value of config key name). */
+ * cap bytes, the value of the route's cap key name. */
 static bool http_body_within(struct http_req *hr, size_t cap, const char *name)
 {
 	size_t len = evbuffer_get_length(evhttp_request_get_input_buffer(hr->req));
 
 	if (len > cap) {
-		http_reply_error(hr, 413, "body of %zu bytes is larger than %s (%zu)", len, name,
-				 cap);
+		http_reply_error(hr, 413, "body: %zu bytes, more than %s (%zu)", len, name, cap);
 		return false;
 	}
 	return true;
@@ -222,7 +234,7 @@ bool http_body_check(struct http_req *hr, bool *gzip)
 			"Content-Encoding \"%.64s\" is not supported: use gzip or identity", enc);
 		return false;
 	}
-	if (!http_body_within(hr, hr->srv->cfg.max_body_bytes, "max_body_bytes"))
+	if (!http_body_fits(hr))
 		return false;
 	*gzip = enc && strcasecmp(enc, "identity") != 0;
 	return true;

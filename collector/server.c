@@ -38,9 +38,10 @@
 
 /* Every endpoint. The dispatcher (http.c) does each row's checks before its
  * handler runs: method, key and role, body cap, then the pool (a
- * HTTP_POOL_READ read may run on read_db; reconcile runs on the long pool). Small bodies are capped
- * by max_small_body_bytes; ingest and reconcile stream up to max_body_bytes and check it
- * themselves. */
+ * HTTP_POOL_READ read may run on read_db; reconcile runs on the long pool).
+ * A small body is capped by its route's key (max_heartbeat_bytes,
+ * max_small_body_bytes); ingest and reconcile stream up to max_body_bytes and
+ * check it themselves. */
 static const struct http_route server_routes[] = {
 	/* path, methods, roles, body, body cap key, pool, handler */
 	{ "/v1/ingest", HTTP_POST, HTTP_ROLES_WRITE, HTTP_BODY_STREAM, NULL, HTTP_POOL_PRIMARY,
@@ -62,7 +63,7 @@ static const struct http_route server_routes[] = {
 	{ "/v1/rows", HTTP_GET, HTTP_ROLES_READ, HTTP_BODY_NONE, NULL, HTTP_POOL_READ,
 	  rollup_handle_rows },
 	{ "/v1/agents/heartbeat", HTTP_POST, HTTP_ROLES_WRITE, HTTP_BODY_CAPPED,
-	  "max_small_body_bytes", HTTP_POOL_PRIMARY, agents_handle_heartbeat },
+	  "max_heartbeat_bytes", HTTP_POOL_PRIMARY, agents_handle_heartbeat },
 	{ "/v1/agents", HTTP_GET, HTTP_ROLES_READ, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY,
 	  agents_handle_list },
 	{ "/v1/budgets", HTTP_GET, HTTP_ROLES_READ, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY,
