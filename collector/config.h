@@ -55,10 +55,12 @@ struct config {
 	double budget_retry_base_s;
 	double budget_retry_max_s;
 	int budget_retry_for_s;
+	int budgets_max_per_tenant; /* budget.c: a tenant's budgets */
 	int webhook_timeout_s;
 	int webhook_max_inflight;
 	char *webhook_ca_file;
-	char *dashboard; /* "on" or "off" */
+	char *dashboard;     /* "on" or "off" */
+	char *metrics_token; /* health.c: empty, or the bearer /metrics requires */
 };
 
 enum config_type { CFG_STR, CFG_INT, CFG_SIZE, CFG_DOUBLE };

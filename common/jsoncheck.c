@@ -7,6 +7,11 @@
 struct jsoncheck {
 	const unsigned char *p, *end;
 	bool nul; /* a string holds \u0000 */
+	size_t values;
+	const unsigned char *key; /* the outermost object's member being read */
+	size_t key_len;
+	const unsigned char *nul_key; /* key when nul was first set */
+	size_t nul_key_len;
 };
 
 static bool jc_value(struct jsoncheck *j, int depth);
@@ -69,8 +74,11 @@ static bool jc_string(struct jsoncheck *j)
 			}
 			if (u < 0)
 				return false;
-			if (u == 0)
+			if (u == 0 && !j->nul) {
 				j->nul = true;
+				j->nul_key = j->key;
+				j->nul_key_len = j->key_len;
+			}
 		} else if (c != '"' && c != '\\' && c != '/' && c != 'b' && c != 'f' && c != 'n' &&
 			   c != 'r' && c != 't') {
 			return false;
@@ -135,8 +143,17 @@ static bool jc_container(struct jsoncheck *j, int depth, bool object)
 	}
 	for (;;) {
 		if (object) {
+			const unsigned char *key = j->p + 1;
+
+			if (depth == 1)
+				j->key = NULL;
+			j->values++;
 			if (j->p >= j->end || *j->p != '"' || !jc_string(j))
 				return false;
+			if (depth == 1) {
+				j->key = key;
+				j->key_len = (size_t)(j->p - 1 - key);
+			}
 			jc_ws(j);
 			if (j->p >= j->end || *j->p++ != ':')
 				return false;
@@ -158,6 +175,7 @@ static bool jc_container(struct jsoncheck *j, int depth, bool object)
 
 static bool jc_value(struct jsoncheck *j, int depth)
 {
+	j->values++;
 	jc_ws(j);
 	if (j->p >= j->end)
 		return false;
@@ -172,14 +190,37 @@ static bool jc_value(struct jsoncheck *j, int depth)
 	}
 }
 
-bool jsoncheck_object(const char *s, size_t len, bool *nul)
+bool jsoncheck_object_info(const char *s, size_t len, struct jsoncheck_info *info)
 {
-	struct jsoncheck j = { (const unsigned char *)s, (const unsigned char *)s + len, false };
+	struct jsoncheck j = {
+		(const unsigned char *)s, (const unsigned char *)s + len, false, 0, NULL, 0, NULL, 0
+	};
+	bool ok;
 
 	jc_ws(&j);
-	if (j.p >= j.end || *j.p != '{' || !jc_container(&j, 1, true))
-		return false;
-	jc_ws(&j);
-	*nul = j.nul;
-	return j.p == j.end;
+	ok = j.p < j.end && *j.p == '{' && jc_container(&j, 1, true);
+	info->trailing = false;
+	if (ok) {
+		j.key = NULL;
+		jc_ws(&j);
+		ok = j.p == j.end;
+		info->trailing = !ok;
+	}
+	info->nul = j.nul;
+	info->values = j.values;
+	info->at = (size_t)(j.p - (const unsigned char *)s);
+	info->key = ok ? NULL : (const char *)j.key;
+	info->key_len = ok ? 0 : j.key_len;
+	info->nul_key = (const char *)j.nul_key;
+	info->nul_key_len = j.nul_key_len;
+	return ok;
+}
+
+bool jsoncheck_object(const char *s, size_t len, bool *nul)
+{
+	struct jsoncheck_info info;
+	bool ok = jsoncheck_object_info(s, len, &info);
+
+	*nul = info.nul;
+	return ok;
 }
