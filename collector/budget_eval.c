@@ -29,6 +29,7 @@ struct budget_delivery {
 	struct budget_eval *be;
 	long long id;
 	char *body, *url, *secret;
+	struct budget_delivery *prev, *next; /* on be->posting while posted */
 };
 
 struct budget_eval {
@@ -42,10 +43,11 @@ struct budget_eval {
 	int nbudgets;		     /* as of the last evaluation; -1 before the first */
 	struct budget_gauge *gauges; /* by id, ascending */
 	int ngauges;
-	long long full_hour; /* the UTC hour of the last evaluation of every budget */
-	bool force_full;     /* the previous evaluation failed */
-	char since[64];	     /* the database's clock when the last one began */
-	int recording;	     /* outcome jobs on the pool */
+	long long full_hour;		 /* the UTC hour of the last evaluation of every budget */
+	bool force_full;		 /* the previous evaluation failed */
+	char since[64];			 /* the database's clock when the last one began */
+	int recording;			 /* outcome jobs on the pool */
+	struct budget_delivery *posting; /* posts not yet answered; freed with be */
 };
 
 struct budget_job {
@@ -406,6 +408,13 @@ static void budget_eval_posted(void *arg, int status, const char *why)
 	struct budget_eval *be = d->be;
 	struct budget_record_job *job = calloc(1, sizeof(*job));
 
+	if (d->prev)
+		d->prev->next = d->next;
+	else if (be->posting == d)
+		be->posting = d->next;
+	if (d->next)
+		d->next->prev = d->prev;
+
 	if (job) {
 		job->job.work = budget_record_work;
 		job->job.done = budget_record_done;
@@ -441,6 +450,11 @@ static void budget_eval_post(struct budget_eval *be, struct budget_delivery *src
 		return; /* the lease expires and the delivery is retried */
 	*d = *src;
 	memset(src, 0, sizeof(*src)); /* d owns the strings now */
+	d->prev = NULL;
+	d->next = be->posting;
+	if (be->posting)
+		be->posting->prev = d;
+	be->posting = d;
 	snprintf(id, sizeof(id), "%lld", d->id);
 	if (!d->body || !d->url || !d->secret ||
 	    !webhook_post(be->webhook, d->url, d->secret, d->body, id, be->cfg->webhook_timeout_s,
@@ -647,7 +661,14 @@ void budget_eval_free(struct budget_eval *be)
 {
 	if (!be)
 		return;
-	webhook_free(be->webhook);
+	webhook_free(be->webhook); /* cancels the posts without their callbacks */
+	while (be->posting) {
+		struct budget_delivery *d = be->posting;
+
+		be->posting = d->next;
+		budget_delivery_free(d);
+		free(d);
+	}
 	if (be->tick)
 		event_free(be->tick);
 	if (be->soon)
