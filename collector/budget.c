@@ -350,10 +350,11 @@ static bool budget_upsert_tx(PGconn *conn, const struct budget_spec *spec, const
 	PQclear(res);
 	/* A changed limit or scope changes the budget's status: evaluate it. */
 	params[0] = spec->tenant;
-	res = budget_exec(conn,
-			  "INSERT INTO budget_dirty (tenant_id) VALUES ($1)"
-			  " ON CONFLICT (tenant_id) DO UPDATE SET marked_at = now()",
-			  1, params, PGRES_COMMAND_OK, status, err, errlen);
+	res = budget_exec(
+		conn,
+		"INSERT INTO budget_dirty (tenant) VALUES (coalesce($1::text, ''))"
+		" ON CONFLICT (tenant) DO UPDATE SET xid = EXCLUDED.xid, marked_at = now()",
+		1, params, PGRES_COMMAND_OK, status, err, errlen);
 	PQclear(res);
 	return res != NULL;
 }
@@ -380,28 +381,21 @@ bool budget_remove(PGconn *conn, const char *name_or_id, bool by_id, const char 
 		   const char *key_tenant, const char *key_project, long long *id, int *status,
 		   char *err, size_t errlen)
 {
-	const char *params[4] = { name_or_id, key_tenant, key_project, tenant };
+	const char *params[5] = { name_or_id, key_tenant, key_project, tenant, by_id ? "t" : "f" };
+	/* The tenant is marked changed, so evaluations drop the budget's gauges. */
 	PGresult *res = budget_exec(
 		conn,
-		by_id ? "WITH m AS (SELECT id FROM budgets WHERE id::text = $1"
-			" AND ($2::text IS NULL OR tenant_id = $2::text)"
-			" AND ($3::text IS NULL OR project = $3::text)"
-			" AND ($4::text IS NULL OR tenant_id = $4::text)),"
-			" d AS (DELETE FROM budgets WHERE id IN (SELECT id FROM m)"
-			" AND (SELECT count(*) FROM m) = 1 RETURNING id, tenant_id),"
-			" mk AS (INSERT INTO budget_dirty (tenant_id) SELECT tenant_id FROM d"
-			" ON CONFLICT (tenant_id) DO UPDATE SET marked_at = now())"
-			" SELECT (SELECT count(*) FROM m), (SELECT id FROM d)"
-		      : "WITH m AS (SELECT id FROM budgets WHERE name = $1"
-			" AND ($2::text IS NULL OR tenant_id = $2::text)"
-			" AND ($3::text IS NULL OR project = $3::text)"
-			" AND ($4::text IS NULL OR tenant_id = $4::text)),"
-			" d AS (DELETE FROM budgets WHERE id IN (SELECT id FROM m)"
-			" AND (SELECT count(*) FROM m) = 1 RETURNING id, tenant_id),"
-			" mk AS (INSERT INTO budget_dirty (tenant_id) SELECT tenant_id FROM d"
-			" ON CONFLICT (tenant_id) DO UPDATE SET marked_at = now())"
-			" SELECT (SELECT count(*) FROM m), (SELECT id FROM d)",
-		4, params, PGRES_TUPLES_OK, status, err, errlen);
+		"WITH m AS (SELECT id FROM budgets"
+		" WHERE CASE WHEN $5::bool THEN id::text = $1 ELSE name = $1 END"
+		" AND ($2::text IS NULL OR tenant_id = $2::text)"
+		" AND ($3::text IS NULL OR project = $3::text)"
+		" AND ($4::text IS NULL OR tenant_id = $4::text)),"
+		" d AS (DELETE FROM budgets WHERE id IN (SELECT id FROM m)"
+		" AND (SELECT count(*) FROM m) = 1 RETURNING id, tenant_id),"
+		" mk AS (INSERT INTO budget_dirty (tenant) SELECT coalesce(tenant_id, '') FROM d"
+		" ON CONFLICT (tenant) DO UPDATE SET xid = EXCLUDED.xid, marked_at = now())"
+		" SELECT (SELECT count(*) FROM m), (SELECT id FROM d)",
+		5, params, PGRES_TUPLES_OK, status, err, errlen);
 	long long n;
 
 	if (!res)

@@ -43,10 +43,10 @@ struct budget_eval {
 	int nbudgets;		     /* as of the last evaluation; -1 before the first */
 	struct budget_gauge *gauges; /* by id, ascending */
 	int ngauges;
-	long long full_hour;		 /* the UTC hour of the last evaluation of every budget */
-	bool force_full;		 /* the previous evaluation failed */
-	char since[64];			 /* the database's clock when the last one began */
-	int recording;			 /* outcome jobs on the pool */
+	long long full_hour; /* the UTC hour of the last evaluation of every budget */
+	bool force_full;     /* the previous evaluation failed */
+	char since[32];	     /* the last one's snapshot xmin: see budget_eval_dirty_sql */
+	int recording;	     /* outcome jobs on the pool */
 	struct budget_delivery *posting; /* posts not yet answered; freed with be */
 };
 
@@ -57,8 +57,8 @@ struct budget_job {
 	double lease_s;
 	bool full;	/* every budget; else those of the tenants marked dirty */
 	long long hour; /* the UTC hour it started in */
-	char since[64]; /* partial: the database's clock at the previous evaluation */
-	char now[64];	/* the database's clock before this one's claims */
+	char since[32]; /* partial: the previous evaluation's snapshot xmin */
+	char now[32];	/* this one's, taken before its claims */
 	/* Results, written by the worker. */
 	bool ok;
 	bool evaluated; /* claims ran (a partial one with no dirty tenant does not) */
@@ -131,18 +131,20 @@ static const char budget_eval_claim_tail[] =
 	" UNION ALL SELECT 'id', NULL, b.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL"
 	" FROM budgets b";
 
-/* A writer stamps its tenants with its transaction's start and commits later:
- * a stamp can be older than the evaluation that first could see its rows by
- * that writer's duration (and by one it skipped as locked). Evaluations look
- * back this much further, far longer than an ingest transaction lasts. */
-#define BUDGET_EVAL_DIRTY_MARGIN "60 seconds"
-
-/* The tenants whose spend changed since $1 (the database's clock at the
- * previous evaluation; NULL: ever), as one text[] literal, and the clock now. */
+/* The tenants written by a transaction the previous evaluation may not have
+ * seen (one at or after its snapshot's xmin, $1; NULL: ever), as one text[]
+ * literal, and this snapshot's xmin for the next evaluation. */
 static const char budget_eval_dirty_sql[] =
-	"SELECT count(*), array_agg(tenant_id)::text, now()::text FROM budget_dirty"
-	" WHERE $1::timestamptz IS NULL"
-	" OR marked_at > $1::timestamptz - interval '" BUDGET_EVAL_DIRTY_MARGIN "'";
+	"SELECT count(*), array_agg(nullif(tenant, ''))::text,"
+	" pg_snapshot_xmin(pg_current_snapshot())::text"
+	" FROM (SELECT tenant FROM budget_dirty WHERE $1::xid8 IS NULL OR xid >= $1::xid8"
+	"  UNION SELECT tenant FROM budget_dirty_more WHERE $1::xid8 IS NULL OR xid >= $1::xid8"
+	" ) d";
+
+/* Stamps a writer left beside a locked row, long since read by every
+ * evaluation (each evaluates every budget at least once an hour). */
+static const char budget_eval_dirty_trim_sql[] =
+	"DELETE FROM budget_dirty_more WHERE marked_at < now() - interval '1 day'";
 
 /* Leases up to $2 due deliveries for $1 seconds. A pending row whose budget
  * has no webhook is never taken (and is settled as 'none' by the schema), so
@@ -250,10 +252,13 @@ static bool budget_eval_claim(PGconn *conn, struct budget_job *job)
 	char *tenants = NULL;
 	struct buf sql;
 
-	/* A full evaluation reads the clock too: the next partial one starts there. */
+	/* A full evaluation reads the xmin too: the next partial one starts there. */
 	if (!budget_eval_dirty(conn, job, &tenants))
 		return false;
 	if (job->full) {
+		PGresult *res = PQexec(conn, budget_eval_dirty_trim_sql);
+
+		PQclear(res); /* a failed trim is retried by the next full evaluation */
 		free(tenants);
 		tenants = NULL;
 	} else if (!tenants) {

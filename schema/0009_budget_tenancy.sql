@@ -39,33 +39,58 @@ UPDATE budget_alerts a SET state = 'none'
 FROM budgets b WHERE b.id = a.budget_id AND a.state = 'pending' AND b.webhook_url IS NULL;
 
 -- Dirty tenants: each statement that writes cost_rollup_hourly stamps the
--- tenants it touched (nothing at all while no budget exists) with its
--- transaction's start. Each collector evaluates only the budgets of tenants
--- stamped since its previous evaluation (less a margin for transactions that
--- commit after it looked; see collector/budget_eval.c), and the tenant-less
--- budgets, so evaluation costs follow the budgets that saw new rows, not every
--- budget there is. A row locked by another writer is skipped: that writer's
--- own stamp, as recent, lands when it commits, so writers never wait for each
--- other here. Rows are never deleted: one per tenant.
+-- tenants it touched with its transaction id (nothing at all while no budget
+-- exists). An evaluation notes the oldest transaction still running when it
+-- looks (its snapshot's xmin); the next one evaluates only the budgets of
+-- tenants stamped by a transaction at or after that xmin (every write it may
+-- not have seen), and the tenant-less budgets, so evaluation costs follow the
+-- budgets that saw new rows, not every budget there is.
+--
+-- Writers never wait for each other here: a tenant's row locked by another
+-- writer is skipped, and the skipping writer appends its stamp to
+-- budget_dirty_more instead (evaluations read both; rows there older than a
+-- day are dropped by them). One row per tenant in budget_dirty, never deleted.
+-- tenant is '' for rows without a tenant ('' is never a tenant id), so every
+-- lookup here is a plain equality on the key.
 CREATE TABLE budget_dirty (
-    tenant_id text,
+    tenant    text PRIMARY KEY,
+    xid       xid8 NOT NULL DEFAULT pg_current_xact_id(),
     marked_at timestamptz NOT NULL DEFAULT now()
 );
-CREATE UNIQUE INDEX budget_dirty_key ON budget_dirty (tenant_id) NULLS NOT DISTINCT;
-CREATE INDEX budget_dirty_marked ON budget_dirty (marked_at);
+
+CREATE TABLE budget_dirty_more (
+    tenant    text NOT NULL,
+    xid       xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    marked_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX budget_dirty_more_xid ON budget_dirty_more (xid);
 
 CREATE FUNCTION vgc_budget_mark_dirty() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    me xid8;
+    ts text[];
 BEGIN
-    IF EXISTS (SELECT 1 FROM budgets) THEN
-        INSERT INTO budget_dirty (tenant_id)
-        SELECT DISTINCT tenant_id FROM changed ORDER BY 1 ON CONFLICT DO NOTHING;
-        UPDATE budget_dirty d SET marked_at = now()
-        WHERE d.ctid IN (SELECT x.ctid FROM budget_dirty x
-                         WHERE x.marked_at < now() AND EXISTS (SELECT 1 FROM changed c
-                               WHERE c.tenant_id IS NOT DISTINCT FROM x.tenant_id)
-                         FOR UPDATE SKIP LOCKED);
+    IF NOT EXISTS (SELECT 1 FROM budgets) THEN
+        RETURN NULL;
     END IF;
+    me := pg_current_xact_id();
+    SELECT array_agg(DISTINCT coalesce(tenant_id, '')) INTO ts FROM changed;
+    -- Only tenants without a row: a conflict check on a row another writer
+    -- holds would wait for that writer.
+    INSERT INTO budget_dirty (tenant)
+    SELECT t FROM unnest(ts) t
+    WHERE NOT EXISTS (SELECT 1 FROM budget_dirty x WHERE x.tenant = t)
+    ORDER BY 1 ON CONFLICT DO NOTHING;
+    WITH took AS (UPDATE budget_dirty d SET xid = me, marked_at = now()
+                  WHERE d.tenant IN (SELECT x.tenant FROM budget_dirty x
+                                     WHERE x.tenant = ANY (ts) AND x.xid <> me
+                                     ORDER BY 1 FOR UPDATE SKIP LOCKED)
+                  RETURNING d.tenant)
+    INSERT INTO budget_dirty_more (tenant)
+    SELECT t FROM unnest(ts) t
+    WHERE NOT EXISTS (SELECT 1 FROM took WHERE took.tenant = t)
+      AND NOT EXISTS (SELECT 1 FROM budget_dirty x WHERE x.tenant = t AND x.xid = me);
     RETURN NULL;
 END $$;
 CREATE TRIGGER cost_rollup_hourly_budget_insert AFTER INSERT ON cost_rollup_hourly
