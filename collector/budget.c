@@ -11,6 +11,8 @@
 
 #include "buf.h"
 #include "db.h"
+#include "rollup_params.h"
+#include "row.h"
 
 #define BUDGET_ISO "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'"
 
@@ -125,8 +127,13 @@ static bool budget_part_ok(const char *what, const char *v, char *err, size_t er
 	if (!v)
 		return true;
 	n = strlen(v);
+	if (!row_utf8_valid(v, n)) {
+		snprintf(err, errlen, "%s: not valid UTF-8", what);
+		return false;
+	}
 	if (n == 0 || n > 640) {
-		snprintf(err, errlen, "%s \"%.64s\": must be 1 to 640 bytes", what, v);
+		snprintf(err, errlen, "%s \"%.*s\": must be 1 to 640 bytes", what,
+			 rollup_params_clip(v, 64), v);
 		return false;
 	}
 	for (size_t i = 0; i < n; i++) {

@@ -157,6 +157,9 @@ def test_budgets_cli_escapes_control_characters_as_agents_does(db):
     assert "project=a\\u009b31mred" in out.stdout
     lines = out.stdout.splitlines()
     assert lines[0].index("SCOPE") == lines[1].index("project=")
+    bad = vgc("set", "--name", "raw", "--project", "\udcff", "--period", "day",
+              "--limit-usd", "1")  # the raw byte 0xff
+    assert bad.returncode == 2 and "project: not valid UTF-8" in bad.stderr, bad.stderr
 
 
 def test_a_tenant_past_budgets_max_per_tenant_gets_429(db, collectors):
