@@ -534,8 +534,9 @@ static void budget_eval_done(struct pool_job *pj)
 		budget_eval_log_claims(job->claims);
 	}
 	if (!job->ok && job->err[0]) {
-		/* Whatever it did not claim, the next one takes: every budget. */
-		be->force_full = true;
+		/* Claims that did not commit are the next evaluation's: every budget. */
+		if (!job->evaluated)
+			be->force_full = true;
 		log_warn("budget evaluation failed; retrying in budget_check_s: %s", job->err);
 	}
 	for (int i = 0; i < job->ndeliveries; i++) {
