@@ -27,9 +27,9 @@ struct budget_gauge {
 /* A delivery leased by an evaluation job, posted by the loop. */
 struct budget_delivery {
 	struct budget_eval *be;
-	long long id;
+	long long id, budget_id;
 	char *body, *url, *secret;
-	struct budget_delivery *prev, *next; /* on be->posting while posted */
+	struct budget_delivery *prev, *next; /* be->posting while its post runs */
 };
 
 struct budget_eval {
@@ -47,7 +47,7 @@ struct budget_eval {
 	bool force_full;     /* the previous evaluation failed */
 	char since[32];	     /* the last one's snapshot xmin: see budget_eval_dirty_sql */
 	int recording;	     /* outcome jobs on the pool */
-	struct budget_delivery *posting; /* posts not yet answered; freed with be */
+	struct budget_delivery *posting; /* posts running; owned here */
 };
 
 struct budget_job {
@@ -59,6 +59,8 @@ struct budget_job {
 	long long hour; /* the UTC hour it started in */
 	char since[32]; /* partial: the previous evaluation's snapshot xmin */
 	char now[32];	/* this one's, taken before its claims */
+	char *busy;	/* budget ids of the posts running, as an array literal */
+	int per_budget, per_tenant;
 	/* Results, written by the worker. */
 	bool ok;
 	bool evaluated; /* claims ran (a partial one with no dirty tenant does not) */
@@ -77,7 +79,7 @@ struct budget_record_job {
 	struct pool_job job;
 	struct budget_eval *be;
 	long long id;
-	int status;
+	int status; /* or WEBHOOK_REFUSED: failed for good at once */
 	char why[512];
 	double retry_base_s, retry_max_s, retry_for_s;
 	bool ok;
@@ -146,18 +148,34 @@ static const char budget_eval_dirty_sql[] =
 static const char budget_eval_dirty_trim_sql[] =
 	"DELETE FROM budget_dirty_more WHERE marked_at < now() - interval '1 day'";
 
-/* Leases up to $2 due deliveries for $1 seconds. A pending row whose budget
- * has no webhook is never taken (and is settled as 'none' by the schema), so
- * it cannot hold the head of the queue. */
+/* Leases up to $2 due deliveries for $1 seconds, fairly: $3 lists the budget
+ * ids of this collector's running posts (one per post), and no budget may
+ * then have more than $4 running, nor a tenant (budgets without one count as
+ * one tenant) more than $5, so one slow receiver cannot take every slot. */
 static const char budget_eval_pick_sql[] =
-	"UPDATE budget_alerts a SET attempts = a.attempts + 1,"
+	"WITH busy AS (SELECT u AS budget_id, count(*) AS n FROM unnest($3::bigint[]) u"
+	"  GROUP BY u),"
+	" busy_t AS (SELECT coalesce(b.tenant_id, '') AS tenant, sum(busy.n) AS n"
+	"  FROM busy JOIN budgets b ON b.id = busy.budget_id GROUP BY 1),"
+	" due AS (SELECT x.id, x.next_attempt_at, coalesce(g.tenant_id, '') AS tenant,"
+	"  row_number() OVER (PARTITION BY x.budget_id ORDER BY x.next_attempt_at, x.id)"
+	"   + coalesce(bb.n, 0) AS nb"
+	"  FROM budget_alerts x JOIN budgets g ON g.id = x.budget_id"
+	"  LEFT JOIN busy bb ON bb.budget_id = x.budget_id"
+	"  WHERE x.state = 'pending' AND x.next_attempt_at <= now()"
+	"  AND g.webhook_url IS NOT NULL),"
+	" fair AS (SELECT d.id, d.next_attempt_at,"
+	"  row_number() OVER (PARTITION BY d.tenant ORDER BY d.next_attempt_at, d.id)"
+	"   + coalesce(bt.n, 0) AS nt"
+	"  FROM due d LEFT JOIN busy_t bt ON bt.tenant = d.tenant WHERE d.nb <= $4::int)"
+	" UPDATE budget_alerts a SET attempts = a.attempts + 1,"
 	" next_attempt_at = now() + make_interval(secs => $1::float8)"
 	" FROM budgets b WHERE b.id = a.budget_id AND b.webhook_url IS NOT NULL"
-	" AND a.id IN (SELECT x.id FROM budget_alerts x JOIN budgets y ON y.id = x.budget_id"
-	"  WHERE x.state = 'pending' AND x.next_attempt_at <= now()"
-	"  AND y.webhook_url IS NOT NULL ORDER BY x.next_attempt_at LIMIT $2::int"
-	"  FOR UPDATE OF x SKIP LOCKED)"
-	" RETURNING a.id, a.body, b.webhook_url, b.webhook_secret";
+	" AND a.id IN (SELECT id FROM budget_alerts WHERE state = 'pending'"
+	"  AND next_attempt_at <= now() AND id IN (SELECT id FROM fair WHERE nt <= $5::int"
+	"   ORDER BY next_attempt_at, id LIMIT $2::int)"
+	"  FOR UPDATE SKIP LOCKED)"
+	" RETURNING a.id, a.budget_id, a.body, b.webhook_url, b.webhook_secret";
 
 static void budget_delivery_free(struct budget_delivery *d)
 {
@@ -168,6 +186,7 @@ static void budget_delivery_free(struct budget_delivery *d)
 
 static void budget_job_free(struct budget_job *job)
 {
+	free(job->busy);
 	free(job->gauges);
 	free(job->ids);
 	PQclear(job->claims);
@@ -292,8 +311,8 @@ static bool budget_eval_claim(PGconn *conn, struct budget_job *job)
 
 static bool budget_eval_pick(PGconn *conn, struct budget_job *job)
 {
-	char lease[32], max[16];
-	const char *params[2] = { lease, max };
+	char lease[32], max[16], per_budget[16], per_tenant[16];
+	const char *params[5] = { lease, max, job->busy, per_budget, per_tenant };
 	PGresult *res;
 	int n;
 
@@ -301,7 +320,9 @@ static bool budget_eval_pick(PGconn *conn, struct budget_job *job)
 		return true;
 	snprintf(lease, sizeof(lease), "%.3f", job->lease_s);
 	snprintf(max, sizeof(max), "%d", job->pick_max);
-	res = PQexecParams(conn, budget_eval_pick_sql, 2, NULL, params, NULL, NULL, 0);
+	snprintf(per_budget, sizeof(per_budget), "%d", job->per_budget);
+	snprintf(per_tenant, sizeof(per_tenant), "%d", job->per_tenant);
+	res = PQexecParams(conn, budget_eval_pick_sql, 5, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		db_result_error(conn, res, job->err, sizeof(job->err));
 		PQclear(res);
@@ -314,9 +335,10 @@ static bool budget_eval_pick(PGconn *conn, struct budget_job *job)
 
 		d->be = job->be;
 		d->id = strtoll(PQgetvalue(res, r, 0), NULL, 10);
-		d->body = strdup(PQgetvalue(res, r, 1));
-		d->url = strdup(PQgetvalue(res, r, 2));
-		d->secret = strdup(PQgetvalue(res, r, 3));
+		d->budget_id = strtoll(PQgetvalue(res, r, 1), NULL, 10);
+		d->body = strdup(PQgetvalue(res, r, 2));
+		d->url = strdup(PQgetvalue(res, r, 3));
+		d->secret = strdup(PQgetvalue(res, r, 4));
 	}
 	PQclear(res);
 	/* Out of memory here leaves the leased rows to be retried after the lease. */
@@ -343,14 +365,16 @@ static void budget_record_work(struct pool_job *pj, struct pool_worker *w)
 	struct budget_record_job *job = (struct budget_record_job *)pj;
 	PGconn *conn = pool_worker_conn(w, job->err, sizeof(job->err));
 	char id[24], st[16], base[32], mx[32], forr[32];
-	const char *params[6] = { id, st, job->why, forr, base, mx };
+	const char *params[7] = {
+		id, st, job->why, forr, base, mx, job->status == WEBHOOK_REFUSED ? "true" : "false"
+	};
 	bool delivered = job->status >= 200 && job->status < 300;
 	PGresult *res;
 
 	if (!conn)
 		return;
 	snprintf(id, sizeof(id), "%lld", job->id);
-	snprintf(st, sizeof(st), "%d", job->status);
+	snprintf(st, sizeof(st), "%d", job->status > 0 ? job->status : 0);
 	snprintf(forr, sizeof(forr), "%.3f", job->retry_for_s);
 	snprintf(base, sizeof(base), "%.3f", job->retry_base_s);
 	snprintf(mx, sizeof(mx), "%.3f", job->retry_max_s);
@@ -365,12 +389,12 @@ static void budget_record_work(struct pool_job *pj, struct pool_worker *w)
 		      : PQexecParams(
 				conn,
 				"UPDATE budget_alerts SET last_status = nullif($2::int, 0),"
-				" last_error = $3, state = CASE WHEN now() - created_at >="
+				" last_error = $3, state = CASE WHEN $7::bool OR now() - created_at >="
 				" make_interval(secs => $4::float8) THEN 'failed' ELSE 'pending' END,"
 				" next_attempt_at = now() + make_interval(secs => least($5::float8 *"
 				" power(2, least(attempts - 1, 40)), $6::float8))"
 				" WHERE id = $1::bigint AND state = 'pending' RETURNING state, attempts",
-				6, NULL, params, NULL, NULL, 0);
+				7, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		db_result_error(conn, res, job->err, sizeof(job->err));
 		if (PQstatus(conn) != CONNECTION_OK)
@@ -419,14 +443,13 @@ static void budget_eval_posted(void *arg, int status, const char *why)
 		be->posting = d->next;
 	if (d->next)
 		d->next->prev = d->prev;
-
 	if (job) {
 		job->job.work = budget_record_work;
 		job->job.done = budget_record_done;
 		job->be = be;
 		job->id = d->id;
 		job->status = status;
-		if (status && (status < 200 || status >= 300))
+		if (status > 0 && (status < 200 || status >= 300))
 			snprintf(job->why, sizeof(job->why), "HTTP %d", status);
 		else
 			snprintf(job->why, sizeof(job->why), "%s", why);
@@ -438,7 +461,7 @@ static void budget_eval_posted(void *arg, int status, const char *why)
 		else {
 			log_warn("budget alert %lld: pool saturated; the outcome (%s) is not "
 				 "recorded and the delivery is retried after its lease",
-				 d->id, status ? job->why : why);
+				 d->id, job->why);
 			free(job);
 		}
 	}
@@ -449,6 +472,9 @@ static void budget_eval_posted(void *arg, int status, const char *why)
 static void budget_eval_post(struct budget_eval *be, struct budget_delivery *src)
 {
 	struct budget_delivery *d = malloc(sizeof(*d));
+	const struct config *cfg = be->cfg;
+	struct webhook_opts o = { cfg->webhook_timeout_s, cfg->webhook_max_answer_bytes,
+				  cfg->webhook_allow, cfg->webhook_deny };
 	char id[24], err[512];
 
 	if (!d)
@@ -462,8 +488,8 @@ static void budget_eval_post(struct budget_eval *be, struct budget_delivery *src
 	be->posting = d;
 	snprintf(id, sizeof(id), "%lld", d->id);
 	if (!d->body || !d->url || !d->secret ||
-	    !webhook_post(be->webhook, d->url, d->secret, d->body, id, be->cfg->webhook_timeout_s,
-			  budget_eval_posted, d, err, sizeof(err))) {
+	    !webhook_post(be->webhook, d->url, d->secret, d->body, id, &o, budget_eval_posted, d,
+			  err, sizeof(err))) {
 		budget_eval_posted(d, 0, d->body && d->url && d->secret ? err : "out of memory");
 	}
 }
@@ -551,6 +577,24 @@ static void budget_eval_done(struct pool_job *pj)
 	}
 }
 
+/* The budget ids of the running posts as a PostgreSQL array literal ("{}"
+ * when none), for the pick's caps; NULL when out of memory. */
+static char *budget_eval_busy(const struct budget_eval *be)
+{
+	struct buf b;
+
+	buf_init(&b, 0);
+	buf_puts(&b, "{");
+	for (const struct budget_delivery *d = be->posting; d; d = d->next)
+		buf_printf(&b, "%s%lld", d == be->posting ? "" : ",", d->budget_id);
+	buf_puts(&b, "}");
+	if (b.over) {
+		buf_release(&b);
+		return NULL;
+	}
+	return buf_steal(&b, NULL);
+}
+
 static void budget_eval_start(struct budget_eval *be)
 {
 	struct budget_job *job;
@@ -574,10 +618,18 @@ static void budget_eval_start(struct budget_eval *be)
 	be->force_full = false;
 	snprintf(job->since, sizeof(job->since), "%s", be->since);
 	job->pick_max = be->cfg->webhook_max_inflight - webhook_inflight(be->webhook);
-	/* A lease outlives the post's longest wait (connect, write, read). */
+	job->per_budget = be->cfg->webhook_max_inflight_per_budget;
+	job->per_tenant = be->cfg->webhook_max_inflight_per_tenant;
+	if (!(job->busy = budget_eval_busy(be))) {
+		free(job);
+		return;
+	}
+	/* A post ends within webhook_timeout_s in all (webhook.c's deadline); the
+	 * lease adds twice that and 5 s to record its outcome, so no other pick
+	 * can lease the alert while its post is still open. */
 	job->lease_s = 3.0 * be->cfg->webhook_timeout_s + 5;
 	if (!pool_submit(be->pool, &job->job)) {
-		free(job); /* pool saturated: the next tick tries again */
+		budget_job_free(job); /* pool saturated: the next tick tries again */
 		return;
 	}
 	be->running = true;
@@ -667,7 +719,7 @@ void budget_eval_free(struct budget_eval *be)
 {
 	if (!be)
 		return;
-	webhook_free(be->webhook); /* cancels the posts without their callbacks */
+	webhook_free(be->webhook); /* no callbacks: the deliveries below stay ours */
 	while (be->posting) {
 		struct budget_delivery *d = be->posting;
 

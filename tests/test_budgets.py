@@ -1,4 +1,4 @@
-"""Budgets (issue 16): spend, forecast, state and alerts over the real
+"""Budgets: spend, forecast, state and alerts over the real
 collector and PostgreSQL, with a real webhook receiver started by the test."""
 
 import hashlib
@@ -18,8 +18,11 @@ import pytest
 
 from conftest import make_certs, make_row, run_vgc, wait_until
 
+# The receivers here listen on loopback, which webhooks may reach only when
+# webhook_allow lists it.
 FAST = ("--budget-check-s", "0.2", "--budget-eval-delay-s", "0.05",
-        "--budget-retry-base-s", "0.2", "--budget-retry-max-s", "1")
+        "--budget-retry-base-s", "0.2", "--budget-retry-max-s", "1",
+        "--webhook-allow", "127.0.0.1/32")
 SECRET = "s3cret-hmac-key"
 
 
@@ -41,7 +44,7 @@ class Receiver:
                     if outer.fail > 0:
                         outer.fail -= 1
                     outer.got.append({"path": self.path, "headers": dict(self.headers),
-                                      "body": body, "status": status})
+                                      "body": body, "status": status, "at": time.time()})
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -97,9 +100,20 @@ def budgets(c, key):
     return {b["name"]: b for b in r.json()["budgets"]}
 
 
+def signature_ok(secret, delivery, timestamp, body, signature, now=None, tolerance=300):
+    """The receiver's check, as documented: HMAC-SHA256 over
+    "<X-Vgc-Delivery>.<X-Vgc-Timestamp>.<body>", and a timestamp within
+    5 minutes of now."""
+    if abs((time.time() if now is None else now) - int(timestamp)) > tolerance:
+        return False
+    mac = hmac.new(secret.encode(), f"{delivery}.{timestamp}.".encode() + body, hashlib.sha256)
+    return hmac.compare_digest(signature, "sha256=" + mac.hexdigest())
+
+
 def verify(d, secret=SECRET):
-    want = hmac.new(secret.encode(), d["body"], hashlib.sha256).hexdigest()
-    assert d["headers"]["X-Vgc-Signature"] == f"sha256={want}", "signature does not verify"
+    h = d["headers"]
+    assert signature_ok(secret, h["X-Vgc-Delivery"], h["X-Vgc-Timestamp"], d["body"],
+                        h["X-Vgc-Signature"], now=d["at"]), "signature does not verify"
     return json.loads(d["body"])
 
 
@@ -299,7 +313,7 @@ def iso(s):
 
 
 def hand_forecast(b, as_of, rows):
-    """The issue's formula, by hand: spend so far plus the average hourly
+    """The forecast formula, by hand: spend so far plus the average hourly
     spend of the current hour and the 23 before it (from the period start if
     later) times the whole hours left after the current one."""
     ps, pe, h0 = iso(b["period_start"]), iso(b["period_end"]), iso(as_of)
