@@ -241,6 +241,11 @@ def test_put_bodies_get_ingests_strict_json_rules_naming_the_field(db, collector
     assert [b["name"] for b in r.json()["budgets"]] == ["ok"]
     r = httpx.get(f"{c.url}/v1/budgets?tenant=nobody", headers={"Authorization": f"Bearer {read}"})
     assert r.json()["budgets"] == []
+    acme = db.create_key("read", tenant="acme")
+    r = httpx.get(f"{c.url}/v1/budgets?tenant=globex", headers={"Authorization": f"Bearer {acme}"})
+    assert r.status_code == 403 and r.json()["error"].startswith("tenant"), r.text
+    r = httpx.delete(f"{c.url}/v1/budgets/ok?tenant=%FF", headers={"Authorization": f"Bearer {admin}"})
+    assert r.status_code == 400 and r.json()["error"].startswith("tenant"), r.text
 
 
 def test_healthz_stays_fast_while_8_mib_budget_bodies_arrive(db, collectors):
