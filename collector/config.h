@@ -61,6 +61,7 @@ struct config {
 	double budget_retry_base_s;
 	double budget_retry_max_s;
 	int budget_retry_for_s;
+	int budgets_max_per_tenant; /* budget.c: a tenant's budgets */
 	int webhook_timeout_s;
 	int webhook_max_inflight;
 	int webhook_max_inflight_per_budget;
@@ -69,7 +70,8 @@ struct config {
 	char *webhook_allow; /* webhook_policy.c's lists */
 	char *webhook_deny;
 	char *webhook_ca_file;
-	char *dashboard; /* "on" or "off" */
+	char *dashboard;     /* "on" or "off" */
+	char *metrics_token; /* health.c: empty, or the bearer /metrics requires */
 };
 
 enum config_type { CFG_STR, CFG_INT, CFG_SIZE, CFG_DOUBLE };
