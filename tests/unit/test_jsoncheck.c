@@ -164,7 +164,7 @@ UNIT_TEST(jsoncheck_info_names_where_and_in_which_member_the_text_failed)
 
 	CHECK(!jsoncheck_object_info(raw_nul, sizeof(raw_nul) - 1, &info));
 	CHECK(info.key && info.key_len == 7 && strncmp(info.key, "project", 7) == 0);
-	CHECK(info.at == 29 && !info.trailing);
+	CHECK(info.at == 28 && !info.trailing); /* the raw NUL itself */
 	CHECK(!jsoncheck_object_info(trailing, strlen(trailing), &info));
 	CHECK(info.trailing && !info.key && info.at == 8);
 }
