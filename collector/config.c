@@ -183,6 +183,10 @@ const struct config_param config_params[] = {
 	{ "budget_retry_for_s", CFG_INT, OFF(budget_retry_for_s), true, "86400", 1, 0,
 	  "an alert without a 2xx answer this many seconds after it was raised is marked failed",
 	  NULL, NULL },
+	{ "budgets_max_per_tenant", CFG_INT, OFF(budgets_max_per_tenant), true, "1000", 1, 0,
+	  "budgets one tenant may have (the tenant-less ones count as one more tenant); creating one "
+	  "more gets 429",
+	  NULL, NULL },
 	{ "webhook_timeout_s", CFG_INT, OFF(webhook_timeout_s), true, "10", 1, 600,
 	  "seconds one webhook post may take in all (resolve, connect, send, the answer's status "
 	  "and headers); past it the attempt fails and is retried",
@@ -217,6 +221,10 @@ const struct config_param config_params[] = {
 	{ "dashboard", CFG_ENUM, OFF(dashboard), true, "on", 0, 0,
 	  "on: serve the web dashboard at / and /ui/; off: those paths answer 404",
 	  config_on_off_words, NULL },
+	{ "metrics_token", CFG_STR, OFF(metrics_token), true, "", 0, 0,
+	  "when set, GET /metrics requires Authorization: Bearer <this token>; empty serves it to "
+	  "anyone",
+	  NULL, NULL },
 	{ NULL, CFG_STR, 0, false, NULL, 0, 0, NULL, NULL, NULL },
 };
 

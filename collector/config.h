@@ -64,6 +64,7 @@ struct config {
 	double budget_retry_base_s;
 	double budget_retry_max_s;
 	int budget_retry_for_s;
+	int budgets_max_per_tenant; /* budget.c: a tenant's budgets */
 	int webhook_timeout_s;
 	int webhook_max_inflight;
 	int webhook_max_inflight_per_budget;
@@ -72,7 +73,8 @@ struct config {
 	char *webhook_allow; /* webhook_policy.c's lists */
 	char *webhook_deny;
 	char *webhook_ca_file;
-	int dashboard; /* CFG_ENUM: CONFIG_ON or CONFIG_OFF */
+	int dashboard;	     /* CFG_ENUM: CONFIG_ON or CONFIG_OFF */
+	char *metrics_token; /* health.c: empty, or the bearer /metrics requires */
 };
 
 /* CFG_ENUM stores the index of its word in the row's choices, as an int. */
