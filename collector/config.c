@@ -101,6 +101,11 @@ const struct config_param config_params[] = {
 	  "a UTC day is summarised once it ended this many seconds ago (late rows re-open it)" },
 	{ "agent_ttl_s", CFG_INT, OFF(agent_ttl_s), true, "45", 1, 0,
 	  "a worker whose last heartbeat is older than this many seconds is reported offline" },
+	{ "period_grace_s", CFG_INT, OFF(period_grace_s), true, "3600", 0, 0,
+	  "a billing period is proven complete when every worker that wrote rows in it sent a "
+	  "heartbeat with an empty backlog more than this many seconds after the month ended" },
+	{ "focus_billing_account", CFG_STR, OFF(focus_billing_account), true, "", 0, 0,
+	  "BillingAccountId and BillingAccountName of the FOCUS export; empty uses the host name" },
 	{ "agent_forget_after_s", CFG_INT, OFF(agent_forget_after_s), true, "604800", 1, 0,
 	  "the retention pass removes workers offline for longer than this many seconds" },
 	{ "budget_check_s", CFG_DOUBLE, OFF(budget_check_s), true, "10", 0, 0,

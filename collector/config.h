@@ -48,9 +48,11 @@ struct config {
 	int max_rollup_periods;
 	int rollup_daily_interval_s;
 	int rollup_daily_settle_s;
-	int agent_ttl_s;	  /* roster: a worker unheard this long is offline */
-	int agent_forget_after_s; /* roster: offline this long, retention forgets it */
-	double budget_check_s;	  /* budget_eval.c */
+	int agent_ttl_s;	     /* roster: a worker unheard this long is offline */
+	int period_grace_s;	     /* periods.c: evidence of a complete month */
+	char *focus_billing_account; /* focus.c: "" = the host name */
+	int agent_forget_after_s;    /* roster: offline this long, retention forgets it */
+	double budget_check_s;	     /* budget_eval.c */
 	double budget_eval_delay_s;
 	double budget_retry_base_s;
 	double budget_retry_max_s;

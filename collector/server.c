@@ -19,6 +19,7 @@
 #include "budget_http.h"
 #include "conns.h"
 #include "db.h"
+#include "focus_http.h"
 #include "health.h"
 #include "http.h"
 #include "ingest.h"
@@ -50,6 +51,10 @@ static const struct http_route server_routes[] = {
 	{ "/v1/budgets", HTTP_GET, budget_http_handle_list },
 	{ "/v1/budgets/*", HTTP_PUT | HTTP_DELETE, budget_http_handle_one },
 	{ "/v1/reconcile", HTTP_POST, reconcile_http_handle },
+	{ "/v1/export/focus", HTTP_GET, focus_http_handle_export },
+	{ "/v1/export/focus/manifest", HTTP_GET, focus_http_handle_manifest },
+	{ "/v1/periods", HTTP_GET, focus_http_handle_periods },
+	{ "/v1/periods/*", HTTP_POST, focus_http_handle_period_act },
 	{ "/", HTTP_GET, web_handle },
 	{ "/ui/*", HTTP_GET, web_handle },
 	{ NULL, 0, NULL },
