@@ -2,6 +2,7 @@
  * watcher's live connection as the "database reachable" signal, so probes cost
  * no query. */
 #include "health.h"
+#include "periods_metrics.h"
 
 #include "budget_eval.h"
 #include "buf.h"
@@ -61,6 +62,7 @@ void health_handle_metrics(struct http_req *hr)
 	metrics_render(&b, &g);
 	replica_metrics_render(hr->srv->replica, &b);
 	budget_eval_render_metrics(hr->srv->budgets, &b);
+	periods_metrics_render(&b);
 	http_reply(hr, 200, "text/plain; version=0.0.4; charset=utf-8", b.data ? b.data : "",
 		   b.len);
 	buf_release(&b);

@@ -14,12 +14,14 @@
 #include "timefmt.h"
 
 /* Columns of periods_sql's rows. */
-enum { PERIODS_C_JSON, PERIODS_C_CLOSED, PERIODS_C_NOT_REPORTED, PERIODS_C_ENDED, PERIODS_C_LATE };
+enum { PERIODS_C_JSON, PERIODS_C_CLOSED, PERIODS_C_NOT_REPORTED, PERIODS_C_ENDED };
 
 /* Every month holding rows (or closed), with its state and completeness, in
  * one statement: the months' rows per tenant and agent come from /v1/rollups'
- * own statement, so no read scans cost_rows. With month_us >= 0, that month
- * alone. */
+ * own statement, so no read scans cost_rows. A worker is an agent_id with the
+ * tenant of its rows; its heartbeats count for that tenant when sent with that
+ * tenant's key or with an unscoped one (a worker serving many tenants beats
+ * once, with its tenant NULL). With month_us >= 0, that month alone. */
 static bool periods_sql(const struct rollup_query *q, int grace_s, long long month_us,
 			struct rollup_sql *s)
 {
@@ -54,14 +56,14 @@ static bool periods_sql(const struct rollup_query *q, int grace_s, long long mon
 	     buf_puts(&s->text,
 		      "), m AS (SELECT month::timestamptz AS month, tenant_id, agent_id, requests"
 		      " FROM r WHERE g = 0),"
-		      " ag AS (SELECT m.month, m.tenant_id, m.agent_id, coalesce(a.last_seen >"
-		      " m.month + interval '1 month' + make_interval(secs => ") &&
+		      " ag AS (SELECT m.month, m.tenant_id, m.agent_id, coalesce(bool_or("
+		      "a.last_seen > m.month + interval '1 month' + make_interval(secs => ") &&
 	     focus_sql_param(s, g, "int") &&
 	     buf_puts(&s->text,
-		      ") AND a.sink_queued = 0 AND a.sink_spooled_rows = 0, false) AS reported"
+		      ") AND a.sink_queued = 0 AND a.sink_spooled_rows = 0), false) AS reported"
 		      " FROM m LEFT JOIN agents a ON a.agent_id = m.agent_id"
-		      " AND a.tenant_id IS NOT DISTINCT FROM m.tenant_id"
-		      " WHERE m.agent_id IS NOT NULL),"
+		      " AND (a.tenant_id IS NULL OR a.tenant_id = m.tenant_id)"
+		      " WHERE m.agent_id IS NOT NULL GROUP BY m.month, m.tenant_id, m.agent_id),"
 		      " months AS (SELECT month FROM m UNION ");
 	if (month_us >= 0) {
 		char t[40];
@@ -88,7 +90,7 @@ static bool periods_sql(const struct rollup_query *q, int grace_s, long long mon
 		     " ag.reported), '[]'::json), 'unpriced_rows', NULL, 'late_rows', late))::text, bp.period IS NOT NULL, coalesce((SELECT"
 		     " string_agg(coalesce(tenant_id, '(no tenant)') || '/' || agent_id, ', '"
 		     " ORDER BY tenant_id, agent_id) FROM ag WHERE ag.month = mo.month AND NOT"
-		     " ag.reported), ''), mo.month + interval '1 month' <= now(), late"
+		     " ag.reported), ''), mo.month + interval '1 month' <= now()"
 		     " FROM months mo LEFT JOIN billing_periods bp"
 		     " ON bp.period = (mo.month AT TIME ZONE 'UTC')::date,"
 		     " LATERAL (SELECT CASE WHEN bp.period IS NULL THEN 0 ELSE"
@@ -327,16 +329,62 @@ fail:
 
 bool periods_late_rows(PGconn *conn, long long *late, char *err, size_t errlen)
 {
-	struct rollup_query none;
-	int status;
+	struct rollup_query rq;
+	struct rollup_sql s;
 	PGresult *res;
+	int status;
+	bool ok;
 
-	memset(&none, 0, sizeof(none));
 	*late = 0;
-	if (!(res = periods_run(conn, &none, 0, -1, &status, err, errlen)))
+	res = PQexec(conn, "SELECT (extract(epoch FROM min(period)::timestamp) * 1000000)::bigint,"
+			   " (extract(epoch FROM max(period)::timestamp) * 1000000)::bigint"
+			   " FROM billing_periods");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		db_result_error(conn, res, err, errlen);
+		PQclear(res);
 		return false;
-	for (int r = 0; r < PQntuples(res); r++)
-		*late += strtoll(PQgetvalue(res, r, PERIODS_C_LATE), NULL, 10);
+	}
+	if (PQgetisnull(res, 0, 0)) {
+		PQclear(res);
+		return true; /* nothing closed */
+	}
+	/* The closed months' rows now, per month, from the rollups, less the rows
+	 * their frozen usage lines hold. */
+	memset(&rq, 0, sizeof(rq));
+	rq.kind = ROLLUP_KIND_ROLLUPS;
+	rq.granularity = ROLLUP_MONTH;
+	rq.has_from = rq.has_to = true;
+	rq.from_us = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	rq.to_us = focus_next_month(strtoll(PQgetvalue(res, 0, 1), NULL, 10));
+	PQclear(res);
+	ok = rollup_sql_rollups(&rq, &s);
+	if (ok) {
+		struct buf head;
+
+		buf_init(&head, 0);
+		ok = buf_puts(&head, "WITH r(g, month, requests, errors, fallbacks, cost_usd,"
+				     " rated_price_usd, input_units, output_units,"
+				     " cached_input_units) AS (") &&
+		     buf_append(&head, s.text.data, s.text.len) &&
+		     buf_puts(&head, ") SELECT coalesce(sum(r.requests), 0) - coalesce((SELECT"
+				     " sum(requests) FROM billing_period_lines WHERE"
+				     " charge_class = ''), 0) FROM r JOIN billing_periods b ON"
+				     " b.period = (r.month::timestamptz AT TIME ZONE 'UTC')::date"
+				     " WHERE r.g = 0") &&
+		     !head.over;
+		buf_release(&s.text);
+		s.text = head;
+	}
+	if (!ok) {
+		rollup_sql_free(&s);
+		snprintf(err, errlen, "out of memory");
+		return false;
+	}
+	res = rollup_exec(conn, &s, &status, err, errlen);
+	rollup_sql_free(&s);
+	if (!res)
+		return false;
+	*late = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	PQclear(res);
 	return true;
 }

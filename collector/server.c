@@ -26,6 +26,7 @@
 #include "keywatch.h"
 #include "migrate.h"
 #include "notify.h"
+#include "periods_metrics.h"
 #include "pool.h"
 #include "ratelimit.h"
 #include "replica.h"
@@ -236,6 +237,7 @@ static void server_free(struct server *srv)
 	retention_free(srv->retention);	      /* after the pool: a pass's done callback uses it */
 	rollup_daily_free(srv->rollup_daily); /* likewise */
 	agents_metrics_free();		      /* the same */
+	periods_metrics_free();		      /* likewise */
 	budget_eval_free(srv->budgets);	      /* likewise */
 	http_free(srv);
 	if (srv->sig_term)
@@ -324,6 +326,7 @@ int server_run(struct config *cfg, char *config_path, char **flag_names, char **
 	srv.retention = retention_new(srv.base, srv.pool, &srv.cfg);
 	srv.rollup_daily = rollup_daily_new(srv.base, srv.pool, &srv.cfg);
 	agents_metrics_start(srv.base, srv.pool, &srv.cfg);
+	periods_metrics_start(srv.base, srv.pool);
 	if (!(srv.budgets = budget_eval_new(srv.base, srv.pool, &srv.cfg, err, sizeof(err)))) {
 		log_error("%s", err);
 		server_free(&srv);
