@@ -352,10 +352,13 @@ bool focus_closed_run(PGconn *conn, long long month_us, long long *cfrom_us, boo
 	return true;
 }
 
-/* One CSV cell. */
-static void focus_cell(struct buf *out, const char *v)
+/* True for the columns whose text comes from the workers that send rows
+ * (names a spreadsheet must not run, as in every CSV of ours); money,
+ * quantities, times and our own words are never changed. */
+static bool focus_src_is_name(enum focus_src src)
 {
-	csv_field(out, v, false);
+	return src == FOCUS_PROVIDER || src == FOCUS_AGENT || src == FOCUS_MODEL ||
+	       src == FOCUS_TENANT;
 }
 
 static const char *focus_value(const PGresult *res, int r, int c)
@@ -430,7 +433,7 @@ static void focus_render(const struct focus_params *p, const PGresult *res, stru
 			case FOCUS_REQUESTS: v = PQgetvalue(res, r, FOCUS_L_REQUESTS); break;
 			case FOCUS_MODALITY: v = modality; break;
 			}
-			focus_cell(out, v);
+			csv_field(out, v, focus_src_is_name(focus_columns[c].src));
 			buf_puts(out, c + 1 < FOCUS_NCOLUMNS ? "," : "\r\n");
 		}
 	}
