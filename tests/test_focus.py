@@ -201,3 +201,17 @@ def test_export_refuses_a_bad_billing_period_naming_it(db, collector):
     r = collector.get("/v1/export/focus", key=key, params={"billing_period": "2026-01",
                                                            "month": "x"})
     assert r.status_code == 400 and "month" in r.text
+
+
+def test_names_from_workers_cannot_run_as_spreadsheet_formulas(db, collector):
+    """A provider, agent or model named like a formula gets a ' in front, as in every
+    CSV of ours; money keeps its exact digits."""
+    ingest_key, read_key = db.create_key("ingest"), db.create_key("read")
+    month = month_start(2)
+    ingest(collector, ingest_key, [make_row(0, timestamp=at(month, 3), cost_usd=0.5,
+                                            provider="=HYPERLINK(\"x\")", agent_id="+agent",
+                                            model_id="@model")])
+    (ln,) = parse(export(collector, read_key, period_name(month)))
+    assert ln["ProviderName"] == "'=HYPERLINK(\"x\")"
+    assert ln["ResourceId"] == "'+agent" and ln["SkuId"] == "'@model"
+    assert ln["BilledCost"] == "0.5"
