@@ -48,7 +48,7 @@ static int cli_export_focus(const struct cli_args *a, const struct config *cfg, 
 		q.filters[ROLLUP_COL_TENANT].n = 1;
 	}
 	focus_http_account(cfg->focus_billing_account, account, sizeof(account));
-	p = (struct focus_params){ 0, account, &q };
+	p = (struct focus_params){ 0, account, &q, false };
 	focus_period_parse(period, &p.month_us);
 	st = focus_export(conn, &p, &r, err, sizeof(err));
 	if (st != 200) {

@@ -313,7 +313,7 @@ static bool focus_sql_select(struct rollup_sql *s, const char *from)
 }
 
 bool focus_closed_run(PGconn *conn, long long month_us, long long *cfrom_us, bool *closed,
-		      char *closed_at, char *err, size_t errlen)
+		      char *closed_at, char *account, char *err, size_t errlen)
 {
 	char t[40];
 	const char *params[1] = { t };
@@ -324,8 +324,8 @@ bool focus_closed_run(PGconn *conn, long long month_us, long long *cfrom_us, boo
 	res = PQexecParams(
 		conn,
 		"SELECT (extract(epoch FROM period::timestamp) * 1000000)::bigint,"
-		" to_char(closed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
-		" FROM billing_periods WHERE period <= ($1::timestamptz AT TIME ZONE 'UTC')::date"
+		" to_char(closed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
+		" billing_account FROM billing_periods WHERE period <= ($1::timestamptz AT TIME ZONE 'UTC')::date"
 		" ORDER BY period DESC",
 		1, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -342,6 +342,7 @@ bool focus_closed_run(PGconn *conn, long long month_us, long long *cfrom_us, boo
 		if (p == month_us) {
 			*closed = true;
 			snprintf(closed_at, 40, "%s", PQgetvalue(res, r, 1));
+			snprintf(account, 256, "%s", PQgetvalue(res, r, 2));
 		} else if (p == focus_prev_month(*cfrom_us)) {
 			*cfrom_us = p;
 		} else if (p < *cfrom_us) {
@@ -376,7 +377,8 @@ static const char *focus_unit(const char *modality)
 }
 
 /* The CSV of the lines in res. */
-static void focus_render(const struct focus_params *p, const PGresult *res, struct buf *out)
+static void focus_render(const struct focus_params *p, const char *account, const PGresult *res,
+			 struct buf *out)
 {
 	char bstart[40], bend[40];
 	struct buf tmp;
@@ -399,7 +401,7 @@ static void focus_render(const struct focus_params *p, const PGresult *res, stru
 			switch (focus_columns[c].src) {
 			case FOCUS_COST: v = PQgetvalue(res, r, FOCUS_L_COST); break;
 			case FOCUS_LIST_COST: v = PQgetvalue(res, r, FOCUS_L_LIST_COST); break;
-			case FOCUS_ACCOUNT: v = p->account_id; break;
+			case FOCUS_ACCOUNT: v = account; break;
 			case FOCUS_CURRENCY: v = "USD"; break;
 			case FOCUS_BILLING_END: v = bend; break;
 			case FOCUS_BILLING_START: v = bstart; break;
@@ -489,17 +491,70 @@ static int focus_rollup_total(PGconn *conn, const struct focus_params *p, char *
 	return status;
 }
 
-static int focus_export_in(PGconn *conn, const struct focus_params *p, struct focus_result *out,
-			   char *err, size_t errlen)
+/* The sha256 of r's CSV into r->sha256. */
+static void focus_hash(struct focus_result *r)
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+
+	SHA256((const unsigned char *)(r->csv.data ? r->csv.data : ""), r->csv.len, md);
+	for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
+		snprintf(r->sha256 + 2 * i, 3, "%02x", md[i]);
+}
+
+/* A closed month's whole-export manifest as stored at its close: 200, or 404
+ * when there is none (then the lines are rendered). */
+static int focus_stored_manifest(PGconn *conn, const struct focus_params *p,
+				 struct focus_result *out, char *err, size_t errlen)
+{
+	char d[40];
+	const char *params[1] = { d };
+	PGresult *res;
+	int status = 404;
+
+	focus_period_name(p->month_us, d, sizeof(d));
+	strcat(d, "-01");
+	res = PQexecParams(
+		conn,
+		"SELECT csv_sha256, csv_rows, billed_cost, usage_cost, correction_cost"
+		" FROM billing_periods WHERE period = $1::date AND csv_sha256 IS NOT NULL",
+		1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		db_result_error(conn, res, err, errlen);
+		status = db_fault_status(db_classify(conn, res));
+	} else if (PQntuples(res) == 1) {
+		snprintf(out->sha256, sizeof(out->sha256), "%s", PQgetvalue(res, 0, 0));
+		out->rows = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+		status = focus_copy(&out->billed_cost, PQgetvalue(res, 0, 2)) &&
+					 focus_copy(&out->usage_cost, PQgetvalue(res, 0, 3)) &&
+					 focus_copy(&out->correction_cost, PQgetvalue(res, 0, 4)) &&
+					 focus_copy(&out->rollup_cost_usd, PQgetvalue(res, 0, 3))
+				 ? 200
+				 : 503;
+		out->ties_out = true; /* its lines tied out at the close (usage_cost) */
+	}
+	PQclear(res);
+	return status;
+}
+
+int focus_export_tx(PGconn *conn, const struct focus_params *p, struct focus_result *out, char *err,
+		    size_t errlen)
 {
 	struct rollup_sql s;
+	char account[256];
 	long long cfrom;
 	PGresult *res;
 	int status = 503, n;
 	bool built;
 
-	if (!focus_closed_run(conn, p->month_us, &cfrom, &out->closed, out->closed_at, err, errlen))
+	memset(out, 0, sizeof(*out));
+	buf_init(&out->csv, 0);
+	if (!focus_closed_run(conn, p->month_us, &cfrom, &out->closed, out->closed_at, account, err,
+			      errlen))
 		return 503;
+	if (out->closed && p->manifest_only && !p->q->filters[ROLLUP_COL_TENANT].n &&
+	    !p->q->filters[ROLLUP_COL_PROJECT].n &&
+	    (status = focus_stored_manifest(conn, p, out, err, errlen)) != 404)
+		return status;
 	memset(&s, 0, sizeof(s));
 	buf_init(&s.text, 0);
 	if (out->closed) {
@@ -527,7 +582,7 @@ static int focus_export_in(PGconn *conn, const struct focus_params *p, struct fo
 		return status;
 	n = PQntuples(res);
 	out->rows = n;
-	focus_render(p, res, &out->csv);
+	focus_render(p, out->closed ? account : p->account_id, res, &out->csv);
 	if (!focus_copy(&out->usage_cost, n ? focus_value(res, 0, FOCUS_L_USAGE_SUM) : NULL) ||
 	    !focus_copy(&out->correction_cost,
 			n ? focus_value(res, 0, FOCUS_L_CORRECTION_SUM) : NULL) ||
@@ -537,6 +592,7 @@ static int focus_export_in(PGconn *conn, const struct focus_params *p, struct fo
 		return 503;
 	}
 	PQclear(res);
+	focus_hash(out);
 	if (!focus_sum(conn, out, err, errlen))
 		return 500;
 	/* A closed month's rollup total is the one its lines tied out to at the close. */
@@ -555,18 +611,18 @@ int focus_export(PGconn *conn, const struct focus_params *p, struct focus_result
 	PGresult *res;
 	int status;
 
-	memset(out, 0, sizeof(*out));
-	buf_init(&out->csv, 0);
 	/* One snapshot: the lines, the closed months and the rollup total agree. */
 	res = PQexec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		memset(out, 0, sizeof(*out));
+		buf_init(&out->csv, 0);
 		db_result_error(conn, res, err, errlen);
 		status = db_fault_status(db_classify(conn, res));
 		PQclear(res);
 		return status;
 	}
 	PQclear(res);
-	status = focus_export_in(conn, p, out, err, errlen);
+	status = focus_export_tx(conn, p, out, err, errlen);
 	PQclear(PQexec(conn, status == 200 ? "COMMIT" : "ROLLBACK"));
 	return status;
 }
@@ -574,10 +630,8 @@ int focus_export(PGconn *conn, const struct focus_params *p, struct focus_result
 void focus_manifest_render(const struct focus_params *p, const struct focus_result *r,
 			   long long now_us, struct buf *out)
 {
-	unsigned char md[SHA256_DIGEST_LENGTH];
 	char period[16], t[40];
 
-	SHA256((const unsigned char *)(r->csv.data ? r->csv.data : ""), r->csv.len, md);
 	focus_period_name(p->month_us, period, sizeof(period));
 	if (r->closed)
 		snprintf(t, sizeof(t), "%s", r->closed_at);
@@ -587,8 +641,7 @@ void focus_manifest_render(const struct focus_params *p, const struct focus_resu
 		   "{\"billing_period\":\"%s\",\"focus_version\":\"1.2\",\"rows\":%lld,"
 		   "\"sha256\":\"",
 		   period, r->rows);
-	for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
-		buf_printf(out, "%02x", md[i]);
+	buf_puts(out, r->sha256);
 	buf_puts(out, "\",\"billed_cost\":");
 	row_json_string(out, r->billed_cost);
 	buf_puts(out, ",\"rollup_cost_usd\":");

@@ -17,8 +17,11 @@
  * and tenant=); its other fields are unused. */
 struct focus_params {
 	long long month_us;	/* the month's first instant, UTC */
-	const char *account_id; /* BillingAccountId and BillingAccountName */
+	const char *account_id; /* BillingAccountId and BillingAccountName of an open
+				 * month (a closed one keeps the one it closed with) */
 	const struct rollup_query *q;
+	bool manifest_only; /* the CSV is not wanted: a closed month's whole export
+			     * answers from the manifest stored at its close */
 };
 
 /* The export, owned by the caller: focus_result_free. */
@@ -32,6 +35,7 @@ struct focus_result {
 	bool ties_out;	       /* usage_cost equals rollup_cost_usd, digit for digit */
 	bool closed;
 	char closed_at[40]; /* RFC 3339, when closed */
+	char sha256[65];    /* of csv, in hex */
 };
 
 /* "YYYY-MM" into the month's first instant; false unless exactly that form
@@ -43,6 +47,11 @@ long long focus_next_month(long long month_us);
 
 /* "YYYY-MM" of the month holding us; out needs 8 bytes. */
 void focus_period_name(long long month_us, char *out, size_t outlen);
+
+/* The same inside the caller's transaction (the close, which stores the
+ * manifest of what it froze). */
+int focus_export_tx(PGconn *conn, const struct focus_params *p, struct focus_result *out, char *err,
+		    size_t errlen) __attribute__((warn_unused_result));
 
 /* Runs the export in one read-only snapshot. Returns 200, or 503/500 with err
  * (which may hold the database's text: log it, do not show it). */
@@ -65,9 +74,10 @@ bool focus_sql_lines(const struct focus_params *p, long long cfrom_us, struct ro
 
 /* The start of the run of closed months that ends just before month_us (the
  * months whose late rows this month bills), or month_us when the month
- * before is open. Sets *closed and closed_at (40 bytes) for the month itself. */
+ * before is open. Sets *closed, closed_at (40 bytes) and account (256 bytes,
+ * the billing account frozen at the close) for the month itself. */
 bool focus_closed_run(PGconn *conn, long long month_us, long long *cfrom_us, bool *closed,
-		      char *closed_at, char *err, size_t errlen)
+		      char *closed_at, char *account, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
 /* SQL helpers for statements over the lines: a parameter (a copy of v) and

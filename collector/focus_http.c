@@ -68,7 +68,8 @@ static void focus_http_job_free(struct focus_http_job *job)
 static void focus_http_work(struct pool_job *pj, struct pool_worker *w)
 {
 	struct focus_http_job *job = (struct focus_http_job *)pj;
-	struct focus_params p = { job->month_us, job->account, &job->q };
+	struct focus_params p = { job->month_us, job->account, &job->q,
+				  job->op == FOCUS_OP_MANIFEST };
 	struct focus_result r;
 	PGconn *conn = pool_worker_conn(w, job->err, sizeof(job->err));
 

@@ -168,11 +168,12 @@ static int periods_freeze(PGconn *conn, long long month_us, bool force, const ch
 			  size_t errlen)
 {
 	struct rollup_query none;
-	struct focus_params fp = { month_us, account_id, &none };
+	struct focus_params fp = { month_us, account_id, &none, false };
+	struct focus_result fr;
 	struct rollup_sql s;
-	char day[40], t[40];
+	char day[40], t[40], acct[256], rows[24];
 	const char *f = force ? "true" : "false";
-	const char *params[4] = { day, by, f, completeness };
+	const char *params[5] = { day, by, f, completeness, account_id };
 	long long cfrom;
 	bool closed, ok;
 	int status = 500;
@@ -181,12 +182,12 @@ static int periods_freeze(PGconn *conn, long long month_us, bool force, const ch
 	memset(&none, 0, sizeof(none));
 	focus_period_name(month_us, day, sizeof(day));
 	strcat(day, "-01");
-	if (!focus_closed_run(conn, month_us, &cfrom, &closed, t, err, errlen))
+	if (!focus_closed_run(conn, month_us, &cfrom, &closed, t, acct, err, errlen))
 		return 503;
 	if (!periods_exec(conn,
-			  "INSERT INTO billing_periods (period, closed_by, forced, completeness)"
-			  " VALUES ($1::date, $2, $3::boolean, $4::jsonb)",
-			  4, params, &status, err, errlen) ||
+			  "INSERT INTO billing_periods (period, closed_by, forced, completeness,"
+			  " billing_account) VALUES ($1::date, $2, $3::boolean, $4::jsonb, $5)",
+			  5, params, &status, err, errlen) ||
 	    !periods_exec(
 		    conn,
 		    "INSERT INTO billing_period_events (period, action, by_whom, forced, detail)"
@@ -217,7 +218,24 @@ static int periods_freeze(PGconn *conn, long long month_us, bool force, const ch
 		return status;
 	}
 	PQclear(res);
-	return 200;
+
+	/* The manifest of the whole export as frozen, rendered from the frozen
+	 * lines as every later export will be, stored for the manifest to answer. */
+	if ((status = focus_export_tx(conn, &fp, &fr, err, errlen)) == 200) {
+		const char *mp[6] = { day,	     fr.sha256,		rows, fr.billed_cost,
+				      fr.usage_cost, fr.correction_cost };
+
+		snprintf(rows, sizeof(rows), "%lld", fr.rows);
+		if (!periods_exec(
+			    conn,
+			    "UPDATE billing_periods SET csv_sha256 = $2, csv_rows = $3::bigint,"
+			    " billed_cost = $4::numeric, usage_cost = $5::numeric,"
+			    " correction_cost = $6::numeric WHERE period = $1::date",
+			    6, mp, &status, err, errlen))
+			status = status == 200 ? 500 : status;
+	}
+	focus_result_free(&fr);
+	return status;
 }
 
 int periods_close(PGconn *conn, long long month_us, bool force, const char *by, int grace_s,

@@ -12,7 +12,15 @@ CREATE TABLE billing_periods (
     closed_at   timestamptz NOT NULL DEFAULT now(),
     closed_by   text NOT NULL,      -- the key's prefix, or "cli"
     forced      boolean NOT NULL DEFAULT false,
-    completeness jsonb NOT NULL     -- the evidence as it stood at the close
+    completeness jsonb NOT NULL,    -- the evidence as it stood at the close
+    billing_account text NOT NULL,  -- BillingAccountId/Name of its export, frozen
+    -- The manifest of its whole (unscoped) export, computed at the close from
+    -- the frozen lines, so the manifest is answered without rendering them.
+    csv_sha256      text,
+    csv_rows        bigint,
+    billed_cost     numeric,
+    usage_cost      numeric,
+    correction_cost numeric
 );
 
 -- The FOCUS export of a closed month, line by line, as it was at the close:

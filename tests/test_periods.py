@@ -5,8 +5,8 @@ moment; a closed month's FOCUS export and manifest never change, and a late
 row into it is billed exactly once, in the first open month, as a Correction
 with its own day."""
 
-import csv
-import io
+import hashlib
+import json
 import threading
 import time
 from decimal import Decimal
@@ -106,6 +106,9 @@ def test_late_row_leaves_the_closed_month_byte_identical_and_is_billed_once_as_c
     man_before = collector.get("/v1/export/focus/manifest", key=admin,
                                params={"billing_period": period_name(m1)}).content
     assert b'"state":"closed"' in man_before and b'"ties_out":true' in man_before
+    # The manifest stored at the close is the one of the bytes the export answers.
+    assert json.loads(man_before)["sha256"] == hashlib.sha256(before).hexdigest()
+    assert json.loads(man_before)["rows"] == len(parse(before))
 
     ingest(collector, ingest_key, [make_row(2, timestamp=at(m1, 6, hour=3), cost_usd=0.375)])
     assert db.scalar("SELECT sum(cost_usd) FROM cost_rollup_hourly WHERE hour < %s", m2) == \
@@ -196,3 +199,21 @@ def test_a_month_that_has_not_ended_cannot_close(db, collector):
     r = collector.post(f"/v1/periods/{period_name(month_start(2))}/close", key=admin,
                        json={"force": "yes"})
     assert r.status_code == 400 and "force" in r.text
+
+
+def test_closed_month_keeps_the_billing_account_it_closed_with(db, collectors):
+    """focus_billing_account changed after a close changes the open months'
+    BillingAccountId, never the closed month's bytes."""
+    ingest_key, admin = db.create_key("ingest"), db.create_key("admin")
+    m1, m2 = month_start(3), month_start(2)
+    c = collectors(db, "--focus-billing-account", "acct-one")
+    ingest(c, ingest_key, [make_row(0, timestamp=at(m1, 4)), make_row(1, timestamp=at(m2, 4))])
+    assert close(c, admin, period_name(m1), force=True).status_code == 200
+    before = export(c, admin, period_name(m1))
+    assert {ln["BillingAccountId"] for ln in parse(before)} == {"acct-one"}
+    c.stop()
+    c = collectors(db, "--focus-billing-account", "acct-two")
+    c.wait_key(admin)
+    assert export(c, admin, period_name(m1)) == before
+    assert {ln["BillingAccountId"] for ln in parse(export(c, admin, period_name(m2)))} == \
+        {"acct-two"}
