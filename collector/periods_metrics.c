@@ -1,4 +1,4 @@
-/* Refreshes vgcollector_period_late_rows_total from the closed billing
+/* Refreshes the counter vgcollector_period_late_rows_total from the closed billing
  * periods (periods_late_rows), off the loop. A failed refresh keeps the last
  * value; until the first one succeeds the metric is left out. */
 #include "periods_metrics.h"
@@ -51,7 +51,7 @@ static void periods_metrics_done(struct pool_job *pj)
 		periods_metrics_late = job->late;
 		periods_metrics_known = true;
 	} else {
-		log_debug("late-row gauge not refreshed: %s", job->err);
+		log_debug("late-row counter not refreshed: %s", job->err);
 	}
 	free(job);
 }
@@ -81,7 +81,7 @@ void periods_metrics_start(struct event_base *base, struct pool *pool)
 	periods_metrics_pool = pool;
 	periods_metrics_timer = event_new(base, -1, EV_PERSIST, periods_metrics_tick, NULL);
 	if (!periods_metrics_timer || event_add(periods_metrics_timer, &every) != 0)
-		log_fatal("cannot start the late-row gauge timer");
+		log_fatal("cannot start the late-row counter timer");
 	periods_metrics_tick(-1, 0, NULL);
 }
 
@@ -91,8 +91,10 @@ void periods_metrics_render(struct buf *out)
 		return;
 	buf_printf(out,
 		   "# HELP vgcollector_period_late_rows_total Rows that landed in closed billing "
-		   "periods after their close (billed as corrections in the first open month).\n"
-		   "# TYPE vgcollector_period_late_rows_total gauge\n"
+		   "periods after their close (billed as corrections in the first open month); "
+		   "read from the database, so it survives restarts and drops when a month is "
+		   "reopened.\n"
+		   "# TYPE vgcollector_period_late_rows_total counter\n"
 		   "vgcollector_period_late_rows_total %lld\n",
 		   periods_metrics_late);
 }

@@ -8,7 +8,7 @@ struct pool;
 struct buf;
 
 void periods_metrics_start(struct event_base *base, struct pool *pool);
-/* Appends the gauge (left out until the first refresh succeeded). Loop thread. */
+/* Appends the counter (left out until the first refresh succeeded). Loop thread. */
 void periods_metrics_render(struct buf *out);
 void periods_metrics_free(void);
 

@@ -132,7 +132,7 @@ def test_late_row_leaves_the_closed_month_byte_identical_and_is_billed_once_as_c
 
     assert period_entry(collector, admin, period_name(m1))["completeness"]["late_rows"] == 1
     wait_until(lambda: metrics_map(collector.get("/metrics").text).get(
-        "vgcollector_period_late_rows_total") == 1, 30, "the late-row gauge at 1")
+        "vgcollector_period_late_rows_total") == 1, 30, "the late-row counter at 1")
 
     # Billed once: closing the next month freezes the correction with it.
     assert close(collector, admin, period_name(m2), force=True).status_code == 200
