@@ -218,8 +218,8 @@ static bool focus_sql_filter(struct rollup_sql *s, const struct rollup_filter *f
 	buf_putc(&arr, '\0');
 	ok = !arr.over && buf_printf(&s->text, " AND (%s = ANY(", col) &&
 	     focus_sql_param(s, arr.data, "text[]") &&
-	     buf_printf(&s->text, ")%s%s)", has_null ? " OR " : "", has_null ? col : "") &&
-	     (!has_null || buf_puts(&s->text, " IS NULL"));
+	     buf_printf(&s->text, ")%s%s%s)", has_null ? " OR " : "", has_null ? col : "",
+			has_null ? " IS NULL" : "");
 	buf_release(&arr);
 	return ok;
 }
