@@ -77,6 +77,7 @@ static void focus_http_work(struct pool_job *pj, struct pool_worker *w)
 		job->status = 503;
 		return;
 	}
+	buf_reset(&job->answer); /* re-runnable from a clean result */
 	switch (job->op) {
 	case FOCUS_OP_EXPORT:
 	case FOCUS_OP_MANIFEST:
@@ -165,7 +166,10 @@ static void focus_http_submit(struct http_req *hr, struct focus_http_job *job)
 {
 	job->job.work = focus_http_work;
 	job->job.done = focus_http_done;
-	if (!pool_submit(hr->srv->pool, &job->job)) {
+	/* The export renders a whole month and the close freezes one: they may take
+	 * seconds, so they run on the long pool and ingest never waits behind them. */
+	if (!pool_submit(job->op == FOCUS_OP_LIST ? hr->srv->pool : hr->srv->long_pool,
+			 &job->job)) {
 		focus_http_job_free(job);
 		http_reply_saturated(hr);
 		return;
