@@ -158,6 +158,17 @@ const struct config_param config_params[] = {
 	  "seconds between refreshes of the roster's /metrics gauges (vgcollector_agents...); 0 "
 	  "turns them off",
 	  NULL, &server_tasks_hook },
+	{ "period_grace_s", CFG_INT, OFF(period_grace_s), true, "3600", 0, 0,
+	  "a billing period is proven complete when every worker that wrote rows in it sent a "
+	  "heartbeat with an empty backlog more than this many seconds after the month ended",
+	  NULL, NULL },
+	{ "period_metrics_interval_s", CFG_INT, OFF(period_metrics_interval_s), true, "10", 0, 0,
+	  "seconds between refreshes of vgcollector_period_late_rows_total from the closed "
+	  "months; 0 turns it off",
+	  NULL, &server_tasks_hook },
+	{ "focus_billing_account", CFG_STR, OFF(focus_billing_account), true, "", 0, 0,
+	  "BillingAccountId and BillingAccountName of the FOCUS export; empty uses the host name",
+	  NULL, NULL },
 	{ "agent_forget_after_s", CFG_INT, OFF(agent_forget_after_s), true, "604800", 1, 0,
 	  "the retention pass removes workers offline for longer than this many seconds", NULL,
 	  NULL },

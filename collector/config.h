@@ -54,12 +54,15 @@ struct config {
 	int reconcile_max_groups;
 	int rollup_daily_interval_s;
 	int rollup_daily_settle_s;
-	int agent_ttl_s;	     /* roster: a worker unheard this long is offline */
-	int agent_forget_after_s;    /* roster: offline this long, retention forgets it */
-	int agent_gauges_interval_s; /* tasks: the roster's /metrics gauges */
-	int agents_max_per_tenant;   /* roster: workers one tenant may have */
-	size_t max_heartbeat_bytes;  /* roster: largest heartbeat body */
-	double budget_check_s;	     /* budget_eval.c */
+	int agent_ttl_s;	       /* roster: a worker unheard this long is offline */
+	int agent_forget_after_s;      /* roster: offline this long, retention forgets it */
+	int agent_gauges_interval_s;   /* tasks: the roster's /metrics gauges */
+	int period_grace_s;	       /* periods.c: evidence of a complete month */
+	int period_metrics_interval_s; /* tasks: vgcollector_period_late_rows_total */
+	char *focus_billing_account;   /* focus.c: "" = the host name */
+	int agents_max_per_tenant;     /* roster: workers one tenant may have */
+	size_t max_heartbeat_bytes;    /* roster: largest heartbeat body */
+	double budget_check_s;	       /* budget_eval.c */
 	double budget_eval_delay_s;
 	double budget_retry_base_s;
 	double budget_retry_max_s;

@@ -2,6 +2,7 @@
  * watcher's live connection as the "database reachable" signal, so probes cost
  * no query. */
 #include "health.h"
+#include "periods_metrics.h"
 
 #include <openssl/crypto.h>
 #include <string.h>
@@ -90,6 +91,7 @@ void health_handle_metrics(struct http_req *hr)
 	replica_metrics_render(hr->srv->replica, &b);
 	budget_eval_render_metrics(hr->srv->budgets, &b);
 	tasks_render_metrics(hr->srv->tasks, &b);
+	periods_metrics_render(&b);
 	http_reply(hr, 200, "text/plain; version=0.0.4; charset=utf-8", b.data ? b.data : "",
 		   b.len);
 	buf_release(&b);

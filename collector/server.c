@@ -19,12 +19,14 @@
 #include "budget_http.h"
 #include "conns.h"
 #include "db.h"
+#include "focus_http.h"
 #include "health.h"
 #include "http.h"
 #include "ingest.h"
 #include "keywatch.h"
 #include "migrate.h"
 #include "notify.h"
+#include "periods_metrics.h"
 #include "pool.h"
 #include "ratelimit.h"
 #include "replica.h"
@@ -72,6 +74,14 @@ static const struct http_route server_routes[] = {
 	  "max_small_body_bytes", HTTP_POOL_PRIMARY, budget_http_handle_one },
 	{ "/v1/reconcile", HTTP_POST, HTTP_ROLES_READ, HTTP_BODY_STREAM, NULL, HTTP_POOL_LONG,
 	  reconcile_http_handle },
+	{ "/v1/export/focus", HTTP_GET, HTTP_ROLES_READ, HTTP_BODY_NONE, NULL, HTTP_POOL_LONG,
+	  focus_http_handle_export },
+	{ "/v1/export/focus/manifest", HTTP_GET, HTTP_ROLES_READ, HTTP_BODY_NONE, NULL,
+	  HTTP_POOL_LONG, focus_http_handle_manifest },
+	{ "/v1/periods", HTTP_GET, HTTP_ROLES_READ, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY,
+	  focus_http_handle_periods },
+	{ "/v1/periods/*", HTTP_POST, HTTP_ROLE(ROLE_ADMIN), HTTP_BODY_CAPPED,
+	  "max_small_body_bytes", HTTP_POOL_LONG, focus_http_handle_period_act },
 	{ "/", HTTP_GET, HTTP_OPEN, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY, web_handle },
 	{ "/ui/*", HTTP_GET, HTTP_OPEN, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY, web_handle },
 	{ NULL, 0, 0, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY, NULL },
@@ -90,6 +100,8 @@ static const struct task_def server_tasks[] = {
 	  budget_eval_task_stop, budget_eval_task_free },
 	{ "agent_gauges", "agent_gauges_interval_s", true, agents_metrics_task_new,
 	  agents_metrics_task_run, NULL, agents_metrics_task_free },
+	{ "period_late_rows", "period_metrics_interval_s", true, periods_metrics_task_new,
+	  periods_metrics_task_run, NULL, periods_metrics_task_free },
 	{ NULL, NULL, false, NULL, NULL, NULL, NULL },
 };
 
