@@ -38,6 +38,7 @@
 #include "metrics.h"
 #include "num.h"
 #include "pool.h"
+#include "rollup_shape.h"
 #include "row.h"
 #include "row_fields.h"
 
@@ -79,6 +80,53 @@ static void store_columns(struct buf *out, const char *prefix, bool typed)
 			   typed ? " " : "", typed ? row_fields[i].sql_type : "");
 }
 
+/* The rest of ins's RETURNING list (the columns the rollup reads, after
+ * ts) and the agg step: the hourly rollup upserted from the inserted rows,
+ * pre-aggregated in key order. Built from the rollup shape. */
+static void store_rollup_sql(struct buf *sql)
+{
+	for (int i = 0; i < ROLLUP_NKEYS; i++)
+		buf_printf(sql, ", %s", rollup_keys[i]);
+	for (int i = 0; i < ROLLUP_NMEASURES; i++) {
+		const char *uses = rollup_measures[i].uses;
+		int j;
+
+		for (j = 0; j < i && uses; j++)
+			if (rollup_measures[j].uses && strcmp(rollup_measures[j].uses, uses) == 0)
+				break;
+		if (uses && j == i)
+			buf_printf(sql, ", %s", uses);
+	}
+	buf_puts(sql, "), agg AS (  INSERT INTO cost_rollup_hourly AS r (hour");
+	for (int i = 0; i < ROLLUP_NKEYS; i++)
+		buf_printf(sql, ", %s", rollup_keys[i]);
+	for (int i = 0; i < ROLLUP_NMEASURES; i++)
+		if (rollup_measure_stored(&rollup_measures[i]))
+			buf_printf(sql, ", %s", rollup_measures[i].name);
+	buf_puts(sql, ")  SELECT date_trunc('hour', ts)");
+	for (int i = 0; i < ROLLUP_NKEYS; i++)
+		buf_printf(sql, ", %s", rollup_keys[i]);
+	for (int i = 0; i < ROLLUP_NMEASURES; i++)
+		if (rollup_measure_stored(&rollup_measures[i]))
+			buf_printf(sql, ", %s", rollup_measures[i].from_rows);
+	buf_puts(sql, "  FROM ins GROUP BY 1");
+	for (int i = 0; i < ROLLUP_NKEYS; i++)
+		buf_printf(sql, ", %d", i + 2);
+	buf_puts(sql, " ORDER BY 1");
+	for (int i = 0; i < ROLLUP_NKEYS; i++)
+		buf_printf(sql, ", %d", i + 2);
+	buf_puts(sql, "  ON CONFLICT (hour");
+	for (int i = 0; i < ROLLUP_NKEYS; i++)
+		buf_printf(sql, ", %s", rollup_keys[i]);
+	buf_puts(sql, ")  DO UPDATE SET ");
+	for (int i = 0, n = 0; i < ROLLUP_NMEASURES; i++)
+		if (rollup_measure_stored(&rollup_measures[i]))
+			buf_printf(sql, "%s%s = r.%s + excluded.%s", n++ ? ", " : "",
+				   rollup_measures[i].name, rollup_measures[i].name,
+				   rollup_measures[i].name);
+	buf_puts(sql, "  RETURNING 1");
+}
+
 /* One insert statement (see the top of the file): claim ends the id claim
  * (ON CONFLICT or not, and what it returns); source is where the rows for
  * cost_rows come from, after "FROM vgc_stage s". NULL on out of memory. */
@@ -98,29 +146,9 @@ static char *store_insert_sql(const char *claim, const char *source)
 	store_columns(&sql, "s.", false);
 	buf_puts(&sql, ", $1::bigint FROM vgc_stage s");
 	buf_puts(&sql, source);
-	buf_puts(
-		&sql,
-		"  RETURNING ts, project, agent_id, tenant_id, modality, provider, model_id, status,"
-		"   cost_usd, rated_price_usd, input_units, output_units, cached_input_units"
-		"), agg AS ("
-		"  INSERT INTO cost_rollup_hourly AS r (hour, project, agent_id, tenant_id, modality,"
-		"   provider, model_id, requests, errors, fallbacks, cost_usd, rated_price_usd,"
-		"   input_units, output_units, cached_input_units)"
-		"  SELECT date_trunc('hour', ts), project, agent_id, tenant_id, modality, provider,"
-		"   model_id, count(*), count(*) FILTER (WHERE status = 'error'),"
-		"   count(*) FILTER (WHERE status = 'fallback'), sum(cost_usd), sum(rated_price_usd),"
-		"   sum(input_units), sum(output_units), sum(cached_input_units)"
-		"  FROM ins GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7"
-		"  ON CONFLICT (hour, project, agent_id, tenant_id, modality, provider, model_id)"
-		"  DO UPDATE SET requests = r.requests + excluded.requests,"
-		"   errors = r.errors + excluded.errors, fallbacks = r.fallbacks + excluded.fallbacks,"
-		"   cost_usd = r.cost_usd + excluded.cost_usd,"
-		"   rated_price_usd = r.rated_price_usd + excluded.rated_price_usd,"
-		"   input_units = r.input_units + excluded.input_units,"
-		"   output_units = r.output_units + excluded.output_units,"
-		"   cached_input_units = r.cached_input_units + excluded.cached_input_units"
-		"  RETURNING 1"
-		") SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM agg)");
+	buf_puts(&sql, "  RETURNING ts");
+	store_rollup_sql(&sql);
+	buf_puts(&sql, ") SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM agg)");
 	out = sql.over ? NULL : buf_steal(&sql, NULL);
 	buf_release(&sql);
 	return out;

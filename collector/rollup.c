@@ -64,7 +64,7 @@ bool rollup_render_csv(const struct rollup_query *q, const PGresult *res, struct
 	for (int i = 0; i < q->ncols; i++)
 		buf_printf(out, "%s,", rollup_params_col_name(q->cols[i]));
 	for (int i = 0; i < ROLLUP_NMEASURES; i++)
-		buf_printf(out, "%s%s", rollup_sql_measures[i],
+		buf_printf(out, "%s%s", rollup_measures[i].name,
 			   i + 1 < ROLLUP_NMEASURES ? "," : "\r\n");
 	for (int r = 0; r < PQntuples(res); r++) {
 		if (PQgetvalue(res, r, 0)[0] != '0')
@@ -84,8 +84,8 @@ static void json_measures(const struct rollup_query *q, struct buf *out, const P
 	for (int i = 0; i < ROLLUP_NMEASURES; i++) {
 		const char *v = PQgetvalue(res, r, ROLLUP_COL0_GROUPS + q->ncols + i);
 
-		buf_printf(out, "%s\"%s\":", i ? "," : "", rollup_sql_measures[i]);
-		if (rollup_sql_measure_is_money(i))
+		buf_printf(out, "%s\"%s\":", i ? "," : "", rollup_measures[i].name);
+		if (rollup_measures[i].kind == ROLLUP_MEASURE_MONEY)
 			row_json_string(out, v); /* exact decimal string */
 		else
 			buf_puts(out, v); /* integer or exact numeric text: a JSON number */

@@ -15,10 +15,9 @@ import subprocess
 
 import pytest
 
-from conftest import VGC, make_row, run_vgc, sanitizer_env
+from conftest import API_MEASURES, VGC, make_row, rollup_row_aggregates, run_vgc, sanitizer_env
 
-MEASURES = ["requests", "errors", "fallbacks", "cost_usd", "rated_price_usd",
-            "input_units", "output_units", "cached_input_units"]
+MEASURES = API_MEASURES
 COLS = {"project": "project", "agent": "agent_id", "tenant": "tenant_id",
         "modality": "modality", "provider": "provider", "model": "model_id"}
 PROVIDERS = {"stt": ["deepgram", "whisper"], "llm": ["openai", "anthropic"],
@@ -95,9 +94,7 @@ def sql_rollup(db, granularity, group_by, frm, to, where="", args=()):
     sel = ", ".join([period] + cols)
     n = len(cols) + 1
     rows = db.query(
-        f"SELECT {sel}, count(*), count(*) FILTER (WHERE status = 'error'),"
-        " count(*) FILTER (WHERE status = 'fallback'), sum(cost_usd), sum(rated_price_usd),"
-        " sum(input_units), sum(output_units), sum(cached_input_units) FROM cost_rows"
+        f"SELECT {sel}, {', '.join(rollup_row_aggregates())} FROM cost_rows"
         f" WHERE ts >= %s AND ts < %s {where} GROUP BY {', '.join(str(i + 1) for i in range(n))}",
         frm, to, *args)
     return {tuple(r[:n]): tuple(dec(v) for v in r[n:]) for r in rows}
