@@ -91,5 +91,6 @@ int cli_agents(int argc, char **argv);
 int cli_reconcile(int argc, char **argv);
 int cli_config_sample(int argc, char **argv);
 int cli_budgets(int argc, char **argv);
+int cli_prices(int argc, char **argv);
 
 #endif

@@ -42,6 +42,9 @@ const struct config_param config_params[] = {
 	{ "max_pending_body_bytes", CFG_SIZE, OFF(max_pending_body_bytes), true, "268435456", 0, 0,
 	  "request body bytes all clients together may be sending before their requests run (each "
 	  "reserves its Content-Length, or max_body_bytes if chunked); past it new uploads get 503" },
+	{ "max_price_feed_bytes", CFG_SIZE, OFF(max_price_feed_bytes), true, "4194304", 1024, 0,
+	  "largest price feed imported (POST /v1/billing/price-book, after gunzip, and each file "
+	  "of `prices import`); larger gets 413" },
 	{ "max_inflated_bytes", CFG_SIZE, OFF(max_inflated_bytes), true, "67108864", 1024, 0,
 	  "largest body after gunzip, checked while inflating; larger gets 413" },
 	{ "max_batch_rows", CFG_INT, OFF(max_batch_rows), true, "10000", 1, 0,

@@ -58,7 +58,8 @@ struct config {
 	int webhook_timeout_s;
 	int webhook_max_inflight;
 	char *webhook_ca_file;
-	char *dashboard; /* "on" or "off" */
+	char *dashboard;	     /* "on" or "off" */
+	size_t max_price_feed_bytes; /* price_book.c: one feed, after gunzip */
 };
 
 enum config_type { CFG_STR, CFG_INT, CFG_SIZE, CFG_DOUBLE };

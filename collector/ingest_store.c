@@ -38,6 +38,7 @@
 #include "metrics.h"
 #include "num.h"
 #include "pool.h"
+#include "price_book.h"
 #include "rollup_shape.h"
 #include "row.h"
 #include "row_fields.h"
@@ -143,8 +144,16 @@ static char *store_insert_sql(const char *claim, const char *source)
 	buf_puts(&sql, "), ins AS (  INSERT INTO cost_rows (");
 	store_columns(&sql, "", false);
 	buf_puts(&sql, ", key_id) SELECT ");
-	store_columns(&sql, "s.", false);
+	for (int i = 0; i < ROW_NFIELDS; i++) {
+		if (i)
+			buf_puts(&sql, ", ");
+		if (row_fields[i].kind == ROW_KIND_BOOK)
+			price_book_field_sql(&sql, row_fields[i].column); /* never the worker's */
+		else
+			buf_printf(&sql, "s.%s", row_fields[i].column);
+	}
 	buf_puts(&sql, ", $1::bigint FROM vgc_stage s");
+	price_book_join_sql(&sql);
 	buf_puts(&sql, source);
 	buf_puts(&sql, "  RETURNING ts");
 	store_rollup_sql(&sql);
@@ -242,7 +251,7 @@ static void copy_row(struct buf *out, const struct row *r, long long us)
 {
 	for (int i = 0; i < ROW_NFIELDS; i++) {
 		const struct row_field *f = &row_fields[i];
-		const void *m = ROW_FIELD_CPTR(r, f->offset);
+		const void *m = f->kind == ROW_KIND_BOOK ? NULL : ROW_FIELD_CPTR(r, f->offset);
 
 		if (i)
 			buf_putc(out, '\t');
@@ -264,6 +273,7 @@ static void copy_row(struct buf *out, const struct row *r, long long us)
 			else
 				buf_printf(out, "%lld", *(const long long *)m);
 			break;
+		case ROW_KIND_BOOK: buf_append(out, "\\N", 2); break; /* set by the insert */
 		}
 	}
 	buf_putc(out, '\n');

@@ -21,6 +21,7 @@ static const struct command commands[] = {
 	{ "retention", cli_retention, "drop expired cost_rows partitions, create future ones" },
 	{ "rollup-daily", cli_rollup_daily, "summarise closed days into the daily rollup now" },
 	{ "budgets", cli_budgets, "set, list or remove budgets (spend limits with alerts)" },
+	{ "prices", cli_prices, "import price feeds into the price book" },
 	{ "config-sample", cli_config_sample, "print a config file with every key and default" },
 	{ NULL, NULL, NULL },
 };

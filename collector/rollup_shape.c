@@ -34,6 +34,15 @@ const struct rollup_measure rollup_measures[] = {
 	SUM(input_units, ROLLUP_MEASURE_UNITS),
 	SUM(output_units, ROLLUP_MEASURE_UNITS),
 	SUM(cached_input_units, ROLLUP_MEASURE_UNITS),
+	/* The price book's cost of the priced rows, and how many were priced:
+	 * an unpriced row (book_cost_usd NULL) adds to neither. */
+	{ "book_cost_usd",
+	  ROLLUP_MEASURE_MONEY,
+	  "coalesce(sum(book_cost_usd), 0)",
+	  "book_cost_usd",
+	  { 0, 0 } },
+	COUNT("priced_rows", "count(book_cost_usd)", "book_cost_usd"),
+	{ "unpriced_rows", ROLLUP_MEASURE_COUNT, 0, 0, { "requests", "priced_rows" } },
 };
 
 _Static_assert(sizeof(rollup_measures) / sizeof(rollup_measures[0]) == ROLLUP_NMEASURES,

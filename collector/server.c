@@ -26,6 +26,7 @@
 #include "migrate.h"
 #include "notify.h"
 #include "pool.h"
+#include "price_book_http.h"
 #include "ratelimit.h"
 #include "replica.h"
 #include "reconcile_http.h"
@@ -50,6 +51,7 @@ static const struct http_route server_routes[] = {
 	{ "/v1/budgets", HTTP_GET, budget_http_handle_list },
 	{ "/v1/budgets/*", HTTP_PUT | HTTP_DELETE, budget_http_handle_one },
 	{ "/v1/reconcile", HTTP_POST, reconcile_http_handle },
+	{ "/v1/billing/price-book", HTTP_POST, price_book_http_import },
 	{ "/", HTTP_GET, web_handle },
 	{ "/ui/*", HTTP_GET, web_handle },
 	{ NULL, 0, NULL },

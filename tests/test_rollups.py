@@ -407,7 +407,7 @@ def test_rows_newest_first_with_keyset_cursor_and_filters(db, collector):
     assert seen[0]["cost_usd"] == "0.00039" and seen[0]["metadata"] == {"tenant": "acme"}
     assert seen[0]["tenant_id"] == "acme"
     # Every wire field, from the row's field table, plus when it arrived.
-    assert set(seen[0]) == set(make_row(0)) | {"received_at"}
+    assert set(seen[0]) == set(make_row(0)) | {"received_at", "book_cost_usd", "book_revision"}
     assert isinstance(seen[0]["rated_price_usd"], str) and seen[0]["input_units"] == 1200
     odd = jloads(collector.get("/v1/rows", key=read, params={"session_id": "s-odd"}))
     assert {r["session_id"] for r in odd["rows"]} == {"s-odd"} and len(odd["rows"]) == 12
@@ -477,7 +477,9 @@ def test_rollup_over_no_data_has_no_rows_and_zero_totals(db, collector):
             assert body["rows"] == []
             assert body["totals"] == {"requests": 0, "errors": 0, "fallbacks": 0,
                                       "cost_usd": "0", "rated_price_usd": "0", "input_units": 0,
-                                      "output_units": 0, "cached_input_units": 0}
+                                      "output_units": 0, "cached_input_units": 0,
+                                      "book_cost_usd": "0", "priced_rows": 0,
+                                      "unpriced_rows": 0}
             r = collector.get("/v1/rollups", key=read, params={
                 "from": "2024-05-01", "to": "2024-05-02", "granularity": granularity,
                 "group_by": group_by, "format": "csv"})
