@@ -130,7 +130,8 @@ static void store_rollup_sql(struct buf *sql)
 
 /* One insert statement (see the top of the file): claim ends the id claim
  * (ON CONFLICT or not, and what it returns); source is where the rows for
- * cost_rows come from, after "FROM vgc_stage s". NULL on out of memory. */
+ * cost_rows come from, after "FROM <the staged rows priced by the book> s".
+ * NULL on out of memory. */
 static char *store_insert_sql(const char *claim, const char *source)
 {
 	struct buf sql;
@@ -152,8 +153,8 @@ static char *store_insert_sql(const char *claim, const char *source)
 		else
 			buf_printf(&sql, "s.%s", row_fields[i].column);
 	}
-	buf_puts(&sql, ", $1::bigint FROM vgc_stage s");
-	price_book_join_sql(&sql);
+	buf_puts(&sql, ", $1::bigint FROM ");
+	price_book_source_sql(&sql);
 	buf_puts(&sql, source);
 	buf_puts(&sql, "  RETURNING ts");
 	store_rollup_sql(&sql);

@@ -496,12 +496,6 @@ fail:
 	return status;
 }
 
-/* The model a row names, as the book names it: model_id without the
- * "provider/" prefix. */
-#define PRICE_MODEL_KEY                                                                            \
-	"CASE WHEN starts_with(s.model_id, s.provider || '/')"                                     \
-	" THEN substr(s.model_id, length(s.provider) + 2) ELSE s.model_id END"
-
 /* Models that run on our own hardware cost nothing by the book. */
 #define PRICE_LOCAL                                                                                \
 	"(s.provider IN ('local', 'ollama') OR starts_with(s.model_id, 'local/')"                  \
@@ -521,11 +515,13 @@ fail:
 						 " p.text_token)") " + " PRICE_TERM("s.output_units",                                                                         \
 										    "p.output_token") " END + coalesce(p.request, 0))"
 
-bool price_book_join_sql(struct buf *out)
+bool price_book_source_sql(struct buf *out)
 {
-	return buf_puts(out, " LEFT JOIN price_book_periods p ON NOT " PRICE_LOCAL
-			     " AND p.provider = s.provider AND p.model_id = " PRICE_MODEL_KEY
-			     " AND s.ts >= p.valid_from AND s.ts < p.valid_to");
+	return buf_puts(out, "(SELECT s.*, " PRICE_LOCAL " AS book_local, p.revision AS book_rev,"
+			     " p.provider IS NOT NULL AS book_found, " PRICE_RAW " AS book_raw"
+			     " FROM vgc_stage s LEFT JOIN price_book_periods p"
+			     " ON p.provider = s.provider AND p.row_model = s.model_id"
+			     " AND s.ts >= p.valid_from AND s.ts < p.valid_to OFFSET 0) s");
 }
 
 /* Rounded half-even to 12 fractional digits when it has more. PostgreSQL's
@@ -535,10 +531,10 @@ bool price_book_join_sql(struct buf *out)
 bool price_book_field_sql(struct buf *out, const char *column)
 {
 	if (strcmp(column, "book_revision") == 0) /* only on a priced row */
-		return buf_puts(out, "CASE WHEN p.provider IS NULL OR " PRICE_RAW
-				     " IS NULL THEN NULL ELSE p.revision END");
-	return buf_puts(out, "CASE WHEN " PRICE_LOCAL " THEN 0 WHEN p.provider IS NULL THEN NULL"
-			     " WHEN scale(" PRICE_RAW ") <= 12 THEN " PRICE_RAW
-			     " WHEN mod(abs(" PRICE_RAW ") * 1e13, 20) = 5 THEN trunc(" PRICE_RAW
-			     ", 12) ELSE round(" PRICE_RAW ", 12) END");
+		return buf_puts(out, "CASE WHEN s.book_local OR s.book_raw IS NULL THEN NULL"
+				     " ELSE s.book_rev END");
+	return buf_puts(out, "CASE WHEN s.book_local THEN 0 WHEN NOT s.book_found THEN NULL"
+			     " WHEN scale(s.book_raw) <= 12 THEN s.book_raw"
+			     " WHEN mod(abs(s.book_raw) * 1e13, 20) = 5 THEN trunc(s.book_raw, 12)"
+			     " ELSE round(s.book_raw, 12) END");
 }

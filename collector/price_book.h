@@ -42,10 +42,12 @@ bool price_import_add_feed(struct price_import *imp, const char *text, size_t le
 int price_import_store(PGconn *conn, struct price_import *imp, char revision[65], bool *created,
 		       char *err, size_t errlen) __attribute__((warn_unused_result));
 
-/* Ingest's SQL, over the staged row s: the join to the rates in effect at the
- * row's time (" LEFT JOIN price_book_periods p ON ..."), and the value of a
- * BOOK field of the row table (book_cost_usd or book_revision). */
-bool price_book_join_sql(struct buf *out);
+/* Ingest's SQL: the staged rows (vgc_stage) each joined to the rates in
+ * effect at its time, as a subquery named s with vgc_stage's columns; and
+ * the value of a BOOK field of the row table (book_cost_usd or
+ * book_revision) over it. The cost is computed once per row in the
+ * subquery (OFFSET 0 keeps the planner from copying it into each use). */
+bool price_book_source_sql(struct buf *out);
 bool price_book_field_sql(struct buf *out, const char *column);
 
 #endif

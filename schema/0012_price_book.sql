@@ -41,9 +41,12 @@ CREATE TABLE IF NOT EXISTS price_book_rates (
 CREATE INDEX IF NOT EXISTS price_book_rates_model ON price_book_rates (provider, model_id);
 
 -- Rates per the unit a row counts in: audio per minute, text per token or per
--- character, one request. NULL: the model has no such headline rate.
+-- character, one request. NULL: the model has no such headline rate. Each
+-- span is stored twice, once per way a row may name the model (row_model:
+-- "nova-3" and "deepgram/nova-3"), so ingest joins on plain columns.
 CREATE TABLE IF NOT EXISTS price_book_periods (
     provider        text NOT NULL,
+    row_model       text NOT NULL,
     model_id        text NOT NULL,
     valid_from      timestamptz NOT NULL,
     valid_to        timestamptz NOT NULL,   -- 'infinity' for the current span
@@ -54,7 +57,7 @@ CREATE TABLE IF NOT EXISTS price_book_periods (
     output_token    numeric,
     request         numeric,
     revision        text NOT NULL,          -- of the latest-effective rate in the span
-    PRIMARY KEY (provider, model_id, valid_from)
+    PRIMARY KEY (provider, row_model, valid_from)
 );
 
 -- Rewrites the periods of one provider from its headline rates.
@@ -80,9 +83,9 @@ LANGUAGE sql AS $$
                r.effective_from, r.imported_at
         FROM spans s JOIN rates r ON r.model_id = s.model_id AND r.effective_from <= s.valid_from
         ORDER BY s.model_id, s.valid_from, r.slot, r.effective_from DESC, r.imported_at DESC)
-    INSERT INTO price_book_periods (provider, model_id, valid_from, valid_to, audio_minute,
-        text_token, text_character, cached_token, output_token, request, revision)
-    SELECT p, model_id, valid_from, min(valid_to),
+    INSERT INTO price_book_periods (provider, row_model, model_id, valid_from, valid_to,
+        audio_minute, text_token, text_character, cached_token, output_token, request, revision)
+    SELECT p, f.row_model, model_id, valid_from, min(valid_to),
            min(CASE WHEN unit = 'second' THEN amount * 60 ELSE amount END)
                FILTER (WHERE slot = 'audio_input'),
            min(amount) FILTER (WHERE slot = 'text_input/token'),
@@ -91,7 +94,8 @@ LANGUAGE sql AS $$
            min(amount) FILTER (WHERE slot = 'text_output'),
            min(amount) FILTER (WHERE slot = 'request'),
            (array_agg(revision ORDER BY effective_from DESC, imported_at DESC))[1]
-    FROM picked GROUP BY model_id, valid_from;
+    FROM picked CROSS JOIN LATERAL (VALUES (model_id), (p || '/' || model_id)) f(row_model)
+    GROUP BY f.row_model, model_id, valid_from;
 $$;
 
 -- The row's cost by the book (NULL: unpriced) and the revision that priced it.
