@@ -158,7 +158,8 @@ static char *store_insert_sql(const char *claim, const char *source)
 	buf_puts(&sql, source);
 	buf_puts(&sql, "  RETURNING ts");
 	store_rollup_sql(&sql);
-	buf_puts(&sql, ") SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM agg)");
+	buf_puts(&sql, ") SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM agg),"
+		       " (SELECT count(*) FROM ins WHERE book_cost_usd IS NULL)");
 	out = sql.over ? NULL : buf_steal(&sql, NULL);
 	buf_release(&sql);
 	return out;
@@ -436,8 +437,9 @@ static bool store_begin(PGconn *conn, bool *has, long long *us, char *day, size_
 	return true;
 }
 
-/* Runs one of the insert statements; *accepted gets the rows it stored. */
-static bool store_run(PGconn *conn, const char *sql, const char *key, int *accepted,
+/* Runs one of the insert statements; counts gets the rows it stored and how
+ * many of them the price book did not price. */
+static bool store_run(PGconn *conn, const char *sql, const char *key, int counts[2],
 		      struct store_fail *f, char *err, size_t errlen)
 {
 	const char *params[1] = { key };
@@ -448,27 +450,29 @@ static bool store_run(PGconn *conn, const char *sql, const char *key, int *accep
 		PQclear(r);
 		return false;
 	}
-	*accepted = atoi(PQgetvalue(r, 0, 0));
+	counts[0] = atoi(PQgetvalue(r, 0, 0));
+	counts[1] = atoi(PQgetvalue(r, 0, 2));
 	PQclear(r);
 	return true;
 }
 
 /* Stages len bytes of COPY rows and stores the ones whose ids are new;
- * *accepted gets how many (the others were duplicates). With fresh, it first
+ * counts gets how many (the others were duplicates), and of them how many
+ * are unpriced (store_run). With fresh, it first
  * assumes every id is new, as for almost every batch a fleet sends: a plain
  * claim skips ON CONFLICT's speculative insertion and the join back to the
  * claimed ids. The first id already stored (a resend, or an id twice in the
  * batch) fails it with unique_violation; its savepoint is rolled back and
  * insert_sql, which skips stored ids, runs instead. */
 static bool store_insert(PGconn *conn, const char *rows, size_t len, const char *key, bool fresh,
-			 int *accepted, struct store_fail *f, char *err, size_t errlen)
+			 int counts[2], struct store_fail *f, char *err, size_t errlen)
 {
 	if (!store_copy(conn, "COPY vgc_stage FROM STDIN", rows, len, f, err, errlen))
 		return false;
 	if (fresh) {
 		if (!store_exec(conn, "SAVEPOINT vgc_fresh", f, err, errlen))
 			return false;
-		if (store_run(conn, fresh_sql, key, accepted, f, err, errlen)) {
+		if (store_run(conn, fresh_sql, key, counts, f, err, errlen)) {
 			metrics_ingest_claim(true);
 			return true;
 		}
@@ -477,7 +481,7 @@ static bool store_insert(PGconn *conn, const char *rows, size_t len, const char 
 			return false;
 		metrics_ingest_claim(false);
 	}
-	return store_run(conn, insert_sql, key, accepted, f, err, errlen);
+	return store_run(conn, insert_sql, key, counts, f, err, errlen);
 }
 
 /* Our words for a row PostgreSQL refused, by SQLSTATE class. */
@@ -522,6 +526,7 @@ static void store_result_reset(struct ingest_result *res)
 	}
 	res->nrejects = 0;
 	res->accepted = 0;
+	res->unpriced = 0;
 	res->duplicates = 0;
 }
 
@@ -534,14 +539,15 @@ static bool store_rows_one_by_one(PGconn *conn, const struct ingest_batch *b,
 				  struct store_fail *f, char *err, size_t errlen)
 {
 	for (int k = 0; k < n; k++) {
-		int accepted = 0;
+		int counts[2] = { 0, 0 };
 		char why[256];
 
 		if (!store_exec(conn, "SAVEPOINT vgc_row", f, err, errlen))
 			return false;
 		if (store_insert(conn, rows->data + starts[k], starts[k + 1] - starts[k], key,
-				 false, &accepted, f, err, errlen)) {
-			res->accepted += accepted;
+				 false, counts, f, err, errlen)) {
+			res->accepted += counts[0];
+			res->unpriced += counts[1];
 			if (!store_exec(conn, "DELETE FROM vgc_stage; RELEASE SAVEPOINT vgc_row", f,
 					err, errlen))
 				return false;
@@ -610,9 +616,13 @@ static bool store_txn(PGconn *conn, const struct ingest_batch *b, const long lon
 	if (rows.over)
 		goto oom;
 	if (!per_row) {
-		if (n && !store_insert(conn, rows.data, rows.len, key, true, &res->accepted, f, err,
-				       errlen))
+		int counts[2] = { 0, 0 };
+
+		if (n &&
+		    !store_insert(conn, rows.data, rows.len, key, true, counts, f, err, errlen))
 			goto fail;
+		res->accepted = counts[0];
+		res->unpriced = counts[1];
 	} else if (!store_rows_one_by_one(conn, b, &rows, starts, which, n, key, res, f, err,
 					  errlen)) {
 		goto fail;

@@ -459,3 +459,18 @@ bool rollup_sql_rows(const struct rollup_query *q, struct rollup_sql *out)
 	     rollup_sql_param(out, strdup(lim), "int");
 	return ok && !t->over;
 }
+
+bool rollup_sql_unpriced(const struct rollup_query *q, struct rollup_sql *out)
+{
+	struct buf *t = rollup_sql_begin(out);
+	bool ok;
+
+	ok = buf_puts(t,
+		      "SELECT provider, model_id, modality, count(*), sum(cost_usd)::text,"
+		      " to_char(min(ts) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
+		      " to_char(max(ts) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+		      " FROM cost_rows") &&
+	     rollup_sql_where(q, out, "ts") &&
+	     buf_puts(t, " AND book_cost_usd IS NULL GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1, 2, 3");
+	return ok && !t->over;
+}

@@ -34,6 +34,11 @@ bool rollup_sql_costs(const struct rollup_query *q, struct rollup_sql *out)
  * for limit + 1 rows so the caller knows whether there is a next page. */
 bool rollup_sql_rows(const struct rollup_query *q, struct rollup_sql *out)
 	__attribute__((warn_unused_result));
+/* /v1/billing/unpriced: the rows the price book did not price, per
+ * (provider, model_id, modality): columns those three, rows, cost_usd (text),
+ * first and last timestamp (RFC 3339 text); most rows first. */
+bool rollup_sql_unpriced(const struct rollup_query *q, struct rollup_sql *out)
+	__attribute__((warn_unused_result));
 void rollup_sql_free(struct rollup_sql *s);
 
 #endif

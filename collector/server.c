@@ -52,6 +52,7 @@ static const struct http_route server_routes[] = {
 	{ "/v1/budgets/*", HTTP_PUT | HTTP_DELETE, budget_http_handle_one },
 	{ "/v1/reconcile", HTTP_POST, reconcile_http_handle },
 	{ "/v1/billing/price-book", HTTP_POST, price_book_http_import },
+	{ "/v1/billing/unpriced", HTTP_GET, rollup_handle_unpriced },
 	{ "/", HTTP_GET, web_handle },
 	{ "/ui/*", HTTP_GET, web_handle },
 	{ NULL, 0, NULL },

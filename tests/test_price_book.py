@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import httpx
 
-from conftest import make_row, run_vgc
+from conftest import make_row, metrics_map, run_vgc
 
 DEEPGRAM = {
     "provider": "deepgram", "currency": "USD", "updated": "2026-11-20",
@@ -189,6 +189,44 @@ def test_unpriced_rows_are_null_local_models_cost_nothing_and_worker_values_are_
     assert book(db, "forged") == (1200 * Decimal("0.00000015") + 350 * Decimal("0.0000006"), rev)
     assert book(db, "ollama")[0] == Decimal("0")
     assert book(db, "local")[0] == Decimal("0")
+    m = metrics_map(collector.get("/metrics").text)
+    assert m["vgcollector_unpriced_rows_total"] == 1
+
+
+def test_unpriced_models_are_listed(db, collector):
+    """GET /v1/billing/unpriced lists the (provider, model, modality) groups
+    the book did not price in [from, to), with their rows, recorded cost and
+    first and last timestamps, equal to SQL; a tenant key sees its own."""
+    admin = db.create_key("admin")
+    assert post_feed(collector, admin, OPENAI, effective_from="2026-10-01").status_code == 201
+    key = db.create_key("ingest")
+    rows = [make_row(i, model_id=["openai/gpt-4o-mini", "openai/gpt-5", "gpt-5"][i % 3],
+                     modality="llm", cost_usd=0.25 * (i + 1), tenant_id=["a", "b"][i % 2],
+                     timestamp=ts(2026, 12, 1 + i % 5, i % 24)) for i in range(30)]
+    rows.append(make_row(99, modality="stt", provider="deepgram", model_id="nova-3",
+                         cost_usd=0.1, timestamp=ts(2026, 12, 2)))
+    ingest(collector, key, rows)
+    read = db.create_key("read")
+    params = {"from": "2026-11-30T00:00:00Z", "to": "2026-12-07T00:00:00Z"}
+    r = collector.get("/v1/billing/unpriced", key=read, params=params)
+    assert r.status_code == 200, r.text
+    got = [(m["provider"], m["model_id"], m["modality"], m["rows"], Decimal(m["cost_usd"]),
+            m["first_seen"], m["last_seen"]) for m in r.json()["models"]]
+    want = [(p, mid, mod, n, Decimal(c), f, l) for p, mid, mod, n, c, f, l in db.query(
+        "SELECT provider, model_id, modality, count(*), sum(cost_usd)::text,"
+        " to_char(min(ts) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
+        " to_char(max(ts) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+        " FROM cost_rows WHERE book_cost_usd IS NULL GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1, 2, 3")]
+    assert got == want and len(got) == 3
+    assert "gpt-4o-mini" not in r.text
+    assert isinstance(r.json()["models"][0]["cost_usd"], str)
+    tenant = db.create_key("read", tenant="a")
+    r = collector.get("/v1/billing/unpriced", key=tenant, params=params)
+    assert r.status_code == 200 and sum(m["rows"] for m in r.json()["models"]) == db.scalar(
+        "SELECT count(*) FROM cost_rows WHERE book_cost_usd IS NULL AND tenant_id = 'a'")
+    r = collector.get("/v1/billing/unpriced", key=read, params={"from": "yesterday"})
+    assert r.status_code == 400 and "from" in r.text
+    assert collector.get("/v1/billing/unpriced", key=key).status_code == 403
 
 
 def test_rollups_book_cost_equals_the_rows(db, collector):
