@@ -427,8 +427,14 @@ int price_import_store(PGconn *conn, struct price_import *imp, char revision[65]
 	p[0] = revision;
 	p[1] = imp->effective[0] ? imp->effective : NULL;
 	p[2] = imp->canonical.data;
-	if (!db_exec(conn, "BEGIN; SET LOCAL TimeZone = 'UTC'", err, errlen))
+	/* One import at a time: each rewrites its providers' spans whole. */
+	if (!db_exec(conn,
+		     "BEGIN; SET LOCAL TimeZone = 'UTC';"
+		     " SELECT pg_advisory_xact_lock(hashtext('vgcollector.price_book'))",
+		     err, errlen)) {
+		db_rollback(conn);
 		return 503;
+	}
 	res = price_exec(conn,
 			 "INSERT INTO price_book_revisions (revision, effective_from, feeds)"
 			 " VALUES ($1, $2::timestamptz, $3) ON CONFLICT (revision) DO NOTHING"

@@ -261,4 +261,18 @@ def test_rollups_book_cost_equals_the_rows(db, collector):
     assert Decimal(body["totals"]["book_cost_usd"]) == sum(v[0] for v in want.values())
     assert body["totals"]["unpriced_rows"] == 30
     csv = collector.get("/v1/rollups", key=read, params={**params, "format": "csv"}).text
-    assert "book_cost_usd,priced_rows,unpriced_rows" in csv.splitlines()[0]
+    lines = csv.splitlines()
+    assert lines[0] == "tenant,requests,errors,fallbacks,cost_usd,rated_price_usd,input_units," \
+        "output_units,cached_input_units,book_cost_usd,priced_rows,unpriced_rows"
+    by_csv = {(line.split(",")[0] or None): (Decimal(line.split(",")[9]),
+                                           int(line.split(",")[10]), int(line.split(",")[11]))
+              for line in lines[1:]}
+    assert by_csv == want
+    r = run_vgc("rollup", "--from", params["from"], "--to", params["to"], "--by", "tenant",
+                "--granularity", "total", "--csv", "--db", db.conninfo)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.replace("\r\n", "\n").splitlines() == lines
+    r = run_vgc("rollup", "--from", params["from"], "--to", params["to"], "--by", "tenant",
+                "--granularity", "total", "--db", db.conninfo)
+    head = r.stdout.splitlines()[2].lower()
+    assert r.returncode == 0 and "book_cost_usd" in head and "unpriced_rows" in head, r.stdout
