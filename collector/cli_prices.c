@@ -9,7 +9,6 @@
 #include "cli.h"
 #include "price_book.h"
 
-/* The largest feed file read, as the HTTP import's max_price_feed_bytes. */
 static const struct cli_option cli_prices_import_opts[] = {
 	{ "--effective-from", "DATE",
 	  "when the feeds' rates apply (YYYY-MM-DD or RFC 3339) unless a rate says; "
@@ -35,7 +34,8 @@ static const struct cli_command cli_prices_import_cmd = {
 
 static const struct cli_command *const cli_prices_cmds[] = { &cli_prices_import_cmd, NULL };
 
-/* Reads path whole, up to max bytes; NULL with err. */
+/* Reads path whole, up to max bytes (max_price_feed_bytes, as the HTTP
+ * import); NULL with err. */
 static char *cli_prices_read(const char *path, size_t max, size_t *len, char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "rb");

@@ -4,7 +4,9 @@
  *   or after the horizon -> the staging table; one statement: claim ids in
  *   cost_row_ids (sorted byte-wise, the index's order,
  *   ON CONFLICT DO NOTHING RETURNING id), insert only the claimed rows into
- *   cost_rows, and upsert the hourly rollup from those inserted rows
+ *   cost_rows, each with its book cost (a join to the price book's rates in
+ *   effect at its time, price_book.c), and upsert the hourly rollup from
+ *   those inserted rows
  *   (pre-aggregated, in key order); COPY rejects -> ingest_rejects; COMMIT.
  *   The statement is first tried under a savepoint in a form that assumes
  *   every id is new (a plain claim); a stored id fails it with
@@ -158,6 +160,7 @@ static char *store_insert_sql(const char *claim, const char *source)
 	buf_puts(&sql, source);
 	buf_puts(&sql, "  RETURNING ts");
 	store_rollup_sql(&sql);
+	/* ins returns book_cost_usd: the rollup's priced_rows measure reads it. */
 	buf_puts(&sql, ") SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM agg),"
 		       " (SELECT count(*) FROM ins WHERE book_cost_usd IS NULL)");
 	out = sql.over ? NULL : buf_steal(&sql, NULL);
