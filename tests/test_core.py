@@ -1,4 +1,4 @@
-"""Issue 2 acceptance over the real binary: every ingest status code, exactly
+"""Core ingest over the real binary: every ingest status code, exactly
 once (resends, and one batch through two collectors at once), the gzip bomb,
 VoiceGateway Python-sink compatibility, turns, and the CLI contract."""
 

@@ -1,8 +1,8 @@
-"""Issue 11, the HTTP front, over the real binary: a request without a valid key
-is refused before its body is read (fault 9), bytes buffered for requests not
-yet dispatched are bounded by max_pending_body_bytes (9), two different
-Content-Length headers are refused (15), and a TLS listener never answers
-plaintext (16b)."""
+"""The HTTP front, over the real binary: a request without a valid key
+is refused before its body is read, bytes buffered for requests not
+yet dispatched are bounded by max_pending_body_bytes, two different
+Content-Length headers are refused, and a TLS listener never answers
+plaintext."""
 
 import json
 import os
@@ -100,7 +100,7 @@ class Upload:
         self.s.close()
 
 
-# ---- fault 9: key-less bodies ------------------------------------------------------
+# ---- key-less bodies ------------------------------------------------------
 
 
 def test_keyless_uploads_get_401_before_their_body_is_read(db, collectors):
@@ -242,7 +242,7 @@ def test_oversized_content_length_gets_json_413_before_the_body(db, collectors):
         up.close()
 
 
-# ---- fault 15: two Content-Length headers ------------------------------------------
+# ---- two Content-Length headers ------------------------------------------
 
 
 def test_two_different_content_lengths_are_refused_400(db, collectors):
@@ -262,7 +262,7 @@ def test_two_different_content_lengths_are_refused_400(db, collectors):
     assert db.scalar("SELECT count(*) FROM cost_rows") == 0
 
 
-# ---- fault 16b: a TLS listener at the cap ------------------------------------------
+# ---- a TLS listener at the cap ------------------------------------------
 
 
 def test_tls_listener_at_the_cap_never_answers_plaintext(db, collectors):

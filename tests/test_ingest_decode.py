@@ -1,7 +1,7 @@
-"""Issue 11, faults 4, 10 and 13: what the ingest decoder accepts as JSON.
-Raw control characters and trailing bytes are refused (4), one huge element
-costs neither the collector's memory nor a huge stored `raw` (10), and a row
-that repeats a key is refused on its own (13). All over HTTP against the real
+"""What the ingest decoder accepts as JSON.
+Raw control characters and trailing bytes are refused, one huge element
+costs neither the collector's memory nor a huge stored `raw`, and a row
+that repeats a key is refused on its own. All over HTTP against the real
 collector and PostgreSQL."""
 
 import gzip
@@ -36,7 +36,7 @@ def assert_nothing_stored(db):
     assert db.scalar("SELECT count(*) FROM ingest_turns") == 0
 
 
-# ---- fault 4: raw control characters and bytes after the array -------------------
+# ---- raw control characters and bytes after the array -------------------
 
 
 def test_raw_nul_inside_ids_is_400_and_two_ids_never_collide(db, collector):
@@ -107,7 +107,7 @@ def test_bytes_after_the_closing_bracket_are_400_naming_the_offset(db, collector
     assert r.status_code == 200 and r.json()["accepted"] == 1, r.text
 
 
-# ---- fault 13: duplicate keys -----------------------------------------------------
+# ---- duplicate keys -----------------------------------------------------
 
 
 def with_duplicate(i, first, between=b""):
@@ -151,7 +151,7 @@ def test_metadata_duplicates_keep_the_last_as_jsonb_does_and_tenant_agrees(db, c
     assert meta == {"tenant": "b", "k": 2} and tenant_id == "b", (meta, tenant_id)
 
 
-# ---- fault 10: one huge element ---------------------------------------------------
+# ---- one huge element ---------------------------------------------------
 
 
 def status_kib(pid, field):
@@ -166,8 +166,8 @@ MARKER = re.compile(r"…\[cut: (\d+) bytes in all\]$")
 
 
 def test_four_huge_one_element_bodies_at_once_keep_memory_bounded(db, collectors):
-    """The issue's body: 142 KB of gzip inflating to 60 MB of JSON, one element
-    holding 2.4M short strings. The bounds are the issue's for the plain build.
+    """The reported body: 142 KB of gzip inflating to 60 MB of JSON, one element
+    holding 2.4M short strings. The bounds are the ones required of the plain build.
     Under ASan (VGC_BUILD=build/san) the quarantine (256 MiB), redzones and
     shadow memory hold freed memory on purpose, so there the peak bound is
     1.5 GiB and RSS may stay up to 512 MiB higher: still far below the 2.2 GB

@@ -1,5 +1,5 @@
-"""Issue 13, the ingest half: the store keeps no session state, so it works
-through pgbouncer in pool_mode = transaction (issue 14's constraint), and
+"""Fast ingest without session state: the store keeps none, so it works
+through pgbouncer in pool_mode = transaction (what scaling out needs), and
 exactly-once still holds there. The ledger invariant runs after each test."""
 
 import json

@@ -1,8 +1,8 @@
-"""Issue 11, the store's faults, over the real binaries: retention must not let
-a resent row count twice (1), one row the database cannot store is rejected on
-its own (2), a passing database condition is 503 + Retry-After (3), one
-rounding rule for a row's time (7), and concurrent first writers of a month
-never fail (8). The ledger invariant runs after each test (conftest)."""
+"""The ingest store under faults, over the real binaries: retention must not let
+a resent row count twice, one row the database cannot store is rejected on
+its own, a passing database condition is 503 + Retry-After, one
+rounding rule for a row's time, and concurrent first writers of a month
+never fail. The ledger invariant runs after each test (conftest)."""
 
 import calendar
 import json

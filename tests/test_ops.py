@@ -1,4 +1,4 @@
-"""Issue 5 acceptance over the real binary: systemd notifications, signals
+"""Operations over the real binary: systemd notifications, signals
 (reload, drain), config errors, the unit file, keys across replicas, idle
 connections and the connection cap (plain and TLS), /metrics, logs,
 retention and `make install`."""

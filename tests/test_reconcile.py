@@ -1,4 +1,4 @@
-"""Issue 17 over the real binaries: `vgcollector reconcile` and POST /v1/reconcile
+"""Invoice reconciliation over the real binaries: `vgcollector reconcile` and POST /v1/reconcile
 compare rows ingested through /v1/ingest with a provider usage file, flag
 coverage, units and rate gaps exactly, and refuse bad files naming line and
 column."""

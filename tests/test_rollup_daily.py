@@ -1,4 +1,4 @@
-"""Issue 13, rollups for the whole company: the daily rollup (cost_rollup_daily,
+"""Rollups for the whole company: the daily rollup (cost_rollup_daily,
 filled outside ingest by `vgcollector rollup-daily` and serve's background pass)
 answers clean closed days, and every answer still equals SQL over cost_rows:
 over summarised days plus the open day, with late rows into summarised days,

@@ -1,4 +1,4 @@
-"""Issue 13, company-wide answers: cost_rollup_tenant_daily (migration 0008), the
+"""Company-wide answers: cost_rollup_tenant_daily (migration 0008), the
 per-(day, tenant, project) sums of cost_rollup_daily kept by triggers, and
 cost_rollup_tenant_hourly, the same per hour of the summarised days, answer
 reads whose group_by and filters are all tenant or project (whole days and

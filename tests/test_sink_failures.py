@@ -1,4 +1,5 @@
-"""Issue 11, libvgsink side: faults 3, 5, 6 and 16a, through the real sink
+"""libvgsink under faults (5xx answers, oversized batches, a full disk, a full
+spool), through the real sink
 (vgsink-sim, vgsink-replay) against the real collector and PostgreSQL. Every
 test checks the sink's accounting identity on its final stats and on every
 sample taken while it ran, and the rows stored."""
@@ -148,7 +149,7 @@ def dir_bytes(d):
     return sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d) if f.endswith(".vgb"))
 
 
-# ---- fault 3: a 500 or an unlisted 5xx is retried, never a rejection ----------------------
+# ---- a 500 or an unlisted 5xx is retried, never a rejection ----------------------
 
 def test_500_and_unlisted_5xx_are_retried_until_stored_never_rejected(db, collectors):
     c = collectors(db, "--rate-limit-rps", "0")
@@ -193,7 +194,7 @@ def test_404_stays_a_permanent_rejection(db, collectors):
     assert db.scalar("SELECT count(*) FROM cost_rows") == 0
 
 
-# ---- fault 5: an oversized batch is split, never a reason to drop older rows -------------
+# ---- an oversized batch is split, never a reason to drop older rows -------------
 
 def test_oversized_batch_is_split_and_never_evicts_older_spooled_rows(db, collectors):
     port = free_port()  # closed until the collector starts below
@@ -236,7 +237,7 @@ def test_oversized_batch_is_split_and_never_evicts_older_spooled_rows(db, collec
     assert_stored_exactly(db, 230, costs)
 
 
-# ---- fault 6: a full disk loses nothing and reports no loss ----------------------------
+# ---- a full disk loses nothing and reports no loss ----------------------------
 
 def test_full_disk_spool_drops_nothing_and_stats_add_up_at_every_sample(db, collectors):
     port = free_port()
@@ -280,7 +281,7 @@ def test_full_disk_spool_drops_nothing_and_stats_add_up_at_every_sample(db, coll
     assert_stored_exactly(db, 10, st["cost_usd_recorded"])
 
 
-# ---- fault 16a: rejected/ counts toward spool_max_bytes -----------------------------------
+# ---- rejected/ counts toward spool_max_bytes -----------------------------------
 
 def test_rejected_dir_stays_under_spool_max_bytes_and_says_what_it_removed(db, collectors):
     c = collectors(db, "--rate-limit-rps", "0")

@@ -5,7 +5,7 @@ in the same run on the same cluster, and the CPU each side spent. The CPU
 ratio (raw COPY's CPU per row over ingest's, collector and PostgreSQL
 together) is steadier than the wall-clock ratio on a busy machine.
 
-The default workload is the fleet mix of issue 13, what the ratio is judged on:
+The default workload is the fleet mix, what the ratio is judged on:
 random UUIDv4 ids; 1000-row batches each covering at most 10 minutes; 80% of
 batches live (the last 10 minutes), 20% spool replays from a random hour of the
 past 5 days; 20 tenants plus unattributed rows, 3 agents, 3 modalities; sent
@@ -96,7 +96,7 @@ def _row(rnd, rid, ts, tenant, agent, k):
 
 
 def fleet_mix_batches(n_rows, seed=13, batch=BATCH, now=None):
-    """Issue 13's fleet mix: a list of batches (lists of row dicts, each
+    """The fleet mix: a list of batches (lists of row dicts, each
     row as the sinks send it), n_rows in all. Deterministic for a seed and now."""
     rnd = random.Random(seed)
     now = time.time() if now is None else now

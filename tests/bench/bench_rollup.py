@@ -285,7 +285,7 @@ def main():
               f"(target p95 <= 50 ms and >= 100x: {'met' if ok_late else 'MISSED'})")
         print(f"targets {'met' if met else 'MISSED'} in {RUNS} runs"
               " (speedups are the GROUP BY's median over the HTTP p50)")
-        # Issue 18: the dashboard's overview for the last 30 days, in headless
+        # The dashboard's overview for the last 30 days, in headless
         # Chromium, from navigation until its figures (#total-cost) are drawn.
         ui_ms = overview_ms(collector.url, key, runs=3)
         print(f"dashboard: overview of the last 30 days drawn {ui_ms:.0f} ms after navigation "
