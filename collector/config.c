@@ -67,6 +67,10 @@ const struct config_param config_params[] = {
 	  "request body bytes all clients together may be sending before their requests run (each "
 	  "reserves its Content-Length, or max_body_bytes if chunked); past it new uploads get 503",
 	  NULL, NULL },
+	{ "max_price_feed_bytes", CFG_SIZE, OFF(max_price_feed_bytes), true, "4194304", 1024, 0,
+	  "largest price feed imported (POST /v1/billing/price-book, after gunzip, and each file "
+	  "of `prices import`); larger gets 413",
+	  NULL, NULL },
 	{ "max_inflated_bytes", CFG_SIZE, OFF(max_inflated_bytes), true, "67108864", 1024, 0,
 	  "largest body after gunzip, checked while inflating; larger gets 413", NULL, NULL },
 	{ "max_batch_rows", CFG_INT, OFF(max_batch_rows), true, "10000", 1, 0,

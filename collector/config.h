@@ -76,8 +76,9 @@ struct config {
 	char *webhook_allow; /* webhook_policy.c's lists */
 	char *webhook_deny;
 	char *webhook_ca_file;
-	int dashboard;	     /* CFG_ENUM: CONFIG_ON or CONFIG_OFF */
-	char *metrics_token; /* health.c: empty, or the bearer /metrics requires */
+	int dashboard;		     /* CFG_ENUM: CONFIG_ON or CONFIG_OFF */
+	char *metrics_token;	     /* health.c: empty, or the bearer /metrics requires */
+	size_t max_price_feed_bytes; /* price_book.c: one feed, after gunzip */
 };
 
 /* CFG_ENUM stores the index of its word in the row's choices, as an int. */

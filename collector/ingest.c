@@ -37,7 +37,7 @@ struct ingest_job {
 	int status;
 	char err[1024];
 	size_t inflated_len;
-	int accepted, duplicates, rejected;
+	int accepted, duplicates, rejected, unpriced;
 	struct buf answer;
 };
 
@@ -59,6 +59,7 @@ static void ingest_answer_rows(struct ingest_job *job, const struct ingest_batch
 	int i = 0, k = 0;
 
 	job->accepted = res->accepted;
+	job->unpriced = res->unpriced;
 	job->duplicates = res->duplicates;
 	job->rejected = b->nrejects + res->nrejects;
 	buf_printf(a, "{\"accepted\":%d,\"duplicates\":%d,\"rejected\":%d,\"errors\":[",
@@ -152,6 +153,7 @@ static void ingest_done(struct pool_job *pj)
 	if (job->status == 200) {
 		metrics_rows((uint64_t)job->accepted, (uint64_t)job->duplicates,
 			     (uint64_t)job->rejected);
+		metrics_unpriced((uint64_t)job->unpriced);
 		metrics_ingest_latency(clock_monotonic() - hr->started);
 		if (job->accepted > 0)
 			budget_eval_note_commit(hr->srv->budgets);

@@ -28,6 +28,7 @@
 #include "notify.h"
 #include "periods_metrics.h"
 #include "pool.h"
+#include "price_book_http.h"
 #include "ratelimit.h"
 #include "replica.h"
 #include "reconcile_http.h"
@@ -82,6 +83,10 @@ static const struct http_route server_routes[] = {
 	  focus_http_handle_periods },
 	{ "/v1/periods/*", HTTP_POST, HTTP_ROLE(ROLE_ADMIN), HTTP_BODY_CAPPED,
 	  "max_small_body_bytes", HTTP_POOL_LONG, focus_http_handle_period_act },
+	{ "/v1/billing/price-book", HTTP_POST, HTTP_ROLE(ROLE_ADMIN), HTTP_BODY_STREAM, NULL,
+	  HTTP_POOL_PRIMARY, price_book_http_import },
+	{ "/v1/billing/unpriced", HTTP_GET, HTTP_ROLES_READ, HTTP_BODY_NONE, NULL, HTTP_POOL_READ,
+	  rollup_handle_unpriced },
 	{ "/", HTTP_GET, HTTP_OPEN, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY, web_handle },
 	{ "/ui/*", HTTP_GET, HTTP_OPEN, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY, web_handle },
 	{ NULL, 0, 0, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY, NULL },
