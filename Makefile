@@ -234,7 +234,7 @@ FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined
                -Icommon -Icollector $(PKG_CFLAGS)
 fuzz: $(BUILD)/fuzz_ingest
 
-$(BUILD)/fuzz_ingest: tests/fuzz/fuzz_ingest.c $(COMMON_SRC) collector/ingest_decode.c
+$(BUILD)/fuzz_ingest: tests/fuzz/fuzz_ingest.c $(COMMON_SRC) collector/ingest_json.c collector/ingest_batch.c
 	@mkdir -p $(BUILD)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm

@@ -16,7 +16,7 @@
 #include "budget_eval.h"
 #include "clock.h"
 #include "http.h"
-#include "ingest_decode.h"
+#include "ingest_json.h"
 #include "ingest_store.h"
 #include "metrics.h"
 #include "pool.h"

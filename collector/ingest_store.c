@@ -33,7 +33,7 @@
 
 #include "buf.h"
 #include "db.h"
-#include "ingest_decode.h"
+#include "ingest_json.h"
 #include "log.h"
 #include "metrics.h"
 #include "num.h"

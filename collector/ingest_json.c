@@ -6,15 +6,13 @@
  * counts each one's values. An element over its caps is rejected unread,
  * before cJSON builds a tree for it (a tree costs ~10x its text), and only one
  * element's tree exists at a time. */
-#include "ingest_decode.h"
+#include "ingest_json.h"
 
 #include <cJSON.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "gz.h"
 
 /* One element of the top-level array, as the scan found it. */
 struct ingest_elem {
@@ -212,27 +210,12 @@ static int ingest_scan(const char *s, size_t len, size_t max, struct ingest_scan
 	return 200;
 }
 
-/* Inflates (when asked) and scans the body. *text points at the JSON text. */
-static int ingest_prepare(const char *body, size_t len, bool gzip, const struct ingest_limits *lim,
-			  struct buf *inflated, const char **text, struct ingest_scan *sc,
-			  char *err, size_t errlen)
+/* Scans the (inflated) text. */
+static int ingest_prepare(const char *text, size_t len, const struct ingest_limits *lim,
+			  struct ingest_scan *sc, char *err, size_t errlen)
 {
 	memset(sc, 0, sizeof(*sc));
-	*text = body;
-	if (gzip) {
-		switch (gz_inflate(body, len, lim->max_inflated_bytes, inflated, err, errlen)) {
-		case GZ_OK: break;
-		case GZ_TOO_BIG: return 413;
-		case GZ_BAD: return 400;
-		}
-		*text = inflated->data ? inflated->data : "";
-		len = inflated->len;
-	} else if (len > lim->max_inflated_bytes) {
-		snprintf(err, errlen, "body is larger than max_inflated_bytes (%zu)",
-			 lim->max_inflated_bytes);
-		return 413;
-	}
-	return ingest_scan(*text, len, (size_t)lim->max_batch_rows, sc, err, errlen);
+	return ingest_scan(text, len, (size_t)lim->max_batch_rows, sc, err, errlen);
 }
 
 /* Parses element e of text with cJSON; NULL (err set, answer 400) when its
@@ -287,100 +270,6 @@ static bool ingest_elem_fits(const struct ingest_elem *e, size_t max_values, siz
 	return true;
 }
 
-/* Length of the longest valid UTF-8 sequence at p (n bytes left), or 0. */
-static size_t ingest_utf8_seq(const char *p, size_t n)
-{
-	unsigned char c = (unsigned char)*p;
-	size_t k = c < 0x80		? 1
-		   : (c & 0xE0) == 0xC0 ? 2
-		   : (c & 0xF0) == 0xE0 ? 3
-		   : (c & 0xF8) == 0xF0 ? 4
-					: 0;
-
-	return k && k <= n && row_utf8_valid(p, k) ? k : 0;
-}
-
-/* s[0..len) with each invalid UTF-8 byte replaced by U+FFFD, in a new string. */
-static char *ingest_utf8_sanitize_len(const char *s, size_t len)
-{
-	size_t size = 1, i, k;
-	char *out, *o;
-
-	for (i = 0; i < len; i += k ? k : 1) {
-		k = ingest_utf8_seq(s + i, len - i);
-		size += k ? k : 3;
-	}
-	out = malloc(size);
-	if (!out)
-		return NULL;
-	for (o = out, i = 0; i < len; i += k ? k : 1) {
-		k = ingest_utf8_seq(s + i, len - i);
-		if (k) {
-			memcpy(o, s + i, k);
-			o += k;
-		} else {
-			memcpy(o, "\xEF\xBF\xBD", 3);
-			o += 3;
-		}
-	}
-	*o = '\0';
-	return out;
-}
-
-char *ingest_utf8_sanitize(const char *s)
-{
-	return ingest_utf8_sanitize_len(s, strlen(s));
-}
-
-/* n moved back, by at most 3 bytes, off UTF-8 continuation bytes: a cut at
- * the result does not split a character. s[n] must be readable. */
-static size_t ingest_utf8_floor(const char *s, size_t n)
-{
-	for (int j = 0; j < 3 && n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80; j++)
-		n--;
-	return n;
-}
-
-/* An element's text for ingest_rejects: valid UTF-8, at most cap bytes of it
- * cut on a character boundary, then a note of how long it was. */
-static char *ingest_raw_cut(const char *s, size_t len, size_t cap)
-{
-	size_t take = len <= cap ? len : ingest_utf8_floor(s, cap), keep;
-	char *clean = ingest_utf8_sanitize_len(s, take), *out;
-
-	if (!clean)
-		return NULL;
-	keep = strlen(clean);
-	if (take == len && keep <= cap)
-		return clean;
-	if (keep > cap) /* U+FFFD for a bad byte takes 3 */
-		keep = ingest_utf8_floor(clean, cap);
-	out = malloc(keep + 64);
-	if (out) {
-		memcpy(out, clean, keep);
-		snprintf(out + keep, 64, "\xE2\x80\xA6[cut: %zu bytes in all]", len);
-	}
-	free(clean);
-	return out;
-}
-
-static bool ingest_add_reject(struct ingest_batch *b, int index, const char *raw, size_t rawlen,
-			      const char *reason, size_t cap)
-{
-	struct ingest_reject *r = &b->rejects[b->nrejects];
-
-	r->index = index;
-	r->reason = ingest_utf8_sanitize(reason);
-	r->raw = ingest_raw_cut(raw, rawlen, cap);
-	if (!r->reason || !r->raw) {
-		free(r->reason);
-		free(r->raw);
-		return false;
-	}
-	b->nrejects++;
-	return true;
-}
-
 /* Applies the key's scope: stamps its project and tenant, or refuses a row
  * that names another. */
 static bool ingest_apply_scope(struct row *r, const cJSON *item, const struct ingest_scope *scope,
@@ -408,63 +297,12 @@ static bool ingest_apply_scope(struct row *r, const cJSON *item, const struct in
 	return true;
 }
 
-/* Copies the row's strings (len from row_validate_measure) into one block
- * owned by the batch, so the element's cJSON tree can be freed. */
-static bool ingest_keep_row(struct ingest_batch *b, struct row *r, const size_t len[ROW_NSTRINGS])
-{
-	const char **f[ROW_NSTRINGS];
-	size_t size = 1;
-	char *block, *p;
-
-	row_string_fields(r, f);
-	for (int i = 0; i < ROW_NSTRINGS; i++)
-		if (*f[i])
-			size += len[i] + 1;
-	block = p = malloc(size);
-	if (!block)
-		return false;
-	for (int i = 0; i < ROW_NSTRINGS; i++) {
-		if (!*f[i])
-			continue;
-		memcpy(p, *f[i], len[i] + 1);
-		*f[i] = p;
-		p += len[i] + 1;
-	}
-	b->owned[b->nowned++] = block;
-	return true;
-}
-
-/* A small open-addressing set of ids, to count repeats within one batch. */
-struct idset {
-	const char **slots;
-	size_t cap;
-};
-
-static uint64_t ingest_hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
-}
-
-/* The slot holding id, or the empty one where it would go. */
-static const char **idset_slot(struct idset *set, const char *id)
-{
-	size_t i = (size_t)ingest_hash(id) & (set->cap - 1);
-
-	while (set->slots[i] && strcmp(set->slots[i], id) != 0)
-		i = (i + 1) & (set->cap - 1);
-	return &set->slots[i];
-}
-
 /* Decodes element i (e) into the batch: a row kept, a duplicate counted or a
  * reject recorded. Returns 200, or 400/503 for the whole body. */
 static int ingest_decode_elem(struct ingest_batch *out, const char *text,
 			      const struct ingest_elem *e, int i, const struct ingest_limits *lim,
-			      const struct ingest_scope *scope, double now, struct idset *ids,
-			      char *err, size_t errlen)
+			      const struct ingest_scope *scope, double now, char *err,
+			      size_t errlen)
 {
 	struct row *r = &out->rows[out->nrows];
 	size_t len[ROW_NSTRINGS];
@@ -490,26 +328,41 @@ static int ingest_decode_elem(struct ingest_batch *out, const char *text,
 	if (ok)
 		ok = row_validate_measure(r, &lim->row, now, len, reason, sizeof(reason));
 	if (!ok) {
-		if (!ingest_add_reject(out, i, text + e->off, e->len, reason,
-				       lim->max_reject_raw_bytes)) {
+		if (!ingest_batch_reject(out, i, text + e->off, e->len, reason,
+					 lim->max_reject_raw_bytes)) {
 			snprintf(err, errlen, "out of memory recording rejects");
 			status = 503;
 		}
-	} else {
-		const char **slot = idset_slot(ids, r->id);
-
-		if (*slot) {
-			out->duplicates++;
-		} else if (!ingest_keep_row(out, r, len)) {
-			snprintf(err, errlen, "out of memory decoding the batch");
-			status = 503;
-		} else {
-			*slot = r->id;
-			out->row_index[out->nrows++] = i;
-		}
+	} else if (!ingest_batch_keep(out, r, len, i)) {
+		snprintf(err, errlen, "out of memory decoding the batch");
+		status = 503;
 	}
 	free(meta);
 	cJSON_Delete(item);
+	return status;
+}
+
+int ingest_json_decode(const char *text, size_t len, const struct ingest_limits *lim,
+		       const struct ingest_scope *scope, double now, struct ingest_batch *out,
+		       char *err, size_t errlen)
+{
+	struct ingest_scan sc;
+	int status, n;
+
+	status = ingest_prepare(text, len, lim, &sc, err, errlen);
+	if (status != 200 || sc.n == 0)
+		goto done;
+	n = out->total = (int)sc.n;
+	if (!ingest_batch_alloc(out, n)) {
+		snprintf(err, errlen, "out of memory decoding %d rows", n);
+		status = 503;
+		goto done;
+	}
+	for (int i = 0; i < n && status == 200; i++)
+		status = ingest_decode_elem(out, text, &sc.elems[i], i, lim, scope, now, err,
+					    errlen);
+done:
+	free(sc.elems);
 	return status;
 }
 
@@ -517,52 +370,16 @@ int ingest_decode(const char *body, size_t len, bool gzip, const struct ingest_l
 		  const struct ingest_scope *scope, double now, struct ingest_batch *out, char *err,
 		  size_t errlen)
 {
-	struct idset ids = { NULL, 0 };
-	struct ingest_scan sc;
 	const char *text;
-	int status, n;
+	size_t textlen;
+	int status;
 
 	memset(out, 0, sizeof(*out));
 	buf_init(&out->inflated, lim->max_inflated_bytes);
-	status = ingest_prepare(body, len, gzip, lim, &out->inflated, &text, &sc, err, errlen);
-	if (status != 200 || sc.n == 0)
-		goto done;
-	n = out->total = (int)sc.n;
-	out->rows = calloc((size_t)n, sizeof(*out->rows));
-	out->row_index = calloc((size_t)n, sizeof(*out->row_index));
-	out->rejects = calloc((size_t)n, sizeof(*out->rejects));
-	out->owned = calloc((size_t)n, sizeof(*out->owned));
-	for (ids.cap = 16; ids.cap < (size_t)n * 2; ids.cap *= 2)
-		;
-	ids.slots = calloc(ids.cap, sizeof(*ids.slots));
-	if (!out->rows || !out->row_index || !out->rejects || !out->owned || !ids.slots) {
-		snprintf(err, errlen, "out of memory decoding %d rows", n);
-		status = 503;
-		goto done;
-	}
-	for (int i = 0; i < n && status == 200; i++)
-		status = ingest_decode_elem(out, text, &sc.elems[i], i, lim, scope, now, &ids, err,
-					    errlen);
-done:
-	free(ids.slots);
-	free(sc.elems);
-	return status;
-}
-
-void ingest_batch_release(struct ingest_batch *b)
-{
-	for (int i = 0; i < b->nrejects; i++) {
-		free(b->rejects[i].reason);
-		free(b->rejects[i].raw);
-	}
-	for (int i = 0; i < b->nowned; i++)
-		free(b->owned[i]);
-	free(b->rejects);
-	free(b->owned);
-	free(b->rows);
-	free(b->row_index);
-	buf_release(&b->inflated);
-	memset(b, 0, sizeof(*b));
+	status = ingest_inflate(body, len, gzip, lim, &out->inflated, &text, &textlen, err, errlen);
+	if (status != 200)
+		return status;
+	return ingest_json_decode(text, textlen, lim, scope, now, out, err, errlen);
 }
 
 /* One turn's verdict for ingest_parse_array: a raw item holding the turn as
@@ -600,15 +417,14 @@ static cJSON *ingest_turn_verdict(const char *text, const struct ingest_elem *e,
 	return verdict;
 }
 
-int ingest_parse_array(const char *body, size_t len, bool gzip, const struct ingest_limits *lim,
-		       struct buf *inflated, cJSON **root, char *err, size_t errlen)
+int ingest_parse_turns(const char *text, size_t len, const struct ingest_limits *lim, cJSON **root,
+		       char *err, size_t errlen)
 {
 	struct ingest_scan sc;
-	const char *text;
 	int status;
 
 	*root = NULL;
-	status = ingest_prepare(body, len, gzip, lim, inflated, &text, &sc, err, errlen);
+	status = ingest_prepare(text, len, lim, &sc, err, errlen);
 	if (status == 200 && !(*root = cJSON_CreateArray()))
 		status = 503;
 	for (size_t i = 0; i < sc.n && status == 200; i++) {
@@ -624,6 +440,19 @@ int ingest_parse_array(const char *body, size_t len, bool gzip, const struct ing
 	}
 	free(sc.elems);
 	return status;
+}
+
+int ingest_parse_array(const char *body, size_t len, bool gzip, const struct ingest_limits *lim,
+		       struct buf *inflated, cJSON **root, char *err, size_t errlen)
+{
+	const char *text;
+	size_t textlen;
+	int status = ingest_inflate(body, len, gzip, lim, inflated, &text, &textlen, err, errlen);
+
+	*root = NULL;
+	if (status != 200)
+		return status;
+	return ingest_parse_turns(text, textlen, lim, root, err, errlen);
 }
 
 const char *ingest_turn_error(const cJSON *item, const bool *nul, int index)
