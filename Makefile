@@ -18,7 +18,7 @@ PYTHON    ?= /usr/bin/python3
 # in PREFIX/lib, beside it.
 PYTHON_SITE ?= $(PREFIX)/lib/python3/dist-packages
 
-PKGS      := libevent libevent_openssl libevent_pthreads libpq libcjson zlib openssl
+PKGS      := libevent libevent_openssl libevent_pthreads libpq libcjson zlib openssl libprotobuf-c
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -50,7 +50,7 @@ WEB_SRC       := $(sort $(wildcard collector/web/*))
 
 COMMON_OBJ    := $(COMMON_SRC:%.c=$(BUILD)/obj/%.o)
 COLLECTOR_OBJ := $(COLLECTOR_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/schema_embed.o \
-                 $(BUILD)/obj/web_embed.o
+                 $(BUILD)/obj/web_embed.o $(BUILD)/obj/otlp_trace.pb-c.o
 SINK_OBJ      := $(SINK_SRC:%.c=$(BUILD)/obj/%.o)
 # The collector binary holds everything but main() in a static archive so that
 # unit tests and the fuzz target link the same code the daemon runs.
@@ -106,6 +106,20 @@ $(BUILD)/schema_embed.c: $(SCHEMA_SQL) Makefile
 $(BUILD)/obj/schema_embed.o: $(BUILD)/schema_embed.c
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Wno-overlength-strings -c -o $@ $<
+
+# The OTLP trace messages the collector reads, generated from our own subset of
+# the OTLP .proto (collector/proto/) by protoc-c into $(BUILD).
+OTLP_PROTO := collector/proto/otlp_trace.proto
+$(BUILD)/otlp_trace.pb-c.c $(BUILD)/otlp_trace.pb-c.h &: $(OTLP_PROTO)
+	@mkdir -p $(BUILD)
+	@$(if $(Q),echo "  PROTOC  $<")
+	$(Q)protoc-c --proto_path=collector/proto --c_out=$(BUILD) $<
+
+$(BUILD)/obj/otlp_trace.pb-c.o: $(BUILD)/otlp_trace.pb-c.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -Wno-cast-align -c -o $@ $<
+
+$(BUILD)/obj/collector/ingest_otlp.o $(BUILD)/obj/collector/ingest.o: $(BUILD)/otlp_trace.pb-c.h
 
 # The dashboard (collector/web/) is embedded the same way. In the HTML each
 # asset URL gets ?v=<its content hash>, so assets can be cached for a year and
@@ -231,8 +245,15 @@ test-scale: deps all
 # ---- fuzzing (clang + libFuzzer from libclang-rt-14-dev) --------------------
 
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
-               -Icommon -Icollector $(PKG_CFLAGS)
-fuzz: $(BUILD)/fuzz_ingest
+               -Icommon -Icollector -I$(BUILD) $(PKG_CFLAGS)
+fuzz: $(BUILD)/fuzz_ingest $(BUILD)/fuzz_otlp
+
+# The OTLP decoders, both encodings, and their answers.
+$(BUILD)/fuzz_otlp: tests/fuzz/fuzz_otlp.c $(COMMON_SRC) collector/ingest_otlp.c collector/ingest_batch.c \
+                    $(BUILD)/otlp_trace.pb-c.c
+	@mkdir -p $(BUILD)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
 $(BUILD)/fuzz_ingest: tests/fuzz/fuzz_ingest.c $(COMMON_SRC) collector/ingest_json.c collector/ingest_batch.c
 	@mkdir -p $(BUILD)

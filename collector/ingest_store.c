@@ -101,7 +101,8 @@ static char *store_insert_sql(const char *claim, const char *source)
 	buf_puts(
 		&sql,
 		"  RETURNING ts, project, agent_id, tenant_id, modality, provider, model_id, status,"
-		"   cost_usd, rated_price_usd, input_units, output_units, cached_input_units"
+		"   cost_usd, rated_price_usd, input_units, output_units, cached_input_units,"
+		"   pricing_source"
 		"), agg AS ("
 		"  INSERT INTO cost_rollup_hourly AS r (hour, project, agent_id, tenant_id, modality,"
 		"   provider, model_id, requests, errors, fallbacks, cost_usd, rated_price_usd,"
@@ -120,7 +121,8 @@ static char *store_insert_sql(const char *claim, const char *source)
 		"   output_units = r.output_units + excluded.output_units,"
 		"   cached_input_units = r.cached_input_units + excluded.cached_input_units"
 		"  RETURNING 1"
-		") SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM agg)");
+		") SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM agg),"
+		"  (SELECT count(*) FROM ins WHERE pricing_source = 'unpriced')");
 	out = sql.over ? NULL : buf_steal(&sql, NULL);
 	buf_release(&sql);
 	return out;
@@ -397,8 +399,9 @@ static bool store_begin(PGconn *conn, bool *has, long long *us, char *day, size_
 	return true;
 }
 
-/* Runs one of the insert statements; *accepted gets the rows it stored. */
-static bool store_run(PGconn *conn, const char *sql, const char *key, int *accepted,
+/* Runs one of the insert statements; *accepted gets the rows it stored, of
+ * which *unpriced were stored with pricing_source 'unpriced'. */
+static bool store_run(PGconn *conn, const char *sql, const char *key, int *accepted, int *unpriced,
 		      struct store_fail *f, char *err, size_t errlen)
 {
 	const char *params[1] = { key };
@@ -410,6 +413,7 @@ static bool store_run(PGconn *conn, const char *sql, const char *key, int *accep
 		return false;
 	}
 	*accepted = atoi(PQgetvalue(r, 0, 0));
+	*unpriced = atoi(PQgetvalue(r, 0, 2));
 	PQclear(r);
 	return true;
 }
@@ -422,14 +426,15 @@ static bool store_run(PGconn *conn, const char *sql, const char *key, int *accep
  * batch) fails it with unique_violation; its savepoint is rolled back and
  * insert_sql, which skips stored ids, runs instead. */
 static bool store_insert(PGconn *conn, const char *rows, size_t len, const char *key, bool fresh,
-			 int *accepted, struct store_fail *f, char *err, size_t errlen)
+			 int *accepted, int *unpriced, struct store_fail *f, char *err,
+			 size_t errlen)
 {
 	if (!store_copy(conn, "COPY vgc_stage FROM STDIN", rows, len, f, err, errlen))
 		return false;
 	if (fresh) {
 		if (!store_exec(conn, "SAVEPOINT vgc_fresh", f, err, errlen))
 			return false;
-		if (store_run(conn, fresh_sql, key, accepted, f, err, errlen)) {
+		if (store_run(conn, fresh_sql, key, accepted, unpriced, f, err, errlen)) {
 			metrics_ingest_claim(true);
 			return true;
 		}
@@ -438,7 +443,7 @@ static bool store_insert(PGconn *conn, const char *rows, size_t len, const char 
 			return false;
 		metrics_ingest_claim(false);
 	}
-	return store_run(conn, insert_sql, key, accepted, f, err, errlen);
+	return store_run(conn, insert_sql, key, accepted, unpriced, f, err, errlen);
 }
 
 /* Our words for a row PostgreSQL refused, by SQLSTATE class. */
@@ -483,6 +488,7 @@ static void store_result_reset(struct ingest_result *res)
 	}
 	res->nrejects = 0;
 	res->accepted = 0;
+	res->unpriced = 0;
 	res->duplicates = 0;
 }
 
@@ -495,14 +501,15 @@ static bool store_rows_one_by_one(PGconn *conn, const struct ingest_batch *b,
 				  struct store_fail *f, char *err, size_t errlen)
 {
 	for (int k = 0; k < n; k++) {
-		int accepted = 0;
+		int accepted = 0, unpriced = 0;
 		char why[256];
 
 		if (!store_exec(conn, "SAVEPOINT vgc_row", f, err, errlen))
 			return false;
 		if (store_insert(conn, rows->data + starts[k], starts[k + 1] - starts[k], key,
-				 false, &accepted, f, err, errlen)) {
+				 false, &accepted, &unpriced, f, err, errlen)) {
 			res->accepted += accepted;
+			res->unpriced += unpriced;
 			if (!store_exec(conn, "DELETE FROM vgc_stage; RELEASE SAVEPOINT vgc_row", f,
 					err, errlen))
 				return false;
@@ -571,8 +578,8 @@ static bool store_txn(PGconn *conn, const struct ingest_batch *b, const long lon
 	if (rows.over)
 		goto oom;
 	if (!per_row) {
-		if (n && !store_insert(conn, rows.data, rows.len, key, true, &res->accepted, f, err,
-				       errlen))
+		if (n && !store_insert(conn, rows.data, rows.len, key, true, &res->accepted,
+				       &res->unpriced, f, err, errlen))
 			goto fail;
 	} else if (!store_rows_one_by_one(conn, b, &rows, starts, which, n, key, res, f, err,
 					  errlen)) {

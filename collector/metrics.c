@@ -24,6 +24,7 @@ static int metrics_nroutes;
 static _Atomic uint64_t metrics_http[METRICS_MAX_ROUTES][METRICS_NSTATUS + 1];
 
 static _Atomic uint64_t rows_accepted, rows_duplicate, rows_rejected;
+static _Atomic uint64_t rows_unpriced;
 static _Atomic uint64_t bytes_received, bytes_compressed, bytes_inflated;
 static _Atomic uint64_t latency_buckets[METRICS_NBUCKETS];
 static _Atomic uint64_t latency_count, latency_sum_us;
@@ -61,6 +62,11 @@ void metrics_rows(uint64_t accepted, uint64_t duplicates, uint64_t rejected)
 	atomic_fetch_add(&rows_accepted, accepted);
 	atomic_fetch_add(&rows_duplicate, duplicates);
 	atomic_fetch_add(&rows_rejected, rejected);
+}
+
+void metrics_rows_unpriced(uint64_t n)
+{
+	atomic_fetch_add(&rows_unpriced, n);
 }
 
 void metrics_bytes(uint64_t received, uint64_t compressed, uint64_t inflated)
@@ -193,6 +199,12 @@ void metrics_render(struct buf *out, const struct metrics_gauges *g)
 	}
 	metrics_counter_by(out, "vgcollector_rows_total", "Cost rows by outcome.", "outcome", rows,
 			   3);
+	buf_printf(out,
+		   "# HELP vgcollector_unpriced_rows_total Cost rows stored with no cost and no"
+		   " price (pricing_source unpriced, cost_usd 0).\n"
+		   "# TYPE vgcollector_unpriced_rows_total counter\n"
+		   "vgcollector_unpriced_rows_total %llu\n",
+		   (unsigned long long)atomic_load(&rows_unpriced));
 	metrics_counter_by(out, "vgcollector_ingest_bytes_total",
 			   "Ingest body bytes: as received, of them gzip-compressed, and after"
 			   " inflating.",

@@ -12,6 +12,8 @@ struct buf;
 int metrics_route_register(const char *name);
 void metrics_http_request(int route, int status);
 void metrics_rows(uint64_t accepted, uint64_t duplicates, uint64_t rejected);
+/* Rows stored with pricing_source 'unpriced' (no cost, no price). */
+void metrics_rows_unpriced(uint64_t n);
 void metrics_bytes(uint64_t received, uint64_t compressed, uint64_t inflated);
 void metrics_ingest_latency(double seconds);
 /* One ingest transaction's id claim: fresh (every id new) or not (a resend). */

@@ -38,6 +38,7 @@
 static const struct http_route server_routes[] = {
 	{ "/v1/ingest", HTTP_POST, ingest_handle },
 	{ "/v1/ingest/turns", HTTP_POST, ingest_handle_turns },
+	{ "/v1/traces", HTTP_POST, ingest_handle_traces },
 	{ "/healthz", HTTP_GET, health_handle_healthz },
 	{ "/readyz", HTTP_GET, health_handle_readyz },
 	{ "/metrics", HTTP_GET, health_handle_metrics },
