@@ -223,7 +223,8 @@ run: deps
 	$(Q)deploy/dev-run.sh
 
 # The whole suite: unit tests, integration tests against real PostgreSQL with
-# the normal build, the same again built with ASan+UBSan, then 30 s of fuzzing.
+# the normal build, the same again built with ASan+UBSan, then 30 s of fuzzing
+# split between the fuzz targets (the JSON ingest and OTLP decoders).
 test: deps
 	$(Q)$(MAKE) --no-print-directory format-check
 	$(Q)$(MAKE) --no-print-directory all
@@ -263,6 +264,8 @@ $(BUILD)/fuzz_ingest: tests/fuzz/fuzz_ingest.c $(COMMON_SRC) collector/ingest_js
 fuzz-run: fuzz
 	$(Q)mkdir -p $(BUILD)/fuzz-corpus && cp -n tests/fuzz/corpus/* $(BUILD)/fuzz-corpus/ 2>/dev/null || true
 	$(Q)$(BUILD)/fuzz_ingest -max_total_time=$${FUZZ_SECONDS:-300} -rss_limit_mb=512 $(BUILD)/fuzz-corpus
+	$(Q)mkdir -p $(BUILD)/fuzz-corpus-otlp && cp -n tests/fuzz/corpus_otlp/* $(BUILD)/fuzz-corpus-otlp/ 2>/dev/null || true
+	$(Q)$(BUILD)/fuzz_otlp -max_total_time=$${FUZZ_SECONDS:-300} -rss_limit_mb=1024 $(BUILD)/fuzz-corpus-otlp
 
 # ---- benchmarks (print figures; never part of `make test`) -------------------
 
