@@ -62,7 +62,7 @@ UNIT_SRC      := $(wildcard tests/unit/*.c)
 UNIT_OBJ      := $(UNIT_SRC:%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all run test test-unit test-integration test-san fuzz fuzz-run install clean \
-        bench-ingest bench-sink bench-rollup bench-pooled bench-budgets test-scale deps format format-check
+        bench-ingest bench-sink bench-rollup bench-pooled bench-budgets bench-otlp test-scale deps format format-check
 
 # libvgsink and the tools that link it are built once sink/ has sources.
 SINK_TARGETS := $(if $(SINK_SRC),$(BUILD)/libvgsink.a $(BUILD)/libvgsink.so.0 $(BUILD)/libvgsink.so \
@@ -276,6 +276,10 @@ bench-ingest: deps all
 # Ingest direct and through pgbouncer in transaction mode, in the same run.
 bench-pooled: deps all
 	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) tests/bench/bench_pooled.py
+
+# POST /v1/traces (protobuf OTLP) against POST /v1/ingest on the same rows.
+bench-otlp: deps all
+	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) tests/bench/bench_otlp.py
 
 bench-sink: deps all
 	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) tests/bench/bench_sink.py
