@@ -10,7 +10,8 @@ past 5 days), each row made a GenAI span with a random 16-byte traceId and
 same id, tenant, agent, model, units, cost, latency and metadata). Both sides
 send gzip bodies of BENCH_BATCH rows over BENCH_CONNS keep-alive connections,
 each into a fresh database; the two run in turn, ROUNDS times, alternating
-which goes first.
+which goes first. Each line also gives the CPU seconds per 100k rows of the
+collector and of PostgreSQL, steadier than rows/s on a busy machine.
 
 Environment: BENCH_ROWS (100000), BENCH_BATCH (1000), BENCH_CONNS (4),
 BENCH_POOL (collector pool_size, 4), BENCH_ROUNDS (2)."""
@@ -29,7 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 from conftest import Collector, Db, PgCluster  # noqa: E402
-from bench_ingest import fleet_mix_batches, machine  # noqa: E402
+from bench_ingest import cluster_cpu, fleet_mix_batches, machine, proc_cpu  # noqa: E402
 from test_otlp import to_proto  # noqa: E402
 
 ROWS = int(os.environ.get("BENCH_ROWS", "100000"))
@@ -140,14 +141,16 @@ def run_side(cluster, path, ctype, bodies, warm, n):
                             "--db-queue-max", "1024", "--log-level", "warn"))
     post_all(c.url, key, path, ctype, warm, int(POOL))
     warmed = db.scalar("SELECT count(*) FROM cost_rows")
+    col0, pg0 = proc_cpu(c.proc.pid), cluster_cpu(cluster)
     elapsed, failures = post_all(c.url, key, path, ctype, bodies, CONNS)
+    col1, pg1 = proc_cpu(c.proc.pid), cluster_cpu(cluster)
     stored = db.scalar("SELECT count(*) FROM cost_rows") - warmed
     c.stop()
     db.close()
     if failures or stored != n:
         raise SystemExit(f"FAILED {path}: {len(failures)} failed batches {failures[:3]},"
                          f" {stored} rows stored of {n}")
-    return n / elapsed
+    return n / elapsed, (col1 - col0) * 100000 / n, (pg1 - pg0) * 100000 / n
 
 
 def main():
@@ -167,18 +170,22 @@ def main():
     try:
         for rnd in range(ROUNDS):
             order = ["ingest", "otlp"] if rnd % 2 == 0 else ["otlp", "ingest"]
-            rate = {}
+            rate, cpu = {}, {}
             for side in order:
                 if side == "otlp":
-                    rate[side] = run_side(cluster, "/v1/traces", "application/x-protobuf",
-                                          proto, warm_proto, ROWS)
+                    rate[side], *cpu[side] = run_side(cluster, "/v1/traces",
+                                                      "application/x-protobuf", proto,
+                                                      warm_proto, ROWS)
                 else:
-                    rate[side] = run_side(cluster, "/v1/ingest", "application/json", rows,
-                                          warm_rows, ROWS)
+                    rate[side], *cpu[side] = run_side(cluster, "/v1/ingest",
+                                                      "application/json", rows, warm_rows,
+                                                      ROWS)
             ratios.append(rate["otlp"] / rate["ingest"])
             print(f"round {rnd + 1} ({' then '.join(order)}): /v1/traces protobuf"
                   f" {rate['otlp']:>8,.0f} rows/s   /v1/ingest {rate['ingest']:>8,.0f} rows/s"
-                  f"   ratio {ratios[-1]:.2f}", flush=True)
+                  f"   ratio {ratios[-1]:.2f}   CPU s per 100k rows, collector + PostgreSQL:"
+                  f" traces {cpu['otlp'][0]:.2f} + {cpu['otlp'][1]:.2f},"
+                  f" ingest {cpu['ingest'][0]:.2f} + {cpu['ingest'][1]:.2f}", flush=True)
     finally:
         cluster.stop()
     print(f"load average after: {os.getloadavg()[0]:.2f}")
