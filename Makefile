@@ -256,7 +256,8 @@ $(BUILD)/fuzz_otlp: tests/fuzz/fuzz_otlp.c $(COMMON_SRC) collector/ingest_otlp.c
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
-$(BUILD)/fuzz_ingest: tests/fuzz/fuzz_ingest.c $(COMMON_SRC) collector/ingest_json.c collector/ingest_batch.c
+$(BUILD)/fuzz_ingest: tests/fuzz/fuzz_ingest.c $(COMMON_SRC) collector/ingest_json.c collector/ingest_batch.c \
+                     collector/ingest_turns.c
 	@mkdir -p $(BUILD)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm

@@ -1,7 +1,8 @@
 /* Ingest request handling on the loop: authenticate, pick the format from the
  * table below (route and content type), check encoding and size, move the
  * body into a job and queue it on the pool. The worker inflates the body once,
- * decodes it with the format's decoder (ingest_json.c, ingest_otlp.c),
+ * decodes it with the format's decoder (ingest_json.c, ingest_otlp.c,
+ * ingest_turns.c),
  * validates and stores (ingest_store.c) and builds the format's answer; the
  * loop sends it only after the transaction has committed. */
 #include "ingest.h"
@@ -20,6 +21,7 @@
 #include "http.h"
 #include "ingest_json.h"
 #include "ingest_otlp.h"
+#include "ingest_turns.h"
 #include "ingest_store.h"
 #include "metrics.h"
 #include "pool.h"
@@ -153,8 +155,7 @@ static void ingest_work_turns(struct ingest_job *job, struct pool_worker *w, con
 			      size_t len)
 {
 	cJSON *root = NULL;
-	const cJSON *item;
-	int stored = 0, total;
+	int stored = 0;
 
 	job->status =
 		ingest_parse_turns(text, len, &job->limits, &root, job->err, sizeof(job->err));
@@ -162,26 +163,9 @@ static void ingest_work_turns(struct ingest_job *job, struct pool_worker *w, con
 		job->status = ingest_store_turns(w, root, NULL, job->key_id, job->project,
 						 job->tenant, &stored, job->err, sizeof(job->err));
 	if (job->status == 200) {
-		int i = 0, n = 0;
-
-		total = cJSON_GetArraySize(root);
 		job->accepted = stored;
-		job->rejected = total - stored;
-		buf_printf(&job->answer, "{\"accepted\":%d,\"rejected\":%d,\"errors\":[", stored,
-			   total - stored);
-		cJSON_ArrayForEach(item, root)
-		{
-			const char *why = ingest_turn_error(item, NULL, i);
-
-			if (why) {
-				buf_printf(&job->answer,
-					   "%s{\"index\":%d,\"error\":", n++ ? "," : "", i);
-				row_json_string(&job->answer, why);
-				buf_putc(&job->answer, '}');
-			}
-			i++;
-		}
-		buf_puts(&job->answer, "]}");
+		job->rejected = cJSON_GetArraySize(root) - stored;
+		ingest_turns_answer(root, stored, &job->answer);
 	}
 	cJSON_Delete(root);
 }

@@ -14,20 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One element of the top-level array, as the scan found it. */
-struct ingest_elem {
-	size_t off, len; /* its text, without the white space around it */
-	size_t values;	 /* JSON values in it, object keys included */
-	bool nul;	 /* a string in it holds the escape \u0000 */
-};
-
-/* The scan's result: the array's elements in order (n counts them all; only
- * the first max_batch_rows are kept). */
-struct ingest_scan {
-	struct ingest_elem *elems; /* owned */
-	size_t n, cap;
-};
-
 static bool ingest_ws(unsigned char c)
 {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
@@ -210,18 +196,15 @@ static int ingest_scan(const char *s, size_t len, size_t max, struct ingest_scan
 	return 200;
 }
 
-/* Scans the (inflated) text. */
-static int ingest_prepare(const char *text, size_t len, const struct ingest_limits *lim,
-			  struct ingest_scan *sc, char *err, size_t errlen)
+int ingest_json_scan(const char *text, size_t len, const struct ingest_limits *lim,
+		     struct ingest_scan *sc, char *err, size_t errlen)
 {
 	memset(sc, 0, sizeof(*sc));
 	return ingest_scan(text, len, (size_t)lim->max_batch_rows, sc, err, errlen);
 }
 
-/* Parses element e of text with cJSON; NULL (err set, answer 400) when its
- * text is not exactly one JSON value. */
-static cJSON *ingest_parse_elem(const char *text, const struct ingest_elem *e, char *err,
-				size_t errlen)
+cJSON *ingest_json_parse_elem(const char *text, const struct ingest_elem *e, char *err,
+			      size_t errlen)
 {
 	const char *end = NULL;
 	cJSON *item = cJSON_ParseWithLengthOpts(text + e->off, e->len, &end, 0);
@@ -249,9 +232,8 @@ static size_t ingest_row_max_bytes(const struct row_limits *l)
 	return 12 * chars + 6 * l->max_metadata_bytes + 65536;
 }
 
-/* False (reason set) when element e is over a cap, so it is rejected unread. */
-static bool ingest_elem_fits(const struct ingest_elem *e, size_t max_values, size_t max_bytes,
-			     char *reason, size_t n)
+bool ingest_json_elem_fits(const struct ingest_elem *e, size_t max_values, size_t max_bytes,
+			   char *reason, size_t n)
 {
 	if (e->values > max_values) {
 		snprintf(reason, n,
@@ -308,12 +290,12 @@ static int ingest_decode_elem(struct ingest_batch *out, const char *text,
 	size_t len[ROW_NSTRINGS];
 	char *meta = NULL, reason[512];
 	cJSON *item = NULL;
-	bool ok = ingest_elem_fits(e, lim->max_element_values, ingest_row_max_bytes(&lim->row),
-				   reason, sizeof(reason));
+	bool ok = ingest_json_elem_fits(e, lim->max_element_values, ingest_row_max_bytes(&lim->row),
+					reason, sizeof(reason));
 	int status = 200;
 
 	if (ok) {
-		item = ingest_parse_elem(text, e, err, errlen);
+		item = ingest_json_parse_elem(text, e, err, errlen);
 		if (!item)
 			return 400;
 		if (e->nul) {
@@ -349,7 +331,7 @@ int ingest_json_decode(const char *text, size_t len, const struct ingest_limits 
 	struct ingest_scan sc;
 	int status, n;
 
-	status = ingest_prepare(text, len, lim, &sc, err, errlen);
+	status = ingest_json_scan(text, len, lim, &sc, err, errlen);
 	if (status != 200 || sc.n == 0)
 		goto done;
 	n = out->total = (int)sc.n;
@@ -380,84 +362,4 @@ int ingest_decode(const char *body, size_t len, bool gzip, const struct ingest_l
 	if (status != 200)
 		return status;
 	return ingest_json_decode(text, textlen, lim, scope, now, out, err, errlen);
-}
-
-/* One turn's verdict for ingest_parse_array: a raw item holding the turn as
- * compact JSON in valid UTF-8, or a string item saying why it is refused.
- * NULL with err set (and *status) when the body must be refused whole. */
-static cJSON *ingest_turn_verdict(const char *text, const struct ingest_elem *e,
-				  const struct ingest_limits *lim, int *status, char *err,
-				  size_t errlen)
-{
-	char reason[256];
-	cJSON *item, *verdict;
-	char *json, *clean;
-
-	if (!ingest_elem_fits(e, lim->max_element_values, 0, reason, sizeof(reason)))
-		return cJSON_CreateString(reason);
-	item = ingest_parse_elem(text, e, err, errlen);
-	if (!item) {
-		*status = 400;
-		return NULL;
-	}
-	if (!cJSON_IsObject(item)) {
-		cJSON_Delete(item);
-		return cJSON_CreateString("turn must be a JSON object");
-	}
-	if (e->nul) {
-		cJSON_Delete(item);
-		return cJSON_CreateString(INGEST_NUL_ERROR);
-	}
-	json = cJSON_PrintUnformatted(item);
-	cJSON_Delete(item);
-	clean = json && !row_utf8_valid(json, strlen(json)) ? ingest_utf8_sanitize(json) : NULL;
-	verdict = json ? cJSON_CreateRaw(clean ? clean : json) : NULL;
-	free(json);
-	free(clean);
-	return verdict;
-}
-
-int ingest_parse_turns(const char *text, size_t len, const struct ingest_limits *lim, cJSON **root,
-		       char *err, size_t errlen)
-{
-	struct ingest_scan sc;
-	int status;
-
-	*root = NULL;
-	status = ingest_prepare(text, len, lim, &sc, err, errlen);
-	if (status == 200 && !(*root = cJSON_CreateArray()))
-		status = 503;
-	for (size_t i = 0; i < sc.n && status == 200; i++) {
-		cJSON *v = ingest_turn_verdict(text, &sc.elems[i], lim, &status, err, errlen);
-
-		if (!v || !cJSON_AddItemToArray(*root, v)) {
-			cJSON_Delete(v);
-			if (status == 200) {
-				snprintf(err, errlen, "out of memory decoding turns");
-				status = 503;
-			}
-		}
-	}
-	free(sc.elems);
-	return status;
-}
-
-int ingest_parse_array(const char *body, size_t len, bool gzip, const struct ingest_limits *lim,
-		       struct buf *inflated, cJSON **root, char *err, size_t errlen)
-{
-	const char *text;
-	size_t textlen;
-	int status = ingest_inflate(body, len, gzip, lim, inflated, &text, &textlen, err, errlen);
-
-	*root = NULL;
-	if (status != 200)
-		return status;
-	return ingest_parse_turns(text, textlen, lim, root, err, errlen);
-}
-
-const char *ingest_turn_error(const cJSON *item, const bool *nul, int index)
-{
-	(void)nul;
-	(void)index;
-	return cJSON_IsRaw(item) ? NULL : cJSON_GetStringValue(item);
 }

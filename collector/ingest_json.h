@@ -2,8 +2,8 @@
  * that checks the array's framing and splits it into elements, then cJSON and
  * per-row validation one element at a time. Pure: no I/O, so the fuzz target
  * links exactly this code. */
-#ifndef VGC_INGEST_DECODE_H
-#define VGC_INGEST_DECODE_H
+#ifndef VGC_INGEST_JSON_H
+#define VGC_INGEST_JSON_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -30,22 +30,36 @@ int ingest_decode(const char *body, size_t len, bool gzip, const struct ingest_l
 		  const struct ingest_scope *scope, double now, struct ingest_batch *out, char *err,
 		  size_t errlen) __attribute__((warn_unused_result));
 
-/* Decodes a turns body: a JSON array of objects (gunzipped first when asked),
- * with the same framing rules and status convention as ingest_decode. *root
- * (caller frees with cJSON_Delete) gets one item per element, parsed and freed
- * in turn: a raw item holding the element as compact JSON in valid UTF-8 when
- * it is to be stored, otherwise a string item saying why not. */
-int ingest_parse_array(const char *body, size_t len, bool gzip, const struct ingest_limits *lim,
-		       struct buf *inflated, struct cJSON **root, char *err, size_t errlen)
+/* ---- the framing scan, shared with the turns format (ingest_turns.c) ---- */
+
+/* One element of the top-level array, as the scan found it. */
+struct ingest_elem {
+	size_t off, len; /* its text, without the white space around it */
+	size_t values;	 /* JSON values in it, object keys included */
+	bool nul;	 /* a string in it holds the escape \u0000 */
+};
+
+/* The scan's result: the array's elements in order (n counts them all; only
+ * the first max_batch_rows are kept). */
+struct ingest_scan {
+	struct ingest_elem *elems; /* owned */
+	size_t n, cap;
+};
+
+/* Scans the (inflated) text: checks the array's framing and splits it into
+ * elements (sc->elems, caller frees). 200, 400 (err names the byte) or 413. */
+int ingest_json_scan(const char *text, size_t len, const struct ingest_limits *lim,
+		     struct ingest_scan *sc, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
-/* ingest_parse_array on text already inflated. */
-int ingest_parse_turns(const char *text, size_t len, const struct ingest_limits *lim,
-		       struct cJSON **root, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+/* Parses element e of text with cJSON; NULL (err set, answer 400) when its
+ * text is not exactly one JSON value. */
+struct cJSON *ingest_json_parse_elem(const char *text, const struct ingest_elem *e, char *err,
+				     size_t errlen);
 
-/* Why a turn is refused, or NULL to store it. item is from ingest_parse_array's
- * root, which holds every verdict: nul and index are unused (pass NULL, i). */
-const char *ingest_turn_error(const struct cJSON *item, const bool *nul, int index);
+/* False (reason set) when element e is over a cap (max_bytes 0: no byte cap),
+ * so it is rejected unread. */
+bool ingest_json_elem_fits(const struct ingest_elem *e, size_t max_values, size_t max_bytes,
+			   char *reason, size_t n);
 
 #endif

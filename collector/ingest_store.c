@@ -34,6 +34,7 @@
 #include "buf.h"
 #include "db.h"
 #include "ingest_json.h"
+#include "ingest_turns.h"
 #include "log.h"
 #include "metrics.h"
 #include "num.h"

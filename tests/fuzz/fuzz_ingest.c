@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "ingest_json.h"
+#include "ingest_turns.h"
 #include "jsoncheck.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

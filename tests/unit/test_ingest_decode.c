@@ -8,6 +8,7 @@
 
 #include "buf.h"
 #include "ingest_json.h"
+#include "ingest_turns.h"
 #include "unit.h"
 
 #define ROW_HEAD "{\"id\":\"a\",\"timestamp\":1.8e9,\"modality\":\"llm\""
