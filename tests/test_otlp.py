@@ -15,7 +15,7 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import ROOT, metrics_map
+from conftest import ROOT, Collector, Db, PgCluster, metrics_map
 
 OTEL_DIR = os.path.join(ROOT, "tests", "otel")
 PROTO = {"Content-Type": "application/x-protobuf"}
@@ -436,3 +436,37 @@ def test_gzip_bodies_are_inflated(db, collector, encoding):
     assert db.scalar("SELECT count(*) FROM cost_rows") == 2
     r = collector.post("/v1/traces", b"\x1f\x8b\x08garbage", key=key, headers=h)
     assert r.status_code == 400
+
+
+def test_more_genai_spans_than_max_batch_rows_is_413(db, collectors):
+    """More GenAI spans than max_batch_rows: 413 with a google.rpc.Status
+    (RESOURCE_EXHAUSTED) naming the limit; ignored spans do not count."""
+    c = collectors(db, config_text="max_batch_rows = 2\n")
+    key = db.create_key()
+    ok = request([span(llm()), span(llm()), span({"http.route": "/"})])
+    assert post_json(c, key, ok).status_code == 200
+    r = post_proto(c, key, request([span(llm()) for _ in range(3)]))
+    assert r.status_code == 413 and r.headers["content-type"] == "application/x-protobuf"
+    st = read_proto(r.content)
+    assert st[1] == [8] and b"max_batch_rows (2)" in st[2][0]
+    assert db.scalar("SELECT count(*) FROM cost_rows") == 2
+
+
+def test_503_with_retry_after_when_postgres_is_unreachable():
+    """PostgreSQL out of reach: 503 with Retry-After and a google.rpc.Status
+    (UNAVAILABLE), which exporters retry; nothing is acknowledged."""
+    cluster = PgCluster().start()
+    try:
+        d = Db(cluster, cluster.createdb()).migrate()
+        key = d.create_key("ingest")
+        c = Collector(d)
+        assert post_json(c, key, request([span(llm())])).status_code == 200
+        d.close()
+        cluster.stop()
+        r = c.post("/v1/traces", json.dumps(request([span(llm())])).encode(), key=key,
+                   headers=JSON, timeout=60)
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+        assert r.json()["code"] == 14 and "request id" in r.json()["message"]
+        assert c.stop() == 0
+    finally:
+        cluster.stop()
