@@ -320,6 +320,7 @@ static void ingest_submit(struct http_req *hr, const char *route)
 	job->project = key->project ? strdup(key->project) : NULL;
 	job->tenant = key->tenant ? strdup(key->tenant) : NULL;
 	job->limits.max_inflated_bytes = srv->cfg.max_inflated_bytes;
+	job->limits.max_decoded_bytes = srv->cfg.max_decoded_bytes;
 	job->limits.max_batch_rows = srv->cfg.max_batch_rows;
 	config_row_limits(&srv->cfg, &job->limits.row);
 	job->limits.max_element_values = (size_t)srv->cfg.max_element_values;

@@ -13,6 +13,7 @@
 
 struct ingest_limits {
 	size_t max_inflated_bytes;
+	size_t max_decoded_bytes; /* a decoder's own tree or messages (OTLP) */
 	int max_batch_rows;
 	size_t max_element_values;   /* JSON values (keys included) in one element */
 	size_t max_reject_raw_bytes; /* a reject's stored raw text is cut past this */

@@ -491,17 +491,50 @@ static bool otlp_pb_is_cost_span(const Vgc__Otlp__Span *s)
 	return false;
 }
 
+/* protobuf-c's allocator for one request: malloc, refused once the
+ * request's messages would take more than budget bytes. */
+struct otlp_budget {
+	size_t used, budget;
+	bool over;
+};
+
+static void *otlp_budget_alloc(void *data, size_t size)
+{
+	struct otlp_budget *b = data;
+
+	if (size > b->budget - b->used) {
+		b->over = true;
+		return NULL;
+	}
+	b->used += size;
+	return malloc(size);
+}
+
+static void otlp_budget_free(void *data, void *p)
+{
+	(void)data;
+	free(p);
+}
+
 int ingest_otlp_decode_proto(const char *text, size_t len, const struct ingest_limits *lim,
 			     const struct ingest_scope *scope, double now, struct ingest_batch *out,
 			     char *err, size_t errlen)
 {
+	struct otlp_budget budget = { 0, lim->max_decoded_bytes, false };
+	ProtobufCAllocator alloc = { otlp_budget_alloc, otlp_budget_free, &budget };
 	Vgc__Otlp__ExportTraceServiceRequest *req =
-		vgc__otlp__export_trace_service_request__unpack(NULL, len, (const uint8_t *)text);
+		vgc__otlp__export_trace_service_request__unpack(&alloc, len, (const uint8_t *)text);
 	struct otlp_walk w;
 	struct otlp_span sp;
 	struct otlp_origin o;
 	int spans = 0, n = 0, status;
 
+	if (!req && budget.over) {
+		snprintf(err, errlen,
+			 "request takes more than max_decoded_bytes (%zu) once decoded",
+			 lim->max_decoded_bytes);
+		return 413;
+	}
 	if (!req) {
 		snprintf(err, errlen,
 			 "body is not a valid ExportTraceServiceRequest in binary protobuf");
@@ -518,7 +551,7 @@ int ingest_otlp_decode_proto(const char *text, size_t len, const struct ingest_l
 		}
 	status = otlp_batch_size(out, spans, n, lim, err, errlen);
 	if (status != 200 || n == 0) {
-		vgc__otlp__export_trace_service_request__free_unpacked(req, NULL);
+		vgc__otlp__export_trace_service_request__free_unpacked(req, &alloc);
 		return status;
 	}
 	otlp_walk_init(&w, out, lim, scope, now, err, errlen);
@@ -566,7 +599,7 @@ done:
 	free(sp.attrs.a);
 	free(o.res.a);
 	otlp_walk_release(&w);
-	vgc__otlp__export_trace_service_request__free_unpacked(req, NULL);
+	vgc__otlp__export_trace_service_request__free_unpacked(req, &alloc);
 	return status;
 }
 
@@ -848,14 +881,35 @@ done:
 	return status;
 }
 
+/* At most what cJSON's tree of text takes: a node (with its allocation and
+ * its key's) per value, and the text's bytes again for the strings. A value
+ * other than the first in its container follows a ',', and a container's
+ * first follows its '{' or '[', so those bound the values (commas inside
+ * strings only make the bound larger). */
+static size_t otlp_json_tree_bytes(const char *text, size_t len)
+{
+	size_t nodes = 1;
+
+	for (size_t i = 0; i < len; i++)
+		nodes += text[i] == ',' || text[i] == '{' || text[i] == '[';
+	return nodes * (sizeof(cJSON) + 64) + len;
+}
+
 int ingest_otlp_decode_json(const char *text, size_t len, const struct ingest_limits *lim,
 			    const struct ingest_scope *scope, double now, struct ingest_batch *out,
 			    char *err, size_t errlen)
 {
-	cJSON *root = cJSON_ParseWithLength(text, len);
+	cJSON *root;
 	struct otlp_walk w;
 	int spans = 0, n = 0, status;
 
+	if (otlp_json_tree_bytes(text, len) > lim->max_decoded_bytes) {
+		snprintf(err, errlen,
+			 "request takes more than max_decoded_bytes (%zu) once decoded",
+			 lim->max_decoded_bytes);
+		return 413;
+	}
+	root = cJSON_ParseWithLength(text, len);
 	if (!root || !cJSON_IsObject(root)) {
 		snprintf(err, errlen,
 			 "body is not an ExportTraceServiceRequest in OTLP JSON (a JSON object)");

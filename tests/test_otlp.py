@@ -470,3 +470,31 @@ def test_503_with_retry_after_when_postgres_is_unreachable():
         assert c.stop() == 0
     finally:
         cluster.stop()
+
+
+@pytest.mark.parametrize("encoding", ["json", "proto"])
+def test_request_over_max_decoded_bytes_is_413_before_it_is_decoded(db, collectors, encoding):
+    """A small body that would unpack to far more memory (hundreds of
+    thousands of empty attributes: 2 bytes each on the wire, a message each
+    once decoded) is refused with 413 naming max_decoded_bytes, in either
+    encoding; an ordinary request under the same limit is stored."""
+    c = collectors(db, config_text="max_decoded_bytes = 1048576\n")
+    key = db.create_key()
+    assert post_proto(c, key, request([span(llm())])).status_code == 200
+    s = span(llm())
+    if encoding == "json":
+        s["attributes"] += [{}] * 200000
+        r = post_json(c, key, request([s]))
+        msg = r.json()["message"]
+    else:
+        body = to_proto(request([s]))
+        # resource_spans(1) > scope_spans(2) > spans(2) > attributes(9): empty KeyValues.
+        empties = b"\x4a\x00" * 300000
+        span_msg = _span(s) + empties
+        scope = _bytes(2, _bytes(2, span_msg))
+        body = _bytes(1, scope)
+        r = c.post("/v1/traces", body, key=key, headers=PROTO)
+        msg = read_proto(r.content)[2][0].decode()
+    assert r.status_code == 413, r.content[:200]
+    assert "max_decoded_bytes (1048576)" in msg
+    assert db.scalar("SELECT count(*) FROM cost_rows") == 1

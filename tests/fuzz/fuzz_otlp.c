@@ -24,6 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	proto = data[0] & 1;
 	lim.max_inflated_bytes = 1 << 20;
+	lim.max_decoded_bytes = (size_t)1 << (20 + (data[0] >> 3) % 4); /* 1-8 MiB */
 	lim.max_batch_rows = 500;
 	lim.max_element_values = 4096;
 	lim.max_reject_raw_bytes = 256;

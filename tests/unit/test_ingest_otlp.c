@@ -26,6 +26,7 @@ static int decode(const char *body, const struct ingest_scope *scope, int max_ro
 	struct ingest_limits lim;
 
 	lim.max_inflated_bytes = 1 << 20;
+	lim.max_decoded_bytes = 1 << 24;
 	lim.max_batch_rows = max_rows;
 	lim.max_element_values = 64;
 	lim.max_reject_raw_bytes = 4096;
@@ -155,6 +156,7 @@ UNIT_TEST(otlp_protobuf_garbage_is_400)
 	char err[512];
 
 	lim.max_inflated_bytes = 1 << 20;
+	lim.max_decoded_bytes = 1 << 24;
 	lim.max_batch_rows = 10;
 	lim.max_element_values = 64;
 	lim.max_reject_raw_bytes = 256;
