@@ -58,15 +58,19 @@ COLLECTOR_LIB_OBJ := $(filter-out $(BUILD)/obj/collector/main.o,$(COLLECTOR_OBJ)
 
 TOOLS_SRC     := $(wildcard tests/tools/*.c)
 TOOLS         := $(TOOLS_SRC:tests/tools/%.c=$(BUILD)/%)
+# Operators' tools (sink/tools/): built by `all`, installed by `make install`.
+SINK_TOOLS_SRC := $(wildcard sink/tools/*.c)
+SINK_TOOLS    := $(SINK_TOOLS_SRC:sink/tools/%.c=$(BUILD)/%)
 UNIT_SRC      := $(wildcard tests/unit/*.c)
 UNIT_OBJ      := $(UNIT_SRC:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all run test test-unit test-integration test-san fuzz fuzz-run install clean \
-        bench-ingest bench-sink bench-rollup bench-pooled bench-budgets bench-otlp test-scale deps format format-check
+.PHONY: all run test check-layers test-unit test-integration test-san fuzz fuzz-run install clean \
+        bench-ingest bench-sink bench-rollup bench-pooled bench-budgets bench-otlp test-scale deps \
+        format format-check
 
 # libvgsink and the tools that link it are built once sink/ has sources.
 SINK_TARGETS := $(if $(SINK_SRC),$(BUILD)/libvgsink.a $(BUILD)/libvgsink.so.0 $(BUILD)/libvgsink.so \
-                  $(BUILD)/vgsink.pc $(TOOLS))
+                  $(BUILD)/vgsink.pc $(TOOLS) $(SINK_TOOLS))
 SINK_ARCHIVE := $(if $(SINK_SRC),$(BUILD)/libvgsink.a)
 
 # The Python package (sink/python) laid out in $(BUILD)/python as installed:
@@ -88,7 +92,16 @@ $(BUILD)/obj/%.o: %.c
 
 # Migrations are embedded in the binary so `migrate` and the schema check in
 # `serve` need no files at run time; schema/*.sql stays the only source.
-$(BUILD)/schema_embed.c: $(SCHEMA_SQL) Makefile
+# The embedded files' names, rewritten only when the list changes, so that
+# removing a migration or a web asset regenerates what embeds them.
+$(BUILD)/schema.list $(BUILD)/web.list: FORCE
+	@mkdir -p $(dir $@)
+	$(Q)echo $(if $(findstring schema,$@),$(SCHEMA_SQL),$(WEB_SRC)) | cmp -s - $@ || \
+	  echo $(if $(findstring schema,$@),$(SCHEMA_SQL),$(WEB_SRC)) > $@
+
+FORCE:
+
+$(BUILD)/schema_embed.c: $(SCHEMA_SQL) $(BUILD)/schema.list Makefile
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  EMBED   schema/*.sql")
 	$(Q){ echo '/* Generated from the files in schema/ by the Makefile: do not edit. */'; \
@@ -125,7 +138,7 @@ $(BUILD)/obj/collector/ingest_otlp.o $(BUILD)/obj/collector/ingest.o: $(BUILD)/o
 # asset URL gets ?v=<its content hash>, so assets can be cached for a year and
 # an upgrade still loads the new ones (the HTML is revalidated every time).
 # Each file is also stored gzipped (gzip -9n) and its hash is its ETag.
-$(BUILD)/web_embed.c: $(WEB_SRC) Makefile
+$(BUILD)/web_embed.c: $(WEB_SRC) $(BUILD)/web.list Makefile
 	@mkdir -p $(BUILD)/web
 	@$(if $(Q),echo "  EMBED   collector/web/*")
 	$(Q)set -ef; sub=; \
@@ -200,7 +213,14 @@ $(PY_PKG)/_fast$(PY_EXT): sink/python/vgsink/_fast.c sink/vgsink.h
 $(BUILD)/vgsink.pc: sink/vgsink.pc.in Makefile
 	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
 
-# Tools (simulators, replay, benchmarks) link libvgsink and the collector code.
+# An operator's tool uses libvgsink's API only, linked in statically, so the
+# installed binary runs whatever PREFIX/lib holds.
+$(BUILD)/%: sink/tools/%.c $(BUILD)/libvgsink.a
+	@mkdir -p $(BUILD)/obj/sink/tools
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_CFLAGS) -MF $(BUILD)/obj/sink/tools/$*.d $(LDFLAGS) -o $@ $< $(BUILD)/libvgsink.a $(LDLIBS)
+
+# Test tools (simulators, benchmarks) link libvgsink and the collector code.
 $(BUILD)/%: tests/tools/%.c $(BUILD)/libvgsink.a $(BUILD)/libvgcollector.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libvgsink.a $(BUILD)/libvgcollector.a $(LDLIBS)
@@ -222,15 +242,20 @@ run: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)deploy/dev-run.sh
 
-# The whole suite: unit tests, integration tests against real PostgreSQL with
+# The whole suite: the layer check (tests/check_layers.py: which directory may
+# include which), unit tests, integration tests against real PostgreSQL with
 # the normal build, the same again built with ASan+UBSan, then 30 s of fuzzing
 # split between the fuzz targets (the JSON ingest and OTLP decoders).
 test: deps
 	$(Q)$(MAKE) --no-print-directory format-check
+	$(Q)$(PYTHON) tests/check_layers.py
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(MAKE) --no-print-directory BUILD=build/san SANITIZE=address,undefined CFLAGS="-O1 -g" all
 	$(Q)$(MAKE) --no-print-directory fuzz
 	$(Q)VGC_BUILD=build $(PYTHON) tests/run.py --fuzz-seconds 30
+
+check-layers:
+	$(Q)$(PYTHON) tests/check_layers.py
 
 test-unit: all
 	$(Q)$(BUILD)/unit_tests
@@ -304,6 +329,7 @@ ifneq ($(SINK_SRC),)
 	ln -sf libvgsink.so.0 $(DESTDIR)$(PREFIX)/lib/libvgsink.so
 	install -m 0644 sink/vgsink.h $(DESTDIR)$(PREFIX)/include/vgsink.h
 	install -m 0644 $(BUILD)/vgsink.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/vgsink.pc
+	install -m 0755 $(SINK_TOOLS) $(DESTDIR)$(PREFIX)/bin/
 endif
 ifneq ($(INSTALL_PYTHON),)
 	$(PYTHON) -m pip install --no-deps --no-index --no-build-isolation --upgrade \
@@ -318,6 +344,7 @@ endif
 	  install -m 0640 deploy/vgcollector.conf $(DESTDIR)/etc/vgcollector/vgcollector.conf
 
 FORMAT_SRC := $(wildcard common/*.[ch] collector/*.[ch] sink/*.[ch] sink/python/vgsink/*.c tests/unit/*.[ch] \
+	      sink/tools/*.c tests/abi/*.c \
 	      tests/tools/*.[ch] tests/fuzz/*.c)
 
 format:

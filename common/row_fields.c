@@ -1,45 +1,43 @@
 /* The cost row's field table (see row_fields.h). Adding a field: a member in
- * struct row and vgsink_row, one entry here, and a migration in schema/;
+ * struct row and vgsink_row, one entry here and its twin in
+ * sink/sink_row.c, and a migration in schema/;
  * tests/test_schema.py holds this table against the live cost_rows. */
 #include "row_fields.h"
 
 #include "buf.h"
 #include "row.h"
-/* Relative, so the fuzz target (built without -Isink) compiles this too. */
-#include "../sink/vgsink.h"
 
 #define R(m) offsetof(struct row, m)
-#define S(m) offsetof(vgsink_row, m)
 #define B(m) offsetof(struct row_limits, m)
 #define NB ROW_NO_BYTES
 
 #define TEXT(name, cap, bytes, req, absent, notnull)                                               \
 	{                                                                                          \
-#name, #name, ROW_KIND_TEXT, R(name), S(name), cap, bytes, req, absent, "text",    \
-			notnull, NULL, false                                                       \
+#name, #name, ROW_KIND_TEXT, R(name), cap, bytes, req, absent, "text", notnull,    \
+			NULL, false                                                                \
 	}
 #define AMOUNT(name)                                                                               \
 	{                                                                                          \
-#name, #name, ROW_KIND_AMOUNT, R(name), S(name), ROW_CAP_NONE, NB, false, NULL,    \
-			"numeric", true, "0", false                                                \
+#name, #name, ROW_KIND_AMOUNT, R(name), ROW_CAP_NONE, NB, false, NULL, "numeric",  \
+			true, "0", false                                                           \
 	}
 #define MONEY(name)                                                                                \
 	{                                                                                          \
-#name, #name, ROW_KIND_AMOUNT, R(name), S(name), ROW_CAP_NONE, NB, false, NULL,    \
-			"numeric", true, "0", true                                                 \
+#name, #name, ROW_KIND_AMOUNT, R(name), ROW_CAP_NONE, NB, false, NULL, "numeric",  \
+			true, "0", true                                                            \
 	}
 #define MEASURE(name)                                                                              \
 	{                                                                                          \
-#name, #name, ROW_KIND_MEASURE, R(name), S(name), ROW_CAP_NONE, NB, false, NULL,   \
+#name, #name, ROW_KIND_MEASURE, R(name), ROW_CAP_NONE, NB, false, NULL,            \
 			"double precision", false, NULL, false                                     \
 	}
 
 const struct row_field row_fields[] = {
 	TEXT(id, ROW_CAP_ID, NB, true, NULL, true),
-	{ "timestamp", "ts", ROW_KIND_TIME, R(timestamp), S(timestamp), ROW_CAP_NONE, NB, true,
-	  NULL, "timestamp with time zone", true, NULL, false },
-	{ "modality", "modality", ROW_KIND_MODALITY, R(modality), S(modality), ROW_CAP_NONE, NB,
-	  true, NULL, "text", true, NULL, false },
+	{ "timestamp", "ts", ROW_KIND_TIME, R(timestamp), ROW_CAP_NONE, NB, true, NULL,
+	  "timestamp with time zone", true, NULL, false },
+	{ "modality", "modality", ROW_KIND_MODALITY, R(modality), ROW_CAP_NONE, NB, true, NULL,
+	  "text", true, NULL, false },
 	TEXT(model_id, ROW_CAP_STRING, B(max_model_id_bytes), false, NULL, false),
 	TEXT(provider, ROW_CAP_STRING, B(max_provider_bytes), false, NULL, false),
 	TEXT(project, ROW_CAP_PROJECT, B(max_project_bytes), false, "default", true),
@@ -52,18 +50,18 @@ const struct row_field row_fields[] = {
 	TEXT(rate_rule, ROW_CAP_STRING, NB, false, NULL, false),
 	MEASURE(ttfb_ms),
 	MEASURE(total_latency_ms),
-	{ "status", "status", ROW_KIND_STATUS, R(status), S(status), ROW_CAP_NONE, NB, false, NULL,
-	  "text", true, "'success'::text", false },
+	{ "status", "status", ROW_KIND_STATUS, R(status), ROW_CAP_NONE, NB, false, NULL, "text",
+	  true, "'success'::text", false },
 	TEXT(fallback_from, ROW_CAP_STRING, NB, false, NULL, false),
 	TEXT(error_message, ROW_CAP_ERROR, NB, false, NULL, false),
-	{ "metadata", "metadata", ROW_KIND_JSON, R(metadata_json), S(metadata_json),
-	  ROW_CAP_METADATA, NB, false, NULL, "jsonb", false, NULL, false },
+	{ "metadata", "metadata", ROW_KIND_JSON, R(metadata_json), ROW_CAP_METADATA, NB, false,
+	  NULL, "jsonb", false, NULL, false },
 	TEXT(session_id, ROW_CAP_STRING, NB, false, NULL, false),
 	TEXT(agent_id, ROW_CAP_STRING, B(max_agent_id_bytes), false, NULL, false),
 	TEXT(tenant_id, ROW_CAP_TENANT, NB, false, NULL, false),
 	TEXT(revision, ROW_CAP_STRING, NB, false, NULL, false),
-	{ "turn_index", "turn_index", ROW_KIND_COUNT, R(turn_index), S(turn_index), ROW_CAP_NONE,
-	  NB, false, NULL, "integer", false, NULL, false },
+	{ "turn_index", "turn_index", ROW_KIND_COUNT, R(turn_index), ROW_CAP_NONE, NB, false, NULL,
+	  "integer", false, NULL, false },
 };
 
 _Static_assert(sizeof(row_fields) / sizeof(row_fields[0]) == ROW_NFIELDS,

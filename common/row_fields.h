@@ -38,8 +38,7 @@ struct row_field {
 	const char *name;   /* the JSON key on the wire */
 	const char *column; /* the column in cost_rows and the staging table */
 	enum row_kind kind;
-	size_t offset;	    /* of the member in struct row */
-	size_t sink_offset; /* of the member in vgsink_row (libvgsink's public struct) */
+	size_t offset; /* of the member in struct row */
 	enum row_cap cap;
 	size_t bytes;	      /* offset of its byte limit in struct row_limits, or ROW_NO_BYTES */
 	bool required;	      /* a wire row without it is refused */
@@ -56,7 +55,8 @@ struct row_field {
 
 extern const struct row_field row_fields[ROW_NFIELDS];
 
-/* The member of r (or of a vgsink_row, with sink_offset) that f describes. */
+/* The member at offset off of r (a struct row; libvgsink uses it on a
+ * vgsink_row with sink/sink_row.c's offsets). */
 #define ROW_FIELD_PTR(r, off) ((void *)((char *)(r) + (off)))
 #define ROW_FIELD_CPTR(r, off) ((const void *)((const char *)(r) + (off)))
 

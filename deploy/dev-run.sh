@@ -41,6 +41,9 @@ if [ ! -s "$keys" ]; then
   printf 'ingest %s\nread %s\n' "$ingest" "$read" > "$keys"
 fi
 listen=${VGC_LISTEN:-127.0.0.1:8080}
+# Budget webhooks may not reach loopback by default (webhook_allow); a dev
+# receiver usually runs on this machine, so allow it here unless set already.
+export VGC_WEBHOOK_ALLOW=${VGC_WEBHOOK_ALLOW-127.0.0.0/8,::1}
 echo
 echo "  database:   $VGC_DB"
 echo "  ingest key: $(awk '$1 == "ingest" {print $2}' "$keys")"

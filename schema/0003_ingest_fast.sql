@@ -1,4 +1,4 @@
--- 0003_ingest_fast: cheaper ingest on the same data (issue 13).
+-- 0003_ingest_fast: cheaper ingest on the same data.
 --
 -- Ids are opaque keys: nothing reads them in a language's order, so they
 -- compare byte-wise (COLLATE "C"), as memcmp, instead of through the

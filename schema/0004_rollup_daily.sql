@@ -40,7 +40,7 @@ CREATE TABLE cost_rollup_daily (
     output_units       numeric NOT NULL DEFAULT 0,
     cached_input_units numeric NOT NULL DEFAULT 0
 );
--- Tenant first (issue 14's distribution key); day for the all-tenant answers.
+-- Tenant first (the Citus distribution key); day for the all-tenant answers.
 CREATE UNIQUE INDEX cost_rollup_daily_key ON cost_rollup_daily
     (tenant_id, day, project, agent_id, modality, provider, model_id) NULLS NOT DISTINCT;
 CREATE INDEX cost_rollup_daily_day ON cost_rollup_daily (day);

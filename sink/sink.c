@@ -78,7 +78,46 @@ bool sink_forked(const struct vgsink *s)
 	return atomic_load_explicit(&sink_fork_gen, memory_order_relaxed) != s->fork_gen;
 }
 
-void vgsink_config_init(vgsink_config *cfg)
+/* ---- sizes: the ABI rule of vgsink.h ------------------------------------------- */
+
+/* The first header's (0.1.0) structs end with these fields: the plain entry
+ * points read and write exactly that much. Frozen: never change them. */
+#define SINK_CONFIG_V0 (offsetof(vgsink_config, heartbeat_interval_ms) + sizeof(int))
+#define SINK_ROW_V0 (offsetof(vgsink_row, turn_index) + sizeof(int))
+#define SINK_STATS_V0 (offsetof(vgsink_stats, invalid) + sizeof(uint64_t))
+/* Where today's vgsink_config's last field ends: a newer header's field may
+ * sit in the padding after it, so the check below starts here, not at
+ * sizeof. Move it with every field added. (vgsink_config_init zeroes the
+ * padding; rows have no init call, so for them the check starts at sizeof,
+ * and a field added to vgsink_row must start a new 8-byte word.) */
+#define SINK_CONFIG_END (offsetof(vgsink_config, heartbeat_interval_ms) + sizeof(int))
+
+/* A caller's struct of size bytes, where ours has its fields up to byte
+ * known: true when we can read it (it is no smaller than the first header's,
+ * and any bytes past known are zero), else a message naming what. */
+static bool sink_size_ok(const char *what, const void *p, size_t size, size_t v0, size_t known,
+			 char *err, size_t errlen)
+{
+	if (size < v0) {
+		snprintf(err, errlen,
+			 "%s of %zu bytes: smaller than any vgsink.h made (%zu); the program "
+			 "passed a wrong size",
+			 what, size, v0);
+		return false;
+	}
+	for (size_t i = known; i < size; i++)
+		if (((const unsigned char *)p)[i]) {
+			snprintf(err, errlen,
+				 "%s of %zu bytes sets a field past byte %zu, which this libvgsink "
+				 "(%s) does not know: install the libvgsink the program was "
+				 "built against, or a newer one",
+				 what, size, known, VGSINK_VERSION);
+			return false;
+		}
+	return true;
+}
+
+static void sink_config_defaults(vgsink_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->batch_rows = 500;
@@ -93,6 +132,23 @@ void vgsink_config_init(vgsink_config *cfg)
 	cfg->heartbeat_interval_ms = 15000;
 	cfg->url = getenv("VOICEGW_COLLECTOR_URL");
 	cfg->api_key = getenv("VOICEGW_API_KEY");
+}
+
+void vgsink_config_init_sized(vgsink_config *cfg, size_t cfg_size)
+{
+	vgsink_config full;
+
+	sink_config_defaults(&full);
+	if (cfg_size > sizeof(full)) {
+		memset((char *)cfg + sizeof(full), 0, cfg_size - sizeof(full));
+		cfg_size = sizeof(full);
+	}
+	memcpy(cfg, &full, cfg_size);
+}
+
+void(vgsink_config_init)(vgsink_config *cfg)
+{
+	vgsink_config_init_sized(cfg, SINK_CONFIG_V0);
 }
 
 /* A random (version 4) UUID's 16 bytes. The text form is made only when the
@@ -221,13 +277,24 @@ static void sink_free(struct vgsink *s)
 	free(s);
 }
 
-vgsink *vgsink_open(const vgsink_config *cfg, char *err, size_t errlen)
+vgsink *vgsink_open_sized(const vgsink_config *caller, size_t cfg_size, char *err, size_t errlen)
 {
 	struct vgsink *s;
 	pthread_condattr_t ca;
+	vgsink_config full, *cfg = &full;
 
 	pthread_once(&sink_once, sink_init_once);
-	if (!cfg || !cfg->url || !cfg->url[0]) {
+	if (!caller) {
+		snprintf(err, errlen, "vgsink_open: NULL config");
+		return NULL;
+	}
+	if (!sink_size_ok("vgsink_config", caller, cfg_size, SINK_CONFIG_V0, SINK_CONFIG_END, err,
+			  errlen))
+		return NULL;
+	/* Fields past the caller's struct keep their defaults. */
+	sink_config_defaults(&full);
+	memcpy(&full, caller, cfg_size < sizeof(full) ? cfg_size : sizeof(full));
+	if (!cfg->url || !cfg->url[0]) {
 		snprintf(err, errlen, "url is required (or set VOICEGW_COLLECTOR_URL)");
 		return NULL;
 	}
@@ -300,6 +367,11 @@ fail:
 	return NULL;
 }
 
+vgsink *(vgsink_open)(const vgsink_config *cfg, char *err, size_t errlen)
+{
+	return vgsink_open_sized(cfg, SINK_CONFIG_V0, err, errlen);
+}
+
 int vgsink_close(vgsink *s, int timeout_ms)
 {
 	int rc;
@@ -313,6 +385,18 @@ int vgsink_close(vgsink *s, int timeout_ms)
 	sink_sender_stop(s);
 	sink_free(s);
 	return rc;
+}
+
+/* timeout_ms from now on CLOCK_MONOTONIC (s->cond's clock). */
+static void sink_deadline(struct timespec *t, int timeout_ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, t);
+	t->tv_sec += timeout_ms / 1000;
+	t->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (t->tv_nsec >= 1000000000L) {
+		t->tv_sec++;
+		t->tv_nsec -= 1000000000L;
+	}
 }
 
 /* ---- recording --------------------------------------------------------------- */
@@ -331,7 +415,7 @@ static int sink_row_convert(struct vgsink *s, const vgsink_row *in, struct row *
 	row_init(r);
 	for (int i = 0; i < ROW_NFIELDS; i++) {
 		const struct row_field *f = &row_fields[i];
-		const void *from = ROW_FIELD_CPTR(in, f->sink_offset);
+		const void *from = ROW_FIELD_CPTR(in, sink_row_fields[i].offset);
 		void *to = ROW_FIELD_PTR(r, f->offset);
 		const char *v;
 		bool nul = false;
@@ -409,12 +493,15 @@ static int sink_row_convert(struct vgsink *s, const vgsink_row *in, struct row *
 	return 0;
 }
 
-int vgsink_record(vgsink *s, const vgsink_row *in)
+/* vgsink_record and vgsink_try_record: 0 taken, VGSINK_FULL (no_drop only:
+ * taking it would drop a row, and nothing was taken), or -1. */
+static int sink_record(vgsink *s, const vgsink_row *in, bool no_drop)
 {
 	struct sink_item *it;
 	size_t len[ROW_NSTRINGS];
 	struct row r;
 	unsigned char uuid[16];
+	bool wake;
 
 	if (!s || !in)
 		return sink_fail("vgsink_record: NULL argument");
@@ -427,8 +514,56 @@ int vgsink_record(vgsink *s, const vgsink_row *in)
 	it = sink_item_pack(&r, len, in->id ? NULL : uuid);
 	if (!it)
 		return sink_fail("out of memory");
-	if (sink_queue_push(s, it))
+	if (!no_drop) {
+		wake = sink_queue_push(s, it);
+	} else if (!sink_queue_push_if_room(s, it, &wake)) {
+		sink_item_free(it);
+		if (wake)
+			sink_sender_wake(s);
+		return VGSINK_FULL;
+	}
+	if (wake)
 		sink_sender_wake(s);
+	return 0;
+}
+
+int vgsink_record_sized(vgsink *s, const vgsink_row *in, size_t row_size, unsigned flags)
+{
+	char err[SINK_ERR_MAX];
+	vgsink_row full;
+
+	if (row_size == sizeof(full) || !in) /* the caller's header is ours */
+		return sink_record(s, in, flags & VGSINK_RECORD_NO_DROP);
+	if (!sink_size_ok("vgsink_row", in, row_size, SINK_ROW_V0, sizeof(full), err, sizeof(err)))
+		return sink_fail("%s", err);
+	/* An older caller's row: the fields it lacks are absent (0 or NULL). */
+	memset(&full, 0, sizeof(full));
+	memcpy(&full, in, row_size < sizeof(full) ? row_size : sizeof(full));
+	return sink_record(s, &full, flags & VGSINK_RECORD_NO_DROP);
+}
+
+int(vgsink_record)(vgsink *s, const vgsink_row *row)
+{
+	return vgsink_record_sized(s, row, SINK_ROW_V0, 0);
+}
+
+/* What vgsink_wait_room makes room for: a typical row's JSON is a few hundred
+ * bytes, so a spool with this much room left takes the next one. */
+#define SINK_ROOM_ROW_BYTES 4096
+
+int vgsink_wait_room(vgsink *s, int timeout_ms)
+{
+	struct timespec deadline;
+
+	if (!s)
+		return sink_fail("vgsink_wait_room: NULL sink");
+	if (sink_forked(s))
+		return sink_fail(FORKED_MSG);
+	sink_deadline(&deadline, timeout_ms);
+	if (!sink_queue_room_wait(s, SINK_ROOM_ROW_BYTES, &deadline))
+		return sink_fail("vgsink_wait_room: no room after %d ms (the collector is slow or "
+				 "down, and %s)",
+				 timeout_ms, s->spool ? "the spool is full" : "there is no spool");
 	return 0;
 }
 
@@ -450,13 +585,7 @@ int vgsink_flush(vgsink *s, int timeout_ms)
 		return sink_fail("vgsink_flush: NULL sink");
 	if (sink_forked(s))
 		return sink_fail(FORKED_MSG);
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += timeout_ms / 1000;
-	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
+	sink_deadline(&deadline, timeout_ms);
 	pthread_mutex_lock(&s->lock);
 	target = sink_queue_mark_locked(s);
 	s->flushers++;
@@ -478,16 +607,28 @@ int vgsink_flush(vgsink *s, int timeout_ms)
 	return rc;
 }
 
-void vgsink_stats_get(vgsink *s, vgsink_stats *out)
+void vgsink_stats_get_sized(vgsink *s, vgsink_stats *out, size_t out_size)
 {
-	memset(out, 0, sizeof(*out));
-	if (!s || sink_forked(s))
-		return;
-	pthread_mutex_lock(&s->lock);
-	*out = s->stats;
-	sink_queue_count_locked(s, &out->recorded, &out->queued);
-	out->invalid = atomic_load_explicit(&s->invalid, memory_order_relaxed);
-	pthread_mutex_unlock(&s->lock);
+	vgsink_stats st;
+
+	memset(&st, 0, sizeof(st));
+	if (s && !sink_forked(s)) {
+		pthread_mutex_lock(&s->lock);
+		st = s->stats;
+		sink_queue_count_locked(s, &st.recorded, &st.queued);
+		st.invalid = atomic_load_explicit(&s->invalid, memory_order_relaxed);
+		pthread_mutex_unlock(&s->lock);
+	}
+	if (out_size > sizeof(st)) {
+		memset((char *)out + sizeof(st), 0, out_size - sizeof(st));
+		out_size = sizeof(st);
+	}
+	memcpy(out, &st, out_size);
+}
+
+void(vgsink_stats_get)(vgsink *s, vgsink_stats *out)
+{
+	vgsink_stats_get_sized(s, out, SINK_STATS_V0);
 }
 
 const char *vgsink_errstr(vgsink *s)

@@ -10,6 +10,7 @@
 
 #include "buf.h"
 #include "row.h"
+#include "row_fields.h"
 #include "vgsink.h"
 
 struct event_base;
@@ -247,6 +248,14 @@ void sink_queue_free(struct vgsink *s);
 /* Appends a recorded row (any thread, s->lock not held); true when the
  * sender should wake up. Takes no lock but the thread's shard's, mostly. */
 bool sink_queue_push(struct vgsink *s, struct sink_item *it) __attribute__((warn_unused_result));
+/* Appends a recorded row only when that drops no row (the memory bound, or
+ * the spool's room): false, with nothing taken, when it would. Takes s->lock
+ * on every call. *wake: the sender should wake up. */
+bool sink_queue_push_if_room(struct vgsink *s, struct sink_item *it, bool *wake)
+	__attribute__((warn_unused_result));
+/* Waits (s->lock not held) until a row of json_bytes would fit with nothing
+ * dropped, or until deadline (CLOCK_MONOTONIC); true when it fits. */
+bool sink_queue_room_wait(struct vgsink *s, size_t json_bytes, const struct timespec *deadline);
 /* Moves every shard's rows to the central queue; true if the sender should wake. */
 bool sink_queue_collect_locked(struct vgsink *s);
 /* Unlinks up to max_rows rows from the central queue's head (always one,
@@ -272,6 +281,14 @@ void sink_queue_hold_locked(struct vgsink *s, int64_t delta);
  * given up and freed, except the held rows, whose batches the sender frees.
  * Returns how many rows that is. */
 uint64_t sink_queue_abandon_locked(struct vgsink *s);
+
+/* sink_row.c: each row_fields entry's member in vgsink_row, in row_fields'
+ * order (a unit test holds the names against it). */
+struct sink_row_field {
+	const char *name; /* row_fields[i].name */
+	size_t offset;	  /* of the member in vgsink_row */
+};
+extern const struct sink_row_field sink_row_fields[ROW_NFIELDS];
 
 /* sink_items.c: item memory, from any thread. Emptied chunks are kept for
  * reuse up to this many (64 KiB each) per process; the rest go back to libc. */

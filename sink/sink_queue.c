@@ -2,6 +2,7 @@
  * its own lock, so they rarely touch a line another core wrote; a shard hands
  * its rows to the central FIFO (seq, bound, sender wake-up) every few rows.
  * The only file that touches the shards, head, tail, queued, held and next_seq. */
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -222,6 +223,57 @@ bool sink_queue_push(struct vgsink *s, struct sink_item *it)
 	wake = queue_drain_locked(s, sh);
 	pthread_mutex_unlock(&s->lock);
 	return wake;
+}
+
+/* Room for one more row of json_bytes with nothing dropped: the same rule as
+ * queue_over_bound_locked, asked before the row is added. */
+static bool queue_room_locked(const struct vgsink *s, size_t json_bytes)
+{
+	size_t limit = s->spool ? 2 * s->cfg.queue_max_rows : s->cfg.queue_max_rows;
+
+	if (s->queued + s->held < limit)
+		return true;
+	return s->spool && s->queued_bytes + json_bytes <= sink_sender_spool_room_locked(s);
+}
+
+bool sink_queue_push_if_room(struct vgsink *s, struct sink_item *it, bool *wake)
+{
+	struct sink_shard *sh;
+
+	if (!queue_slot)
+		queue_slot =
+			atomic_fetch_add_explicit(&queue_next_slot, 1, memory_order_relaxed) + 1;
+	sh = &s->shards[queue_slot & s->shard_mask];
+	it->next = NULL;
+	pthread_mutex_lock(&s->lock);
+	/* Every shard's rows first: this thread's earlier rows keep their order,
+	 * and the room counted is the room there is. */
+	*wake = sink_queue_collect_locked(s);
+	if (!queue_room_locked(s, it->json_bytes)) {
+		pthread_mutex_unlock(&s->lock);
+		return false;
+	}
+	pthread_mutex_lock(&sh->lock);
+	sh->recorded++;
+	pthread_mutex_unlock(&sh->lock);
+	*wake |= queue_append_locked(s, it, it, 1);
+	pthread_mutex_unlock(&s->lock);
+	return true;
+}
+
+bool sink_queue_room_wait(struct vgsink *s, size_t json_bytes, const struct timespec *deadline)
+{
+	bool room;
+
+	pthread_mutex_lock(&s->lock);
+	sink_queue_collect_locked(s);
+	while (!(room = queue_room_locked(s, json_bytes)))
+		if (pthread_cond_timedwait(&s->cond, &s->lock, deadline) == ETIMEDOUT) {
+			room = queue_room_locked(s, json_bytes);
+			break;
+		}
+	pthread_mutex_unlock(&s->lock);
+	return room;
 }
 
 struct sink_item *sink_queue_take_locked(struct vgsink *s, int max_rows, size_t max_bytes, int *n)

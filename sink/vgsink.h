@@ -15,7 +15,21 @@
  * the allocator or libc that the child would then wait on forever.
  *
  * The library never exits the process and never writes to stdout or stderr;
- * it logs only through vgsink_config.log. */
+ * it logs only through vgsink_config.log.
+ *
+ * ABI: vgsink_config, vgsink_row and vgsink_stats only ever grow at their end
+ * (a new field starts a new 8-byte word, so sizeof grows), and every call that
+ * takes one is told its size: vgsink_config_init, vgsink_open, vgsink_record,
+ * vgsink_try_record and vgsink_stats_get are macros that pass sizeof(*arg) to
+ * the *_sized function (as zlib's deflateInit passes sizeof(z_stream)). The
+ * library reads and writes only the bytes the caller has; a field the caller's
+ * header lacks takes its default (a field added later always treats 0/NULL as
+ * "not given"). A struct bigger than the library knows is accepted when the
+ * extra bytes are zero, and refused (naming it) when they set something the
+ * library cannot do. The plain symbols vgsink_config_init, vgsink_open,
+ * vgsink_record and vgsink_stats_get stay exported with the first header's
+ * (0.1.0) sizes, so a program built against that header runs unchanged on this
+ * library: the soname stays libvgsink.so.0. */
 #ifndef VGSINK_H
 #define VGSINK_H
 
@@ -130,15 +144,48 @@ typedef struct vgsink_stats {
 				      * recorded, so not part of recorded) */
 } vgsink_stats;
 
-/* Defaults, then VOICEGW_COLLECTOR_URL / VOICEGW_API_KEY from the environment. */
-VGSINK_EXPORT void vgsink_config_init(vgsink_config *cfg);
+/* Defaults, then VOICEGW_COLLECTOR_URL / VOICEGW_API_KEY from the environment.
+ * Writes only the first cfg_size bytes. */
+VGSINK_EXPORT void vgsink_config_init_sized(vgsink_config *cfg, size_t cfg_size);
+#define vgsink_config_init(cfg) vgsink_config_init_sized((cfg), sizeof(*(cfg)))
 /* Starts the sender thread. NULL with a message in err on a bad config, an
- * unusable spool dir (or one locked by another process) or a TLS setup error. */
-VGSINK_EXPORT vgsink *vgsink_open(const vgsink_config *cfg, char *err, size_t errlen);
-/* Validates (the collector's rules), copies, stamps id and timestamp when
- * missing, enqueues. Never waits for the network or the disk. 0, or -1 with
- * vgsink_errstr(s) (a bad row, or a forked process). */
-VGSINK_EXPORT int vgsink_record(vgsink *s, const vgsink_row *row);
+ * unusable spool dir (or one locked by another process), a TLS setup error,
+ * or a config of a size this library cannot read (see ABI above). */
+VGSINK_EXPORT vgsink *vgsink_open_sized(const vgsink_config *cfg, size_t cfg_size, char *err,
+					size_t errlen);
+#define vgsink_open(cfg, err, errlen) vgsink_open_sized((cfg), sizeof(*(cfg)), (err), (errlen))
+
+/* vgsink_record: validates (the collector's rules), copies, stamps id and
+ * timestamp when missing, enqueues. Never waits: not for the network, the
+ * disk or room in the queue. When the rows in memory pass queue_max_rows
+ * (and the spool, if any, cannot take them), the OLDEST queued rows are
+ * dropped and counted in vgsink_stats.dropped: this is the call for a hot
+ * path that must never stall. 0, or -1 with vgsink_errstr(s) (a bad row, a
+ * row of a size this library cannot read, or a forked process). */
+#define vgsink_record(s, row) vgsink_record_sized((s), (row), sizeof(*(row)), 0)
+/* vgsink_try_record: like vgsink_record, but never drops. When the row would
+ * push the queue past its bound (and the spool, if any, has no room for it),
+ * nothing is taken and it returns VGSINK_FULL: record it again once there is
+ * room (vgsink_wait_room), or give up on it. It never waits either, but takes
+ * the sink's central lock on every call, so many threads recording at once
+ * contend more than with vgsink_record. 0, VGSINK_FULL, or -1 as above. */
+#define vgsink_try_record(s, row)                                                                  \
+	vgsink_record_sized((s), (row), sizeof(*(row)), VGSINK_RECORD_NO_DROP)
+/* flags for vgsink_record_sized */
+#define VGSINK_RECORD_NO_DROP 1u /* answer VGSINK_FULL rather than drop a row */
+/* vgsink_try_record's answer when taking the row would drop one. */
+#define VGSINK_FULL 1
+VGSINK_EXPORT int vgsink_record_sized(vgsink *s, const vgsink_row *row, size_t row_size,
+				      unsigned flags);
+/* WAITS (blocks the calling thread) until the queue has room for a row
+ * without dropping one, or until timeout_ms passes; returns at once when
+ * there is room. Room appears as the collector answers batches (or as the
+ * spool takes them). The room is not reserved: another thread may take it
+ * first, so call vgsink_try_record again and wait again on VGSINK_FULL. Never
+ * call it on a thread that must not stall (an event loop: run it on a helper
+ * thread, as the Python package does). 0 when there is room, -1 at the
+ * timeout or in a forked process (vgsink_errstr says which). */
+VGSINK_EXPORT int vgsink_wait_room(vgsink *s, int timeout_ms);
 /* 0 once every row recorded before the call, and every batch found in the
  * spool when the sink opened, was answered by the collector (accepted,
  * duplicate or rejected); -1 when timeout_ms passes first (rows stay queued or
@@ -148,9 +195,11 @@ VGSINK_EXPORT int vgsink_flush(vgsink *s, int timeout_ms);
  * answered by then go to the spool when there is one (else they are counted
  * as dropped). 0 when nothing was left unsent, -1 otherwise. */
 VGSINK_EXPORT int vgsink_close(vgsink *s, int timeout_ms);
-/* Fills out with one consistent snapshot (see vgsink_stats). Takes the
- * sink's locks briefly; never waits for the network or the disk. */
-VGSINK_EXPORT void vgsink_stats_get(vgsink *s, vgsink_stats *out);
+/* Fills out (its first out_size bytes) with one consistent snapshot (see
+ * vgsink_stats). Takes the sink's locks briefly; never waits for the network
+ * or the disk. */
+VGSINK_EXPORT void vgsink_stats_get_sized(vgsink *s, vgsink_stats *out, size_t out_size);
+#define vgsink_stats_get(s, out) vgsink_stats_get_sized((s), (out), sizeof(*(out)))
 /* Says what the worker is doing, for the next heartbeat: status "idle" or
  * "busy" (NULL: not said) and how many sessions it has (>= 0). O(1) and never
  * blocks: it stores one atomic word, which the sender thread reads when it
@@ -164,6 +213,14 @@ VGSINK_EXPORT int vgsink_set_presence(vgsink *s, const char *status, int active_
  * need no lock to read their own. This thread's next failed call
  * overwrites it. */
 VGSINK_EXPORT const char *vgsink_errstr(vgsink *s);
+
+/* The first header's (0.1.0) entry points, for programs built against it:
+ * each is its *_sized call with that header's struct sizes. Parenthesised so
+ * the macros above leave the names alone. */
+VGSINK_EXPORT void(vgsink_config_init)(vgsink_config *cfg);
+VGSINK_EXPORT vgsink *(vgsink_open)(const vgsink_config *cfg, char *err, size_t errlen);
+VGSINK_EXPORT int(vgsink_record)(vgsink *s, const vgsink_row *row);
+VGSINK_EXPORT void(vgsink_stats_get)(vgsink *s, vgsink_stats *out);
 
 #ifdef __cplusplus
 }

@@ -143,6 +143,125 @@ def test_10000_rows_from_asyncio_tasks_stored_exactly_once_and_cost_sums_match(d
     assert_stored_exactly(db, 10000, out["cost"])
 
 
+class VoiceGatewaySinkStandIn:
+    """What VoiceGateway's own RemoteCollectorSink does with a burst, reduced
+    to that: rows kept in a list (past max_buffer the oldest go), an httpx
+    POST of json=[asdict(record), ...] to URL/v1/ingest with a bearer key,
+    and a log_request that awaits that POST whenever a batch fills, so its
+    callers are held back while the collector answers. A timer task posts
+    what is left every flush_interval; aclose stops it and posts the rest."""
+
+    def __init__(self, url, key, batch_size, flush_interval, max_buffer=1000):
+        import httpx
+        self.url, self.headers = url.rstrip("/") + "/v1/ingest", {"Authorization": f"Bearer {key}"}
+        self.batch_size, self.flush_interval, self.max_buffer = \
+            batch_size, flush_interval, max_buffer
+        self.rows, self.dropped, self.timer = [], 0, None
+        self.client = httpx.AsyncClient(timeout=10.0)
+
+    async def log_request(self, record):
+        import asyncio
+        import dataclasses
+        self.rows.append(dataclasses.asdict(record))
+        if len(self.rows) > self.max_buffer:
+            over = len(self.rows) - self.max_buffer
+            del self.rows[:over]
+            self.dropped += over
+        if self.timer is None:
+            self.timer = asyncio.get_running_loop().create_task(self._tick())
+        if len(self.rows) >= self.batch_size:
+            await self.flush()
+
+    async def _tick(self):
+        import asyncio
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            await self.flush()
+
+    async def flush(self):
+        batch, self.rows = self.rows, []
+        if batch:
+            r = await self.client.post(self.url, json=batch, headers=self.headers)
+            r.raise_for_status()
+
+    async def aclose(self):
+        import asyncio
+        if self.timer is not None:
+            self.timer.cancel()
+            try:
+                await self.timer
+            except asyncio.CancelledError:
+                pass
+        await self.flush()
+        await self.client.aclose()
+
+
+def test_log_request_waits_for_room_and_delivers_a_burst_as_voicegateways_own_sink_does(
+        db, collectors):
+    """Eight asyncio sessions each await log_request for 500 rows (batch_size
+    200, flush_interval 0.5, the default max_buffer of 1000), then aclose().
+    VoiceGateway's own sink delivers all 4000, because its log_request awaits
+    the POST whenever a batch fills. Ours took each row without waiting and
+    dropped the oldest past max_buffer: it delivered 1200 of 4000 (stats:
+    recorded 4000, sent 1200, dropped 2800). Now log_request waits, without
+    blocking the loop, until there is room; both deliver every row, through
+    the C hot path and through the ctypes fallback alike."""
+    import asyncio
+    import sys
+    c = collectors(db, "--rate-limit-rps", "0")
+    key = db.create_key("ingest")
+
+    sys.path.insert(0, os.path.join(ROOT, "tests", "tools"))
+    try:
+        from pysink_worker import Costs, record
+    finally:
+        sys.path.remove(os.path.join(ROOT, "tests", "tools"))
+
+    async def original():
+        sink = VoiceGatewaySinkStandIn(c.url, key, batch_size=200, flush_interval=0.5)
+        costs = Costs(seed=24)
+
+        async def session(t):
+            for i in range(500):
+                await sink.log_request(record(costs, i, session=f"orig-{t}"))
+        await asyncio.gather(*(session(t) for t in range(8)))
+        await sink.aclose()
+        return sink.dropped
+    assert asyncio.run(original()) == 0
+    assert db.scalar("SELECT count(*) FROM cost_rows WHERE session_id LIKE %s", "orig-%") == 4000
+
+    for path, env in (("ours", None), ("ctypes", {"VGSINK_CTYPES_ONLY": "1"})):
+        r = run_worker("""
+            async def session(sink, costs, t):
+                for i in range(500):
+                    await sink.log_request(record(costs, i, session=f"{path}-{{t}}"))
+            async def main():
+                sink = vgsink.RemoteCollectorSink({url!r}, {key!r}, batch_size=200,
+                                                  flush_interval=0.5)
+                costs = Costs(seed=25)
+                ticks = 0
+                async def ticker():  # the loop keeps running while sessions wait
+                    nonlocal ticks
+                    while True:
+                        await asyncio.sleep(0.01)
+                        ticks += 1
+                tick = asyncio.get_running_loop().create_task(ticker())
+                await asyncio.gather(*(session(sink, costs, t) for t in range(8)))
+                tick.cancel()
+                await sink.aclose()
+                emit(stats=sink.stats(), ticks=ticks, fast=vgsink.sink._fast is not None)
+            asyncio.run(main())
+            """, url=c.url, key=key, path=path, env=env)
+        out = lines_of(r)[-1]
+        st = out["stats"]
+        assert out["fast"] is (path == "ours")
+        assert st["recorded"] == st["sent"] == 4000 and st["dropped"] == 0, (path, st)
+        assert db.scalar("SELECT count(*) FROM cost_rows WHERE session_id LIKE %s",
+                         path + "-%") == 4000
+        assert out["ticks"] > 0
+    assert db.scalar("SELECT count(DISTINCT id) FROM cost_rows") == 12000
+
+
 def test_metadata_tenant_is_attributed_as_the_python_client_does(db, collectors):
     # The same records through vgsink and as VoiceGateway's client posts them
     # (asdict as JSON): each pair gets the same tenant.

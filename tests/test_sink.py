@@ -271,8 +271,10 @@ def test_sim_help_and_bad_config_errors():
 
 # ---- the shared library as a worker links it ------------------------------------
 
-PUBLIC_API = {"vgsink_config_init", "vgsink_open", "vgsink_record", "vgsink_flush",
-              "vgsink_close", "vgsink_stats_get", "vgsink_errstr", "vgsink_set_presence"}
+PUBLIC_API = {"vgsink_config_init", "vgsink_config_init_sized", "vgsink_open", "vgsink_open_sized",
+              "vgsink_record", "vgsink_record_sized", "vgsink_wait_room", "vgsink_flush",
+              "vgsink_close", "vgsink_stats_get", "vgsink_stats_get_sized", "vgsink_errstr",
+              "vgsink_set_presence"}
 
 
 def test_shared_library_exports_only_the_vgsink_api():
@@ -282,6 +284,97 @@ def test_shared_library_exports_only_the_vgsink_api():
     names = {line.split()[-1] for line in r.stdout.splitlines() if line.strip()}
     assert names == PUBLIC_API, f"exported besides the API: {sorted(names - PUBLIC_API)}; " \
         f"missing: {sorted(PUBLIC_API - names)}"
+
+
+ABI_DIR = os.path.join(ROOT, "tests", "abi")
+
+
+def build_abi_probe(tmp_path, header, *defines):
+    """tests/abi/probe.c compiled against header and linked to this build's
+    libvgsink.so.0, as a worker built elsewhere would be."""
+    needed = subprocess.run(["readelf", "-d", os.path.join(BUILD, "libvgsink.so.0")],
+                            capture_output=True, text=True).stdout
+    san = ["-fsanitize=address,undefined"] if "libasan" in needed else []
+    exe = tmp_path / "probe"
+    r = subprocess.run(["cc", *san, "-std=c11", "-D_GNU_SOURCE", *defines, "-include", str(header),
+                        "-o", str(exe), os.path.join(ABI_DIR, "probe.c"),
+                        os.path.join(BUILD, "libvgsink.so.0"), "-Wl,-rpath," + BUILD],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "libvgsink.so.0" in subprocess.run(["readelf", "-d", str(exe)], capture_output=True,
+                                              text=True).stdout
+    return exe
+
+
+def run_abi_probe(exe, *args):
+    r = subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True,
+                       env=sanitizer_env(), timeout=120)
+    assert not any(m in r.stderr for m in SANITIZER_MARKS), r.stderr
+    assert r.stdout.strip(), r.stderr
+    return r.returncode, json.loads(r.stdout.splitlines()[-1])
+
+
+def test_program_built_against_the_first_header_runs_on_this_library(tmp_path, db, collector):
+    """A worker built against vgsink.h as first released (tests/abi/vgsink_0.1.0.h,
+    whose structs carry no size) links to today's libvgsink.so.0 and delivers
+    its rows; its config, rows and stats sit at the end of a page with nothing
+    mapped after, so the library touches nothing past the old structs."""
+    key = db.create_key("ingest")
+    exe = build_abi_probe(tmp_path, os.path.join(ABI_DIR, "vgsink_0.1.0.h"))
+    rc, out = run_abi_probe(exe, collector.url, key, 50)
+    assert rc == 0 and out["recorded"] == out["sent"] == 50, out
+    assert db.scalar("SELECT count(*) FROM cost_rows WHERE session_id = 'abi-probe'") == 50
+
+
+def test_config_from_a_newer_header_works_when_its_new_field_is_unset_and_is_refused_when_set(
+        tmp_path, db, collector):
+    """A worker built against a newer vgsink.h (its vgsink_config one field
+    longer) and run on this library: with the new field left at its default
+    the library reads the fields it knows and delivers; with it set, vgsink_open
+    refuses, naming the struct, instead of silently ignoring what the worker
+    asked for. Before the structs' sizes were passed, the library read its own
+    sizeof of whatever the caller handed over."""
+    key = db.create_key("ingest")
+    with open(os.path.join(ROOT, "sink", "vgsink.h")) as f:
+        newer = f.read().replace("} vgsink_config;", "\tint probe_newer_field;\n} vgsink_config;")
+    header = tmp_path / "vgsink_newer.h"
+    header.write_text(newer)
+    exe = build_abi_probe(tmp_path, header, "-DPROBE_NEWER")
+    rc, out = run_abi_probe(exe, collector.url, key, 20, 0)
+    assert rc == 0 and out["sent"] == 20, out
+    rc, out = run_abi_probe(exe, collector.url, key, 20, 7)
+    assert rc == 1 and "vgsink_config of" in out["open_error"] and \
+        "does not know" in out["open_error"], out
+    assert db.scalar("SELECT count(*) FROM cost_rows WHERE session_id = 'abi-probe'") == 20
+
+
+def test_make_install_puts_vgsink_replay_in_prefix_bin_and_it_delivers_a_spool(
+        tmp_path, db, collectors):
+    """vgsink-replay, the operator's tool for a spool left behind, lived in
+    tests/tools and `make install` did not install it. Installed, it sends a
+    spool a worker left while the collector was down."""
+    dest = tmp_path / "root"
+    r = subprocess.run(["make", "-s", "install", f"BUILD={os.path.relpath(BUILD, ROOT)}",
+                        "PREFIX=/opt/vgc", f"DESTDIR={dest}"], cwd=ROOT, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    replay = dest / "opt" / "vgc" / "bin" / "vgsink-replay"
+    assert os.access(replay, os.X_OK)
+    assert "libvgsink.so" not in subprocess.run(["readelf", "-d", str(replay)],
+                                                capture_output=True, text=True).stdout
+
+    port = free_port()  # nothing listens here yet
+    key = db.create_key("ingest")
+    spool = tmp_path / "spool"
+    url = f"http://127.0.0.1:{port}"
+    st = stats_of(tool("vgsink-sim", "--url", url, "--key", key, "--threads", 1, "--rows", 300,
+                       "--spool", spool, "--close-timeout-ms", 500))
+    assert st["recorded"] == 300 and st["sent"] == 0 and spool_files(str(spool))
+    collectors(db, "--rate-limit-rps", "0", port=port)
+    r = tool(str(replay), spool, "--url", url, "--key", key)
+    assert r.returncode == 0, r.stderr
+    assert stats_of(r)["sent"] == 300 and spool_files(str(spool)) == []
+    assert db.scalar("SELECT count(*) FROM cost_rows") == 300
 
 
 def test_build_tree_is_laid_out_as_installed():

@@ -1,5 +1,6 @@
 /* Runs every registered unit test (optionally only names containing argv[1])
- * and prints the plain closing line "N passed, N failed". */
+ * and prints the plain closing line "N passed, N failed". Exits 1 when one
+ * failed, or when the filter matched no test. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,5 +39,10 @@ int main(int argc, char **argv)
 			passed++;
 	}
 	printf("%d passed, %d failed\n", passed, failed);
+	if (passed + failed == 0) {
+		/* A filter that matches nothing checked nothing: a typo, not a pass. */
+		fprintf(stderr, "no unit test name contains \"%s\"\n", argc > 1 ? argv[1] : "");
+		return 1;
+	}
 	return failed ? 1 : 0;
 }

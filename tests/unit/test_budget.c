@@ -1,5 +1,5 @@
 /* collector/budget.c and webhook.c without a database: field checks, threshold
- * parsing, and the webhook signature against RFC 4231's HMAC-SHA256 vector. */
+ * parsing, and the webhook signature over delivery id, timestamp and body. */
 #include <string.h>
 
 #include "budget.h"
@@ -84,13 +84,18 @@ UNIT_TEST(budget_names_are_short_and_plain)
 	CHECK(!budget_name_ok("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
 }
 
-UNIT_TEST(webhook_sign_matches_rfc4231_case_2)
+UNIT_TEST(webhook_sign_covers_delivery_timestamp_and_body)
 {
-	char hex[65];
-	const char *body = "what do ya want for nothing?";
+	char a[65], b[65], c[65];
+	const char *body = "{\"event\":\"budget.threshold\"}";
 
-	webhook_sign("Jefe", body, strlen(body), hex);
-	CHECK_MSG(strcmp(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843") ==
+	CHECK(webhook_sign("k", "17", 1700000000, body, strlen(body), a));
+	CHECK(webhook_sign("k", "18", 1700000000, body, strlen(body), b));
+	CHECK(webhook_sign("k", "17", 1700000001, body, strlen(body), c));
+	CHECK(strcmp(a, b) != 0 && strcmp(a, c) != 0);
+	/* python3 -c 'import hmac, hashlib; print(hmac.new(b"k",
+	 *   b"17.1700000000.{\"event\":\"budget.threshold\"}", hashlib.sha256).hexdigest())' */
+	CHECK_MSG(strcmp(a, "ca7b548133648f67a1ac597bb1f6e20a6827e4b5c456a0e9ac7fdd31ad0aedf4") ==
 			  0,
-		  "got %s", hex);
+		  "got %s", a);
 }

@@ -105,7 +105,7 @@ UNIT_TEST(sink_errstr_is_the_calling_threads_own)
 	CHECK_MSG(s != NULL, "%s", err);
 	if (!s)
 		return;
-	CHECK(vgsink_record(s, NULL) == -1);
+	CHECK(vgsink_record(s, (const vgsink_row *)NULL) == -1);
 	pthread_barrier_init(&both_failed, NULL, 2);
 	for (int k = 0; k < 2; k++) {
 		runs[k].s = s;
@@ -163,5 +163,61 @@ UNIT_TEST(sink_record_generates_distinct_v4_uuids)
 	}
 	pthread_mutex_unlock(&s->lock);
 	CHECK_MSG(n == 64, "%d rows queued, not 64", n);
+	vgsink_close(s, 0);
+}
+
+UNIT_TEST(sink_row_offsets_follow_the_row_table_field_by_field)
+{
+	for (int i = 0; i < ROW_NFIELDS; i++)
+		CHECK_MSG(strcmp(sink_row_fields[i].name, row_fields[i].name) == 0,
+			  "entry %d: sink/sink_row.c has %s where row_fields has %s", i,
+			  sink_row_fields[i].name, row_fields[i].name);
+}
+
+/* Past queue_max_rows, vgsink_record drops the oldest (counted), while
+ * vgsink_try_record takes nothing and says VGSINK_FULL, and vgsink_wait_room
+ * gives up at its timeout while the collector is away. */
+UNIT_TEST(sink_try_record_says_full_where_record_would_drop)
+{
+	vgsink_config cfg;
+	vgsink_stats st;
+	char err[256];
+	vgsink *s;
+	int rc = 0;
+
+	vgsink_config_init(&cfg);
+	cfg.url = "http://127.0.0.1:9";
+	cfg.api_key = "k";
+	cfg.flush_interval_ms = 3600000;
+	cfg.batch_rows = 10;
+	cfg.queue_max_rows = 40;
+	s = vgsink_open(&cfg, err, sizeof(err));
+	CHECK_MSG(s != NULL, "%s", err);
+	if (!s)
+		return;
+	for (int i = 0; i < 40 && rc == 0; i++) {
+		vgsink_row r = sinkrow_minimal();
+
+		rc = vgsink_try_record(s, &r);
+	}
+	CHECK_MSG(rc == 0, "the first 40 rows fit: %d", rc);
+	for (int i = 0; i < 5; i++) {
+		vgsink_row r = sinkrow_minimal();
+
+		CHECK(vgsink_try_record(s, &r) == VGSINK_FULL);
+	}
+	CHECK(vgsink_wait_room(s, 50) == -1);
+	CHECK(strstr(vgsink_errstr(s), "no room after 50 ms") != NULL);
+	vgsink_stats_get(s, &st);
+	CHECK_MSG(st.recorded == 40 && st.dropped == 0, "recorded %llu dropped %llu",
+		  (unsigned long long)st.recorded, (unsigned long long)st.dropped);
+	{
+		vgsink_row r = sinkrow_minimal();
+
+		CHECK(vgsink_record(s, &r) == 0);
+	}
+	vgsink_stats_get(s, &st);
+	CHECK_MSG(st.recorded == 41 && st.dropped == 1, "recorded %llu dropped %llu",
+		  (unsigned long long)st.recorded, (unsigned long long)st.dropped);
 	vgsink_close(s, 0);
 }

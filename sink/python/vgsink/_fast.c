@@ -1,7 +1,8 @@
 /* vgsink._fast: the Python sink's hot path in C. Turns a record (dataclass,
  * dict or any object with the fields) into a vgsink_row without asdict() and
- * calls vgsink_record through the pointer ctypes found; and carries the
- * library's log lines to Python without taking the GIL on the sender thread. */
+ * calls vgsink_record_sized (with this header's sizeof(vgsink_row)) through
+ * the pointer ctypes found; and carries the library's log lines to Python without taking the GIL
+ * on the sender thread. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
@@ -16,7 +17,7 @@
 
 #include "vgsink.h"
 
-typedef int (*fast_record_fn)(vgsink *, const vgsink_row *);
+typedef int (*fast_record_fn)(vgsink *, const vgsink_row *, size_t, unsigned);
 typedef const char *(*fast_errstr_fn)(vgsink *);
 
 enum fast_kind { FAST_STR, FAST_TIME, FAST_AMOUNT, FAST_MEASURE, FAST_JSON, FAST_INT };
@@ -421,7 +422,7 @@ typedef struct {
 	PyObject_HEAD vgsink *sink; /* NULL once detached (closed, or another process's) */
 	unsigned long long invalid; /* rows refused here, before the library saw them */
 	unsigned long long closed;  /* rows offered after detach */
-	fast_record_fn record;
+	fast_record_fn record;	    /* vgsink_record_sized */
 	fast_errstr_fn errstr;
 } FastRecorder;
 
@@ -437,16 +438,18 @@ static int fast_recorder_init(FastRecorder *self, PyObject *args, PyObject *kw)
 	return 0;
 }
 
-/* None when the row was taken; otherwise the message naming the field. The
- * GIL stays held throughout, and nothing runs Python code between reading
- * self->sink and vgsink_record, so a detach (always before vgsink_close)
- * never meets a call in progress. */
-static PyObject *fast_recorder_record(FastRecorder *self, PyObject *obj)
+/* None when the row was taken, True when the library answered VGSINK_FULL (nothing
+ * taken); otherwise the message naming the field. The GIL stays held
+ * throughout, and nothing runs Python code between reading self->sink and
+ * the call, so a detach (always before vgsink_close) never meets a call in
+ * progress. */
+static PyObject *fast_recorder_call(FastRecorder *self, PyObject *obj, unsigned flags)
 {
 	struct fast_conv c;
 	vgsink_row row;
 	PyObject *res;
 	vgsink *s;
+	int rc;
 
 	c.nrefs = 0;
 	c.json.p = c.json.local;
@@ -463,14 +466,26 @@ static PyObject *fast_recorder_record(FastRecorder *self, PyObject *obj)
 		fast_conv_done(&c);
 		return PyUnicode_FromString("the sink is closed");
 	}
-	if (self->record(s, &row) != 0) {
+	rc = self->record(s, &row, sizeof(row), flags);
+	fast_conv_done(&c);
+	if (rc == VGSINK_FULL)
+		Py_RETURN_TRUE;
+	if (rc != 0) {
 		const char *e = self->errstr(s);
 
-		fast_conv_done(&c);
 		return PyUnicode_DecodeUTF8(e, (Py_ssize_t)strlen(e), "replace");
 	}
-	fast_conv_done(&c);
 	Py_RETURN_NONE;
+}
+
+static PyObject *fast_recorder_record(FastRecorder *self, PyObject *obj)
+{
+	return fast_recorder_call(self, obj, 0);
+}
+
+static PyObject *fast_recorder_offer(FastRecorder *self, PyObject *obj)
+{
+	return fast_recorder_call(self, obj, VGSINK_RECORD_NO_DROP);
 }
 
 static PyObject *fast_recorder_detach(FastRecorder *self, PyObject *unused)
@@ -482,6 +497,8 @@ static PyObject *fast_recorder_detach(FastRecorder *self, PyObject *unused)
 static PyMethodDef fast_recorder_methods[] = {
 	{ "record", (PyCFunction)fast_recorder_record, METH_O,
 	  "record(obj) -> None, or the message naming the bad field" },
+	{ "offer", (PyCFunction)fast_recorder_offer, METH_O,
+	  "offer(obj) -> None (taken), True (the queue is full: nothing taken), or the message" },
 	{ "detach", (PyCFunction)fast_recorder_detach, METH_NOARGS,
 	  "forget the sink (before it is closed)" },
 	{ NULL, NULL, 0, NULL },
@@ -503,7 +520,7 @@ static PyTypeObject FastRecorderType = {
 	.tp_init = (initproc)fast_recorder_init,
 	.tp_methods = fast_recorder_methods,
 	.tp_members = fast_recorder_members,
-	.tp_doc = "Recorder(sink_address, vgsink_record_address, vgsink_errstr_address)",
+	.tp_doc = "Recorder(sink_address, vgsink_record_sized_address, vgsink_errstr_address)",
 };
 
 /* ---- log lines: sender thread -> Python, without the GIL ---------------------------- */

@@ -1,7 +1,10 @@
 """Finding and loading libvgsink.so.0, and ctypes mirrors of vgsink.h's structs.
 
 The mirrors hold exactly the fields of sink/vgsink.h (tests/test_python_sink.py
-compares every offset with the C compiler's). Lookup order: $VGSINK_LIBRARY,
+compares every offset with the C compiler's). Each struct goes to the library
+with its size (the *_sized calls, as vgsink.h's macros do in C), so the
+library reads and writes only the fields these mirrors have, whatever its
+version. Lookup order: $VGSINK_LIBRARY,
 then beside the package (its own directory, then up to PREFIX/lib), then the
 system loader."""
 
@@ -9,6 +12,8 @@ import ctypes
 import os
 
 SONAME = "libvgsink.so.0"
+FULL = 1  # VGSINK_FULL: vgsink_try_record took nothing, the queue is full
+NO_DROP = 1  # VGSINK_RECORD_NO_DROP
 
 LOG_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
 
@@ -38,10 +43,6 @@ class Config(ctypes.Structure):
         ("heartbeat_interval_ms", ctypes.c_int),
     ]
 
-
-# vgsink_config grows at its end in newer libraries; vgsink_config_init writes
-# the whole struct of the library actually loaded, so it gets this much room.
-CONFIG_ROOM = 1024
 
 CONFIG_FIELDS = [name for name, _ in Config._fields_]
 
@@ -82,9 +83,6 @@ class Stats(ctypes.Structure):
         "rejected_discarded", "invalid")]
 
 
-STATS_ROOM = 512
-
-
 def _candidates():
     env = os.environ.get("VGSINK_LIBRARY")
     if env:
@@ -118,16 +116,17 @@ def load():
         raise OSError(f"vgsink: cannot load {path} ({e}); set VGSINK_LIBRARY to the path of "
                       f"{SONAME}, or install it (make install) where the loader finds it") \
             from None
-    lib.vgsink_config_init.argtypes = [ctypes.c_void_p]
-    lib.vgsink_config_init.restype = None
-    lib.vgsink_open.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
-    lib.vgsink_open.restype = ctypes.c_void_p
+    lib.vgsink_config_init_sized.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    lib.vgsink_config_init_sized.restype = None
+    lib.vgsink_open_sized.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p,
+                                      ctypes.c_size_t]
+    lib.vgsink_open_sized.restype = ctypes.c_void_p
     lib.vgsink_flush.argtypes = [ctypes.c_void_p, ctypes.c_int]
     lib.vgsink_flush.restype = ctypes.c_int
     lib.vgsink_close.argtypes = [ctypes.c_void_p, ctypes.c_int]
     lib.vgsink_close.restype = ctypes.c_int
-    lib.vgsink_stats_get.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
-    lib.vgsink_stats_get.restype = None
+    lib.vgsink_stats_get_sized.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
+    lib.vgsink_stats_get_sized.restype = None
     lib.vgsink_set_presence.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
     lib.vgsink_set_presence.restype = ctypes.c_int
     lib.vgsink_errstr.argtypes = [ctypes.c_void_p]
@@ -135,9 +134,12 @@ def load():
     # The record call keeps the GIL (PyDLL): it never blocks, and a close on
     # another thread must not free the sink while it runs.
     plib = ctypes.PyDLL(path)
-    record = plib.vgsink_record
-    record.argtypes = [ctypes.c_void_p, ctypes.POINTER(Row)]
+    record = plib.vgsink_record_sized
+    record.argtypes = [ctypes.c_void_p, ctypes.POINTER(Row), ctypes.c_size_t, ctypes.c_uint]
     record.restype = ctypes.c_int
-    lib.record_gil = record
+    lib.record_gil = lambda h, row, flags: record(h, row, ctypes.sizeof(Row), flags)
+    # Blocks its thread until there is room: CDLL, so the GIL is released.
+    lib.vgsink_wait_room.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lib.vgsink_wait_room.restype = ctypes.c_int
     lib.path = path
     return lib

@@ -8,6 +8,7 @@ import ctypes
 import logging
 import os
 import threading
+import time
 import warnings
 import weakref
 
@@ -28,6 +29,8 @@ _LIB_LOCK = threading.Lock()
 _OPEN = weakref.WeakSet()  # sinks to close at interpreter exit
 _SPOOL_WORKERS = 64  # spool_dir/worker-1..64 for processes after the first
 _AT_EXIT_TIMEOUT_S = 2.0
+_ROOM_SLICE_S = 0.25  # a waiting log_request's helper thread returns this often, so
+                      # close() never waits long for it
 
 
 def _lib_get():
@@ -116,6 +119,7 @@ class RemoteCollectorSink:
         self._lost = 0                   # rows that found no open sink
         self._spool = None               # the spool dir actually used
         self._bufs = None
+        self._room_waiter = None         # (loop, future) log_request callers wait on
 
     # ---- pickle: configuration only ----------------------------------------------------
 
@@ -130,9 +134,9 @@ class RemoteCollectorSink:
 
     def _config(self, lib, spool_dir):
         c = self._conf
-        buf = ctypes.create_string_buffer(ctypes.sizeof(_lib.Config) + _lib.CONFIG_ROOM)
+        buf = ctypes.create_string_buffer(ctypes.sizeof(_lib.Config))
         cfg = _lib.Config.from_buffer(buf)
-        lib.vgsink_config_init(buf)
+        lib.vgsink_config_init_sized(buf, len(buf))
         keep = []
 
         def text(v):
@@ -163,7 +167,7 @@ class RemoteCollectorSink:
             if d and d != spool:
                 os.makedirs(d, exist_ok=True)
             buf, keep = self._config(lib, d)
-            h = lib.vgsink_open(buf, err, len(err))
+            h = lib.vgsink_open_sized(buf, len(buf), err, len(err))
             if h:
                 self._spool = d
                 return lib, h
@@ -188,10 +192,9 @@ class RemoteCollectorSink:
                 self._handle = self._recorder = None
                 lib, h = self._open_locked()
                 self._lib = lib
-                self._recorder = _fast.Recorder(h, ctypes.cast(lib.vgsink_record,
-                                                               ctypes.c_void_p).value,
-                                                ctypes.cast(lib.vgsink_errstr,
-                                                            ctypes.c_void_p).value) \
+                self._recorder = _fast.Recorder(h, *(
+                    ctypes.cast(f, ctypes.c_void_p).value for f in (
+                        lib.vgsink_record_sized, lib.vgsink_errstr))) \
                     if _fast is not None else None
                 self._handle = h
                 self._pid = pid
@@ -202,20 +205,23 @@ class RemoteCollectorSink:
 
     def record(self, record):
         """Hands one row to libvgsink (no network, no disk; thread-safe). Never
-        raises for a bad row: logs the field named in the error, and counts the
-        row in stats()['invalid']."""
+        waits: when the queue is full (and the spool, if any, cannot take
+        more) the oldest queued row is dropped, counted in stats()['dropped'].
+        Never raises for a bad row: logs the field named in the error, and
+        counts the row in stats()['invalid']."""
+        err = self._put(record, False)
+        if err is not None:
+            self._bad(err)
+
+    def _put(self, record, no_drop):
+        """None when the row was taken; True when no_drop and the queue is
+        full (nothing taken); else the message."""
         rec = self._recorder
         if rec is not None and self._pid == os.getpid():
-            err = rec.record(record)
-            if err is None:
-                return
-        else:
-            err = self._record_slow(record)
-            if err is None:
-                return
-        self._bad(err)
+            return rec.offer(record) if no_drop else rec.record(record)
+        return self._record_slow(record, no_drop)
 
-    def _record_slow(self, record):
+    def _record_slow(self, record, no_drop):
         try:
             h = self._ensure()
         except Exception as e:  # cannot open in this process (logged, counted)
@@ -225,7 +231,7 @@ class RemoteCollectorSink:
             self._lost += 1
             return "the sink is closed"
         if self._recorder is not None:
-            return self._recorder.record(record)
+            return self._recorder.offer(record) if no_drop else self._recorder.record(record)
         try:
             row = _rows.to_row(record)
         except _rows.BadField as e:
@@ -236,8 +242,12 @@ class RemoteCollectorSink:
             if self._handle is None or self._pid != os.getpid():
                 self._lost += 1
                 return "the sink is closed"
-            if self._lib.record_gil(self._handle, ctypes.byref(row)) == 0:
+            rc = self._lib.record_gil(self._handle, ctypes.byref(row),
+                                      _lib.NO_DROP if no_drop else 0)
+            if rc == 0:
                 return None
+            if rc == _lib.FULL:
+                return True
             return self._lib.vgsink_errstr(self._handle).decode("utf-8", "replace")
 
     def _bad(self, err):
@@ -245,15 +255,58 @@ class RemoteCollectorSink:
 
     # ---- the Sink protocol ---------------------------------------------------------
 
+    # How long log_request waits for room in a full queue before it records
+    # anyway (the oldest queued row is then dropped, counted): about as long as
+    # VoiceGateway's own sink waits for one POST and its retries (3 x 10 s).
+    record_wait_s = 30.0
+
     async def log_request(self, record):
-        rec = self._recorder
-        if rec is not None and self._pid == os.getpid():
-            err = rec.record(record)
-            if err is None:
-                return
+        """Hands one row to libvgsink. When the queue is full (the collector
+        answers slower than rows come, and the spool, if any, cannot take
+        them) it waits, without blocking the event loop, until the
+        collector's answers make room, as VoiceGateway's own sink holds its
+        callers back while it POSTs. Past record_wait_s it records anyway,
+        and the oldest queued row is dropped (counted)."""
+        err = self._put(record, True)
+        if err is True:
+            err = await self._wait_and_put(record)
+        if err is not None:
             self._bad(err)
-        else:
-            self.record(record)
+
+    async def _wait_and_put(self, record):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.record_wait_s
+        while True:
+            left = deadline - loop.time()
+            if left <= 0:
+                log.warning("vgsink: no room in the queue after %.1f s; recording anyway, "
+                            "which drops the oldest queued row", self.record_wait_s)
+                return self._put(record, False)
+            room = await self._room(loop, min(left, _ROOM_SLICE_S))
+            err = self._put(record, True)
+            if err is not True:
+                return err
+            if room:  # another caller took the room first
+                await asyncio.sleep(0.005)
+
+    async def _room(self, loop, timeout_s):
+        """Waits, on one helper thread shared by every waiting caller on this
+        loop, until vgsink_wait_room sees room or timeout_s passes. True when
+        it saw room."""
+        w = self._room_waiter
+        if w is None or w[0] is not loop or w[1].done():
+            w = (loop, loop.run_in_executor(None, self._wait_room_sync, timeout_s))
+            self._room_waiter = w
+        return await asyncio.shield(w[1])
+
+    def _wait_room_sync(self, timeout_s):
+        h = self._enter()
+        if h is None:
+            return False
+        try:
+            return self._lib.vgsink_wait_room(h, max(1, int(timeout_s * 1000))) == 0
+        finally:
+            self._leave()
 
     # How long flush() and aclose() wait for the collector's answers; past it
     # the rows stay queued (or spooled) and nothing is lost.
@@ -323,6 +376,10 @@ class RemoteCollectorSink:
     def close(self, timeout_s=10.0):
         """Flushes up to timeout_s, then closes; what is unsent stays in the
         spool (or is counted dropped without one). True when nothing was left."""
+        deadline = time.monotonic() + timeout_s
+        if not self._closed and self._pid == os.getpid():
+            self.flush_sync(timeout_s)  # first, so the final stats() show it sent
+        timeout_s = max(0.0, deadline - time.monotonic())
         with self._lock:
             if self._closed:
                 return True
@@ -343,8 +400,8 @@ class RemoteCollectorSink:
         return rc == 0
 
     def _stats_locked(self):
-        buf = ctypes.create_string_buffer(ctypes.sizeof(_lib.Stats) + _lib.STATS_ROOM)
-        self._lib.vgsink_stats_get(self._handle, buf)
+        buf = ctypes.create_string_buffer(ctypes.sizeof(_lib.Stats))
+        self._lib.vgsink_stats_get_sized(self._handle, buf, len(buf))
         st = _lib.Stats.from_buffer(buf)
         return {name: getattr(st, name) for name, _ in _lib.Stats._fields_}
 

@@ -1,5 +1,6 @@
-/* vgsink-replay: sends what a spool dir holds (and, with --rejected, what the
- * collector refused earlier) and reports what happened, as JSON. */
+/* vgsink-replay, an operator's tool installed in PREFIX/bin: sends what a
+ * spool dir holds (and, with --rejected, what the collector refused earlier)
+ * and reports what happened, as JSON. Uses libvgsink's public API only. */
 #include <dirent.h>
 #include <getopt.h>
 #include <stdio.h>
