@@ -300,7 +300,9 @@ static void ingest_submit(struct http_req *hr, const char *route)
 			 "Content-Type \"%.64s\" is not supported: send application/x-protobuf or "
 			 "application/json",
 			 ctype ? ctype : "");
-		ingest_reply_failure(hr, &ingest_formats[3], 415, msg, NULL);
+		/* In OTLP JSON: the one encoding a client sending another type may read. */
+		ingest_reply_failure(hr, ingest_format_of(route, "application/json"), 415, msg,
+				     NULL);
 		return;
 	}
 	if (!http_body_check(hr, &gzip))
