@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "billing_usage.h"
 #include "clock.h"
 #include "csv.h"
 #include "db.h"
@@ -304,6 +305,7 @@ int rollup_answer(PGconn *conn, const struct rollup_query *q, struct buf *out, c
 	case ROLLUP_KIND_ROLLUPS: return answer_rollups(conn, q, out, err, errlen);
 	case ROLLUP_KIND_COSTS: return answer_costs(conn, q, out, err, errlen);
 	case ROLLUP_KIND_UNPRICED: return answer_unpriced(conn, q, out, err, errlen);
+	case ROLLUP_KIND_USAGE: return billing_usage_answer(conn, q, out, err, errlen);
 	case ROLLUP_KIND_ROWS: break;
 	}
 	return answer_rows(conn, q, out, err, errlen);
@@ -408,6 +410,10 @@ static void rollup_submit(struct http_req *hr, enum rollup_kind kind)
 	if (st == 200)
 		st = rollup_scope_apply(&job->q, key->project, key->tenant, key->prefix, err,
 					sizeof(err));
+	/* Acquisition cost is operator information: never shown to a tenant key
+	 * in billing, and nowhere with hide_cost_from_tenants = on. */
+	job->q.hide_cost = key->tenant && (kind == ROLLUP_KIND_USAGE ||
+					   srv->cfg.hide_cost_from_tenants == CONFIG_ON);
 	if (st != 200) {
 		http_reply_status(hr, st, err);
 		rollup_job_free(job);
@@ -437,6 +443,11 @@ void rollup_handle_costs(struct http_req *hr)
 void rollup_handle_unpriced(struct http_req *hr)
 {
 	rollup_submit(hr, ROLLUP_KIND_UNPRICED);
+}
+
+void rollup_handle_usage(struct http_req *hr)
+{
+	rollup_submit(hr, ROLLUP_KIND_USAGE);
 }
 
 void rollup_handle_rows(struct http_req *hr)

@@ -30,7 +30,12 @@ const struct rollup_measure rollup_measures[] = {
 	COUNT("errors", "count(*) FILTER (WHERE status = 'error')", "status"),
 	COUNT("fallbacks", "count(*) FILTER (WHERE status = 'fallback')", "status"),
 	SUM(cost_usd, ROLLUP_MEASURE_MONEY),
-	SUM(rated_price_usd, ROLLUP_MEASURE_MONEY),
+	/* An unrated row (rated_price_usd NULL) adds nothing to the sum. */
+	{ "rated_price_usd",
+	  ROLLUP_MEASURE_MONEY,
+	  "coalesce(sum(rated_price_usd), 0)",
+	  "rated_price_usd",
+	  { 0, 0 } },
 	SUM(input_units, ROLLUP_MEASURE_UNITS),
 	SUM(output_units, ROLLUP_MEASURE_UNITS),
 	SUM(cached_input_units, ROLLUP_MEASURE_UNITS),
@@ -43,6 +48,9 @@ const struct rollup_measure rollup_measures[] = {
 	  { 0, 0 } },
 	COUNT("priced_rows", "count(book_cost_usd)", "book_cost_usd"),
 	{ "unpriced_rows", ROLLUP_MEASURE_COUNT, 0, 0, { "requests", "priced_rows" } },
+	/* How many rows carry a rated price, and how many do not. */
+	COUNT("rated_rows", "count(rated_price_usd)", "rated_price_usd"),
+	{ "unrated_rows", ROLLUP_MEASURE_COUNT, 0, 0, { "requests", "rated_rows" } },
 };
 
 _Static_assert(sizeof(rollup_measures) / sizeof(rollup_measures[0]) == ROLLUP_NMEASURES,

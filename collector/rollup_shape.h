@@ -32,7 +32,7 @@ struct rollup_measure {
 extern const char *const rollup_keys[ROLLUP_NKEYS];
 
 /* Every measure the read API answers, in its order (JSON, CSV, CLI). */
-#define ROLLUP_NMEASURES 11
+#define ROLLUP_NMEASURES 13
 extern const struct rollup_measure rollup_measures[ROLLUP_NMEASURES];
 
 /* True for a measure the rollup tables store (not derived). */
