@@ -33,8 +33,9 @@ CREATE TABLE IF NOT EXISTS billing_rerate_runs (
     ran_by          text NOT NULL,
     reason          text,
     idempotency_key text UNIQUE,
-    rows            bigint NOT NULL DEFAULT 0,
-    delta_usd       numeric NOT NULL DEFAULT 0,
+    rows            bigint NOT NULL,       -- the rows the current card rates
+    delta_usd       numeric NOT NULL,      -- their (card price - stored price), summed
+    answer          text NOT NULL,         -- the JSON answered, answered again on a repeat
     CHECK (range_from < range_to)
 );
 
