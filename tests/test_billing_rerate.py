@@ -153,3 +153,55 @@ def test_rerate_is_the_operators_and_refuses_bad_bodies_by_name(db, collector):
                        ({"from": "2026-12-03", "to": "2026-12-01"}, "from")]:
         r = rerate(collector, admin, **body)
         assert r.status_code == 400 and name in r.text, (body, r.text)
+
+
+def test_cli_rerate_reports_the_same_deltas_and_commits_with_a_reason(db, collector):
+    """`vgcollector prices rerate` prints the run id first, then per tenant the
+    rows and delta the card gives; --commit appends the adjustments, kept
+    with ran_by cli and the reason."""
+    seed(db, collector)
+    want = expected(db)
+    r = run_vgc("prices", "rerate", "--from", "2026-12-01", "--to", "2026-12-03",
+                "--db", db.conninfo)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].isdigit() and "dry run" in lines[1]
+    got = {}
+    for line in lines[3:]:
+        name, rows, delta = line.split()
+        got[None if name == "(none)" else name] = (int(rows), Decimal(delta))
+    assert got == want
+    assert db.scalar("SELECT count(*) FROM billing_adjustments") == 0
+    r = run_vgc("prices", "rerate", "--from", "2026-12-01", "--to", "2026-12-03", "--commit",
+                "--reason", "december card", "--db", db.conninfo)
+    assert r.returncode == 0, r.stderr
+    run = int(r.stdout.splitlines()[0])
+    assert db.query("SELECT ran_by, reason, dry_run FROM billing_rerate_runs WHERE run_id = %s",
+                    run) == [("cli", "december card", False)]
+    assert db.scalar("SELECT sum(delta_usd) FROM billing_adjustments WHERE run_id = %s",
+                     run) == sum(d for _, d in want.values())
+    r = run_vgc("prices", "rerate", "--from", "2026-12-03", "--to", "2026-12-01",
+                "--db", db.conninfo)
+    assert r.returncode == 2 and "from" in r.stderr
+
+
+def test_cli_reconcile_lists_tenants_under_the_margin_floor(db, collector):
+    """`prices reconcile` lists each tenant whose (rated + adjustments - cost)
+    / (rated + adjustments) is under --min-margin, exiting 1; none under: 0."""
+    seed(db, collector)
+    margins = {}
+    for t, cost, rated in db.query(
+            "SELECT tenant_id, sum(cost_usd), sum(rated_price_usd) FROM cost_rows"
+            " WHERE ts >= '2026-12-01' AND ts < '2026-12-04' GROUP BY tenant_id"):
+        margins[t or "(none)"] = (rated - cost) / rated
+    floor = sorted(margins.values())[1]  # the lowest tenant is under, the others not
+    args = ("prices", "reconcile", "--from", "2026-12-01", "--to", "2026-12-04",
+            "--db", db.conninfo)
+    r = run_vgc(*args, "--min-margin", str(floor))
+    assert r.returncode == 1, r.stdout + r.stderr
+    listed = [line.split()[0] for line in r.stdout.splitlines()[1:-1]]
+    assert listed == [min(margins, key=margins.get)]
+    r = run_vgc(*args, "--min-margin", "-5")
+    assert r.returncode == 0 and r.stdout.splitlines()[-1].startswith("0 tenants"), r.stdout
+    r = run_vgc(*args, "--min-margin", "lots")
+    assert r.returncode == 2 and "--min-margin" in r.stderr
