@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "billing_scope.h"
 #include "billing_usage.h"
 #include "clock.h"
 #include "csv.h"
@@ -64,17 +65,22 @@ bool rollup_render_csv(const struct rollup_query *q, const PGresult *res, struct
 		buf_puts(out, "period,");
 	for (int i = 0; i < q->ncols; i++)
 		buf_printf(out, "%s,", rollup_params_col_name(q->cols[i]));
-	for (int i = 0; i < ROLLUP_NMEASURES; i++)
-		buf_printf(out, "%s%s", rollup_measures[i].name,
-			   i + 1 < ROLLUP_NMEASURES ? "," : "\r\n");
+	for (int i = 0, n = 0; i < ROLLUP_NMEASURES; i++)
+		if (!(q->hide_cost && rollup_measure_is_cost(&rollup_measures[i])))
+			buf_printf(out, "%s%s", n++ ? "," : "", rollup_measures[i].name);
+	buf_puts(out, "\r\n");
 	for (int r = 0; r < PQntuples(res); r++) {
 		if (PQgetvalue(res, r, 0)[0] != '0')
 			continue; /* the totals row */
-		for (int c = first; c < ncol; c++) {
+		for (int c = first, n = 0; c < ncol; c++) {
+			if (c >= measures && q->hide_cost &&
+			    rollup_measure_is_cost(&rollup_measures[c - measures]))
+				continue;
+			buf_puts(out, n++ ? "," : "");
 			csv_field(out, value_or_null(res, r, c),
 				  !q->csv_raw && c >= ROLLUP_COL0_GROUPS && c < measures);
-			buf_puts(out, c + 1 < ncol ? "," : "\r\n");
 		}
+		buf_puts(out, "\r\n");
 	}
 	return !out->over;
 }
@@ -82,10 +88,12 @@ bool rollup_render_csv(const struct rollup_query *q, const PGresult *res, struct
 /* The measures of row r, as JSON members. */
 static void json_measures(const struct rollup_query *q, struct buf *out, const PGresult *res, int r)
 {
-	for (int i = 0; i < ROLLUP_NMEASURES; i++) {
+	for (int i = 0, n = 0; i < ROLLUP_NMEASURES; i++) {
 		const char *v = PQgetvalue(res, r, ROLLUP_COL0_GROUPS + q->ncols + i);
 
-		buf_printf(out, "%s\"%s\":", i ? "," : "", rollup_measures[i].name);
+		if (q->hide_cost && rollup_measure_is_cost(&rollup_measures[i]))
+			continue;
+		buf_printf(out, "%s\"%s\":", n++ ? "," : "", rollup_measures[i].name);
 		if (rollup_measures[i].kind == ROLLUP_MEASURE_MONEY)
 			row_json_string(out, v); /* exact decimal string */
 		else
@@ -414,6 +422,12 @@ static void rollup_submit(struct http_req *hr, enum rollup_kind kind)
 	 * in billing, and nowhere with hide_cost_from_tenants = on. */
 	job->q.hide_cost = key->tenant && (kind == ROLLUP_KIND_USAGE ||
 					   srv->cfg.hide_cost_from_tenants == CONFIG_ON);
+	if (st == 200 && job->q.hide_cost &&
+	    (kind == ROLLUP_KIND_COSTS || kind == ROLLUP_KIND_UNPRICED) &&
+	    billing_scope_refuse(hr, kind == ROLLUP_KIND_COSTS ? "/v1/costs" : "unpriced cost")) {
+		rollup_job_free(job);
+		return;
+	}
 	if (st != 200) {
 		http_reply_status(hr, st, err);
 		rollup_job_free(job);

@@ -3,6 +3,8 @@
  * the tenant summaries); tests/test_schema.py holds this table against them. */
 #include "rollup_shape.h"
 
+#include <string.h>
+
 #include "buf.h"
 #include "row.h"
 
@@ -61,6 +63,11 @@ static const char *const rollup_shape_kinds[] = {
 	[ROLLUP_MEASURE_MONEY] = "money",
 	[ROLLUP_MEASURE_UNITS] = "units",
 };
+
+bool rollup_measure_is_cost(const struct rollup_measure *m)
+{
+	return strcmp(m->name, "cost_usd") == 0 || strcmp(m->name, "book_cost_usd") == 0;
+}
 
 bool rollup_shape_json(struct buf *out)
 {

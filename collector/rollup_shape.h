@@ -41,6 +41,10 @@ static inline bool rollup_measure_stored(const struct rollup_measure *m)
 	return m->from_rows != 0;
 }
 
+/* True for a measure of acquisition cost (recorded or book cost): what a
+ * tenant key does not see with hide_cost_from_tenants = on. */
+bool rollup_measure_is_cost(const struct rollup_measure *m);
+
 /* Appends the shape as JSON {"keys":[...],"measures":[{name, kind,
  * from_rows, stored}]}: what tests/tools/rollup-shape prints. */
 bool rollup_shape_json(struct buf *out);

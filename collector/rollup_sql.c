@@ -420,14 +420,17 @@ bool rollup_sql_costs(const struct rollup_query *q, struct rollup_sql *out)
 
 /* /v1/rows' JSON object, one pair per field of the row's table (the wire's
  * names; times as epoch seconds, money as decimal strings), plus received_at. */
-static bool rollup_sql_row_object(struct buf *t)
+static bool rollup_sql_row_object(struct buf *t, bool hide_cost)
 {
 	bool ok = buf_puts(t, "json_build_object(");
 
-	for (int i = 0; i < ROW_NFIELDS && ok; i++) {
+	for (int i = 0, n = 0; i < ROW_NFIELDS && ok; i++) {
 		const struct row_field *f = &row_fields[i];
 
-		ok = buf_printf(t, "%s'%s', ", i ? ", " : "", f->name);
+		if (hide_cost &&
+		    (strcmp(f->name, "cost_usd") == 0 || strcmp(f->name, "book_cost_usd") == 0))
+			continue; /* acquisition cost: see hide_cost_from_tenants */
+		ok = buf_printf(t, "%s'%s', ", n++ ? ", " : "", f->name);
 		if (f->kind == ROW_KIND_TIME)
 			ok = ok && buf_printf(t, "extract(epoch FROM %s)", f->column);
 		else
@@ -443,7 +446,7 @@ bool rollup_sql_rows(const struct rollup_query *q, struct rollup_sql *out)
 	char lim[16];
 	bool ok;
 
-	ok = buf_puts(t, "SELECT ") && rollup_sql_row_object(t) &&
+	ok = buf_puts(t, "SELECT ") && rollup_sql_row_object(t, q->hide_cost) &&
 	     buf_puts(t, ", (extract(epoch FROM ts) * 1000000)::bigint, id FROM cost_rows") &&
 	     rollup_sql_where(q, out, "ts");
 	if (ok && q->has_cursor) {

@@ -51,8 +51,9 @@ def seed(db, c):
 
 
 def add_adjustment(db, tenant, day, delta):
-    run = db.scalar("INSERT INTO billing_rerate_runs (range_from, range_to, dry_run, ran_by)"
-                    " VALUES ('2026-12-01', '2026-12-04', false, 'test') RETURNING run_id")
+    run = db.scalar("INSERT INTO billing_rerate_runs (range_from, range_to, dry_run, ran_by,"
+                    " rows, delta_usd, answer) VALUES ('2026-12-01', '2026-12-04', false,"
+                    " 'test', 1, %s, '{}') RETURNING run_id", delta)
     db.query("INSERT INTO billing_adjustments (run_id, tenant_id, day, project, provider,"
              " model_id, rows, delta_usd) VALUES (%s, %s, %s, 'default', 'openai',"
              " 'gpt-4o-mini', 1, %s)", run, tenant, day, delta)
@@ -176,3 +177,37 @@ def test_usage_refuses_bad_parameters_by_name(db, collector):
                          ({"format": "xml"}, "format")]:
         r = collector.get("/v1/billing/usage", key=read, params=params)
         assert r.status_code == 400 and name in r.text, (params, r.text)
+
+
+def test_hide_cost_from_tenants_keeps_cost_from_every_read_for_tenant_keys(db, collectors):
+    """With hide_cost_from_tenants = on, a tenant key's rollups (JSON and CSV)
+    and rows carry no cost_usd or book_cost_usd, /v1/costs, budgets and the
+    FOCUS export answer 403 naming the setting; an operator key still sees
+    cost. Off (the default), the tenant key sees its cost as before."""
+    off = collectors(db)
+    seed(db, off)
+    key = db.create_key("read", tenant="acme")
+    params = {"from": "2026-12-01T00:00:00Z", "to": "2026-12-04T00:00:00Z"}
+    r = off.get("/v1/rollups", key=key, params=params)
+    assert r.status_code == 200 and "cost_usd" in r.json()["totals"], r.text
+    assert "cost_usd" in off.get("/v1/rows", key=key).json()["rows"][0]
+    off.stop()
+
+    on = collectors(db, config_text="hide_cost_from_tenants = on\n")
+    read = db.create_key("read")
+    r = on.get("/v1/rollups", key=key, params=params)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    for obj in body["rows"] + [body["totals"]]:
+        assert not COST_FIELDS & set(obj) and "rated_price_usd" in obj, obj
+    head = on.get("/v1/rollups", key=key, params={**params, "format": "csv"}).text.splitlines()[0]
+    assert not COST_FIELDS & set(head.split(",")) and "rated_price_usd" in head, head
+    rows = on.get("/v1/rows", key=key).json()["rows"]
+    assert rows and all(not COST_FIELDS & set(row) and row["tenant_id"] == "acme" for row in rows)
+    for path in ["/v1/costs", "/v1/budgets", "/v1/export/focus"]:
+        r = on.get(path, key=key, params={"billing_period": "2026-12"}
+                   if "focus" in path else None)
+        assert r.status_code == 403 and "hide_cost_from_tenants" in r.text, (path, r.text)
+    assert "cost_usd" in on.get("/v1/rollups", key=read, params=params).json()["totals"]
+    assert "cost_usd" in on.get("/v1/rows", key=read).json()["rows"][0]
+    assert on.get("/v1/costs", key=read).status_code == 200
