@@ -18,13 +18,6 @@
 #include "db.h"
 #include "rollup_params.h"
 
-/* Growth is measured from the stored counter, or from 0 when there is none,
- * when it went down, or when started_at changed: a new process. */
-#define AGENTS_BASE(col)                                                                           \
-	"CASE WHEN a." col " IS NULL OR excluded." col " < a." col                                 \
-	" OR a.started_at IS DISTINCT FROM excluded.started_at THEN 0 ELSE a." col " END"
-
-/* The identity index's key (schema/0010_agents_scope.sql): NULL parts are ''. */
 #define AGENTS_KEY_TENANT(t) "coalesce('+' || " t ", '')"
 #define AGENTS_KEY_PROJECT(p) "coalesce('+' || " p ", '')"
 
@@ -47,28 +40,9 @@
 	" CASE WHEN $14::bigint > 0 THEN now() END AS dropped_grew_at,"                            \
 	" CASE WHEN $15::bigint > 0 THEN now() END AS rejected_grew_at"
 
-/* A known worker's row a (old values) from the beat excluded (new values). */
-#define AGENTS_SET                                                                                                                 \
-	"agent_name = excluded.agent_name, status = excluded.status,"                                                              \
-	" active_sessions = excluded.active_sessions, version = excluded.version,"                                                 \
-	" region = excluded.region, host = excluded.host, started_at = excluded.started_at,"                                       \
-	" client_ts = excluded.client_ts, last_seen = excluded.last_seen,"                                                         \
-	" sink_recorded = excluded.sink_recorded, sink_sent = excluded.sink_sent,"                                                 \
-	" sink_dropped = excluded.sink_dropped, sink_rejected = excluded.sink_rejected,"                                           \
-	" sink_queued = excluded.sink_queued, sink_spooled_rows = excluded.sink_spooled_rows,"                                     \
-	" sink_spool_bytes = excluded.sink_spool_bytes,"                                                                           \
-	" sink_last_error = excluded.sink_last_error,"                                                                             \
-	" dropped_grew_at = CASE WHEN excluded.sink_dropped > " AGENTS_BASE(                                                       \
-		"sink_dropped") " THEN excluded.last_seen ELSE a.dropped_grew_at END,"                                             \
-				" rejected_grew_at = CASE WHEN excluded.sink_rejected > " AGENTS_BASE(                             \
-					"sink_rejected") " THEN excluded.last_seen ELSE a.rejected_grew_at END,"                   \
-							 " sink_stalled = coalesce(excluded.sink_queued > 0 AND a.sink_queued > 0" \
-							 " AND excluded.sink_sent <= a.sink_sent"                                  \
-							 " AND a.started_at IS NOT DISTINCT FROM excluded.started_at, false)"
-
 /* A known worker: one UPDATE through the identity index. */
 static const char agents_update_sql[] =
-	"UPDATE agents AS a SET " AGENTS_SET " FROM (SELECT " AGENTS_VALUES ") AS excluded"
+	"UPDATE agents AS a SET " AGENTS_STORE_SET " FROM (SELECT " AGENTS_VALUES ") AS excluded"
 	" WHERE " AGENTS_KEY_TENANT("a.tenant_id") " = " AGENTS_KEY_TENANT("$1::text") " AND a.agent_id = $2::text AND " AGENTS_KEY_PROJECT(
 		"a.project") " = " AGENTS_KEY_PROJECT("$4::text");
 
@@ -87,7 +61,7 @@ static const char agents_insert_sql[] =
 			    " INSERT INTO agents AS a (" AGENTS_COLUMNS ") SELECT " AGENTS_VALUES
 			    " WHERE coalesce((SELECT workers FROM quota), 0) < $20::bigint"
 			    " ON CONFLICT ((" AGENTS_KEY_TENANT("tenant_id") "), agent_id, (" AGENTS_KEY_PROJECT(
-				    "project") ")) DO UPDATE SET " AGENTS_SET;
+				    "project") ")) DO UPDATE SET " AGENTS_STORE_SET;
 
 /* Runs one of the beat's statements: rows changed, or -1 with err and *status. */
 static long long agents_store_exec(PGconn *conn, const char *sql, int n, const char *const *p,

@@ -55,6 +55,8 @@ struct config {
 	int agent_ttl_s;	    /* roster: a worker unheard this long is offline */
 	int agent_forget_after_s;   /* roster: offline this long, retention forgets it */
 	int agents_max_per_tenant;  /* roster: workers one tenant may have */
+	int agents_flush_ms;	    /* roster: beat buffer flush interval; 0: off */
+	int agents_buffer_max;	    /* roster: beats waiting, workers known */
 	size_t max_heartbeat_bytes; /* roster: largest heartbeat body */
 	double budget_check_s;	    /* budget_eval.c */
 	double budget_eval_delay_s;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "agents.h"
+#include "agents_flush.h"
 #include "agents_metrics.h"
 #include "auth.h"
 #include "budget_eval.h"
@@ -234,6 +235,7 @@ static void server_free(struct server *srv)
 	retention_free(srv->retention);	      /* after the pool: a pass's done callback uses it */
 	rollup_daily_free(srv->rollup_daily); /* likewise */
 	agents_metrics_free();		      /* the same */
+	agents_flush_free(srv->cfg.db);	      /* writes what is buffered */
 	budget_eval_free(srv->budgets);	      /* likewise */
 	http_free(srv);
 	if (srv->sig_term)
@@ -328,6 +330,7 @@ int server_run(struct config *cfg, char *config_path, char **flag_names, char **
 	srv.retention = retention_new(srv.base, srv.pool, &srv.cfg);
 	srv.rollup_daily = rollup_daily_new(srv.base, srv.pool, &srv.cfg);
 	agents_metrics_start(srv.base, srv.pool, &srv.cfg);
+	agents_flush_start(srv.base, srv.pool, &srv.cfg);
 	if (!(srv.budgets = budget_eval_new(srv.base, srv.pool, &srv.cfg, err, sizeof(err)))) {
 		log_error("%s", err);
 		server_free(&srv);
