@@ -500,48 +500,39 @@ static void agents_flush_tick(evutil_socket_t fd, short what, void *arg)
 	agents_flush_busy = true;
 }
 
-/* Worker thread, once at start: every worker the roster holds is known, so
- * its beats are buffered from the first one after a restart. A worker
- * created later by another collector becomes known at its first beat here. */
-static void agents_flush_load_work(struct pool_job *pj, struct pool_worker *w)
+/* Once at start, before the loop runs (blocking is fine there): every
+ * worker the roster holds is known, so its beats are buffered from the
+ * first one after a restart. A worker another collector creates later
+ * becomes known at its first beat here. */
+static void agents_flush_load(const struct config *cfg)
 {
-	struct agents_flush_job *job = (struct agents_flush_job *)pj;
-	PGconn *conn = pool_worker_conn(w, job->err, sizeof(job->err));
+	char err[512];
+	PGconn *conn = db_connect(cfg->db, cfg->db_connect_timeout_s, err, sizeof(err));
 	PGresult *res;
 
-	if (!conn)
-		return;
-	res = PQexec(conn, "SELECT tenant_id, project, agent_id FROM agents");
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		db_result_error(conn, res, job->err, sizeof(job->err));
-		PQclear(res);
-		if (PQstatus(conn) != CONNECTION_OK)
-			pool_worker_reset(w);
+	if (!conn) {
+		log_warn("roster: the workers in the roster were not loaded (%s); each one's "
+			 "first beat here is stored as it comes",
+			 err);
 		return;
 	}
-	for (int i = 0; i < PQntuples(res); i++)
+	res = PQexec(conn, "SELECT tenant_id, project, agent_id FROM agents");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		db_result_error(conn, res, err, sizeof(err));
+		log_warn("roster: the workers in the roster were not loaded (%s); each one's "
+			 "first beat here is stored as it comes",
+			 err);
+	}
+	for (int i = 0; PQresultStatus(res) == PGRES_TUPLES_OK && i < PQntuples(res); i++)
 		agents_flush_known(PQgetisnull(res, i, 0) ? NULL : PQgetvalue(res, i, 0),
 				   PQgetisnull(res, i, 1) ? NULL : PQgetvalue(res, i, 1),
 				   PQgetvalue(res, i, 2));
 	PQclear(res);
-	job->ok = true;
-}
-
-/* Loop thread. */
-static void agents_flush_load_done(struct pool_job *pj)
-{
-	struct agents_flush_job *job = (struct agents_flush_job *)pj;
-
-	if (!job->ok)
-		log_warn("roster: the workers in the roster were not loaded (%s); each one's "
-			 "first beat here is stored as it comes",
-			 job->err);
-	free(job);
+	PQfinish(conn);
 }
 
 void agents_flush_start(struct event_base *base, struct pool *pool, const struct config *cfg)
 {
-	struct agents_flush_job *load;
 
 	struct timeval every = { cfg->agents_flush_ms / 1000,
 				 (cfg->agents_flush_ms % 1000) * 1000 };
@@ -555,12 +546,7 @@ void agents_flush_start(struct event_base *base, struct pool *pool, const struct
 	if (!agents_flush_timer || event_add(agents_flush_timer, &every) != 0)
 		log_fatal("cannot start the roster flush timer");
 	atomic_store(&agents_flush_on, true);
-	if ((load = calloc(1, sizeof(*load)))) {
-		load->job.work = agents_flush_load_work;
-		load->job.done = agents_flush_load_done;
-		if (!pool_submit(pool, &load->job))
-			free(load);
-	}
+	agents_flush_load(cfg);
 }
 
 void agents_flush_free(const char *conninfo)
