@@ -121,6 +121,8 @@ def read_pages(url, key, stop, out):
             continue
         body = r.json()
         out["ms"].append(ms)
+        kind = ",".join(sorted(k for k in params if k != "limit"))
+        out["by_kind"].setdefault(kind, []).append(ms)
         out["rows"] += len(body["agents"])
         if body.get("next_cursor"):
             base = {k: v for k, v in params.items() if k != "cursor"}
@@ -186,7 +188,7 @@ def main():
              "--rate", str(RATE), "--seconds", str(SECONDS), "--conns", str(CONNS),
              "--workers", str(WORKERS)], stdout=subprocess.PIPE, text=True)
         stop = threading.Event()
-        pages = {"ms": [], "rows": 0, "errors": []}
+        pages = {"ms": [], "rows": 0, "errors": [], "by_kind": {}}
         reader = threading.Thread(target=read_pages, args=(c.url, rk, stop, pages))
         reader.start()
         fleet = None
@@ -224,6 +226,9 @@ def main():
               f"{pct(ms, 0.95):.1f} ms, max {max(ms) if ms else float('nan'):.1f} ms "
               f"(target p95 <= {PAGE_TARGET_MS:.0f} ms); {len(pages['errors'])} errors"
               + (f": {pages['errors'][0]}" if pages["errors"] else ""))
+        print("  by filter: " + "; ".join(
+            f"{k or 'none'} n={len(v)} p50 {pct(v, 0.5):.0f} p95 {pct(v, 0.95):.0f} ms"
+            for k, v in sorted(pages["by_kind"].items())))
         if fleet and fleet[0] is not None:
             print(f"fleet view under load: first 200 rows in {fleet[0]:.2f} s (target < "
                   f"{FLEET_TARGET_S:.0f} s), first rows' status {fleet[1]}")
