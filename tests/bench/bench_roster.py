@@ -57,6 +57,7 @@ PAGE = 500
 PAGE_TARGET_MS = 50.0
 FLEET_TARGET_S = 1.0
 QUIET_S = 15
+FLUSH_S = int(FLUSH_MS) / 1000.0 + 0.5  # the last beats' flush
 
 
 def seed(db):
@@ -207,6 +208,8 @@ def main():
         reader.join()
         if perf:
             perf_stop(perf)
+        time.sleep(FLUSH_S)
+        stored = db.scalar("SELECT count(*) FROM agents WHERE last_seen > now() - interval '20 s'")
         # The same pages with no beats arriving, and their CPU: on a shared
         # machine the wall-clock figures under load follow the scheduler.
         quiet = {"ms": [], "rows": 0, "errors": [], "by_kind": {}}
@@ -220,7 +223,6 @@ def main():
         qcol, qpg = proc_cpu(c.proc.pid) - qcol0, cluster_cpu(cluster) - qpg0
         beats = json.loads(out)
         ok = max(1, beats["ok"])
-        stored = db.scalar("SELECT count(*) FROM agents WHERE last_seen > now() - interval '20 s'")
         print(f"machine: {machine()}; load average {load0[0]:.2f} before, {load1[0]:.2f} after")
         print(f"heartbeats: {beats['ok']} answered 200 of {beats['sent']} sent in "
               f"{beats['seconds']:.0f} s = {beats['beats_per_s']:.0f} beats/s (target "
