@@ -28,7 +28,6 @@ collector and the cluster during the load, into dir)."""
 import json
 import os
 import random
-import statistics
 import subprocess
 import sys
 import tempfile
