@@ -272,13 +272,15 @@ static const char *agents_store_set_param(unsigned bits, const char *const *name
  * second kind. The four hints are $12..$15 of agents_list_sql. */
 static bool agents_store_rare(const struct agents_filter *f, const char *hint[4])
 {
+	/* Bits in the order of agents_store_status_names and _delivery_names. */
 	unsigned off = 1u << 2, drop = 1u << 2, rej = 1u << 3;
 
 	hint[0] = f->status == off ? "t" : "f";
 	hint[1] = f->delivery && !(f->delivery & ~(drop | rej)) ? "t" : "f";
 	hint[2] = f->delivery & drop ? "t" : "f";
 	hint[3] = f->delivery & rej ? "t" : "f";
-	return hint[0][0] == 't' || hint[1][0] == 't';
+	/* An agent_name is a few workers too, though no index holds it. */
+	return hint[0][0] == 't' || hint[1][0] == 't' || f->agent_name.match != AGENTS_ANY;
 }
 
 PGresult *agents_store_list(PGconn *conn, const struct agents_filter *f,
