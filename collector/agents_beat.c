@@ -140,13 +140,13 @@ static int agents_beat_sink(const cJSON *obj, const struct agents_beat_limits *l
 	return 200;
 }
 
-/* The top-level key info names, fit to start a message, into name: "body"
- * when there is none or it is not plain text. */
-static void agents_beat_key(const char *body, const struct jsoncheck_info *info, char *name,
-			    size_t n)
+/* The top-level member the scan blames (where it failed, else the first
+ * \u0000), fit to start a message, into name: "body" when there is none or it
+ * is not plain text. */
+static void agents_beat_key(const struct jsoncheck_info *info, bool ok, char *name, size_t n)
 {
-	const char *k = body + info->key_off;
-	size_t len = info->key_len;
+	const char *k = ok ? info->nul_key : info->key;
+	size_t len = ok ? info->nul_key_len : info->key_len;
 
 	snprintf(name, n, "body");
 	if (len == 0 || len >= n)
@@ -164,7 +164,7 @@ static int agents_beat_scan(const char *body, size_t len, const struct agents_be
 {
 	struct jsoncheck_info info;
 	char name[64];
-	bool ok = jsoncheck_info_object(body, len, &info);
+	bool ok = jsoncheck_object_info(body, len, &info);
 
 	if (info.values > lim->max_values) {
 		snprintf(err, errlen,
@@ -173,20 +173,19 @@ static int agents_beat_scan(const char *body, size_t len, const struct agents_be
 			 lim->max_values);
 		return 413;
 	}
-	agents_beat_key(body, &info, name, sizeof(name));
+	agents_beat_key(&info, ok, name, sizeof(name));
 	if (!ok && info.raw_control) {
 		snprintf(err, errlen,
 			 "%s: raw control character 0x%02x inside a string at byte %zu; JSON "
 			 "requires the escape \\u%04x",
-			 name, (unsigned char)body[info.error_at], info.error_at,
-			 (unsigned char)body[info.error_at]);
+			 name, (unsigned char)body[info.at], info.at, (unsigned char)body[info.at]);
 		return 400;
 	}
 	if (!ok) {
 		snprintf(err, errlen,
 			 "%s: not valid JSON at byte %zu of %zu: the body must be exactly one JSON "
 			 "object, with nothing after it",
-			 name, info.error_at, len);
+			 name, info.at, len);
 		return 400;
 	}
 	if (info.nul) {

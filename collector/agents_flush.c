@@ -8,7 +8,6 @@
  * buffer. */
 #include "agents_flush.h"
 
-#include <event2/event.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -24,6 +23,7 @@
 #include "db.h"
 #include "log.h"
 #include "pool.h"
+#include "tasks.h"
 
 /* A worker the roster holds (it was stored by this collector). */
 struct agents_known {
@@ -58,11 +58,11 @@ static struct agents_pend *agents_flush_retry;
 static atomic_bool agents_flush_on;
 static size_t agents_flush_max;
 
-/* Loop-thread state. */
-static struct event *agents_flush_timer;
-static struct pool *agents_flush_pool;
-static const struct config *agents_flush_cfg;
-static bool agents_flush_busy;
+/* The task's state (loop thread). */
+struct agents_flush_task {
+	struct pool *pool;
+	const struct config *cfg;
+};
 
 static uint32_t agents_flush_hash(const char *s)
 {
@@ -447,6 +447,7 @@ static bool agents_flush_now(PGconn *conn, long long max_per_tenant, char *err, 
 
 struct agents_flush_job {
 	struct pool_job job; /* first: the pool hands this pointer back */
+	struct task *t;
 	long long max_per_tenant;
 	bool ok;
 	char err[512];
@@ -470,34 +471,38 @@ static void agents_flush_done(struct pool_job *pj)
 {
 	struct agents_flush_job *job = (struct agents_flush_job *)pj;
 
-	agents_flush_busy = false;
 	if (!job->ok)
 		log_warn("roster: buffered beats not written yet (retried at the next flush): %s",
 			 job->err);
+	tasks_done(job->t, job->ok);
 	free(job);
 }
 
-static void agents_flush_tick(evutil_socket_t fd, short what, void *arg)
+void agents_flush_task_run(void *state, struct task *t)
 {
+	struct agents_flush_task *ft = state;
 	struct agents_flush_job *job;
 	size_t n;
 
-	(void)fd;
-	(void)what;
-	(void)arg;
 	pthread_mutex_lock(&agents_flush_mu);
 	n = agents_flush_npend;
 	pthread_mutex_unlock(&agents_flush_mu);
-	if (agents_flush_busy || n == 0 || !(job = calloc(1, sizeof(*job))))
-		return; /* the next tick tries again */
-	job->job.work = agents_flush_work;
-	job->job.done = agents_flush_done;
-	job->max_per_tenant = agents_flush_cfg->agents_max_per_tenant;
-	if (!pool_submit(agents_flush_pool, &job->job)) {
-		free(job);
+	if (n == 0) {
+		tasks_done(t, true);
 		return;
 	}
-	agents_flush_busy = true;
+	if (!(job = calloc(1, sizeof(*job)))) {
+		tasks_done(t, false); /* the next pass tries again */
+		return;
+	}
+	job->job.work = agents_flush_work;
+	job->job.done = agents_flush_done;
+	job->t = t;
+	job->max_per_tenant = ft->cfg->agents_max_per_tenant;
+	if (!pool_submit(ft->pool, &job->job)) {
+		free(job);
+		tasks_done(t, false);
+	}
 }
 
 /* Once at start, before the loop runs (blocking is fine there): every
@@ -531,37 +536,36 @@ static void agents_flush_load(const struct config *cfg)
 	PQfinish(conn);
 }
 
-void agents_flush_start(struct event_base *base, struct pool *pool, const struct config *cfg)
+void *agents_flush_task_new(const struct task_env *env, struct task *t, char *err, size_t errlen)
 {
+	struct agents_flush_task *ft = calloc(1, sizeof(*ft));
 
-	struct timeval every = { cfg->agents_flush_ms / 1000,
-				 (cfg->agents_flush_ms % 1000) * 1000 };
-
-	agents_flush_pool = pool;
-	agents_flush_cfg = cfg;
-	agents_flush_max = (size_t)cfg->agents_buffer_max;
-	if (cfg->agents_flush_ms <= 0)
-		return;
-	agents_flush_timer = event_new(base, -1, EV_PERSIST, agents_flush_tick, NULL);
-	if (!agents_flush_timer || event_add(agents_flush_timer, &every) != 0)
-		log_fatal("cannot start the roster flush timer");
-	atomic_store(&agents_flush_on, true);
-	agents_flush_load(cfg);
+	(void)t;
+	if (!ft) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	ft->pool = env->pool;
+	ft->cfg = env->cfg;
+	agents_flush_max = (size_t)env->cfg->agents_buffer_max;
+	if (env->cfg->agents_flush_s > 0) {
+		atomic_store(&agents_flush_on, true);
+		agents_flush_load(env->cfg);
+	}
+	return ft;
 }
 
-void agents_flush_free(const char *conninfo)
+void agents_flush_task_free(void *state)
 {
+	struct agents_flush_task *ft = state;
 	char err[512];
 	PGconn *conn;
 
-	if (agents_flush_timer)
-		event_free(agents_flush_timer);
-	agents_flush_timer = NULL;
 	atomic_store(&agents_flush_on, false);
-	if (agents_flush_cfg && (agents_flush_npend || agents_flush_retry)) {
-		conn = db_connect(conninfo, 10, err, sizeof(err));
-		if (!conn || !agents_flush_now(conn, agents_flush_cfg->agents_max_per_tenant, err,
-					       sizeof(err)))
+	if (ft && (agents_flush_npend || agents_flush_retry)) {
+		conn = db_connect(ft->cfg->db, 10, err, sizeof(err));
+		if (!conn ||
+		    !agents_flush_now(conn, ft->cfg->agents_max_per_tenant, err, sizeof(err)))
 			log_error("roster: %zu buffered beats lost at exit: %s", agents_flush_npend,
 				  err);
 		if (conn)
@@ -581,4 +585,5 @@ void agents_flush_free(const char *conninfo)
 	free(agents_flush_slots);
 	agents_flush_slots = NULL;
 	agents_flush_nslots = agents_flush_nknown = agents_flush_npend = 0;
+	free(ft);
 }

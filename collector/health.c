@@ -2,6 +2,11 @@
  * watcher's live connection as the "database reachable" signal, so probes cost
  * no query. */
 #include "health.h"
+#include "periods_metrics.h"
+
+#include <openssl/crypto.h>
+#include <string.h>
+#include <strings.h>
 
 #include "budget_eval.h"
 #include "buf.h"
@@ -12,6 +17,7 @@
 #include "pool.h"
 #include "replica.h"
 #include "row.h"
+#include "tasks.h"
 
 void health_handle_healthz(struct http_req *hr)
 {
@@ -46,9 +52,25 @@ void health_handle_readyz(struct http_req *hr)
 		health_reply_ready(hr);
 }
 
+/* True when /metrics may answer: no metrics_token is set, or the request's
+ * Authorization is "Bearer <metrics_token>" (compared in constant time). */
+static bool health_metrics_allowed(struct http_req *hr)
+{
+	const char *want = hr->srv->cfg.metrics_token;
+	const char *got = http_header(hr, "Authorization");
+	size_t n = want ? strlen(want) : 0;
+
+	if (n == 0)
+		return true;
+	if (!got || strncasecmp(got, "Bearer ", 7) != 0)
+		return false;
+	got += 7;
+	return strlen(got) == n && CRYPTO_memcmp(got, want, n) == 0;
+}
+
 void health_handle_metrics(struct http_req *hr)
 {
-	struct pool *pool = hr->srv->pool;
+	struct pool *pool = hr->pool;
 	struct metrics_gauges g = {
 		.pool_size = pool ? (uint64_t)pool_size(pool) : 0,
 		.pool_in_use = pool ? (uint64_t)pool_in_use(pool) : 0,
@@ -57,10 +79,19 @@ void health_handle_metrics(struct http_req *hr)
 	};
 	struct buf b;
 
+	if (!health_metrics_allowed(hr)) {
+		http_set_header(hr, "WWW-Authenticate", "Bearer realm=\"metrics\"");
+		http_reply_error(hr, 401,
+				 "/metrics requires Authorization: Bearer <metrics_token> (the "
+				 "metrics_token config key)");
+		return;
+	}
 	buf_init(&b, 0);
 	metrics_render(&b, &g);
 	replica_metrics_render(hr->srv->replica, &b);
 	budget_eval_render_metrics(hr->srv->budgets, &b);
+	tasks_render_metrics(hr->srv->tasks, &b);
+	periods_metrics_render(&b);
 	http_reply(hr, 200, "text/plain; version=0.0.4; charset=utf-8", b.data ? b.data : "",
 		   b.len);
 	buf_release(&b);
@@ -68,12 +99,9 @@ void health_handle_metrics(struct http_req *hr)
 
 void health_handle_whoami(struct http_req *hr)
 {
-	const struct auth_key *k =
-		http_auth(hr, 1u << ROLE_INGEST | 1u << ROLE_READ | 1u << ROLE_ADMIN);
+	const struct auth_key *k = hr->key;
 	struct buf b;
 
-	if (!k)
-		return;
 	buf_init(&b, 0);
 	buf_printf(&b, "{\"id\":%lld,\"prefix\":", k->id);
 	row_json_string(&b, k->prefix);

@@ -37,7 +37,7 @@ struct ingest_job {
 	int status;
 	char err[1024];
 	size_t inflated_len;
-	int accepted, duplicates, rejected;
+	int accepted, duplicates, rejected, unpriced;
 	struct buf answer;
 };
 
@@ -59,6 +59,7 @@ static void ingest_answer_rows(struct ingest_job *job, const struct ingest_batch
 	int i = 0, k = 0;
 
 	job->accepted = res->accepted;
+	job->unpriced = res->unpriced;
 	job->duplicates = res->duplicates;
 	job->rejected = b->nrejects + res->nrejects;
 	buf_printf(a, "{\"accepted\":%d,\"duplicates\":%d,\"rejected\":%d,\"errors\":[",
@@ -152,6 +153,7 @@ static void ingest_done(struct pool_job *pj)
 	if (job->status == 200) {
 		metrics_rows((uint64_t)job->accepted, (uint64_t)job->duplicates,
 			     (uint64_t)job->rejected);
+		metrics_unpriced((uint64_t)job->unpriced);
 		metrics_ingest_latency(clock_monotonic() - hr->started);
 		if (job->accepted > 0)
 			budget_eval_note_commit(hr->srv->budgets);
@@ -183,12 +185,10 @@ static void ingest_done(struct pool_job *pj)
 static void ingest_submit(struct http_req *hr, bool turns)
 {
 	struct server *srv = hr->srv;
-	const struct auth_key *key = http_auth(hr, 1u << ROLE_INGEST | 1u << ROLE_ADMIN);
+	const struct auth_key *key = hr->key;
 	struct ingest_job *job;
 	bool gzip;
 
-	if (!key)
-		return;
 	if (!http_body_check(hr, &gzip))
 		return;
 	job = calloc(1, sizeof(*job));
@@ -218,7 +218,7 @@ static void ingest_submit(struct http_req *hr, bool turns)
 		return;
 	}
 	evbuffer_add_buffer(job->body, evhttp_request_get_input_buffer(hr->req));
-	if (!pool_submit(srv->pool, &job->job)) {
+	if (!pool_submit(hr->pool, &job->job)) {
 		ingest_job_free(job);
 		http_reply_saturated(hr);
 		return;

@@ -8,7 +8,9 @@
 
 struct buf;
 
-/* Registers an HTTP route name; returns its index for metrics_http_request. */
+/* Registers an HTTP route name (kept, not copied); returns its index for
+ * metrics_http_request, the same one for a name already registered. No cap:
+ * each name gets its own series. Startup only, before requests are counted. */
 int metrics_route_register(const char *name);
 void metrics_http_request(int route, int status);
 void metrics_rows(uint64_t accepted, uint64_t duplicates, uint64_t rejected);
@@ -16,6 +18,8 @@ void metrics_bytes(uint64_t received, uint64_t compressed, uint64_t inflated);
 void metrics_ingest_latency(double seconds);
 /* One ingest transaction's id claim: fresh (every id new) or not (a resend). */
 void metrics_ingest_claim(bool fresh);
+/* Rows stored that the price book did not price (book_cost_usd NULL). */
+void metrics_unpriced(uint64_t rows);
 void metrics_db_error(void);
 void metrics_auth_failure(void);
 void metrics_rate_limited(void);

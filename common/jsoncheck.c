@@ -147,6 +147,8 @@ static bool jc_container(struct jsoncheck *j, int depth, bool object)
 		if (object) {
 			const unsigned char *key = j->p + 1;
 
+			if (depth == 1) /* failing inside a name is failing in no member */
+				j->key = j->key_end = NULL;
 			if (j->p >= j->end || *j->p != '"' || !jc_string(j))
 				return false;
 			j->values++;
@@ -192,7 +194,7 @@ static bool jc_value(struct jsoncheck *j, int depth)
 	}
 }
 
-bool jsoncheck_info_object(const char *s, size_t len, struct jsoncheck_info *info)
+bool jsoncheck_object_info(const char *s, size_t len, struct jsoncheck_info *info)
 {
 	struct jsoncheck j = { 0 };
 	bool ok;
@@ -200,37 +202,30 @@ bool jsoncheck_info_object(const char *s, size_t len, struct jsoncheck_info *inf
 	j.start = j.p = (const unsigned char *)s;
 	j.end = j.start + len;
 	jc_ws(&j);
-	ok = j.p < j.end && *j.p == '{';
+	ok = j.p < j.end && *j.p == '{' && jc_container(&j, 1, true);
+	info->trailing = false;
 	if (ok) {
-		j.values++;
-		ok = jc_container(&j, 1, true);
-	}
-	if (ok) {
+		j.key = j.key_end = NULL; /* bytes after the object belong to no member */
 		jc_ws(&j);
 		ok = j.p == j.end;
-		j.key = j.key_end = NULL; /* bytes after the object belong to no key */
+		info->trailing = !ok;
 	}
 	info->nul = j.nul;
 	info->values = j.values;
 	info->raw_control = !ok && j.raw_control;
 	/* A failed step may have moved past the end by one; point at the end. */
-	info->error_at = ok ? 0 : (size_t)((j.p < j.end ? j.p : j.end) - j.start);
-	if (!ok && j.key) {
-		info->key_off = (size_t)(j.key - j.start);
-		info->key_len = (size_t)(j.key_end - j.key);
-	} else if (ok && j.nul_key) {
-		info->key_off = (size_t)(j.nul_key - j.start);
-		info->key_len = (size_t)(j.nul_key_end - j.nul_key);
-	} else {
-		info->key_off = info->key_len = 0;
-	}
+	info->at = ok ? 0 : (size_t)((j.p < j.end ? j.p : j.end) - j.start);
+	info->key = !ok && j.key ? (const char *)j.key : NULL;
+	info->key_len = info->key ? (size_t)(j.key_end - j.key) : 0;
+	info->nul_key = (const char *)j.nul_key;
+	info->nul_key_len = j.nul_key ? (size_t)(j.nul_key_end - j.nul_key) : 0;
 	return ok;
 }
 
 bool jsoncheck_object(const char *s, size_t len, bool *nul)
 {
 	struct jsoncheck_info info;
-	bool ok = jsoncheck_info_object(s, len, &info);
+	bool ok = jsoncheck_object_info(s, len, &info);
 
 	*nul = info.nul;
 	return ok;

@@ -1,4 +1,4 @@
-"""The roster's beat buffer (agents_flush_ms): a beat of a worker already in
+"""The roster's beat buffer (agents_flush_s): a beat of a worker already in
 the roster is answered at once and written with the others in one statement
 per flush, in arrival order, with last_seen its receipt time; a new worker's
 first beat is still stored at once, under agents_max_per_tenant. These tests
@@ -10,7 +10,7 @@ import time
 from test_roster import beat
 
 # No timed flush within a test: the collector's SIGTERM writes the buffer.
-FLUSH = ("--agents-flush-ms", "60000")
+FLUSH = ("--agents-flush-s", "60")
 
 
 def sink(**over):
@@ -91,7 +91,7 @@ def test_buffer_keeps_the_quota_and_brings_back_a_forgotten_worker(db, collector
 
 
 def test_unbuffered_by_default_each_beat_is_stored_when_answered(db, collector):
-    """agents_flush_ms defaults to 0: every beat is in the table when its 200
+    """agents_flush_s defaults to 0: every beat is in the table when its 200
     comes back, as before the buffer existed."""
     key = db.create_key("ingest")
     assert beat(collector, key, "w-1", sink=sink(recorded=1, sent=1)).status_code == 200
