@@ -73,6 +73,10 @@ const struct config_param config_params[] = {
 	  NULL, NULL },
 	{ "max_inflated_bytes", CFG_SIZE, OFF(max_inflated_bytes), true, "67108864", 1024, 0,
 	  "largest body after gunzip, checked while inflating; larger gets 413", NULL, NULL },
+	{ "max_decoded_bytes", CFG_SIZE, OFF(max_decoded_bytes), true, "268435456", 1048576, 0,
+	  "most memory one OTLP trace request (POST /v1/traces) may take once decoded (its protobuf "
+	  "messages, or its JSON tree), in bytes; more gets 413",
+	  NULL, NULL },
 	{ "max_batch_rows", CFG_INT, OFF(max_batch_rows), true, "10000", 1, 0,
 	  "most rows in one ingest request; more gets 413", NULL, NULL },
 	{ "max_row_age_days", CFG_INT, OFF(max_row_age_days), true, "400", 0, 0,

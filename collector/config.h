@@ -23,6 +23,7 @@ struct config {
 	size_t max_small_body_bytes;   /* routes with a small JSON body (server.c) */
 	size_t max_pending_body_bytes; /* sum of bodies being received (gate.c) */
 	size_t max_inflated_bytes;
+	size_t max_decoded_bytes; /* an OTLP request once decoded */
 	int max_batch_rows;
 	int max_row_age_days;
 	int max_clock_skew_s;

@@ -35,7 +35,8 @@
 
 #include "buf.h"
 #include "db.h"
-#include "ingest_decode.h"
+#include "ingest_json.h"
+#include "ingest_turns.h"
 #include "log.h"
 #include "metrics.h"
 #include "num.h"
@@ -152,6 +153,9 @@ static char *store_insert_sql(const char *claim, const char *source)
 			buf_puts(&sql, ", ");
 		if (row_fields[i].kind == ROW_KIND_BOOK)
 			price_book_field_sql(&sql, row_fields[i].column); /* never the worker's */
+		else if (strcmp(row_fields[i].column, "cost_usd") == 0 ||
+			 strcmp(row_fields[i].column, "pricing_source") == 0)
+			price_book_unpriced_sql(&sql, row_fields[i].column);
 		else
 			buf_printf(&sql, "s.%s", row_fields[i].column);
 	}

@@ -544,3 +544,22 @@ bool price_book_field_sql(struct buf *out, const char *column)
 			     " WHEN mod(abs(s.book_raw) * 1e13, 20) = 5 THEN trunc(s.book_raw, 12)"
 			     " ELSE round(s.book_raw, 12) END");
 }
+
+/* A row that came without a cost (pricing_source 'unpriced', as an OTLP span
+ * with no gen_ai.usage.cost) takes the book's cost as its cost_usd and
+ * pricing_source 'book' when the book prices it; otherwise it stays unpriced
+ * with cost_usd 0, and its NULL book_cost_usd says so. Other rows keep what
+ * the worker recorded. */
+bool price_book_unpriced_sql(struct buf *out, const char *column)
+{
+	bool cost = strcmp(column, "cost_usd") == 0;
+
+	buf_puts(out, "CASE WHEN s.pricing_source = 'unpriced' AND (");
+	price_book_field_sql(out, "book_cost_usd");
+	buf_puts(out, ") IS NOT NULL THEN ");
+	if (cost)
+		price_book_field_sql(out, "book_cost_usd");
+	else
+		buf_puts(out, "'book'");
+	return buf_printf(out, " ELSE s.%s END", column);
+}

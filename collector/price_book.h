@@ -49,5 +49,8 @@ int price_import_store(PGconn *conn, struct price_import *imp, char revision[65]
  * subquery (OFFSET 0 keeps the planner from copying it into each use). */
 bool price_book_source_sql(struct buf *out);
 bool price_book_field_sql(struct buf *out, const char *column);
+/* cost_usd or pricing_source of a row sent without a cost: the book's cost
+ * (and 'book') when it prices the row, else what was sent. */
+bool price_book_unpriced_sql(struct buf *out, const char *column);
 
 #endif

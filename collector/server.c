@@ -52,6 +52,8 @@ static const struct http_route server_routes[] = {
 	  ingest_handle },
 	{ "/v1/ingest/turns", HTTP_POST, HTTP_ROLES_WRITE, HTTP_BODY_STREAM, NULL,
 	  HTTP_POOL_PRIMARY, ingest_handle_turns },
+	{ "/v1/traces", HTTP_POST, HTTP_ROLES_WRITE, HTTP_BODY_STREAM, NULL, HTTP_POOL_PRIMARY,
+	  ingest_handle_traces },
 	{ "/healthz", HTTP_GET, HTTP_OPEN, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY,
 	  health_handle_healthz },
 	{ "/readyz", HTTP_GET, HTTP_OPEN, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY,
