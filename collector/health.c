@@ -5,6 +5,7 @@
 
 #include "budget_eval.h"
 #include "buf.h"
+#include "durability.h"
 #include "gate.h"
 #include "http.h"
 #include "keywatch.h"
@@ -61,6 +62,7 @@ void health_handle_metrics(struct http_req *hr)
 	metrics_render(&b, &g);
 	replica_metrics_render(hr->srv->replica, &b);
 	budget_eval_render_metrics(hr->srv->budgets, &b);
+	durability_render_metrics(hr->srv->durability, &b);
 	http_reply(hr, 200, "text/plain; version=0.0.4; charset=utf-8", b.data ? b.data : "",
 		   b.len);
 	buf_release(&b);

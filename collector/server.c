@@ -19,6 +19,7 @@
 #include "budget_http.h"
 #include "conns.h"
 #include "db.h"
+#include "durability.h"
 #include "health.h"
 #include "http.h"
 #include "ingest.h"
@@ -131,6 +132,7 @@ static void server_reload(struct server *srv)
 	replica_set_max_lag(srv->replica, srv->cfg.read_max_lag_s);
 	keywatch_set_refresh(srv->keywatch, srv->cfg.key_refresh_s);
 	keywatch_poke(srv->keywatch);
+	durability_recheck(srv->durability);
 	log_info("reload complete");
 	notify_send("READY=1");
 }
@@ -232,6 +234,7 @@ static void server_free(struct server *srv)
 	rollup_daily_free(srv->rollup_daily); /* likewise */
 	agents_metrics_free();		      /* the same */
 	budget_eval_free(srv->budgets);	      /* likewise */
+	durability_free(srv->durability);     /* likewise */
 	http_free(srv);
 	if (srv->sig_term)
 		event_free(srv->sig_term);
@@ -319,6 +322,8 @@ int server_run(struct config *cfg, char *config_path, char **flag_names, char **
 	srv.retention = retention_new(srv.base, srv.pool, &srv.cfg);
 	srv.rollup_daily = rollup_daily_new(srv.base, srv.pool, &srv.cfg);
 	agents_metrics_start(srv.base, srv.pool, &srv.cfg);
+	if (!(srv.durability = durability_new(srv.base, srv.pool)))
+		log_fatal("cannot start the synchronous standby check");
 	if (!(srv.budgets = budget_eval_new(srv.base, srv.pool, &srv.cfg, err, sizeof(err)))) {
 		log_error("%s", err);
 		server_free(&srv);

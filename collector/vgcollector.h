@@ -31,6 +31,7 @@ struct auth_key;
 struct ssl_ctx_st;
 struct conns;
 struct budget_eval;
+struct durability;
 
 /* Server lifecycle:
  *   STARTING -> SERVING: listening, keys loaded, database reachable.
@@ -61,6 +62,7 @@ struct server {
 	struct rollup_daily *rollup_daily; /* closed days into cost_rollup_daily; likewise */
 	struct ssl_ctx_st *tls;		   /* NULL: plain HTTP; swapped on reload */
 	struct budget_eval *budgets;	   /* budget evaluation and alerts; freed after the pool */
+	struct durability *durability;	   /* the synchronous-standby check; likewise */
 
 	int inflight;	/* requests handed to the pool, not yet answered */
 	bool schema_ok; /* migrate_check passed at startup */
