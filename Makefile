@@ -65,7 +65,8 @@ UNIT_SRC      := $(wildcard tests/unit/*.c)
 UNIT_OBJ      := $(UNIT_SRC:%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all run test check-layers test-unit test-integration test-san fuzz fuzz-run install clean \
-        bench-ingest bench-sink bench-rollup bench-pooled bench-budgets test-scale deps format format-check
+        bench-ingest bench-sink bench-rollup bench-pooled bench-budgets test-scale test-ha deps format \
+        format-check
 
 # libvgsink and the tools that link it are built once sink/ has sources.
 SINK_TARGETS := $(if $(SINK_SRC),$(BUILD)/libvgsink.a $(BUILD)/libvgsink.so.0 $(BUILD)/libvgsink.so \
@@ -244,12 +245,21 @@ test-unit: all
 	$(Q)$(BUILD)/unit_tests
 
 test-integration: all
-	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) -m pytest -q tests
+	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) -m pytest -q --ignore=tests/test_ha.py tests
 
 # haproxy, 3 collectors, pgbouncer (transaction mode), a primary and a streaming
-# standby, under faults. Part of `make test` too (tests/test_scale.py).
+# standby, under faults (tests/test_scale.py, part of `make test` too); then
+# losing the primary of a Patroni cluster (tests/test_ha.py, see test-ha).
 test-scale: deps all
-	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) -m pytest -q -p no:cacheprovider tests/test_scale.py
+	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) -m pytest -q -s -p no:cacheprovider tests/test_scale.py \
+	  tests/test_ha.py
+
+# etcd and two Patroni nodes (deploy/ha/patroni.yml), two collectors on a
+# multi-host conninfo; the leader is SIGKILLed mid-stream, then switched over.
+# Prints the failover time and the longest ingest gap. Not in `make test`:
+# about 75 s per build, most of it waiting out Patroni's lease (docs/operations.md).
+test-ha: deps all
+	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) -m pytest -q -s -p no:cacheprovider tests/test_ha.py
 
 # ---- fuzzing (clang + libFuzzer from libclang-rt-14-dev) --------------------
 
