@@ -65,8 +65,8 @@ UNIT_SRC      := $(wildcard tests/unit/*.c)
 UNIT_OBJ      := $(UNIT_SRC:%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all run test check-layers test-unit test-integration test-san fuzz fuzz-run install clean \
-        bench-ingest bench-sink bench-rollup bench-pooled bench-budgets test-scale test-ha deps format \
-        format-check
+        bench-ingest bench-sink bench-rollup bench-pooled bench-budgets bench-size test-scale test-ha \
+        deps format format-check
 
 # libvgsink and the tools that link it are built once sink/ has sources.
 SINK_TARGETS := $(if $(SINK_SRC),$(BUILD)/libvgsink.a $(BUILD)/libvgsink.so.0 $(BUILD)/libvgsink.so \
@@ -294,6 +294,10 @@ bench-rollup: deps all
 
 bench-budgets: deps all
 	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) tests/bench/bench_budgets.py
+
+# Bytes per cost row in each table after 1M fleet-mix rows (docs/capacity.md).
+bench-size: deps all
+	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) tests/bench/bench_size.py
 
 # ---- install -----------------------------------------------------------------
 
