@@ -7,9 +7,14 @@ and what that makes for 1 billion rows a month; the average tuple as stored
 (pg_column_size, without page and line-pointer overhead or free space); and
 the WAL written per row, which is what a synchronous standby receives. The rollups grow with the
 number of groups (hour x tenant x agent x model ...), not with the rows, so
-they are printed per rollup row. docs/capacity.md is built on these figures.
+they are printed per rollup row. Then the cost of a one-row batch: at 100,000
+workers and 1 billion rows a month a worker records about 14 rows an hour, so
+each of its flushes (every second by default) carries one row, and the
+collector's and PostgreSQL's CPU per request is what counts, not per row.
+docs/capacity.md is built on these figures.
 
-Environment: BENCH_ROWS (1000000), BENCH_MONTH_ROWS (1e9)."""
+Environment: BENCH_ROWS (1000000), BENCH_MONTH_ROWS (1e9), BENCH_SMALL (20000
+one-row batches, over 8 keep-alive connections; 0 to skip)."""
 
 import os
 import sys
@@ -17,11 +22,13 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_ingest import encode_batches, fleet_mix_batches, machine, run_ingest  # noqa: E402
+from bench_ingest import (cluster_cpu, encode_batches, fleet_mix_batches, machine,  # noqa: E402
+                          proc_cpu, run_ingest)
 from conftest import Collector, Db, PgCluster, run_vgc  # noqa: E402
 
 ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
 MONTH_ROWS = float(os.environ.get("BENCH_MONTH_ROWS", "1e9"))
+SMALL = int(os.environ.get("BENCH_SMALL", "20000"))
 CHUNK = 100000  # rows generated and encoded at a time, to bound the client's memory
 
 # Every table whose size follows the row count or the rollup groups. A
@@ -65,6 +72,17 @@ def main():
                 raise SystemExit(f"FAILED: {failures[:3]}, {accepted} of {n} accepted")
             loaded += n
             took += elapsed
+        small = None
+        if SMALL:
+            bodies = encode_batches([[r] for b in fleet_mix_batches(SMALL, seed=7, now=now)
+                                     for r in b])
+            c0, p0 = proc_cpu(col.proc.pid), cluster_cpu(cluster)
+            elapsed, failures, accepted = run_ingest(col.url, key, bodies, conns=8)
+            c1, p1 = proc_cpu(col.proc.pid), cluster_cpu(cluster)
+            if failures or accepted != SMALL:
+                raise SystemExit(f"FAILED: {failures[:3]}, {accepted} of {SMALL} accepted")
+            small = (SMALL / elapsed, (c1 - c0) / SMALL, (p1 - p0) / SMALL)
+            loaded += SMALL
         col.stop()
         wal = db.scalar("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)", wal0)
         # The closed days into the daily rollups, as `serve` does in time.
@@ -91,6 +109,12 @@ def main():
         print(f"per {MONTH_ROWS:,.0f} rows a month: cost_rows heap only {gb(rows_only * MONTH_ROWS)};"
               f" with its key and the id claims (heap + indexes) {gb((heap + idx) * MONTH_ROWS)}"
               f" ({heap + idx:.0f} bytes per row)")
+        if small:
+            rate, col_s, pg_s = small
+            print(f"one-row batches: {SMALL:,} requests at {rate:,.0f}/s over 8 connections;"
+                  f" CPU per 1,000 requests: collector {col_s * 1000:.3f} s,"
+                  f" PostgreSQL {pg_s * 1000:.3f} s (requests per core-second:"
+                  f" collector {1 / col_s:,.0f}, PostgreSQL {1 / pg_s:,.0f})")
         db.close()
     finally:
         cluster.stop()
