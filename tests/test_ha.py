@@ -10,8 +10,8 @@ longest ingest gap are printed."""
 
 import json
 import os
-import shutil
 import re
+import shutil
 import sys
 import tempfile
 import threading
@@ -152,8 +152,7 @@ def test_leader_killed_mid_stream_then_switchover_store_every_row_once(patroni_c
     assert r.returncode == 0, r.stderr
     db = Db(ha, name)
     key = db.create_key("ingest")
-    cols = [Collector(None, args=["--db", multi, "--rate-limit-rps", "0", "--pool-size", "3"])
-            for _ in range(2)]
+    cols = []
     watch = IngestWatch(cols)
     spool = tempfile.mkdtemp(prefix="vgc-ha-spool-")
     sims, results, windows = [], [], {}
@@ -181,6 +180,9 @@ def test_leader_killed_mid_stream_then_switchover_store_every_row_once(patroni_c
         windows[phase][1] = time.monotonic()
 
     try:
+        for _ in range(2):
+            cols.append(Collector(None, args=["--db", multi, "--rate-limit-rps", "0",
+                                              "--pool-size", "3"]))
         # With a synchronous standby in place the collectors report it.
         for c in cols:
             wait_until(lambda c=c: "vgcollector_db_synchronous_standby 1" in
