@@ -257,7 +257,8 @@ test-scale: deps all
 # etcd and two Patroni nodes (deploy/ha/patroni.yml), two collectors on a
 # multi-host conninfo; the leader is SIGKILLed mid-stream, then switched over.
 # Prints the failover time and the longest ingest gap. Not in `make test`:
-# about 75 s per build, most of it waiting out Patroni's lease (docs/operations.md).
+# 65 to 90 s per build, most of it Patroni bootstrapping and its lease running out
+# (docs/operations.md, Losing the primary).
 test-ha: deps all
 	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) -m pytest -q -s -p no:cacheprovider tests/test_ha.py
 

@@ -53,7 +53,7 @@ def skips_not_allowed(suite):
 
 
 # Run by `make test-ha` and `make test-scale` only: losing a Patroni leader
-# takes about 75 s per build, most of it Patroni's lease running out, and
+# takes 65 to 90 s per build, most of it Patroni's lease running out, and
 # twice that would stretch the suite past its budget (docs/operations.md).
 NOT_IN_SUITE = ["tests/test_ha.py"]
 
