@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -88,6 +89,33 @@ def patroni_cluster():
     finally:
         for p in reversed(parts):
             p.destroy()
+
+
+def sync_names(ha):
+    """The leader's synchronous_standby_names, or None while no leader answers."""
+    try:
+        conn = ha.connect()
+    except psycopg2.OperationalError:
+        return None
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SHOW synchronous_standby_names")
+            return cur.fetchone()[0]
+    except psycopg2.Error:
+        return None
+    finally:
+        conn.close()
+
+
+def expect_sync_metric(cols, want):
+    """SIGHUPs each collector (a reload checks the standby again) and waits
+    for its /metrics to say vgcollector_db_synchronous_standby want."""
+    for c in cols:
+        c.signal(signal.SIGHUP)
+    for c in cols:
+        wait_until(lambda c=c: f"vgcollector_db_synchronous_standby {want}\n" in
+                   c.get("/metrics").text, 30, f"{c.url} reporting synchronous standby {want}",
+                   interval=0.2)
 
 
 class IngestWatch(threading.Thread):
@@ -196,6 +224,11 @@ def test_leader_killed_mid_stream_then_switchover_store_every_row_once(patroni_c
         wait_until(lambda: pg2.check("/primary") == 200, FAILOVER_DEADLINE_S,
                    "pg2 promoted", interval=0.1)
         failover_s = time.monotonic() - killed
+        # Alone, the new leader runs without a synchronous standby; told
+        # to look again (a reload), the collectors say so.
+        wait_until(lambda: sync_names(ha) == "", 60, "Patroni clearing synchronous_standby_names",
+                   interval=0.2)
+        expect_sync_metric(cols, 0)
         finish("failover")
 
         # The old leader comes back (pg_rewind if it needs one) as the
@@ -204,6 +237,9 @@ def test_leader_killed_mid_stream_then_switchover_store_every_row_once(patroni_c
         pg1.start()
         wait_until(lambda: pg1.check("/sync") == 200, BOOT_DEADLINE_S,
                    "pg1 back as the synchronous standby", interval=0.2)
+        wait_until(lambda: sync_names(ha) not in (None, ""), 60,
+                   "Patroni naming pg1 the synchronous standby", interval=0.2)
+        expect_sync_metric(cols, 1)
         stream("switchover")
         switched = time.monotonic()
         r = patronictl(pg2, "switchover", "--leader", "pg2", "--candidate", "pg1", "--force")
