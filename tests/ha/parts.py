@@ -88,8 +88,8 @@ class PatroniNode:
         # Loopback only: trust instead of passwords; one user for everything.
         pg["authentication"] = {k: {"username": "postgres"}
                                 for k in ("superuser", "replication", "rewind")}
-        pg["pg_hba"] = ["local all all trust", "host all all 127.0.0.1/32 trust",
-                        "host replication all 127.0.0.1/32 trust"]
+        cfg["bootstrap"]["pg_hba"] = ["local all all trust", "host all all 127.0.0.1/32 trust",
+                                      "host replication all 127.0.0.1/32 trust"]
         pg["parameters"] = dict(pg.get("parameters") or {}, unix_socket_directories=self.dir,
                                 fsync="off", shared_buffers="128MB")
         self.config = os.path.join(self.dir, "patroni.yml")
