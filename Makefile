@@ -202,8 +202,9 @@ $(BUILD)/vgsink.pc: sink/vgsink.pc.in Makefile
 # An operator's tool uses libvgsink's API only, linked in statically, so the
 # installed binary runs whatever PREFIX/lib holds.
 $(BUILD)/%: sink/tools/%.c $(BUILD)/libvgsink.a
+	@mkdir -p $(BUILD)/obj/sink/tools
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libvgsink.a $(LDLIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) -MF $(BUILD)/obj/sink/tools/$*.d $(LDFLAGS) -o $@ $< $(BUILD)/libvgsink.a $(LDLIBS)
 
 # Test tools (simulators, benchmarks) link libvgsink and the collector code.
 $(BUILD)/%: tests/tools/%.c $(BUILD)/libvgsink.a $(BUILD)/libvgcollector.a
@@ -343,4 +344,4 @@ clean:
 
 # Objects' dependency files, and the tools' (each tool is one source compiled
 # and linked in one step, which writes $(BUILD)/<tool>.d).
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null) $(TOOLS:%=%.d) $(SINK_TOOLS:%=%.d)
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null) $(TOOLS:%=%.d)

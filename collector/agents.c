@@ -8,17 +8,18 @@
 #include <cJSON.h>
 #include <event2/buffer.h>
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "agents_beat.h"
+#include "agents_page.h"
 #include "agents_store.h"
 #include "buf.h"
 #include "http.h"
 #include "pool.h"
+#include "rollup_params.h"
 
 struct agents_job {
 	struct pool_job job; /* first: the pool hands this pointer back */
@@ -28,11 +29,14 @@ struct agents_job {
 	/* Heartbeat. */
 	struct evbuffer *body; /* moved out of the request: no copy */
 	struct agents_beat_limits lim;
+	long long max_per_tenant;
 
-	/* Listing: the filter's strings are owned here. */
+	/* Listing: the filter's and the cursor's strings point into qs and
+	 * cursor, owned here. */
 	bool list;
 	struct agents_filter filter;
-	char *values[4];
+	struct agents_page page;
+	char *qs, *cursor;
 	int ttl_s;
 
 	/* Results, written by the worker. */
@@ -47,8 +51,8 @@ static void agents_job_free(struct agents_job *job)
 		evbuffer_free(job->body);
 	free(job->tenant);
 	free(job->project);
-	for (int i = 0; i < 4; i++)
-		free(job->values[i]);
+	free(job->qs);
+	free(job->cursor);
 	buf_release(&job->answer);
 	free(job);
 }
@@ -72,21 +76,17 @@ static void agents_work(struct pool_job *pj, struct pool_worker *w)
 			job->status =
 				conn ? agents_store_beat(conn, &b, job->tenant,
 							 job->project ? job->project : b.project,
-							 job->err, sizeof(job->err))
+							 job->max_per_tenant, job->err,
+							 sizeof(job->err))
 				     : 503;
 		}
 		cJSON_Delete(root);
 	} else if ((conn = pool_worker_conn(w, job->err, sizeof(job->err)))) {
-		PGresult *res = agents_store_list(conn, &job->filter, job->ttl_s, &job->status,
-						  job->err, sizeof(job->err));
+		PGresult *res = agents_store_list(conn, &job->filter, &job->page, job->ttl_s,
+						  &job->status, job->err, sizeof(job->err));
 
 		if (res) {
-			buf_printf(&job->answer, "{\"ttl_s\":%d,\"agents\":[", job->ttl_s);
-			for (int r = 0; r < PQntuples(res); r++) {
-				buf_puts(&job->answer, r ? "," : "");
-				buf_puts(&job->answer, PQgetvalue(res, r, AGENTS_COL_JSON));
-			}
-			buf_puts(&job->answer, "]}");
+			agents_page_render(res, job->page.limit, job->ttl_s, &job->answer);
 			PQclear(res);
 			job->status = 200;
 			if (job->answer.over) {
@@ -178,6 +178,17 @@ void agents_handle_heartbeat(struct http_req *hr)
 				 enc);
 		return;
 	}
+	/* A heartbeat is a few KB: a bigger body is refused before anything parses it. */
+	if (evbuffer_get_length(evhttp_request_get_input_buffer(hr->req)) >
+	    srv->cfg.max_heartbeat_bytes) {
+		http_reply_error(
+			hr, 413,
+			"body: %zu bytes, more than max_heartbeat_bytes (%zu); a heartbeat "
+			"is a few KB",
+			evbuffer_get_length(evhttp_request_get_input_buffer(hr->req)),
+			srv->cfg.max_heartbeat_bytes);
+		return;
+	}
 	if (!http_body_fits(hr))
 		return;
 	if (!(job = agents_job_new(hr, key)))
@@ -189,6 +200,8 @@ void agents_handle_heartbeat(struct http_req *hr)
 	}
 	job->lim.max_string_chars = (size_t)srv->cfg.max_string_chars;
 	job->lim.max_error_chars = (size_t)srv->cfg.max_error_message_chars;
+	job->lim.max_values = (size_t)srv->cfg.max_element_values;
+	job->max_per_tenant = srv->cfg.agents_max_per_tenant;
 	evbuffer_add_buffer(job->body, evhttp_request_get_input_buffer(hr->req));
 	agents_submit(hr, job);
 }
@@ -216,59 +229,118 @@ static int agents_scope(struct agents_filter_one *f, const char *scope, const ch
 	return 403;
 }
 
-/* Reads the query string into job->filter. 200, or 400 with err. */
-static int agents_parse_query(struct http_req *hr, struct agents_job *job, char *err, size_t errlen)
-{
-	static const char *const names[] = { "tenant", "project", "agent_name", "status" };
-	struct agents_filter_one *one[] = { &job->filter.tenant, &job->filter.project,
-					    &job->filter.agent_name, NULL };
-	struct evkeyvalq q;
-	struct evkeyval *kv;
-	int st = 200;
+/* The parameters GET /v1/agents takes, in the order messages list them. */
+enum agents_param {
+	AGENTS_P_TENANT,
+	AGENTS_P_PROJECT,
+	AGENTS_P_AGENT_NAME,
+	AGENTS_P_STATUS,
+	AGENTS_P_DELIVERY,
+	AGENTS_P_LIMIT,
+	AGENTS_P_CURSOR,
+	AGENTS_NPARAMS
+};
+static const char *const agents_param_names[AGENTS_NPARAMS] = {
+	"tenant", "project", "agent_name", "status", "delivery", "limit", "cursor",
+};
 
-	if (!http_query(hr, &q)) {
-		snprintf(err, errlen, "query string: malformed");
+/* limit=: a whole number from 1 to AGENTS_MAX_PAGE. */
+static int agents_parse_limit(const char *v, int *out, char *err, size_t errlen)
+{
+	long n = 0;
+	size_t i;
+
+	for (i = 0; v[i] >= '0' && v[i] <= '9' && i < 9; i++)
+		n = n * 10 + (v[i] - '0');
+	if (i == 0 || v[i] || n < 1 || n > AGENTS_MAX_PAGE) {
+		snprintf(err, errlen, "limit \"%.*s\": must be a whole number from 1 to %d",
+			 rollup_params_clip(v, 32), v, AGENTS_MAX_PAGE);
 		return 400;
 	}
-	for (kv = q.tqh_first; kv; kv = kv->next.tqe_next) {
-		int i = 0;
+	*out = (int)n;
+	return 200;
+}
 
-		while (i < 4 && strcmp(kv->key, names[i]) != 0)
-			i++;
-		if (i == 4) {
-			snprintf(err, errlen,
-				 "%.64s: unknown parameter (tenant, project, agent_name, status)",
-				 kv->key);
-			st = 400;
-			break;
-		}
-		if (job->values[i]) {
-			snprintf(err, errlen, "%s: given more than once", names[i]);
-			st = 400;
-			break;
-		}
-		if (!(job->values[i] = strdup(kv->value))) {
-			snprintf(err, errlen, "out of memory");
-			st = 503;
-			break;
-		}
-		if (one[i]) {
-			/* An empty value selects workers without one. */
-			one[i]->match = kv->value[0] ? AGENTS_EQ : AGENTS_NULL;
-			one[i]->value = job->values[i];
-		} else if (strcmp(kv->value, "idle") != 0 && strcmp(kv->value, "busy") != 0 &&
-			   strcmp(kv->value, "offline") != 0) {
-			snprintf(err, errlen,
-				 "status \"%.32s\": must be \"idle\", \"busy\" or \"offline\"",
-				 kv->value);
-			st = 400;
-			break;
-		} else {
-			job->filter.status = job->values[i];
-		}
+/* One parameter into the job. 200, or 400 (503) with err. */
+static int agents_parse_param(struct agents_job *job, enum agents_param id, const char *v,
+			      char *err, size_t errlen)
+{
+	struct agents_filter_one *one[] = { &job->filter.tenant, &job->filter.project,
+					    &job->filter.agent_name };
+
+	switch (id) {
+	case AGENTS_P_TENANT:
+	case AGENTS_P_PROJECT:
+	case AGENTS_P_AGENT_NAME:
+		/* An empty value selects workers without one. */
+		one[id]->match = v[0] ? AGENTS_EQ : AGENTS_NULL;
+		one[id]->value = v;
+		return 200;
+	case AGENTS_P_STATUS:
+		return agents_store_parse_set("status", v, agents_store_status_names,
+					      AGENTS_NSTATUS, &job->filter.status, err, errlen);
+	case AGENTS_P_DELIVERY:
+		return agents_store_parse_set("delivery", v, agents_store_delivery_names,
+					      AGENTS_NDELIVERY, &job->filter.delivery, err, errlen);
+	case AGENTS_P_LIMIT: return agents_parse_limit(v, &job->page.limit, err, errlen);
+	case AGENTS_P_CURSOR: {
+		char *key[AGENTS_NKEYS];
+		int st = agents_page_cursor_decode(v, key, err, errlen);
+
+		for (int k = 0; k < AGENTS_NKEYS; k++)
+			job->page.after[k] = key[k];
+		job->cursor = key[0]; /* the one allocation */
+		return st;
 	}
-	evhttp_clear_headers(&q);
-	return st;
+	case AGENTS_NPARAMS: break;
+	}
+	return 400;
+}
+
+/* Reads the query string into job->filter and job->page, with the read
+ * API's rules: percent-decoding that refuses %00, and every name and value
+ * UTF-8 without control characters. 200, or 400 (503) with err. */
+static int agents_parse_query(struct http_req *hr, struct agents_job *job, char *err, size_t errlen)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(hr->req);
+	const char *raw = uri ? evhttp_uri_get_query(uri) : NULL;
+	struct rollup_param params[ROLLUP_MAX_PARAMS];
+	bool seen[AGENTS_NPARAMS] = { false };
+	int n, st;
+
+	job->page.limit = AGENTS_DEFAULT_PAGE;
+	if (!(job->qs = strdup(raw ? raw : ""))) {
+		snprintf(err, errlen, "out of memory");
+		return 503;
+	}
+	if ((st = rollup_params_split(job->qs, params, &n, err, errlen)) != 200)
+		return st;
+	for (int i = 0; i < n; i++) {
+		const char *name = params[i].name, *v = params[i].value;
+		int id = 0;
+
+		if ((st = rollup_params_check_text("a parameter name", name, err, errlen)) != 200)
+			return st;
+		while (id < AGENTS_NPARAMS && strcmp(name, agents_param_names[id]) != 0)
+			id++;
+		if (id == AGENTS_NPARAMS) {
+			snprintf(err, errlen,
+				 "unknown parameter \"%.*s\"; /v1/agents takes tenant, project, "
+				 "agent_name, status, delivery, limit, cursor",
+				 rollup_params_clip(name, 64), name);
+			return 400;
+		}
+		if ((st = rollup_params_check_text(name, v, err, errlen)) != 200)
+			return st;
+		if (seen[id]) {
+			snprintf(err, errlen, "%s: given more than once", name);
+			return 400;
+		}
+		seen[id] = true;
+		if ((st = agents_parse_param(job, (enum agents_param)id, v, err, errlen)) != 200)
+			return st;
+	}
+	return 200;
 }
 
 void agents_handle_list(struct http_req *hr)

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "jsoncheck.h"
 #include "row.h"
 
 /* The largest count a JSON number holds exactly (2^53). */
@@ -139,6 +140,62 @@ static int agents_beat_sink(const cJSON *obj, const struct agents_beat_limits *l
 	return 200;
 }
 
+/* The top-level member the scan blames (where it failed, else the first
+ * \u0000), fit to start a message, into name: "body" when there is none or it
+ * is not plain text. */
+static void agents_beat_key(const struct jsoncheck_info *info, bool ok, char *name, size_t n)
+{
+	const char *k = ok ? info->nul_key : info->key;
+	size_t len = ok ? info->nul_key_len : info->key_len;
+
+	snprintf(name, n, "body");
+	if (len == 0 || len >= n)
+		return;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)k[i] < 0x21 || (unsigned char)k[i] > 0x7E || k[i] == '\\' ||
+		    k[i] == '"')
+			return;
+	snprintf(name, n, "%.*s", (int)len, k);
+}
+
+/* The strict pre-scan (see agents_beat_decode). */
+static int agents_beat_scan(const char *body, size_t len, const struct agents_beat_limits *lim,
+			    char *err, size_t errlen)
+{
+	struct jsoncheck_info info;
+	char name[64];
+	bool ok = jsoncheck_object_info(body, len, &info);
+
+	if (info.values > lim->max_values) {
+		snprintf(err, errlen,
+			 "body: holds more than %zu JSON values (keys included), the limit "
+			 "max_element_values sets; a heartbeat has about 30",
+			 lim->max_values);
+		return 413;
+	}
+	agents_beat_key(&info, ok, name, sizeof(name));
+	if (!ok && info.raw_control) {
+		snprintf(err, errlen,
+			 "%s: raw control character 0x%02x inside a string at byte %zu; JSON "
+			 "requires the escape \\u%04x",
+			 name, (unsigned char)body[info.at], info.at, (unsigned char)body[info.at]);
+		return 400;
+	}
+	if (!ok) {
+		snprintf(err, errlen,
+			 "%s: not valid JSON at byte %zu of %zu: the body must be exactly one JSON "
+			 "object, with nothing after it",
+			 name, info.at, len);
+		return 400;
+	}
+	if (info.nul) {
+		snprintf(err, errlen,
+			 "%s: a string holds \\u0000 (NUL), which PostgreSQL cannot store", name);
+		return 400;
+	}
+	return 200;
+}
+
 int agents_beat_decode(const char *body, size_t len, const struct agents_beat_limits *lim,
 		       struct agents_beat *out, struct cJSON **root, char *err, size_t errlen)
 {
@@ -158,6 +215,8 @@ int agents_beat_decode(const char *body, size_t len, const struct agents_beat_li
 
 	memset(out, 0, sizeof(*out));
 	*root = NULL;
+	if ((st = agents_beat_scan(body, len, lim, err, errlen)) != 200)
+		return st;
 	j = cJSON_ParseWithLength(body, len);
 	if (!j) {
 		snprintf(err, errlen, "body: not valid JSON");

@@ -11,10 +11,12 @@
 
 struct cJSON;
 
-/* Caps the collector's config sets (max_string_chars, max_error_message_chars). */
+/* Caps the collector's config sets (max_string_chars, max_error_message_chars,
+ * max_element_values). */
 struct agents_beat_limits {
 	size_t max_string_chars;
 	size_t max_error_chars;
+	size_t max_values; /* JSON values in the body, keys included */
 };
 
 /* libvgsink's cumulative counters, as the beat carried them. */
@@ -35,9 +37,13 @@ struct agents_beat {
 	struct agents_sink sink;
 };
 
-/* Parses and checks body. 200 with *root (the caller's) and out filled, or
- * 400 with err naming the field ("status \"sleeping\": must be ..."), or 503
- * when out of memory. Unknown fields are ignored. */
+/* Parses and checks body with ingest's strict rules: exactly one JSON object
+ * and nothing after it, no raw control characters, no \u0000 (cJSON would cut
+ * the string there), at most max_values values, all checked by a scan that
+ * allocates nothing before cJSON builds a tree. 200 with *root (the caller's)
+ * and out filled, 400 with err naming the field ("status \"sleeping\": must
+ * be ..."; "body: ..." when no field is to blame), 413 over max_values, or
+ * 503 when out of memory. Unknown fields are ignored. */
 int agents_beat_decode(const char *body, size_t len, const struct agents_beat_limits *lim,
 		       struct agents_beat *out, struct cJSON **root, char *err, size_t errlen)
 	__attribute__((warn_unused_result));

@@ -14,51 +14,108 @@
 #include <string.h>
 
 #include "agents_beat.h"
+#include "buf.h"
 #include "db.h"
+#include "rollup_params.h"
 
 /* Growth is measured from the stored counter, or from 0 when there is none,
  * when it went down, or when started_at changed: a new process. */
 #define AGENTS_BASE(col)                                                                           \
-	"CASE WHEN a." col " IS NULL OR EXCLUDED." col " < a." col                                 \
-	" OR a.started_at IS DISTINCT FROM EXCLUDED.started_at THEN 0 ELSE a." col " END"
+	"CASE WHEN a." col " IS NULL OR excluded." col " < a." col                                 \
+	" OR a.started_at IS DISTINCT FROM excluded.started_at THEN 0 ELSE a." col " END"
 
-static const char agents_upsert_sql[] =
-	"INSERT INTO agents AS a (tenant_id, agent_id, agent_name, project, status,"
-	" active_sessions, version, region, host, started_at, client_ts, last_seen,"
-	" sink_recorded, sink_sent, sink_dropped, sink_rejected, sink_queued, sink_spooled_rows,"
-	" sink_spool_bytes, sink_last_error, dropped_grew_at, rejected_grew_at)"
-	" VALUES ($1, $2, $3, $4, $5, $6::int, $7, $8, $9, to_timestamp($10::float8),"
-	" to_timestamp($11::float8), now(), $12::bigint, $13::bigint, $14::bigint, $15::bigint,"
-	" $16::bigint, $17::bigint, $18::bigint, $19,"
-	" CASE WHEN $14::bigint > 0 THEN now() END, CASE WHEN $15::bigint > 0 THEN now() END)"
-	" ON CONFLICT ON CONSTRAINT agents_identity DO UPDATE SET"
-	" agent_name = EXCLUDED.agent_name, project = EXCLUDED.project, status = EXCLUDED.status,"
-	" active_sessions = EXCLUDED.active_sessions, version = EXCLUDED.version,"
-	" region = EXCLUDED.region, host = EXCLUDED.host, started_at = EXCLUDED.started_at,"
-	" client_ts = EXCLUDED.client_ts, last_seen = EXCLUDED.last_seen,"
-	" sink_recorded = EXCLUDED.sink_recorded, sink_sent = EXCLUDED.sink_sent,"
-	" sink_dropped = EXCLUDED.sink_dropped, sink_rejected = EXCLUDED.sink_rejected,"
-	" sink_queued = EXCLUDED.sink_queued, sink_spooled_rows = EXCLUDED.sink_spooled_rows,"
-	" sink_spool_bytes = EXCLUDED.sink_spool_bytes,"
-	" sink_last_error = EXCLUDED.sink_last_error,"
-	" dropped_grew_at = CASE WHEN EXCLUDED.sink_dropped > " AGENTS_BASE(
-		"sink_dropped") " THEN EXCLUDED.last_seen ELSE a.dropped_grew_at END,"
-				" rejected_grew_at = CASE WHEN EXCLUDED.sink_rejected > " AGENTS_BASE(
-					"sink_rejected") " THEN EXCLUDED.last_seen ELSE a.rejected_grew_at END,"
-							 " sink_stalled = coalesce(EXCLUDED.sink_queued > 0 AND a.sink_queued > 0"
-							 " AND EXCLUDED.sink_sent <= a.sink_sent"
-							 " AND a.started_at IS NOT DISTINCT FROM EXCLUDED.started_at, false)";
+/* The identity index's key (schema/0010_agents_scope.sql): NULL parts are ''. */
+#define AGENTS_KEY_TENANT(t) "coalesce('+' || " t ", '')"
+#define AGENTS_KEY_PROJECT(p) "coalesce('+' || " p ", '')"
+
+#define AGENTS_COLUMNS                                                                             \
+	"tenant_id, agent_id, agent_name, project, status, active_sessions, version, region,"      \
+	" host, started_at, client_ts, last_seen, sink_recorded, sink_sent, sink_dropped,"         \
+	" sink_rejected, sink_queued, sink_spooled_rows, sink_spool_bytes, sink_last_error,"       \
+	" dropped_grew_at, rejected_grew_at"
+
+/* The beat's values, in AGENTS_COLUMNS order and named like them. */
+#define AGENTS_VALUES                                                                              \
+	"$1::text AS tenant_id, $2::text AS agent_id, $3::text AS agent_name,"                     \
+	" $4::text AS project, $5::text AS status, $6::int AS active_sessions,"                    \
+	" $7::text AS version, $8::text AS region, $9::text AS host,"                              \
+	" to_timestamp($10::float8) AS started_at, to_timestamp($11::float8) AS client_ts,"        \
+	" now() AS last_seen, $12::bigint AS sink_recorded, $13::bigint AS sink_sent,"             \
+	" $14::bigint AS sink_dropped, $15::bigint AS sink_rejected, $16::bigint AS sink_queued,"  \
+	" $17::bigint AS sink_spooled_rows, $18::bigint AS sink_spool_bytes,"                      \
+	" $19::text AS sink_last_error,"                                                           \
+	" CASE WHEN $14::bigint > 0 THEN now() END AS dropped_grew_at,"                            \
+	" CASE WHEN $15::bigint > 0 THEN now() END AS rejected_grew_at"
+
+/* A known worker's row a (old values) from the beat excluded (new values). */
+#define AGENTS_SET                                                                                                                 \
+	"agent_name = excluded.agent_name, status = excluded.status,"                                                              \
+	" active_sessions = excluded.active_sessions, version = excluded.version,"                                                 \
+	" region = excluded.region, host = excluded.host, started_at = excluded.started_at,"                                       \
+	" client_ts = excluded.client_ts, last_seen = excluded.last_seen,"                                                         \
+	" sink_recorded = excluded.sink_recorded, sink_sent = excluded.sink_sent,"                                                 \
+	" sink_dropped = excluded.sink_dropped, sink_rejected = excluded.sink_rejected,"                                           \
+	" sink_queued = excluded.sink_queued, sink_spooled_rows = excluded.sink_spooled_rows,"                                     \
+	" sink_spool_bytes = excluded.sink_spool_bytes,"                                                                           \
+	" sink_last_error = excluded.sink_last_error,"                                                                             \
+	" dropped_grew_at = CASE WHEN excluded.sink_dropped > " AGENTS_BASE(                                                       \
+		"sink_dropped") " THEN excluded.last_seen ELSE a.dropped_grew_at END,"                                             \
+				" rejected_grew_at = CASE WHEN excluded.sink_rejected > " AGENTS_BASE(                             \
+					"sink_rejected") " THEN excluded.last_seen ELSE a.rejected_grew_at END,"                   \
+							 " sink_stalled = coalesce(excluded.sink_queued > 0 AND a.sink_queued > 0" \
+							 " AND excluded.sink_sent <= a.sink_sent"                                  \
+							 " AND a.started_at IS NOT DISTINCT FROM excluded.started_at, false)"
+
+/* A known worker: one UPDATE through the identity index. */
+static const char agents_update_sql[] =
+	"UPDATE agents AS a SET " AGENTS_SET " FROM (SELECT " AGENTS_VALUES ") AS excluded"
+	" WHERE " AGENTS_KEY_TENANT("a.tenant_id") " = " AGENTS_KEY_TENANT("$1::text") " AND a.agent_id = $2::text AND " AGENTS_KEY_PROJECT(
+		"a.project") " = " AGENTS_KEY_PROJECT("$4::text");
+
+/* The tenant's count row, so the insert below has a row to lock. */
+static const char agents_count_row_sql[] =
+	"INSERT INTO agents_tenant_counts (tenant_id) VALUES ($1::text)"
+	" ON CONFLICT ((" AGENTS_KEY_TENANT("tenant_id") ")) DO NOTHING";
+
+/* A new worker, while its tenant is under the quota ($20). The count row is
+ * locked until commit (its trigger adds the new row to it meanwhile), so
+ * concurrent new workers of one tenant take turns and cannot pass it. */
+static const char agents_insert_sql[] =
+	"WITH quota AS (SELECT workers FROM agents_tenant_counts"
+	" WHERE " AGENTS_KEY_TENANT("tenant_id") " = " AGENTS_KEY_TENANT(
+		"$1::text") " FOR UPDATE)"
+			    " INSERT INTO agents AS a (" AGENTS_COLUMNS ") SELECT " AGENTS_VALUES
+			    " WHERE coalesce((SELECT workers FROM quota), 0) < $20::bigint"
+			    " ON CONFLICT ((" AGENTS_KEY_TENANT("tenant_id") "), agent_id, (" AGENTS_KEY_PROJECT(
+				    "project") ")) DO UPDATE SET " AGENTS_SET;
+
+/* Runs one of the beat's statements: rows changed, or -1 with err and *status. */
+static long long agents_store_exec(PGconn *conn, const char *sql, int n, const char *const *p,
+				   int *status, char *err, size_t errlen)
+{
+	PGresult *res = PQexecParams(conn, sql, n, NULL, p, NULL, NULL, 0);
+	long long rows = -1;
+
+	if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+		rows = atoll(PQcmdTuples(res));
+	} else {
+		db_result_error(conn, res, err, errlen);
+		*status = db_fault_status(db_classify(conn, res));
+	}
+	PQclear(res);
+	return rows;
+}
 
 int agents_store_beat(PGconn *conn, const struct agents_beat *b, const char *tenant,
-		      const char *project, char *err, size_t errlen)
+		      const char *project, long long max_per_tenant, char *err, size_t errlen)
 {
-	char num[10][32];
-	const char *p[19];
+	char num[11][32];
+	const char *p[20];
 	const long long *counters[7] = { &b->sink.recorded,   &b->sink.sent,
 					 &b->sink.dropped,    &b->sink.rejected,
 					 &b->sink.queued,     &b->sink.spooled_rows,
 					 &b->sink.spool_bytes };
-	PGresult *res;
+	long long n;
 	int status = 200;
 
 	p[0] = tenant;
@@ -81,16 +138,76 @@ int agents_store_beat(PGconn *conn, const struct agents_beat *b, const char *ten
 		p[11 + i] = b->has_sink ? num[3 + i] : NULL;
 	}
 	p[18] = b->has_sink ? b->sink.last_error : NULL;
-	res = PQexecParams(conn, agents_upsert_sql, 19, NULL, p, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		db_result_error(conn, res, err, errlen);
-		status = db_fault_status(db_classify(conn, res));
+	snprintf(num[10], sizeof(num[10]), "%lld", max_per_tenant);
+	p[19] = num[10];
+
+	if ((n = agents_store_exec(conn, agents_update_sql, 19, p, &status, err, errlen)) != 0)
+		return n < 0 ? status : 200;
+	if (agents_store_exec(conn, agents_count_row_sql, 1, p, &status, err, errlen) < 0 ||
+	    (n = agents_store_exec(conn, agents_insert_sql, 20, p, &status, err, errlen)) < 0)
+		return status;
+	/* Refused at the quota; unless a concurrent first beat of this very worker
+	 * took the last place, which this statement's snapshot could not see. */
+	if (n == 0 &&
+	    (n = agents_store_exec(conn, agents_update_sql, 19, p, &status, err, errlen)) == 0) {
+		snprintf(err, errlen,
+			 "agents_max_per_tenant %lld: %s%s%s already has that many workers in the "
+			 "roster; a new agent_id is refused until retention forgets offline ones "
+			 "(agent_forget_after_s) or the quota is raised",
+			 max_per_tenant, tenant ? "tenant \"" : "the workers without a tenant",
+			 tenant ? tenant : "", tenant ? "\"" : "");
+		return 429;
 	}
-	PQclear(res);
-	return status;
+	return n < 0 ? status : 200;
 }
 
-/* The roster with status and delivery derived; $1 is agent_ttl_s. */
+/* Statuses and deliveries, in bit order (the SQL below derives them). */
+const char *const agents_store_status_names[AGENTS_NSTATUS] = { "idle", "busy", "offline" };
+const char *const agents_store_delivery_names[AGENTS_NDELIVERY] = { "ok", "backlog", "dropping",
+								    "rejecting", "unknown" };
+
+int agents_store_parse_set(const char *what, const char *list, const char *const *names, int n,
+			   unsigned *bits, char *err, size_t errlen)
+{
+	const char *p = list;
+
+	*bits = 0;
+	for (;;) {
+		size_t len = strcspn(p, ",");
+		int i = 0;
+
+		while (i < n && !(strlen(names[i]) == len && strncmp(names[i], p, len) == 0))
+			i++;
+		if (i == n) {
+			char known[128];
+			size_t pos = 0;
+
+			for (int k = 0; k < n; k++)
+				pos += (size_t)snprintf(known + pos, sizeof(known) - pos,
+							"%s\"%s\"",
+							k == 0	     ? ""
+							: k == n - 1 ? " or "
+								     : ", ",
+							names[k]);
+			char v[40];
+
+			snprintf(v, sizeof(v), "%.*s", (int)(len < sizeof(v) ? len : sizeof(v) - 1),
+				 p);
+			v[rollup_params_clip(v, 32)] = '\0';
+			snprintf(err, errlen,
+				 "%s \"%s\": must be %s, or a comma-separated list of them", what,
+				 v, known);
+			return 400;
+		}
+		*bits |= 1u << i;
+		if (!p[len])
+			return 200;
+		p += len + 1;
+	}
+}
+
+/* The roster with status and delivery derived and the page key; $1 is
+ * agent_ttl_s. */
 #define AGENTS_DERIVED                                                                             \
 	"SELECT a.*,"                                                                              \
 	" CASE WHEN a.last_seen < now() - make_interval(secs => $1::int) THEN 'offline'"           \
@@ -101,12 +218,17 @@ int agents_store_beat(PGconn *conn, const struct agents_beat *b, const char *ten
 	"  WHEN a.rejected_grew_at > now() - interval '1 hour' THEN 'rejecting'"                   \
 	"  WHEN a.sink_spooled_rows > 0 OR a.sink_stalled THEN 'backlog'"                          \
 	"  ELSE 'ok' END AS delivery,"                                                             \
-	" greatest(0, floor(extract(epoch FROM now() - a.last_seen)))::bigint AS age"              \
-	" FROM agents a"
+	" greatest(0, floor(extract(epoch FROM now() - a.last_seen)))::bigint AS age,"             \
+	" " AGENTS_KEY_TENANT("a.tenant_id") " AS k_tenant,"                                       \
+					     " " AGENTS_KEY_PROJECT("a.project") " AS k_project"   \
+										 " FROM agents a"
 
 #define AGENTS_RFC3339(col)                                                                        \
 	"to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
+/* $2/$3: tenant and project as their key text (NULL: any); $4: agent_name
+ * match (0 any, 1 none, 2 equal to $5); $6/$7: text[] of statuses and
+ * deliveries (NULL: any); $8..$10: the key to start after; $11: rows. */
 static const char agents_list_sql[] =
 	"SELECT json_build_object('agent_id', agent_id, 'agent_name', agent_name,"
 	" 'tenant_id', tenant_id, 'project', project, 'status', st,"
@@ -124,37 +246,89 @@ static const char agents_list_sql[] =
 						   " agent_id, agent_name, tenant_id, project, st,"
 						   " CASE WHEN st = 'offline' THEN 0 ELSE active_sessions END, version, region, host, age,"
 						   " delivery, sink_recorded, sink_sent, sink_dropped, sink_rejected,"
-						   " sink_queued + sink_spooled_rows"
+						   " sink_queued + sink_spooled_rows, k_tenant, agent_id, k_project"
 						   " FROM (" AGENTS_DERIVED ") d"
-						   " WHERE ($2::int = 0 OR ($2 = 1 AND tenant_id IS NULL) OR ($2 = 2 AND tenant_id = $3))"
-						   " AND ($4::int = 0 OR ($4 = 1 AND project IS NULL) OR ($4 = 2 AND project = $5))"
-						   " AND ($6::int = 0 OR ($6 = 1 AND agent_name IS NULL) OR ($6 = 2 AND agent_name = $7))"
-						   " AND ($8::text IS NULL OR st = $8)"
-						   " ORDER BY tenant_id NULLS FIRST, agent_id";
+						   " WHERE ($2::text IS NULL OR k_tenant = $2)"
+						   " AND ($3::text IS NULL OR k_project = $3)"
+						   " AND ($4::int = 0 OR ($4 = 1 AND agent_name IS NULL) OR ($4 = 2 AND agent_name = $5))"
+						   " AND ($6::text[] IS NULL OR st = ANY ($6))"
+						   " AND ($7::text[] IS NULL OR delivery = ANY ($7))"
+						   " AND (k_tenant, agent_id, k_project) > ($8::text, $9::text, $10::text)"
+						   " ORDER BY k_tenant, agent_id, k_project LIMIT $11::int";
 
-PGresult *agents_store_list(PGconn *conn, const struct agents_filter *f, int ttl_s, int *status,
-			    char *err, size_t errlen)
+/* A filter's key text into out (NULL: any). */
+static const char *agents_store_key_param(const struct agents_filter_one *f, char **out)
 {
-	char ttl[16], m[3][4];
-	const struct agents_filter_one *one[3] = { &f->tenant, &f->project, &f->agent_name };
-	const char *p[8];
-	PGresult *res;
+	*out = NULL;
+	if (f->match == AGENTS_ANY)
+		return NULL;
+	if (f->match == AGENTS_NULL)
+		return "";
+	if (asprintf(out, "+%s", f->value) < 0)
+		*out = NULL;
+	return *out;
+}
 
+/* A set of names as a text[] literal into b (nothing for the empty set). */
+static const char *agents_store_set_param(unsigned bits, const char *const *names, int n,
+					  struct buf *b)
+{
+	if (!bits)
+		return NULL;
+	buf_putc(b, '{');
+	for (int i = 0; i < n; i++)
+		if (bits & 1u << i)
+			buf_printf(b, "%s%s", b->len > 1 ? "," : "", names[i]);
+	buf_putc(b, '}');
+	return b->data;
+}
+
+PGresult *agents_store_list(PGconn *conn, const struct agents_filter *f,
+			    const struct agents_page *page, int ttl_s, int *status, char *err,
+			    size_t errlen)
+{
+	char ttl[16], m[4], lim[16], *keys[2];
+	const char *p[11];
+	struct buf sets[2];
+	PGresult *res = NULL;
+
+	buf_init(&sets[0], 0);
+	buf_init(&sets[1], 0);
 	snprintf(ttl, sizeof(ttl), "%d", ttl_s);
+	snprintf(m, sizeof(m), "%d", (int)f->agent_name.match);
+	snprintf(lim, sizeof(lim), "%d", page->limit + 1);
 	p[0] = ttl;
-	for (int i = 0; i < 3; i++) {
-		snprintf(m[i], sizeof(m[i]), "%d", (int)one[i]->match);
-		p[1 + 2 * i] = m[i];
-		p[2 + 2 * i] = one[i]->match == AGENTS_EQ ? one[i]->value : NULL;
+	p[1] = agents_store_key_param(&f->tenant, &keys[0]);
+	p[2] = agents_store_key_param(&f->project, &keys[1]);
+	p[3] = m;
+	p[4] = f->agent_name.match == AGENTS_EQ ? f->agent_name.value : NULL;
+	p[5] = agents_store_set_param(f->status, agents_store_status_names, AGENTS_NSTATUS,
+				      &sets[0]);
+	p[6] = agents_store_set_param(f->delivery, agents_store_delivery_names, AGENTS_NDELIVERY,
+				      &sets[1]);
+	/* agent_id is never empty, so ('', '', '') is before every worker. */
+	for (int i = 0; i < AGENTS_NKEYS; i++)
+		p[7 + i] = page->after[0] ? page->after[i] : "";
+	p[10] = lim;
+	if ((f->tenant.match == AGENTS_EQ && !keys[0]) ||
+	    (f->project.match == AGENTS_EQ && !keys[1]) || sets[0].over || sets[1].over) {
+		snprintf(err, errlen, "out of memory");
+		*status = 503;
+		goto out;
 	}
-	p[7] = f->status;
-	res = PQexecParams(conn, agents_list_sql, 8, NULL, p, NULL, NULL, 0);
-	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQnfields(res) == AGENTS_NCOLS)
-		return res;
-	db_result_error(conn, res, err, errlen);
-	*status = db_fault_status(db_classify(conn, res));
-	PQclear(res);
-	return NULL;
+	res = PQexecParams(conn, agents_list_sql, 11, NULL, p, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != AGENTS_NCOLS) {
+		db_result_error(conn, res, err, errlen);
+		*status = db_fault_status(db_classify(conn, res));
+		PQclear(res);
+		res = NULL;
+	}
+out:
+	free(keys[0]);
+	free(keys[1]);
+	buf_release(&sets[0]);
+	buf_release(&sets[1]);
+	return res;
 }
 
 bool agents_store_gauges(PGconn *conn, int ttl_s, struct agents_gauges *g, char *err, size_t errlen)

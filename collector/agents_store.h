@@ -11,12 +11,16 @@
 
 struct agents_beat;
 
-/* Stores one beat under tenant (the key's scope; NULL: no tenant) with
- * project (the key's scope when it has one, else the beat's). One
- * INSERT ... ON CONFLICT DO UPDATE: concurrent beats of one agent make one
- * row. 200, or 503/500 with err (the database's text: for the log only). */
+/* Stores one beat of the worker (tenant, project, agent_id): tenant is the
+ * key's scope (NULL: no tenant), project the key's scope when it has one,
+ * else the beat's. A known worker is one UPDATE; a new one is created only
+ * while its tenant has fewer than max_per_tenant workers (the tenant's count
+ * row is locked meanwhile, so concurrent first beats cannot pass the quota),
+ * and concurrent first beats of one worker make one row. 200, 429 with err
+ * naming agents_max_per_tenant, or 503/500 with err (the database's text:
+ * for the log only). */
 int agents_store_beat(PGconn *conn, const struct agents_beat *b, const char *tenant,
-		      const char *project, char *err, size_t errlen)
+		      const char *project, long long max_per_tenant, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
 /* A filter on one text column: any value, NULL only, or one value. */
@@ -25,9 +29,35 @@ struct agents_filter_one {
 	enum agents_match match;
 	const char *value; /* AGENTS_EQ */
 };
+
+/* The derived states a listing filters on, as bits of a set; names in
+ * agents_store_status_names and agents_store_delivery_names, in bit order. */
+#define AGENTS_NSTATUS 3
+#define AGENTS_NDELIVERY 5
+extern const char *const agents_store_status_names[AGENTS_NSTATUS];
+extern const char *const agents_store_delivery_names[AGENTS_NDELIVERY];
+
 struct agents_filter {
 	struct agents_filter_one tenant, project, agent_name;
-	const char *status; /* idle, busy, offline; NULL: any */
+	unsigned status;   /* bits of agents_store_status_names; 0: any */
+	unsigned delivery; /* bits of agents_store_delivery_names; 0: any */
+};
+
+/* Reads a comma-separated list of names (one of names[0..n)) into *bits.
+ * 200, or 400 with err naming what ("status \"asleep\": must be ..."). */
+int agents_store_parse_set(const char *what, const char *list, const char *const *names, int n,
+			   unsigned *bits, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* The listing's page order is the worker's identity key (sort key columns
+ * below): tenant (none first), agent_id, project (none first). */
+#define AGENTS_MAX_PAGE 5000
+#define AGENTS_DEFAULT_PAGE 500
+#define AGENTS_NKEYS 3
+struct agents_page {
+	int limit;			 /* 1..AGENTS_MAX_PAGE */
+	const char *after[AGENTS_NKEYS]; /* the key of the last worker of the page
+					  * before; NULLs: from the start */
 };
 
 /* Columns of agents_store_list's result, in order. */
@@ -49,14 +79,17 @@ enum agents_col {
 	AGENTS_COL_DROPPED,
 	AGENTS_COL_REJECTED,
 	AGENTS_COL_BACKLOG, /* queued + spooled_rows */
-	AGENTS_NCOLS
+	AGENTS_COL_KEY,	    /* AGENTS_NKEYS columns: the page order's key */
+	AGENTS_NCOLS = AGENTS_COL_KEY + AGENTS_NKEYS
 };
 
-/* The roster, ordered by tenant (none first) and agent_id, with status and
- * delivery derived now (ttl_s: agent_ttl_s). NULL with *status (503 or 500)
- * and err on failure; the caller owns the result. */
-PGresult *agents_store_list(PGconn *conn, const struct agents_filter *f, int ttl_s, int *status,
-			    char *err, size_t errlen);
+/* One page of the roster in page order, after page->after, with status and
+ * delivery derived now (ttl_s: agent_ttl_s): at most page->limit + 1 rows,
+ * the last one only saying that there is more. NULL with *status (503 or
+ * 500) and err on failure; the caller owns the result. */
+PGresult *agents_store_list(PGconn *conn, const struct agents_filter *f,
+			    const struct agents_page *page, int ttl_s, int *status, char *err,
+			    size_t errlen);
 
 /* The fleet's gauges for /metrics. */
 struct agents_gauges {

@@ -11,6 +11,8 @@
 
 #include "buf.h"
 #include "db.h"
+#include "rollup_params.h"
+#include "row.h"
 
 #define BUDGET_ISO "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'"
 
@@ -28,7 +30,9 @@ const char budget_status_cte[] =
 	"  'period_end', to_char(g.pe_u, " BUDGET_ISO "), 'limit_usd', g.limit_usd::text,"
 	"  'spent_usd', g.spent::text, 'percent', g.pct, 'forecast_usd', g.forecast::text,"
 	"  'state', g.state, 'thresholds', g.thresholds, 'thresholds_crossed', g.crossed,"
-	"  'webhook_url', g.webhook_url) AS doc,"
+	"  'webhook_url', CASE WHEN $4::bool THEN g.webhook_url ELSE regexp_replace("
+	"   substring(g.webhook_url FROM '^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*'),"
+	"   '//([^@/]*@)?(\\[[^]]*\\]|[^:]*)(:[0-9]*)?$', '//\\2') END) AS doc,"
 	" (g.spent / g.limit_usd)::float8 AS spent_ratio,"
 	" (g.forecast / g.limit_usd)::float8 AS forecast_ratio,"
 	" g.period, g.limit_usd::text AS limit_text, g.spent::text AS spent_text,"
@@ -68,7 +72,9 @@ const char budget_status_cte[] =
 	"      AND (b.provider IS NULL OR h.provider = b.provider)"
 	"      AND (b.model_id IS NULL OR h.model_id = b.model_id)) x ON true"
 	"    WHERE ($1::text IS NULL OR b.tenant_id = $1::text)"
-	"     AND ($2::text IS NULL OR b.project = $2::text)) s) f) g";
+	"     AND ($2::text IS NULL OR b.project = $2::text)"
+	"     AND ($3::text[] IS NULL OR b.tenant_id IS NULL OR b.tenant_id = ANY ($3::text[]))"
+	"   ) s) f) g";
 
 bool budget_name_ok(const char *name)
 {
@@ -121,8 +127,13 @@ static bool budget_part_ok(const char *what, const char *v, char *err, size_t er
 	if (!v)
 		return true;
 	n = strlen(v);
+	if (!row_utf8_valid(v, n)) {
+		snprintf(err, errlen, "%s: not valid UTF-8", what);
+		return false;
+	}
 	if (n == 0 || n > 640) {
-		snprintf(err, errlen, "%s \"%.64s\": must be 1 to 640 bytes", what, v);
+		snprintf(err, errlen, "%s \"%.*s\": must be 1 to 640 bytes", what,
+			 rollup_params_clip(v, 64), v);
 		return false;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -250,15 +261,56 @@ static PGresult *budget_exec(PGconn *conn, const char *sql, int n, const char *c
 	return NULL;
 }
 
-bool budget_upsert(PGconn *conn, const struct budget_spec *spec, const char *key_tenant,
-		   const char *key_project, long long *id, bool *created, int *status, char *err,
-		   size_t errlen)
+/* Runs a statement without parameters' results; false with err on failure. */
+static bool budget_command(PGconn *conn, const char *sql, int *status, char *err, size_t errlen)
+{
+	PGresult *res = budget_exec(conn, sql, 0, NULL, PGRES_COMMAND_OK, status, err, errlen);
+
+	PQclear(res);
+	return res != NULL;
+}
+
+/* The upsert's statements, inside budget_upsert's transaction. */
+static bool budget_upsert_tx(PGconn *conn, const struct budget_spec *spec, const char *key_tenant,
+			     const char *key_project, int max_per_tenant, long long *id,
+			     bool *created, int *status, char *err, size_t errlen)
 {
 	char th[BUDGET_MAX_THRESHOLDS * 8 + 4];
 	size_t len = 0;
 	const char *params[13];
 	PGresult *res;
 
+	params[0] = spec->tenant;
+	params[1] = spec->name;
+	/* One tenant's creations queue behind each other, so the quota holds. */
+	res = budget_exec(conn,
+			  "SELECT pg_advisory_xact_lock(hashtext('vgcollector.budgets'),"
+			  " hashtext(coalesce($1::text, '')))",
+			  1, params, PGRES_TUPLES_OK, status, err, errlen);
+	if (!res)
+		return false;
+	PQclear(res);
+	if (max_per_tenant > 0) {
+		res = budget_exec(
+			conn,
+			"SELECT count(*), coalesce(bool_or(name = $2), false) FROM budgets"
+			" WHERE tenant_id = $1 OR ($1::text IS NULL AND tenant_id IS NULL)",
+			2, params, PGRES_TUPLES_OK, status, err, errlen);
+		if (!res)
+			return false;
+		if (PQgetvalue(res, 0, 1)[0] != 't' &&
+		    strtoll(PQgetvalue(res, 0, 0), NULL, 10) >= max_per_tenant) {
+			snprintf(err, errlen,
+				 "%s already has %s budgets, the most budgets_max_per_tenant (%d) "
+				 "allows; remove one or raise the quota",
+				 spec->tenant ? "this tenant" : "the tenant-less scope",
+				 PQgetvalue(res, 0, 0), max_per_tenant);
+			*status = 429;
+			PQclear(res);
+			return false;
+		}
+		PQclear(res);
+	}
 	len += (size_t)snprintf(th, sizeof(th), "{");
 	for (int i = 0; i < spec->nthresholds; i++)
 		len += (size_t)snprintf(th + len, sizeof(th) - len, "%s%d", i ? "," : "",
@@ -282,7 +334,7 @@ bool budget_upsert(PGconn *conn, const struct budget_spec *spec, const char *key
 		"INSERT INTO budgets (name, tenant_id, project, agent_id, provider, model_id, period,"
 		" limit_usd, thresholds, webhook_url, webhook_secret)"
 		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8::numeric, $9::int[], $10, $11)"
-		" ON CONFLICT (name) DO UPDATE SET tenant_id = EXCLUDED.tenant_id,"
+		" ON CONFLICT (tenant_id, name) DO UPDATE SET"
 		" project = EXCLUDED.project, agent_id = EXCLUDED.agent_id,"
 		" provider = EXCLUDED.provider, model_id = EXCLUDED.model_id,"
 		" period = EXCLUDED.period, limit_usd = EXCLUDED.limit_usd,"
@@ -303,54 +355,97 @@ bool budget_upsert(PGconn *conn, const struct budget_spec *spec, const char *key
 	*id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	*created = PQgetvalue(res, 0, 1)[0] == 't';
 	PQclear(res);
-	return true;
+	/* A changed limit or scope changes the budget's status: evaluate it. */
+	params[0] = spec->tenant;
+	res = budget_exec(
+		conn,
+		"INSERT INTO budget_dirty (tenant) VALUES (coalesce($1::text, ''))"
+		" ON CONFLICT (tenant) DO UPDATE SET xid = EXCLUDED.xid, marked_at = now()",
+		1, params, PGRES_COMMAND_OK, status, err, errlen);
+	PQclear(res);
+	return res != NULL;
 }
 
-bool budget_remove(PGconn *conn, const char *name_or_id, bool by_id, const char *key_tenant,
-		   const char *key_project, long long *id, int *status, char *err, size_t errlen)
+bool budget_upsert(PGconn *conn, const struct budget_spec *spec, const char *key_tenant,
+		   const char *key_project, int max_per_tenant, long long *id, bool *created,
+		   int *status, char *err, size_t errlen)
 {
-	const char *params[3] = { name_or_id, key_tenant, key_project };
-	PGresult *res =
-		budget_exec(conn,
-			    by_id ? "DELETE FROM budgets WHERE id::text = $1"
-				    " AND ($2::text IS NULL OR tenant_id = $2::text)"
-				    " AND ($3::text IS NULL OR project = $3::text) RETURNING id"
-				  : "DELETE FROM budgets WHERE name = $1"
-				    " AND ($2::text IS NULL OR tenant_id = $2::text)"
-				    " AND ($3::text IS NULL OR project = $3::text) RETURNING id",
-			    3, params, PGRES_TUPLES_OK, status, err, errlen);
+	int ignore;
+	char ignore_err[8];
+
+	if (!budget_command(conn, "BEGIN", status, err, errlen))
+		return false;
+	if (!budget_upsert_tx(conn, spec, key_tenant, key_project, max_per_tenant, id, created,
+			      status, err, errlen)) {
+		if (!budget_command(conn, "ROLLBACK", &ignore, ignore_err, sizeof(ignore_err)))
+			*status = 503; /* the connection is gone; the pool resets it */
+		return false;
+	}
+	return budget_command(conn, "COMMIT", status, err, errlen);
+}
+
+bool budget_remove(PGconn *conn, const char *name_or_id, bool by_id, const char *tenant,
+		   const char *key_tenant, const char *key_project, long long *id, int *status,
+		   char *err, size_t errlen)
+{
+	const char *params[5] = { name_or_id, key_tenant, key_project, tenant, by_id ? "t" : "f" };
+	/* The tenant is marked changed, so evaluations drop the budget's gauges. */
+	PGresult *res = budget_exec(
+		conn,
+		"WITH m AS (SELECT id FROM budgets"
+		" WHERE CASE WHEN $5::bool THEN id::text = $1 ELSE name = $1 END"
+		" AND ($2::text IS NULL OR tenant_id = $2::text)"
+		" AND ($3::text IS NULL OR project = $3::text)"
+		" AND ($4::text IS NULL OR tenant_id = $4::text)),"
+		" d AS (DELETE FROM budgets WHERE id IN (SELECT id FROM m)"
+		" AND (SELECT count(*) FROM m) = 1 RETURNING id, tenant_id),"
+		" mk AS (INSERT INTO budget_dirty (tenant) SELECT coalesce(tenant_id, '') FROM d"
+		" ON CONFLICT (tenant) DO UPDATE SET xid = EXCLUDED.xid, marked_at = now())"
+		" SELECT (SELECT count(*) FROM m), (SELECT id FROM d)",
+		5, params, PGRES_TUPLES_OK, status, err, errlen);
+	long long n;
 
 	if (!res)
 		return false;
-	if (PQntuples(res) != 1) {
+	n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	if (n > 1) {
+		snprintf(err, errlen,
+			 "budget name \"%.64s\" is used by %lld tenants: name the tenant "
+			 "(tenant=T, or --tenant T)",
+			 name_or_id, n);
+		*status = 409;
+		PQclear(res);
+		return false;
+	}
+	if (n == 0 || PQgetisnull(res, 0, 1)) {
 		snprintf(err, errlen, "no budget %s \"%.64s\"%s", by_id ? "with id" : "named",
 			 name_or_id, key_tenant || key_project ? " inside this key's scope" : "");
 		*status = 404;
 		PQclear(res);
 		return false;
 	}
-	*id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	*id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
 	PQclear(res);
 	return true;
 }
 
-PGresult *budget_status(PGconn *conn, const char *key_tenant, const char *key_project, int *status,
-			char *err, size_t errlen)
+PGresult *budget_status(PGconn *conn, const char *key_tenant, const char *key_project,
+			bool full_webhook, int *status, char *err, size_t errlen)
 {
-	const char *params[2] = { key_tenant, key_project };
+	const char *params[4] = { key_tenant, key_project, NULL, full_webhook ? "t" : "f" };
 	struct buf sql;
 	PGresult *res;
 
 	buf_init(&sql, 0);
 	buf_puts(&sql, budget_status_cte);
-	buf_puts(&sql, " ORDER BY g.name");
+	buf_puts(&sql, " ORDER BY g.name, g.id");
 	if (sql.over) {
 		buf_release(&sql);
 		snprintf(err, errlen, "out of memory");
 		*status = 503;
 		return NULL;
 	}
-	res = budget_exec(conn, sql.data, 2, params, PGRES_TUPLES_OK, status, err, errlen);
+	res = budget_exec(conn, sql.data, 4, params, PGRES_TUPLES_OK, status, err, errlen);
 	buf_release(&sql);
 	return res;
 }

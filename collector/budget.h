@@ -51,31 +51,37 @@ bool budget_thresholds_parse(struct budget_spec *spec, const char *text, char *e
 bool budget_spec_check(const struct budget_spec *spec, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
-/* Creates or updates spec by name (blocking). With key_tenant / key_project
- * (a scoped key's scope; NULL: unscoped) an existing budget outside that scope
- * is left alone and *status is 403. *status is 200 on success, else the
- * HTTP status of the failure, with err. */
+/* Creates or updates spec by (tenant, name) (blocking), and marks the tenant
+ * for evaluation. With key_tenant / key_project (a scoped key's scope; NULL:
+ * unscoped) an existing budget outside that scope is left alone and *status
+ * is 403. A new budget beyond max_per_tenant of its tenant (0: no quota) is
+ * 429. *status is 200 on success, else the HTTP status of the failure, with
+ * err. */
 bool budget_upsert(PGconn *conn, const struct budget_spec *spec, const char *key_tenant,
-		   const char *key_project, long long *id, bool *created, int *status, char *err,
-		   size_t errlen) __attribute__((warn_unused_result));
+		   const char *key_project, int max_per_tenant, long long *id, bool *created,
+		   int *status, char *err, size_t errlen) __attribute__((warn_unused_result));
 
-/* Deletes by name (or by id when by_id), inside the key's scope. *status is
- * 200, 404 when there is no such budget in scope, or the failure's. */
-bool budget_remove(PGconn *conn, const char *name_or_id, bool by_id, const char *key_tenant,
-		   const char *key_project, long long *id, int *status, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+/* Deletes by name (or by id when by_id) inside the key's scope, of tenant when
+ * given. *status is 200, 404 when there is no such budget in scope, 409 when
+ * the name is used by several tenants and none was named, or the failure's. */
+bool budget_remove(PGconn *conn, const char *name_or_id, bool by_id, const char *tenant,
+		   const char *key_tenant, const char *key_project, long long *id, int *status,
+		   char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* Every budget inside the scope (NULL: no restriction) with its status now,
- * ordered by name; columns are enum budget_col. NULL with err and *status on
- * failure. The caller owns the result. */
-PGresult *budget_status(PGconn *conn, const char *key_tenant, const char *key_project, int *status,
-			char *err, size_t errlen);
+ * ordered by name; columns are enum budget_col. full_webhook false shows a
+ * webhook as its scheme and host only (the rest is often the credential).
+ * NULL with err and *status on failure. The caller owns the result. */
+PGresult *budget_status(PGconn *conn, const char *key_tenant, const char *key_project,
+			bool full_webhook, int *status, char *err, size_t errlen);
 
 /* {"as_of":"...","budgets":[...]} for a budget_status result. */
 void budget_render_json(const PGresult *res, struct buf *out);
 
 /* The status query as SQL text, for budget_eval.c's claim statement: it reads
- * $1 tenant and $2 project (NULL: all) and yields the enum budget_col columns
+ * $1 tenant and $2 project (NULL: all), $3 a text[] of tenants whose budgets
+ * (and the tenant-less ones) to take (NULL: all) and $4 whether the doc shows
+ * the whole webhook URL, and yields the enum budget_col columns
  * plus ps (period start), crossed (int[]), webhook_url, spent and pct. */
 extern const char budget_status_cte[];
 

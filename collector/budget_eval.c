@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "budget.h"
 #include "buf.h"
@@ -19,7 +20,7 @@
 #include "webhook.h"
 
 struct budget_gauge {
-	char name[BUDGET_NAME_MAX + 1];
+	long long id;
 	double spent, forecast;
 };
 
@@ -39,10 +40,13 @@ struct budget_eval {
 	struct event *tick; /* every budget_check_s */
 	struct event *soon; /* budget_eval_delay_s after a commit */
 	bool soon_armed, running, again, stopped;
-	int nbudgets; /* as of the last evaluation; -1 before the first */
-	struct budget_gauge *gauges;
+	int nbudgets;		     /* as of the last evaluation; -1 before the first */
+	struct budget_gauge *gauges; /* by id, ascending */
 	int ngauges;
-	int recording;			 /* outcome jobs on the pool */
+	long long full_hour; /* the UTC hour of the last evaluation of every budget */
+	bool force_full;     /* the previous evaluation failed */
+	char since[32];	     /* the last one's snapshot xmin: see budget_eval_dirty_sql */
+	int recording;	     /* outcome jobs on the pool */
 	struct budget_delivery *posting; /* posts running; owned here */
 };
 
@@ -51,13 +55,20 @@ struct budget_job {
 	struct budget_eval *be;
 	int pick_max;
 	double lease_s;
-	char *busy; /* budget ids of the posts running, as an array literal */
+	bool full;	/* every budget; else those of the tenants marked dirty */
+	long long hour; /* the UTC hour it started in */
+	char since[32]; /* partial: the previous evaluation's snapshot xmin */
+	char now[32];	/* this one's, taken before its claims */
+	char *busy;	/* budget ids of the posts running, as an array literal */
 	int per_budget, per_tenant;
 	/* Results, written by the worker. */
 	bool ok;
+	bool evaluated; /* claims ran (a partial one with no dirty tenant does not) */
 	char err[1024];
-	struct budget_gauge *gauges;
+	struct budget_gauge *gauges; /* the budgets evaluated, by id */
 	int ngauges;
+	long long *ids; /* every budget there is, ascending */
+	int nids;
 	PGresult *claims;
 	struct budget_delivery *deliveries;
 	int ndeliveries;
@@ -80,38 +91,62 @@ struct budget_record_job {
 #define CLAIM_AT "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
 /* Claims every crossed threshold and every un-crossed one (resolved), in one
- * statement. Returns the rows this call inserted (kind 'threshold' or
- * 'resolved': name, id, threshold, scope, percent, spent, limit) and one
- * 'status' row per budget (name, then the two ratios in the last columns). */
+ * statement. Per (budget, period, threshold) the claims are a sequence:
+ * threshold (seq 0), resolved (1), threshold (2), ...; the next is claimed as
+ * the last seq + 1 when the threshold's state differs from the last claim's
+ * kind, so a threshold crossed again after a resolve alerts again, and the
+ * unique (budget, period, threshold, seq) lets one replica win each claim.
+ * Returns the rows this call inserted (kind 'threshold' or 'resolved': name,
+ * id, threshold, scope, percent, spent, limit), one 'status' row per budget
+ * evaluated (its id, then the two ratios in the last columns) and one 'id' row
+ * per budget there is (its id). */
 static const char budget_eval_claim_tail[] =
-	"), ins AS (INSERT INTO budget_alerts (budget_id, period_start, threshold, kind,"
+	"), last AS (SELECT DISTINCT ON (a.budget_id, a.threshold) a.budget_id, a.threshold,"
+	"  a.kind, a.seq FROM budget_alerts a JOIN st ON a.budget_id = st.id AND a.period_start = st.ps"
+	"  ORDER BY a.budget_id, a.threshold, a.seq DESC),"
+	" ins AS (INSERT INTO budget_alerts (budget_id, period_start, threshold, kind, seq,"
 	"  spent_usd, percent, body, state)"
-	" SELECT st.id, st.ps, t.t, 'threshold', st.spent, st.pct,"
+	" SELECT st.id, st.ps, t.t, 'threshold', coalesce(l.seq + 1, 0), st.spent, st.pct,"
 	"  json_build_object('event', 'budget.threshold', 'budget', st.doc, 'threshold', t.t,"
 	"   'at', " CLAIM_AT ")::text,"
 	"  CASE WHEN st.webhook_url IS NULL THEN 'none' ELSE 'pending' END"
-	" FROM st, unnest(st.crossed) t(t)"
-	" WHERE NOT EXISTS (SELECT 1 FROM budget_alerts x WHERE x.budget_id = st.id"
-	"  AND x.period_start = st.ps AND x.threshold = t.t AND x.kind = 'threshold')"
-	" ON CONFLICT (budget_id, period_start, threshold, kind) DO NOTHING"
+	" FROM st CROSS JOIN unnest(st.crossed) t(t)"
+	" LEFT JOIN last l ON l.budget_id = st.id AND l.threshold = t.t"
+	" WHERE l.kind IS DISTINCT FROM 'threshold'"
+	" ON CONFLICT (budget_id, period_start, threshold, seq) DO NOTHING"
 	" RETURNING id, budget_id, threshold, kind),"
-	" res AS (INSERT INTO budget_alerts (budget_id, period_start, threshold, kind,"
+	" res AS (INSERT INTO budget_alerts (budget_id, period_start, threshold, kind, seq,"
 	"  spent_usd, percent, body, state)"
-	" SELECT st.id, st.ps, a.threshold, 'resolved', st.spent, st.pct,"
+	" SELECT st.id, st.ps, l.threshold, 'resolved', l.seq + 1, st.spent, st.pct,"
 	"  json_build_object('event', 'budget.resolved', 'budget', st.doc, 'threshold',"
-	"   a.threshold, 'at', " CLAIM_AT ")::text,"
+	"   l.threshold, 'at', " CLAIM_AT ")::text,"
 	"  CASE WHEN st.webhook_url IS NULL THEN 'none' ELSE 'pending' END"
-	" FROM budget_alerts a JOIN st ON a.budget_id = st.id AND a.period_start = st.ps"
-	" WHERE a.kind = 'threshold' AND NOT (a.threshold = ANY (st.crossed))"
-	" AND NOT EXISTS (SELECT 1 FROM budget_alerts x WHERE x.budget_id = st.id"
-	"  AND x.period_start = st.ps AND x.threshold = a.threshold AND x.kind = 'resolved')"
-	" ON CONFLICT (budget_id, period_start, threshold, kind) DO NOTHING"
+	" FROM last l JOIN st ON l.budget_id = st.id"
+	" WHERE l.kind = 'threshold' AND NOT (l.threshold = ANY (st.crossed))"
+	" ON CONFLICT (budget_id, period_start, threshold, seq) DO NOTHING"
 	" RETURNING id, budget_id, threshold, kind)"
 	" SELECT c.kind, st.name, c.id, c.threshold, st.scope, st.pct_text, st.spent_text,"
 	"  st.limit_text, NULL::float8, NULL::float8"
 	" FROM (SELECT * FROM ins UNION ALL SELECT * FROM res) c JOIN st ON st.id = c.budget_id"
-	" UNION ALL SELECT 'status', st.name, NULL, NULL, NULL, NULL, NULL, NULL,"
-	"  st.spent_ratio, st.forecast_ratio FROM st";
+	" UNION ALL SELECT 'status', NULL, st.id, NULL, NULL, NULL, NULL, NULL,"
+	"  st.spent_ratio, st.forecast_ratio FROM st"
+	" UNION ALL SELECT 'id', NULL, b.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL"
+	" FROM budgets b";
+
+/* The tenants written by a transaction the previous evaluation may not have
+ * seen (one at or after its snapshot's xmin, $1; NULL: ever), as one text[]
+ * literal, and this snapshot's xmin for the next evaluation. */
+static const char budget_eval_dirty_sql[] =
+	"SELECT count(*), array_agg(nullif(tenant, ''))::text,"
+	" pg_snapshot_xmin(pg_current_snapshot())::text"
+	" FROM (SELECT tenant FROM budget_dirty WHERE $1::xid8 IS NULL OR xid >= $1::xid8"
+	"  UNION SELECT tenant FROM budget_dirty_more WHERE $1::xid8 IS NULL OR xid >= $1::xid8"
+	" ) d";
+
+/* Stamps a writer left beside a locked row, long since read by every
+ * evaluation (each evaluates every budget at least once an hour). */
+static const char budget_eval_dirty_trim_sql[] =
+	"DELETE FROM budget_dirty_more WHERE marked_at < now() - interval '1 day'";
 
 /* Leases up to $2 due deliveries for $1 seconds, fairly: $3 lists the budget
  * ids of this collector's running posts (one per post), and no budget may
@@ -153,6 +188,7 @@ static void budget_job_free(struct budget_job *job)
 {
 	free(job->busy);
 	free(job->gauges);
+	free(job->ids);
 	PQclear(job->claims);
 	for (int i = 0; i < job->ndeliveries; i++)
 		budget_delivery_free(&job->deliveries[i]);
@@ -160,44 +196,117 @@ static void budget_job_free(struct budget_job *job)
 	free(job);
 }
 
+static int budget_eval_cmp_gauge(const void *a, const void *b)
+{
+	long long x = ((const struct budget_gauge *)a)->id,
+		  y = ((const struct budget_gauge *)b)->id;
+
+	return (x > y) - (x < y);
+}
+
+static int budget_eval_cmp_id(const void *a, const void *b)
+{
+	long long x = *(const long long *)a, y = *(const long long *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* The claims' status and id rows into job's gauges and ids, sorted. */
+static bool budget_eval_collect(struct budget_job *job)
+{
+	int n = PQntuples(job->claims);
+
+	job->gauges = calloc((size_t)n + 1, sizeof(*job->gauges));
+	job->ids = calloc((size_t)n + 1, sizeof(*job->ids));
+	if (!job->gauges || !job->ids) {
+		snprintf(job->err, sizeof(job->err), "out of memory");
+		return false;
+	}
+	for (int r = 0; r < n; r++) {
+		const char *kind = PQgetvalue(job->claims, r, 0);
+		long long id = strtoll(PQgetvalue(job->claims, r, 2), NULL, 10);
+
+		if (strcmp(kind, "id") == 0) {
+			job->ids[job->nids++] = id;
+		} else if (strcmp(kind, "status") == 0) {
+			struct budget_gauge *g = &job->gauges[job->ngauges++];
+
+			g->id = id;
+			g->spent = strtod(PQgetvalue(job->claims, r, 8), NULL);
+			g->forecast = strtod(PQgetvalue(job->claims, r, 9), NULL);
+		}
+	}
+	qsort(job->gauges, (size_t)job->ngauges, sizeof(*job->gauges), budget_eval_cmp_gauge);
+	qsort(job->ids, (size_t)job->nids, sizeof(*job->ids), budget_eval_cmp_id);
+	return true;
+}
+
+/* A partial evaluation takes the dirty tenants first: into *tenants (a text[]
+ * literal, the caller frees it), or NULL when none changed. */
+static bool budget_eval_dirty(PGconn *conn, struct budget_job *job, char **tenants)
+{
+	const char *params[1] = { job->since[0] ? job->since : NULL };
+	PGresult *res = PQexecParams(conn, budget_eval_dirty_sql, 1, NULL, params, NULL, NULL, 0);
+
+	*tenants = NULL;
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		db_result_error(conn, res, job->err, sizeof(job->err));
+		PQclear(res);
+		return false;
+	}
+	snprintf(job->now, sizeof(job->now), "%s", PQgetvalue(res, 0, 2));
+	if (strcmp(PQgetvalue(res, 0, 0), "0") != 0 &&
+	    !(*tenants = strdup(PQgetvalue(res, 0, 1)))) {
+		snprintf(job->err, sizeof(job->err), "out of memory");
+		PQclear(res);
+		return false;
+	}
+	PQclear(res);
+	return true;
+}
+
 static bool budget_eval_claim(PGconn *conn, struct budget_job *job)
 {
-	const char *params[2] = { NULL, NULL };
+	const char *params[4] = { NULL, NULL, NULL, "t" };
+	char *tenants = NULL;
 	struct buf sql;
 
+	/* A full evaluation reads the xmin too: the next partial one starts there. */
+	if (!budget_eval_dirty(conn, job, &tenants))
+		return false;
+	if (job->full) {
+		PGresult *res = PQexec(conn, budget_eval_dirty_trim_sql);
+
+		PQclear(res); /* a failed trim is retried by the next full evaluation */
+		free(tenants);
+		tenants = NULL;
+	} else if (!tenants) {
+		job->evaluated = true; /* no spend changed: nothing to claim */
+		return true;
+	} else {
+		params[2] = tenants;
+	}
 	buf_init(&sql, 0);
 	buf_puts(&sql, "WITH st AS (");
 	buf_puts(&sql, budget_status_cte);
 	buf_puts(&sql, budget_eval_claim_tail);
 	if (sql.over) {
 		buf_release(&sql);
+		free(tenants);
 		snprintf(job->err, sizeof(job->err), "out of memory");
 		return false;
 	}
-	job->claims = PQexecParams(conn, sql.data, 2, NULL, params, NULL, NULL, 0);
+	job->claims = PQexecParams(conn, sql.data, 4, NULL, params, NULL, NULL, 0);
 	buf_release(&sql);
+	free(tenants);
 	if (PQresultStatus(job->claims) != PGRES_TUPLES_OK) {
 		db_result_error(conn, job->claims, job->err, sizeof(job->err));
 		PQclear(job->claims);
 		job->claims = NULL;
 		return false;
 	}
-	job->gauges = calloc((size_t)PQntuples(job->claims) + 1, sizeof(*job->gauges));
-	if (!job->gauges) {
-		snprintf(job->err, sizeof(job->err), "out of memory");
-		return false;
-	}
-	for (int r = 0; r < PQntuples(job->claims); r++) {
-		struct budget_gauge *g = &job->gauges[job->ngauges];
-
-		if (strcmp(PQgetvalue(job->claims, r, 0), "status") != 0)
-			continue;
-		snprintf(g->name, sizeof(g->name), "%s", PQgetvalue(job->claims, r, 1));
-		g->spent = strtod(PQgetvalue(job->claims, r, 8), NULL);
-		g->forecast = strtod(PQgetvalue(job->claims, r, 9), NULL);
-		job->ngauges++;
-	}
-	return true;
+	job->evaluated = true;
+	return budget_eval_collect(job);
 }
 
 static bool budget_eval_pick(PGconn *conn, struct budget_job *job)
@@ -401,6 +510,39 @@ static void budget_eval_log_claims(const PGresult *res)
 	}
 }
 
+/* The new gauges: those the job evaluated, and the earlier ones of budgets
+ * that still exist and it did not evaluate (a full job evaluated them all). */
+static void budget_eval_merge(struct budget_eval *be, struct budget_job *job)
+{
+	struct budget_gauge *out = job->gauges;
+	int n = job->ngauges;
+
+	if (!job->full) {
+		out = calloc((size_t)job->nids + 1, sizeof(*out));
+		if (!out)
+			return; /* keep the old gauges; the next evaluation tries again */
+		n = 0;
+		for (int i = 0; i < job->nids; i++) {
+			struct budget_gauge key = { .id = job->ids[i] };
+			const struct budget_gauge *g =
+				bsearch(&key, job->gauges, (size_t)job->ngauges, sizeof(key),
+					budget_eval_cmp_gauge);
+
+			if (!g)
+				g = bsearch(&key, be->gauges, (size_t)be->ngauges, sizeof(key),
+					    budget_eval_cmp_gauge);
+			if (g)
+				out[n++] = *g;
+		}
+		free(job->gauges);
+	}
+	job->gauges = NULL;
+	free(be->gauges);
+	be->gauges = out;
+	be->ngauges = n;
+	be->nbudgets = job->nids;
+}
+
 /* Loop: an evaluation finished. */
 static void budget_eval_done(struct pool_job *pj)
 {
@@ -408,17 +550,21 @@ static void budget_eval_done(struct pool_job *pj)
 	struct budget_eval *be = job->be;
 
 	be->running = false;
-	if (job->claims && job->gauges) {
+	if (job->evaluated) {
 		/* The claims committed, whatever happened to the pick after them. */
-		free(be->gauges);
-		be->gauges = job->gauges;
-		be->ngauges = job->ngauges;
-		be->nbudgets = job->ngauges;
-		job->gauges = NULL;
+		if (job->claims && job->gauges && job->ids)
+			budget_eval_merge(be, job);
+		if (job->full)
+			be->full_hour = job->hour;
+		snprintf(be->since, sizeof(be->since), "%s", job->now);
 		budget_eval_log_claims(job->claims);
 	}
-	if (!job->ok && job->err[0])
+	if (!job->ok && job->err[0]) {
+		/* Claims that did not commit are the next evaluation's: every budget. */
+		if (!job->evaluated)
+			be->force_full = true;
 		log_warn("budget evaluation failed; retrying in budget_check_s: %s", job->err);
+	}
 	for (int i = 0; i < job->ndeliveries; i++) {
 		if (be->stopped)
 			break; /* leased, not posted: another replica takes them after the lease */
@@ -464,6 +610,13 @@ static void budget_eval_start(struct budget_eval *be)
 	job->job.work = budget_eval_work;
 	job->job.done = budget_eval_done;
 	job->be = be;
+	/* The forecast moves with the hour and a period starts on one: each hour
+	 * every budget is evaluated once; in between only those whose tenants'
+	 * spend changed. */
+	job->hour = (long long)(time(NULL) / 3600);
+	job->full = be->force_full || job->hour != be->full_hour || !be->since[0];
+	be->force_full = false;
+	snprintf(job->since, sizeof(job->since), "%s", be->since);
 	job->pick_max = be->cfg->webhook_max_inflight - webhook_inflight(be->webhook);
 	job->per_budget = be->cfg->webhook_max_inflight_per_budget;
 	job->per_tenant = be->cfg->webhook_max_inflight_per_tenant;
@@ -536,6 +689,7 @@ struct budget_eval *budget_eval_new(struct event_base *base, struct pool *pool,
 	be->pool = pool;
 	be->cfg = cfg;
 	be->nbudgets = -1;
+	be->full_hour = -1;
 	be->tick = evtimer_new(base, budget_eval_on_tick, be);
 	be->soon = evtimer_new(base, budget_eval_on_soon, be);
 	if (!be->tick || !be->soon) {
@@ -585,15 +739,17 @@ void budget_eval_render_metrics(const struct budget_eval *be, struct buf *out)
 {
 	if (!be)
 		return;
+	/* Labelled by id: a name is the tenant's choice and says which tenants
+	 * exist; the id is meaningless outside GET /v1/budgets. */
 	buf_puts(out, "# HELP vgcollector_budget_spent_ratio Spend so far in the budget's current "
 		      "period over its limit.\n# TYPE vgcollector_budget_spent_ratio gauge\n");
 	for (int i = 0; i < be->ngauges; i++)
-		buf_printf(out, "vgcollector_budget_spent_ratio{budget=\"%s\"} %.17g\n",
-			   be->gauges[i].name, be->gauges[i].spent);
+		buf_printf(out, "vgcollector_budget_spent_ratio{budget_id=\"%lld\"} %.17g\n",
+			   be->gauges[i].id, be->gauges[i].spent);
 	buf_puts(out, "# HELP vgcollector_budget_forecast_ratio Forecast spend at the end of the "
 		      "budget's period over its limit.\n"
 		      "# TYPE vgcollector_budget_forecast_ratio gauge\n");
 	for (int i = 0; i < be->ngauges; i++)
-		buf_printf(out, "vgcollector_budget_forecast_ratio{budget=\"%s\"} %.17g\n",
-			   be->gauges[i].name, be->gauges[i].forecast);
+		buf_printf(out, "vgcollector_budget_forecast_ratio{budget_id=\"%lld\"} %.17g\n",
+			   be->gauges[i].id, be->gauges[i].forecast);
 }

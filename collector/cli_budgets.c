@@ -9,6 +9,7 @@
 #include "budget.h"
 #include "buf.h"
 #include "cli.h"
+#include "cli_table.h"
 #include "db.h"
 
 static const char *const cli_budgets_db_keys[] = { CLI_DB_KEYS, NULL };
@@ -34,14 +35,19 @@ static const struct cli_option cli_budgets_list_opts[] = {
 	{ NULL, NULL, NULL, NULL },
 };
 
+static const struct cli_option cli_budgets_rm_opts[] = {
+	{ "--tenant", "T", "the budget's tenant, when several tenants use the name", NULL },
+	{ NULL, NULL, NULL, NULL },
+};
+
 static const struct cli_command cli_budgets_set_cmd = {
 	.name = "budgets set",
 	.synopsis = "--name N [--tenant T] [--project P] [--agent A] [--provider X]\n"
 		    "                      [--model M] --period day|week|month --limit-usd AMOUNT\n"
 		    "                      [--thresholds 50,80,100] [--webhook URL]\n"
 		    "                      [--webhook-secret S] [--db CONNINFO]",
-	.about = "Creates the budget, or replaces every field of the one with that name, and\n"
-		 "prints its id. Absent scope parts mean all.\n",
+	.about = "Creates the budget, or replaces every field of the one with that tenant and\n"
+		 "name, and prints its id. Absent scope parts mean all.\n",
 	.options = cli_budgets_set_opts,
 	.config_keys = cli_budgets_db_keys,
 };
@@ -57,8 +63,9 @@ static const struct cli_command cli_budgets_list_cmd = {
 
 static const struct cli_command cli_budgets_rm_cmd = {
 	.name = "budgets rm",
-	.synopsis = "NAME_OR_ID [--db CONNINFO]",
+	.synopsis = "NAME_OR_ID [--tenant T] [--db CONNINFO]",
 	.about = "Deletes the budget and its alerts.\n",
+	.options = cli_budgets_rm_opts,
 	.config_keys = cli_budgets_db_keys,
 	.max_args = 1,
 };
@@ -107,7 +114,7 @@ static int cli_budgets_set(const struct budget_spec *spec, PGconn *conn)
 	bool created;
 	int status;
 
-	if (!budget_upsert(conn, spec, NULL, NULL, &id, &created, &status, err, sizeof(err))) {
+	if (!budget_upsert(conn, spec, NULL, NULL, 0, &id, &created, &status, err, sizeof(err))) {
 		fprintf(stderr, "vgcollector budgets set: %s\n", err);
 		return 1;
 	}
@@ -128,7 +135,9 @@ static int cli_budgets_list(const struct cli_args *a, PGconn *conn)
 	enum { NCOLS = sizeof(cols) / sizeof(cols[0]) };
 	int width[NCOLS], status;
 	char err[1024];
-	PGresult *res = budget_status(conn, NULL, NULL, &status, err, sizeof(err));
+	PGresult *res = budget_status(conn, NULL, NULL, true, &status, err, sizeof(err));
+	struct buf *cells;
+	int nrows;
 
 	if (!res) {
 		fprintf(stderr, "vgcollector budgets list: %s\n", err);
@@ -144,19 +153,42 @@ static int cli_budgets_list(const struct cli_args *a, PGconn *conn)
 		PQclear(res);
 		return 0;
 	}
+	/* Names and scopes are the tenants' text: escaped as `agents` escapes
+	 * them, so no byte of theirs drives the terminal. */
+	nrows = PQntuples(res);
+	if (!(cells = calloc((size_t)nrows * NCOLS + 1, sizeof(*cells)))) {
+		fprintf(stderr, "vgcollector budgets list: out of memory\n");
+		PQclear(res);
+		return 1;
+	}
 	for (int c = 0; c < NCOLS; c++) {
 		width[c] = (int)strlen(heads[c]);
-		for (int r = 0; r < PQntuples(res); r++)
-			if (PQgetlength(res, r, (int)cols[c]) > width[c])
-				width[c] = PQgetlength(res, r, (int)cols[c]);
+		for (int r = 0; r < nrows; r++) {
+			struct buf *b = &cells[r * NCOLS + c];
+
+			buf_init(b, 0);
+			cli_table_escape(b, PQgetvalue(res, r, (int)cols[c]));
+			if (b->data && cli_table_width(b->data) > width[c])
+				width[c] = cli_table_width(b->data);
+		}
 	}
 	for (int c = 0; c < NCOLS; c++)
-		printf("%-*s%s", c + 1 < NCOLS ? width[c] : 0, heads[c],
-		       c + 1 < NCOLS ? "  " : "\n");
-	for (int r = 0; r < PQntuples(res); r++)
-		for (int c = 0; c < NCOLS; c++)
-			printf("%-*s%s", c + 1 < NCOLS ? width[c] : 0,
-			       PQgetvalue(res, r, (int)cols[c]), c + 1 < NCOLS ? "  " : "\n");
+		cli_table_cell(heads[c], c + 1 < NCOLS ? width[c] : cli_table_width(heads[c]),
+			       false, c == 0);
+	putchar('\n');
+	for (int r = 0; r < nrows; r++) {
+		for (int c = 0; c < NCOLS; c++) {
+			const char *text =
+				cells[r * NCOLS + c].data ? cells[r * NCOLS + c].data : "";
+
+			cli_table_cell(text, c + 1 < NCOLS ? width[c] : cli_table_width(text),
+				       false, c == 0);
+		}
+		putchar('\n');
+	}
+	for (int i = 0; i < nrows * NCOLS; i++)
+		buf_release(&cells[i]);
+	free(cells);
 	PQclear(res);
 	return 0;
 }
@@ -164,15 +196,18 @@ static int cli_budgets_list(const struct cli_args *a, PGconn *conn)
 static int cli_budgets_rm(const struct cli_args *a, PGconn *conn)
 {
 	const char *which = a->args[0];
+	const char *tenant = cli_args_value(a, "--tenant");
 	bool by_id = which[strspn(which, "0123456789")] == '\0';
 	char err[1024];
 	long long id;
 	int status;
 
 	/* A name made of digits is tried as an id first, then as a name. */
-	if (!budget_remove(conn, which, by_id, NULL, NULL, &id, &status, err, sizeof(err)) &&
+	if (!budget_remove(conn, which, by_id, tenant, NULL, NULL, &id, &status, err,
+			   sizeof(err)) &&
 	    !(by_id && status == 404 &&
-	      budget_remove(conn, which, false, NULL, NULL, &id, &status, err, sizeof(err)))) {
+	      budget_remove(conn, which, false, tenant, NULL, NULL, &id, &status, err,
+			    sizeof(err)))) {
 		fprintf(stderr, "vgcollector budgets rm: %s\n", err);
 		return 1;
 	}

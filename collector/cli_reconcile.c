@@ -35,7 +35,9 @@ static const struct cli_option cli_reconcile_opts[] = {
 	{ NULL, NULL, NULL, NULL },
 };
 
-static const char *const cli_reconcile_keys[] = { CLI_DB_KEYS, "max_inflated_bytes", NULL };
+static const char *const cli_reconcile_keys[] = { CLI_DB_KEYS, "max_inflated_bytes",
+						  "reconcile_max_records", "reconcile_max_groups",
+						  NULL };
 
 static const struct cli_command cli_reconcile_cmd = {
 	.name = "reconcile",
@@ -256,6 +258,7 @@ int cli_reconcile(int argc, char **argv)
 	struct reconcile_query q;
 	struct reconcile_report rep;
 	struct reconcile_file f;
+	struct reconcile_file_limits lim;
 	struct config cfg;
 	struct cli_args a;
 	struct buf text;
@@ -299,9 +302,11 @@ int cli_reconcile(int argc, char **argv)
 		fprintf(stderr, "vgcollector reconcile: %s\n", err);
 		goto out;
 	}
-	if (!reconcile_file_parse(q.provider, text.data ? text.data : "", text.len,
-				  cli_reconcile_format_of(path, &text), q.from_us, q.to_us, &f, err,
-				  sizeof(err))) {
+	lim.max_records = cfg.reconcile_max_records;
+	lim.max_groups = cfg.reconcile_max_groups;
+	if (reconcile_file_parse(q.provider, text.data ? text.data : "", text.len,
+				 cli_reconcile_format_of(path, &text), q.from_us, q.to_us, &lim, &f,
+				 err, sizeof(err)) != 200) {
 		fprintf(stderr, "vgcollector reconcile: %s: %s\n", path, err);
 		goto out;
 	}

@@ -36,6 +36,9 @@ const struct config_param config_params[] = {
 	  "database connections, each driven by its own worker thread" },
 	{ "db_queue_max", CFG_INT, OFF(db_queue_max), true, "64", 0, 0,
 	  "requests waiting for a database connection before new ones get 503" },
+	{ "db_long_pool_size", CFG_INT, OFF(db_long_pool_size), false, "2", 1, 64,
+	  "database connections (and worker threads) apart from pool_size for long reads "
+	  "(POST /v1/reconcile), so they never hold up ingest" },
 	{ "db_connect_timeout_s", CFG_INT, OFF(db_connect_timeout_s), false, "5", 0, 0,
 	  "seconds to wait when connecting to PostgreSQL" },
 	{ "max_body_bytes", CFG_SIZE, OFF(max_body_bytes), true, "8388608", 1024, 0,
@@ -95,6 +98,14 @@ const struct config_param config_params[] = {
 	  "full reload of the key cache every this many seconds (LISTEN/NOTIFY is the fast path)" },
 	{ "max_rollup_periods", CFG_INT, OFF(max_rollup_periods), true, "100000", 0, 0,
 	  "most result periods a rollup query may span; more gets 400" },
+	{ "reconcile_max_bytes", CFG_SIZE, OFF(reconcile_max_bytes), true, "33554432", 1024, 0,
+	  "largest provider usage file POST /v1/reconcile reads, in bytes after gunzip; larger "
+	  "gets 413" },
+	{ "reconcile_max_records", CFG_INT, OFF(reconcile_max_records), true, "1000000", 1, 0,
+	  "most records (CSV lines or JSON objects) in one usage file; more gets 413" },
+	{ "reconcile_max_groups", CFG_INT, OFF(reconcile_max_groups), true, "20000", 1, 0,
+	  "most different models (per day, in a file with dates) in one usage file, each one "
+	  "line of the report; more gets 413" },
 	{ "rollup_daily_interval_s", CFG_INT, OFF(rollup_daily_interval_s), true, "60", 0, 0,
 	  "seconds between passes summarising closed days into cost_rollup_daily; 0 turns it off" },
 	{ "rollup_daily_settle_s", CFG_INT, OFF(rollup_daily_settle_s), true, "3600", 0, 0,
@@ -103,6 +114,12 @@ const struct config_param config_params[] = {
 	  "a worker whose last heartbeat is older than this many seconds is reported offline" },
 	{ "agent_forget_after_s", CFG_INT, OFF(agent_forget_after_s), true, "604800", 1, 0,
 	  "the retention pass removes workers offline for longer than this many seconds" },
+	{ "agents_max_per_tenant", CFG_INT, OFF(agents_max_per_tenant), true, "10000", 1, 0,
+	  "workers one tenant may have in the roster (workers without a tenant count as one "
+	  "tenant); a heartbeat of a new agent_id past it gets 429" },
+	{ "max_heartbeat_bytes", CFG_SIZE, OFF(max_heartbeat_bytes), true, "64K", 1024, 0,
+	  "largest POST /v1/agents/heartbeat body, in bytes (a heartbeat is a few KB); larger gets "
+	  "413 before it is parsed" },
 	{ "budget_check_s", CFG_DOUBLE, OFF(budget_check_s), true, "10", 0, 0,
 	  "seconds between budget evaluations (spend, alerts, due webhook retries)" },
 	{ "budget_eval_delay_s", CFG_DOUBLE, OFF(budget_eval_delay_s), true, "1", 0, 0,
@@ -114,6 +131,9 @@ const struct config_param config_params[] = {
 	  "longest delay between webhook retries" },
 	{ "budget_retry_for_s", CFG_INT, OFF(budget_retry_for_s), true, "86400", 1, 0,
 	  "an alert without a 2xx answer this many seconds after it was raised is marked failed" },
+	{ "budgets_max_per_tenant", CFG_INT, OFF(budgets_max_per_tenant), true, "1000", 1, 0,
+	  "budgets one tenant may have (the tenant-less ones count as one more tenant); creating one "
+	  "more gets 429" },
 	{ "webhook_timeout_s", CFG_INT, OFF(webhook_timeout_s), true, "10", 1, 600,
 	  "seconds one webhook post may take in all (resolve, connect, send, the answer's status "
 	  "and headers); past it the attempt fails and is retried" },
@@ -140,6 +160,9 @@ const struct config_param config_params[] = {
 	  "PEM CA bundle to verify https webhooks with; empty uses the system's trust store" },
 	{ "dashboard", CFG_STR, OFF(dashboard), true, "on", 0, 0,
 	  "on: serve the web dashboard at / and /ui/; off: those paths answer 404" },
+	{ "metrics_token", CFG_STR, OFF(metrics_token), true, "", 0, 0,
+	  "when set, GET /metrics requires Authorization: Bearer <this token>; empty serves it to "
+	  "anyone" },
 	{ NULL, CFG_STR, 0, false, NULL, 0, 0, NULL },
 };
 

@@ -17,6 +17,7 @@ struct config {
 	int read_max_lag_s;
 	int pool_size;
 	int db_queue_max;
+	int db_long_pool_size; /* the long-read pool (reconcile): server.c */
 	int db_connect_timeout_s;
 	size_t max_body_bytes;
 	size_t max_pending_body_bytes; /* sum of bodies being received (gate.c) */
@@ -46,15 +47,21 @@ struct config {
 	int shutdown_grace_s;
 	int key_refresh_s;
 	int max_rollup_periods;
+	size_t reconcile_max_bytes; /* a usage file after gunzip */
+	int reconcile_max_records;
+	int reconcile_max_groups;
 	int rollup_daily_interval_s;
 	int rollup_daily_settle_s;
-	int agent_ttl_s;	  /* roster: a worker unheard this long is offline */
-	int agent_forget_after_s; /* roster: offline this long, retention forgets it */
-	double budget_check_s;	  /* budget_eval.c */
+	int agent_ttl_s;	    /* roster: a worker unheard this long is offline */
+	int agent_forget_after_s;   /* roster: offline this long, retention forgets it */
+	int agents_max_per_tenant;  /* roster: workers one tenant may have */
+	size_t max_heartbeat_bytes; /* roster: largest heartbeat body */
+	double budget_check_s;	    /* budget_eval.c */
 	double budget_eval_delay_s;
 	double budget_retry_base_s;
 	double budget_retry_max_s;
 	int budget_retry_for_s;
+	int budgets_max_per_tenant; /* budget.c: a tenant's budgets */
 	int webhook_timeout_s;
 	int webhook_max_inflight;
 	int webhook_max_inflight_per_budget;
@@ -63,7 +70,8 @@ struct config {
 	char *webhook_allow; /* webhook_policy.c's lists */
 	char *webhook_deny;
 	char *webhook_ca_file;
-	char *dashboard; /* "on" or "off" */
+	char *dashboard;     /* "on" or "off" */
+	char *metrics_token; /* health.c: empty, or the bearer /metrics requires */
 };
 
 enum config_type { CFG_STR, CFG_INT, CFG_SIZE, CFG_DOUBLE };

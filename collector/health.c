@@ -3,6 +3,10 @@
  * no query. */
 #include "health.h"
 
+#include <openssl/crypto.h>
+#include <string.h>
+#include <strings.h>
+
 #include "budget_eval.h"
 #include "buf.h"
 #include "durability.h"
@@ -47,6 +51,22 @@ void health_handle_readyz(struct http_req *hr)
 		health_reply_ready(hr);
 }
 
+/* True when /metrics may answer: no metrics_token is set, or the request's
+ * Authorization is "Bearer <metrics_token>" (compared in constant time). */
+static bool health_metrics_allowed(struct http_req *hr)
+{
+	const char *want = hr->srv->cfg.metrics_token;
+	const char *got = http_header(hr, "Authorization");
+	size_t n = want ? strlen(want) : 0;
+
+	if (n == 0)
+		return true;
+	if (!got || strncasecmp(got, "Bearer ", 7) != 0)
+		return false;
+	got += 7;
+	return strlen(got) == n && CRYPTO_memcmp(got, want, n) == 0;
+}
+
 void health_handle_metrics(struct http_req *hr)
 {
 	struct pool *pool = hr->srv->pool;
@@ -58,6 +78,13 @@ void health_handle_metrics(struct http_req *hr)
 	};
 	struct buf b;
 
+	if (!health_metrics_allowed(hr)) {
+		http_set_header(hr, "WWW-Authenticate", "Bearer realm=\"metrics\"");
+		http_reply_error(hr, 401,
+				 "/metrics requires Authorization: Bearer <metrics_token> (the "
+				 "metrics_token config key)");
+		return;
+	}
 	buf_init(&b, 0);
 	metrics_render(&b, &g);
 	replica_metrics_render(hr->srv->replica, &b);

@@ -7,6 +7,7 @@
 
 #include <event2/event.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +34,31 @@ struct pool {
 
 	struct pool_job *done_head, *done_tail; /* finished, waiting for the loop; under lock */
 	struct event *done_ev;
+
+	/* Set once before any job (pool_set_fallback), then only read. */
+	struct pool *fallback;
+	pool_conn_failed_fn on_failed;
+	void *on_failed_arg;
+	/* Bumped when a worker's connection fails: the server may be gone or
+	 * restarted, so every worker's connection is suspect. */
+	_Atomic unsigned epoch;
 };
+
+/* Worker thread: true when job's connection failed and it now waits on the
+ * fallback pool instead of finishing here. Tried once per job. */
+static bool pool_reroute(struct pool *p, struct pool_worker *w, struct pool_job *job)
+{
+	if (!w->conn_failed || !p->fallback || job->rerouted)
+		return false;
+	atomic_fetch_add(&p->epoch, 1);
+	if (p->on_failed)
+		p->on_failed(p->on_failed_arg);
+	job->rerouted = true;
+	if (pool_submit(p->fallback, job))
+		return true;
+	job->rerouted = false; /* the fallback is full: the job answers its own failure */
+	return false;
+}
 
 static void *pool_thread(void *arg)
 {
@@ -57,7 +82,15 @@ static void *pool_thread(void *arg)
 		pthread_mutex_unlock(&p->lock);
 
 		job->next = NULL;
+		w->conn_failed = false;
 		job->work(job, w);
+		/* Queued on the fallback before running drops here, so that one of
+		 * the two pools counts the job busy all along (drain). */
+		if (pool_reroute(p, w, job)) {
+			pthread_mutex_lock(&p->lock);
+			p->running--;
+			continue;
+		}
 
 		pthread_mutex_lock(&p->lock);
 		p->running--;
@@ -188,24 +221,39 @@ void pool_set_queue_max(struct pool *p, int queue_max)
 	pthread_mutex_unlock(&p->lock);
 }
 
+void pool_set_fallback(struct pool *p, struct pool *fallback, pool_conn_failed_fn on_failed,
+		       void *arg)
+{
+	p->fallback = fallback;
+	p->on_failed = on_failed;
+	p->on_failed_arg = arg;
+}
+
 PGconn *pool_worker_conn(struct pool_worker *w, char *err, size_t errlen)
 {
-	if (w->conn && PQstatus(w->conn) == CONNECTION_OK)
+	unsigned epoch = atomic_load(&w->pool->epoch);
+
+	if (w->conn && PQstatus(w->conn) == CONNECTION_OK && w->epoch == epoch)
 		return w->conn;
-	pool_worker_reset(w);
+	if (w->conn)
+		PQfinish(w->conn);
 	w->conn = db_connect(w->pool->conninfo, w->pool->connect_timeout_s, err, errlen);
 	if (!w->conn) {
+		w->conn_failed = true;
 		metrics_db_error();
 		return NULL;
 	}
+	w->epoch = epoch;
 	w->conn_serial++;
 	return w->conn;
 }
 
 void pool_worker_reset(struct pool_worker *w)
 {
-	if (w->conn)
+	if (w->conn) {
 		PQfinish(w->conn);
+		w->conn_failed = true;
+	}
 	w->conn = NULL;
 }
 

@@ -24,6 +24,8 @@ struct pool_job {
 	pool_work_fn work;
 	pool_done_fn done;
 	struct pool_job *next; /* queue link: the wait queue, then the done list */
+	bool rerouted;	       /* set by the pool: its connection failed, and it ran
+				* again on the pool's fallback (pool_set_fallback) */
 };
 
 /* Per-worker state handed to work functions; only that worker's thread
@@ -38,6 +40,9 @@ struct pool_worker {
 	unsigned conn_serial; /* bumped on every new connection */
 	void *slot;	      /* owned by the module that set it; NULL until then */
 	void (*slot_free)(void *slot);
+	unsigned epoch;	  /* the pool's epoch when conn was made; older: reconnect */
+	bool conn_failed; /* during the current job: connecting failed, or the
+			   * job dropped its broken connection (pool_worker_reset) */
 };
 
 struct pool *pool_new(struct event_base *base, const char *conninfo, int size, int queue_max,
@@ -45,7 +50,19 @@ struct pool *pool_new(struct event_base *base, const char *conninfo, int size, i
 /* Waits for running jobs, joins the threads; queued jobs are failed via done. */
 void pool_free(struct pool *p);
 
-/* Queues a job. False when queue_max jobs already wait: the caller answers 503. */
+/* Called on a worker thread of p when a job's connection failed. */
+typedef void (*pool_conn_failed_fn)(void *arg);
+
+/* Before any job: a job whose connection fails on p (it cannot connect, or
+ * it drops its connection as broken) runs once more on fallback instead of
+ * finishing, with job->rerouted set; the work function must therefore start
+ * from a clean result. Every other worker of p reconnects before its next
+ * job, and on_failed(arg) is told on the worker thread. */
+void pool_set_fallback(struct pool *p, struct pool *fallback, pool_conn_failed_fn on_failed,
+		       void *arg);
+
+/* Queues a job. False when queue_max jobs already wait: the caller answers 503.
+ * Thread-safe: a worker of another pool may call it. */
 bool pool_submit(struct pool *p, struct pool_job *job) __attribute__((warn_unused_result));
 void pool_set_queue_max(struct pool *p, int queue_max);
 

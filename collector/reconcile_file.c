@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "reconcile_sum.h"
 #include "rollup_params.h"
 #include "row.h"
 #include "timefmt.h"
@@ -18,6 +19,7 @@
 #define RF_MAX_VALUE 1024  /* bytes in one cell */
 #define RF_MAX_NUMBER 64   /* characters in one number */
 #define RF_MAX_EXPONENT 60 /* |e| in 1.5e-7: beyond it no invoice has a reason to go */
+#define RF_MAX_REQUESTS "9223372036854775807" /* n_requests: as our own bigint counter */
 
 /* Unit columns by provider; the last row is everyone else. */
 static const struct {
@@ -49,13 +51,23 @@ struct rf_rec {
 	int line, col; /* where the record starts */
 };
 
+/* The running sums of one line of the comparison (out->recs[i] is its key). */
+struct rf_sums {
+	struct reconcile_sum cost, units[2], requests;
+};
+
 /* The parse in progress. */
 struct rf_parse {
 	const char *provider;
 	const char *const *units;
 	long long from_us, to_us;
-	int nrecs; /* records seen, for messages */
+	const struct reconcile_file_limits *lim;
+	int nrecs;  /* records seen, for messages */
+	int status; /* what a failure answers: 400, or 413 past a limit, 503 out of memory */
 	struct reconcile_file *out;
+	struct rf_sums *sums; /* parallel to out->recs */
+	int *slots;	      /* open addressing over out->recs by (model, date); -1 empty */
+	size_t nslots;	      /* a power of two, at least twice out->n */
 	char *err;
 	size_t errlen;
 };
@@ -207,18 +219,6 @@ static bool rf_need(struct rf_parse *p, struct rf_rec *r, const char *name, stru
 	return true;
 }
 
-/* A number cell into an owned copy of its text. */
-static bool rf_number(struct rf_parse *p, struct rf_cell *c, bool sign, bool integer, char **out)
-{
-	const char *why = reconcile_file_number_problem(c->value, sign, integer);
-
-	if (why)
-		return rf_fail(p, c, "\"%.*s\": %s", rf_clip(c->value), c->value, why);
-	if (!(*out = strdup(c->value)))
-		return rf_fail(p, c, "out of memory");
-	return true;
-}
-
 /* A date cell: YYYY-MM-DD, a real day (timefmt_parse refuses 2023-02-29),
  * inside the period. */
 static bool rf_date(struct rf_parse *p, struct rf_cell *c, char out[11])
@@ -236,19 +236,141 @@ static bool rf_date(struct rf_parse *p, struct rf_cell *c, char out[11])
 	return true;
 }
 
-/* Checks one record's cells and appends it to the file. */
+/* Checks n_requests: a whole number that fits our bigint request counter. */
+static bool rf_requests(struct rf_parse *p, struct rf_cell *c)
+{
+	const char *why = reconcile_file_number_problem(c->value, false, true);
+	const char *v = c->value;
+	size_t n, max = sizeof(RF_MAX_REQUESTS) - 1;
+
+	if (why)
+		return rf_fail(p, c, "\"%.*s\": %s", rf_clip(c->value), c->value, why);
+	while (v[0] == '0' && v[1])
+		v++;
+	n = strlen(v);
+	if (n > max || (n == max && strcmp(v, RF_MAX_REQUESTS) > 0))
+		return rf_fail(p, c, "\"%.*s\": out of range (0 to %s)", rf_clip(c->value),
+			       c->value, RF_MAX_REQUESTS);
+	return true;
+}
+
+static size_t rf_hash(const char *model, const char *date)
+{
+	size_t h = 1469598103934665603ULL;
+
+	for (const char *s = model; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	h = (h ^ 0xFF) * 1099511628211ULL;
+	for (const char *s = date; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+/* Doubles the slot table; false when out of memory. */
+static bool rf_rehash(struct rf_parse *p)
+{
+	size_t n = p->nslots ? p->nslots * 2 : 256;
+	int *slots = malloc(n * sizeof(*slots));
+
+	if (!slots)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		slots[i] = -1;
+	for (int k = 0; k < p->out->n; k++) {
+		size_t i = rf_hash(p->out->recs[k].model, p->out->recs[k].date) & (n - 1);
+
+		while (slots[i] >= 0)
+			i = (i + 1) & (n - 1);
+		slots[i] = k;
+	}
+	free(p->slots);
+	p->slots = slots;
+	p->nslots = n;
+	return true;
+}
+
+/* The sums of (model, date), a new line when the file has not named it yet;
+ * NULL with the message set past reconcile_max_groups or out of memory. */
+static struct rf_sums *rf_group(struct rf_parse *p, struct rf_rec *r, const char *model,
+				const char *date)
+{
+	struct reconcile_file *f = p->out;
+	struct rf_cell where = { (char *)"model", NULL, r->line, r->col };
+	struct reconcile_record *rec;
+	size_t i;
+
+	if (p->nslots < 2 * (size_t)f->n + 2 && !rf_rehash(p))
+		goto oom;
+	for (i = rf_hash(model, date) & (p->nslots - 1); p->slots[i] >= 0;
+	     i = (i + 1) & (p->nslots - 1)) {
+		rec = &f->recs[p->slots[i]];
+		if (strcmp(rec->model, model) == 0 && strcmp(rec->date, date) == 0)
+			return &p->sums[p->slots[i]];
+	}
+	if (f->n >= p->lim->max_groups) {
+		p->status = 413;
+		rf_fail(p, &where,
+			"more than reconcile_max_groups (%lld) different models%s; split the "
+			"file by date",
+			p->lim->max_groups, f->per_day ? " and days" : "");
+		return NULL;
+	}
+	if (f->n == f->cap) {
+		int cap = f->cap ? f->cap * 2 : 64;
+		struct reconcile_record *n = realloc(f->recs, (size_t)cap * sizeof(*n));
+		struct rf_sums *ns;
+
+		if (n)
+			f->recs = n;
+		ns = n ? realloc(p->sums, (size_t)cap * sizeof(*ns)) : NULL;
+		if (!ns)
+			goto oom;
+		p->sums = ns;
+		f->cap = cap;
+	}
+	rec = &f->recs[f->n];
+	memset(rec, 0, sizeof(*rec));
+	memset(&p->sums[f->n], 0, sizeof(p->sums[f->n]));
+	if (!(rec->model = strdup(model)))
+		goto oom;
+	rec->line = r->line;
+	memcpy(rec->date, date, strlen(date) + 1);
+	p->slots[i] = f->n;
+	return &p->sums[f->n++];
+oom:
+	p->status = 503;
+	rf_fail(p, &where, "out of memory");
+	return NULL;
+}
+
+/* Adds a checked number cell to a sum. */
+static bool rf_add(struct rf_parse *p, struct rf_cell *c, struct reconcile_sum *sum)
+{
+	if (!reconcile_sum_add(sum, c->value))
+		return rf_fail(p, c, "\"%.*s\": the sum leaves the range a file may add up to",
+			       rf_clip(c->value), c->value);
+	return true;
+}
+
+/* Checks one record's cells and adds it to its (model, day) line. */
 static bool rf_take(struct rf_parse *p, struct rf_rec *r)
 {
 	struct reconcile_file *f = p->out;
-	struct reconcile_record rec;
-	struct rf_cell *c;
+	struct rf_cell *c, *cost, *units[2] = { NULL, NULL }, *req;
+	struct rf_sums *sums;
 	size_t plen = strlen(p->provider);
-	const char *model;
-	char why[160];
-	bool ok = false;
+	const char *model, *why;
+	char date[11] = "", whyb[160];
 
-	memset(&rec, 0, sizeof(rec));
-	rec.line = r->line;
+	if (p->nrecs >= p->lim->max_records) {
+		struct rf_cell where = { (char *)"record", NULL, r->line, r->col };
+
+		p->status = 413;
+		return rf_fail(p, &where,
+			       "more than reconcile_max_records (%lld) records; sum them per "
+			       "model and day, or split the file by date",
+			       p->lim->max_records);
+	}
 	p->nrecs++;
 	if ((c = rf_find(r, "provider")) && c->value && c->value[0] &&
 	    strcmp(c->value, p->provider) != 0)
@@ -256,60 +378,81 @@ static bool rf_take(struct rf_parse *p, struct rf_rec *r)
 			       rf_clip(c->value), c->value, p->provider);
 	if (!rf_need(p, r, "model", &c))
 		return false;
-	if (rollup_params_check_text("text", c->value, why, sizeof(why)) != 200)
-		return rf_fail(p, c, "%s", why);
+	if (rollup_params_check_text("text", c->value, whyb, sizeof(whyb)) != 200)
+		return rf_fail(p, c, "%s", whyb);
 	model = c->value;
 	if (strncmp(model, p->provider, plen) == 0 && model[plen] == '/' && model[plen + 1])
 		model += plen + 1;
 	if (strlen(model) > 256)
 		return rf_fail(p, c, "longer than 256 bytes");
-	if (!(rec.model = strdup(model))) {
-		rf_fail(p, c, "out of memory");
-		goto out;
+	if (!rf_need(p, r, "cost_usd", &cost))
+		return false;
+	if ((why = reconcile_file_number_problem(cost->value, true, false)))
+		return rf_fail(p, cost, "\"%.*s\": %s", rf_clip(cost->value), cost->value, why);
+	for (int i = 0; p->units[i]; i++) {
+		if (!rf_need(p, r, p->units[i], &units[i]))
+			return false;
+		if ((why = reconcile_file_number_problem(units[i]->value, false, false)))
+			return rf_fail(p, units[i], "\"%.*s\": %s", rf_clip(units[i]->value),
+				       units[i]->value, why);
 	}
-	if (!rf_need(p, r, "cost_usd", &c) || !rf_number(p, c, true, false, &rec.cost))
-		goto out;
-	for (int i = 0; p->units[i]; i++)
-		if (!rf_need(p, r, p->units[i], &c) ||
-		    !rf_number(p, c, false, false, &rec.units[i]))
-			goto out;
-	if ((c = rf_find(r, "n_requests")) && c->value && c->value[0] &&
-	    !rf_number(p, c, false, true, &rec.n_requests))
-		goto out;
+	if ((req = rf_find(r, "n_requests")) && (!req->value || !req->value[0]))
+		req = NULL;
+	if (req && !rf_requests(p, req))
+		return false;
 	c = rf_find(r, "date");
 	if (c && c->value && c->value[0]) {
-		if (!f->per_day) {
-			rf_fail(p, c,
+		if (!f->per_day)
+			return rf_fail(
+				p, c,
 				"a date, but record 1 has none: give every record a date or none");
-			goto out;
-		}
-		if (!rf_date(p, c, rec.date))
-			goto out;
+		if (!rf_date(p, c, date))
+			return false;
 	} else if (f->per_day) {
 		if (!rf_need(p, r, "date", &c))
-			goto out;
+			return false;
 	}
-	if (f->n == f->cap) {
-		int cap = f->cap ? f->cap * 2 : 64;
-		struct reconcile_record *n = realloc(f->recs, (size_t)cap * sizeof(*n));
-		struct rf_cell where = { (char *)"model", NULL, r->line, r->col };
+	if (!(sums = rf_group(p, r, model, date)) || !rf_add(p, cost, &sums->cost))
+		return false;
+	for (int i = 0; p->units[i]; i++)
+		if (!rf_add(p, units[i], &sums->units[i]))
+			return false;
+	return !req || rf_add(p, req, &sums->requests);
+}
 
-		if (!n) {
-			rf_fail(p, &where, "out of memory");
-			goto out;
+/* Writes each line's sums into its record's text. */
+static bool rf_finish(struct rf_parse *p)
+{
+	struct reconcile_file *f = p->out;
+	struct buf b;
+
+	buf_init(&b, 0);
+	for (int i = 0; i < f->n; i++) {
+		struct reconcile_record *rec = &f->recs[i];
+		struct rf_sums *s = &p->sums[i];
+		struct {
+			const struct reconcile_sum *sum;
+			char **text;
+		} cols[] = { { &s->cost, &rec->cost },
+			     { &s->units[0], &rec->units[0] },
+			     { &s->units[1], &rec->units[1] },
+			     { &s->requests, &rec->n_requests } };
+
+		for (size_t k = 0; k < sizeof(cols) / sizeof(cols[0]); k++) {
+			if (!cols[k].sum->any)
+				continue;
+			buf_reset(&b);
+			if (!reconcile_sum_format(cols[k].sum, &b) ||
+			    !(*cols[k].text = strdup(b.data))) {
+				buf_release(&b);
+				p->status = 503;
+				snprintf(p->err, p->errlen, "out of memory summing the file");
+				return false;
+			}
 		}
-		f->recs = n;
-		f->cap = cap;
 	}
-	f->recs[f->n++] = rec;
+	buf_release(&b);
 	return true;
-out:
-	free(rec.model);
-	free(rec.cost);
-	free(rec.units[0]);
-	free(rec.units[1]);
-	free(rec.n_requests);
-	return ok;
 }
 
 /* ---- CSV ------------------------------------------------------------------ */
@@ -784,12 +927,21 @@ out:
 	return ok;
 }
 
-bool reconcile_file_parse(const char *provider, const char *text, size_t len,
-			  enum reconcile_format fmt, long long from_us, long long to_us,
-			  struct reconcile_file *out, char *err, size_t errlen)
+int reconcile_file_parse(const char *provider, const char *text, size_t len,
+			 enum reconcile_format fmt, long long from_us, long long to_us,
+			 const struct reconcile_file_limits *lim, struct reconcile_file *out,
+			 char *err, size_t errlen)
 {
 	struct rf_parse p = {
-		provider, reconcile_file_unit_columns(provider), from_us, to_us, 0, out, err, errlen
+		.provider = provider,
+		.units = reconcile_file_unit_columns(provider),
+		.from_us = from_us,
+		.to_us = to_us,
+		.lim = lim,
+		.status = 400,
+		.out = out,
+		.err = err,
+		.errlen = errlen,
 	};
 	bool ok;
 
@@ -801,10 +953,16 @@ bool reconcile_file_parse(const char *provider, const char *text, size_t len,
 		for (size_t k = 0; k < at; k++)
 			line += text[k] == '\n';
 		snprintf(err, errlen, "line %d: a NUL byte; the file must be text", line);
-		return false;
+		return 400;
 	}
 	ok = fmt == RECONCILE_JSON ? rf_json(&p, text, len) : rf_csv(&p, text, len);
-	if (!ok)
+	ok = ok && rf_finish(&p);
+	out->nrecords = p.nrecs;
+	free(p.sums);
+	free(p.slots);
+	if (!ok) {
 		reconcile_file_release(out);
-	return ok;
+		return p.status;
+	}
+	return 200;
 }

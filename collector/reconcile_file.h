@@ -9,21 +9,29 @@
 
 enum reconcile_format { RECONCILE_CSV = 0, RECONCILE_JSON };
 
-/* One record of the file. Numbers are the file's own decimal text, checked
- * to be plain decimals PostgreSQL numeric reads exactly. */
+/* One line of the comparison: every record of the file for one model (and
+ * day, when the file has dates), summed exactly while the file is read. The
+ * sums are decimal text PostgreSQL numeric reads exactly. */
 struct reconcile_record {
-	int line;	  /* where the record starts */
+	int line;	  /* where the first of its records starts */
 	char *model;	  /* owned; the provider prefix "<provider>/" removed */
 	char date[11];	  /* YYYY-MM-DD, "" when the file has no dates */
-	char *cost;	  /* owned: cost_usd */
-	char *units[2];	  /* owned: the unit columns (units[1] NULL when one) */
-	char *n_requests; /* owned; NULL when not given */
+	char *cost;	  /* owned: the sum of cost_usd */
+	char *units[2];	  /* owned: the sums of the unit columns (units[1] NULL when one) */
+	char *n_requests; /* owned; NULL when no record gave one */
 };
 
 struct reconcile_file {
-	struct reconcile_record *recs; /* owned */
+	struct reconcile_record *recs; /* owned; in the order each first appears */
 	int n, cap;
+	int nrecords; /* records read */
 	bool per_day; /* the file has a date column: compare per model and day */
+};
+
+/* What one file may hold. Past either the parse stops with 413. */
+struct reconcile_file_limits {
+	long long max_records; /* CSV lines or JSON objects: reconcile_max_records */
+	long long max_groups;  /* distinct (model, day) pairs: reconcile_max_groups */
 };
 
 /* The unit columns a provider's file carries ("input_tokens",
@@ -36,13 +44,14 @@ const char *const *reconcile_file_unit_columns(const char *provider);
 bool reconcile_file_provider_valid(const char *name);
 
 /* Parses text (len bytes) as fmt for provider. Dates must lie in
- * [from_us, to_us) (epoch microseconds, whole UTC days). Returns true and fills
- * out (release with reconcile_file_release), or false with err naming the
- * line and column ("line 3, column 2 (cost_usd): ...") and out empty. */
-bool reconcile_file_parse(const char *provider, const char *text, size_t len,
-			  enum reconcile_format fmt, long long from_us, long long to_us,
-			  struct reconcile_file *out, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+ * [from_us, to_us) (epoch microseconds, whole UTC days). Returns 200 and fills
+ * out (release with reconcile_file_release); or 400 with err naming the line
+ * and column ("line 3, column 2 (cost_usd): ..."), 413 with err naming the
+ * limit passed, or 503 when out of memory, and out empty. */
+int reconcile_file_parse(const char *provider, const char *text, size_t len,
+			 enum reconcile_format fmt, long long from_us, long long to_us,
+			 const struct reconcile_file_limits *lim, struct reconcile_file *out,
+			 char *err, size_t errlen) __attribute__((warn_unused_result));
 
 void reconcile_file_release(struct reconcile_file *f);
 

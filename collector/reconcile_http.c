@@ -1,7 +1,8 @@
 /* POST /v1/reconcile: the usage file as the body (CSV or JSON, gzip allowed),
  * the query in the query string. On the loop: authenticate (read or admin),
- * check type, encoding and size, parse and scope the query. On a worker:
- * inflate, parse the file, run reconcile_sql and render the JSON report. */
+ * check type, encoding and size, parse and scope the query. On a worker of
+ * the long-read pool (never ingest's): inflate up to reconcile_max_bytes, sum
+ * the file per (model, day), run reconcile_sql and render the JSON report. */
 #include "reconcile_http.h"
 
 #include <event2/buffer.h>
@@ -26,7 +27,8 @@ struct reconcile_job {
 	struct evbuffer *body; /* moved out of the request */
 	bool gzip;
 	enum reconcile_format format;
-	size_t max_inflated;
+	size_t max_bytes; /* reconcile_max_bytes: the file after gunzip */
+	struct reconcile_file_limits lim;
 	struct reconcile_query q; /* owns its strings */
 
 	/* Results, written by the worker. */
@@ -59,25 +61,38 @@ static void reconcile_work(struct pool_job *pj, struct pool_worker *w)
 	if (!text)
 		text = "";
 	if (job->gzip) {
-		switch (gz_inflate(text, len, job->max_inflated, &inflated, job->err,
+		switch (gz_inflate(text, len, job->max_bytes, &inflated, job->err,
 				   sizeof(job->err))) {
 		case GZ_OK: break;
 		case GZ_TOO_BIG:
-			snprintf(job->err, sizeof(job->err),
-				 "the inflated body is larger than max_inflated_bytes (%zu)",
-				 job->max_inflated);
+			snprintf(
+				job->err, sizeof(job->err),
+				"the usage file inflates past reconcile_max_bytes (%zu bytes); sum "
+				"it per model and day, or split it by date",
+				job->max_bytes);
 			job->status = 413;
 			goto out;
 		case GZ_BAD: job->status = 400; goto out;
 		}
 		text = inflated.data ? inflated.data : "";
 		len = inflated.len;
-	}
-	if (!reconcile_file_parse(job->q.provider, text, len, job->format, job->q.from_us,
-				  job->q.to_us, &f, job->err, sizeof(job->err))) {
-		job->status = 400;
+	} else if (len > job->max_bytes) {
+		snprintf(
+			job->err, sizeof(job->err),
+			"the usage file is larger than reconcile_max_bytes (%zu bytes); sum it per "
+			"model and day, or split it by date",
+			job->max_bytes);
+		job->status = 413;
 		goto out;
 	}
+	job->status = reconcile_file_parse(job->q.provider, text, len, job->format, job->q.from_us,
+					   job->q.to_us, &job->lim, &f, job->err, sizeof(job->err));
+	/* The text is summed into f: let its memory go before the query runs. */
+	buf_release(&inflated);
+	evbuffer_free(job->body);
+	job->body = NULL;
+	if (job->status != 200)
+		goto out;
 	if (!(conn = pool_worker_conn(w, job->err, sizeof(job->err)))) {
 		job->status = 503;
 		reconcile_file_release(&f);
@@ -218,9 +233,11 @@ void reconcile_http_handle(struct http_req *hr)
 	job->hr = hr;
 	job->gzip = gzip;
 	job->format = format;
-	job->max_inflated = srv->cfg.max_inflated_bytes;
+	job->max_bytes = srv->cfg.reconcile_max_bytes;
+	job->lim.max_records = srv->cfg.reconcile_max_records;
+	job->lim.max_groups = srv->cfg.reconcile_max_groups;
 	evbuffer_add_buffer(job->body, evhttp_request_get_input_buffer(hr->req));
-	if (!pool_submit(srv->pool, &job->job)) {
+	if (!pool_submit(srv->long_pool, &job->job)) {
 		reconcile_job_free(job);
 		http_reply_saturated(hr);
 		return;

@@ -1,5 +1,5 @@
 /* The reconciliation statement. The file travels as array parameters (one
- * element per record) and is unnested in SQL, so every sum, difference,
+ * element per (model, day) line, already summed) and is unnested in SQL, so every sum, difference,
  * percentage and implied rate is numeric arithmetic in PostgreSQL. */
 #include "reconcile_sql.h"
 
@@ -42,7 +42,7 @@ static const char reconcile_sql_text[] =
 	"WITH f AS ("
 	" SELECT model, day, sum(cost) AS cost, sum(ua + ub) AS units, sum(rq) AS requests"
 	" FROM unnest($7::text[], $8::date[], $9::numeric[], $10::numeric[], $11::numeric[],"
-	"             $12::bigint[]) AS t(model, day, cost, ua, ub, rq)"
+	"             $12::numeric[]) AS t(model, day, cost, ua, ub, rq)"
 	" GROUP BY model, day),"
 	" h AS ("
 	" SELECT " RECONCILE_SQL_MODEL(
@@ -104,7 +104,7 @@ static void reconcile_sql_elem(struct buf *b, const char *s)
 	buf_putc(b, '"');
 }
 
-/* The six array literals of the file's records: models, days, costs, the two
+/* The six array literals of the file's lines: models, days, costs, the two
  * unit columns and requests. */
 static bool reconcile_sql_arrays(const struct reconcile_file *f, struct buf a[6])
 {

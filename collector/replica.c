@@ -47,9 +47,12 @@ struct replica {
 	int wake[2]; /* pipe: replica_free stops the thread */
 	_Atomic bool stopping;
 
-	/* Written by the tracker thread only. */
+	/* Written by the tracker thread; a pool worker whose standby connection
+	 * failed also clears up and sets reconnect (replica_conn_failed). */
 	_Atomic bool probed, up;
 	_Atomic long long lag_us; /* -1: unknown (up, but nothing replayed yet) */
+	_Atomic bool reconnect;	  /* the tracker drops its connection and makes a new one */
+	_Atomic unsigned long long reads_retried; /* reads moved to the primary mid-way */
 
 	/* Written on the loop only; atomics so /metrics reads a whole value. */
 	_Atomic unsigned long long reads_replica, reads_primary, reads_fallback;
@@ -78,6 +81,12 @@ static void replica_probe(struct replica *r, PGconn **sconn, PGconn **pconn)
 		PQclear(res);
 	}
 
+	/* A read found the standby's connection broken: only a fresh one may
+	 * say it is back (the tracker's own may predate a restart). */
+	if (atomic_exchange(&r->reconnect, false) && *sconn) {
+		PQfinish(*sconn);
+		*sconn = NULL;
+	}
 	if (!*sconn)
 		*sconn = db_connect(r->read_conninfo, REPLICA_PROBE_CONNECT_S, err, sizeof(err));
 	if (!*sconn)
@@ -130,9 +139,25 @@ static void *replica_thread(void *arg)
 	return NULL;
 }
 
+/* A read pool worker's thread: its standby connection failed, and the read
+ * is being retried on the primary. Reads stay off the standby until the
+ * tracker has connected to it afresh. */
+static void replica_conn_failed(void *arg)
+{
+	struct replica *r = arg;
+
+	atomic_fetch_add(&r->reads_retried, 1);
+	atomic_store(&r->reconnect, true);
+	if (atomic_exchange(&r->up, false))
+		log_warn("read_db connection failed during a read; retrying it on the primary, "
+			 "reads go to the primary until read_db answers a new connection");
+	atomic_store(&r->lag_us, -1);
+}
+
 struct replica *replica_new(struct event_base *base, const char *read_conninfo,
-			    const char *primary_conninfo, int pool_size, int queue_max,
-			    int connect_timeout_s, int max_lag_s, char *err, size_t errlen)
+			    const char *primary_conninfo, struct pool *primary, int pool_size,
+			    int queue_max, int connect_timeout_s, int max_lag_s, char *err,
+			    size_t errlen)
 {
 	struct replica *r = calloc(1, sizeof(*r));
 
@@ -159,6 +184,8 @@ struct replica *replica_new(struct event_base *base, const char *read_conninfo,
 		pool_new(base, read_conninfo, pool_size, queue_max, connect_timeout_s, err, errlen);
 	if (!r->pool)
 		goto fail;
+	if (primary)
+		pool_set_fallback(r->pool, primary, replica_conn_failed, r);
 	if (pthread_create(&r->thread, NULL, replica_thread, r) != 0) {
 		snprintf(err, errlen, "cannot start the replica tracker thread");
 		goto fail;
@@ -310,4 +337,10 @@ void replica_metrics_render(const struct replica *r, struct buf *out)
 		   "# TYPE vgcollector_replica_reads_fallback_total counter\n"
 		   "vgcollector_replica_reads_fallback_total %llu\n",
 		   r ? atomic_load(&r->reads_fallback) : 0ULL);
+	buf_printf(out,
+		   "# HELP vgcollector_replica_reads_retried_total Reads whose read_db connection "
+		   "failed, answered from the primary instead.\n"
+		   "# TYPE vgcollector_replica_reads_retried_total counter\n"
+		   "vgcollector_replica_reads_retried_total %llu\n",
+		   r ? atomic_load(&r->reads_retried) : 0ULL);
 }

@@ -1,7 +1,9 @@
 /* Reads on a hot standby: the read pool on read_db and the thread that tracks
  * the standby's lag. Read handlers ask replica_read_pool for a pool; it hands
  * back the standby's while it is up and within read_max_lag_s, else the
- * primary's (a fallback, counted). State is owned by replica.c: the tracker
+ * primary's (a fallback, counted). A read whose standby connection fails is
+ * retried on the primary, and the standby counts as down until the tracker
+ * reconnects. State is owned by replica.c: the tracker
  * thread writes it, the loop reads it through atomics. */
 #ifndef VGC_REPLICA_H
 #define VGC_REPLICA_H
@@ -30,11 +32,15 @@ enum replica_state {
 
 /* read_conninfo empty: a tracker in REPLICA_OFF with no pool or thread.
  * primary_conninfo is where the probe reads pg_current_wal_lsn() (db_direct
- * or db). Pool sizing follows the primary pool's. Owns what it allocates;
- * free with replica_free. NULL with err when a thread cannot start. */
+ * or db). Pool sizing follows the primary pool's. A read whose standby
+ * connection fails runs again on primary (when not NULL) and marks the
+ * standby down until the tracker reconnects to it. Owns what it allocates;
+ * free with replica_free, before primary. NULL with err when a thread cannot
+ * start. */
 struct replica *replica_new(struct event_base *base, const char *read_conninfo,
-			    const char *primary_conninfo, int pool_size, int queue_max,
-			    int connect_timeout_s, int max_lag_s, char *err, size_t errlen);
+			    const char *primary_conninfo, struct pool *primary, int pool_size,
+			    int queue_max, int connect_timeout_s, int max_lag_s, char *err,
+			    size_t errlen);
 void replica_free(struct replica *r);
 void replica_set_max_lag(struct replica *r, int max_lag_s);
 void replica_set_queue_max(struct replica *r, int queue_max);

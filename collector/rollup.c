@@ -282,13 +282,15 @@ static void rollup_job_free(struct rollup_job *job)
 	free(job);
 }
 
-/* Worker thread. */
+/* Worker thread. May run twice: again on the primary when the standby's
+ * connection failed (pool_set_fallback), so it starts from an empty answer. */
 static void rollup_work(struct pool_job *pj, struct pool_worker *w)
 {
 	struct rollup_job *job = (struct rollup_job *)pj;
-	PGconn *conn = pool_worker_conn(w, job->err, sizeof(job->err));
+	PGconn *conn;
 
-	if (!conn) {
+	buf_reset(&job->answer);
+	if (!(conn = pool_worker_conn(w, job->err, sizeof(job->err)))) {
 		job->status = 503;
 		return;
 	}
@@ -303,6 +305,11 @@ static void rollup_done(struct pool_job *pj)
 	struct rollup_job *job = (struct rollup_job *)pj;
 	struct http_req *hr = job->hr;
 
+	if (job->job.rerouted && hr->req) { /* the standby failed it; the primary answered */
+		evhttp_remove_header(evhttp_request_get_output_headers(hr->req),
+				     REPLICA_SOURCE_HEADER);
+		http_set_header(hr, REPLICA_SOURCE_HEADER, "primary");
+	}
 	if (job->status == 200) {
 		http_reply(hr, 200,
 			   job->q.csv ? "text/csv; charset=utf-8; header=present"

@@ -128,6 +128,7 @@ static void server_reload(struct server *srv)
 	server_apply_logging(&srv->cfg);
 	http_apply_limits(srv);
 	pool_set_queue_max(srv->pool, srv->cfg.db_queue_max);
+	pool_set_queue_max(srv->long_pool, srv->cfg.db_queue_max);
 	replica_set_queue_max(srv->replica, srv->cfg.db_queue_max);
 	replica_set_max_lag(srv->replica, srv->cfg.read_max_lag_s);
 	keywatch_set_refresh(srv->keywatch, srv->cfg.key_refresh_s);
@@ -144,8 +145,8 @@ static void server_drain_check(evutil_socket_t fd, short what, void *arg)
 	/* Answered is not enough: the answer must have left its buffers, or the
 	 * loop would end with it unsent (the gate's filter writes it a turn
 	 * later than evhttp queues it). shutdown_grace_s bounds the wait. */
-	if (srv->inflight == 0 && pool_idle(srv->pool) && replica_idle(srv->replica) &&
-	    conns_unsent(srv->conns) == 0) {
+	if (srv->inflight == 0 && pool_idle(srv->pool) && pool_idle(srv->long_pool) &&
+	    replica_idle(srv->replica) && conns_unsent(srv->conns) == 0) {
 		log_info("drained: every in-flight batch was answered");
 		event_base_loopexit(srv->base, NULL);
 	}
@@ -227,9 +228,11 @@ static void server_free(struct server *srv)
 {
 	if (srv->keywatch)
 		keywatch_free(srv->keywatch);
+	replica_free(srv->replica); /* before the pool its failed reads move to */
 	if (srv->pool)
 		pool_free(srv->pool);
-	replica_free(srv->replica);
+	if (srv->long_pool)
+		pool_free(srv->long_pool);
 	retention_free(srv->retention);	      /* after the pool: a pass's done callback uses it */
 	rollup_daily_free(srv->rollup_daily); /* likewise */
 	agents_metrics_free();		      /* the same */
@@ -292,9 +295,15 @@ int server_run(struct config *cfg, char *config_path, char **flag_names, char **
 	}
 	srv.pool = pool_new(srv.base, srv.cfg.db, srv.cfg.pool_size, srv.cfg.db_queue_max,
 			    srv.cfg.db_connect_timeout_s, err, sizeof(err));
-	if (!srv.pool ||
+	/* Long reads get workers of their own: a few big reconciles must not
+	 * hold every connection ingest needs. */
+	if (srv.pool)
+		srv.long_pool = pool_new(srv.base, srv.cfg.db, srv.cfg.db_long_pool_size,
+					 srv.cfg.db_queue_max, srv.cfg.db_connect_timeout_s, err,
+					 sizeof(err));
+	if (!srv.pool || !srv.long_pool ||
 	    !(srv.replica = replica_new(srv.base, srv.cfg.read_db, server_direct_db(&srv.cfg),
-					srv.cfg.pool_size, srv.cfg.db_queue_max,
+					srv.pool, srv.cfg.pool_size, srv.cfg.db_queue_max,
 					srv.cfg.db_connect_timeout_s, srv.cfg.read_max_lag_s, err,
 					sizeof(err))) ||
 	    !(srv.keywatch =
@@ -331,11 +340,12 @@ int server_run(struct config *cfg, char *config_path, char **flag_names, char **
 	}
 	srv.state = SERVER_SERVING;
 	notify_send("READY=1");
-	log_info("vgcollector %s serving (pool_size=%d)", VGC_VERSION, srv.cfg.pool_size);
+	log_info("vgcollector %s serving (pool_size=%d, db_long_pool_size=%d)", VGC_VERSION,
+		 srv.cfg.pool_size, srv.cfg.db_long_pool_size);
 	event_base_dispatch(srv.base);
 
-	if (server_forced_exit &&
-	    (srv.inflight > 0 || !pool_idle(srv.pool) || !replica_idle(srv.replica))) {
+	if (server_forced_exit && (srv.inflight > 0 || !pool_idle(srv.pool) ||
+				   !pool_idle(srv.long_pool) || !replica_idle(srv.replica))) {
 		/* Workers may be blocked inside PostgreSQL: leave without joining.
 		 * Nothing unanswered was acknowledged, so nothing is lost. */
 		_exit(0);

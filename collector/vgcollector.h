@@ -53,7 +53,8 @@ struct server {
 	char **flag_values;
 	int nflags;
 
-	struct pool *pool;	   /* every database query goes through it */
+	struct pool *pool;	   /* ingest and short queries: never waits behind a long read */
+	struct pool *long_pool;	   /* db_long_pool_size workers for long reads (reconcile) */
 	struct replica *replica;   /* read pool on read_db and its lag; reads pick through it */
 	struct keywatch *keywatch; /* feeds `keys` */
 	struct auth_cache *keys;   /* current key snapshot; swapped on the loop */

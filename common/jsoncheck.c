@@ -5,8 +5,12 @@
 #define JSONCHECK_MAX_DEPTH 64
 
 struct jsoncheck {
-	const unsigned char *p, *end;
-	bool nul; /* a string holds \u0000 */
+	const unsigned char *start, *p, *end;
+	bool nul;	  /* a string holds \u0000 */
+	bool raw_control; /* stopped at a raw control character in a string */
+	size_t values;
+	const unsigned char *key, *key_end;	    /* the top-level key being read */
+	const unsigned char *nul_key, *nul_key_end; /* the key at the first \u0000 */
 };
 
 static bool jc_value(struct jsoncheck *j, int depth);
@@ -47,8 +51,11 @@ static bool jc_string(struct jsoncheck *j)
 
 		if (c == '"')
 			return true;
-		if (c < 0x20)
+		if (c < 0x20) {
+			j->p--;
+			j->raw_control = true;
 			return false;
+		}
 		if (c != '\\')
 			continue;
 		if (j->p >= j->end)
@@ -69,8 +76,11 @@ static bool jc_string(struct jsoncheck *j)
 			}
 			if (u < 0)
 				return false;
-			if (u == 0)
+			if (u == 0 && !j->nul) {
 				j->nul = true;
+				j->nul_key = j->key;
+				j->nul_key_end = j->key_end;
+			}
 		} else if (c != '"' && c != '\\' && c != '/' && c != 'b' && c != 'f' && c != 'n' &&
 			   c != 'r' && c != 't') {
 			return false;
@@ -135,14 +145,25 @@ static bool jc_container(struct jsoncheck *j, int depth, bool object)
 	}
 	for (;;) {
 		if (object) {
+			const unsigned char *key = j->p + 1;
+
+			if (depth == 1) /* failing inside a name is failing in no member */
+				j->key = j->key_end = NULL;
 			if (j->p >= j->end || *j->p != '"' || !jc_string(j))
 				return false;
+			j->values++;
+			if (depth == 1) {
+				j->key = key;
+				j->key_end = j->p - 1;
+			}
 			jc_ws(j);
 			if (j->p >= j->end || *j->p++ != ':')
 				return false;
 		}
 		if (!jc_value(j, depth + 1))
 			return false;
+		if (depth == 1) /* the value is whole: what follows is the object's */
+			j->key = j->key_end = NULL;
 		jc_ws(j);
 		if (j->p >= j->end)
 			return false;
@@ -161,6 +182,7 @@ static bool jc_value(struct jsoncheck *j, int depth)
 	jc_ws(j);
 	if (j->p >= j->end)
 		return false;
+	j->values++;
 	switch (*j->p) {
 	case '{': return jc_container(j, depth, true);
 	case '[': return jc_container(j, depth, false);
@@ -172,14 +194,39 @@ static bool jc_value(struct jsoncheck *j, int depth)
 	}
 }
 
+bool jsoncheck_object_info(const char *s, size_t len, struct jsoncheck_info *info)
+{
+	struct jsoncheck j = { 0 };
+	bool ok;
+
+	j.start = j.p = (const unsigned char *)s;
+	j.end = j.start + len;
+	jc_ws(&j);
+	ok = j.p < j.end && *j.p == '{' && jc_container(&j, 1, true);
+	info->trailing = false;
+	if (ok) {
+		j.key = j.key_end = NULL; /* bytes after the object belong to no member */
+		jc_ws(&j);
+		ok = j.p == j.end;
+		info->trailing = !ok;
+	}
+	info->nul = j.nul;
+	info->values = j.values;
+	info->raw_control = !ok && j.raw_control;
+	/* A failed step may have moved past the end by one; point at the end. */
+	info->at = ok ? 0 : (size_t)((j.p < j.end ? j.p : j.end) - j.start);
+	info->key = !ok && j.key ? (const char *)j.key : NULL;
+	info->key_len = info->key ? (size_t)(j.key_end - j.key) : 0;
+	info->nul_key = (const char *)j.nul_key;
+	info->nul_key_len = j.nul_key ? (size_t)(j.nul_key_end - j.nul_key) : 0;
+	return ok;
+}
+
 bool jsoncheck_object(const char *s, size_t len, bool *nul)
 {
-	struct jsoncheck j = { (const unsigned char *)s, (const unsigned char *)s + len, false };
+	struct jsoncheck_info info;
+	bool ok = jsoncheck_object_info(s, len, &info);
 
-	jc_ws(&j);
-	if (j.p >= j.end || *j.p != '{' || !jc_container(&j, 1, true))
-		return false;
-	jc_ws(&j);
-	*nul = j.nul;
-	return j.p == j.end;
+	*nul = info.nul;
+	return ok;
 }

@@ -117,22 +117,23 @@ def verify(d, secret=SECRET):
     return json.loads(d["body"])
 
 
-def gauge(c, name, metric="vgcollector_budget_spent_ratio"):
-    text = c.get("/metrics").text
+def gauge(c, budget_id, metric="vgcollector_budget_spent_ratio", headers=None):
+    """The budget's gauge in /metrics, which labels budgets by id."""
+    text = c.get("/metrics", headers=headers).text
     for line in text.splitlines():
-        if line.startswith(f'{metric}{{budget="{name}"}} '):
+        if line.startswith(f'{metric}{{budget_id="{budget_id}"}} '):
             return float(line.split()[-1])
     return None
 
 
-def evaluated_after(c, admin, name, cost):
+def evaluated_after(c, admin, name, cost, row=None):
     """Ingests one row of `cost` inside the budget `name`'s scope (the default
-    row's) and waits until the gauge shows the spend GET reports after it:
-    proof that an evaluation ran after everything before."""
-    ingest(c, admin, [make_row(0, cost_usd=cost)])
+    row's, or `row`'s fields) and waits until the gauge shows the spend GET
+    reports after it: proof that an evaluation ran after everything before."""
+    ingest(c, admin, [make_row(0, cost_usd=cost, **(row or {}))])
     b = budgets(c, admin)[name]
     want = float(Decimal(b["spent_usd"]) / Decimal(b["limit_usd"]))
-    wait_until(lambda: abs((gauge(c, name) or 0) - want) < 1e-12, 20,
+    wait_until(lambda: abs((gauge(c, b["id"]) or 0) - want) < 1e-12, 20,
                f"gauge of {name} reaching {want}")
 
 
@@ -209,7 +210,7 @@ def test_ingest_crossing_50_then_100_delivers_exactly_two_signed_alerts(db, coll
     ids = [d["headers"]["X-Vgc-Delivery"] for d in got]
     assert sorted(int(i) for i in ids) == [row[0] for row in db.query(
         "SELECT id FROM budget_alerts WHERE state = 'delivered' ORDER BY id")]
-    assert gauge(c, "team", "vgcollector_budget_forecast_ratio") is not None
+    assert gauge(c, bodies[0]["budget"]["id"], "vgcollector_budget_forecast_ratio") is not None
 
 
 def test_receiver_answering_500_twice_gets_the_same_delivery_until_2xx(db, collectors):
@@ -286,13 +287,23 @@ def test_scoped_keys_see_only_their_budgets_and_an_ingest_key_gets_403(db, colle
     read = db.create_key("read")
     assert put_budget(c, read, "x", period="day", limit_usd="1").status_code == 403
     scoped_admin = db.create_key("admin", tenant="acme")
-    assert put_budget(c, scoped_admin, "globex", tenant="acme", period="day",
-                      limit_usd="1").status_code == 403
     assert put_budget(c, scoped_admin, "mine", tenant="globex", period="day",
                       limit_usd="1").status_code == 403
+    # Names are per tenant: acme's own "globex" is a budget of its own, and
+    # nothing tells acme that tenant globex uses the name.
+    r = put_budget(c, scoped_admin, "globex", tenant="acme", period="day", limit_usd="1")
+    assert r.status_code == 200 and r.json()["created"] is True, r.text
+    theirs = db.query("SELECT tenant_id, limit_usd::text FROM budgets WHERE name = 'globex'"
+                      " ORDER BY tenant_id")
+    assert theirs == [("acme", "1"), ("globex", "5")]
+    r = httpx.delete(f"{c.url}/v1/budgets/globex", headers={"Authorization": f"Bearer {admin}"})
+    assert r.status_code == 409 and "tenant" in r.json()["error"], r.text
+    r = httpx.delete(f"{c.url}/v1/budgets/globex", headers={"Authorization": f"Bearer {scoped_admin}"})
+    assert r.status_code == 200 and r.json()["deleted"] is True
     r = httpx.delete(f"{c.url}/v1/budgets/globex", headers={"Authorization": f"Bearer {scoped_admin}"})
     assert r.status_code == 404
-    r = httpx.delete(f"{c.url}/v1/budgets/globex", headers={"Authorization": f"Bearer {admin}"})
+    r = httpx.delete(f"{c.url}/v1/budgets/globex?tenant=globex",
+                     headers={"Authorization": f"Bearer {admin}"})
     assert r.status_code == 200 and r.json()["deleted"] is True
     assert "globex" not in budgets(c, admin)
 
@@ -415,7 +426,8 @@ def test_cli_budgets_set_list_rm_and_bad_input(db):
             "--webhook-secret", "k")
     assert r.returncode == 0, r.stderr
     bid = int(r.stdout.strip())
-    again = vgc("set", "--name", "cli-b", "--period", "day", "--limit-usd", "3")
+    again = vgc("set", "--name", "cli-b", "--tenant", "acme", "--period", "day", "--limit-usd",
+                "3")
     assert again.returncode == 0 and int(again.stdout) == bid
     table = vgc("list")
     assert table.returncode == 0
@@ -425,7 +437,8 @@ def test_cli_budgets_set_list_rm_and_bad_input(db):
     assert lines[1].split()[:4] == [str(bid), "cli-b", "day", "3"]
     assert lines[0].index("STATE") == lines[1].index("ok")
     js = json.loads(vgc("list", "--json").stdout)
-    assert js["budgets"][0]["thresholds"] == [50, 80, 100] and js["budgets"][0]["scope"] == {}
+    assert js["budgets"][0]["thresholds"] == [50, 80, 100]
+    assert js["budgets"][0]["scope"] == {"tenant": "acme"}
     for args, words in ((("--name", "x", "--period", "year", "--limit-usd", "1"), "period"),
                         (("--name", "x", "--period", "day", "--limit-usd", "1e3"), "limit_usd"),
                         (("--name", "x y", "--period", "day", "--limit-usd", "1"), "name"),

@@ -185,7 +185,8 @@ def test_tenant_scoped_key_beat_is_stored_under_the_key_tenant(db, collector):
     assert beat(collector, proj, "w-p", tenant_id="globex", project="p-body").status_code == 200
     assert db.query("SELECT tenant_id, project FROM agents ORDER BY agent_id") == [
         (None, "p-key"), ("acme", "p-body")]
-    # Identity is (tenant, agent_id): the same agent_id under another tenant is another worker.
+    # Identity is (tenant, project, agent_id): the same agent_id under another tenant is
+    # another worker.
     unscoped = db.create_key("ingest")
     assert beat(collector, unscoped, "w-t").status_code == 200
     assert db.scalar("SELECT count(*) FROM agents WHERE agent_id = 'w-t'") == 2

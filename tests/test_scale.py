@@ -407,6 +407,74 @@ def test_standby_lagging_past_read_max_lag_sends_reads_to_primary(rdb):
         c.stop()
 
 
+def test_read_whose_standby_connection_fails_is_answered_by_the_primary(rdb):
+    """A dead or restarted standby gave 503 on the first read, while /readyz
+    said the replica was fine: the read pool's connection predated the
+    restart. Such a read is now retried on the primary (200), the standby
+    counts as down until it answers a new connection, and reads return to it
+    after."""
+    db, standby = rdb
+    c = Collector(None, args=["--db", db.conninfo, "--read-db", standby.conninfo(db.name),
+                              "--pool-size", "1", "--rate-limit-rps", "0"])
+    try:
+        ingest, read = db.create_key("ingest"), db.create_key("read")
+        assert c.post("/v1/ingest", json=[make_row(0, cost_usd=0.5, project="before")],
+                      key=ingest).status_code == 200
+        wait_replica_state(c, "ok")
+        # The one read worker connects to the standby.
+        wait_until(lambda: "before" in jloads(c.get("/v1/costs", key=read))["by_project"], 10,
+                   "the standby serving the first row")
+        r = c.get("/v1/costs", key=read)
+        assert r.status_code == 200 and r.headers["X-Vgc-Read-Source"] == "replica"
+
+        # Restarted: the tracker reconnects and says ok; the worker's
+        # connection is from before the restart.
+        standby.stop()
+        wait_replica_state(c, "down")
+        standby.start()
+        wait_replica_state(c, "ok", timeout=30)
+        r = c.get("/v1/costs", key=read)
+        assert r.status_code == 200, r.text
+        assert r.headers["X-Vgc-Read-Source"] == "primary", r.headers
+        assert jloads(r)["by_project"]["before"]["requests"] == 1
+        assert metric(c.get("/metrics").text, "vgcollector_replica_reads_retried_total") == 1
+        wait_replica_state(c, "ok", timeout=30)
+        r = c.get("/v1/costs", key=read)
+        assert r.status_code == 200 and r.headers["X-Vgc-Read-Source"] == "replica", r.headers
+
+        # Stopped: the next read is answered by the primary (a row written
+        # now cannot be on the stopped standby), and health says down.
+        standby.stop()
+        assert c.post("/v1/ingest", json=[make_row(1, cost_usd=0.25, project="during")],
+                      key=ingest).status_code == 200
+        r = c.get("/v1/costs", key=read)
+        assert r.status_code == 200, r.text
+        assert r.headers["X-Vgc-Read-Source"] == "primary", r.headers
+        assert jloads(r)["by_project"]["during"] == {"cost": Decimal("0.25"), "requests": 1}
+        st = wait_replica_state(c, "down")
+        assert st["status"] == "ready", st
+        assert metric(c.get("/metrics").text, "vgcollector_replica_up") == 0
+
+        # Back: used again once it answers.
+        standby.start()
+        wait_replica_state(c, "ok", timeout=30)
+        wait_until(lambda: c.get("/v1/costs", key=read).headers["X-Vgc-Read-Source"]
+                   == "replica", 30, "reads on the standby again")
+        assert metric(c.get("/metrics").text, "vgcollector_replica_up") == 1
+        # Within read_max_lag_s it may still be replaying the row written while
+        # it was down; it gets there.
+        wait_until(lambda: "during" in jloads(c.get("/v1/costs", key=read))["by_project"], 30,
+                   "the standby replaying the row written while it was down")
+    finally:
+        if standby_stopped(standby):  # the module's later tests need it
+            standby.start()
+        c.stop()
+
+
+def standby_stopped(standby):
+    return not os.path.exists(os.path.join(standby.data, "postmaster.pid"))
+
+
 def test_read_asking_for_own_writes_goes_to_primary(rdb):
     """X-Vgc-Consistency: primary reads the caller's latest write even while
     the standby is paused behind it (and within read_max_lag_s)."""

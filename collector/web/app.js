@@ -635,6 +635,17 @@
 
   const MARKED_STATUS = ['offline'];
   const MARKED_DELIVERY = ['dropping', 'rejecting'];
+  // GET /v1/agents pages in one stable order (tenant, agent_id, project). The view
+  // asks for the problems first, one filter each, then the rest: each worker falls in
+  // exactly one of these, so the sections list it once and in the cursor's order.
+  const FLEET_SECTIONS = [
+    { status: 'offline' },
+    { status: 'idle,busy', delivery: 'dropping' },
+    { status: 'idle,busy', delivery: 'rejecting' },
+    { status: 'idle,busy', delivery: 'ok,backlog,unknown' },
+  ];
+  const FLEET_PAGE = 200; // rows per "show more"; the API takes up to 5,000 a page
+  let fleetWant = FLEET_PAGE;
   function marked(a) {
     return MARKED_STATUS.includes(a.status) || MARKED_DELIVERY.includes(a.delivery);
   }
@@ -654,6 +665,7 @@
     fleetTimer = null;
   }
   async function renderFleet(st, gen) {
+    fleetWant = FLEET_PAGE;
     await loadFleet(gen);
     if (gen === generation)
       fleetTimer = setInterval(() => {
@@ -662,19 +674,34 @@
         });
       }, 15000);
   }
+  // Up to `want` workers, problems first, a page at a time: {agents, more}.
+  async function fetchFleet(want) {
+    const agents = [];
+    for (let i = 0; i < FLEET_SECTIONS.length; i++) {
+      let cursor = null;
+      do {
+        const q = Object.assign({ limit: String(Math.min(5000, want - agents.length)) }, FLEET_SECTIONS[i]);
+        if (cursor) q.cursor = cursor;
+        const res = await api('/v1/agents', q);
+        agents.push(...(res.agents || []));
+        cursor = res.next_cursor;
+        if (agents.length >= want) return { agents, more: cursor != null || i < FLEET_SECTIONS.length - 1 };
+      } while (cursor);
+    }
+    return { agents, more: false };
+  }
   async function loadFleet(gen) {
     const box = $('fleet');
-    let res;
+    let got;
     try {
-      res = await api('/v1/agents');
+      got = await fetchFleet(fleetWant);
     } catch (e) {
       if (!(e instanceof MissingError)) throw e;
       clear(box).append(el('p', { class: 'muted' }, 'This collector does not serve the fleet roster (/v1/agents).'));
       return;
     }
     if (gen !== generation) return;
-    const agents = (res.agents || []).slice().sort((a, b) =>
-      (marked(b) - marked(a)) || String(a.agent_id).localeCompare(String(b.agent_id)));
+    const agents = got.agents;
     $('fleet-updated').textContent = 'updated ' + new Date().toISOString().slice(11, 19) + ' UTC';
     clear(box);
     if (!agents.length) {
@@ -700,9 +727,23 @@
         el('td', null, a.region == null ? '–' : String(a.region)),
         el('td', null, a.host == null ? '–' : String(a.host)));
     });
+    const problems = agents.filter(marked).length;
+    box.append(el('p', { class: 'muted', id: 'fleet-count' },
+      'Showing ' + fmtInt(agents.length) + (got.more ? ' workers, problems first' : ' of ' + fmtInt(agents.length) + ' workers') +
+      ' · ' + fmtInt(problems) + (got.more && problems === agents.length ? '+' : '') + ' offline, dropping or rejecting'));
     box.append(el('table', { class: 'fleet' },
       el('thead', null, el('tr', null, cols.map((c, i) => el('th', { scope: 'col', class: i === 3 ? 'num' : null }, c)))),
       el('tbody', null, rows)));
+    if (got.more)
+      box.append(el('p', null, el('button', {
+        type: 'button', id: 'fleet-more',
+        onclick: () => {
+          fleetWant += FLEET_PAGE;
+          loadFleet(gen).catch((e) => {
+            if (gen === generation) failed(e);
+          });
+        },
+      }, 'Show ' + fmtInt(FLEET_PAGE) + ' more')));
   }
 
   // ---- budgets view -------------------------------------------------------------

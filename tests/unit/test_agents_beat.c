@@ -6,7 +6,7 @@
 #include "agents_beat.h"
 #include "unit.h"
 
-static const struct agents_beat_limits agents_lim = { 256, 4096 };
+static const struct agents_beat_limits agents_lim = { 256, 4096, 16384 };
 
 static int agents_decode(const char *body, struct agents_beat *b, char *err, size_t errlen)
 {
@@ -111,4 +111,52 @@ UNIT_TEST(agents_beat_ignores_unknown_fields_and_the_tenant)
 	CHECK(agents_decode("{\"agent_id\":\"a\",\"tenant_id\":\"evil\",\"gpu\":{\"x\":[1]}}", &b,
 			    err, sizeof(err)) == 200);
 	CHECK(!b.status && !b.has_sessions && !b.has_sink);
+}
+
+UNIT_TEST(agents_beat_refuses_nul_trailing_bytes_and_raw_controls_naming_the_field)
+{
+	static const struct {
+		const char *body;
+		size_t len; /* 0: strlen */
+		int status;
+		const char *starts;
+	} cases[] = {
+		{ "{\"agent_id\":\"nul\\u0000A\"}", 0, 400, "agent_id: a string holds \\u0000" },
+		{ "{\"agent_id\":\"nul\0B\"}", 20, 400, "agent_id: raw control character 0x00" },
+		{ "{\"agent_id\":\"trail\"} junk", 0, 400, "body: not valid JSON at byte 21" },
+		{ "{\"agent_id\":\"a\",\"host\":\"h\\u0000\"}", 0, 400, "host: a string holds" },
+		{ "{\"agent_id\":\"a\",\"sink\":{\"last_error\":\"x\\u0000\"}}", 0, 400,
+		  "sink: a string holds" },
+		{ "[1,2]", 0, 400, "body: not valid JSON" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct agents_beat b;
+		cJSON *root = NULL;
+		char err[512] = "";
+		size_t len = cases[i].len ? cases[i].len : strlen(cases[i].body);
+		int st = agents_beat_decode(cases[i].body, len, &agents_lim, &b, &root, err,
+					    sizeof(err));
+
+		cJSON_Delete(root);
+		CHECK_MSG(st == cases[i].status, "case %zu: %d %s", i, st, err);
+		CHECK_MSG(strncmp(err, cases[i].starts, strlen(cases[i].starts)) == 0,
+			  "case %zu: %s", i, err);
+	}
+}
+
+UNIT_TEST(agents_beat_refuses_more_values_than_the_bound_before_parsing)
+{
+	static const struct agents_beat_limits small = { 256, 4096, 64 };
+	char body[1024];
+	size_t n = (size_t)snprintf(body, sizeof(body), "{\"agent_id\":\"a\",\"x\":[");
+	struct agents_beat b;
+	cJSON *root = NULL;
+	char err[512] = "";
+
+	for (int i = 0; i < 100; i++)
+		n += (size_t)snprintf(body + n, sizeof(body) - n, "%s0", i ? "," : "");
+	n += (size_t)snprintf(body + n, sizeof(body) - n, "]}");
+	CHECK(agents_beat_decode(body, n, &small, &b, &root, err, sizeof(err)) == 413);
+	CHECK(root == NULL);
+	CHECK_MSG(strstr(err, "max_element_values") != NULL, "%s", err);
 }

@@ -145,3 +145,26 @@ UNIT_TEST(jsoncheck_accepts_duplicate_keys_as_the_collector_does_in_metadata)
 	CHECK(jsoncheck_object("{\"k\":1,\"k\":2}", 13, &nul) && !nul);
 	CHECK(jsoncheck_object("{\"tenant\":\"a\",\"tenant\":\"b\"}", 27, &nul) && !nul);
 }
+
+UNIT_TEST(jsoncheck_info_names_the_member_that_holds_a_nul_escape)
+{
+	static const char text[] = "{\"period\":\"day\",\"project\":{\"x\":\"a\\u0000b\"},\"z\":1}";
+	struct jsoncheck_info info;
+
+	CHECK(jsoncheck_object_info(text, strlen(text), &info) && info.nul);
+	CHECK(info.nul_key && info.nul_key_len == 7 && strncmp(info.nul_key, "project", 7) == 0);
+	CHECK(info.values == 8); /* 4 keys and their 4 values */
+}
+
+UNIT_TEST(jsoncheck_info_names_where_and_in_which_member_the_text_failed)
+{
+	static const char raw_nul[] = "{\"period\":\"day\",\"project\":\"a\0b\"}";
+	static const char trailing[] = "{\"a\":1} junk";
+	struct jsoncheck_info info;
+
+	CHECK(!jsoncheck_object_info(raw_nul, sizeof(raw_nul) - 1, &info));
+	CHECK(info.key && info.key_len == 7 && strncmp(info.key, "project", 7) == 0);
+	CHECK(info.at == 28 && !info.trailing); /* the raw NUL itself */
+	CHECK(!jsoncheck_object_info(trailing, strlen(trailing), &info));
+	CHECK(info.trailing && !info.key && info.at == 8);
+}

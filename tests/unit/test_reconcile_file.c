@@ -8,6 +8,8 @@
 #define MAY1 1714521600000000LL /* 2024-05-01T00:00:00Z */
 #define JUN1 1717200000000000LL /* 2024-06-01T00:00:00Z */
 
+static const struct reconcile_file_limits reconcile_file_lim = { 1000, 1000 };
+
 /* name, provider, format, text, records parsed (-1: refused), error text or first model */
 // clang-format off
 #define RECONCILE_FILE_CASES(X) \
@@ -25,6 +27,8 @@
 	X(reconcile_file_refuses_another_provider, "openai", RECONCILE_CSV, "model,cost_usd,input_tokens,output_tokens,provider\ngpt-4o,1,1,1,groq\n", -1, "line 2, column 5 (provider): unknown provider \"groq\"") \
 	X(reconcile_file_refuses_a_comma_decimal, "openai", RECONCILE_CSV, "model,cost_usd,input_tokens,output_tokens\ngpt-4o,\"1,5\",1,1\n", -1, "line 2, column 2 (cost_usd): \"1,5\": not a number") \
 	X(reconcile_file_refuses_negative_units, "openai", RECONCILE_CSV, "model,cost_usd,input_tokens,output_tokens\ngpt-4o,1,-1,1\n", -1, "line 2, column 3 (input_tokens)") \
+	X(reconcile_file_refuses_requests_past_bigint, "openai", RECONCILE_CSV, "model,cost_usd,input_tokens,output_tokens,n_requests\ngpt-4o,1,1,1,9223372036854775807\ngpt-4o,1,1,1,99999999999999999999\n", -1, "line 3, column 5 (n_requests): \"99999999999999999999\": out of range (0 to 9223372036854775807)") \
+	X(reconcile_file_refuses_json_requests_past_bigint, "openai", RECONCILE_JSON, "[{\"model\":\"a\",\"cost_usd\":1,\"input_tokens\":1,\"output_tokens\":1,\"n_requests\":9223372036854775808}]", -1, "line 1, column 76 (n_requests): \"9223372036854775808\": out of range") \
 	X(reconcile_file_refuses_fractional_requests, "openai", RECONCILE_CSV, "model,cost_usd,input_tokens,output_tokens,n_requests\ngpt-4o,1,1,1,2.5\n", -1, "line 2, column 5 (n_requests)") \
 	X(reconcile_file_refuses_a_huge_exponent, "openai", RECONCILE_CSV, "model,cost_usd,input_tokens,output_tokens\ngpt-4o,1e999,1,1\n", -1, "exponent out of range") \
 	X(reconcile_file_refuses_february_30, "openai", RECONCILE_CSV, "model,date,cost_usd,input_tokens,output_tokens\ngpt-4o,2024-02-30,1,1,1\n", -1, "line 2, column 2 (date)") \
@@ -48,7 +52,8 @@ static void reconcile_file_case(int *unit_failed_, const char *provider, enum re
 {
 	struct reconcile_file f;
 	char err[512] = "";
-	bool ok = reconcile_file_parse(provider, text, len, fmt, MAY1, JUN1, &f, err, sizeof(err));
+	bool ok = reconcile_file_parse(provider, text, len, fmt, MAY1, JUN1, &reconcile_file_lim,
+				       &f, err, sizeof(err)) == 200;
 
 	CHECK_MSG(ok == (n >= 0), "%s: parse %s: %s", text, ok ? "succeeded" : "failed", err);
 	if (!ok) {
@@ -77,8 +82,8 @@ UNIT_TEST(reconcile_file_keeps_number_text_exact_and_sums_llm_columns_later)
 	struct reconcile_file f;
 	char err[256];
 
-	CHECK(reconcile_file_parse("openai", text, sizeof(text) - 1, RECONCILE_CSV, MAY1, JUN1, &f,
-				   err, sizeof(err)));
+	CHECK(reconcile_file_parse("openai", text, sizeof(text) - 1, RECONCILE_CSV, MAY1, JUN1,
+				   &reconcile_file_lim, &f, err, sizeof(err)) == 200);
 	CHECK(f.per_day && f.n == 1);
 	if (f.n != 1)
 		return;
@@ -98,4 +103,84 @@ UNIT_TEST(reconcile_file_knows_each_providers_unit_columns)
 	CHECK(reconcile_file_provider_valid("open-ai.v2") &&
 	      !reconcile_file_provider_valid("Open") && !reconcile_file_provider_valid("") &&
 	      !reconcile_file_provider_valid("-x"));
+}
+
+/* Parses text with limits lim: the status, and the file when 200. */
+static int reconcile_file_try(const char *text, const struct reconcile_file_limits *lim,
+			      struct reconcile_file *f, char *err, size_t errlen)
+{
+	return reconcile_file_parse("openai", text, strlen(text), RECONCILE_CSV, MAY1, JUN1, lim, f,
+				    err, errlen);
+}
+
+UNIT_TEST(reconcile_file_sums_records_per_model_and_day_exactly)
+{
+	static const char text[] = "model,date,cost_usd,input_tokens,output_tokens,n_requests\n"
+				   "a,2024-05-01,1.50,7,3,2\n"
+				   "openai/a,2024-05-01,-0.25,1e3,0.5,\n"
+				   "b,2024-05-01,1.5e-7,1,1,\n"
+				   "a,2024-05-02,0.1,1,1,9223372036854775807\n"
+				   "a,2024-05-01,0.000000000000000000001,0,0,9223372036854775807\n";
+	struct reconcile_file f;
+	char err[256] = "";
+
+	CHECK_MSG(reconcile_file_try(text, &reconcile_file_lim, &f, err, sizeof(err)) == 200, "%s",
+		  err);
+	CHECK_MSG(f.n == 3 && f.nrecords == 5, "%d lines from %d records", f.n, f.nrecords);
+	if (f.n != 3)
+		return;
+	CHECK(strcmp(f.recs[0].model, "a") == 0 && strcmp(f.recs[0].date, "2024-05-01") == 0);
+	CHECK_MSG(strcmp(f.recs[0].cost, "1.250000000000000000001") == 0, "%s", f.recs[0].cost);
+	CHECK_MSG(strcmp(f.recs[0].units[0], "1007") == 0, "%s", f.recs[0].units[0]);
+	CHECK_MSG(strcmp(f.recs[0].units[1], "3.5") == 0, "%s", f.recs[0].units[1]);
+	CHECK_MSG(strcmp(f.recs[0].n_requests, "9223372036854775809") == 0, "%s",
+		  f.recs[0].n_requests);
+	CHECK_MSG(strcmp(f.recs[1].cost, "0.00000015") == 0 && f.recs[1].n_requests == NULL, "%s",
+		  f.recs[1].cost);
+	CHECK(strcmp(f.recs[2].date, "2024-05-02") == 0 && strcmp(f.recs[2].cost, "0.1") == 0);
+	reconcile_file_release(&f);
+}
+
+UNIT_TEST(reconcile_file_sums_negative_totals_and_cancels_to_zero)
+{
+	static const char text[] = "model,cost_usd,input_tokens,output_tokens\n"
+				   "a,-2.5,1,1\na,1.25,1,1\nb,1.00,0,0\nb,-1,0,0\n";
+	struct reconcile_file f;
+	char err[256] = "";
+
+	CHECK_MSG(reconcile_file_try(text, &reconcile_file_lim, &f, err, sizeof(err)) == 200, "%s",
+		  err);
+	if (f.n != 2)
+		return;
+	CHECK_MSG(strcmp(f.recs[0].cost, "-1.25") == 0, "%s", f.recs[0].cost);
+	CHECK_MSG(strcmp(f.recs[1].cost, "0.00") == 0, "%s", f.recs[1].cost);
+	reconcile_file_release(&f);
+}
+
+UNIT_TEST(reconcile_file_refuses_more_records_than_reconcile_max_records_with_413)
+{
+	static const struct reconcile_file_limits lim = { 2, 1000 };
+	struct reconcile_file f;
+	char err[256] = "";
+
+	CHECK(reconcile_file_try("model,cost_usd,input_tokens,output_tokens\na,1,1,1\na,1,1,1\n",
+				 &lim, &f, err, sizeof(err)) == 200);
+	reconcile_file_release(&f);
+	CHECK(reconcile_file_try("model,cost_usd,input_tokens,output_tokens\na,1,1,1\na,1,1,1\n"
+				 "a,1,1,1\n",
+				 &lim, &f, err, sizeof(err)) == 413);
+	CHECK_MSG(strstr(err, "line 4") && strstr(err, "reconcile_max_records (2)"), "%s", err);
+	CHECK(f.n == 0 && f.recs == NULL);
+}
+
+UNIT_TEST(reconcile_file_refuses_more_models_than_reconcile_max_groups_with_413)
+{
+	static const struct reconcile_file_limits lim = { 1000, 2 };
+	struct reconcile_file f;
+	char err[256] = "";
+
+	CHECK(reconcile_file_try("model,cost_usd,input_tokens,output_tokens\na,1,1,1\nb,1,1,1\n"
+				 "a,1,1,1\nc,1,1,1\n",
+				 &lim, &f, err, sizeof(err)) == 413);
+	CHECK_MSG(strstr(err, "line 5") && strstr(err, "reconcile_max_groups (2)"), "%s", err);
 }

@@ -8,7 +8,7 @@
 UNIT_TEST(replica_without_read_db_is_off_with_unknown_lag)
 {
 	char err[128];
-	struct replica *r = replica_new(NULL, "", "", 2, 8, 1, 30, err, sizeof(err));
+	struct replica *r = replica_new(NULL, "", "", NULL, 2, 8, 1, 30, err, sizeof(err));
 	struct buf b;
 
 	CHECK(r != NULL);
