@@ -153,7 +153,7 @@ static struct agents_job *agents_job_new(struct http_req *hr, const struct auth_
 
 static void agents_submit(struct http_req *hr, struct agents_job *job)
 {
-	if (!pool_submit(hr->srv->pool, &job->job)) {
+	if (!pool_submit(hr->pool, &job->job)) {
 		agents_job_free(job);
 		http_reply_saturated(hr);
 		return;
@@ -164,12 +164,10 @@ static void agents_submit(struct http_req *hr, struct agents_job *job)
 void agents_handle_heartbeat(struct http_req *hr)
 {
 	struct server *srv = hr->srv;
-	const struct auth_key *key = http_auth(hr, 1u << ROLE_INGEST | 1u << ROLE_ADMIN);
+	const struct auth_key *key = hr->key;
 	const char *enc;
 	struct agents_job *job;
 
-	if (!key)
-		return;
 	enc = http_header(hr, "Content-Encoding");
 	if (enc && strcasecmp(enc, "identity") != 0) {
 		http_reply_error(hr, 415,
@@ -178,19 +176,6 @@ void agents_handle_heartbeat(struct http_req *hr)
 				 enc);
 		return;
 	}
-	/* A heartbeat is a few KB: a bigger body is refused before anything parses it. */
-	if (evbuffer_get_length(evhttp_request_get_input_buffer(hr->req)) >
-	    srv->cfg.max_heartbeat_bytes) {
-		http_reply_error(
-			hr, 413,
-			"body: %zu bytes, more than max_heartbeat_bytes (%zu); a heartbeat "
-			"is a few KB",
-			evbuffer_get_length(evhttp_request_get_input_buffer(hr->req)),
-			srv->cfg.max_heartbeat_bytes);
-		return;
-	}
-	if (!http_body_fits(hr))
-		return;
 	if (!(job = agents_job_new(hr, key)))
 		return;
 	if (!(job->body = evbuffer_new())) {
@@ -345,12 +330,12 @@ static int agents_parse_query(struct http_req *hr, struct agents_job *job, char 
 
 void agents_handle_list(struct http_req *hr)
 {
-	const struct auth_key *key = http_auth(hr, 1u << ROLE_READ | 1u << ROLE_ADMIN);
+	const struct auth_key *key = hr->key;
 	struct agents_job *job;
 	char err[512];
 	int st;
 
-	if (!key || !(job = agents_job_new(hr, key)))
+	if (!(job = agents_job_new(hr, key)))
 		return;
 	job->list = true;
 	job->ttl_s = hr->srv->cfg.agent_ttl_s;

@@ -4,7 +4,7 @@
  * values; until the first one succeeds the gauges are left out. */
 #include "agents_metrics.h"
 
-#include <event2/event.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "agents_store.h"
@@ -12,23 +12,21 @@
 #include "log.h"
 #include "metrics.h"
 #include "pool.h"
+#include "tasks.h"
 
-/* Often enough for a 15 s scrape, rarely enough to cost nothing. */
-#define AGENTS_METRICS_INTERVAL_S 5
+struct agents_metrics {
+	struct pool *pool;
+	const struct config *cfg; /* the server's live config */
+};
 
 struct agents_metrics_job {
 	struct pool_job job; /* first: the pool hands this pointer back */
+	struct task *t;
 	int ttl_s;
 	bool ok;
 	struct agents_gauges g;
 	char err[512];
 };
-
-/* Loop-thread state. */
-static struct pool *agents_metrics_pool;
-static const struct config *agents_metrics_cfg;
-static struct event *agents_metrics_timer;
-static bool agents_metrics_busy;
 
 /* Worker thread. */
 static void agents_metrics_work(struct pool_job *pj, struct pool_worker *w)
@@ -48,48 +46,49 @@ static void agents_metrics_done(struct pool_job *pj)
 {
 	struct agents_metrics_job *job = (struct agents_metrics_job *)pj;
 
-	agents_metrics_busy = false;
 	if (job->ok)
 		metrics_agents_set(job->g.idle, job->g.busy, job->g.offline, job->g.dropped,
 				   job->g.backlog);
 	else
 		log_debug("roster gauges not refreshed: %s", job->err);
+	tasks_done(job->t, job->ok);
 	free(job);
 }
 
-static void agents_metrics_tick(evutil_socket_t fd, short what, void *arg)
+void agents_metrics_task_run(void *state, struct task *t)
 {
-	struct agents_metrics_job *job;
+	struct agents_metrics *am = state;
+	struct agents_metrics_job *job = calloc(1, sizeof(*job));
 
-	if (agents_metrics_busy)
-		return;
-	if (!(job = calloc(1, sizeof(*job))))
-		return; /* the next tick tries again */
-	job->job.work = agents_metrics_work;
-	job->job.done = agents_metrics_done;
-	job->ttl_s = agents_metrics_cfg->agent_ttl_s;
-	if (!pool_submit(agents_metrics_pool, &job->job)) {
-		free(job);
+	if (!job) {
+		tasks_done(t, false); /* the next pass tries again */
 		return;
 	}
-	agents_metrics_busy = true;
+	job->job.work = agents_metrics_work;
+	job->job.done = agents_metrics_done;
+	job->t = t;
+	job->ttl_s = am->cfg->agent_ttl_s;
+	if (!pool_submit(am->pool, &job->job)) {
+		free(job);
+		tasks_done(t, false);
+	}
 }
 
-void agents_metrics_start(struct event_base *base, struct pool *pool, const struct config *cfg)
+void *agents_metrics_task_new(const struct task_env *env, struct task *t, char *err, size_t errlen)
 {
-	struct timeval every = { AGENTS_METRICS_INTERVAL_S, 0 };
+	struct agents_metrics *am = calloc(1, sizeof(*am));
 
-	agents_metrics_pool = pool;
-	agents_metrics_cfg = cfg;
-	agents_metrics_timer = event_new(base, -1, EV_PERSIST, agents_metrics_tick, NULL);
-	if (!agents_metrics_timer || event_add(agents_metrics_timer, &every) != 0)
-		log_fatal("cannot start the roster gauge timer");
-	agents_metrics_tick(-1, 0, NULL);
+	(void)t;
+	if (!am) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	am->pool = env->pool;
+	am->cfg = env->cfg;
+	return am;
 }
 
-void agents_metrics_free(void)
+void agents_metrics_task_free(void *state)
 {
-	if (agents_metrics_timer)
-		event_free(agents_metrics_timer);
-	agents_metrics_timer = NULL;
+	free(state);
 }

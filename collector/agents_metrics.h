@@ -1,19 +1,19 @@
-/* The roster's /metrics gauges: a timer on the loop queues a small query on
- * the pool every few seconds and hands the result to metrics.c, so a scrape
- * never waits for the database. One per process, like the HTTP front. */
+/* The roster's /metrics gauges: a row of the server's task list (tasks.h)
+ * that queues a small query on the pool every agent_gauges_interval_s and
+ * hands the result to metrics.c, so a scrape never waits for the database. */
 #ifndef VGC_AGENTS_METRICS_H
 #define VGC_AGENTS_METRICS_H
 
-struct event_base;
-struct pool;
-struct config;
+#include <stddef.h>
 
-/* Starts the refresh (the first one at once). cfg is the server's live
- * config (agent_ttl_s is read on each refresh) and must outlive it. Loop
- * thread only. */
-void agents_metrics_start(struct event_base *base, struct pool *pool, const struct config *cfg);
-/* Stops the timer and frees it; call after pool_free (a queued refresh's
- * done callback runs inside it). */
-void agents_metrics_free(void);
+struct task;
+struct task_env;
+
+/* The task's hooks. The live config's agent_ttl_s is read on each pass. Loop
+ * thread only; free after pool_free (a queued pass's done callback runs
+ * inside it). */
+void *agents_metrics_task_new(const struct task_env *env, struct task *t, char *err, size_t errlen);
+void agents_metrics_task_run(void *state, struct task *t);
+void agents_metrics_task_free(void *state);
 
 #endif

@@ -4,7 +4,6 @@
  * replica that dies mid-post leaves it for another after the lease. */
 #include "budget_eval.h"
 
-#include <event2/event.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +16,7 @@
 #include "db.h"
 #include "log.h"
 #include "pool.h"
+#include "tasks.h"
 #include "webhook.h"
 
 struct budget_gauge {
@@ -37,9 +37,8 @@ struct budget_eval {
 	struct pool *pool;
 	const struct config *cfg;
 	struct webhook *webhook;
-	struct event *tick; /* every budget_check_s */
-	struct event *soon; /* budget_eval_delay_s after a commit */
-	bool soon_armed, running, again, stopped;
+	struct task *task;	     /* the runner's handle: tasks_poke after a commit */
+	bool stopped;		     /* drained: no deliveries start */
 	int nbudgets;		     /* as of the last evaluation; -1 before the first */
 	struct budget_gauge *gauges; /* by id, ascending */
 	int ngauges;
@@ -358,8 +357,6 @@ static void budget_eval_work(struct pool_job *pj, struct pool_worker *w)
 		pool_worker_reset(w);
 }
 
-static void budget_eval_start(struct budget_eval *be);
-
 static void budget_record_work(struct pool_job *pj, struct pool_worker *w)
 {
 	struct budget_record_job *job = (struct budget_record_job *)pj;
@@ -549,7 +546,6 @@ static void budget_eval_done(struct pool_job *pj)
 	struct budget_job *job = (struct budget_job *)pj;
 	struct budget_eval *be = job->be;
 
-	be->running = false;
 	if (job->evaluated) {
 		/* The claims committed, whatever happened to the pick after them. */
 		if (job->claims && job->gauges && job->ids)
@@ -570,11 +566,8 @@ static void budget_eval_done(struct pool_job *pj)
 			break; /* leased, not posted: another replica takes them after the lease */
 		budget_eval_post(be, &job->deliveries[i]);
 	}
+	tasks_done(be->task, job->ok);
 	budget_job_free(job);
-	if (be->again && !be->stopped) {
-		be->again = false;
-		budget_eval_start(be);
-	}
 }
 
 /* The budget ids of the running posts as a PostgreSQL array literal ("{}"
@@ -595,18 +588,16 @@ static char *budget_eval_busy(const struct budget_eval *be)
 	return buf_steal(&b, NULL);
 }
 
-static void budget_eval_start(struct budget_eval *be)
+/* One evaluation: a job on the pool; the pass ends in budget_eval_done. */
+void budget_eval_task_run(void *state, struct task *t)
 {
+	struct budget_eval *be = state;
 	struct budget_job *job;
 
-	if (be->stopped)
-		return;
-	if (be->running) {
-		be->again = true;
+	if (!(job = calloc(1, sizeof(*job)))) {
+		tasks_done(t, false);
 		return;
 	}
-	if (!(job = calloc(1, sizeof(*job))))
-		return;
 	job->job.work = budget_eval_work;
 	job->job.done = budget_eval_done;
 	job->be = be;
@@ -622,6 +613,7 @@ static void budget_eval_start(struct budget_eval *be)
 	job->per_tenant = be->cfg->webhook_max_inflight_per_tenant;
 	if (!(job->busy = budget_eval_busy(be))) {
 		free(job);
+		tasks_done(t, false);
 		return;
 	}
 	/* A post ends within webhook_timeout_s in all (webhook.c's deadline); the
@@ -629,94 +621,50 @@ static void budget_eval_start(struct budget_eval *be)
 	 * can lease the alert while its post is still open. */
 	job->lease_s = 3.0 * be->cfg->webhook_timeout_s + 5;
 	if (!pool_submit(be->pool, &job->job)) {
-		budget_job_free(job); /* pool saturated: the next tick tries again */
-		return;
+		budget_job_free(job); /* pool saturated: the next pass tries again */
+		tasks_done(t, false);
 	}
-	be->running = true;
-}
-
-static struct timeval budget_eval_tv(double s)
-{
-	struct timeval tv;
-
-	if (!(s > 0.01))
-		s = 0.01;
-	tv.tv_sec = (time_t)s;
-	tv.tv_usec = (suseconds_t)((s - floor(s)) * 1e6);
-	return tv;
-}
-
-static void budget_eval_on_tick(evutil_socket_t fd, short what, void *arg)
-{
-	struct budget_eval *be = arg;
-	struct timeval tv = budget_eval_tv(be->cfg->budget_check_s);
-
-	budget_eval_start(be);
-	if (!be->stopped)
-		evtimer_add(be->tick, &tv);
-}
-
-static void budget_eval_on_soon(evutil_socket_t fd, short what, void *arg)
-{
-	struct budget_eval *be = arg;
-
-	be->soon_armed = false;
-	budget_eval_start(be);
 }
 
 void budget_eval_note_commit(struct budget_eval *be)
 {
-	struct timeval tv;
-
-	if (!be || be->soon_armed || be->stopped || be->nbudgets == 0)
+	if (!be || be->stopped || be->nbudgets == 0)
 		return;
-	tv = budget_eval_tv(be->cfg->budget_eval_delay_s);
-	if (evtimer_add(be->soon, &tv) == 0)
-		be->soon_armed = true;
+	tasks_poke(be->task, be->cfg->budget_eval_delay_s);
 }
 
-struct budget_eval *budget_eval_new(struct event_base *base, struct pool *pool,
-				    const struct config *cfg, char *err, size_t errlen)
+void *budget_eval_task_new(const struct task_env *env, struct task *t, char *err, size_t errlen)
 {
 	struct budget_eval *be = calloc(1, sizeof(*be));
-	struct timeval now = { 0, 0 };
 
 	if (!be) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	be->base = base;
-	be->pool = pool;
-	be->cfg = cfg;
+	be->base = env->base;
+	be->pool = env->pool;
+	be->cfg = env->cfg;
+	be->task = t;
 	be->nbudgets = -1;
 	be->full_hour = -1;
-	be->tick = evtimer_new(base, budget_eval_on_tick, be);
-	be->soon = evtimer_new(base, budget_eval_on_soon, be);
-	if (!be->tick || !be->soon) {
-		snprintf(err, errlen, "out of memory");
-		budget_eval_free(be);
+	if (!(be->webhook = webhook_new(env->base, env->cfg->webhook_ca_file, err, errlen))) {
+		free(be);
 		return NULL;
 	}
-	if (!(be->webhook = webhook_new(base, cfg->webhook_ca_file, err, errlen))) {
-		budget_eval_free(be);
-		return NULL;
-	}
-	evtimer_add(be->tick, &now); /* the first evaluation at once */
 	return be;
 }
 
-void budget_eval_stop(struct budget_eval *be)
+void budget_eval_task_stop(void *state)
 {
-	if (!be)
-		return;
+	struct budget_eval *be = state;
+
 	be->stopped = true;
-	evtimer_del(be->tick);
-	evtimer_del(be->soon);
-	be->soon_armed = false;
 }
 
-void budget_eval_free(struct budget_eval *be)
+void budget_eval_task_free(void *state)
 {
+	struct budget_eval *be = state;
+
 	if (!be)
 		return;
 	webhook_free(be->webhook); /* no callbacks: the deliveries below stay ours */
@@ -727,10 +675,6 @@ void budget_eval_free(struct budget_eval *be)
 		budget_delivery_free(d);
 		free(d);
 	}
-	if (be->tick)
-		event_free(be->tick);
-	if (be->soon)
-		event_free(be->soon);
 	free(be->gauges);
 	free(be);
 }

@@ -174,7 +174,7 @@ static void budget_http_submit(struct http_req *hr, struct budget_http_job *job)
 	job->job.work = budget_http_work;
 	job->job.done = budget_http_done;
 	job->hr = hr;
-	if (!pool_submit(hr->srv->pool, &job->job)) {
+	if (!pool_submit(hr->pool, &job->job)) {
 		budget_http_job_free(job);
 		http_reply_saturated(hr);
 		return;
@@ -260,10 +260,9 @@ static bool budget_http_params(struct http_req *hr, struct budget_http_job *job,
 
 void budget_http_handle_list(struct http_req *hr)
 {
-	const struct auth_key *key = http_auth(hr, 1u << ROLE_READ | 1u << ROLE_ADMIN);
 	struct budget_http_job *job;
 
-	if (!key || !(job = budget_http_job_new(hr, key, BUDGET_OP_LIST)))
+	if (!(job = budget_http_job_new(hr, hr->key, BUDGET_OP_LIST)))
 		return;
 	if (!budget_http_params(hr, job, true)) {
 		budget_http_job_free(job);
@@ -491,15 +490,9 @@ void budget_http_handle_one(struct http_req *hr)
 	const char *path = uri ? evhttp_uri_get_path(uri) : "";
 	const char *name = path + strlen(BUDGET_HTTP_PREFIX);
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(hr->req);
-	const struct auth_key *key;
+	const struct auth_key *key = hr->key;
 	struct budget_http_job *job;
 
-	if (cmd != EVHTTP_REQ_PUT && cmd != EVHTTP_REQ_DELETE) {
-		http_reply_error(hr, 405, "/v1/budgets/{name} takes PUT or DELETE");
-		return;
-	}
-	if (!(key = http_auth(hr, 1u << ROLE_ADMIN)))
-		return;
 	if (!budget_name_ok(name)) {
 		http_reply_error(hr, 400,
 				 "name \"%.64s\": 1 to %d letters, digits, '-', '_' or '.'", name,
@@ -516,11 +509,8 @@ void budget_http_handle_one(struct http_req *hr)
 		return;
 	}
 	if (job->op == BUDGET_OP_PUT) {
-		if (!http_body_fits(hr)) {
-			budget_http_job_free(job);
-			return;
-		}
-		/* Moved, not copied or read: the worker checks and parses it. */
+		/* Capped by the dispatcher (max_small_body_bytes); moved, not
+		 * copied or read: the worker checks and parses it. */
 		if (!(job->body = evbuffer_new()) ||
 		    evbuffer_add_buffer(job->body, evhttp_request_get_input_buffer(hr->req)) != 0) {
 			budget_http_job_free(job);

@@ -91,5 +91,7 @@ int cli_agents(int argc, char **argv);
 int cli_reconcile(int argc, char **argv);
 int cli_config_sample(int argc, char **argv);
 int cli_budgets(int argc, char **argv);
+int cli_export(int argc, char **argv);
+int cli_periods(int argc, char **argv);
 
 #endif

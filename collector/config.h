@@ -20,6 +20,7 @@ struct config {
 	int db_long_pool_size; /* the long-read pool (reconcile): server.c */
 	int db_connect_timeout_s;
 	size_t max_body_bytes;
+	size_t max_small_body_bytes;   /* routes with a small JSON body (server.c) */
 	size_t max_pending_body_bytes; /* sum of bodies being received (gate.c) */
 	size_t max_inflated_bytes;
 	int max_batch_rows;
@@ -38,9 +39,10 @@ struct config {
 	int rate_limit_burst;
 	char *tls_cert_file;
 	char *tls_key_file;
-	char *log_level;
-	char *log_format;
+	int log_level;	/* CFG_ENUM: enum log_level (common/log.h) */
+	int log_format; /* CFG_ENUM: enum log_format */
 	int retention_months;
+	int retention_interval_s; /* tasks: seconds between retention passes */
 	int partitions_ahead;
 	int max_connections;
 	int idle_timeout_s;
@@ -52,11 +54,16 @@ struct config {
 	int reconcile_max_groups;
 	int rollup_daily_interval_s;
 	int rollup_daily_settle_s;
-	int agent_ttl_s;	    /* roster: a worker unheard this long is offline */
-	int agent_forget_after_s;   /* roster: offline this long, retention forgets it */
-	int agents_max_per_tenant;  /* roster: workers one tenant may have */
-	size_t max_heartbeat_bytes; /* roster: largest heartbeat body */
-	double budget_check_s;	    /* budget_eval.c */
+	int agent_ttl_s;	       /* roster: a worker unheard this long is offline */
+	int agent_forget_after_s;      /* roster: offline this long, retention forgets it */
+	int agent_gauges_interval_s;   /* tasks: the roster's /metrics gauges */
+	int period_grace_s;	       /* periods.c: evidence of a complete month */
+	int period_metrics_interval_s; /* tasks: vgcollector_period_late_rows_total */
+	int sync_standby_check_s;      /* tasks: durability.c */
+	char *focus_billing_account;   /* focus.c: "" = the host name */
+	int agents_max_per_tenant;     /* roster: workers one tenant may have */
+	size_t max_heartbeat_bytes;    /* roster: largest heartbeat body */
+	double budget_check_s;	       /* budget_eval.c */
 	double budget_eval_delay_s;
 	double budget_retry_base_s;
 	double budget_retry_max_s;
@@ -70,15 +77,35 @@ struct config {
 	char *webhook_allow; /* webhook_policy.c's lists */
 	char *webhook_deny;
 	char *webhook_ca_file;
-	char *dashboard;     /* "on" or "off" */
+	int dashboard;	     /* CFG_ENUM: CONFIG_ON or CONFIG_OFF */
 	char *metrics_token; /* health.c: empty, or the bearer /metrics requires */
 };
 
-enum config_type { CFG_STR, CFG_INT, CFG_SIZE, CFG_DOUBLE };
+/* CFG_ENUM stores the index of its word in the row's choices, as an int. */
+enum config_type { CFG_STR, CFG_INT, CFG_SIZE, CFG_DOUBLE, CFG_ENUM };
+
+/* The words of an on/off CFG_ENUM key, in the order of config_on_off. */
+enum config_on_off { CONFIG_ON = 0, CONFIG_OFF };
+
+struct server;
+
+/* What a reload does to the running server when a row's value changed. Rows
+ * may share one hook; a reload calls each hook once. */
+struct config_hook {
+	/* Optional: checks the new config against the world before anything is
+	 * applied (a certificate file loads); false with err keeps the running
+	 * config whole. */
+	bool (*check)(struct server *srv, const struct config *next, char *err, size_t errlen);
+	/* Puts the value now in srv->cfg in force. Cannot fail. */
+	void (*apply)(struct server *srv);
+	bool always; /* run on every reload, changed or not (it re-reads files) */
+};
 
 /* One key. min and max bound CFG_INT and CFG_SIZE values (checked where the
  * value is set, so the error names its file and line); max 0 means no bound
- * past the type's own. Rules across keys live in config_validate. */
+ * past the type's own. Rules across keys live in config_validate. A
+ * reloadable key with a hook changes the running server through it; one
+ * without is read live where it is used. */
 struct config_param {
 	const char *name;
 	enum config_type type;
@@ -87,6 +114,8 @@ struct config_param {
 	const char *def;
 	long long min, max;
 	const char *help;
+	const char *const *choices;	/* CFG_ENUM: the allowed words, NULL-terminated */
+	const struct config_hook *hook; /* reload; NULL: none */
 };
 
 /* Where `serve` and the other commands look for a config file when neither
@@ -138,6 +167,22 @@ struct row_limits;
 void config_row_limits(const struct config *cfg, struct row_limits *lim);
 
 const struct config_param *config_find(const char *name);
+/* Reload, "validate all": calls the check of each hook of params (once per
+ * hook, in table order) whose rows differ between running and next, or that
+ * is always run. False with err at the first that fails. */
+bool config_hooks_check(const struct config_param *params, const struct config *running,
+			const struct config *next, struct server *srv, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+/* Reload, "apply each changed row": after the swap (now is srv->cfg, old the
+ * config it replaced), calls the apply of each hook whose rows differ, or
+ * that is always run, once each in table order. Returns how many it called. */
+int config_hooks_apply(const struct config_param *params, const struct config *old,
+		       const struct config *now, struct server *srv);
+
+/* The value of a CFG_SIZE row p in cfg. */
+size_t config_size(const struct config *cfg, const struct config_param *p);
+/* The value of a CFG_INT, CFG_SIZE or CFG_DOUBLE row p in cfg; 0 for others. */
+double config_number(const struct config *cfg, const struct config_param *p);
 /* Parameter names differing between a and b that are not reloadable, comma-separated
  * into out; returns false when there are none. */
 bool config_restart_needed(const struct config *a, const struct config *b, char *out,

@@ -5,7 +5,6 @@
  * rows the collector already acknowledged, which no resend brings back. */
 #include "durability.h"
 
-#include <event2/event.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,23 +14,21 @@
 #include "db.h"
 #include "log.h"
 #include "pool.h"
-
-/* Often enough to see a failover to a lone primary within a scrape or two. */
-#define DURABILITY_INTERVAL_S 30
+#include "tasks.h"
 
 enum durability_state { DURABILITY_UNKNOWN = 0, DURABILITY_ASYNC, DURABILITY_SYNC };
 
 struct durability {
 	struct pool *pool;
-	struct event *timer;
+	struct task *t;
 	enum durability_state state;
-	bool busy;     /* a check is queued or running */
 	bool announce; /* warn on the next answer even if nothing changed */
 };
 
 struct durability_job {
 	struct pool_job job; /* first: the pool hands this pointer back */
 	struct durability *d;
+	struct task *t;
 	bool ok;
 	char names[256];
 	char commit[32];
@@ -70,9 +67,9 @@ static void durability_done(struct pool_job *pj)
 	enum durability_state was = d->state;
 	bool no_names, no_wait;
 
-	d->busy = false;
 	if (!job->ok) {
 		log_debug("synchronous standby check not answered: %s", job->err);
+		tasks_done(job->t, false);
 		free(job);
 		return;
 	}
@@ -87,58 +84,62 @@ static void durability_done(struct pool_job *pj)
 	else if (d->state == DURABILITY_SYNC && was == DURABILITY_ASYNC)
 		log_info("the database has a synchronous standby again (%s)", job->names);
 	d->announce = false;
+	tasks_done(job->t, true);
 	free(job);
 }
 
-static void durability_queue(struct durability *d)
+void durability_task_run(void *state, struct task *t)
 {
-	struct durability_job *job;
+	struct durability *d = state;
+	struct durability_job *job = calloc(1, sizeof(*job));
 
-	if (d->busy || !(job = calloc(1, sizeof(*job))))
-		return; /* the running check answers, or the next tick tries again */
+	if (!job) {
+		tasks_done(t, false); /* the next pass tries again */
+		return;
+	}
 	job->job.work = durability_work;
 	job->job.done = durability_done;
 	job->d = d;
+	job->t = t;
 	if (!pool_submit(d->pool, &job->job)) {
 		free(job);
-		return;
+		tasks_done(t, false);
 	}
-	d->busy = true;
 }
 
-static void durability_tick(evutil_socket_t fd, short what, void *arg)
+void *durability_task_new(const struct task_env *env, struct task *t, char *err, size_t errlen)
 {
-	durability_queue(arg);
-}
-
-struct durability *durability_new(struct event_base *base, struct pool *pool)
-{
-	struct timeval every = { DURABILITY_INTERVAL_S, 0 };
 	struct durability *d = calloc(1, sizeof(*d));
 
-	if (!d)
-		return NULL;
-	d->pool = pool;
-	d->announce = true;
-	d->timer = event_new(base, -1, EV_PERSIST, durability_tick, d);
-	if (!d->timer || event_add(d->timer, &every) != 0) {
-		durability_free(d);
+	if (!d) {
+		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	durability_queue(d);
+	d->pool = env->pool;
+	d->t = t;
+	d->announce = true; /* the first answer warns */
 	return d;
 }
 
-void durability_recheck(struct durability *d)
+void durability_task_free(void *state)
 {
+	free(state);
+}
+
+void durability_recheck(void *state)
+{
+	struct durability *d = state;
+
 	if (!d)
 		return;
 	d->announce = true;
-	durability_queue(d);
+	tasks_poke(d->t, 0);
 }
 
-void durability_render_metrics(const struct durability *d, struct buf *out)
+void durability_render_metrics(const void *state, struct buf *out)
 {
+	const struct durability *d = state;
+
 	if (!d || d->state == DURABILITY_UNKNOWN)
 		return;
 	buf_printf(out,
@@ -148,13 +149,4 @@ void durability_render_metrics(const struct durability *d, struct buf *out)
 		   "# TYPE vgcollector_db_synchronous_standby gauge\n"
 		   "vgcollector_db_synchronous_standby %d\n",
 		   d->state == DURABILITY_SYNC);
-}
-
-void durability_free(struct durability *d)
-{
-	if (!d)
-		return;
-	if (d->timer)
-		event_free(d->timer);
-	free(d);
 }

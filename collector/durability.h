@@ -1,24 +1,25 @@
 /* Whether a commit the collector acknowledges survives losing the primary:
- * a check, queued on the pool at startup, on reload and every half minute,
- * that the database has a synchronous standby. It warns when not, and
- * /metrics carries the answer. Loop thread only. */
+ * a task (tasks.h) that checks on the pool, at startup, on reload and every
+ * sync_standby_check_s, that the database has a synchronous standby. It warns
+ * when not, and /metrics carries the answer. Loop thread only. */
 #ifndef VGC_DURABILITY_H
 #define VGC_DURABILITY_H
 
-struct buf;
-struct event_base;
-struct pool;
-struct durability;
+#include <stddef.h>
 
-/* Starts the checks (the first at once). pool must outlive it. NULL only
- * when out of memory. The caller owns the result (durability_free). */
-struct durability *durability_new(struct event_base *base, struct pool *pool);
-/* Queues a check now (reload) that warns again if there is still no
- * synchronous standby. */
-void durability_recheck(struct durability *d);
+struct buf;
+struct task;
+struct task_env;
+
+/* The task's hooks (server.c's task table). */
+void *durability_task_new(const struct task_env *env, struct task *t, char *err, size_t errlen);
+void durability_task_run(void *state, struct task *t);
+void durability_task_free(void *state);
+
+/* Reload: checks again now and warns again if there is still no synchronous
+ * standby. state is the task's (tasks_state); NULL is ignored. */
+void durability_recheck(void *state);
 /* vgcollector_db_synchronous_standby, once a check has answered. */
-void durability_render_metrics(const struct durability *d, struct buf *out);
-/* Call after pool_free: a queued check's done callback runs inside it. */
-void durability_free(struct durability *d);
+void durability_render_metrics(const void *state, struct buf *out);
 
 #endif

@@ -332,6 +332,13 @@ void gate_set_reply(gate_reply_fn fn)
 	gate_reply = fn;
 }
 
+static gate_cap_fn gate_cap;
+
+void gate_set_cap(gate_cap_fn fn)
+{
+	gate_cap = fn;
+}
+
 /* Answers the request at the head of src itself and closes the connection. */
 static void gate_refuse(struct gate *g, struct evbuffer *src, const struct gate_head *h, int status,
 			const char *extra_headers, const char *msg)
@@ -382,10 +389,17 @@ static void gate_check(struct gate *g, struct evbuffer *src)
 				    auth_problem(why));
 			return;
 		}
-		if (!h.chunked && declared > cfg->max_body_bytes) {
-			snprintf(msg, sizeof(msg),
-				 "body of %llu bytes is larger than max_body_bytes (%zu)", declared,
-				 cfg->max_body_bytes);
+		const char *cap_key = "max_body_bytes";
+		size_t cap = gate_cap ? gate_cap(cfg, h.path, &cap_key) : cfg->max_body_bytes;
+
+		if (!h.chunked && declared > cap) {
+			if (!strcmp(cap_key, "max_body_bytes"))
+				snprintf(msg, sizeof(msg),
+					 "body of %llu bytes is larger than max_body_bytes (%zu)",
+					 declared, cap);
+			else
+				snprintf(msg, sizeof(msg), "body: %llu bytes, more than %s (%zu)",
+					 declared, cap_key, cap);
 			gate_refuse(g, src, &h, 413, NULL, msg);
 			return;
 		}

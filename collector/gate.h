@@ -40,6 +40,13 @@ typedef void (*gate_reply_fn)(struct evbuffer *out, const char *method, const ch
 			      int status, const char *extra_headers, const char *msg);
 void gate_set_reply(gate_reply_fn fn);
 
+/* The largest body the route of path takes, and the config key that sets it
+ * (*key). http.c provides it from the route table; without one the cap is
+ * max_body_bytes. A body declared larger gets 413 before it is read. */
+struct config;
+typedef size_t (*gate_cap_fn)(const struct config *cfg, const char *path, const char **key);
+void gate_set_cap(gate_cap_fn fn);
+
 /* Body bytes reserved now by requests the gate let through and evhttp has not
  * dispatched yet (for /metrics). */
 size_t gate_pending_bytes(void);

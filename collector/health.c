@@ -2,6 +2,7 @@
  * watcher's live connection as the "database reachable" signal, so probes cost
  * no query. */
 #include "health.h"
+#include "periods_metrics.h"
 
 #include <openssl/crypto.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "pool.h"
 #include "replica.h"
 #include "row.h"
+#include "tasks.h"
 
 void health_handle_healthz(struct http_req *hr)
 {
@@ -69,7 +71,7 @@ static bool health_metrics_allowed(struct http_req *hr)
 
 void health_handle_metrics(struct http_req *hr)
 {
-	struct pool *pool = hr->srv->pool;
+	struct pool *pool = hr->pool;
 	struct metrics_gauges g = {
 		.pool_size = pool ? (uint64_t)pool_size(pool) : 0,
 		.pool_in_use = pool ? (uint64_t)pool_in_use(pool) : 0,
@@ -89,7 +91,9 @@ void health_handle_metrics(struct http_req *hr)
 	metrics_render(&b, &g);
 	replica_metrics_render(hr->srv->replica, &b);
 	budget_eval_render_metrics(hr->srv->budgets, &b);
-	durability_render_metrics(hr->srv->durability, &b);
+	tasks_render_metrics(hr->srv->tasks, &b);
+	periods_metrics_render(&b);
+	durability_render_metrics(tasks_state(hr->srv->tasks, "sync_standby"), &b);
 	http_reply(hr, 200, "text/plain; version=0.0.4; charset=utf-8", b.data ? b.data : "",
 		   b.len);
 	buf_release(&b);
@@ -97,12 +101,9 @@ void health_handle_metrics(struct http_req *hr)
 
 void health_handle_whoami(struct http_req *hr)
 {
-	const struct auth_key *k =
-		http_auth(hr, 1u << ROLE_INGEST | 1u << ROLE_READ | 1u << ROLE_ADMIN);
+	const struct auth_key *k = hr->key;
 	struct buf b;
 
-	if (!k)
-		return;
 	buf_init(&b, 0);
 	buf_printf(&b, "{\"id\":%lld,\"prefix\":", k->id);
 	row_json_string(&b, k->prefix);

@@ -1,7 +1,8 @@
 /* The HTTP front end on evhttp: listeners (plain or TLS through
  * bufferevent_openssl), each connection read through the gate (gate.c), a
- * single dispatcher that routes by path and method, request ids,
- * authentication and rate limiting, and JSON replies.
+ * single dispatcher that routes by the route table (path, method) and does
+ * each route's declared checks (key, role, rate limit, body cap) and pool
+ * choice before its handler runs, request ids, and JSON replies.
  *
  * Request lifetime: the dispatcher allocates an http_req per request. A
  * handler either replies before returning (then the dispatcher frees it) or
@@ -29,17 +30,25 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "config.h"
 #include "conns.h"
 #include "gate.h"
 #include "keywatch.h"
 #include "metrics.h"
 #include "ratelimit.h"
+#include "replica.h"
 #include "row.h"
 
-/* One server per process: the routes and their metrics indexes. */
+/* One server per process: the routes, and what http_routes_set worked out
+ * for each (same index): its metrics series and its body cap's config row. */
+struct http_route_state {
+	int slot;
+	const struct config_param *cap;
+};
+
 static const struct http_route *http_routes;
-static int http_route_metrics[32];
-static int http_route_unknown;
+static struct http_route_state *http_route_states;
+static int http_route_unknown = -1;
 static unsigned long long http_request_seq;
 
 static void http_on_close(struct evhttp_connection *evcon, void *arg)
@@ -188,13 +197,27 @@ void http_reply_saturated(struct http_req *hr)
 			 hr->srv->cfg.db_queue_max);
 }
 
-bool http_body_fits(struct http_req *hr)
+/* False, after answering 413, when the body is larger than max_body_bytes. */
+static bool http_body_fits(struct http_req *hr)
 {
 	size_t len = evbuffer_get_length(evhttp_request_get_input_buffer(hr->req));
 
 	if (len > hr->srv->cfg.max_body_bytes) {
 		http_reply_error(hr, 413, "body of %zu bytes is larger than max_body_bytes (%zu)",
 				 len, hr->srv->cfg.max_body_bytes);
+		return false;
+	}
+	return true;
+}
+
+/* False, after answering 413 naming the key, when the body is larger than
+ * cap bytes, the value of the route's cap key name. */
+static bool http_body_within(struct http_req *hr, size_t cap, const char *name)
+{
+	size_t len = evbuffer_get_length(evhttp_request_get_input_buffer(hr->req));
+
+	if (len > cap) {
+		http_reply_error(hr, 413, "body: %zu bytes, more than %s (%zu)", len, name, cap);
 		return false;
 	}
 	return true;
@@ -247,14 +270,54 @@ static bool http_route_matches(const struct http_route *r, const char *path)
 	return strcmp(r->path, path) == 0;
 }
 
-static int http_route_of(const char *path)
+/* The index in http_routes of the route path matches, or -1. */
+static int http_route_find(const char *path)
 {
 	int idx = 0;
 
 	for (const struct http_route *r = http_routes; path && r && r->path; r++, idx++)
 		if (http_route_matches(r, path))
-			return http_route_metrics[idx];
-	return http_route_unknown;
+			return idx;
+	return -1;
+}
+
+int http_route_slot(const char *path)
+{
+	int idx = http_route_find(path);
+
+	return idx < 0 ? http_route_unknown : http_route_states[idx].slot;
+}
+
+bool http_routes_set(const struct http_route *routes, char *err, size_t errlen)
+{
+	size_t n = 0;
+	struct http_route_state *st;
+
+	while (routes[n].path)
+		n++;
+	if (!(st = calloc(n ? n : 1, sizeof(*st)))) {
+		snprintf(err, errlen, "out of memory");
+		return false;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct http_route *r = &routes[i];
+
+		if (r->body == HTTP_BODY_CAPPED) {
+			st[i].cap = r->body_cap ? config_find(r->body_cap) : NULL;
+			if (!st[i].cap || st[i].cap->type != CFG_SIZE) {
+				snprintf(err, errlen, "route %s: body_cap \"%s\" is not a size key",
+					 r->path, r->body_cap ? r->body_cap : "");
+				free(st);
+				return false;
+			}
+		}
+		st[i].slot = metrics_route_register(r->path);
+	}
+	free(http_route_states);
+	http_route_states = st;
+	http_routes = routes;
+	http_route_unknown = metrics_route_register("other");
+	return true;
 }
 
 static const char *http_reason(int status)
@@ -291,12 +354,14 @@ static void http_early_reply(struct evbuffer *out, const char *method, const cha
 		extra_headers ? extra_headers : "");
 	evbuffer_add(out, b.data ? b.data : "{}", b.data ? b.len : 2);
 	buf_release(&b);
-	metrics_http_request(http_route_of(path), status);
+	metrics_http_request(http_route_slot(path), status);
 	log_req(status >= 500 ? LOG_LVL_WARN : LOG_LVL_INFO, &lc,
 		"%s %s -> %d before its body was read: %s", method, path, status, msg);
 }
 
-const struct auth_key *http_auth(struct http_req *hr, unsigned roles)
+/* Authenticates the request and checks its role is one of roles. On failure
+ * it answers 401/403/429 and returns NULL. */
+static const struct auth_key *http_auth(struct http_req *hr, unsigned roles)
 {
 	struct server *srv = hr->srv;
 	enum auth_result why;
@@ -345,6 +410,36 @@ static void http_on_answered(struct evhttp_request *req, void *arg)
 	gate_answered(arg, req);
 }
 
+/* The client asked to read its own writes (REPLICA_CONSISTENCY_HEADER: primary). */
+static bool http_wants_primary(struct http_req *hr)
+{
+	const char *want = http_header(hr, REPLICA_CONSISTENCY_HEADER);
+
+	return want && strcasecmp(want, "primary") == 0;
+}
+
+/* The route's declared checks, in order: the key and its role, the body cap;
+ * then the pool its queries run on. False when it has answered. */
+static bool http_admit(struct http_req *hr, const struct http_route *route,
+		       const struct http_route_state *st)
+{
+	struct server *srv = hr->srv;
+
+	if (route->roles != HTTP_OPEN && !http_auth(hr, route->roles))
+		return false;
+	if (route->body == HTTP_BODY_CAPPED &&
+	    !http_body_within(hr, config_size(&srv->cfg, st->cap), st->cap->name))
+		return false;
+	hr->pool = route->pool == HTTP_POOL_LONG ? srv->long_pool : srv->pool;
+	if (route->pool == HTTP_POOL_READ) {
+		struct replica_choice c =
+			replica_choose(srv->replica, srv->pool, http_wants_primary(hr));
+		hr->pool = c.pool;
+		http_set_header(hr, REPLICA_SOURCE_HEADER, c.on_replica ? "replica" : "primary");
+	}
+	return true;
+}
+
 static void http_dispatch(struct evhttp_request *req, void *arg)
 {
 	struct server *srv = arg;
@@ -360,7 +455,7 @@ static void http_dispatch(struct evhttp_request *req, void *arg)
 	struct gate *gate = gate_find(evhttp_connection_get_bufferevent(evcon));
 	struct http_req *hr;
 	const struct http_route *route = NULL;
-	int idx = 0;
+	int idx;
 
 	if (!gate && srv->tls) {
 		/* http_bevcb failed and evhttp made a plain socket bufferevent of its
@@ -387,12 +482,10 @@ static void http_dispatch(struct evhttp_request *req, void *arg)
 	hr->log.request_id = hr->request_id;
 	http_set_header(hr, "X-Request-Id", hr->request_id);
 
-	for (const struct http_route *r = http_routes; path && r->path; r++, idx++) {
-		if (http_route_matches(r, path)) {
-			route = r;
-			hr->route = http_route_metrics[idx];
-			break;
-		}
+	idx = http_route_find(path);
+	if (idx >= 0) {
+		route = &http_routes[idx];
+		hr->route = http_route_states[idx].slot;
 	}
 	if (!route)
 		http_reply_error(hr, 404, "no such endpoint: %s", path ? path : "(bad URI)");
@@ -402,7 +495,7 @@ static void http_dispatch(struct evhttp_request *req, void *arg)
 		http_set_header(hr, "Retry-After", "1");
 		http_reply_error(hr, 503,
 				 "collector is shutting down; retry against another replica");
-	} else
+	} else if (http_admit(hr, route, &http_route_states[idx]))
 		route->handler(hr);
 
 	if (hr->replied && !hr->async)
@@ -440,7 +533,8 @@ static struct bufferevent *http_bevcb(struct event_base *base, void *arg)
 	return NULL;
 }
 
-bool http_tls_load(struct server *srv, const char *cert, const char *key, char *err, size_t errlen)
+/* A server context with cert and key loaded and matched; NULL with err. */
+static SSL_CTX *http_tls_ctx(const char *cert, const char *key, char *err, size_t errlen)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	unsigned long e;
@@ -463,18 +557,27 @@ bool http_tls_load(struct server *srv, const char *cert, const char *key, char *
 		snprintf(err, errlen, "tls_key_file %s does not match tls_cert_file %s", key, cert);
 		goto fail;
 	}
-	if (srv->tls)
-		SSL_CTX_free((SSL_CTX *)srv->tls);
-	srv->tls = (struct ssl_ctx_st *)ctx;
 	ERR_clear_error();
-	return true;
+	return ctx;
 ssl_error:
 	e = ERR_get_error();
 	snprintf(err, errlen, "TLS: %s", ERR_reason_error_string(e));
 fail:
 	ERR_clear_error();
 	SSL_CTX_free(ctx);
-	return false;
+	return NULL;
+}
+
+bool http_tls_load(struct server *srv, const char *cert, const char *key, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = http_tls_ctx(cert, key, err, errlen);
+
+	if (!ctx)
+		return false;
+	if (srv->tls)
+		SSL_CTX_free((SSL_CTX *)srv->tls);
+	srv->tls = (struct ssl_ctx_st *)ctx;
+	return true;
 }
 
 void http_apply_limits(struct server *srv)
@@ -483,6 +586,35 @@ void http_apply_limits(struct server *srv)
 	evhttp_set_max_headers_size(srv->http, 64 * 1024);
 	evhttp_set_timeout(srv->http, srv->cfg.idle_timeout_s);
 }
+
+const struct config_hook http_limits_hook = { NULL, http_apply_limits, false };
+
+/* Reload check: the new certificate and key load and match (into a context
+ * thrown away; the apply loads them again). Empty files: TLS stays as it is. */
+static bool http_tls_check(struct server *srv, const struct config *next, char *err, size_t errlen)
+{
+	SSL_CTX *ctx;
+
+	(void)srv;
+	if (!next->tls_cert_file[0])
+		return true;
+	if (!(ctx = http_tls_ctx(next->tls_cert_file, next->tls_key_file, err, errlen)))
+		return false;
+	SSL_CTX_free(ctx);
+	return true;
+}
+
+/* Reload apply: new connections use the new context; open ones keep theirs. */
+static void http_tls_apply(struct server *srv)
+{
+	char err[512];
+
+	if (srv->cfg.tls_cert_file[0] &&
+	    !http_tls_load(srv, srv->cfg.tls_cert_file, srv->cfg.tls_key_file, err, sizeof(err)))
+		log_error("TLS certificate not reloaded, the running one stays: %s", err);
+}
+
+const struct config_hook http_tls_hook = { http_tls_check, http_tls_apply, true };
 
 /* Splits "host:port" or "[v6]:port". */
 static bool http_parse_addr(const char *s, char *host, size_t hostlen, int *port)
@@ -512,18 +644,29 @@ static bool http_parse_addr(const char *s, char *host, size_t hostlen, int *port
 	return true;
 }
 
-bool http_start(struct server *srv, const struct http_route *routes, char *err, size_t errlen)
+/* The gate's cap for a body on path (gate_cap_fn): its route's cap key when it
+ * has one, else max_body_bytes. */
+static size_t http_gate_cap(const struct config *cfg, const char *path, const char **key)
+{
+	int idx = http_route_find(path);
+	const struct config_param *cap = idx >= 0 ? http_route_states[idx].cap : NULL;
+
+	if (!cap || config_size(cfg, cap) > cfg->max_body_bytes) {
+		*key = "max_body_bytes";
+		return cfg->max_body_bytes;
+	}
+	*key = cap->name;
+	return config_size(cfg, cap);
+}
+
+bool http_start(struct server *srv, char *err, size_t errlen)
 {
 	gate_set_reply(http_early_reply);
+	gate_set_cap(http_gate_cap);
 	char *list, *tok, *save = NULL;
 	struct evhttp_bound_socket *bound;
 	int one = 1;
-	int i = 0;
 
-	http_routes = routes;
-	for (const struct http_route *r = routes; r->path && i < 32; r++, i++)
-		http_route_metrics[i] = metrics_route_register(r->path);
-	http_route_unknown = metrics_route_register("other");
 	RAND_bytes((unsigned char *)&http_request_seq, sizeof(http_request_seq));
 	http_request_seq &= 0x0000ffffffffffffULL;
 

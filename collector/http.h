@@ -1,5 +1,6 @@
-/* The HTTP front: evhttp setup (listeners, TLS, limits, timeouts), routing,
- * authentication helpers and JSON replies. Loop thread only. */
+/* The HTTP front: evhttp setup (listeners, TLS, limits, timeouts), the route
+ * table and its dispatcher (authentication, roles, body caps, pool choice),
+ * and JSON replies. Loop thread only. */
 #ifndef VGC_HTTP_H
 #define VGC_HTTP_H
 
@@ -13,31 +14,69 @@ struct buf;
 
 typedef void (*http_handler)(struct http_req *hr);
 
-/* A route whose path ends in '*' matches every path with the part before it
- * as prefix. */
 enum http_method { HTTP_GET = 1, HTTP_POST = 2, HTTP_PUT = 4, HTTP_DELETE = 8 };
 
+/* Who may call a route: HTTP_OPEN (no key asked), or a bitmask of
+ * HTTP_ROLE(ROLE_*). */
+#define HTTP_OPEN 0u
+#define HTTP_ROLE(role) (1u << (role))
+#define HTTP_ROLES_WRITE (HTTP_ROLE(ROLE_INGEST) | HTTP_ROLE(ROLE_ADMIN))
+#define HTTP_ROLES_READ (HTTP_ROLE(ROLE_READ) | HTTP_ROLE(ROLE_ADMIN))
+#define HTTP_ROLES_ANY (HTTP_ROLE(ROLE_INGEST) | HTTP_ROLE(ROLE_READ) | HTTP_ROLE(ROLE_ADMIN))
+
+/* What the dispatcher checks of a route's body before its handler runs. */
+enum http_body {
+	HTTP_BODY_NONE = 0, /* not read: the gate's max_body_bytes is the only cap */
+	HTTP_BODY_CAPPED,   /* at most the size config key body_cap names, else 413 */
+	HTTP_BODY_STREAM    /* ingest-sized: the handler checks it (http_body_check) */
+};
+
+/* Where a route's queries run (hr->pool). */
+enum http_pool {
+	HTTP_POOL_PRIMARY = 0, /* the primary's pool */
+	HTTP_POOL_READ,	       /* a read the standby (read_db) may serve while usable */
+	HTTP_POOL_LONG	       /* long reads: db_long_pool_size, apart from ingest's */
+};
+
+/* One endpoint. The dispatcher (http.c) matches path and method, answers 503
+ * while draining (but /healthz), authenticates the key and checks its role
+ * against roles (401/403/429), checks the body against its policy (413), picks
+ * the database pool (hr->pool, by the route's pool: for HTTP_POOL_READ the
+ * standby's while read_db is usable), and only then calls handler, with hr->key set
+ * unless the route is HTTP_OPEN. A path ending in '*' matches every path with
+ * the part before it as prefix. */
 struct http_route {
 	const char *path;
-	int methods;
+	int methods;	      /* HTTP_GET | ... */
+	unsigned roles;	      /* HTTP_OPEN or HTTP_ROLE(...) bits */
+	enum http_body body;  /* body policy */
+	const char *body_cap; /* HTTP_BODY_CAPPED: a CFG_SIZE config key; else NULL */
+	enum http_pool pool;  /* where its queries run */
 	http_handler handler;
 };
 
-/* Starts serving cfg.listen with the given routes. */
-bool http_start(struct server *srv, const struct http_route *routes, char *err, size_t errlen)
+/* Checks the table (every body_cap names a size key) and gives each route its
+ * own metrics series, however many there are. routes ends with a NULL path
+ * and must outlive the server. Startup only. */
+bool http_routes_set(const struct http_route *routes, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
+/* The metrics series of the route path matches ("other" when none). */
+int http_route_slot(const char *path);
+
+/* Starts serving cfg.listen with the routes given to http_routes_set. */
+bool http_start(struct server *srv, char *err, size_t errlen) __attribute__((warn_unused_result));
 /* Stops accepting new connections (draining). */
 void http_stop_listening(struct server *srv);
 /* Applies reloadable limits and timeouts from srv->cfg. */
 void http_apply_limits(struct server *srv);
+/* Config reload hooks (config.c rows): the limits above, and the TLS
+ * certificate and key, re-read on every reload so renewed files take. */
+extern const struct config_hook http_limits_hook;
+extern const struct config_hook http_tls_hook;
 /* (Re)loads the TLS certificate and key into a new context. */
 bool http_tls_load(struct server *srv, const char *cert, const char *key, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 void http_free(struct server *srv);
-
-/* Authenticates the request and checks its role is one of roles (a bitmask of
- * 1 << ROLE_*). On failure it answers 401/403/429 and returns NULL. */
-const struct auth_key *http_auth(struct http_req *hr, unsigned roles);
 
 const char *http_header(struct http_req *hr, const char *name);
 void http_set_header(struct http_req *hr, const char *name, const char *value);
@@ -60,8 +99,6 @@ void http_reply_status(struct http_req *hr, int status, const char *msg);
  * queue full (db_queue_max requests waiting). */
 void http_reply_oom(struct http_req *hr);
 void http_reply_saturated(struct http_req *hr);
-/* False, after answering 413, when the body is larger than max_body_bytes. */
-bool http_body_fits(struct http_req *hr);
 /* Checks the request body before it is queued; on false it has answered:
  * 413 past max_body_bytes, or 415 for a Content-Encoding other than gzip,
  * x-gzip or identity. *gzip says whether the body needs inflating. */

@@ -183,12 +183,10 @@ static void ingest_done(struct pool_job *pj)
 static void ingest_submit(struct http_req *hr, bool turns)
 {
 	struct server *srv = hr->srv;
-	const struct auth_key *key = http_auth(hr, 1u << ROLE_INGEST | 1u << ROLE_ADMIN);
+	const struct auth_key *key = hr->key;
 	struct ingest_job *job;
 	bool gzip;
 
-	if (!key)
-		return;
 	if (!http_body_check(hr, &gzip))
 		return;
 	job = calloc(1, sizeof(*job));
@@ -218,7 +216,7 @@ static void ingest_submit(struct http_req *hr, bool turns)
 		return;
 	}
 	evbuffer_add_buffer(job->body, evhttp_request_get_input_buffer(hr->req));
-	if (!pool_submit(srv->pool, &job->job)) {
+	if (!pool_submit(hr->pool, &job->job)) {
 		ingest_job_free(job);
 		http_reply_saturated(hr);
 		return;

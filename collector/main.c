@@ -21,6 +21,8 @@ static const struct command commands[] = {
 	{ "retention", cli_retention, "drop expired cost_rows partitions, create future ones" },
 	{ "rollup-daily", cli_rollup_daily, "summarise closed days into the daily rollup now" },
 	{ "budgets", cli_budgets, "set, list or remove budgets (spend limits with alerts)" },
+	{ "export", cli_export, "write the FOCUS 1.2 cost export of a billing period" },
+	{ "periods", cli_periods, "list, close or reopen billing periods (UTC months)" },
 	{ "config-sample", cli_config_sample, "print a config file with every key and default" },
 	{ NULL, NULL, NULL },
 };

@@ -4,11 +4,11 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
-
-#define METRICS_MAX_ROUTES 24
+#include "log.h"
 
 static const int metrics_statuses[] = {
 	200, 400, 401, 403, 404, 405, 408, 413, 415, 429, 500, 503
@@ -18,10 +18,13 @@ static const int metrics_statuses[] = {
 static const double metrics_buckets[] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 };
 #define METRICS_NBUCKETS (int)(sizeof(metrics_buckets) / sizeof(metrics_buckets[0]))
 
-static const char *metrics_routes[METRICS_MAX_ROUTES];
+/* One row per registered route, grown at registration (startup, before any
+ * request), so every route has its own series however many there are. The
+ * last column counts statuses not in metrics_statuses. */
+typedef _Atomic uint64_t metrics_http_row[METRICS_NSTATUS + 1];
+static const char **metrics_routes;
+static metrics_http_row *metrics_http;
 static int metrics_nroutes;
-/* The last column counts statuses not in metrics_statuses. */
-static _Atomic uint64_t metrics_http[METRICS_MAX_ROUTES][METRICS_NSTATUS + 1];
 
 static _Atomic uint64_t rows_accepted, rows_duplicate, rows_rejected;
 static _Atomic uint64_t bytes_received, bytes_compressed, bytes_inflated;
@@ -35,12 +38,23 @@ static _Atomic bool agents_known; /* false until the first refresh */
 
 int metrics_route_register(const char *name)
 {
+	const char **names;
+	metrics_http_row *rows;
+
 	for (int i = 0; i < metrics_nroutes; i++)
 		if (strcmp(metrics_routes[i], name) == 0)
 			return i;
-	if (metrics_nroutes == METRICS_MAX_ROUTES)
-		return METRICS_MAX_ROUTES - 1;
+	names = realloc(metrics_routes, (size_t)(metrics_nroutes + 1) * sizeof(*names));
+	if (names)
+		metrics_routes = names;
+	rows = realloc((void *)metrics_http, (size_t)(metrics_nroutes + 1) * sizeof(*rows));
+	if (rows)
+		metrics_http = rows;
+	if (!names || !rows)
+		log_fatal("out of memory registering route metrics");
 	metrics_routes[metrics_nroutes] = name;
+	for (int s = 0; s <= METRICS_NSTATUS; s++)
+		atomic_init(&metrics_http[metrics_nroutes][s], 0);
 	return metrics_nroutes++;
 }
 

@@ -8,7 +8,9 @@
 
 struct buf;
 
-/* Registers an HTTP route name; returns its index for metrics_http_request. */
+/* Registers an HTTP route name (kept, not copied); returns its index for
+ * metrics_http_request, the same one for a name already registered. No cap:
+ * each name gets its own series. Startup only, before requests are counted. */
 int metrics_route_register(const char *name);
 void metrics_http_request(int route, int status);
 void metrics_rows(uint64_t accepted, uint64_t duplicates, uint64_t rejected);

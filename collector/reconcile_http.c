@@ -189,7 +189,7 @@ static int reconcile_http_query(struct http_req *hr, struct reconcile_query *q, 
 void reconcile_http_handle(struct http_req *hr)
 {
 	struct server *srv = hr->srv;
-	const struct auth_key *key = http_auth(hr, 1u << ROLE_READ | 1u << ROLE_ADMIN);
+	const struct auth_key *key = hr->key;
 	const char *type;
 	struct reconcile_job *job;
 	enum reconcile_format format;
@@ -197,8 +197,6 @@ void reconcile_http_handle(struct http_req *hr)
 	char err[1024];
 	int st;
 
-	if (!key)
-		return;
 	type = http_header(hr, "Content-Type");
 	if (type && strncasecmp(type, "text/csv", 8) == 0 && strchr("; ", type[8]))
 		format = RECONCILE_CSV;
@@ -237,7 +235,7 @@ void reconcile_http_handle(struct http_req *hr)
 	job->lim.max_records = srv->cfg.reconcile_max_records;
 	job->lim.max_groups = srv->cfg.reconcile_max_groups;
 	evbuffer_add_buffer(job->body, evhttp_request_get_input_buffer(hr->req));
-	if (!pool_submit(srv->long_pool, &job->job)) {
+	if (!pool_submit(hr->pool, &job->job)) {
 		reconcile_job_free(job);
 		http_reply_saturated(hr);
 		return;

@@ -12,12 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include "buf.h"
 #include "db.h"
-#include "http.h"
 #include "log.h"
 #include "pool.h"
 
@@ -274,23 +272,22 @@ bool replica_idle(const struct replica *r)
 	return !r || !r->pool || pool_idle(r->pool);
 }
 
-struct pool *replica_read_pool(struct replica *r, struct pool *primary, struct http_req *hr)
+struct replica_choice replica_choose(struct replica *r, struct pool *primary, bool primary_asked)
 {
-	const char *want = http_header(hr, REPLICA_CONSISTENCY_HEADER);
-	enum replica_state s = replica_state(r);
+	struct replica_choice c = { primary, false, replica_state(r) };
 
-	if (s == REPLICA_OK && !(want && strcasecmp(want, "primary") == 0)) {
+	if (c.state == REPLICA_OK && !primary_asked) {
 		atomic_fetch_add(&r->reads_replica, 1);
-		http_set_header(hr, REPLICA_SOURCE_HEADER, "replica");
-		return r->pool;
+		c.pool = r->pool;
+		c.on_replica = true;
+		return c;
 	}
 	if (r) {
 		atomic_fetch_add(&r->reads_primary, 1);
-		if (s != REPLICA_OFF && s != REPLICA_OK)
+		if (c.state != REPLICA_OFF && c.state != REPLICA_OK)
 			atomic_fetch_add(&r->reads_fallback, 1);
 	}
-	http_set_header(hr, REPLICA_SOURCE_HEADER, "primary");
-	return primary;
+	return c;
 }
 
 void replica_status_json(const struct replica *r, struct buf *out)

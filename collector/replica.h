@@ -1,5 +1,5 @@
 /* Reads on a hot standby: the read pool on read_db and the thread that tracks
- * the standby's lag. Read handlers ask replica_read_pool for a pool; it hands
+ * the standby's lag. The HTTP front asks replica_choose for a pool; it hands
  * back the standby's while it is up and within read_max_lag_s, else the
  * primary's (a fallback, counted). A read whose standby connection fails is
  * retried on the primary, and the standby counts as down until the tracker
@@ -14,7 +14,6 @@
 struct event_base;
 struct pool;
 struct buf;
-struct http_req;
 
 enum replica_state {
 	REPLICA_OFF = 0, /* no read_db: every read goes to the primary */
@@ -45,10 +44,18 @@ void replica_free(struct replica *r);
 void replica_set_max_lag(struct replica *r, int max_lag_s);
 void replica_set_queue_max(struct replica *r, int queue_max);
 
-/* Loop thread: the pool a read-only request runs on (primary when r is NULL or
- * off). Sets REPLICA_SOURCE_HEADER on hr to "replica" or "primary" and counts
- * the choice. */
-struct pool *replica_read_pool(struct replica *r, struct pool *primary, struct http_req *hr);
+/* Where one read runs, and why. */
+struct replica_choice {
+	struct pool *pool;	  /* the standby's, or primary */
+	bool on_replica;	  /* pool is the standby's */
+	enum replica_state state; /* the standby's state when the choice was made */
+};
+
+/* Loop thread: the pool a read-only request runs on: the standby's while it is
+ * REPLICA_OK, unless primary_asked (the client's REPLICA_CONSISTENCY_HEADER),
+ * else primary. Counts the choice; the caller tells the client (the HTTP
+ * front sets REPLICA_SOURCE_HEADER). */
+struct replica_choice replica_choose(struct replica *r, struct pool *primary, bool primary_asked);
 
 enum replica_state replica_state(const struct replica *r);
 const char *replica_state_name(enum replica_state s);

@@ -19,7 +19,6 @@
  * Creating partitions needs no turn: vgc_ensure_partition locks for itself. */
 #include "retention.h"
 
-#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,8 +29,8 @@
 #include "db.h"
 #include "log.h"
 #include "pool.h"
+#include "tasks.h"
 
-#define RETENTION_INTERVAL_S 3600
 #define RETENTION_LOCK "hashtext('vgcollector.retention')"
 
 /* Month partitions whose upper bound is at or before now() - $1 months:
@@ -228,19 +227,17 @@ bool retention_run(PGconn *conn, int retention_months, int partitions_ahead, int
 			      err, errlen);
 }
 
-/* ---- the periodic pass inside `serve` ------------------------------------ */
+/* ---- the periodic pass inside `serve` (a task of tasks.c) ---------------- */
 
 struct retention {
 	struct pool *pool;
-	const struct config *cfg; /* the server's live config, read on each tick */
-	struct event *timer;
-	bool busy;    /* a job is queued or running */
-	bool stopped; /* retention_stop was called: no new passes */
+	const struct config *cfg; /* the server's live config, read on each pass */
 };
 
 struct retention_job {
 	struct pool_job job; /* first: the pool hands this pointer back */
 	struct retention *r;
+	struct task *t;
 	int months, ahead, agent_ttl_s, agent_forget_after_s;
 	bool ok;
 	struct retention_report rep;
@@ -263,85 +260,68 @@ static void retention_work(struct pool_job *pj, struct pool_worker *w)
 		pool_worker_reset(w);
 }
 
-/* Loop thread: log what happened. */
+/* Loop thread: log what happened; the pass is over. Another collector holding
+ * the lock is no failure. */
 static void retention_done(struct pool_job *pj)
 {
 	struct retention_job *job = (struct retention_job *)pj;
 	char *line, *save = NULL;
 
-	job->r->busy = false;
 	if (job->rep.locked_out)
 		log_debug("retention: another collector holds the lock; skipped");
 	for (line = job->out.data ? strtok_r(job->out.data, "\n", &save) : NULL; line;
 	     line = strtok_r(NULL, "\n", &save))
 		log_info("retention: %s", line);
 	if (!job->ok && !job->rep.locked_out)
-		log_warn("retention: %s (retried in %d s)", job->err, RETENTION_INTERVAL_S);
+		log_warn("retention: %s (retried in retention_interval_s, %d s)", job->err,
+			 job->r->cfg->retention_interval_s);
+	tasks_done(job->t, job->ok || job->rep.locked_out);
 	buf_release(&job->out);
 	free(job);
 }
 
-static void retention_tick(evutil_socket_t fd, short what, void *arg)
+void retention_task_run(void *state, struct task *t)
 {
-	struct retention *r = arg;
-	struct retention_job *job;
+	struct retention *r = state;
+	struct retention_job *job = calloc(1, sizeof(*job));
 
-	if (r->busy || r->stopped)
-		return;
-	job = calloc(1, sizeof(*job));
 	if (!job) {
-		log_warn("retention: out of memory; retried in %d s", RETENTION_INTERVAL_S);
+		log_warn("retention: out of memory; retried in retention_interval_s");
+		tasks_done(t, false);
 		return;
 	}
 	job->job.work = retention_work;
 	job->job.done = retention_done;
 	job->r = r;
+	job->t = t;
 	job->months = r->cfg->retention_months;
 	job->ahead = r->cfg->partitions_ahead;
 	job->agent_ttl_s = r->cfg->agent_ttl_s;
 	job->agent_forget_after_s = r->cfg->agent_forget_after_s;
 	buf_init(&job->out, 64 * 1024);
 	if (!pool_submit(r->pool, &job->job)) {
-		log_warn("retention: database pool saturated; retried in %d s",
-			 RETENTION_INTERVAL_S);
+		log_warn("retention: database pool saturated; retried in retention_interval_s");
 		buf_release(&job->out);
 		free(job);
-		return;
+		tasks_done(t, false);
 	}
-	r->busy = true;
 }
 
-struct retention *retention_new(struct event_base *base, struct pool *pool,
-				const struct config *cfg)
+void *retention_task_new(const struct task_env *env, struct task *t, char *err, size_t errlen)
 {
 	struct retention *r = calloc(1, sizeof(*r));
-	struct timeval every = { RETENTION_INTERVAL_S, 0 };
 
-	if (!r)
-		log_fatal("out of memory");
-	r->pool = pool;
-	r->cfg = cfg;
-	r->timer = event_new(base, -1, EV_PERSIST, retention_tick, r);
-	if (!r->timer || event_add(r->timer, &every) != 0)
-		log_fatal("cannot start the retention timer");
-	retention_tick(-1, 0, r);
+	(void)t;
+	if (!r) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	r->pool = env->pool;
+	r->cfg = env->cfg;
 	return r;
 }
 
-void retention_stop(struct retention *r)
+void retention_task_free(void *state)
 {
-	if (!r)
-		return;
-	r->stopped = true;
-	if (r->timer)
-		event_del(r->timer);
-}
-
-void retention_free(struct retention *r)
-{
-	if (!r)
-		return;
-	if (r->timer)
-		event_free(r->timer);
-	free(r);
+	free(state);
 }

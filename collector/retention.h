@@ -9,10 +9,8 @@
 #include <stddef.h>
 
 struct buf;
-struct config;
-struct event_base;
-struct pool;
-struct retention;
+struct task;
+struct task_env;
 
 /* What one pass did (or, with dry_run, would do). */
 struct retention_report {
@@ -35,15 +33,12 @@ bool retention_run(PGconn *conn, int retention_months, int partitions_ahead, int
 		   struct retention_report *rep, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
-/* Starts the periodic pass for `serve` on base: once now and then every hour,
- * as a job on pool, reading retention_months, partitions_ahead and the
- * roster's agent_ttl_s and agent_forget_after_s from cfg
- * each time (all reloadable, so cfg is the server's live config and must
- * outlive the result). Loop thread only. Free after pool_free. */
-struct retention *retention_new(struct event_base *base, struct pool *pool,
-				const struct config *cfg);
-/* Stops the timer; a pass already queued still completes. */
-void retention_stop(struct retention *r);
-void retention_free(struct retention *r);
+/* The periodic pass in `serve`, a row of the server's task list (tasks.h):
+ * every retention_interval_s, one job on the pool, reading retention_months,
+ * partitions_ahead and the roster's agent_ttl_s and agent_forget_after_s from
+ * the live config each time. Loop thread only. */
+void *retention_task_new(const struct task_env *env, struct task *t, char *err, size_t errlen);
+void retention_task_run(void *state, struct task *t);
+void retention_task_free(void *state);
 
 #endif

@@ -340,15 +340,13 @@ static char *rollup_query_string(struct http_req *hr)
 static void rollup_submit(struct http_req *hr, enum rollup_kind kind)
 {
 	struct server *srv = hr->srv;
-	const struct auth_key *key = http_auth(hr, 1u << ROLE_READ | 1u << ROLE_ADMIN);
+	const struct auth_key *key = hr->key;
 	struct rollup_param *params;
 	struct rollup_limits lim = { srv->cfg.max_rollup_periods, clock_epoch() };
 	struct rollup_job *job;
 	char err[1024], *qs;
 	int n, st;
 
-	if (!key)
-		return;
 	job = calloc(1, sizeof(*job));
 	params = calloc(ROLLUP_MAX_PARAMS, sizeof(*params));
 	qs = rollup_query_string(hr);
@@ -382,7 +380,7 @@ static void rollup_submit(struct http_req *hr, enum rollup_kind kind)
 	job->job.work = rollup_work;
 	job->job.done = rollup_done;
 	job->hr = hr;
-	if (!pool_submit(replica_read_pool(srv->replica, srv->pool, hr), &job->job)) {
+	if (!pool_submit(hr->pool, &job->job)) {
 		rollup_job_free(job);
 		http_reply_saturated(hr);
 		return;

@@ -3,7 +3,6 @@
  * while it runs is described at the top of schema/0004_rollup_daily.sql. */
 #include "rollup_daily.h"
 
-#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 #include "db.h"
 #include "log.h"
 #include "pool.h"
+#include "tasks.h"
 #include "rollup_sql.h"
 
 /* Longer than a typical ingest transaction, shorter than deadlock_timeout
@@ -185,37 +185,25 @@ bool rollup_daily_pending(PGconn *conn, int settle_s, long long *dirty, long lon
 	return true;
 }
 
-/* ---- the background pass inside `serve` ------------------------------------ */
-
-#define ROLLUP_DAILY_OFF_RECHECK_S 60 /* while rollup_daily_interval_s is 0 */
+/* ---- the background pass inside `serve` (a task of tasks.c) ---------------- */
 
 struct rollup_daily {
 	struct pool *pool;
-	const struct config *cfg; /* the server's live config, read on each tick */
-	struct event *timer;	  /* one-shot, re-armed after each pass */
-	bool busy;		  /* a job is queued or running */
-	bool stopped;		  /* rollup_daily_stop was called: no new jobs */
+	const struct config *cfg; /* the server's live config, read on each pass */
+	bool stopped;		  /* drained: the pass ends after the day in flight */
 };
 
 struct rollup_daily_job {
 	struct pool_job job; /* first: the pool hands this pointer back */
 	struct rollup_daily *d;
+	struct task *t;
 	int settle_s;
 	bool ok, did;
 	struct rollup_daily_report rep;
 	char err[1024];
 };
 
-static void rollup_daily_arm(struct rollup_daily *d)
-{
-	int s = d->cfg->rollup_daily_interval_s;
-	struct timeval tv = { s > 0 ? s : ROLLUP_DAILY_OFF_RECHECK_S, 0 };
-
-	if (!d->stopped)
-		event_add(d->timer, &tv);
-}
-
-static bool rollup_daily_submit(struct rollup_daily *d);
+static bool rollup_daily_submit(struct rollup_daily *d, struct task *t);
 
 /* Worker thread: one day. */
 static void rollup_daily_work(struct pool_job *pj, struct pool_worker *w)
@@ -231,14 +219,14 @@ static void rollup_daily_work(struct pool_job *pj, struct pool_worker *w)
 		pool_worker_reset(w);
 }
 
-/* Loop thread: the next day at once while days are due, else wait a tick. */
+/* Loop thread: the next day at once while days are due, else the pass ends. */
 static void rollup_daily_done(struct pool_job *pj)
 {
 	struct rollup_daily_job *job = (struct rollup_daily_job *)pj;
 	struct rollup_daily *d = job->d;
-	bool more = job->ok && job->did;
+	struct task *t = job->t;
+	bool ok = job->ok, more = job->ok && job->did;
 
-	d->busy = false;
 	if (!job->ok)
 		log_warn("rollup-daily: %s (retried in %d s)", job->err,
 			 d->cfg->rollup_daily_interval_s);
@@ -247,11 +235,15 @@ static void rollup_daily_done(struct pool_job *pj)
 	else if (job->did)
 		log_debug("rollup-daily: summarised a day (%lld groups)", job->rep.groups);
 	free(job);
-	if (!(more && !d->stopped && rollup_daily_submit(d)))
-		rollup_daily_arm(d);
+	if (more && !d->stopped) {
+		if (rollup_daily_submit(d, t))
+			return;
+		ok = false; /* the pool is saturated: the next pass goes on */
+	}
+	tasks_done(t, ok);
 }
 
-static bool rollup_daily_submit(struct rollup_daily *d)
+static bool rollup_daily_submit(struct rollup_daily *d, struct task *t)
 {
 	struct rollup_daily_job *job = calloc(1, sizeof(*job));
 
@@ -260,55 +252,43 @@ static bool rollup_daily_submit(struct rollup_daily *d)
 	job->job.work = rollup_daily_work;
 	job->job.done = rollup_daily_done;
 	job->d = d;
+	job->t = t;
 	job->settle_s = d->cfg->rollup_daily_settle_s;
 	if (!pool_submit(d->pool, &job->job)) {
 		free(job);
 		return false;
 	}
-	d->busy = true;
 	return true;
 }
 
-static void rollup_daily_tick(evutil_socket_t fd, short what, void *arg)
+void rollup_daily_task_run(void *state, struct task *t)
 {
-	struct rollup_daily *d = arg;
-
-	if (d->busy || d->stopped)
-		return;
-	if (d->cfg->rollup_daily_interval_s <= 0 || !rollup_daily_submit(d))
-		rollup_daily_arm(d); /* off, or the pool is saturated: next tick */
+	if (!rollup_daily_submit(state, t))
+		tasks_done(t, false); /* out of memory, or the pool is saturated */
 }
 
-struct rollup_daily *rollup_daily_new(struct event_base *base, struct pool *pool,
-				      const struct config *cfg)
+void *rollup_daily_task_new(const struct task_env *env, struct task *t, char *err, size_t errlen)
 {
 	struct rollup_daily *d = calloc(1, sizeof(*d));
 
-	if (!d)
-		log_fatal("out of memory");
-	d->pool = pool;
-	d->cfg = cfg;
-	d->timer = event_new(base, -1, 0, rollup_daily_tick, d);
-	if (!d->timer)
-		log_fatal("cannot start the rollup-daily timer");
-	rollup_daily_tick(-1, 0, d);
+	(void)t;
+	if (!d) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	d->pool = env->pool;
+	d->cfg = env->cfg;
 	return d;
 }
 
-void rollup_daily_stop(struct rollup_daily *d)
+void rollup_daily_task_stop(void *state)
 {
-	if (!d)
-		return;
+	struct rollup_daily *d = state;
+
 	d->stopped = true;
-	if (d->timer)
-		event_del(d->timer);
 }
 
-void rollup_daily_free(struct rollup_daily *d)
+void rollup_daily_task_free(void *state)
 {
-	if (!d)
-		return;
-	if (d->timer)
-		event_free(d->timer);
-	free(d);
+	free(state);
 }

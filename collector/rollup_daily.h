@@ -8,10 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-struct config;
-struct event_base;
-struct pool;
-struct rollup_daily;
+struct task;
+struct task_env;
 
 /* What one or more steps did. */
 struct rollup_daily_report {
@@ -36,14 +34,13 @@ bool rollup_daily_run(PGconn *conn, int settle_s, struct rollup_daily_report *re
 bool rollup_daily_pending(PGconn *conn, int settle_s, long long *dirty, long long *due, char *err,
 			  size_t errlen) __attribute__((warn_unused_result));
 
-/* The background pass in `serve`: at start and then every
- * rollup_daily_interval_s (0: off), one pool job per day until none is due.
- * Reads cfg on each tick (the server's live config; must outlive the
- * result). Loop thread only. Free after pool_free. */
-struct rollup_daily *rollup_daily_new(struct event_base *base, struct pool *pool,
-				      const struct config *cfg);
-/* Stops the timer; a job already queued still completes. */
-void rollup_daily_stop(struct rollup_daily *d);
-void rollup_daily_free(struct rollup_daily *d);
+/* The background pass in `serve`, a row of the server's task list (tasks.h):
+ * every rollup_daily_interval_s (0: off), one pool job per day until none is
+ * due, reading the live config on each pass. Stopping ends the pass after the
+ * day in flight. Loop thread only. */
+void *rollup_daily_task_new(const struct task_env *env, struct task *t, char *err, size_t errlen);
+void rollup_daily_task_run(void *state, struct task *t);
+void rollup_daily_task_stop(void *state);
+void rollup_daily_task_free(void *state);
 
 #endif

@@ -20,51 +20,133 @@
 #include "conns.h"
 #include "db.h"
 #include "durability.h"
+#include "focus_http.h"
 #include "health.h"
 #include "http.h"
 #include "ingest.h"
 #include "keywatch.h"
 #include "migrate.h"
 #include "notify.h"
+#include "periods_metrics.h"
 #include "pool.h"
 #include "ratelimit.h"
 #include "replica.h"
 #include "reconcile_http.h"
 #include "retention.h"
-#include "rollup_daily.h"
 #include "rollup.h"
+#include "rollup_daily.h"
+#include "tasks.h"
 #include "vgcollector.h"
 #include "web.h"
 
+/* Every endpoint. The dispatcher (http.c) does each row's checks before its
+ * handler runs: method, key and role, body cap, then the pool (a
+ * HTTP_POOL_READ read may run on read_db; reconcile runs on the long pool).
+ * A small body is capped by its route's key (max_heartbeat_bytes,
+ * max_small_body_bytes); ingest and reconcile stream up to max_body_bytes and
+ * check it themselves. */
 static const struct http_route server_routes[] = {
-	{ "/v1/ingest", HTTP_POST, ingest_handle },
-	{ "/v1/ingest/turns", HTTP_POST, ingest_handle_turns },
-	{ "/healthz", HTTP_GET, health_handle_healthz },
-	{ "/readyz", HTTP_GET, health_handle_readyz },
-	{ "/metrics", HTTP_GET, health_handle_metrics },
-	{ "/v1/whoami", HTTP_GET, health_handle_whoami },
-	{ "/v1/rollups", HTTP_GET, rollup_handle_rollups },
-	{ "/v1/costs", HTTP_GET, rollup_handle_costs },
-	{ "/v1/rows", HTTP_GET, rollup_handle_rows },
-	{ "/v1/agents/heartbeat", HTTP_POST, agents_handle_heartbeat },
-	{ "/v1/agents", HTTP_GET, agents_handle_list },
-	{ "/v1/budgets", HTTP_GET, budget_http_handle_list },
-	{ "/v1/budgets/*", HTTP_PUT | HTTP_DELETE, budget_http_handle_one },
-	{ "/v1/reconcile", HTTP_POST, reconcile_http_handle },
-	{ "/", HTTP_GET, web_handle },
-	{ "/ui/*", HTTP_GET, web_handle },
-	{ NULL, 0, NULL },
+	/* path, methods, roles, body, body cap key, pool, handler */
+	{ "/v1/ingest", HTTP_POST, HTTP_ROLES_WRITE, HTTP_BODY_STREAM, NULL, HTTP_POOL_PRIMARY,
+	  ingest_handle },
+	{ "/v1/ingest/turns", HTTP_POST, HTTP_ROLES_WRITE, HTTP_BODY_STREAM, NULL,
+	  HTTP_POOL_PRIMARY, ingest_handle_turns },
+	{ "/healthz", HTTP_GET, HTTP_OPEN, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY,
+	  health_handle_healthz },
+	{ "/readyz", HTTP_GET, HTTP_OPEN, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY,
+	  health_handle_readyz },
+	{ "/metrics", HTTP_GET, HTTP_OPEN, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY,
+	  health_handle_metrics },
+	{ "/v1/whoami", HTTP_GET, HTTP_ROLES_ANY, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY,
+	  health_handle_whoami },
+	{ "/v1/rollups", HTTP_GET, HTTP_ROLES_READ, HTTP_BODY_NONE, NULL, HTTP_POOL_READ,
+	  rollup_handle_rollups },
+	{ "/v1/costs", HTTP_GET, HTTP_ROLES_READ, HTTP_BODY_NONE, NULL, HTTP_POOL_READ,
+	  rollup_handle_costs },
+	{ "/v1/rows", HTTP_GET, HTTP_ROLES_READ, HTTP_BODY_NONE, NULL, HTTP_POOL_READ,
+	  rollup_handle_rows },
+	{ "/v1/agents/heartbeat", HTTP_POST, HTTP_ROLES_WRITE, HTTP_BODY_CAPPED,
+	  "max_heartbeat_bytes", HTTP_POOL_PRIMARY, agents_handle_heartbeat },
+	{ "/v1/agents", HTTP_GET, HTTP_ROLES_READ, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY,
+	  agents_handle_list },
+	{ "/v1/budgets", HTTP_GET, HTTP_ROLES_READ, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY,
+	  budget_http_handle_list },
+	{ "/v1/budgets/*", HTTP_PUT | HTTP_DELETE, HTTP_ROLE(ROLE_ADMIN), HTTP_BODY_CAPPED,
+	  "max_small_body_bytes", HTTP_POOL_PRIMARY, budget_http_handle_one },
+	{ "/v1/reconcile", HTTP_POST, HTTP_ROLES_READ, HTTP_BODY_STREAM, NULL, HTTP_POOL_LONG,
+	  reconcile_http_handle },
+	{ "/v1/export/focus", HTTP_GET, HTTP_ROLES_READ, HTTP_BODY_NONE, NULL, HTTP_POOL_LONG,
+	  focus_http_handle_export },
+	{ "/v1/export/focus/manifest", HTTP_GET, HTTP_ROLES_READ, HTTP_BODY_NONE, NULL,
+	  HTTP_POOL_LONG, focus_http_handle_manifest },
+	{ "/v1/periods", HTTP_GET, HTTP_ROLES_READ, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY,
+	  focus_http_handle_periods },
+	{ "/v1/periods/*", HTTP_POST, HTTP_ROLE(ROLE_ADMIN), HTTP_BODY_CAPPED,
+	  "max_small_body_bytes", HTTP_POOL_LONG, focus_http_handle_period_act },
+	{ "/", HTTP_GET, HTTP_OPEN, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY, web_handle },
+	{ "/ui/*", HTTP_GET, HTTP_OPEN, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY, web_handle },
+	{ NULL, 0, 0, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY, NULL },
+};
+
+/* Periodic work: the runner (tasks.c) starts each at once (unless its interval
+ * is 0 and that turns it off), then every interval after a pass ends; drain
+ * stops them all and reload re-reads their intervals. */
+static const struct task_def server_tasks[] = {
+	/* name, interval key, 0 is off, new, run, stop, free */
+	{ "retention", "retention_interval_s", true, retention_task_new, retention_task_run, NULL,
+	  retention_task_free },
+	{ "rollup_daily", "rollup_daily_interval_s", true, rollup_daily_task_new,
+	  rollup_daily_task_run, rollup_daily_task_stop, rollup_daily_task_free },
+	{ "budget_eval", "budget_check_s", false, budget_eval_task_new, budget_eval_task_run,
+	  budget_eval_task_stop, budget_eval_task_free },
+	{ "agent_gauges", "agent_gauges_interval_s", true, agents_metrics_task_new,
+	  agents_metrics_task_run, NULL, agents_metrics_task_free },
+	{ "period_late_rows", "period_metrics_interval_s", true, periods_metrics_task_new,
+	  periods_metrics_task_run, NULL, periods_metrics_task_free },
+	{ "sync_standby", "sync_standby_check_s", false, durability_task_new, durability_task_run,
+	  NULL, durability_task_free },
+	{ NULL, NULL, false, NULL, NULL, NULL, NULL },
 };
 
 static void server_apply_logging(const struct config *cfg)
 {
-	enum log_level level = LOG_LVL_INFO;
-	enum log_format format = LOG_FMT_LOGFMT;
-
-	if (!log_level_parse(cfg->log_level, &level) || !log_format_parse(cfg->log_format, &format))
-		return; /* config_validate already refused these */
-	log_configure(level, format);
+	log_configure((enum log_level)cfg->log_level, (enum log_format)cfg->log_format);
 }
+
+/* ---- reload hooks of config rows (config.c); each reads srv->cfg ---------- */
+
+static void server_hook_logging(struct server *srv)
+{
+	server_apply_logging(&srv->cfg);
+}
+
+static void server_hook_queue(struct server *srv)
+{
+	pool_set_queue_max(srv->pool, srv->cfg.db_queue_max);
+	pool_set_queue_max(srv->long_pool, srv->cfg.db_queue_max);
+	replica_set_queue_max(srv->replica, srv->cfg.db_queue_max);
+}
+
+static void server_hook_read_lag(struct server *srv)
+{
+	replica_set_max_lag(srv->replica, srv->cfg.read_max_lag_s);
+}
+
+static void server_hook_key_refresh(struct server *srv)
+{
+	keywatch_set_refresh(srv->keywatch, srv->cfg.key_refresh_s);
+}
+
+static void server_hook_tasks(struct server *srv)
+{
+	tasks_reschedule(srv->tasks);
+}
+
+const struct config_hook server_logging_hook = { NULL, server_hook_logging, false };
+const struct config_hook server_queue_hook = { NULL, server_hook_queue, false };
+const struct config_hook server_read_lag_hook = { NULL, server_hook_read_lag, false };
+const struct config_hook server_key_refresh_hook = { NULL, server_hook_key_refresh, false };
+const struct config_hook server_tasks_hook = { NULL, server_hook_tasks, false };
 
 /* Ensures partitions for this month and partitions_ahead months after it. */
 static bool server_partitions_ahead(PGconn *conn, int ahead, char *err, size_t errlen)
@@ -98,7 +180,7 @@ static void server_on_keys(struct auth_cache *cache, void *arg)
 
 static void server_reload(struct server *srv)
 {
-	struct config next;
+	struct config next, old;
 	char err[1024], restart[512];
 	bool restart_diff;
 
@@ -111,11 +193,11 @@ static void server_reload(struct server *srv)
 		return;
 	}
 	restart_diff = config_restart_needed(&srv->cfg, &next, restart, sizeof(restart));
-	/* Keys that cannot change at run time keep their running values; this
-	 * can fail only for memory, before anything running has changed. */
+	/* Validate all: keys that cannot change at run time keep their running
+	 * values (this fails only for memory), then each changed row's hook
+	 * checks what it needs (a certificate loads). Nothing has changed yet. */
 	if (!config_keep_restart_keys(&next, &srv->cfg, err, sizeof(err)) ||
-	    (next.tls_cert_file[0] &&
-	     !http_tls_load(srv, next.tls_cert_file, next.tls_key_file, err, sizeof(err)))) {
+	    !config_hooks_check(config_params, &srv->cfg, &next, srv, err, sizeof(err))) {
 		log_error("reload failed, keeping the running configuration: %s", err);
 		config_free(&next);
 		notify_send("READY=1");
@@ -123,17 +205,13 @@ static void server_reload(struct server *srv)
 	}
 	if (restart_diff)
 		log_warn("changed keys that need a restart were not applied: %s", restart);
-	config_free(&srv->cfg);
+	/* Then swap, and apply each changed row through its hook. */
+	old = srv->cfg;
 	srv->cfg = next;
-	server_apply_logging(&srv->cfg);
-	http_apply_limits(srv);
-	pool_set_queue_max(srv->pool, srv->cfg.db_queue_max);
-	pool_set_queue_max(srv->long_pool, srv->cfg.db_queue_max);
-	replica_set_queue_max(srv->replica, srv->cfg.db_queue_max);
-	replica_set_max_lag(srv->replica, srv->cfg.read_max_lag_s);
-	keywatch_set_refresh(srv->keywatch, srv->cfg.key_refresh_s);
-	keywatch_poke(srv->keywatch);
-	durability_recheck(srv->durability);
+	config_hooks_apply(config_params, &old, &srv->cfg, srv);
+	config_free(&old);
+	keywatch_poke(srv->keywatch); /* SIGHUP also reloads the key cache */
+	durability_recheck(tasks_state(srv->tasks, "sync_standby")); /* and warns again */
 	log_info("reload complete");
 	notify_send("READY=1");
 }
@@ -185,9 +263,7 @@ static void server_on_signal(evutil_socket_t sig, short what, void *arg)
 	notify_send("STOPPING=1");
 	srv->state = SERVER_DRAINING;
 	http_stop_listening(srv);
-	retention_stop(srv->retention);
-	rollup_daily_stop(srv->rollup_daily);
-	budget_eval_stop(srv->budgets);
+	tasks_stop(srv->tasks);
 	srv->drain_timer = event_new(srv->base, -1, EV_PERSIST, server_drain_check, srv);
 	if (srv->drain_timer)
 		event_add(srv->drain_timer, &tick);
@@ -233,11 +309,7 @@ static void server_free(struct server *srv)
 		pool_free(srv->pool);
 	if (srv->long_pool)
 		pool_free(srv->long_pool);
-	retention_free(srv->retention);	      /* after the pool: a pass's done callback uses it */
-	rollup_daily_free(srv->rollup_daily); /* likewise */
-	agents_metrics_free();		      /* the same */
-	budget_eval_free(srv->budgets);	      /* likewise */
-	durability_free(srv->durability);     /* likewise */
+	tasks_free(srv->tasks); /* after the pools: a pass's done callback uses its state */
 	http_free(srv);
 	if (srv->sig_term)
 		event_free(srv->sig_term);
@@ -309,7 +381,8 @@ int server_run(struct config *cfg, char *config_path, char **flag_names, char **
 	    !(srv.keywatch =
 		      keywatch_new(srv.base, server_direct_db(&srv.cfg), srv.cfg.key_refresh_s,
 				   server_on_keys, &srv, err, sizeof(err))) ||
-	    !http_start(&srv, server_routes, err, sizeof(err))) {
+	    !http_routes_set(server_routes, err, sizeof(err)) ||
+	    !http_start(&srv, err, sizeof(err))) {
 		log_error("%s", err);
 		server_free(&srv);
 		return 1;
@@ -328,16 +401,13 @@ int server_run(struct config *cfg, char *config_path, char **flag_names, char **
 			event_add(srv.watchdog_timer, &half);
 	}
 
-	srv.retention = retention_new(srv.base, srv.pool, &srv.cfg);
-	srv.rollup_daily = rollup_daily_new(srv.base, srv.pool, &srv.cfg);
-	agents_metrics_start(srv.base, srv.pool, &srv.cfg);
-	if (!(srv.durability = durability_new(srv.base, srv.pool)))
-		log_fatal("cannot start the synchronous standby check");
-	if (!(srv.budgets = budget_eval_new(srv.base, srv.pool, &srv.cfg, err, sizeof(err)))) {
+	srv.tasks = tasks_new(&(struct task_env){ srv.base, srv.pool, &srv.cfg });
+	if (!tasks_start(srv.tasks, server_tasks, err, sizeof(err))) {
 		log_error("%s", err);
 		server_free(&srv);
 		return 1;
 	}
+	srv.budgets = tasks_state(srv.tasks, "budget_eval");
 	srv.state = SERVER_SERVING;
 	notify_send("READY=1");
 	log_info("vgcollector %s serving (pool_size=%d, db_long_pool_size=%d)", VGC_VERSION,

@@ -31,7 +31,7 @@ struct auth_key;
 struct ssl_ctx_st;
 struct conns;
 struct budget_eval;
-struct durability;
+struct tasks;
 
 /* Server lifecycle:
  *   STARTING -> SERVING: listening, keys loaded, database reachable.
@@ -59,11 +59,9 @@ struct server {
 	struct keywatch *keywatch; /* feeds `keys` */
 	struct auth_cache *keys;   /* current key snapshot; swapped on the loop */
 	struct ratelimit *ratelimit;
-	struct retention *retention;	   /* hourly partition upkeep; freed after the pool */
-	struct rollup_daily *rollup_daily; /* closed days into cost_rollup_daily; likewise */
-	struct ssl_ctx_st *tls;		   /* NULL: plain HTTP; swapped on reload */
-	struct budget_eval *budgets;	   /* budget evaluation and alerts; freed after the pool */
-	struct durability *durability;	   /* the synchronous-standby check; likewise */
+	struct tasks *tasks;	/* periodic work (server.c server_tasks); freed after the pool */
+	struct ssl_ctx_st *tls; /* NULL: plain HTTP; swapped on reload */
+	struct budget_eval *budgets; /* the budget_eval task's state (owned by tasks) */
 
 	int inflight;	/* requests handed to the pool, not yet answered */
 	bool schema_ok; /* migrate_check passed at startup */
@@ -85,7 +83,11 @@ struct http_req {
 	char key_prefix[16];
 	char project[132];
 	struct log_ctx log;	    /* points at the fields above */
-	const struct auth_key *key; /* valid only until the handler returns */
+	const struct auth_key *key; /* set by the dispatcher (NULL on an open route);
+				     * valid only until the handler returns */
+	struct pool *pool;	    /* where the request's queries run: the dispatcher
+				     * picks the primary's or, for a replica_ok
+				     * route, the standby's */
 };
 
 #endif

@@ -109,7 +109,7 @@ void web_handle(struct http_req *hr)
 	char etag[32];
 
 	web_security_headers(hr);
-	if (strcmp(hr->srv->cfg.dashboard, "on") != 0) {
+	if (hr->srv->cfg.dashboard != CONFIG_ON) {
 		http_reply_error(hr, 404,
 				 "no such endpoint: %s (the dashboard is off: dashboard = off)",
 				 path);

@@ -251,8 +251,10 @@ def test_put_bodies_get_ingests_strict_json_rules_naming_the_field(db, collector
 def test_healthz_stays_fast_while_8_mib_budget_bodies_arrive(db, collectors):
     """An 8 MiB PUT /v1/budgets was parsed on the event loop: /healthz took
     0.41-0.45 s per PUT (0.3 ms otherwise), and every request stalled with
-    it. The body is now checked on the pool and refused before a tree is built."""
-    c = collectors(db, *FAST)
+    it. The body is now checked on the pool and refused before a tree is built.
+    (The route's own cap, max_small_body_bytes, would refuse it unread with
+    413; it is raised here so the body reaches the pool's check.)"""
+    c = collectors(db, *FAST, "--max-small-body-bytes", "8M")
     admin = db.create_key("admin")
     body = b'{"period":"day","limit_usd":"1","thresholds":[' + b",".join(
         b"0" for _ in range(4 * 1024 * 1024 - 40)) + b"]}"

@@ -1,5 +1,5 @@
-/* The vgcollector dashboard: a thin client of /v1/whoami, /v1/rollups, /v1/agents and
- * /v1/budgets, called with the key kept in sessionStorage. Names are only ever set as
+/* The vgcollector dashboard: a thin client of /v1/whoami, /v1/rollups, /v1/agents,
+ * /v1/budgets and /v1/periods, called with the key kept in sessionStorage. Names are only ever set as
  * text (textContent), money only ever shown as the API's decimal strings. */
 'use strict';
 
@@ -325,15 +325,18 @@
     const base = { from: st.from, to: st.to, granularity: 'total' };
     const gran = granularity(st);
     const prev = previous(st);
-    const [ten, proj, ag, mod, before, series] = await Promise.all([
+    const [ten, proj, ag, mod, before, series, periods] = await Promise.all([
       api('/v1/rollups', Object.assign({ group_by: 'tenant' }, base)),
       api('/v1/rollups', Object.assign({ group_by: 'project' }, base)),
       api('/v1/rollups', Object.assign({ group_by: 'agent' }, base)),
       api('/v1/rollups', Object.assign({ group_by: 'model' }, base)),
       api('/v1/rollups', { from: prev.from, to: prev.to, granularity: 'total', group_by: '' }),
       api('/v1/rollups', { from: st.from, to: st.to, granularity: gran, group_by: st.by }),
+      // A collector without billing periods still shows the rest.
+      api('/v1/periods').catch((e) => (e instanceof MissingError ? null : Promise.reject(e))),
     ]);
     if (gen !== generation) return;
+    billingPeriods(periods, st);
     const tot = ten.totals || {};
     const cost = tot.cost_usd == null ? '0' : String(tot.cost_usd);
     const reqs = tot.requests == null ? 0 : tot.requests;
@@ -358,6 +361,27 @@
     table('table-project', proj.rows, 'project', cost, st, TABLE_ROWS);
     table('table-agent', ag.rows, 'agent', cost, st, TABLE_ROWS);
     table('table-model', mod.rows, 'model', cost, st, TABLE_ROWS);
+  }
+
+  // The billing months the shown range touches, each marked closed (frozen for billing,
+  // with when and by whom) or open.
+  function billingPeriods(res, st) {
+    const box = $('billing-periods');
+    const f = st.from.slice(0, 7), t = isoDay(parseDay(st.to) - DAY).slice(0, 7);
+    const list = res && Array.isArray(res.periods) ? res.periods.filter((p) => p.period >= f && p.period <= t) : [];
+    clear(box);
+    show('billing-periods', list.length > 0);
+    if (!list.length) return;
+    box.append('Billing periods: ');
+    list.forEach((p, i) => {
+      const closed = p.state === 'closed';
+      const b = badge(String(p.period) + (closed ? ' closed' : ' open'), closed ? 'closed' : 'none');
+      b.dataset.period = String(p.period);
+      b.dataset.state = String(p.state);
+      if (closed) b.title = 'closed ' + String(p.closed_at) + ' by ' + String(p.closed_by) + '; frozen for billing';
+      if (i) box.append(' ');
+      box.append(b);
+    });
   }
 
   function rate(errors, requests) {

@@ -24,11 +24,20 @@ yesterday listed in vgc_rollup_dirty_days as today is (the collector runs with
 its summariser off, so the listing stays), answers checked against the GROUP BY
 and the listing removed after.
 
-Environment: BENCH_ROWS (default 10000000), BENCH_DAYS (90), BENCH_TENANTS (50),
+The FOCUS export: GET /v1/export/focus and its manifest for the last whole
+calendar month (read from cost_rollup_daily), median of BENCH_FOCUS_RUNS each,
+targets < 2 s and < 200 ms; the manifest's sha256 is checked against the CSV,
+ties_out must be true and the BilledCost sum must equal SQL over cost_rows.
+Then the month is closed (forced, timed) and its frozen export timed the same way.
+
+Environment: BENCH_ROWS (default 10000000), BENCH_FOCUS_RUNS (5), BENCH_DAYS (90), BENCH_TENANTS (50),
 BENCH_REQUESTS (300, the timed HTTP requests; each asks for the next tenant in turn),
 BENCH_SQL_RUNS (5), BENCH_RUNS (3: the timed requests are repeated and each run's
 figures printed)."""
 
+import csv
+import hashlib
+import io
 import os
 import statistics
 import subprocess
@@ -49,6 +58,7 @@ TENANTS = int(os.environ.get("BENCH_TENANTS", "50"))
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "300"))
 SQL_RUNS = int(os.environ.get("BENCH_SQL_RUNS", "5"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+FOCUS_RUNS = int(os.environ.get("BENCH_FOCUS_RUNS", "5"))
 
 COPY_COLUMNS = ("id, ts, modality, model_id, provider, project, input_units, output_units,"
                 " cached_input_units, cost_usd, rated_price_usd, status, fallback_from,"
@@ -291,10 +301,59 @@ def main():
         print(f"dashboard: overview of the last 30 days drawn {ui_ms:.0f} ms after navigation "
               f"(median of 3 loads after a warm-up; target <= 1000 ms: "
               f"{'met' if ui_ms <= 1000 else 'MISSED'})", flush=True)
+        met = bench_focus(db, collector, now) and met
+        print(f"all targets {'met' if met else 'MISSED'}")
     finally:
         if collector:
             collector.stop()
         pg.stop()
+
+
+def bench_focus(db, collector, now):
+    """The FOCUS export and manifest of the last whole month, open and then closed."""
+    t = time.gmtime(now)
+    y, m = (t.tm_year, t.tm_mon - 1) if t.tm_mon > 1 else (t.tm_year - 1, 12)
+    period = f"{y:04d}-{m:02d}"
+    key, admin = db.create_key("read"), db.create_key("admin")
+    met = True
+    with httpx.Client(base_url=collector.url, timeout=120) as http:
+        def timed(path, k):
+            http.get(path, params={"billing_period": period},
+                     headers={"Authorization": f"Bearer {k}"})  # warm-up
+            lat, r = [], None
+            for _ in range(FOCUS_RUNS):
+                t0 = time.perf_counter()
+                r = http.get(path, params={"billing_period": period},
+                             headers={"Authorization": f"Bearer {k}"})
+                lat.append((time.perf_counter() - t0) * 1e3)
+                assert r.status_code == 200, r.text
+            return statistics.median(lat), r
+
+        for state in ("open", "closed"):
+            if state == "closed":
+                t0 = time.perf_counter()
+                r = http.post(f"/v1/periods/{period}/close", json={"force": True},
+                              headers={"Authorization": f"Bearer {admin}"})
+                assert r.status_code == 200, r.text
+                print(f"focus: closing {period} (freezing its lines) took "
+                      f"{time.perf_counter() - t0:.2f} s", flush=True)
+            e_ms, e = timed("/v1/export/focus", key)
+            m_ms, man = timed("/v1/export/focus/manifest", key)
+            man = man.json()
+            lines = list(csv.DictReader(io.StringIO(e.content.decode())))
+            assert man["sha256"] == hashlib.sha256(e.content).hexdigest()
+            assert man["ties_out"] is True and man["state"] == state, man
+            want = db.scalar("SELECT sum(cost_usd) FROM cost_rows WHERE ts >= %s::date"
+                             " AND ts < %s::date + interval '1 month'",
+                             f"{period}-01", f"{period}-01")
+            assert sum(Decimal(ln["BilledCost"]) for ln in lines) == want
+            ok = e_ms < 2000 and m_ms < 200
+            met = met and ok
+            print(f"focus ({state} month {period}, {len(lines):,} lines, "
+                  f"{len(e.content) / 1e6:.1f} MB): export median {e_ms:.0f} ms, manifest "
+                  f"median {m_ms:.0f} ms over {FOCUS_RUNS} runs; sums equal SQL over cost_rows "
+                  f"(targets < 2000 ms and < 200 ms: {'met' if ok else 'MISSED'})", flush=True)
+    return met
 
 
 if __name__ == "__main__":

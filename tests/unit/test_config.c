@@ -1,7 +1,11 @@
 /* The config table's bounds and the reload copy (collector/config.c). */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
+#include "log.h"
 #include "unit.h"
 
 struct bound_case {
@@ -82,7 +86,7 @@ UNIT_TEST(config_reload_keeps_restart_keys_and_takes_reloadable_ones)
 	CHECK_MSG(config_keep_restart_keys(&next, &running, err, sizeof(err)), "%s", err);
 	CHECK(strcmp(next.listen, running.listen) == 0 && next.listen != running.listen);
 	CHECK(next.pool_size == running.pool_size);
-	CHECK(next.max_batch_rows == 7 && strcmp(next.log_level, "debug") == 0);
+	CHECK(next.max_batch_rows == 7 && next.log_level == LOG_LVL_DEBUG);
 	config_free(&running);
 	config_free(&next);
 }
@@ -100,4 +104,127 @@ UNIT_TEST(config_load_applies_file_then_environment_then_flags)
 	values[0] = zero;
 	CHECK(!config_load(&cfg, NULL, names, values, 1, err, sizeof(err)));
 	CHECK_MSG(strstr(err, "flag --max_batch_rows: max_batch_rows = \"0\""), "%s", err);
+}
+
+UNIT_TEST(config_enum_rejects_an_unknown_word_naming_the_key_and_the_choices)
+{
+	struct config cfg;
+	char err[256] = "";
+
+	config_init(&cfg);
+	CHECK(!config_set(&cfg, "log_level", "verbose", "f.conf:2", err, sizeof(err)));
+	CHECK_MSG(strcmp(err, "f.conf:2: log_level = \"verbose\": expected one of error, warn, "
+			      "info, debug") == 0,
+		  "%s", err);
+	CHECK(!config_set(&cfg, "dashboard", "yes", "t", err, sizeof(err)));
+	CHECK_MSG(strstr(err, "dashboard = \"yes\": expected one of on, off"), "%s", err);
+	CHECK(config_set(&cfg, "log_format", "json", "t", err, sizeof(err)));
+	CHECK(cfg.log_format == LOG_FMT_JSON);
+	CHECK(config_set(&cfg, "dashboard", "off", "t", err, sizeof(err)));
+	CHECK(cfg.dashboard == CONFIG_OFF);
+	config_free(&cfg);
+}
+
+UNIT_TEST(config_enum_choices_show_in_help_and_sample)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	const char *const keys[] = { "log_format", NULL };
+
+	config_print_help(f, keys);
+	config_print_sample(f);
+	fclose(f);
+	CHECK_MSG(text && strstr(text, "--log-format WORD") &&
+			  strstr(text, "; one of logfmt, json"),
+		  "%s", text ? text : "");
+	CHECK_MSG(text && strstr(text, "; one of error, warn, info, debug [reload]\n#log_level = "
+				       "info\n"),
+		  "%s", text ? text : "");
+	free(text);
+}
+
+/* Hooks that count their calls, over a small table of real config fields. */
+static int hook_a_checks, hook_a_applies, hook_b_applies, hook_always_applies;
+
+static bool hook_a_check(struct server *srv, const struct config *next, char *err, size_t errlen)
+{
+	(void)srv;
+	hook_a_checks++;
+	if (next->max_batch_rows == 13) {
+		snprintf(err, errlen, "max_batch_rows 13 refused by its hook");
+		return false;
+	}
+	return true;
+}
+
+static void hook_a_apply(struct server *srv)
+{
+	(void)srv;
+	hook_a_applies++;
+}
+
+static void hook_b_apply(struct server *srv)
+{
+	(void)srv;
+	hook_b_applies++;
+}
+
+static void hook_always_apply(struct server *srv)
+{
+	(void)srv;
+	hook_always_applies++;
+}
+
+static const struct config_hook hook_a = { hook_a_check, hook_a_apply, false };
+static const struct config_hook hook_b = { NULL, hook_b_apply, false };
+static const struct config_hook hook_always = { NULL, hook_always_apply, true };
+
+#define TOFF(f) offsetof(struct config, f)
+static const struct config_param hook_params[] = {
+	{ "max_batch_rows", CFG_INT, TOFF(max_batch_rows), true, "1", 0, 0, "", NULL, &hook_a },
+	{ "max_row_age_days", CFG_INT, TOFF(max_row_age_days), true, "1", 0, 0, "", NULL, &hook_a },
+	{ "log_level", CFG_ENUM, TOFF(log_level), true, "info", 0, 0, "", NULL, &hook_b },
+	{ "tls_cert_file", CFG_STR, TOFF(tls_cert_file), true, "", 0, 0, "", NULL, &hook_always },
+	{ "pool_size", CFG_INT, TOFF(pool_size), false, "1", 0, 0, "", NULL, &hook_b },
+	{ NULL, CFG_STR, 0, false, NULL, 0, 0, NULL, NULL, NULL },
+};
+
+UNIT_TEST(config_reload_applies_the_hook_of_each_changed_row_once_and_no_other)
+{
+	struct config old, now;
+	char err[256] = "";
+
+	config_init(&old);
+	config_init(&now);
+	hook_a_checks = hook_a_applies = hook_b_applies = hook_always_applies = 0;
+	/* Two rows sharing hook_a both change: its check and apply run once. */
+	now.max_batch_rows = old.max_batch_rows + 1;
+	now.max_row_age_days = old.max_row_age_days + 1;
+	/* pool_size changes too, but needs a restart: its hook is not called. */
+	now.pool_size = old.pool_size + 1;
+	CHECK(config_hooks_check(hook_params, &old, &now, NULL, err, sizeof(err)));
+	CHECK(config_hooks_apply(hook_params, &old, &now, NULL) == 2);
+	CHECK(hook_a_checks == 1 && hook_a_applies == 1);
+	/* log_level did not change: hook_b is not called. */
+	CHECK(hook_b_applies == 0);
+	/* The always hook runs on every reload, changed or not. */
+	CHECK(hook_always_applies == 1);
+
+	/* Nothing changed: only the always hook. */
+	hook_a_checks = hook_a_applies = hook_b_applies = hook_always_applies = 0;
+	CHECK(config_hooks_apply(hook_params, &old, &old, NULL) == 1);
+	CHECK(hook_a_applies == 0 && hook_b_applies == 0 && hook_always_applies == 1);
+
+	/* A changed enum row calls its hook. */
+	now.log_level = LOG_LVL_DEBUG;
+	CHECK(config_hooks_apply(hook_params, &old, &now, NULL) == 3);
+	CHECK(hook_b_applies == 1);
+
+	/* A check that fails names why, and stops the reload before any apply. */
+	now.max_batch_rows = 13;
+	CHECK(!config_hooks_check(hook_params, &old, &now, NULL, err, sizeof(err)));
+	CHECK_MSG(strcmp(err, "max_batch_rows 13 refused by its hook") == 0, "%s", err);
+	config_free(&old);
+	config_free(&now);
 }

@@ -30,8 +30,9 @@ static void nodelay_ingest(struct http_req *hr)
 }
 
 static const struct http_route nodelay_routes[] = {
-	{ "/v1/ingest", HTTP_POST, nodelay_ingest },
-	{ NULL, 0, NULL },
+	{ "/v1/ingest", HTTP_POST, HTTP_OPEN, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY,
+	  nodelay_ingest },
+	{ NULL, 0, 0, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY, NULL },
 };
 
 static double nodelay_now(void)
@@ -60,7 +61,8 @@ static int nodelay_listen(struct server *srv)
 			close(fd);
 		snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
 		if (port && config_set(&srv->cfg, "listen", listen, "test", err, sizeof(err)) &&
-		    http_start(srv, nodelay_routes, err, sizeof(err)))
+		    http_routes_set(nodelay_routes, err, sizeof(err)) &&
+		    http_start(srv, err, sizeof(err)))
 			return port;
 		/* Someone took the port between our close and the bind: another. */
 		http_free(srv);
