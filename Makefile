@@ -18,7 +18,7 @@ PYTHON    ?= /usr/bin/python3
 # in PREFIX/lib, beside it.
 PYTHON_SITE ?= $(PREFIX)/lib/python3/dist-packages
 
-PKGS      := libevent libevent_openssl libevent_pthreads libpq libcjson zlib openssl
+PKGS      := libevent libevent_openssl libevent_pthreads libpq libcjson zlib openssl libprotobuf-c
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -50,7 +50,7 @@ WEB_SRC       := $(sort $(wildcard collector/web/*))
 
 COMMON_OBJ    := $(COMMON_SRC:%.c=$(BUILD)/obj/%.o)
 COLLECTOR_OBJ := $(COLLECTOR_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/schema_embed.o \
-                 $(BUILD)/obj/web_embed.o
+                 $(BUILD)/obj/web_embed.o $(BUILD)/obj/otlp_trace.pb-c.o
 SINK_OBJ      := $(SINK_SRC:%.c=$(BUILD)/obj/%.o)
 # The collector binary holds everything but main() in a static archive so that
 # unit tests and the fuzz target link the same code the daemon runs.
@@ -65,8 +65,8 @@ UNIT_SRC      := $(wildcard tests/unit/*.c)
 UNIT_OBJ      := $(UNIT_SRC:%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all run test check-layers test-unit test-integration test-san fuzz fuzz-run install clean \
-        bench-ingest bench-sink bench-rollup bench-pooled bench-budgets bench-size test-scale test-ha \
-        deps format format-check
+        bench-ingest bench-sink bench-rollup bench-pooled bench-budgets bench-otlp bench-size \
+        test-scale test-ha deps format format-check
 
 # libvgsink and the tools that link it are built once sink/ has sources.
 SINK_TARGETS := $(if $(SINK_SRC),$(BUILD)/libvgsink.a $(BUILD)/libvgsink.so.0 $(BUILD)/libvgsink.so \
@@ -119,6 +119,20 @@ $(BUILD)/schema_embed.c: $(SCHEMA_SQL) $(BUILD)/schema.list Makefile
 $(BUILD)/obj/schema_embed.o: $(BUILD)/schema_embed.c
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Wno-overlength-strings -c -o $@ $<
+
+# The OTLP trace messages the collector reads, generated from our own subset of
+# the OTLP .proto (collector/proto/) by protoc-c into $(BUILD).
+OTLP_PROTO := collector/proto/otlp_trace.proto
+$(BUILD)/otlp_trace.pb-c.c $(BUILD)/otlp_trace.pb-c.h &: $(OTLP_PROTO)
+	@mkdir -p $(BUILD)
+	@$(if $(Q),echo "  PROTOC  $<")
+	$(Q)protoc-c --proto_path=collector/proto --c_out=$(BUILD) $<
+
+$(BUILD)/obj/otlp_trace.pb-c.o: $(BUILD)/otlp_trace.pb-c.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -Wno-cast-align -c -o $@ $<
+
+$(BUILD)/obj/collector/ingest_otlp.o $(BUILD)/obj/collector/ingest.o: $(BUILD)/otlp_trace.pb-c.h
 
 # The dashboard (collector/web/) is embedded the same way. In the HTML each
 # asset URL gets ?v=<its content hash>, so assets can be cached for a year and
@@ -230,7 +244,8 @@ run: deps
 
 # The whole suite: the layer check (tests/check_layers.py: which directory may
 # include which), unit tests, integration tests against real PostgreSQL with
-# the normal build, the same again built with ASan+UBSan, then 30 s of fuzzing.
+# the normal build, the same again built with ASan+UBSan, then 30 s of fuzzing
+# split between the fuzz targets (the JSON ingest and OTLP decoders).
 test: deps
 	$(Q)$(MAKE) --no-print-directory format-check
 	$(Q)$(PYTHON) tests/check_layers.py
@@ -266,10 +281,18 @@ test-ha: deps all
 # ---- fuzzing (clang + libFuzzer from libclang-rt-14-dev) --------------------
 
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
-               -Icommon -Icollector $(PKG_CFLAGS)
-fuzz: $(BUILD)/fuzz_ingest
+               -Icommon -Icollector -I$(BUILD) $(PKG_CFLAGS)
+fuzz: $(BUILD)/fuzz_ingest $(BUILD)/fuzz_otlp
 
-$(BUILD)/fuzz_ingest: tests/fuzz/fuzz_ingest.c $(COMMON_SRC) collector/ingest_decode.c
+# The OTLP decoders, both encodings, and their answers.
+$(BUILD)/fuzz_otlp: tests/fuzz/fuzz_otlp.c $(COMMON_SRC) collector/ingest_otlp.c collector/ingest_batch.c \
+                    $(BUILD)/otlp_trace.pb-c.c
+	@mkdir -p $(BUILD)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+$(BUILD)/fuzz_ingest: tests/fuzz/fuzz_ingest.c $(COMMON_SRC) collector/ingest_json.c collector/ingest_batch.c \
+                     collector/ingest_turns.c
 	@mkdir -p $(BUILD)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm
@@ -277,6 +300,8 @@ $(BUILD)/fuzz_ingest: tests/fuzz/fuzz_ingest.c $(COMMON_SRC) collector/ingest_de
 fuzz-run: fuzz
 	$(Q)mkdir -p $(BUILD)/fuzz-corpus && cp -n tests/fuzz/corpus/* $(BUILD)/fuzz-corpus/ 2>/dev/null || true
 	$(Q)$(BUILD)/fuzz_ingest -max_total_time=$${FUZZ_SECONDS:-300} -rss_limit_mb=512 $(BUILD)/fuzz-corpus
+	$(Q)mkdir -p $(BUILD)/fuzz-corpus-otlp && cp -n tests/fuzz/corpus_otlp/* $(BUILD)/fuzz-corpus-otlp/ 2>/dev/null || true
+	$(Q)$(BUILD)/fuzz_otlp -max_total_time=$${FUZZ_SECONDS:-300} -rss_limit_mb=1024 $(BUILD)/fuzz-corpus-otlp
 
 # ---- benchmarks (print figures; never part of `make test`) -------------------
 
@@ -287,6 +312,10 @@ bench-ingest: deps all
 # Ingest direct and through pgbouncer in transaction mode, in the same run.
 bench-pooled: deps all
 	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) tests/bench/bench_pooled.py
+
+# POST /v1/traces (protobuf OTLP) against POST /v1/ingest on the same rows.
+bench-otlp: deps all
+	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) tests/bench/bench_otlp.py
 
 bench-sink: deps all
 	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) tests/bench/bench_sink.py

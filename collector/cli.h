@@ -93,5 +93,6 @@ int cli_config_sample(int argc, char **argv);
 int cli_budgets(int argc, char **argv);
 int cli_export(int argc, char **argv);
 int cli_periods(int argc, char **argv);
+int cli_prices(int argc, char **argv);
 
 #endif

@@ -89,7 +89,7 @@ static int cli_rollup_table(const struct rollup_query *q, const PGresult *res)
 		return 1;
 	}
 	for (int i = 0; i < ROLLUP_NMEASURES; i++) {
-		frac[i] = rollup_sql_measure_is_money(i) ? 2 : 0;
+		frac[i] = rollup_measures[i].kind == ROLLUP_MEASURE_MONEY ? 2 : 0;
 		for (int r = 0; r < PQntuples(res); r++) {
 			int f = cli_rollup_frac(PQgetvalue(res, r, m0 + i));
 			frac[i] = f > frac[i] ? f : frac[i];
@@ -110,7 +110,7 @@ static int cli_rollup_table(const struct rollup_query *q, const PGresult *res)
 						    : rollup_params_col_name(
 							      q->cols[c - label - period]);
 				else
-					v = rollup_sql_measures[c - label - ntext];
+					v = rollup_measures[c - label - ntext].name;
 				snprintf(tmp, sizeof(tmp), "%s", v);
 				for (char *p = tmp; *p; p++)
 					*p = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);

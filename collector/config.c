@@ -67,8 +67,16 @@ const struct config_param config_params[] = {
 	  "request body bytes all clients together may be sending before their requests run (each "
 	  "reserves its Content-Length, or max_body_bytes if chunked); past it new uploads get 503",
 	  NULL, NULL },
+	{ "max_price_feed_bytes", CFG_SIZE, OFF(max_price_feed_bytes), true, "4194304", 1024, 0,
+	  "largest price feed imported (POST /v1/billing/price-book, after gunzip, and each file "
+	  "of `prices import`); larger gets 413",
+	  NULL, NULL },
 	{ "max_inflated_bytes", CFG_SIZE, OFF(max_inflated_bytes), true, "67108864", 1024, 0,
 	  "largest body after gunzip, checked while inflating; larger gets 413", NULL, NULL },
+	{ "max_decoded_bytes", CFG_SIZE, OFF(max_decoded_bytes), true, "268435456", 1048576, 0,
+	  "most memory one OTLP trace request (POST /v1/traces) may take once decoded (its protobuf "
+	  "messages, or its JSON tree), in bytes; more gets 413",
+	  NULL, NULL },
 	{ "max_batch_rows", CFG_INT, OFF(max_batch_rows), true, "10000", 1, 0,
 	  "most rows in one ingest request; more gets 413", NULL, NULL },
 	{ "max_row_age_days", CFG_INT, OFF(max_row_age_days), true, "400", 0, 0,

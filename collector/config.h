@@ -23,6 +23,7 @@ struct config {
 	size_t max_small_body_bytes;   /* routes with a small JSON body (server.c) */
 	size_t max_pending_body_bytes; /* sum of bodies being received (gate.c) */
 	size_t max_inflated_bytes;
+	size_t max_decoded_bytes; /* an OTLP request once decoded */
 	int max_batch_rows;
 	int max_row_age_days;
 	int max_clock_skew_s;
@@ -77,8 +78,9 @@ struct config {
 	char *webhook_allow; /* webhook_policy.c's lists */
 	char *webhook_deny;
 	char *webhook_ca_file;
-	int dashboard;	     /* CFG_ENUM: CONFIG_ON or CONFIG_OFF */
-	char *metrics_token; /* health.c: empty, or the bearer /metrics requires */
+	int dashboard;		     /* CFG_ENUM: CONFIG_ON or CONFIG_OFF */
+	char *metrics_token;	     /* health.c: empty, or the bearer /metrics requires */
+	size_t max_price_feed_bytes; /* price_book.c: one feed, after gunzip */
 };
 
 /* CFG_ENUM stores the index of its word in the row's choices, as an int. */

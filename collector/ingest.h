@@ -1,4 +1,5 @@
-/* POST /v1/ingest and POST /v1/ingest/turns: the loop-side handlers. */
+/* POST /v1/ingest, POST /v1/ingest/turns and POST /v1/traces (OTLP/HTTP):
+ * the loop-side handlers. */
 #ifndef VGC_INGEST_H
 #define VGC_INGEST_H
 
@@ -6,5 +7,6 @@
 
 void ingest_handle(struct http_req *hr);
 void ingest_handle_turns(struct http_req *hr);
+void ingest_handle_traces(struct http_req *hr);
 
 #endif

@@ -4,7 +4,9 @@
  *   or after the horizon -> the staging table; one statement: claim ids in
  *   cost_row_ids (sorted byte-wise, the index's order,
  *   ON CONFLICT DO NOTHING RETURNING id), insert only the claimed rows into
- *   cost_rows, and upsert the hourly rollup from those inserted rows
+ *   cost_rows, each with its book cost (a join to the price book's rates in
+ *   effect at its time, price_book.c), and upsert the hourly rollup from
+ *   those inserted rows
  *   (pre-aggregated, in key order); COPY rejects -> ingest_rejects; COMMIT.
  *   The statement is first tried under a savepoint in a form that assumes
  *   every id is new (a plain claim); a stored id fails it with
@@ -33,11 +35,14 @@
 
 #include "buf.h"
 #include "db.h"
-#include "ingest_decode.h"
+#include "ingest_json.h"
+#include "ingest_turns.h"
 #include "log.h"
 #include "metrics.h"
 #include "num.h"
 #include "pool.h"
+#include "price_book.h"
+#include "rollup_shape.h"
 #include "row.h"
 #include "row_fields.h"
 
@@ -79,9 +84,57 @@ static void store_columns(struct buf *out, const char *prefix, bool typed)
 			   typed ? " " : "", typed ? row_fields[i].sql_type : "");
 }
 
+/* The rest of ins's RETURNING list (the columns the rollup reads, after
+ * ts) and the agg step: the hourly rollup upserted from the inserted rows,
+ * pre-aggregated in key order. Built from the rollup shape. */
+static void store_rollup_sql(struct buf *sql)
+{
+	for (int i = 0; i < ROLLUP_NKEYS; i++)
+		buf_printf(sql, ", %s", rollup_keys[i]);
+	for (int i = 0; i < ROLLUP_NMEASURES; i++) {
+		const char *uses = rollup_measures[i].uses;
+		int j;
+
+		for (j = 0; j < i && uses; j++)
+			if (rollup_measures[j].uses && strcmp(rollup_measures[j].uses, uses) == 0)
+				break;
+		if (uses && j == i)
+			buf_printf(sql, ", %s", uses);
+	}
+	buf_puts(sql, "), agg AS (  INSERT INTO cost_rollup_hourly AS r (hour");
+	for (int i = 0; i < ROLLUP_NKEYS; i++)
+		buf_printf(sql, ", %s", rollup_keys[i]);
+	for (int i = 0; i < ROLLUP_NMEASURES; i++)
+		if (rollup_measure_stored(&rollup_measures[i]))
+			buf_printf(sql, ", %s", rollup_measures[i].name);
+	buf_puts(sql, ")  SELECT date_trunc('hour', ts)");
+	for (int i = 0; i < ROLLUP_NKEYS; i++)
+		buf_printf(sql, ", %s", rollup_keys[i]);
+	for (int i = 0; i < ROLLUP_NMEASURES; i++)
+		if (rollup_measure_stored(&rollup_measures[i]))
+			buf_printf(sql, ", %s", rollup_measures[i].from_rows);
+	buf_puts(sql, "  FROM ins GROUP BY 1");
+	for (int i = 0; i < ROLLUP_NKEYS; i++)
+		buf_printf(sql, ", %d", i + 2);
+	buf_puts(sql, " ORDER BY 1");
+	for (int i = 0; i < ROLLUP_NKEYS; i++)
+		buf_printf(sql, ", %d", i + 2);
+	buf_puts(sql, "  ON CONFLICT (hour");
+	for (int i = 0; i < ROLLUP_NKEYS; i++)
+		buf_printf(sql, ", %s", rollup_keys[i]);
+	buf_puts(sql, ")  DO UPDATE SET ");
+	for (int i = 0, n = 0; i < ROLLUP_NMEASURES; i++)
+		if (rollup_measure_stored(&rollup_measures[i]))
+			buf_printf(sql, "%s%s = r.%s + excluded.%s", n++ ? ", " : "",
+				   rollup_measures[i].name, rollup_measures[i].name,
+				   rollup_measures[i].name);
+	buf_puts(sql, "  RETURNING 1");
+}
+
 /* One insert statement (see the top of the file): claim ends the id claim
  * (ON CONFLICT or not, and what it returns); source is where the rows for
- * cost_rows come from, after "FROM vgc_stage s". NULL on out of memory. */
+ * cost_rows come from, after "FROM <the staged rows priced by the book> s".
+ * NULL on out of memory. */
 static char *store_insert_sql(const char *claim, const char *source)
 {
 	struct buf sql;
@@ -95,32 +148,25 @@ static char *store_insert_sql(const char *claim, const char *source)
 	buf_puts(&sql, "), ins AS (  INSERT INTO cost_rows (");
 	store_columns(&sql, "", false);
 	buf_puts(&sql, ", key_id) SELECT ");
-	store_columns(&sql, "s.", false);
-	buf_puts(&sql, ", $1::bigint FROM vgc_stage s");
+	for (int i = 0; i < ROW_NFIELDS; i++) {
+		if (i)
+			buf_puts(&sql, ", ");
+		if (row_fields[i].kind == ROW_KIND_BOOK)
+			price_book_field_sql(&sql, row_fields[i].column); /* never the worker's */
+		else if (strcmp(row_fields[i].column, "cost_usd") == 0 ||
+			 strcmp(row_fields[i].column, "pricing_source") == 0)
+			price_book_unpriced_sql(&sql, row_fields[i].column);
+		else
+			buf_printf(&sql, "s.%s", row_fields[i].column);
+	}
+	buf_puts(&sql, ", $1::bigint FROM ");
+	price_book_source_sql(&sql);
 	buf_puts(&sql, source);
-	buf_puts(
-		&sql,
-		"  RETURNING ts, project, agent_id, tenant_id, modality, provider, model_id, status,"
-		"   cost_usd, rated_price_usd, input_units, output_units, cached_input_units"
-		"), agg AS ("
-		"  INSERT INTO cost_rollup_hourly AS r (hour, project, agent_id, tenant_id, modality,"
-		"   provider, model_id, requests, errors, fallbacks, cost_usd, rated_price_usd,"
-		"   input_units, output_units, cached_input_units)"
-		"  SELECT date_trunc('hour', ts), project, agent_id, tenant_id, modality, provider,"
-		"   model_id, count(*), count(*) FILTER (WHERE status = 'error'),"
-		"   count(*) FILTER (WHERE status = 'fallback'), sum(cost_usd), sum(rated_price_usd),"
-		"   sum(input_units), sum(output_units), sum(cached_input_units)"
-		"  FROM ins GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7"
-		"  ON CONFLICT (hour, project, agent_id, tenant_id, modality, provider, model_id)"
-		"  DO UPDATE SET requests = r.requests + excluded.requests,"
-		"   errors = r.errors + excluded.errors, fallbacks = r.fallbacks + excluded.fallbacks,"
-		"   cost_usd = r.cost_usd + excluded.cost_usd,"
-		"   rated_price_usd = r.rated_price_usd + excluded.rated_price_usd,"
-		"   input_units = r.input_units + excluded.input_units,"
-		"   output_units = r.output_units + excluded.output_units,"
-		"   cached_input_units = r.cached_input_units + excluded.cached_input_units"
-		"  RETURNING 1"
-		") SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM agg)");
+	buf_puts(&sql, "  RETURNING ts");
+	store_rollup_sql(&sql);
+	/* ins returns book_cost_usd: the rollup's priced_rows measure reads it. */
+	buf_puts(&sql, ") SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM agg),"
+		       " (SELECT count(*) FROM ins WHERE book_cost_usd IS NULL)");
 	out = sql.over ? NULL : buf_steal(&sql, NULL);
 	buf_release(&sql);
 	return out;
@@ -214,7 +260,7 @@ static void copy_row(struct buf *out, const struct row *r, long long us)
 {
 	for (int i = 0; i < ROW_NFIELDS; i++) {
 		const struct row_field *f = &row_fields[i];
-		const void *m = ROW_FIELD_CPTR(r, f->offset);
+		const void *m = f->kind == ROW_KIND_BOOK ? NULL : ROW_FIELD_CPTR(r, f->offset);
 
 		if (i)
 			buf_putc(out, '\t');
@@ -236,6 +282,7 @@ static void copy_row(struct buf *out, const struct row *r, long long us)
 			else
 				buf_printf(out, "%lld", *(const long long *)m);
 			break;
+		case ROW_KIND_BOOK: buf_append(out, "\\N", 2); break; /* set by the insert */
 		}
 	}
 	buf_putc(out, '\n');
@@ -397,8 +444,9 @@ static bool store_begin(PGconn *conn, bool *has, long long *us, char *day, size_
 	return true;
 }
 
-/* Runs one of the insert statements; *accepted gets the rows it stored. */
-static bool store_run(PGconn *conn, const char *sql, const char *key, int *accepted,
+/* Runs one of the insert statements; counts gets the rows it stored and how
+ * many of them the price book did not price. */
+static bool store_run(PGconn *conn, const char *sql, const char *key, int counts[2],
 		      struct store_fail *f, char *err, size_t errlen)
 {
 	const char *params[1] = { key };
@@ -409,27 +457,29 @@ static bool store_run(PGconn *conn, const char *sql, const char *key, int *accep
 		PQclear(r);
 		return false;
 	}
-	*accepted = atoi(PQgetvalue(r, 0, 0));
+	counts[0] = atoi(PQgetvalue(r, 0, 0));
+	counts[1] = atoi(PQgetvalue(r, 0, 2));
 	PQclear(r);
 	return true;
 }
 
 /* Stages len bytes of COPY rows and stores the ones whose ids are new;
- * *accepted gets how many (the others were duplicates). With fresh, it first
+ * counts gets how many (the others were duplicates), and of them how many
+ * are unpriced (store_run). With fresh, it first
  * assumes every id is new, as for almost every batch a fleet sends: a plain
  * claim skips ON CONFLICT's speculative insertion and the join back to the
  * claimed ids. The first id already stored (a resend, or an id twice in the
  * batch) fails it with unique_violation; its savepoint is rolled back and
  * insert_sql, which skips stored ids, runs instead. */
 static bool store_insert(PGconn *conn, const char *rows, size_t len, const char *key, bool fresh,
-			 int *accepted, struct store_fail *f, char *err, size_t errlen)
+			 int counts[2], struct store_fail *f, char *err, size_t errlen)
 {
 	if (!store_copy(conn, "COPY vgc_stage FROM STDIN", rows, len, f, err, errlen))
 		return false;
 	if (fresh) {
 		if (!store_exec(conn, "SAVEPOINT vgc_fresh", f, err, errlen))
 			return false;
-		if (store_run(conn, fresh_sql, key, accepted, f, err, errlen)) {
+		if (store_run(conn, fresh_sql, key, counts, f, err, errlen)) {
 			metrics_ingest_claim(true);
 			return true;
 		}
@@ -438,7 +488,7 @@ static bool store_insert(PGconn *conn, const char *rows, size_t len, const char 
 			return false;
 		metrics_ingest_claim(false);
 	}
-	return store_run(conn, insert_sql, key, accepted, f, err, errlen);
+	return store_run(conn, insert_sql, key, counts, f, err, errlen);
 }
 
 /* Our words for a row PostgreSQL refused, by SQLSTATE class. */
@@ -483,6 +533,7 @@ static void store_result_reset(struct ingest_result *res)
 	}
 	res->nrejects = 0;
 	res->accepted = 0;
+	res->unpriced = 0;
 	res->duplicates = 0;
 }
 
@@ -495,14 +546,15 @@ static bool store_rows_one_by_one(PGconn *conn, const struct ingest_batch *b,
 				  struct store_fail *f, char *err, size_t errlen)
 {
 	for (int k = 0; k < n; k++) {
-		int accepted = 0;
+		int counts[2] = { 0, 0 };
 		char why[256];
 
 		if (!store_exec(conn, "SAVEPOINT vgc_row", f, err, errlen))
 			return false;
 		if (store_insert(conn, rows->data + starts[k], starts[k + 1] - starts[k], key,
-				 false, &accepted, f, err, errlen)) {
-			res->accepted += accepted;
+				 false, counts, f, err, errlen)) {
+			res->accepted += counts[0];
+			res->unpriced += counts[1];
 			if (!store_exec(conn, "DELETE FROM vgc_stage; RELEASE SAVEPOINT vgc_row", f,
 					err, errlen))
 				return false;
@@ -571,9 +623,13 @@ static bool store_txn(PGconn *conn, const struct ingest_batch *b, const long lon
 	if (rows.over)
 		goto oom;
 	if (!per_row) {
-		if (n && !store_insert(conn, rows.data, rows.len, key, true, &res->accepted, f, err,
-				       errlen))
+		int counts[2] = { 0, 0 };
+
+		if (n &&
+		    !store_insert(conn, rows.data, rows.len, key, true, counts, f, err, errlen))
 			goto fail;
+		res->accepted = counts[0];
+		res->unpriced = counts[1];
 	} else if (!store_rows_one_by_one(conn, b, &rows, starts, which, n, key, res, f, err,
 					  errlen)) {
 		goto fail;

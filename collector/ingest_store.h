@@ -14,6 +14,7 @@ struct cJSON;
 
 struct ingest_result {
 	int accepted;
+	int unpriced;	/* of the accepted rows, those the price book did not price */
 	int duplicates; /* already stored, or repeated in the batch */
 	/* Valid rows the database side refused on their own, in request order
 	 * (owned; kept in ingest_rejects like the decoder's): rows older than

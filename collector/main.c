@@ -23,6 +23,7 @@ static const struct command commands[] = {
 	{ "budgets", cli_budgets, "set, list or remove budgets (spend limits with alerts)" },
 	{ "export", cli_export, "write the FOCUS 1.2 cost export of a billing period" },
 	{ "periods", cli_periods, "list, close or reopen billing periods (UTC months)" },
+	{ "prices", cli_prices, "import price feeds into the price book" },
 	{ "config-sample", cli_config_sample, "print a config file with every key and default" },
 	{ NULL, NULL, NULL },
 };

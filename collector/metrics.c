@@ -31,6 +31,7 @@ static _Atomic uint64_t bytes_received, bytes_compressed, bytes_inflated;
 static _Atomic uint64_t latency_buckets[METRICS_NBUCKETS];
 static _Atomic uint64_t latency_count, latency_sum_us;
 static _Atomic uint64_t claims_fresh, claims_resend;
+static _Atomic uint64_t unpriced_rows;
 static _Atomic uint64_t db_errors, auth_failures, rate_limited;
 static _Atomic uint64_t conns_open, conns_refused, pending_body_refused;
 static _Atomic uint64_t agents_by_status[3], agents_dropped, agents_backlog;
@@ -91,6 +92,11 @@ void metrics_ingest_latency(double seconds)
 			atomic_fetch_add(&latency_buckets[i], 1);
 	atomic_fetch_add(&latency_count, 1);
 	atomic_fetch_add(&latency_sum_us, (uint64_t)(seconds * 1e6));
+}
+
+void metrics_unpriced(uint64_t rows)
+{
+	atomic_fetch_add(&unpriced_rows, rows);
 }
 
 void metrics_ingest_claim(bool fresh)
@@ -233,6 +239,11 @@ void metrics_render(struct buf *out, const struct metrics_gauges *g)
 			   " new, one plain insert) or resend (an id already stored, so stored"
 			   " ids were skipped).",
 			   "path", claims, 2);
+
+	metrics_counter(out, "vgcollector_unpriced_rows_total",
+			"Rows stored that the price book did not price (book_cost_usd null): a"
+			" model or meter missing from it; GET /v1/billing/unpriced lists them.",
+			atomic_load(&unpriced_rows));
 
 	metrics_gauge(out, "vgcollector_db_pool_size", "Database connections configured.",
 		      g->pool_size);

@@ -18,6 +18,8 @@ void metrics_bytes(uint64_t received, uint64_t compressed, uint64_t inflated);
 void metrics_ingest_latency(double seconds);
 /* One ingest transaction's id claim: fresh (every id new) or not (a resend). */
 void metrics_ingest_claim(bool fresh);
+/* Rows stored that the price book did not price (book_cost_usd NULL). */
+void metrics_unpriced(uint64_t rows);
 void metrics_db_error(void);
 void metrics_auth_failure(void);
 void metrics_rate_limited(void);

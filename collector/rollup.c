@@ -64,7 +64,7 @@ bool rollup_render_csv(const struct rollup_query *q, const PGresult *res, struct
 	for (int i = 0; i < q->ncols; i++)
 		buf_printf(out, "%s,", rollup_params_col_name(q->cols[i]));
 	for (int i = 0; i < ROLLUP_NMEASURES; i++)
-		buf_printf(out, "%s%s", rollup_sql_measures[i],
+		buf_printf(out, "%s%s", rollup_measures[i].name,
 			   i + 1 < ROLLUP_NMEASURES ? "," : "\r\n");
 	for (int r = 0; r < PQntuples(res); r++) {
 		if (PQgetvalue(res, r, 0)[0] != '0')
@@ -84,8 +84,8 @@ static void json_measures(const struct rollup_query *q, struct buf *out, const P
 	for (int i = 0; i < ROLLUP_NMEASURES; i++) {
 		const char *v = PQgetvalue(res, r, ROLLUP_COL0_GROUPS + q->ncols + i);
 
-		buf_printf(out, "%s\"%s\":", i ? "," : "", rollup_sql_measures[i]);
-		if (rollup_sql_measure_is_money(i))
+		buf_printf(out, "%s\"%s\":", i ? "," : "", rollup_measures[i].name);
+		if (rollup_measures[i].kind == ROLLUP_MEASURE_MONEY)
 			row_json_string(out, v); /* exact decimal string */
 		else
 			buf_puts(out, v); /* integer or exact numeric text: a JSON number */
@@ -262,12 +262,48 @@ static int answer_rows(PGconn *conn, const struct rollup_query *q, struct buf *o
 	return rollup_rendered(out, err, errlen);
 }
 
+/* {"from","to","models":[{provider, model_id, modality, rows, cost_usd,
+ * first_seen, last_seen}]}: the models the price book lacks. */
+static int answer_unpriced(PGconn *conn, const struct rollup_query *q, struct buf *out, char *err,
+			   size_t errlen)
+{
+	static const char *const names[] = { "provider", "model_id",   "modality", "rows",
+					     "cost_usd", "first_seen", "last_seen" };
+	struct rollup_sql sql;
+	int status;
+	PGresult *res = rollup_run(conn, rollup_sql_unpriced(q, &sql), &sql, &status, err, errlen);
+	char t[40];
+
+	if (!res)
+		return status;
+	timefmt_format(q->from_us, t, sizeof(t));
+	buf_printf(out, "{\"from\":\"%s\",", t);
+	timefmt_format(q->to_us, t, sizeof(t));
+	buf_printf(out, "\"to\":\"%s\",\"models\":[", t);
+	for (int r = 0; r < PQntuples(res); r++) {
+		buf_puts(out, r ? ",{" : "{");
+		for (int c = 0; c < 7; c++) {
+			buf_printf(out, "%s\"%s\":", c ? "," : "", names[c]);
+			if (c == 3)
+				buf_puts(out, PQgetvalue(res, r, c)); /* a count */
+			else
+				row_json_string(out,
+						value_or_null(res, r, c)); /* money as a string */
+		}
+		buf_putc(out, '}');
+	}
+	buf_puts(out, "]}");
+	PQclear(res);
+	return out->over ? 503 : 200;
+}
+
 int rollup_answer(PGconn *conn, const struct rollup_query *q, struct buf *out, char *err,
 		  size_t errlen)
 {
 	switch (q->kind) {
 	case ROLLUP_KIND_ROLLUPS: return answer_rollups(conn, q, out, err, errlen);
 	case ROLLUP_KIND_COSTS: return answer_costs(conn, q, out, err, errlen);
+	case ROLLUP_KIND_UNPRICED: return answer_unpriced(conn, q, out, err, errlen);
 	case ROLLUP_KIND_ROWS: break;
 	}
 	return answer_rows(conn, q, out, err, errlen);
@@ -396,6 +432,11 @@ void rollup_handle_rollups(struct http_req *hr)
 void rollup_handle_costs(struct http_req *hr)
 {
 	rollup_submit(hr, ROLLUP_KIND_COSTS);
+}
+
+void rollup_handle_unpriced(struct http_req *hr)
+{
+	rollup_submit(hr, ROLLUP_KIND_UNPRICED);
 }
 
 void rollup_handle_rows(struct http_req *hr)

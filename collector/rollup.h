@@ -14,6 +14,7 @@
 
 void rollup_handle_rollups(struct http_req *hr);
 void rollup_handle_costs(struct http_req *hr);
+void rollup_handle_unpriced(struct http_req *hr);
 void rollup_handle_rows(struct http_req *hr);
 
 /* Runs s on conn (blocking). Returns the result (caller PQclears) or NULL with

@@ -12,8 +12,9 @@
 #include "db.h"
 #include "log.h"
 #include "pool.h"
-#include "tasks.h"
+#include "rollup_shape.h"
 #include "rollup_sql.h"
+#include "tasks.h"
 
 /* Longer than a typical ingest transaction, shorter than deadlock_timeout
  * (1 s by default): the summariser gives up first when it waits on writers,
@@ -30,28 +31,33 @@ static const char rollup_daily_pick_sql[] =
 	" ORDER BY day LIMIT 1 FOR UPDATE SKIP LOCKED";
 
 /* INSERT INTO cost_rollup_daily ... SELECT sums of the day's hours; built
- * once from rollup_sql_measures (the measure list has one home). */
+ * once from the rollup shape (rollup_shape.c, the measures' one home). */
 static char *rollup_daily_fill_sql(void)
 {
-	static const char keys[] = "project, agent_id, tenant_id, modality, provider, model_id";
-	struct buf b;
+	struct buf b, keys;
+	char *out = NULL;
 
 	buf_init(&b, 0);
-	buf_printf(&b, "INSERT INTO cost_rollup_daily (day, %s", keys);
+	buf_init(&keys, 0);
+	for (int i = 0; i < ROLLUP_NKEYS; i++)
+		buf_printf(&keys, "%s%s", i ? ", " : "", rollup_keys[i]);
+	buf_printf(&b, "INSERT INTO cost_rollup_daily (day, %s", keys.data);
 	for (int i = 0; i < ROLLUP_NMEASURES; i++)
-		buf_printf(&b, ", %s", rollup_sql_measures[i]);
-	buf_printf(&b, ") SELECT to_timestamp($1::bigint), %s", keys);
+		if (rollup_measure_stored(&rollup_measures[i]))
+			buf_printf(&b, ", %s", rollup_measures[i].name);
+	buf_printf(&b, ") SELECT to_timestamp($1::bigint), %s", keys.data);
 	for (int i = 0; i < ROLLUP_NMEASURES; i++)
-		buf_printf(&b, ", sum(%s)", rollup_sql_measures[i]);
+		if (rollup_measure_stored(&rollup_measures[i]))
+			buf_printf(&b, ", sum(%s)", rollup_measures[i].name);
 	buf_printf(&b,
 		   " FROM cost_rollup_hourly WHERE hour >= to_timestamp($1::bigint)"
 		   " AND hour < to_timestamp($1::bigint) + interval '24 hours' GROUP BY %s",
-		   keys);
-	if (b.over) {
-		buf_release(&b);
-		return NULL;
-	}
-	return buf_steal(&b, NULL);
+		   keys.data);
+	if (!b.over && !keys.over)
+		out = buf_steal(&b, NULL);
+	buf_release(&b);
+	buf_release(&keys);
+	return out;
 }
 
 /* Runs one parameterized statement; the result (tuples or command) or NULL

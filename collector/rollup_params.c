@@ -11,11 +11,12 @@
 #define K_RU ROLLUP_KIND_ROLLUPS
 #define K_CO ROLLUP_KIND_COSTS
 #define K_RO ROLLUP_KIND_ROWS
+#define K_UN ROLLUP_KIND_UNPRICED
 
 /* Order matters: it is the order of the list in "unknown parameter" messages. */
 static const struct rollup_param_def rollup_params_table[] = {
-	{ "from", K_RU | K_RO, ROLLUP_P_FROM, 0 },
-	{ "to", K_RU | K_RO, ROLLUP_P_TO, 0 },
+	{ "from", K_RU | K_RO | K_UN, ROLLUP_P_FROM, 0 },
+	{ "to", K_RU | K_RO | K_UN, ROLLUP_P_TO, 0 },
 	{ "start", K_CO, ROLLUP_P_START, 0 },
 	{ "end", K_CO, ROLLUP_P_END, 0 },
 	{ "period", K_CO, ROLLUP_P_PERIOD, 0 },
@@ -25,11 +26,11 @@ static const struct rollup_param_def rollup_params_table[] = {
 	{ "csv_raw", K_RU, ROLLUP_P_CSV_RAW, 0 },
 	{ "limit", K_RO, ROLLUP_P_LIMIT, 0 },
 	{ "next", K_RO, ROLLUP_P_NEXT, 0 },
-	{ "project", K_RU | K_CO | K_RO, ROLLUP_P_FILTER, ROLLUP_COL_PROJECT },
+	{ "project", K_RU | K_CO | K_RO | K_UN, ROLLUP_P_FILTER, ROLLUP_COL_PROJECT },
 	{ "agent", K_RU | K_RO, ROLLUP_P_FILTER, ROLLUP_COL_AGENT },
-	{ "tenant", K_RU | K_CO | K_RO, ROLLUP_P_FILTER, ROLLUP_COL_TENANT },
-	{ "modality", K_RU | K_RO, ROLLUP_P_FILTER, ROLLUP_COL_MODALITY },
-	{ "provider", K_RU | K_RO, ROLLUP_P_FILTER, ROLLUP_COL_PROVIDER },
+	{ "tenant", K_RU | K_CO | K_RO | K_UN, ROLLUP_P_FILTER, ROLLUP_COL_TENANT },
+	{ "modality", K_RU | K_RO | K_UN, ROLLUP_P_FILTER, ROLLUP_COL_MODALITY },
+	{ "provider", K_RU | K_RO | K_UN, ROLLUP_P_FILTER, ROLLUP_COL_PROVIDER },
 	{ "model", K_RU | K_RO, ROLLUP_P_FILTER, ROLLUP_COL_MODEL },
 	{ "session_id", K_RO, ROLLUP_P_FILTER, ROLLUP_COL_SESSION },
 };
@@ -70,9 +71,10 @@ void rollup_params_list(enum rollup_kind kind, char *out, size_t outlen)
 
 const char *rollup_params_path(enum rollup_kind k)
 {
-	return k == ROLLUP_KIND_ROLLUPS ? "/v1/rollups"
-	       : k == ROLLUP_KIND_COSTS ? "/v1/costs"
-					: "/v1/rows";
+	return k == ROLLUP_KIND_ROLLUPS	   ? "/v1/rollups"
+	       : k == ROLLUP_KIND_COSTS	   ? "/v1/costs"
+	       : k == ROLLUP_KIND_UNPRICED ? "/v1/billing/unpriced"
+					   : "/v1/rows";
 }
 
 const char *rollup_params_col_name(enum rollup_col c)

@@ -8,7 +8,12 @@
 #include <stddef.h>
 
 /* Which endpoint a query is for; decides which parameters it accepts. */
-enum rollup_kind { ROLLUP_KIND_ROLLUPS = 1, ROLLUP_KIND_COSTS = 2, ROLLUP_KIND_ROWS = 4 };
+enum rollup_kind {
+	ROLLUP_KIND_ROLLUPS = 1,
+	ROLLUP_KIND_COSTS = 2,
+	ROLLUP_KIND_ROWS = 4,
+	ROLLUP_KIND_UNPRICED = 8, /* /v1/billing/unpriced: the models the book lacks */
+};
 
 enum rollup_granularity { ROLLUP_HOUR = 0, ROLLUP_DAY, ROLLUP_MONTH, ROLLUP_TOTAL };
 #define ROLLUP_NGRANULARITIES 4

@@ -373,6 +373,16 @@ int rollup_query_parse(struct rollup_query *q, const struct rollup_param *params
 			return st;
 		q->has_to = true;
 	}
+	if (q->kind == ROLLUP_KIND_UNPRICED) {
+		long long now_us = (long long)(lim->now * 1e6);
+
+		/* Defaults: the 30 days up to the end of the current hour. */
+		if (!q->has_to)
+			q->to_us = (timefmt_floor_div(now_us, US_PER_HOUR) + 1) * US_PER_HOUR;
+		if (!q->has_from)
+			q->from_us = q->to_us - 30 * US_PER_DAY;
+		q->has_from = q->has_to = true;
+	}
 	if (q->kind == ROLLUP_KIND_ROLLUPS) {
 		long long now_us = (long long)(lim->now * 1e6), n;
 

@@ -17,21 +17,6 @@ static const char *const rollup_sql_cols[ROLLUP_NCOLS] = {
 	"project", "agent_id", "tenant_id", "modality", "provider", "model_id", "session_id",
 };
 
-const char *const rollup_sql_measures[ROLLUP_NMEASURES] = {
-	"requests",	   "errors",	  "fallbacks",	  "cost_usd",
-	"rated_price_usd", "input_units", "output_units", "cached_input_units",
-};
-
-bool rollup_sql_measure_is_count(int i)
-{
-	return i < 3;
-}
-
-bool rollup_sql_measure_is_money(int i)
-{
-	return i == 3 || i == 4;
-}
-
 void rollup_sql_free(struct rollup_sql *s)
 {
 	for (int i = 0; i < s->nparams; i++)
@@ -201,14 +186,15 @@ static bool rollup_sql_branch_head(const struct rollup_query *q, const struct ro
 	return ok && rollup_sql_key_list(t, k);
 }
 
-/* ", sum(m) AS m, ..." over every measure. */
+/* ", sum(m) AS m, ..." over every stored measure. */
 static bool rollup_sql_branch_sums(struct buf *t)
 {
 	bool ok = true;
 
 	for (int i = 0; i < ROLLUP_NMEASURES; i++)
-		ok = ok && buf_printf(t, ", sum(%s) AS %s", rollup_sql_measures[i],
-				      rollup_sql_measures[i]);
+		if (rollup_measure_stored(&rollup_measures[i]))
+			ok = ok && buf_printf(t, ", sum(%s) AS %s", rollup_measures[i].name,
+					      rollup_measures[i].name);
 	return ok;
 }
 
@@ -308,7 +294,8 @@ static bool rollup_sql_source(const struct rollup_query *q, const struct rollup_
 	/* Whole, summarised days: rows per day and group already, not summed again here. */
 	ok = buf_puts(t, " FROM (") && rollup_sql_branch_head(q, k, s, "d.day", 0, NULL);
 	for (int i = 0; i < ROLLUP_NMEASURES; i++)
-		ok = ok && buf_printf(t, ", %s", rollup_sql_measures[i]);
+		if (rollup_measure_stored(&rollup_measures[i]))
+			ok = ok && buf_printf(t, ", %s", rollup_measures[i].name);
 	ok = ok && buf_printf(t, " FROM %s d WHERE vgc_rollup_serial()",
 			      narrow ? "cost_rollup_tenant_daily" : "cost_rollup_daily");
 	if (q->has_from)
@@ -392,8 +379,15 @@ bool rollup_sql_rollups(const struct rollup_query *q, struct rollup_sql *out)
 			rollup_sql_period_fmt);
 	for (int i = 0; i < q->ncols; i++)
 		ok = ok && buf_printf(t, ", %s", rollup_sql_cols[q->cols[i]]);
-	for (int i = 0; i < ROLLUP_NMEASURES; i++)
-		ok = ok && buf_printf(t, ", coalesce(sum(%s), 0)", rollup_sql_measures[i]);
+	for (int i = 0; i < ROLLUP_NMEASURES; i++) {
+		const struct rollup_measure *m = &rollup_measures[i];
+
+		if (rollup_measure_stored(m))
+			ok = ok && buf_printf(t, ", coalesce(sum(%s), 0)", m->name);
+		else
+			ok = ok && buf_printf(t, ", coalesce(sum(%s), 0) - coalesce(sum(%s), 0)",
+					      m->minus[0], m->minus[1]);
+	}
 	ok = ok && rollup_sql_source(q, &k, true, out) &&
 	     buf_printf(t, " GROUP BY GROUPING SETS ((%s", period);
 	for (int i = 0; i < q->ncols; i++)
@@ -463,5 +457,20 @@ bool rollup_sql_rows(const struct rollup_query *q, struct rollup_sql *out)
 	snprintf(lim, sizeof(lim), "%d", q->limit + 1);
 	ok = ok && buf_puts(t, " ORDER BY ts DESC, id DESC LIMIT ") &&
 	     rollup_sql_param(out, strdup(lim), "int");
+	return ok && !t->over;
+}
+
+bool rollup_sql_unpriced(const struct rollup_query *q, struct rollup_sql *out)
+{
+	struct buf *t = rollup_sql_begin(out);
+	bool ok;
+
+	ok = buf_puts(t,
+		      "SELECT provider, model_id, modality, count(*), sum(cost_usd)::text,"
+		      " to_char(min(ts) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
+		      " to_char(max(ts) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+		      " FROM cost_rows") &&
+	     rollup_sql_where(q, out, "ts") &&
+	     buf_puts(t, " AND book_cost_usd IS NULL GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1, 2, 3");
 	return ok && !t->over;
 }

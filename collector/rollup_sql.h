@@ -7,6 +7,7 @@
 #include <stdbool.h>
 
 #include "buf.h"
+#include "rollup_shape.h"
 #include "rollup_query.h"
 
 /* Parameterized SQL. The text comes only from fixed fragments chosen by the
@@ -21,13 +22,8 @@ struct rollup_sql {
 
 /* Result columns of rollup_sql_rollups: 0 is 1 on the one totals row (last)
  * and 0 on the others; 1 the period (NULL for total); then q->cols in order;
- * then ROLLUP_NMEASURES measures in the order of rollup_sql_measures[]. */
-#define ROLLUP_NMEASURES 8
+ * then ROLLUP_NMEASURES measures in the order of rollup_measures[]. */
 #define ROLLUP_COL0_GROUPS 2 /* the first group column */
-extern const char *const rollup_sql_measures[ROLLUP_NMEASURES];
-/* Which measures are money (decimal strings in JSON) and which are counts. */
-bool rollup_sql_measure_is_money(int i);
-bool rollup_sql_measure_is_count(int i);
 
 bool rollup_sql_rollups(const struct rollup_query *q, struct rollup_sql *out)
 	__attribute__((warn_unused_result));
@@ -37,6 +33,11 @@ bool rollup_sql_costs(const struct rollup_query *q, struct rollup_sql *out)
 /* /v1/rows: columns json (one object per row), cursor ts (epoch us), id. Asks
  * for limit + 1 rows so the caller knows whether there is a next page. */
 bool rollup_sql_rows(const struct rollup_query *q, struct rollup_sql *out)
+	__attribute__((warn_unused_result));
+/* /v1/billing/unpriced: the rows the price book did not price, per
+ * (provider, model_id, modality): columns those three, rows, cost_usd (text),
+ * first and last timestamp (RFC 3339 text); most rows first. */
+bool rollup_sql_unpriced(const struct rollup_query *q, struct rollup_sql *out)
 	__attribute__((warn_unused_result));
 void rollup_sql_free(struct rollup_sql *s);
 

@@ -29,6 +29,7 @@
 #include "notify.h"
 #include "periods_metrics.h"
 #include "pool.h"
+#include "price_book_http.h"
 #include "ratelimit.h"
 #include "replica.h"
 #include "reconcile_http.h"
@@ -51,6 +52,8 @@ static const struct http_route server_routes[] = {
 	  ingest_handle },
 	{ "/v1/ingest/turns", HTTP_POST, HTTP_ROLES_WRITE, HTTP_BODY_STREAM, NULL,
 	  HTTP_POOL_PRIMARY, ingest_handle_turns },
+	{ "/v1/traces", HTTP_POST, HTTP_ROLES_WRITE, HTTP_BODY_STREAM, NULL, HTTP_POOL_PRIMARY,
+	  ingest_handle_traces },
 	{ "/healthz", HTTP_GET, HTTP_OPEN, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY,
 	  health_handle_healthz },
 	{ "/readyz", HTTP_GET, HTTP_OPEN, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY,
@@ -83,6 +86,10 @@ static const struct http_route server_routes[] = {
 	  focus_http_handle_periods },
 	{ "/v1/periods/*", HTTP_POST, HTTP_ROLE(ROLE_ADMIN), HTTP_BODY_CAPPED,
 	  "max_small_body_bytes", HTTP_POOL_LONG, focus_http_handle_period_act },
+	{ "/v1/billing/price-book", HTTP_POST, HTTP_ROLE(ROLE_ADMIN), HTTP_BODY_STREAM, NULL,
+	  HTTP_POOL_PRIMARY, price_book_http_import },
+	{ "/v1/billing/unpriced", HTTP_GET, HTTP_ROLES_READ, HTTP_BODY_NONE, NULL, HTTP_POOL_READ,
+	  rollup_handle_unpriced },
 	{ "/", HTTP_GET, HTTP_OPEN, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY, web_handle },
 	{ "/ui/*", HTTP_GET, HTTP_OPEN, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY, web_handle },
 	{ NULL, 0, 0, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY, NULL },

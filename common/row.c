@@ -372,7 +372,8 @@ static bool row_read_fields(struct field_err *fe, struct row *r, char **metadata
 		case ROW_KIND_AMOUNT:
 		case ROW_KIND_MEASURE: ok = row_get_number(fe, f->name, m, f->required); break;
 		case ROW_KIND_JSON:
-		case ROW_KIND_COUNT: break;
+		case ROW_KIND_COUNT:
+		case ROW_KIND_BOOK: break; /* the collector's, never the worker's */
 		}
 		if (!ok)
 			return false;
@@ -397,9 +398,12 @@ static bool row_read_fields(struct field_err *fe, struct row *r, char **metadata
 		    !row_get_metadata(fe, &row_fields[i], r, metadata_owned))
 			return false;
 	for (int i = 0; i < ROW_NFIELDS; i++) {
-		const char **m = ROW_FIELD_PTR(r, row_fields[i].offset);
+		const char **m;
 
-		if (row_fields[i].absent && !*m)
+		if (!row_fields[i].absent)
+			continue;
+		m = ROW_FIELD_PTR(r, row_fields[i].offset);
+		if (!*m)
 			*m = row_fields[i].absent;
 	}
 	return true;
@@ -713,8 +717,11 @@ bool row_to_json(const struct row *r, struct buf *out)
 	buf_putc(out, '{');
 	for (int i = 0; i < ROW_NFIELDS; i++) {
 		const struct row_field *f = &row_fields[i];
-		const void *m = ROW_FIELD_CPTR(r, f->offset);
+		const void *m;
 
+		if (f->kind == ROW_KIND_BOOK)
+			continue; /* not the worker's to send */
+		m = ROW_FIELD_CPTR(r, f->offset);
 		row_json_key(out, f->name, i == 0);
 		switch (f->kind) {
 		case ROW_KIND_TEXT: {
@@ -745,6 +752,7 @@ bool row_to_json(const struct row *r, struct buf *out)
 			else
 				buf_printf(out, "%lld", *(const long long *)m);
 			break;
+		case ROW_KIND_BOOK: break;
 		}
 	}
 	buf_putc(out, '}');

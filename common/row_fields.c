@@ -32,6 +32,12 @@
 			"double precision", false, NULL, false                                     \
 	}
 
+#define BOOK(name, type, money)                                                                    \
+	{                                                                                          \
+#name, #name, ROW_KIND_BOOK, ROW_NO_OFFSET, ROW_CAP_NONE, NB, false, NULL, type,   \
+			false, NULL, money                                                         \
+	}
+
 const struct row_field row_fields[] = {
 	TEXT(id, ROW_CAP_ID, NB, true, NULL, true),
 	{ "timestamp", "ts", ROW_KIND_TIME, R(timestamp), ROW_CAP_NONE, NB, true, NULL,
@@ -62,6 +68,8 @@ const struct row_field row_fields[] = {
 	TEXT(revision, ROW_CAP_STRING, NB, false, NULL, false),
 	{ "turn_index", "turn_index", ROW_KIND_COUNT, R(turn_index), ROW_CAP_NONE, NB, false, NULL,
 	  "integer", false, NULL, false },
+	BOOK(book_cost_usd, "numeric", true),
+	BOOK(book_revision, "text", false),
 };
 
 _Static_assert(sizeof(row_fields) / sizeof(row_fields[0]) == ROW_NFIELDS,
@@ -72,6 +80,7 @@ static const char *const row_kind_names[] = {
 	[ROW_KIND_MODALITY] = "modality", [ROW_KIND_STATUS] = "status",
 	[ROW_KIND_AMOUNT] = "amount",	  [ROW_KIND_MEASURE] = "measure",
 	[ROW_KIND_JSON] = "json",	  [ROW_KIND_COUNT] = "count",
+	[ROW_KIND_BOOK] = "book",
 };
 
 bool row_fields_json(struct buf *out)

@@ -19,6 +19,10 @@ enum row_kind {
 	ROW_KIND_MEASURE,  /* double >= 0, NaN = null */
 	ROW_KIND_JSON,	   /* const char * holding a compact JSON object, NULL = null */
 	ROW_KIND_COUNT,	   /* long long 0..2147483647, < 0 = null */
+	/* Set by the collector in the ingest transaction (the price book's
+	 * cost of the row, price_book.c): not in struct row nor vgsink_row, a
+	 * worker's value for it is never read, staged as null and replaced. */
+	ROW_KIND_BOOK,
 };
 
 /* The length rule of a TEXT or JSON field (see row_validate). */
@@ -33,6 +37,7 @@ enum row_cap {
 };
 
 #define ROW_NO_BYTES ((size_t)-1)
+#define ROW_NO_OFFSET ((size_t)-1) /* a BOOK field has no member */
 
 struct row_field {
 	const char *name;   /* the JSON key on the wire */
@@ -49,7 +54,7 @@ struct row_field {
 	bool money;		 /* AMOUNT in dollars: read endpoints give it as a decimal string */
 };
 
-#define ROW_NFIELDS 24
+#define ROW_NFIELDS 26
 /* The TEXT and JSON fields, the order row_string_fields gives them in. */
 #define ROW_NSTRINGS 13
 

@@ -17,6 +17,7 @@ pkgs=(
   systemd                                                     # systemd-analyze verify
   pgbouncer haproxy                                           # make test-scale, bench-pooled
   patroni etcd-server                                         # make test-ha
+  libprotobuf-c-dev protobuf-c-compiler                       # OTLP/HTTP protobuf (build)
 )
 
 missing=()
@@ -26,13 +27,29 @@ for p in "${pkgs[@]}"; do
     missing+=("$p")
   fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-
-if [ "$(id -u)" -ne 0 ]; then
-  echo "install-deps: missing packages: ${missing[*]}; run as root or install them" >&2
-  exit 1
+# node and npm for the OpenTelemetry JS SDK tests: Debian's, unless a node
+# with its own npm is already there (Debian's npm would conflict with it).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  missing+=(nodejs npm)
 fi
-echo "install-deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: missing packages: ${missing[*]}; run as root or install them" >&2
+    exit 1
+  fi
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The OpenTelemetry JS SDK and exporters tests/test_otlp.py drives, at the
+# versions tests/otel/package-lock.json pins, into tests/otel/node_modules.
+# Skipped when the tree was installed from this very lock file (the copy
+# node_modules/.vgc-lock.json left by the last install).
+otel="$(cd "$(dirname "$0")/../tests/otel" && pwd)"
+if ! cmp -s "$otel/package-lock.json" "$otel/node_modules/.vgc-lock.json" 2>/dev/null; then
+  echo "install-deps: npm ci in tests/otel"
+  (cd "$otel" && npm ci --no-audit --no-fund --loglevel=error >/dev/null &&
+    cp package-lock.json node_modules/.vgc-lock.json)
+fi

@@ -415,13 +415,18 @@ static int sink_row_convert(struct vgsink *s, const vgsink_row *in, struct row *
 	row_init(r);
 	for (int i = 0; i < ROW_NFIELDS; i++) {
 		const struct row_field *f = &row_fields[i];
-		const void *from = ROW_FIELD_CPTR(in, sink_row_fields[i].offset);
-		void *to = ROW_FIELD_PTR(r, f->offset);
+		const void *from;
+		void *to;
 		const char *v;
 		bool nul = false;
 		double d;
 
+		if (f->kind == ROW_KIND_BOOK)
+			continue; /* the collector sets it, not the worker */
+		from = ROW_FIELD_CPTR(in, sink_row_fields[i].offset);
+		to = ROW_FIELD_PTR(r, f->offset);
 		switch (f->kind) {
+		case ROW_KIND_BOOK: break;
 		case ROW_KIND_MODALITY:
 			v = *(const char *const *)from;
 			if (!v || !row_modality_parse(v, to))

@@ -35,6 +35,9 @@ const struct sink_row_field sink_row_fields[] = {
 	S(tenant_id, tenant_id),
 	S(revision, revision),
 	S(turn_index, turn_index),
+	/* The collector's own (ROW_KIND_BOOK): no member, never sent. */
+	{ "book_cost_usd", ROW_NO_OFFSET },
+	{ "book_revision", ROW_NO_OFFSET },
 };
 
 _Static_assert(sizeof(sink_row_fields) / sizeof(sink_row_fields[0]) == ROW_NFIELDS,

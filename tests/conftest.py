@@ -2,6 +2,7 @@
 (initdb into a temp dir, unix socket only, pg_ctl -w, as pgbouncer's tests do),
 a fresh migrated database per test, and real collector processes."""
 
+import json
 import os
 import pwd
 import re
@@ -343,31 +344,23 @@ def assert_ledger_consistent(db):
     horizon = ledger_horizon(db)
     since = "'-infinity'::timestamptz" if horizon is None else "%s"
     args = () if horizon is None else (horizon,)
-    bad = db.query(
-        "WITH r AS (SELECT date_trunc('hour', ts) AS hour, project, agent_id, tenant_id,"
-        "  modality, provider, model_id, count(*) AS requests,"
-        "  count(*) FILTER (WHERE status = 'error') AS errors,"
-        "  count(*) FILTER (WHERE status = 'fallback') AS fallbacks, sum(cost_usd) AS cost_usd,"
-        "  sum(rated_price_usd) AS rated, sum(input_units) AS iu, sum(output_units) AS ou,"
-        "  sum(cached_input_units) AS cu FROM cost_rows GROUP BY 1,2,3,4,5,6,7),"
-        f" h AS (SELECT * FROM cost_rollup_hourly WHERE hour >= {since})"
-        " SELECT coalesce(h.hour, r.hour), coalesce(h.tenant_id, r.tenant_id),"
-        "  h.requests, r.requests, h.cost_usd, r.cost_usd"
-        " FROM r FULL JOIN h ON h.hour = r.hour AND h.project = r.project"
-        "  AND h.modality = r.modality AND h.agent_id IS NOT DISTINCT FROM r.agent_id"
-        "  AND h.tenant_id IS NOT DISTINCT FROM r.tenant_id"
-        "  AND h.provider IS NOT DISTINCT FROM r.provider"
-        "  AND h.model_id IS NOT DISTINCT FROM r.model_id"
-        " WHERE h.requests IS DISTINCT FROM r.requests OR h.errors IS DISTINCT FROM r.errors"
-        "  OR h.fallbacks IS DISTINCT FROM r.fallbacks OR h.cost_usd IS DISTINCT FROM r.cost_usd"
-        "  OR h.rated_price_usd IS DISTINCT FROM r.rated OR h.input_units IS DISTINCT FROM r.iu"
-        "  OR h.output_units IS DISTINCT FROM r.ou"
-        "  OR h.cached_input_units IS DISTINCT FROM r.cu LIMIT 5", *args)
-    assert not bad, f"rollup differs from the sums over cost_rows (hour, tenant, " \
-        f"rollup requests, row requests, rollup cost, row cost): {bad}"
+    keys = ("hour",) + tuple(ROLLUP_SHAPE["keys"])
+    # A test of an older migration holds only the measures of its schema.
+    measures = live_measures(db)
+    from_rows = ", ".join(f"{m['from_rows']} AS {m['name']}" for m in ROLLUP_SHAPE["measures"]
+                          if m["name"] in measures)
+    bad = sums_differ(
+        db, keys,
+        f"SELECT date_trunc('hour', ts) AS hour, {', '.join(ROLLUP_SHAPE['keys'])},"
+        f" {from_rows} FROM cost_rows GROUP BY {', '.join(map(str, range(1, len(keys) + 1)))}",
+        f"SELECT * FROM cost_rollup_hourly WHERE hour >= {since}", args, measures)
+    assert not bad, f"rollup differs from the sums over cost_rows (hour, project, agent, " \
+        f"tenant, modality, provider, model, row requests, rollup requests, row cost, " \
+        f"rollup cost): {bad}"
     orphans = db.scalar("SELECT count(*) FROM cost_rows c WHERE NOT EXISTS"
                         " (SELECT 1 FROM cost_row_ids i WHERE i.id = c.id)")
     assert orphans == 0, f"{orphans} stored rows have no id in cost_row_ids: a resend would count twice"
+    sums = ", ".join(f"sum({c}) AS {c}" for c in measures)
     if db.scalar("SELECT to_regclass('cost_rollup_daily') IS NOT NULL"):
         # Every day not listed dirty: its daily rows are its hours' sums.
         keys = ("project", "agent_id", "tenant_id", "modality", "provider", "model_id")
@@ -375,9 +368,9 @@ def assert_ledger_consistent(db):
         bad = sums_differ(
             db, ("day",) + keys,
             "SELECT * FROM (SELECT date_trunc('day', hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
-            f" AS day, {', '.join(keys)}, {ROLLUP_SUMS} FROM cost_rollup_hourly"
+            f" AS day, {', '.join(keys)}, {sums} FROM cost_rollup_hourly"
             f" GROUP BY 1, {', '.join(keys)}) h{clean}",
-            f"SELECT * FROM cost_rollup_daily{clean}")
+            f"SELECT * FROM cost_rollup_daily{clean}", (), measures)
         assert not bad, f"daily rollup of a clean day differs from its hours (day, project, " \
             f"agent, tenant, modality, provider, model, hourly requests, daily requests, " \
             f"hourly cost, daily cost): {bad}"
@@ -385,9 +378,9 @@ def assert_ledger_consistent(db):
         # Every day, listed or not: the narrow summary is the daily rows' sums.
         bad = sums_differ(
             db, ("day", "tenant_id", "project"),
-            f"SELECT day, tenant_id, project, {ROLLUP_SUMS} FROM cost_rollup_daily"
+            f"SELECT day, tenant_id, project, {sums} FROM cost_rollup_daily"
             " GROUP BY 1, 2, 3",
-            "SELECT * FROM cost_rollup_tenant_daily")
+            "SELECT * FROM cost_rollup_tenant_daily", (), measures)
         assert not bad, f"cost_rollup_tenant_daily differs from the sums of cost_rollup_daily " \
             f"(day, tenant, project, daily requests, narrow requests, daily cost, narrow cost): {bad}"
         # Every summarised day not listed: its narrow hours are its hours' sums.
@@ -395,22 +388,56 @@ def assert_ledger_consistent(db):
                  " (SELECT day FROM vgc_rollup_dirty_days)")
         bad = sums_differ(
             db, ("hour", "tenant_id", "project"),
-            f"SELECT hour, tenant_id, project, {ROLLUP_SUMS} FROM cost_rollup_hourly"
+            f"SELECT hour, tenant_id, project, {sums} FROM cost_rollup_hourly"
             f" WHERE {clean} AND date_trunc('day', hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
             " IN (SELECT day FROM cost_rollup_daily) GROUP BY 1, 2, 3",
-            f"SELECT * FROM cost_rollup_tenant_hourly WHERE {clean}")
+            f"SELECT * FROM cost_rollup_tenant_hourly WHERE {clean}", (), measures)
         assert not bad, f"cost_rollup_tenant_hourly differs from the hours of a clean day " \
             f"(hour, tenant, project, hourly requests, narrow requests, hourly cost, narrow cost): {bad}"
 
 
-ROLLUP_MEASURES = ("requests", "errors", "fallbacks", "cost_usd", "rated_price_usd",
-                   "input_units", "output_units", "cached_input_units")
-ROLLUP_SUMS = ", ".join(f"sum({c}) AS {c}" for c in ROLLUP_MEASURES)
+def load_rollup_shape():
+    """The rollup tables' keys and measures (collector/rollup_shape.c, printed
+    by build/rollup-shape): the tests' one list of them too."""
+    out = subprocess.run([os.path.join(BUILD, "rollup-shape")], capture_output=True, text=True,
+                         check=True)
+    return json.loads(out.stdout)
+
+
+ROLLUP_SHAPE = load_rollup_shape()
+# The measures the rollup tables store, and every measure the read API answers.
+ROLLUP_MEASURES = tuple(m["name"] for m in ROLLUP_SHAPE["measures"] if m["from_rows"])
+API_MEASURES = [m["name"] for m in ROLLUP_SHAPE["measures"]]
+API_MONEY = {m["name"] for m in ROLLUP_SHAPE["measures"] if m["kind"] == "money"}
+
+
+def rollup_row_aggregates():
+    """Every API measure as an aggregate over cost_rows, in the API's order
+    (a derived one as the difference of its two stored measures)."""
+    by_name = {m["name"]: m for m in ROLLUP_SHAPE["measures"]}
+    out = []
+    for m in ROLLUP_SHAPE["measures"]:
+        if m["from_rows"]:
+            out.append(f"coalesce({m['from_rows']}, 0)")
+        else:
+            a, b = (by_name[n]["from_rows"] for n in m["minus"])
+            out.append(f"coalesce({a}, 0) - coalesce({b}, 0)")
+    return out
+
+
 # Rollup keys that are never NULL: joined with = so the check can hash.
 ROLLUP_NOT_NULL_KEYS = {"day", "hour", "project", "modality"}
 
 
-def sums_differ(db, keys, want, have):
+def live_measures(db):
+    """The stored measures cost_rollup_hourly has in this database's schema."""
+    have = {r[0] for r in db.query(
+        "SELECT column_name FROM information_schema.columns"
+        " WHERE table_schema = current_schema() AND table_name = 'cost_rollup_hourly'")}
+    return tuple(m for m in ROLLUP_MEASURES if m in have)
+
+
+def sums_differ(db, keys, want, have, args=(), measures=ROLLUP_MEASURES):
     """Up to 5 groups (by keys) where two relations of rollup measures, given
     as SQL, disagree: a group in one only, or any measure unequal. Each is the
     keys, then want's and have's requests and cost_usd."""
@@ -420,8 +447,8 @@ def sums_differ(db, keys, want, have):
         f"SELECT {', '.join(f'coalesce(w.{k}, h.{k})' for k in keys)},"
         " w.requests, h.requests, w.cost_usd, h.cost_usd"
         f" FROM ({want}) w FULL JOIN ({have}) h ON {on}"
-        f" WHERE ({', '.join('w.' + c for c in ROLLUP_MEASURES)}) IS DISTINCT FROM"
-        f" ({', '.join('h.' + c for c in ROLLUP_MEASURES)}) LIMIT 5")
+        f" WHERE ({', '.join('w.' + c for c in measures)}) IS DISTINCT FROM"
+        f" ({', '.join('h.' + c for c in measures)}) LIMIT 5", *args)
 
 
 def assert_sink_stats_add_up(st):

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The whole suite, as `make test` runs it: unit tests and the integration
 suite against the normal build, the same again against the ASan+UBSan build,
-then the libFuzzer target for a fixed time. Ends with "N passed, N failed".
-A skipped test counts as failed unless its reason is on SKIP_ALLOWED."""
+then the libFuzzer targets for a fixed time split between them. Ends with
+"N passed, N failed". A skipped test counts as failed unless its reason is on
+SKIP_ALLOWED."""
 
 import argparse
 import os
@@ -86,17 +87,29 @@ def run_pytest(build, extra):
     return total - bad - skipped, bad + len(refused)
 
 
+# Each libFuzzer target with its seed corpus; the fuzzing time is split
+# between them.
+FUZZ_TARGETS = (("fuzz_ingest", "corpus"), ("fuzz_otlp", "corpus_otlp"))
+
+
 def run_fuzz(build, seconds):
-    print(f"== fuzzing the ingest decoder for {seconds} s", flush=True)
-    corpus = tempfile.mkdtemp(prefix="vgc-fuzz-")
-    seeds = os.path.join(ROOT, "tests", "fuzz", "corpus")
-    dirs = [corpus] + ([seeds] if os.path.isdir(seeds) else [])
-    r = subprocess.run([os.path.join(ROOT, build, "fuzz_ingest"), f"-max_total_time={seconds}",
-                        "-rss_limit_mb=1024", "-print_final_stats=1", *dirs],
-                       cwd=ROOT, capture_output=True, text=True)
-    tail = "\n".join(r.stderr.splitlines()[-12:])
-    print(tail)
-    return (1, 0) if r.returncode == 0 else (0, 1)
+    passed = failed = 0
+    share = max(1, seconds // len(FUZZ_TARGETS))
+    for target, seed_dir in FUZZ_TARGETS:
+        print(f"== fuzzing {target} for {share} s", flush=True)
+        corpus = tempfile.mkdtemp(prefix="vgc-fuzz-")
+        seeds = os.path.join(ROOT, "tests", "fuzz", seed_dir)
+        dirs = [corpus] + ([seeds] if os.path.isdir(seeds) else [])
+        r = subprocess.run([os.path.join(ROOT, build, target), f"-max_total_time={share}",
+                            "-rss_limit_mb=1024", "-print_final_stats=1", *dirs],
+                           cwd=ROOT, capture_output=True, text=True)
+        tail = "\n".join(r.stderr.splitlines()[-12:])
+        print(tail)
+        if r.returncode == 0:
+            passed += 1
+        else:
+            failed += 1
+    return passed, failed
 
 
 def main():

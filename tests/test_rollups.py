@@ -15,10 +15,9 @@ import subprocess
 
 import pytest
 
-from conftest import VGC, make_row, run_vgc, sanitizer_env
+from conftest import API_MEASURES, VGC, make_row, rollup_row_aggregates, run_vgc, sanitizer_env
 
-MEASURES = ["requests", "errors", "fallbacks", "cost_usd", "rated_price_usd",
-            "input_units", "output_units", "cached_input_units"]
+MEASURES = API_MEASURES
 COLS = {"project": "project", "agent": "agent_id", "tenant": "tenant_id",
         "modality": "modality", "provider": "provider", "model": "model_id"}
 PROVIDERS = {"stt": ["deepgram", "whisper"], "llm": ["openai", "anthropic"],
@@ -95,9 +94,7 @@ def sql_rollup(db, granularity, group_by, frm, to, where="", args=()):
     sel = ", ".join([period] + cols)
     n = len(cols) + 1
     rows = db.query(
-        f"SELECT {sel}, count(*), count(*) FILTER (WHERE status = 'error'),"
-        " count(*) FILTER (WHERE status = 'fallback'), sum(cost_usd), sum(rated_price_usd),"
-        " sum(input_units), sum(output_units), sum(cached_input_units) FROM cost_rows"
+        f"SELECT {sel}, {', '.join(rollup_row_aggregates())} FROM cost_rows"
         f" WHERE ts >= %s AND ts < %s {where} GROUP BY {', '.join(str(i + 1) for i in range(n))}",
         frm, to, *args)
     return {tuple(r[:n]): tuple(dec(v) for v in r[n:]) for r in rows}
@@ -410,7 +407,7 @@ def test_rows_newest_first_with_keyset_cursor_and_filters(db, collector):
     assert seen[0]["cost_usd"] == "0.00039" and seen[0]["metadata"] == {"tenant": "acme"}
     assert seen[0]["tenant_id"] == "acme"
     # Every wire field, from the row's field table, plus when it arrived.
-    assert set(seen[0]) == set(make_row(0)) | {"received_at"}
+    assert set(seen[0]) == set(make_row(0)) | {"received_at", "book_cost_usd", "book_revision"}
     assert isinstance(seen[0]["rated_price_usd"], str) and seen[0]["input_units"] == 1200
     odd = jloads(collector.get("/v1/rows", key=read, params={"session_id": "s-odd"}))
     assert {r["session_id"] for r in odd["rows"]} == {"s-odd"} and len(odd["rows"]) == 12
@@ -480,7 +477,9 @@ def test_rollup_over_no_data_has_no_rows_and_zero_totals(db, collector):
             assert body["rows"] == []
             assert body["totals"] == {"requests": 0, "errors": 0, "fallbacks": 0,
                                       "cost_usd": "0", "rated_price_usd": "0", "input_units": 0,
-                                      "output_units": 0, "cached_input_units": 0}
+                                      "output_units": 0, "cached_input_units": 0,
+                                      "book_cost_usd": "0", "priced_rows": 0,
+                                      "unpriced_rows": 0}
             r = collector.get("/v1/rollups", key=read, params={
                 "from": "2024-05-01", "to": "2024-05-02", "granularity": granularity,
                 "group_by": group_by, "format": "csv"})

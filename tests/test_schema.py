@@ -5,7 +5,7 @@ forgets a field, or a field the table forgets, fails here."""
 import json
 import subprocess
 
-from conftest import BUILD
+from conftest import BUILD, ROLLUP_SHAPE
 
 # Columns the collector fills itself, not fields of the wire row: the key that
 # stored the row, and when. Name -> (data_type, not null, default).
@@ -51,7 +51,7 @@ def schema_mismatches(db):
 
 def test_field_table_matches_cost_rows(db):
     fields = field_table()
-    assert len(fields) == 24
+    assert len(fields) == 26
     assert [f["name"] for f in fields][:3] == ["id", "timestamp", "modality"]
     assert schema_mismatches(db) == []
 
@@ -66,3 +66,44 @@ def test_schema_check_catches_a_changed_nullability(db):
     assert schema_mismatches(db) == [
         "model_id: field table says ('text', False, None), cost_rows has ('text', True, None)"
     ]
+
+
+ROLLUP_TABLES = {
+    "cost_rollup_hourly": ["hour"] + ROLLUP_SHAPE["keys"],
+    "cost_rollup_daily": ["day"] + ROLLUP_SHAPE["keys"],
+    "cost_rollup_tenant_daily": ["day", "tenant_id", "project"],
+    "cost_rollup_tenant_hourly": ["hour", "tenant_id", "project"],
+}
+ROLLUP_SQL_TYPES = {"count": "bigint", "money": "numeric", "units": "numeric"}
+
+
+def rollup_mismatches(db):
+    """One line per rollup table whose measure columns are not the rollup
+    shape's stored measures (name, type, NOT NULL DEFAULT 0)."""
+    want = {m["name"]: (ROLLUP_SQL_TYPES[m["kind"]], True, "0")
+            for m in ROLLUP_SHAPE["measures"] if m["from_rows"]}
+    out = []
+    for table, keys in ROLLUP_TABLES.items():
+        rows = db.query(
+            "SELECT column_name, data_type, is_nullable = 'NO', column_default"
+            " FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND table_name = %s", table)
+        have = {name: (typ, notnull, default) for name, typ, notnull, default in rows
+                if name not in keys}
+        if have != want:
+            out.append(f"{table}: shape says {sorted(want.items())}, table has {sorted(have.items())}")
+    return out
+
+
+def test_rollup_shape_matches_every_rollup_table(db):
+    """collector/rollup_shape.c is the one list of the rollup measures: every
+    rollup table (hourly, daily, and the tenant summaries) holds exactly its
+    stored measures."""
+    assert "requests" in [m["name"] for m in ROLLUP_SHAPE["measures"]]
+    assert rollup_mismatches(db) == []
+
+
+def test_rollup_shape_check_catches_a_measure_added_by_hand(db):
+    db.query("ALTER TABLE cost_rollup_daily ADD COLUMN tips numeric NOT NULL DEFAULT 0")
+    bad = rollup_mismatches(db)
+    assert len(bad) == 1 and bad[0].startswith("cost_rollup_daily:") and "tips" in bad[0]

@@ -15,7 +15,10 @@ sequential ids `bench-00000001`, ... with timestamps in order over the last hour
 Environment: BENCH_ROWS (200000), BENCH_BATCH (1000), BENCH_CONNS (4),
 BENCH_POOL (collector pool_size, 4), BENCH_WORKLOADS ("fleet,sequential"),
 BENCH_PERF (a directory: `perf record -g` the collector and the cluster's
-backends during each ingest run, one perf.data per workload).
+backends during each ingest run, one perf.data per workload), BENCH_FEEDS
+("0"; a comma list: each workload runs once per count, with that many price
+feeds in the price book, up to 3; with 3 the book prices every row of the
+workload, so the run measures the pricing join at its busiest).
 
 Other scripts import fleet_mix_batches, sequential_batches, encode_batches
 and run_ingest to send the same workload another way (through pgbouncer)."""
@@ -34,9 +37,10 @@ import threading
 import time
 import urllib.parse
 import uuid
+from decimal import Decimal
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from conftest import Collector, Db, PgCluster, metrics_map  # noqa: E402
+from conftest import VGC, Collector, Db, PgCluster, metrics_map  # noqa: E402
 
 ROWS = int(os.environ.get("BENCH_ROWS", "200000"))
 BATCH = int(os.environ.get("BENCH_BATCH", "1000"))
@@ -44,6 +48,7 @@ CONNS = int(os.environ.get("BENCH_CONNS", "4"))
 POOL = os.environ.get("BENCH_POOL", "4")
 WORKLOADS = os.environ.get("BENCH_WORKLOADS", "fleet,sequential").split(",")
 PERF_DIR = os.environ.get("BENCH_PERF", "")
+FEEDS = [int(n) for n in os.environ.get("BENCH_FEEDS", "0").split(",")]
 
 COLUMNS = ["id", "ts", "modality", "model_id", "provider", "project", "input_units",
            "output_units", "cached_input_units", "cost_usd", "rated_price_usd",
@@ -266,10 +271,55 @@ def perf_stop(p):
     p.wait(timeout=120)
 
 
-def bench_one(cluster, name, batches):
+def price_feeds(count):
+    """count voice-prices feeds (up to 3), one per provider of MODELS: its
+    model of the workload among 20 others, each with a rate that changed 30
+    days ago, as a real catalogue holds."""
+    feeds = []
+    meters = {"llm": [("text_input", "token", "0.00000015"),
+                      ("cached_text_input", "token", "0.000000075"),
+                      ("text_output", "token", "0.0000006")],
+              "stt": [("audio_input", "second", "0.0000716"), ("request", "request", "0.00001")],
+              "tts": [("text_input", "character", "0.000015")]}
+    old = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 400 * 86400))
+    new = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 30 * 86400))
+    for modality, model, provider in MODELS[:count]:
+        models = []
+        for i in range(21):
+            mid = model.split("/", 1)[1] if i == 0 else f"{model.split('/', 1)[1]}-v{i}"
+            rates = []
+            for meter, unit, amount in meters[modality]:
+                rates.append({"meter": meter, "unit": unit, "amount": amount,
+                              "effective_from": old})
+                rates.append({"meter": meter, "unit": unit,
+                              "amount": format(Decimal(amount) * Decimal("0.9"), "f"),
+                              "effective_from": new})
+            models.append({"id": mid, "modality": modality, "rates": rates})
+        feeds.append({"provider": provider, "currency": "USD", "models": models})
+    return feeds
+
+
+def load_feeds(db, count):
+    paths = []
+    for i, feed in enumerate(price_feeds(count)):
+        path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"bench-feed-{os.getpid()}-{i}.json")
+        with open(path, "w") as f:
+            json.dump(feed, f)
+        paths.append(path)
+    if paths:
+        r = subprocess.run([VGC, "prices", "import", *paths, "--db", db.conninfo],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise SystemExit(f"prices import failed: {r.stderr}")
+        for p in paths:
+            os.unlink(p)
+
+
+def bench_one(cluster, name, batches, feeds=0):
     n = sum(len(b) for b in batches)
     bodies = encode_batches(batches)
     db = Db(cluster, cluster.createdb()).migrate()
+    load_feeds(db, feeds)
     key = db.create_key("ingest")
     collector = Collector(db, args=("--pool-size", POOL, "--rate-limit-rps", "0",
                                     "--db-queue-max", "1024", "--log-level", "warn"))
@@ -289,6 +339,8 @@ def bench_one(cluster, name, batches):
     if perf:
         perf_stop(perf)
     stored = db.scalar("SELECT count(*) FROM cost_rows WHERE id NOT LIKE 'warmup-%%'")
+    priced = db.scalar("SELECT count(book_cost_usd) FROM cost_rows"
+                       " WHERE id NOT LIKE 'warmup-%%'")
     m = metrics_map(collector.get("/metrics").text)
     claims = {p: int(m[f'vgcollector_ingest_claims_total{{path="{p}"}}'])
               for p in ("fresh", "resend")}
@@ -315,7 +367,8 @@ def bench_one(cluster, name, batches):
     # On a shared machine the wall-clock ratio follows the neighbours' load;
     # the CPU each side spent per row does much less so.
     cpu_ratio = (cp1 - cp0) / max((col1 - col0) + (pg1 - pg0), 1e-9)
-    print(f"{name:<10} ingest {ingest_rate:>9,.0f} rows/s   raw COPY {copy_rate:>9,.0f} rows/s"
+    print(f"{name:<10} feeds {feeds} ({100 * priced / n:.0f}% priced)"
+          f" ingest {ingest_rate:>9,.0f} rows/s   raw COPY {copy_rate:>9,.0f} rows/s"
           f"   ratio {ingest_rate / copy_rate:.2f}   CPU ratio {cpu_ratio:.2f}"
           f"   CPU s per 100k rows: collector"
           f" {(col1 - col0) * per:.2f}, PostgreSQL {(pg1 - pg0) * per:.2f}"
@@ -338,7 +391,9 @@ def main():
         for name in WORKLOADS:
             gen = fleet_mix_batches if name == "fleet" else sequential_batches
             print(f"  {name}: {LABELS[name]}")
-            bench_one(cluster, name, gen(ROWS))
+            batches = gen(ROWS)
+            for feeds in FEEDS:
+                bench_one(cluster, name, batches, feeds)
     finally:
         cluster.stop()
     print(f"load average after: {os.getloadavg()[0]:.2f}")

@@ -9,7 +9,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "ingest_decode.h"
+#include "ingest_json.h"
+#include "ingest_turns.h"
 #include "jsoncheck.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

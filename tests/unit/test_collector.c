@@ -7,7 +7,7 @@
 
 #include "config.h"
 #include "gz.h"
-#include "ingest_decode.h"
+#include "ingest_json.h"
 #include "ratelimit.h"
 #include "unit.h"
 

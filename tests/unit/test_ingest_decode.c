@@ -7,7 +7,8 @@
 #include <string.h>
 
 #include "buf.h"
-#include "ingest_decode.h"
+#include "ingest_json.h"
+#include "ingest_turns.h"
 #include "unit.h"
 
 #define ROW_HEAD "{\"id\":\"a\",\"timestamp\":1.8e9,\"modality\":\"llm\""

@@ -502,12 +502,17 @@ UNIT_TEST(row_json_keys_follow_the_field_table)
 	CHECK(row_to_json(&r, &b));
 	root = cJSON_Parse(b.data);
 	CHECK(root != NULL);
+	/* The collector's own (BOOK) fields are not the worker's to send. */
 	cJSON_ArrayForEach(v, root)
 	{
+		while (i < ROW_NFIELDS && row_fields[i].kind == ROW_KIND_BOOK)
+			i++;
 		CHECK_MSG(i < ROW_NFIELDS && strcmp(v->string, row_fields[i].name) == 0,
 			  "key %d is \"%s\"", i, v->string);
 		i++;
 	}
+	while (i < ROW_NFIELDS && row_fields[i].kind == ROW_KIND_BOOK)
+		i++;
 	CHECK_MSG(i == ROW_NFIELDS, "%d keys", i);
 	cJSON_Delete(root);
 	buf_release(&b);
