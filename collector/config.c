@@ -174,6 +174,10 @@ const struct config_param config_params[] = {
 	  "seconds between refreshes of vgcollector_period_late_rows_total from the closed "
 	  "months; 0 turns it off",
 	  NULL, &server_tasks_hook },
+	{ "sync_standby_check_s", CFG_INT, OFF(sync_standby_check_s), true, "30", 1, 0,
+	  "seconds between checks that the database has a synchronous standby (also at startup "
+	  "and on reload; a warning and vgcollector_db_synchronous_standby 0 when not)",
+	  NULL, &server_tasks_hook },
 	{ "focus_billing_account", CFG_STR, OFF(focus_billing_account), true, "", 0, 0,
 	  "BillingAccountId and BillingAccountName of the FOCUS export; empty uses the host name",
 	  NULL, NULL },
