@@ -65,7 +65,7 @@ UNIT_SRC      := $(wildcard tests/unit/*.c)
 UNIT_OBJ      := $(UNIT_SRC:%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all run test check-layers test-unit test-integration test-san fuzz fuzz-run install clean \
-        bench-ingest bench-sink bench-rollup bench-pooled bench-budgets bench-otlp bench-size \
+        bench-ingest bench-sink bench-rollup bench-pooled bench-budgets bench-otlp bench-roster bench-size \
         test-scale test-ha deps format format-check
 
 # libvgsink and the tools that link it are built once sink/ has sources.
@@ -325,6 +325,9 @@ bench-rollup: deps all
 
 bench-budgets: deps all
 	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) tests/bench/bench_budgets.py
+
+bench-roster: deps all
+	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) tests/bench/bench_roster.py
 
 # Bytes per cost row in each table after 1M fleet-mix rows (docs/capacity.md).
 bench-size: deps all

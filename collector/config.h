@@ -63,6 +63,8 @@ struct config {
 	int sync_standby_check_s;      /* tasks: durability.c */
 	char *focus_billing_account;   /* focus.c: "" = the host name */
 	int agents_max_per_tenant;     /* roster: workers one tenant may have */
+	double agents_flush_s;	       /* tasks: the roster's beat buffer; 0: off */
+	int agents_buffer_max;	       /* roster: beats waiting, workers known */
 	size_t max_heartbeat_bytes;    /* roster: largest heartbeat body */
 	double budget_check_s;	       /* budget_eval.c */
 	double budget_eval_delay_s;

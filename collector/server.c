@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "agents.h"
+#include "agents_flush.h"
 #include "agents_metrics.h"
 #include "auth.h"
 #include "budget_eval.h"
@@ -108,6 +109,8 @@ static const struct task_def server_tasks[] = {
 	  budget_eval_task_stop, budget_eval_task_free },
 	{ "agent_gauges", "agent_gauges_interval_s", true, agents_metrics_task_new,
 	  agents_metrics_task_run, NULL, agents_metrics_task_free },
+	{ "agent_flush", "agents_flush_s", true, agents_flush_task_new, agents_flush_task_run, NULL,
+	  agents_flush_task_free },
 	{ "period_late_rows", "period_metrics_interval_s", true, periods_metrics_task_new,
 	  periods_metrics_task_run, NULL, periods_metrics_task_free },
 	{ "sync_standby", "sync_standby_check_s", false, durability_task_new, durability_task_run,
