@@ -29,7 +29,7 @@ from conftest import (Collector, Db, assert_ledger_consistent, assert_sink_stats
 from test_sink import tool
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "ha"))
-from parts import Etcd, PatroniHaproxy, PatroniNode, patronictl  # noqa: E402
+from ha_parts import Etcd, PatroniHaproxy, PatroniNode, patronictl  # noqa: E402
 
 # Each of the two events happens under its own stream: 2 sims (one per
 # collector) x 2 threads x 3,000 rows at 150 rows/s per thread, about 20 s.

@@ -14,7 +14,7 @@ import yaml
 from conftest import ROOT
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "ha"))
-from parts import HAPROXY, HAPROXY_CFG, PATRONI, PATRONI_YML  # noqa: E402
+from ha_parts import HAPROXY, HAPROXY_CFG, PATRONI, PATRONI_YML  # noqa: E402
 
 
 def test_patroni_yml_validates_and_keeps_a_synchronous_standby():
