@@ -7,6 +7,7 @@
 
 #include "buf.h"
 #include "cli.h"
+#include "cli_prices_rerate.h"
 #include "price_book.h"
 
 static const struct cli_option cli_prices_import_opts[] = {
@@ -32,7 +33,9 @@ static const struct cli_command cli_prices_import_cmd = {
 	.max_args = CLI_MAX_GIVEN,
 };
 
-static const struct cli_command *const cli_prices_cmds[] = { &cli_prices_import_cmd, NULL };
+static const struct cli_command *const cli_prices_cmds[] = { &cli_prices_import_cmd,
+							     &cli_prices_rerate_cmd,
+							     &cli_prices_reconcile_cmd, NULL };
 
 /* Reads path whole, up to max bytes (max_price_feed_bytes, as the HTTP
  * import); NULL with err. */
@@ -81,6 +84,8 @@ int cli_prices(int argc, char **argv)
 
 	if (!(cmd = cli_subcommand("prices", cli_prices_cmds, argc, argv, &rc)))
 		return rc;
+	if (cmd != &cli_prices_import_cmd)
+		return cli_prices_billing(cmd, argc, argv);
 	rc = cli_parse(cmd, argc - 1, argv + 1, &a);
 	if (rc < 0 && a.nargs < 1) {
 		fprintf(stderr, "vgcollector prices import: expected at least one FEED.json\n");

@@ -253,6 +253,11 @@ const struct config_param config_params[] = {
 	{ "dashboard", CFG_ENUM, OFF(dashboard), true, "on", 0, 0,
 	  "on: serve the web dashboard at / and /ui/; off: those paths answer 404",
 	  config_on_off_words, NULL },
+	{ "hide_cost_from_tenants", CFG_ENUM, OFF(hide_cost_from_tenants), true, "off", 0, 0,
+	  "on: tenant-scoped keys never see acquisition cost (cost, book cost, margin) in any "
+	  "read endpoint, and the FOCUS export answers them 403; off: only /v1/billing/usage "
+	  "hides it from them",
+	  config_on_off_words, NULL },
 	{ "metrics_token", CFG_STR, OFF(metrics_token), true, "", 0, 0,
 	  "when set, GET /metrics requires Authorization: Bearer <this token>; empty serves it to "
 	  "anyone",

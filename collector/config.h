@@ -81,6 +81,7 @@ struct config {
 	char *webhook_deny;
 	char *webhook_ca_file;
 	int dashboard;		     /* CFG_ENUM: CONFIG_ON or CONFIG_OFF */
+	int hide_cost_from_tenants;  /* CFG_ENUM: CONFIG_ON or CONFIG_OFF */
 	char *metrics_token;	     /* health.c: empty, or the bearer /metrics requires */
 	size_t max_price_feed_bytes; /* price_book.c: one feed, after gunzip */
 };

@@ -16,6 +16,7 @@
 #include "agents_flush.h"
 #include "agents_metrics.h"
 #include "auth.h"
+#include "billing_rerate_http.h"
 #include "budget_eval.h"
 #include "budget_http.h"
 #include "conns.h"
@@ -91,6 +92,12 @@ static const struct http_route server_routes[] = {
 	  HTTP_POOL_PRIMARY, price_book_http_import },
 	{ "/v1/billing/unpriced", HTTP_GET, HTTP_ROLES_READ, HTTP_BODY_NONE, NULL, HTTP_POOL_READ,
 	  rollup_handle_unpriced },
+	{ "/v1/billing/usage", HTTP_GET, HTTP_ROLES_READ, HTTP_BODY_NONE, NULL, HTTP_POOL_READ,
+	  rollup_handle_usage },
+	{ "/v1/billing/rerate", HTTP_POST, HTTP_ROLE(ROLE_ADMIN), HTTP_BODY_CAPPED,
+	  "max_small_body_bytes", HTTP_POOL_LONG, billing_rerate_http_run },
+	{ "/v1/billing/rerates", HTTP_GET, HTTP_ROLES_READ, HTTP_BODY_NONE, NULL, HTTP_POOL_LONG,
+	  billing_rerate_http_list },
 	{ "/", HTTP_GET, HTTP_OPEN, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY, web_handle },
 	{ "/ui/*", HTTP_GET, HTTP_OPEN, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY, web_handle },
 	{ NULL, 0, 0, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY, NULL },
