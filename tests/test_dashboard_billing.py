@@ -52,8 +52,12 @@ def test_billing_view_shows_what_the_usage_api_answers(db, collector, page):  # 
         name = "" if t["tenant_id"] is None else t["tenant_id"]
         rated, cost, margin, text = shown[name]
         assert (rated, cost, margin) == (t["rated_usd"], t["cost_usd"], t["margin_usd"])
-        for k in ("rated_usd", "cost_usd", "book_cost_usd", "margin_usd", "adjustments_usd"):
+        for k in ("rated_usd", "cost_usd", "margin_usd", "adjustments_usd"):
             assert fmt_money(t[k]) in text, (k, t[k], text)
+        # No price book is loaded: a tenant's book cost reads "unpriced", never $0.00.
+        assert t["unpriced_rows"] == t["requests"]
+        assert p.eval("document.querySelector('tr[data-billing-tenant=\"%s\"]"
+                      " td[data-col=book_cost_usd]').textContent" % name) == "unpriced"
     # The hostile model name is text: no element was made from it.
     assert XSS in p.eval("document.querySelector('#billing-unpriced').textContent")
     assert p.eval("document.querySelectorAll('main img').length") == 0

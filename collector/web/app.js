@@ -837,6 +837,9 @@
       const v = t[k];
       if (k === 'requests' || k === 'unpriced_rows' || k === 'unrated_rows') return fmtInt(v);
       if (k === 'margin_pct') return v == null ? '–' : String(v) + '%';
+      // The book priced none of these rows: its cost is unknown, never $0.
+      if (k === 'book_cost_usd' && Number(t.requests) > 0 &&
+          String(t.unpriced_rows) === String(t.requests)) return 'unpriced';
       return fmtMoney(v);
     };
     const line = (t, name, attrs) => el('tr', attrs,
