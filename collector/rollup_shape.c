@@ -30,7 +30,12 @@ const struct rollup_measure rollup_measures[] = {
 	COUNT("errors", "count(*) FILTER (WHERE status = 'error')", "status"),
 	COUNT("fallbacks", "count(*) FILTER (WHERE status = 'fallback')", "status"),
 	SUM(cost_usd, ROLLUP_MEASURE_MONEY),
-	SUM(rated_price_usd, ROLLUP_MEASURE_MONEY),
+	/* An unrated row (rated_price_usd NULL) adds nothing. */
+	{ "rated_price_usd",
+	  ROLLUP_MEASURE_MONEY,
+	  "coalesce(sum(rated_price_usd), 0)",
+	  "rated_price_usd",
+	  { 0, 0 } },
 	SUM(input_units, ROLLUP_MEASURE_UNITS),
 	SUM(output_units, ROLLUP_MEASURE_UNITS),
 	SUM(cached_input_units, ROLLUP_MEASURE_UNITS),
