@@ -37,7 +37,7 @@ bool rate_card_pick_sql(struct buf *out)
 				   " ORDER BY 1, 2, 3, 4, 5, 6, 7,"
 				   " r.tenant_id IS NOT NULL DESC, r.plan IS NOT NULL DESC,"
 				   " r.model IS NOT NULL DESC, r.provider IS NOT NULL DESC,"
-				   " r.modality IS NOT NULL DESC, r.changed_seq DESC)");
+				   " r.changed_seq DESC)");
 }
 
 /* The billable quantity of the row in the rule's unit (STT minutes, TTS

@@ -11,8 +11,8 @@
 
 /* The CTE "rate_pick AS (...)": for each distinct (tenant, modality,
  * provider, model) of the staged rows that some rule matches, the single most
- * specific rule (tenant > plan > global; model > provider > modality; ties:
- * the rule created or changed last) and its token. */
+ * specific rule (tenant > plan > global; model > provider > modality-only;
+ * ties: the rule created or changed last) and its token. */
 bool rate_card_pick_sql(struct buf *out);
 
 /* The rows for cost_rows, as a subquery named s: price_book_source_sql's

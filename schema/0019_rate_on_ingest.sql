@@ -7,8 +7,7 @@
 ALTER TABLE cost_rows ALTER COLUMN rated_price_usd DROP NOT NULL,
     ADD COLUMN IF NOT EXISTS rate_revision bigint;
 
--- The pick as ingest makes it (collector/rate_card.c): within a level, a
--- modality rule beats a rule with no scope at all, and a rule's model may
+-- The pick as ingest makes it (collector/rate_card.c): a rule's model may
 -- also name the row's model_id whole (deepgram/nova-3 with no provider).
 CREATE OR REPLACE FUNCTION vgc_rate_card_pick(p_tenant text, p_modality text, p_provider text,
                                               p_model text) RETURNS rate_card_rules
@@ -21,7 +20,6 @@ LANGUAGE sql STABLE AS $$
       AND (r.provider IS NULL OR r.provider = p_provider)
       AND (r.model IS NULL OR r.model = p_model OR r.model = vgc_model_key(p_provider, p_model))
     ORDER BY r.tenant_id IS NOT NULL DESC, r.plan IS NOT NULL DESC,
-             r.model IS NOT NULL DESC, r.provider IS NOT NULL DESC,
-             r.modality IS NOT NULL DESC, r.changed_seq DESC
+             r.model IS NOT NULL DESC, r.provider IS NOT NULL DESC, r.changed_seq DESC
     LIMIT 1
 $$;

@@ -171,7 +171,9 @@ def test_rollup_money_is_decimal_strings_and_null_tenant_is_null(db, collector):
     by_tenant = {r["tenant"]: r for r in body["rows"]}
     assert set(by_tenant) == {None, "acme"}
     assert by_tenant[None]["cost_usd"] == "0.20039"
-    assert by_tenant[None]["rated_price_usd"] == "0.4"
+    # The rated price is the rate card's (no rule: the cost x the default
+    # markup 1), not the 0.1 + 0.3 the workers sent.
+    assert by_tenant[None]["rated_price_usd"] == "0.20039"
     assert by_tenant["acme"]["cost_usd"] == "0.000000001"
     assert by_tenant[None]["requests"] == 2
     assert body["totals"]["cost_usd"] == "0.200390001"
