@@ -8,7 +8,9 @@
 
 #include "price_book.h"
 
-/* A batch's distinct (tenant, modality, provider, model), each nullable
+/* A batch's distinct (tenant, modality, provider, model), with the tenant's
+ * plan and the model as the book names it computed once each (OFFSET 0: not
+ * once per rule compared), each nullable
  * column as (value or '', is null) so that NULLs join back by hash. */
 #define RATE_KEYS(t)                                                                               \
 	"coalesce(" t "tenant_id, ''), " t "tenant_id IS NULL, " t "modality, coalesce(" t         \
@@ -17,27 +19,28 @@
 bool rate_card_pick_sql(struct buf *out)
 {
 	return buf_puts(
-		out, "rate_pick (k1, k2, k3, k4, k5, k6, k7, rule_id, kind, markup, basis, fixed,"
-		     " unit, token) AS (SELECT DISTINCT ON (1, 2, 3, 4, 5, 6, 7) " RATE_KEYS(
-			     "k.") ", r.rule_id, r.kind, r.markup, r.basis, r.fixed, r.unit,"
-				   " CASE WHEN r.kind = 'cost_plus'"
-				   " THEN 'cost_plus:' || trim_scale(r.markup)::text"
-				   " ELSE 'fixed:' || trim_scale(r.fixed)::text || '/' || r.unit"
-				   " END AS token"
-				   " FROM (SELECT DISTINCT tenant_id, modality, provider, model_id"
-				   " FROM vgc_stage) k"
-				   " LEFT JOIN tenant_plans tp ON tp.tenant_id = k.tenant_id"
-				   " JOIN rate_card_rules r"
-				   " ON (r.tenant_id IS NULL OR r.tenant_id = k.tenant_id)"
-				   " AND (r.plan IS NULL OR r.plan = tp.plan)"
-				   " AND (r.modality IS NULL OR r.modality = k.modality)"
-				   " AND (r.provider IS NULL OR r.provider = k.provider)"
-				   " AND (r.model IS NULL OR r.model = k.model_id"
-				   " OR r.model = vgc_model_key(k.provider, k.model_id))"
-				   " ORDER BY 1, 2, 3, 4, 5, 6, 7,"
-				   " r.tenant_id IS NOT NULL DESC, r.plan IS NOT NULL DESC,"
-				   " r.model IS NOT NULL DESC, r.provider IS NOT NULL DESC,"
-				   " r.changed_seq DESC)");
+		out,
+		"rate_pick (k1, k2, k3, k4, k5, k6, k7, rule_id, kind, markup, basis, fixed,"
+		" unit, token) AS (SELECT DISTINCT ON (1, 2, 3, 4, 5, 6, 7) " RATE_KEYS(
+			"k.") ", r.rule_id, r.kind, r.markup, r.basis, r.fixed, r.unit,"
+			      " CASE WHEN r.kind = 'cost_plus'"
+			      " THEN 'cost_plus:' || trim_scale(r.markup)::text"
+			      " ELSE 'fixed:' || trim_scale(r.fixed)::text || '/' || r.unit"
+			      " END AS token"
+			      " FROM (SELECT k.*, tp.plan, vgc_model_key(k.provider, k.model_id) AS mkey"
+			      " FROM (SELECT DISTINCT tenant_id, modality, provider, model_id"
+			      " FROM vgc_stage) k"
+			      " LEFT JOIN tenant_plans tp ON tp.tenant_id = k.tenant_id OFFSET 0) k"
+			      " JOIN rate_card_rules r"
+			      " ON (r.tenant_id IS NULL OR r.tenant_id = k.tenant_id)"
+			      " AND (r.plan IS NULL OR r.plan = k.plan)"
+			      " AND (r.modality IS NULL OR r.modality = k.modality)"
+			      " AND (r.provider IS NULL OR r.provider = k.provider)"
+			      " AND (r.model IS NULL OR r.model = k.model_id OR r.model = k.mkey)"
+			      " ORDER BY 1, 2, 3, 4, 5, 6, 7,"
+			      " r.tenant_id IS NOT NULL DESC, r.plan IS NOT NULL DESC,"
+			      " r.model IS NOT NULL DESC, r.provider IS NOT NULL DESC,"
+			      " r.changed_seq DESC)");
 }
 
 /* The billable quantity of the row in the rule's unit (STT minutes, TTS

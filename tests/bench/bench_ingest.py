@@ -322,8 +322,8 @@ def load_feeds(db, count):
 def rate_rules(count):
     """count rate card rules (up to 100), as an operator's card holds them:
     per tenant and modality (60), per plan (10, with half the tenants on a
-    plan), per provider and model (20, half naming models not in the
-    workload), per modality (10 over 3 modalities and providers)."""
+    plan), per provider and model (20, 3 naming the workload's models), per
+    modality and provider (10, naming providers not in the workload)."""
     rules = []
     for t in TENANTS[:20]:
         for modality, _, _ in MODELS:
@@ -334,7 +334,7 @@ def rate_rules(count):
                                 "fixed": "0.006", "unit": "minute"}))
     for i in range(20):
         modality, model, provider = MODELS[i % 3]
-        name = model.split("/", 1)[1] if i < 10 else f"{model.split('/', 1)[1]}-v{i}"
+        name = model.split("/", 1)[1] if i < 3 else f"{model.split('/', 1)[1]}-v{i}"
         rules.append(("cost_plus", {"provider": provider, "model": name, "markup": "1.25",
                                     "basis": "book" if i % 2 else "recorded"}))
     for i in range(10):
