@@ -65,8 +65,8 @@ UNIT_SRC      := $(wildcard tests/unit/*.c)
 UNIT_OBJ      := $(UNIT_SRC:%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all run test check-layers test-unit test-integration test-san fuzz fuzz-run install clean \
-        bench-ingest bench-sink bench-rollup bench-pooled bench-budgets bench-otlp test-scale deps \
-        format format-check
+        bench-ingest bench-sink bench-rollup bench-pooled bench-budgets bench-otlp bench-roster bench-size \
+        test-scale test-ha deps format format-check
 
 # libvgsink and the tools that link it are built once sink/ has sources.
 SINK_TARGETS := $(if $(SINK_SRC),$(BUILD)/libvgsink.a $(BUILD)/libvgsink.so.0 $(BUILD)/libvgsink.so \
@@ -261,12 +261,22 @@ test-unit: all
 	$(Q)$(BUILD)/unit_tests
 
 test-integration: all
-	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) -m pytest -q tests
+	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) -m pytest -q --ignore=tests/test_ha.py tests
 
 # haproxy, 3 collectors, pgbouncer (transaction mode), a primary and a streaming
-# standby, under faults. Part of `make test` too (tests/test_scale.py).
+# standby, under faults (tests/test_scale.py, part of `make test` too); then
+# losing the primary of a Patroni cluster (tests/test_ha.py, see test-ha).
 test-scale: deps all
-	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) -m pytest -q -p no:cacheprovider tests/test_scale.py
+	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) -m pytest -q -s -p no:cacheprovider tests/test_scale.py \
+	  tests/test_ha.py
+
+# etcd and two Patroni nodes (deploy/ha/patroni.yml), two collectors on a
+# multi-host conninfo; the leader is SIGKILLed mid-stream, then switched over.
+# Prints the failover time and the longest ingest gap. Not in `make test`:
+# 65 to 90 s per build, most of it Patroni bootstrapping and its lease running out
+# (docs/operations.md, Losing the primary).
+test-ha: deps all
+	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) -m pytest -q -s -p no:cacheprovider tests/test_ha.py
 
 # ---- fuzzing (clang + libFuzzer from libclang-rt-14-dev) --------------------
 
@@ -315,6 +325,13 @@ bench-rollup: deps all
 
 bench-budgets: deps all
 	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) tests/bench/bench_budgets.py
+
+bench-roster: deps all
+	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) tests/bench/bench_roster.py
+
+# Bytes per cost row in each table after 1M fleet-mix rows (docs/capacity.md).
+bench-size: deps all
+	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) tests/bench/bench_size.py
 
 # ---- install -----------------------------------------------------------------
 

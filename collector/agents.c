@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "agents_beat.h"
+#include "agents_flush.h"
 #include "agents_page.h"
 #include "agents_store.h"
 #include "buf.h"
@@ -71,14 +72,18 @@ static void agents_work(struct pool_job *pj, struct pool_worker *w)
 
 		job->status = agents_beat_decode(body ? body : "", len, &job->lim, &b, &root,
 						 job->err, sizeof(job->err));
-		if (job->status == 200) {
+		const char *project = job->project ? job->project : b.project;
+
+		/* A known worker's beat waits for the next flush (agents_flush.c);
+		 * a new worker's is stored now, under the quota. */
+		if (job->status == 200 && !agents_flush_offer(&b, job->tenant, project)) {
 			conn = pool_worker_conn(w, job->err, sizeof(job->err));
-			job->status =
-				conn ? agents_store_beat(conn, &b, job->tenant,
-							 job->project ? job->project : b.project,
-							 job->max_per_tenant, job->err,
-							 sizeof(job->err))
-				     : 503;
+			job->status = conn ? agents_store_beat(conn, &b, job->tenant, project,
+							       job->max_per_tenant, job->err,
+							       sizeof(job->err))
+					   : 503;
+			if (job->status == 200)
+				agents_flush_known(job->tenant, project, b.agent_id);
 		}
 		cJSON_Delete(root);
 	} else if ((conn = pool_worker_conn(w, job->err, sizeof(job->err)))) {

@@ -18,13 +18,6 @@
 #include "db.h"
 #include "rollup_params.h"
 
-/* Growth is measured from the stored counter, or from 0 when there is none,
- * when it went down, or when started_at changed: a new process. */
-#define AGENTS_BASE(col)                                                                           \
-	"CASE WHEN a." col " IS NULL OR excluded." col " < a." col                                 \
-	" OR a.started_at IS DISTINCT FROM excluded.started_at THEN 0 ELSE a." col " END"
-
-/* The identity index's key (schema/0010_agents_scope.sql): NULL parts are ''. */
 #define AGENTS_KEY_TENANT(t) "coalesce('+' || " t ", '')"
 #define AGENTS_KEY_PROJECT(p) "coalesce('+' || " p ", '')"
 
@@ -47,28 +40,9 @@
 	" CASE WHEN $14::bigint > 0 THEN now() END AS dropped_grew_at,"                            \
 	" CASE WHEN $15::bigint > 0 THEN now() END AS rejected_grew_at"
 
-/* A known worker's row a (old values) from the beat excluded (new values). */
-#define AGENTS_SET                                                                                                                 \
-	"agent_name = excluded.agent_name, status = excluded.status,"                                                              \
-	" active_sessions = excluded.active_sessions, version = excluded.version,"                                                 \
-	" region = excluded.region, host = excluded.host, started_at = excluded.started_at,"                                       \
-	" client_ts = excluded.client_ts, last_seen = excluded.last_seen,"                                                         \
-	" sink_recorded = excluded.sink_recorded, sink_sent = excluded.sink_sent,"                                                 \
-	" sink_dropped = excluded.sink_dropped, sink_rejected = excluded.sink_rejected,"                                           \
-	" sink_queued = excluded.sink_queued, sink_spooled_rows = excluded.sink_spooled_rows,"                                     \
-	" sink_spool_bytes = excluded.sink_spool_bytes,"                                                                           \
-	" sink_last_error = excluded.sink_last_error,"                                                                             \
-	" dropped_grew_at = CASE WHEN excluded.sink_dropped > " AGENTS_BASE(                                                       \
-		"sink_dropped") " THEN excluded.last_seen ELSE a.dropped_grew_at END,"                                             \
-				" rejected_grew_at = CASE WHEN excluded.sink_rejected > " AGENTS_BASE(                             \
-					"sink_rejected") " THEN excluded.last_seen ELSE a.rejected_grew_at END,"                   \
-							 " sink_stalled = coalesce(excluded.sink_queued > 0 AND a.sink_queued > 0" \
-							 " AND excluded.sink_sent <= a.sink_sent"                                  \
-							 " AND a.started_at IS NOT DISTINCT FROM excluded.started_at, false)"
-
 /* A known worker: one UPDATE through the identity index. */
 static const char agents_update_sql[] =
-	"UPDATE agents AS a SET " AGENTS_SET " FROM (SELECT " AGENTS_VALUES ") AS excluded"
+	"UPDATE agents AS a SET " AGENTS_STORE_SET " FROM (SELECT " AGENTS_VALUES ") AS excluded"
 	" WHERE " AGENTS_KEY_TENANT("a.tenant_id") " = " AGENTS_KEY_TENANT("$1::text") " AND a.agent_id = $2::text AND " AGENTS_KEY_PROJECT(
 		"a.project") " = " AGENTS_KEY_PROJECT("$4::text");
 
@@ -87,7 +61,7 @@ static const char agents_insert_sql[] =
 			    " INSERT INTO agents AS a (" AGENTS_COLUMNS ") SELECT " AGENTS_VALUES
 			    " WHERE coalesce((SELECT workers FROM quota), 0) < $20::bigint"
 			    " ON CONFLICT ((" AGENTS_KEY_TENANT("tenant_id") "), agent_id, (" AGENTS_KEY_PROJECT(
-				    "project") ")) DO UPDATE SET " AGENTS_SET;
+				    "project") ")) DO UPDATE SET " AGENTS_STORE_SET;
 
 /* Runs one of the beat's statements: rows changed, or -1 with err and *status. */
 static long long agents_store_exec(PGconn *conn, const char *sql, int n, const char *const *p,
@@ -228,7 +202,11 @@ int agents_store_parse_set(const char *what, const char *list, const char *const
 
 /* $2/$3: tenant and project as their key text (NULL: any); $4: agent_name
  * match (0 any, 1 none, 2 equal to $5); $6/$7: text[] of statuses and
- * deliveries (NULL: any); $8..$10: the key to start after; $11: rows. */
+ * deliveries (NULL: any); $8..$10: the key to start after; $11: rows.
+ * $12..$15 restate a filter on the rare states (agents_store_rare) as
+ * conditions indexes answer: $12 status offline only (agents_last_seen);
+ * $13 delivery dropping and/or rejecting only, $14 with dropping and $15
+ * with rejecting (the partial indexes of schema/0018_agents_problems.sql). */
 static const char agents_list_sql[] =
 	"SELECT json_build_object('agent_id', agent_id, 'agent_name', agent_name,"
 	" 'tenant_id', tenant_id, 'project', project, 'status', st,"
@@ -254,6 +232,9 @@ static const char agents_list_sql[] =
 						   " AND ($6::text[] IS NULL OR st = ANY ($6))"
 						   " AND ($7::text[] IS NULL OR delivery = ANY ($7))"
 						   " AND (k_tenant, agent_id, k_project) > ($8::text, $9::text, $10::text)"
+						   " AND ($12::bool IS NOT TRUE OR last_seen < now() - make_interval(secs => $1::int))"
+						   " AND ($13::bool IS NOT TRUE OR ($14::bool AND dropped_grew_at IS NOT NULL)"
+						   "  OR ($15::bool AND rejected_grew_at IS NOT NULL))"
 						   " ORDER BY k_tenant, agent_id, k_project LIMIT $11::int";
 
 /* A filter's key text into out (NULL: any). */
@@ -283,12 +264,32 @@ static const char *agents_store_set_param(unsigned bits, const char *const *name
 	return b->data;
 }
 
+/* The rare states a page may ask for alone (offline; dropping, rejecting):
+ * few workers match, so the rows are best found through their indexes and
+ * sorted. Any other page is most of the roster, best read in page order
+ * straight off the identity index; the planner cannot tell the two apart
+ * (status and delivery are derived), so it is told: enable_sort off for the
+ * second kind. The four hints are $12..$15 of agents_list_sql. */
+static bool agents_store_rare(const struct agents_filter *f, const char *hint[4])
+{
+	/* Bits in the order of agents_store_status_names and _delivery_names. */
+	unsigned off = 1u << 2, drop = 1u << 2, rej = 1u << 3;
+
+	hint[0] = f->status == off ? "t" : "f";
+	hint[1] = f->delivery && !(f->delivery & ~(drop | rej)) ? "t" : "f";
+	hint[2] = f->delivery & drop ? "t" : "f";
+	hint[3] = f->delivery & rej ? "t" : "f";
+	/* An agent_name is a few workers too, though no index holds it. */
+	return hint[0][0] == 't' || hint[1][0] == 't' || f->agent_name.match != AGENTS_ANY;
+}
+
 PGresult *agents_store_list(PGconn *conn, const struct agents_filter *f,
 			    const struct agents_page *page, int ttl_s, int *status, char *err,
 			    size_t errlen)
 {
 	char ttl[16], m[4], lim[16], *keys[2];
-	const char *p[11];
+	const char *p[15];
+	bool rare = agents_store_rare(f, p + 11), in_tx = false;
 	struct buf sets[2];
 	PGresult *res = NULL;
 
@@ -316,7 +317,15 @@ PGresult *agents_store_list(PGconn *conn, const struct agents_filter *f,
 		*status = 503;
 		goto out;
 	}
-	res = PQexecParams(conn, agents_list_sql, 11, NULL, p, NULL, NULL, 0);
+	if (!rare) {
+		res = PQexec(conn, "BEGIN; SET LOCAL enable_sort = off");
+		in_tx = PQresultStatus(res) == PGRES_COMMAND_OK;
+		PQclear(res);
+	}
+	res = PQexecParams(conn, agents_list_sql, 15, NULL, p, NULL, NULL, 0);
+	if (in_tx)
+		PQclear(PQexec(conn,
+			       PQresultStatus(res) == PGRES_TUPLES_OK ? "COMMIT" : "ROLLBACK"));
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != AGENTS_NCOLS) {
 		db_result_error(conn, res, err, errlen);
 		*status = db_fault_status(db_classify(conn, res));

@@ -11,6 +11,32 @@
 
 struct agents_beat;
 
+/* Growth is measured from the stored counter, or from 0 when there is none,
+ * when it went down, or when started_at changed: a new process. */
+#define AGENTS_STORE_BASE(col)                                                                     \
+	"CASE WHEN a." col " IS NULL OR excluded." col " < a." col                                 \
+	" OR a.started_at IS DISTINCT FROM excluded.started_at THEN 0 ELSE a." col " END"
+
+/* The identity index's key (schema/0010_agents_scope.sql): NULL parts are ''. */
+/* A known worker's row a (old values) from the beat excluded (new values). */
+#define AGENTS_STORE_SET                                                                                                           \
+	"agent_name = excluded.agent_name, status = excluded.status,"                                                              \
+	" active_sessions = excluded.active_sessions, version = excluded.version,"                                                 \
+	" region = excluded.region, host = excluded.host, started_at = excluded.started_at,"                                       \
+	" client_ts = excluded.client_ts, last_seen = excluded.last_seen,"                                                         \
+	" sink_recorded = excluded.sink_recorded, sink_sent = excluded.sink_sent,"                                                 \
+	" sink_dropped = excluded.sink_dropped, sink_rejected = excluded.sink_rejected,"                                           \
+	" sink_queued = excluded.sink_queued, sink_spooled_rows = excluded.sink_spooled_rows,"                                     \
+	" sink_spool_bytes = excluded.sink_spool_bytes,"                                                                           \
+	" sink_last_error = excluded.sink_last_error,"                                                                             \
+	" dropped_grew_at = CASE WHEN excluded.sink_dropped > " AGENTS_STORE_BASE(                                                 \
+		"sink_dropped") " THEN excluded.last_seen ELSE a.dropped_grew_at END,"                                             \
+				" rejected_grew_at = CASE WHEN excluded.sink_rejected > " AGENTS_STORE_BASE(                       \
+					"sink_rejected") " THEN excluded.last_seen ELSE a.rejected_grew_at END,"                   \
+							 " sink_stalled = coalesce(excluded.sink_queued > 0 AND a.sink_queued > 0" \
+							 " AND excluded.sink_sent <= a.sink_sent"                                  \
+							 " AND a.started_at IS NOT DISTINCT FROM excluded.started_at, false)"
+
 /* Stores one beat of the worker (tenant, project, agent_id): tenant is the
  * key's scope (NULL: no tenant), project the key's scope when it has one,
  * else the beat's. A known worker is one UPDATE; a new one is created only

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "billing_scope.h"
 #include "budget.h"
 #include "buf.h"
 #include "config.h"
@@ -262,6 +263,8 @@ void budget_http_handle_list(struct http_req *hr)
 {
 	struct budget_http_job *job;
 
+	if (billing_scope_refuse(hr, "budget spend"))
+		return;
 	if (!(job = budget_http_job_new(hr, hr->key, BUDGET_OP_LIST)))
 		return;
 	if (!budget_http_params(hr, job, true)) {

@@ -176,6 +176,10 @@ const struct config_param config_params[] = {
 	  "seconds between refreshes of vgcollector_period_late_rows_total from the closed "
 	  "months; 0 turns it off",
 	  NULL, &server_tasks_hook },
+	{ "sync_standby_check_s", CFG_INT, OFF(sync_standby_check_s), true, "30", 1, 0,
+	  "seconds between checks that the database has a synchronous standby (also at startup "
+	  "and on reload; a warning and vgcollector_db_synchronous_standby 0 when not)",
+	  NULL, &server_tasks_hook },
 	{ "focus_billing_account", CFG_STR, OFF(focus_billing_account), true, "", 0, 0,
 	  "BillingAccountId and BillingAccountName of the FOCUS export; empty uses the host name",
 	  NULL, NULL },
@@ -185,6 +189,15 @@ const struct config_param config_params[] = {
 	{ "agents_max_per_tenant", CFG_INT, OFF(agents_max_per_tenant), true, "10000", 1, 0,
 	  "workers one tenant may have in the roster (workers without a tenant count as one "
 	  "tenant); a heartbeat of a new agent_id past it gets 429",
+	  NULL, NULL },
+	{ "agents_flush_s", CFG_DOUBLE, OFF(agents_flush_s), false, "0", 0, 60,
+	  "seconds between writes of buffered heartbeats: a beat of a worker already in the "
+	  "roster is answered at once and written with the others in one statement (last_seen "
+	  "stays the receipt time); 0 stores each beat as it comes",
+	  NULL, NULL },
+	{ "agents_buffer_max", CFG_INT, OFF(agents_buffer_max), false, "1000000", 1, 0,
+	  "with agents_flush_s: most beats waiting for a flush, and most workers remembered as "
+	  "in the roster; past either, beats are stored one by one",
 	  NULL, NULL },
 	{ "max_heartbeat_bytes", CFG_SIZE, OFF(max_heartbeat_bytes), true, "64K", 1024, 0,
 	  "largest POST /v1/agents/heartbeat body, in bytes (a heartbeat is a few KB); larger gets "
@@ -241,6 +254,11 @@ const struct config_param config_params[] = {
 	  NULL },
 	{ "dashboard", CFG_ENUM, OFF(dashboard), true, "on", 0, 0,
 	  "on: serve the web dashboard at / and /ui/; off: those paths answer 404",
+	  config_on_off_words, NULL },
+	{ "hide_cost_from_tenants", CFG_ENUM, OFF(hide_cost_from_tenants), true, "off", 0, 0,
+	  "on: tenant-scoped keys never see acquisition cost (cost, book cost, margin) in any "
+	  "read endpoint, and the FOCUS export answers them 403; off: only /v1/billing/usage "
+	  "hides it from them",
 	  config_on_off_words, NULL },
 	{ "metrics_token", CFG_STR, OFF(metrics_token), true, "", 0, 0,
 	  "when set, GET /metrics requires Authorization: Bearer <this token>; empty serves it to "

@@ -60,8 +60,11 @@ struct config {
 	int agent_gauges_interval_s;   /* tasks: the roster's /metrics gauges */
 	int period_grace_s;	       /* periods.c: evidence of a complete month */
 	int period_metrics_interval_s; /* tasks: vgcollector_period_late_rows_total */
+	int sync_standby_check_s;      /* tasks: durability.c */
 	char *focus_billing_account;   /* focus.c: "" = the host name */
 	int agents_max_per_tenant;     /* roster: workers one tenant may have */
+	double agents_flush_s;	       /* tasks: the roster's beat buffer; 0: off */
+	int agents_buffer_max;	       /* roster: beats waiting, workers known */
 	size_t max_heartbeat_bytes;    /* roster: largest heartbeat body */
 	double budget_check_s;	       /* budget_eval.c */
 	double budget_eval_delay_s;
@@ -78,6 +81,7 @@ struct config {
 	char *webhook_deny;
 	char *webhook_ca_file;
 	int dashboard;		     /* CFG_ENUM: CONFIG_ON or CONFIG_OFF */
+	int hide_cost_from_tenants;  /* CFG_ENUM: CONFIG_ON or CONFIG_OFF */
 	char *metrics_token;	     /* health.c: empty, or the bearer /metrics requires */
 	size_t max_price_feed_bytes; /* price_book.c: one feed, after gunzip */
 };

@@ -11,6 +11,7 @@
 #include "csv.h"
 #include "db.h"
 #include "rollup.h"
+#include "rollup_shape.h"
 #include "row.h"
 #include "timefmt.h"
 
@@ -98,10 +99,11 @@ enum {
 	FOCUS_L_CORRECTION_SUM,
 };
 
-/* ListCost. The one place it is decided: the recorded cost until the price
- * book's cost (NULL when unpriced) is in the rollups, then
- * "coalesce(book_cost_usd, cost_usd)" over groups that are wholly priced. */
-static const char focus_list_cost_sql[] = "cost_usd";
+/* ListCost. The one place it is decided: the price book's cost when the book
+ * priced every row of the line (priced_rows = requests), else the recorded
+ * cost, so a line is never listed at a partial book price. */
+static const char focus_list_cost_sql[] =
+	"CASE WHEN priced_rows = requests THEN book_cost_usd ELSE cost_usd END";
 
 /* ConsumedQuantity and PricingQuantity of a group, and their unit. */
 static const char focus_quantity_sql[] =
@@ -256,10 +258,12 @@ bool focus_sql_lines(const struct focus_params *p, long long cfrom_us, struct ro
 		return false;
 
 	buf_init(&head, 0);
-	ok = buf_puts(&head, "WITH r(g, day, " FOCUS_LINE_KEYS
-			     ", requests, errors, fallbacks, cost_usd, rated_price_usd,"
-			     " input_units, output_units, cached_input_units) AS (") &&
-	     buf_append(&head, s->text.data, s->text.len) && buf_puts(&head, "), lines AS (");
+	/* The rollup answer's measure columns, named as the rollup shape names them. */
+	ok = buf_puts(&head, "WITH r(g, day, " FOCUS_LINE_KEYS);
+	for (int i = 0; i < ROLLUP_NMEASURES; i++)
+		ok = ok && buf_printf(&head, ", %s", rollup_measures[i].name);
+	ok = ok && buf_puts(&head, ") AS (") && buf_append(&head, s->text.data, s->text.len) &&
+	     buf_puts(&head, "), lines AS (");
 	buf_release(&s->text);
 	s->text = head;
 

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "billing_scope.h"
 #include "buf.h"
 #include "clock.h"
 #include "focus.h"
@@ -243,6 +244,8 @@ static void focus_http_read(struct http_req *hr, enum focus_http_op op)
 	char err[1024];
 	int st;
 
+	if (billing_scope_refuse(hr, "the FOCUS export"))
+		return;
 	if (!(job = focus_http_job_new(hr, op)))
 		return;
 	st = focus_http_params(hr, key, job, op != FOCUS_OP_LIST, err, sizeof(err));

@@ -10,6 +10,7 @@
 
 #include "budget_eval.h"
 #include "buf.h"
+#include "durability.h"
 #include "gate.h"
 #include "http.h"
 #include "keywatch.h"
@@ -92,6 +93,7 @@ void health_handle_metrics(struct http_req *hr)
 	budget_eval_render_metrics(hr->srv->budgets, &b);
 	tasks_render_metrics(hr->srv->tasks, &b);
 	periods_metrics_render(&b);
+	durability_render_metrics(tasks_state(hr->srv->tasks, "sync_standby"), &b);
 	http_reply(hr, 200, "text/plain; version=0.0.4; charset=utf-8", b.data ? b.data : "",
 		   b.len);
 	buf_release(&b);

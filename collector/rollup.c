@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "billing_scope.h"
+#include "billing_usage.h"
 #include "clock.h"
 #include "csv.h"
 #include "db.h"
@@ -63,17 +65,22 @@ bool rollup_render_csv(const struct rollup_query *q, const PGresult *res, struct
 		buf_puts(out, "period,");
 	for (int i = 0; i < q->ncols; i++)
 		buf_printf(out, "%s,", rollup_params_col_name(q->cols[i]));
-	for (int i = 0; i < ROLLUP_NMEASURES; i++)
-		buf_printf(out, "%s%s", rollup_measures[i].name,
-			   i + 1 < ROLLUP_NMEASURES ? "," : "\r\n");
+	for (int i = 0, n = 0; i < ROLLUP_NMEASURES; i++)
+		if (!(q->hide_cost && rollup_measure_is_cost(&rollup_measures[i])))
+			buf_printf(out, "%s%s", n++ ? "," : "", rollup_measures[i].name);
+	buf_puts(out, "\r\n");
 	for (int r = 0; r < PQntuples(res); r++) {
 		if (PQgetvalue(res, r, 0)[0] != '0')
 			continue; /* the totals row */
-		for (int c = first; c < ncol; c++) {
+		for (int c = first, n = 0; c < ncol; c++) {
+			if (c >= measures && q->hide_cost &&
+			    rollup_measure_is_cost(&rollup_measures[c - measures]))
+				continue;
+			buf_puts(out, n++ ? "," : "");
 			csv_field(out, value_or_null(res, r, c),
 				  !q->csv_raw && c >= ROLLUP_COL0_GROUPS && c < measures);
-			buf_puts(out, c + 1 < ncol ? "," : "\r\n");
 		}
+		buf_puts(out, "\r\n");
 	}
 	return !out->over;
 }
@@ -81,10 +88,12 @@ bool rollup_render_csv(const struct rollup_query *q, const PGresult *res, struct
 /* The measures of row r, as JSON members. */
 static void json_measures(const struct rollup_query *q, struct buf *out, const PGresult *res, int r)
 {
-	for (int i = 0; i < ROLLUP_NMEASURES; i++) {
+	for (int i = 0, n = 0; i < ROLLUP_NMEASURES; i++) {
 		const char *v = PQgetvalue(res, r, ROLLUP_COL0_GROUPS + q->ncols + i);
 
-		buf_printf(out, "%s\"%s\":", i ? "," : "", rollup_measures[i].name);
+		if (q->hide_cost && rollup_measure_is_cost(&rollup_measures[i]))
+			continue;
+		buf_printf(out, "%s\"%s\":", n++ ? "," : "", rollup_measures[i].name);
 		if (rollup_measures[i].kind == ROLLUP_MEASURE_MONEY)
 			row_json_string(out, v); /* exact decimal string */
 		else
@@ -304,6 +313,7 @@ int rollup_answer(PGconn *conn, const struct rollup_query *q, struct buf *out, c
 	case ROLLUP_KIND_ROLLUPS: return answer_rollups(conn, q, out, err, errlen);
 	case ROLLUP_KIND_COSTS: return answer_costs(conn, q, out, err, errlen);
 	case ROLLUP_KIND_UNPRICED: return answer_unpriced(conn, q, out, err, errlen);
+	case ROLLUP_KIND_USAGE: return billing_usage_answer(conn, q, out, err, errlen);
 	case ROLLUP_KIND_ROWS: break;
 	}
 	return answer_rows(conn, q, out, err, errlen);
@@ -408,6 +418,16 @@ static void rollup_submit(struct http_req *hr, enum rollup_kind kind)
 	if (st == 200)
 		st = rollup_scope_apply(&job->q, key->project, key->tenant, key->prefix, err,
 					sizeof(err));
+	/* Acquisition cost is operator information: never shown to a tenant key
+	 * in billing, and nowhere with hide_cost_from_tenants = on. */
+	job->q.hide_cost = key->tenant && (kind == ROLLUP_KIND_USAGE ||
+					   srv->cfg.hide_cost_from_tenants == CONFIG_ON);
+	if (st == 200 && job->q.hide_cost &&
+	    (kind == ROLLUP_KIND_COSTS || kind == ROLLUP_KIND_UNPRICED) &&
+	    billing_scope_refuse(hr, kind == ROLLUP_KIND_COSTS ? "/v1/costs" : "unpriced cost")) {
+		rollup_job_free(job);
+		return;
+	}
 	if (st != 200) {
 		http_reply_status(hr, st, err);
 		rollup_job_free(job);
@@ -437,6 +457,11 @@ void rollup_handle_costs(struct http_req *hr)
 void rollup_handle_unpriced(struct http_req *hr)
 {
 	rollup_submit(hr, ROLLUP_KIND_UNPRICED);
+}
+
+void rollup_handle_usage(struct http_req *hr)
+{
+	rollup_submit(hr, ROLLUP_KIND_USAGE);
 }
 
 void rollup_handle_rows(struct http_req *hr)

@@ -16,6 +16,8 @@ void rollup_handle_rollups(struct http_req *hr);
 void rollup_handle_costs(struct http_req *hr);
 void rollup_handle_unpriced(struct http_req *hr);
 void rollup_handle_rows(struct http_req *hr);
+/* GET /v1/billing/usage (billing_usage.c renders it). */
+void rollup_handle_usage(struct http_req *hr);
 
 /* Runs s on conn (blocking). Returns the result (caller PQclears) or NULL with
  * the database's text in err and *status from db_classify: 503 when the fault

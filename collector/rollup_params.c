@@ -12,23 +12,24 @@
 #define K_CO ROLLUP_KIND_COSTS
 #define K_RO ROLLUP_KIND_ROWS
 #define K_UN ROLLUP_KIND_UNPRICED
+#define K_US ROLLUP_KIND_USAGE
 
 /* Order matters: it is the order of the list in "unknown parameter" messages. */
 static const struct rollup_param_def rollup_params_table[] = {
-	{ "from", K_RU | K_RO | K_UN, ROLLUP_P_FROM, 0 },
-	{ "to", K_RU | K_RO | K_UN, ROLLUP_P_TO, 0 },
-	{ "start", K_CO, ROLLUP_P_START, 0 },
-	{ "end", K_CO, ROLLUP_P_END, 0 },
-	{ "period", K_CO, ROLLUP_P_PERIOD, 0 },
+	{ "from", K_RU | K_RO | K_UN | K_US, ROLLUP_P_FROM, 0 },
+	{ "to", K_RU | K_RO | K_UN | K_US, ROLLUP_P_TO, 0 },
+	{ "start", K_CO | K_US, ROLLUP_P_START, 0 },
+	{ "end", K_CO | K_US, ROLLUP_P_END, 0 },
+	{ "period", K_CO | K_US, ROLLUP_P_PERIOD, 0 },
 	{ "granularity", K_RU, ROLLUP_P_GRANULARITY, 0 },
 	{ "group_by", K_RU, ROLLUP_P_GROUP_BY, 0 },
-	{ "format", K_RU, ROLLUP_P_FORMAT, 0 },
+	{ "format", K_RU | K_US, ROLLUP_P_FORMAT, 0 },
 	{ "csv_raw", K_RU, ROLLUP_P_CSV_RAW, 0 },
 	{ "limit", K_RO, ROLLUP_P_LIMIT, 0 },
 	{ "next", K_RO, ROLLUP_P_NEXT, 0 },
-	{ "project", K_RU | K_CO | K_RO | K_UN, ROLLUP_P_FILTER, ROLLUP_COL_PROJECT },
+	{ "project", K_RU | K_CO | K_RO | K_UN | K_US, ROLLUP_P_FILTER, ROLLUP_COL_PROJECT },
 	{ "agent", K_RU | K_RO, ROLLUP_P_FILTER, ROLLUP_COL_AGENT },
-	{ "tenant", K_RU | K_CO | K_RO | K_UN, ROLLUP_P_FILTER, ROLLUP_COL_TENANT },
+	{ "tenant", K_RU | K_CO | K_RO | K_UN | K_US, ROLLUP_P_FILTER, ROLLUP_COL_TENANT },
 	{ "modality", K_RU | K_RO | K_UN, ROLLUP_P_FILTER, ROLLUP_COL_MODALITY },
 	{ "provider", K_RU | K_RO | K_UN, ROLLUP_P_FILTER, ROLLUP_COL_PROVIDER },
 	{ "model", K_RU | K_RO, ROLLUP_P_FILTER, ROLLUP_COL_MODEL },
@@ -74,6 +75,7 @@ const char *rollup_params_path(enum rollup_kind k)
 	return k == ROLLUP_KIND_ROLLUPS	   ? "/v1/rollups"
 	       : k == ROLLUP_KIND_COSTS	   ? "/v1/costs"
 	       : k == ROLLUP_KIND_UNPRICED ? "/v1/billing/unpriced"
+	       : k == ROLLUP_KIND_USAGE	   ? "/v1/billing/usage"
 					   : "/v1/rows";
 }
 

@@ -13,6 +13,7 @@ enum rollup_kind {
 	ROLLUP_KIND_COSTS = 2,
 	ROLLUP_KIND_ROWS = 4,
 	ROLLUP_KIND_UNPRICED = 8, /* /v1/billing/unpriced: the models the book lacks */
+	ROLLUP_KIND_USAGE = 16,	  /* /v1/billing/usage: revenue, cost and margin per tenant */
 };
 
 enum rollup_granularity { ROLLUP_HOUR = 0, ROLLUP_DAY, ROLLUP_MONTH, ROLLUP_TOTAL };

@@ -233,6 +233,49 @@ static int rollup_query_costs_window(struct rollup_query *q, const char *start, 
 	return 200;
 }
 
+/* /v1/billing/usage: period or start/end as /v1/costs takes them (default:
+ * period=month), or from/to on whole hours (to defaults to the end of the
+ * current hour). Not both kinds. */
+static int rollup_query_usage_window(struct rollup_query *q, const char *from, const char *to,
+				     const char *start, const char *end,
+				     const struct rollup_limits *lim, char *err, size_t errlen)
+{
+	long long now_us = (long long)(lim->now * 1e6);
+	bool date_only;
+	int st;
+
+	if (!from && !to) {
+		if (!q->period[0] && !start && !end)
+			strcpy(q->period, "month");
+		return rollup_query_costs_window(q, start, end, lim, err, errlen);
+	}
+	if (q->period[0] || start || end) {
+		snprintf(err, errlen,
+			 "from, to: give either from/to or period or start/end, not two of them");
+		return 400;
+	}
+	if (!from) {
+		snprintf(err, errlen, "from: required with to");
+		return 400;
+	}
+	if ((st = rollup_query_time("from", from, &q->from_us, &date_only, err, errlen)) != 200 ||
+	    (st = rollup_query_check_hour("from", q->from_us, err, errlen)) != 200)
+		return st;
+	if (to) {
+		if ((st = rollup_query_time("to", to, &q->to_us, &date_only, err, errlen)) != 200 ||
+		    (st = rollup_query_check_hour("to", q->to_us, err, errlen)) != 200)
+			return st;
+	} else {
+		q->to_us = (timefmt_floor_div(now_us, US_PER_HOUR) + 1) * US_PER_HOUR;
+	}
+	q->has_from = q->has_to = true;
+	if (q->from_us >= q->to_us) {
+		snprintf(err, errlen, "from, to: from must be before to (the range is [from, to))");
+		return 400;
+	}
+	return 200;
+}
+
 int rollup_query_parse(struct rollup_query *q, const struct rollup_param *params, int nparams,
 		       const struct rollup_limits *lim, char *err, size_t errlen)
 {
@@ -361,6 +404,8 @@ int rollup_query_parse(struct rollup_query *q, const struct rollup_param *params
 	}
 	if (q->kind == ROLLUP_KIND_COSTS)
 		return rollup_query_costs_window(q, start, end, lim, err, errlen);
+	if (q->kind == ROLLUP_KIND_USAGE)
+		return rollup_query_usage_window(q, from, to, start, end, lim, err, errlen);
 
 	if (from) {
 		if ((st = rollup_query_time("from", from, &q->from_us, &date_only, err, errlen)) !=

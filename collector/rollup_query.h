@@ -30,6 +30,9 @@ struct rollup_query {
 	bool csv;	   /* format=csv (or Accept: text/csv) */
 	bool format_given; /* format= was present: Accept is ignored */
 	bool csv_raw;	   /* csv_raw=1: text cells are not neutralised */
+	/* Set by the handler, not a parameter: the reader is a tenant key that
+	 * may not see acquisition cost (cost, book cost, margin). */
+	bool hide_cost;
 
 	/* /v1/costs */
 	char period[8]; /* today, week, month, all, or "" with start/end */

@@ -3,6 +3,8 @@
  * the tenant summaries); tests/test_schema.py holds this table against them. */
 #include "rollup_shape.h"
 
+#include <string.h>
+
 #include "buf.h"
 #include "row.h"
 
@@ -30,7 +32,7 @@ const struct rollup_measure rollup_measures[] = {
 	COUNT("errors", "count(*) FILTER (WHERE status = 'error')", "status"),
 	COUNT("fallbacks", "count(*) FILTER (WHERE status = 'fallback')", "status"),
 	SUM(cost_usd, ROLLUP_MEASURE_MONEY),
-	/* An unrated row (rated_price_usd NULL) adds nothing. */
+	/* An unrated row (rated_price_usd NULL) adds nothing to the sum. */
 	{ "rated_price_usd",
 	  ROLLUP_MEASURE_MONEY,
 	  "coalesce(sum(rated_price_usd), 0)",
@@ -48,6 +50,9 @@ const struct rollup_measure rollup_measures[] = {
 	  { 0, 0 } },
 	COUNT("priced_rows", "count(book_cost_usd)", "book_cost_usd"),
 	{ "unpriced_rows", ROLLUP_MEASURE_COUNT, 0, 0, { "requests", "priced_rows" } },
+	/* How many rows carry a rated price, and how many do not. */
+	COUNT("rated_rows", "count(rated_price_usd)", "rated_price_usd"),
+	{ "unrated_rows", ROLLUP_MEASURE_COUNT, 0, 0, { "requests", "rated_rows" } },
 };
 
 _Static_assert(sizeof(rollup_measures) / sizeof(rollup_measures[0]) == ROLLUP_NMEASURES,
@@ -58,6 +63,11 @@ static const char *const rollup_shape_kinds[] = {
 	[ROLLUP_MEASURE_MONEY] = "money",
 	[ROLLUP_MEASURE_UNITS] = "units",
 };
+
+bool rollup_measure_is_cost(const struct rollup_measure *m)
+{
+	return strcmp(m->name, "cost_usd") == 0 || strcmp(m->name, "book_cost_usd") == 0;
+}
 
 bool rollup_shape_json(struct buf *out)
 {

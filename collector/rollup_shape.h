@@ -32,7 +32,7 @@ struct rollup_measure {
 extern const char *const rollup_keys[ROLLUP_NKEYS];
 
 /* Every measure the read API answers, in its order (JSON, CSV, CLI). */
-#define ROLLUP_NMEASURES 11
+#define ROLLUP_NMEASURES 13
 extern const struct rollup_measure rollup_measures[ROLLUP_NMEASURES];
 
 /* True for a measure the rollup tables store (not derived). */
@@ -40,6 +40,10 @@ static inline bool rollup_measure_stored(const struct rollup_measure *m)
 {
 	return m->from_rows != 0;
 }
+
+/* True for a measure of acquisition cost (recorded or book cost): what a
+ * tenant key does not see with hide_cost_from_tenants = on. */
+bool rollup_measure_is_cost(const struct rollup_measure *m);
 
 /* Appends the shape as JSON {"keys":[...],"measures":[{name, kind,
  * from_rows, stored}]}: what tests/tools/rollup-shape prints. */

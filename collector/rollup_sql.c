@@ -420,14 +420,17 @@ bool rollup_sql_costs(const struct rollup_query *q, struct rollup_sql *out)
 
 /* /v1/rows' JSON object, one pair per field of the row's table (the wire's
  * names; times as epoch seconds, money as decimal strings), plus received_at. */
-static bool rollup_sql_row_object(struct buf *t)
+static bool rollup_sql_row_object(struct buf *t, bool hide_cost)
 {
 	bool ok = buf_puts(t, "json_build_object(");
 
-	for (int i = 0; i < ROW_NFIELDS && ok; i++) {
+	for (int i = 0, n = 0; i < ROW_NFIELDS && ok; i++) {
 		const struct row_field *f = &row_fields[i];
 
-		ok = buf_printf(t, "%s'%s', ", i ? ", " : "", f->name);
+		if (hide_cost &&
+		    (strcmp(f->name, "cost_usd") == 0 || strcmp(f->name, "book_cost_usd") == 0))
+			continue; /* acquisition cost: see hide_cost_from_tenants */
+		ok = buf_printf(t, "%s'%s', ", n++ ? ", " : "", f->name);
 		if (f->kind == ROW_KIND_TIME)
 			ok = ok && buf_printf(t, "extract(epoch FROM %s)", f->column);
 		else
@@ -443,7 +446,7 @@ bool rollup_sql_rows(const struct rollup_query *q, struct rollup_sql *out)
 	char lim[16];
 	bool ok;
 
-	ok = buf_puts(t, "SELECT ") && rollup_sql_row_object(t) &&
+	ok = buf_puts(t, "SELECT ") && rollup_sql_row_object(t, q->hide_cost) &&
 	     buf_puts(t, ", (extract(epoch FROM ts) * 1000000)::bigint, id FROM cost_rows") &&
 	     rollup_sql_where(q, out, "ts");
 	if (ok && q->has_cursor) {
@@ -472,5 +475,77 @@ bool rollup_sql_unpriced(const struct rollup_query *q, struct rollup_sql *out)
 		      " FROM cost_rows") &&
 	     rollup_sql_where(q, out, "ts") &&
 	     buf_puts(t, " AND book_cost_usd IS NULL GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1, 2, 3");
+	return ok && !t->over;
+}
+
+/* The rollup statement for u (granularity total), as the CTE r with its
+ * columns named: g (1 on the totals row), period, the group columns, then
+ * every measure by its name. */
+static bool rollup_sql_usage_rollups(const struct rollup_query *u, struct rollup_sql *out)
+{
+	struct rollup_sql inner;
+	struct buf *t = rollup_sql_begin(out);
+	bool ok = rollup_sql_rollups(u, &inner);
+
+	ok = ok && buf_puts(t, "WITH r(g, period");
+	for (int i = 0; ok && i < u->ncols; i++)
+		ok = buf_printf(t, ", %s", rollup_sql_cols[u->cols[i]]);
+	for (int i = 0; ok && i < ROLLUP_NMEASURES; i++)
+		ok = buf_printf(t, ", %s", rollup_measures[i].name);
+	ok = ok && buf_printf(t, ") AS (%s)", inner.text.data);
+	/* The inner statement's parameters keep their numbers. */
+	for (int i = 0; i < inner.nparams; i++) {
+		out->params[out->nparams++] = inner.params[i];
+		inner.params[i] = NULL;
+	}
+	inner.nparams = 0;
+	rollup_sql_free(&inner);
+	return ok;
+}
+
+bool rollup_sql_usage(const struct rollup_query *q, struct rollup_sql *out)
+{
+	struct rollup_query u = *q; /* shares q's strings: never freed */
+	struct buf *t = &out->text;
+	bool ok;
+
+	u.granularity = ROLLUP_TOTAL;
+	u.ncols = 1;
+	u.cols[0] = ROLLUP_COL_TENANT;
+	ok = rollup_sql_usage_rollups(&u, out) &&
+	     buf_puts(t, ", x AS (SELECT g, tenant_id, requests, cost_usd, rated_price_usd,"
+			 " book_cost_usd, unpriced_rows, unrated_rows, 0::numeric AS adj FROM r"
+			 " UNION ALL SELECT GROUPING(tenant_id), tenant_id, 0, 0, 0, 0, 0, 0,"
+			 " coalesce(sum(delta_usd), 0) FROM billing_adjustments") &&
+	     rollup_sql_where(q, out, "(day::timestamp AT TIME ZONE 'UTC')");
+	ok = ok &&
+	     buf_puts(t,
+		      " GROUP BY GROUPING SETS ((tenant_id), ())),"
+		      " y AS (SELECT g, tenant_id, sum(requests) AS requests,"
+		      " sum(cost_usd) AS cost, sum(rated_price_usd) AS rated,"
+		      " sum(book_cost_usd) AS book, sum(unpriced_rows) AS unpriced,"
+		      " sum(unrated_rows) AS unrated, sum(adj) AS adj FROM x GROUP BY g, tenant_id)"
+		      " SELECT g, tenant_id, requests, cost, rated, rated + adj - cost,"
+		      " round(100 * (rated + adj - cost) / nullif(rated + adj, 0), 2),"
+		      " book, adj, unpriced, unrated FROM y ORDER BY g, tenant_id NULLS FIRST");
+	return ok && !t->over;
+}
+
+bool rollup_sql_usage_lines(const struct rollup_query *q, struct rollup_sql *out)
+{
+	struct rollup_query u = *q; /* shares q's strings: never freed */
+	struct buf *t = &out->text;
+	bool ok;
+
+	u.granularity = ROLLUP_TOTAL;
+	u.ncols = 3;
+	u.cols[0] = ROLLUP_COL_MODALITY;
+	u.cols[1] = ROLLUP_COL_MODEL;
+	u.cols[2] = ROLLUP_COL_PROVIDER;
+	ok = rollup_sql_usage_rollups(&u, out) &&
+	     buf_puts(t, " SELECT modality, model_id, provider, requests, input_units,"
+			 " output_units, cost_usd, rated_price_usd, rated_price_usd - cost_usd"
+			 " FROM r WHERE g = 0 ORDER BY modality, provider NULLS FIRST,"
+			 " model_id NULLS FIRST");
 	return ok && !t->over;
 }

@@ -39,6 +39,17 @@ bool rollup_sql_rows(const struct rollup_query *q, struct rollup_sql *out)
  * first and last timestamp (RFC 3339 text); most rows first. */
 bool rollup_sql_unpriced(const struct rollup_query *q, struct rollup_sql *out)
 	__attribute__((warn_unused_result));
+/* /v1/billing/usage, per tenant from the rollups plus the re-rating
+ * adjustments whose UTC day starts in the range: columns g (1 on the totals
+ * row, last), tenant_id, requests, cost_usd, rated_usd, margin_usd,
+ * margin_pct (NULL when revenue is 0), book_cost_usd, adjustments_usd,
+ * unpriced_rows, unrated_rows. */
+bool rollup_sql_usage(const struct rollup_query *q, struct rollup_sql *out)
+	__attribute__((warn_unused_result));
+/* Its line items: modality, model_id, provider, requests, input_units,
+ * output_units, cost_usd, rated_usd, margin_usd. */
+bool rollup_sql_usage_lines(const struct rollup_query *q, struct rollup_sql *out)
+	__attribute__((warn_unused_result));
 void rollup_sql_free(struct rollup_sql *s);
 
 #endif

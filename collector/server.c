@@ -13,12 +13,15 @@
 #include <unistd.h>
 
 #include "agents.h"
+#include "agents_flush.h"
 #include "agents_metrics.h"
 #include "auth.h"
+#include "billing_rerate_http.h"
 #include "budget_eval.h"
 #include "budget_http.h"
 #include "conns.h"
 #include "db.h"
+#include "durability.h"
 #include "focus_http.h"
 #include "health.h"
 #include "http.h"
@@ -90,6 +93,12 @@ static const struct http_route server_routes[] = {
 	  HTTP_POOL_PRIMARY, price_book_http_import },
 	{ "/v1/billing/unpriced", HTTP_GET, HTTP_ROLES_READ, HTTP_BODY_NONE, NULL, HTTP_POOL_READ,
 	  rollup_handle_unpriced },
+	{ "/v1/billing/usage", HTTP_GET, HTTP_ROLES_READ, HTTP_BODY_NONE, NULL, HTTP_POOL_READ,
+	  rollup_handle_usage },
+	{ "/v1/billing/rerate", HTTP_POST, HTTP_ROLE(ROLE_ADMIN), HTTP_BODY_CAPPED,
+	  "max_small_body_bytes", HTTP_POOL_LONG, billing_rerate_http_run },
+	{ "/v1/billing/rerates", HTTP_GET, HTTP_ROLES_READ, HTTP_BODY_NONE, NULL, HTTP_POOL_LONG,
+	  billing_rerate_http_list },
 	/* The rate card: GET for unscoped read or admin keys, writes for an
 	 * unscoped admin key (the handler tells them apart by method). */
 	{ "/v1/billing/rate-card", HTTP_GET | HTTP_PUT, HTTP_ROLES_READ, HTTP_BODY_CAPPED,
@@ -118,8 +127,12 @@ static const struct task_def server_tasks[] = {
 	  budget_eval_task_stop, budget_eval_task_free },
 	{ "agent_gauges", "agent_gauges_interval_s", true, agents_metrics_task_new,
 	  agents_metrics_task_run, NULL, agents_metrics_task_free },
+	{ "agent_flush", "agents_flush_s", true, agents_flush_task_new, agents_flush_task_run, NULL,
+	  agents_flush_task_free },
 	{ "period_late_rows", "period_metrics_interval_s", true, periods_metrics_task_new,
 	  periods_metrics_task_run, NULL, periods_metrics_task_free },
+	{ "sync_standby", "sync_standby_check_s", false, durability_task_new, durability_task_run,
+	  NULL, durability_task_free },
 	{ NULL, NULL, false, NULL, NULL, NULL, NULL },
 };
 
@@ -226,6 +239,7 @@ static void server_reload(struct server *srv)
 	config_hooks_apply(config_params, &old, &srv->cfg, srv);
 	config_free(&old);
 	keywatch_poke(srv->keywatch); /* SIGHUP also reloads the key cache */
+	durability_recheck(tasks_state(srv->tasks, "sync_standby")); /* and warns again */
 	log_info("reload complete");
 	notify_send("READY=1");
 }

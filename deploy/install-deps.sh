@@ -16,6 +16,7 @@ pkgs=(
   prometheus                                                  # promtool check metrics
   systemd                                                     # systemd-analyze verify
   pgbouncer haproxy                                           # make test-scale, bench-pooled
+  patroni etcd-server                                         # make test-ha
   libprotobuf-c-dev protobuf-c-compiler                       # OTLP/HTTP protobuf (build)
 )
 

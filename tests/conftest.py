@@ -179,7 +179,9 @@ def run_vgc(*args, env=None, timeout=60, input=None):
 # holding one by the time a test binds it, and none is handed out twice in
 # one run: binding to port 0 once per call could return the same port again
 # as soon as the probe socket closed.
-FREE_PORT_RANGE = range(20000, 32768)
+# tests/run.py runs the two builds' suites side by side and gives each its own
+# half through VGC_PORT_RANGE ("LO-HI", HI excluded), so they never race for a port.
+FREE_PORT_RANGE = range(*(int(p) for p in os.environ.get("VGC_PORT_RANGE", "20000-32768").split("-")))
 _ports_handed_out = set()
 _next_port = [FREE_PORT_RANGE.start + (os.getpid() * 97) % len(FREE_PORT_RANGE)]
 

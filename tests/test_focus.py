@@ -215,3 +215,40 @@ def test_names_from_workers_cannot_run_as_spreadsheet_formulas(db, collector):
     assert ln["ProviderName"] == "'=HYPERLINK(\"x\")"
     assert ln["ResourceId"] == "'+agent" and ln["SkuId"] == "'@model"
     assert ln["BilledCost"] == "0.5"
+
+
+def test_list_cost_is_the_price_books_when_every_row_of_a_line_is_priced(db, collector):
+    """ListCost is the book's cost of a line whose every row the price book
+    priced (12.5 audio minutes at 0.0043 = 0.05375, against 3 recorded), and
+    the recorded cost of a line the book priced only in part."""
+    admin, key = db.create_key("admin"), db.create_key()
+    for feed in (
+        {"provider": "deepgram", "currency": "USD", "updated": "2025-01-01", "models": [
+            {"id": "nova-3", "modality": "stt", "rates": [
+                {"meter": "audio_input", "amount": "0.0043", "unit": "minute",
+                 "effective_from": "2025-01-01"}]}]},
+        {"provider": "openai", "currency": "USD", "updated": "2025-01-01", "models": [
+            {"id": "gpt-x", "modality": "llm", "rates": [
+                {"meter": "text_input", "amount": "0.000001", "unit": "token",
+                 "effective_from": "2025-01-01"}]}]}):
+        r = collector.post("/v1/billing/price-book", json=feed, key=admin)
+        assert r.status_code in (200, 201), r.text
+    month = month_start(1)
+    ingest(collector, key, [
+        make_row(0, timestamp=at(month, 2), modality="stt", provider="deepgram",
+                 model_id="deepgram/nova-3", agent_id="w-a", input_units=10, output_units=0,
+                 cost_usd=1),
+        make_row(1, timestamp=at(month, 2), modality="stt", provider="deepgram",
+                 model_id="deepgram/nova-3", agent_id="w-a", input_units=2.5, output_units=0,
+                 cost_usd=2),
+        # The book has no output rate for gpt-x: the second row is unpriced.
+        make_row(2, timestamp=at(month, 2), provider="openai", model_id="openai/gpt-x",
+                 agent_id="w-b", input_units=1000, output_units=0, cost_usd=0.5),
+        make_row(3, timestamp=at(month, 2), provider="openai", model_id="openai/gpt-x",
+                 agent_id="w-b", input_units=1000, output_units=10, cost_usd=0.25),
+    ])
+    lines = {r["ResourceId"]: r for r in parse(export(collector, admin, period_name(month)))}
+    assert Decimal(lines["w-a"]["BilledCost"]) == Decimal("3")
+    assert Decimal(lines["w-a"]["ListCost"]) == Decimal("0.05375")
+    assert Decimal(lines["w-b"]["BilledCost"]) == Decimal("0.75")
+    assert Decimal(lines["w-b"]["ListCost"]) == Decimal("0.75")

@@ -789,3 +789,25 @@ def test_make_install_and_pkg_config(tmp_path):
                                 VOICEGW_API_KEY="vgk_" + "0" * 40))
     # vgsink_open needs no collector to be up: it must succeed, not just link.
     assert r.returncode == 0 and r.stdout == "linked open\n", r.stdout + r.stderr
+
+
+def test_no_synchronous_standby_warns_at_startup_and_on_reload_and_metric_says_0(db, collectors):
+    """A database without a synchronous standby (the test cluster has none:
+    synchronous_standby_names is empty) can lose acknowledged rows in a
+    failover. The collector says so in its log at startup and again on
+    reload, and /metrics carries vgcollector_db_synchronous_standby 0."""
+    c = collectors(db)
+    warning = "the database has no synchronous standby (synchronous_standby_names is empty)"
+    wait_until(lambda: warning in c.output(), 20, "the startup warning")
+    text = wait_until(lambda: (t := c.get("/metrics").text) and
+                      "vgcollector_db_synchronous_standby" in t and t, 20,
+                      "vgcollector_db_synchronous_standby in /metrics")
+    assert metrics_map(text)["vgcollector_db_synchronous_standby"] == 0
+    r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+    c.signal(signal.SIGHUP)
+    wait_until(lambda: c.output().count(warning) == 2, 20, "the warning again after SIGHUP")
+    assert "level=warn" in [l for l in c.output().splitlines() if warning in l][-1]
+    assert metrics_map(c.get("/metrics").text)["vgcollector_db_synchronous_standby"] == 0

@@ -263,7 +263,8 @@ def test_rollups_book_cost_equals_the_rows(db, collector):
     csv = collector.get("/v1/rollups", key=read, params={**params, "format": "csv"}).text
     lines = csv.splitlines()
     assert lines[0] == "tenant,requests,errors,fallbacks,cost_usd,rated_price_usd,input_units," \
-        "output_units,cached_input_units,book_cost_usd,priced_rows,unpriced_rows"
+        "output_units,cached_input_units,book_cost_usd,priced_rows,unpriced_rows,rated_rows," \
+        "unrated_rows"
     by_csv = {(line.split(",")[0] or None): (Decimal(line.split(",")[9]),
                                            int(line.split(",")[10]), int(line.split(",")[11]))
               for line in lines[1:]}

@@ -149,9 +149,10 @@ def test_summariser_waits_for_a_writer_in_flight_on_the_day(db, collectors):
         cur.execute("INSERT INTO cost_rows (id, ts, modality, project, tenant_id, cost_usd)"
                     " VALUES ('inflight', %s, 'llm', 'voice', 'acme', 0.5)", (iso(day + 700),))
         cur.execute("INSERT INTO cost_rollup_hourly AS r (hour, project, tenant_id, modality,"
-                    " requests, cost_usd) VALUES (date_trunc('hour', %s::timestamptz), 'voice',"
-                    " 'acme', 'llm', 1, 0.5) ON CONFLICT (hour, project, agent_id, tenant_id,"
-                    " modality, provider, model_id) DO UPDATE SET requests = r.requests + 1,"
+                    " requests, rated_rows, cost_usd) VALUES (date_trunc('hour', %s::timestamptz),"
+                    " 'voice', 'acme', 'llm', 1, 1, 0.5) ON CONFLICT (hour, project, agent_id,"
+                    " tenant_id, modality, provider, model_id) DO UPDATE SET"
+                    " requests = r.requests + 1, rated_rows = r.rated_rows + 1,"
                     " cost_usd = r.cost_usd + 0.5", (iso(day + 700),))
     try:
         out = summarise(db, "--rollup-daily-settle-s", "0")
@@ -258,6 +259,8 @@ def test_migration_upgrades_a_database_holding_rows(db, collectors):
     db.query("DELETE FROM schema_migrations WHERE version LIKE '0004%%'")
     # And 0012 again, which adds its measures to the rollup tables re-created here.
     db.query("DELETE FROM schema_migrations WHERE version LIKE '0012%%'")
+    # And 0021, which adds rated_rows to them.
+    db.query("DELETE FROM schema_migrations WHERE version LIKE '0021%%'")
     db.migrate()
     assert len(dirty_days(db)) == 7
     c = collectors(db, *NO_PASS)

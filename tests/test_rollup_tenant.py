@@ -164,6 +164,8 @@ def test_migration_0008_upgrades_a_database_holding_summarised_days(db, collecto
     db.query("DELETE FROM schema_migrations WHERE version LIKE '0008%%'")
     # And 0012 again, which adds its measures to the tables 0008 re-creates.
     db.query("DELETE FROM schema_migrations WHERE version LIKE '0012%%'")
+    # And 0021, which adds rated_rows to them.
+    db.query("DELETE FROM schema_migrations WHERE version LIKE '0021%%'")
     summarise(db, "--rollup-daily-settle-s", "0")  # at 0007: daily rows only
     assert db.scalar("SELECT count(DISTINCT day) FROM cost_rollup_daily") == 6
     db.migrate()

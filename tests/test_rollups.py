@@ -482,7 +482,8 @@ def test_rollup_over_no_data_has_no_rows_and_zero_totals(db, collector):
                                       "cost_usd": "0", "rated_price_usd": "0", "input_units": 0,
                                       "output_units": 0, "cached_input_units": 0,
                                       "book_cost_usd": "0", "priced_rows": 0,
-                                      "unpriced_rows": 0}
+                                      "unpriced_rows": 0, "rated_rows": 0,
+                                      "unrated_rows": 0}
             r = collector.get("/v1/rollups", key=read, params={
                 "from": "2024-05-01", "to": "2024-05-02", "granularity": granularity,
                 "group_by": group_by, "format": "csv"})

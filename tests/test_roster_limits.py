@@ -258,6 +258,10 @@ def test_paging_returns_every_worker_exactly_once_while_workers_beat(db, collect
                     r = cl.post(collector.url + "/v1/agents/heartbeat", json=body,
                                 headers={"Authorization": f"Bearer {ingest}"})
                     beats.append(r.status_code)
+                    # At most ~100 beats/s: one key past rate_limit_rps (200/s
+                    # after a burst of 400) would get 429, and a slow build
+                    # pages long enough for that to happen.
+                    time.sleep(0.01)
 
     t = threading.Thread(target=beating)
     t.start()

@@ -127,6 +127,8 @@
 
   // ---- the view's state lives in the URL -----------------------------------
 
+  const VIEWS = ['overview', 'tenant', 'fleet', 'budgets', 'billing'];
+
   function isoDay(ms) {
     return new Date(ms).toISOString().slice(0, 10);
   }
@@ -152,7 +154,7 @@
     if (from == null || to == null || from >= to) [from, to] = presetRange('30d');
     const by = q.get('by');
     return {
-      view: ['overview', 'tenant', 'fleet', 'budgets'].includes(q.get('view')) ? q.get('view') : 'overview',
+      view: VIEWS.includes(q.get('view')) ? q.get('view') : 'overview',
       from: isoDay(from),
       to: isoDay(to),
       tenant: q.has('tenant') ? q.get('tenant') : null,
@@ -218,7 +220,7 @@
     me = null;
     generation++; // answers still on their way are for the old key: drop them
     stopFleetTimer();
-    for (const v of ['overview', 'tenant', 'fleet', 'budgets']) show('view-' + v, false);
+    for (const v of VIEWS) show('view-' + v, false);
     show('nav', false);
     show('who', false);
     show('scope-note', false);
@@ -257,6 +259,8 @@
       ? 'This key is scoped to ' + scope.join(' and ') + ': you see only its figures.'
       : '';
     show('scope-note', scope.length > 0);
+    // Billing shows acquisition cost and margin: operators only.
+    show('nav-billing', me.tenant == null && me.project == null);
   }
   function failed(e) {
     if (e instanceof AuthError) {
@@ -277,14 +281,14 @@
     show('error', false);
     charts.length = 0;
     stopFleetTimer();
-    for (const v of ['overview', 'tenant', 'fleet', 'budgets']) show('view-' + v, v === st.view);
+    for (const v of VIEWS) show('view-' + v, v === st.view);
     for (const a of document.querySelectorAll('#nav a')) {
       const v = a.dataset.view;
       a.href = stateUrl(Object.assign({}, st, { view: v }));
       if (v === st.view || (st.view === 'tenant' && v === 'overview')) a.setAttribute('aria-current', 'page');
       else a.removeAttribute('aria-current');
     }
-    const run = { overview: renderOverview, tenant: renderTenant, fleet: renderFleet, budgets: renderBudgets }[st.view];
+    const run = { overview: renderOverview, tenant: renderTenant, fleet: renderFleet, budgets: renderBudgets, billing: renderBilling }[st.view];
     run(st, gen).catch((e) => {
       if (gen === generation) failed(e);
     });
@@ -819,6 +823,80 @@
     const list = res.budgets || [];
     if (!list.length) box.append(el('p', { class: 'empty' }, 'No budget is defined.'));
     else box.append(budgetTable(list));
+  }
+
+  // ---- billing view (operator keys) ----------------------------------------------
+
+  // Figures are the API's strings, set as text; names too (never HTML).
+  function billingTable(res) {
+    const cols = [['Tenant', null], ['Requests', 'requests'], ['Revenue', 'rated_usd'],
+      ['Adjustments', 'adjustments_usd'], ['Cost', 'cost_usd'], ['Book cost', 'book_cost_usd'],
+      ['Margin', 'margin_usd'], ['Margin %', 'margin_pct'], ['Unpriced rows', 'unpriced_rows'],
+      ['Unrated rows', 'unrated_rows']];
+    const cell = (t, k) => {
+      const v = t[k];
+      if (k === 'requests' || k === 'unpriced_rows' || k === 'unrated_rows') return fmtInt(v);
+      if (k === 'margin_pct') return v == null ? '–' : String(v) + '%';
+      return fmtMoney(v);
+    };
+    const line = (t, name, attrs) => el('tr', attrs,
+      el('th', { scope: 'row' }, name),
+      cols.slice(1).map(([, k]) => el('td', {
+        class: 'num' + (k === 'margin_usd' && String(t[k]).startsWith('-') ? ' bad' : ''),
+        'data-col': k,
+      }, cell(t, k))));
+    const rows = (res.tenants || []).map((t) => line(t,
+      t.tenant_id == null ? '(unattributed)' : String(t.tenant_id), {
+        'data-billing-tenant': t.tenant_id == null ? '' : String(t.tenant_id),
+        'data-rated': String(t.rated_usd), 'data-cost': String(t.cost_usd),
+        'data-margin': String(t.margin_usd),
+      }));
+    return el('div', { class: 'scroll' }, el('table', { class: 'billing' },
+      el('thead', null, el('tr', null, cols.map(([c], i) => el('th', { scope: 'col', class: i ? 'num' : null }, c)))),
+      el('tbody', null, rows),
+      el('tfoot', null, line(res.totals || {}, 'Total', { id: 'billing-total', 'data-margin': String((res.totals || {}).margin_usd) }))));
+  }
+  function unpricedTable(res) {
+    const list = res.models || [];
+    if (!list.length) return el('p', { class: 'empty' }, 'Every row in this period is priced.');
+    return el('div', { class: 'scroll' }, el('table', { class: 'unpriced' },
+      el('thead', null, el('tr', null, ['Provider', 'Model', 'Modality', 'Rows', 'Recorded cost', 'First seen', 'Last seen']
+        .map((c, i) => el('th', { scope: 'col', class: i === 3 || i === 4 ? 'num' : null }, c)))),
+      el('tbody', null, list.map((m) => el('tr', { 'data-unpriced-model': String(m.model_id == null ? '' : m.model_id) },
+        el('td', null, m.provider == null ? '–' : String(m.provider)),
+        el('th', { scope: 'row' }, m.model_id == null ? '–' : String(m.model_id)),
+        el('td', null, String(m.modality)),
+        el('td', { class: 'num' }, fmtInt(m.rows)),
+        el('td', { class: 'num' }, fmtMoney(m.cost_usd)),
+        el('td', { class: 'nowrap' }, String(m.first_seen || '').slice(0, 16).replace('T', ' ')),
+        el('td', { class: 'nowrap' }, String(m.last_seen || '').slice(0, 16).replace('T', ' ')))))));
+  }
+  async function renderBilling(st, gen) {
+    const box = $('billing'), ubox = $('billing-unpriced');
+    $('billing-period').textContent = periodText(st) + ' (UTC). Margin = revenue + adjustments − recorded cost.';
+    // The view starts beside /v1/whoami; the scope decides it, so wait for it here.
+    const who = me && !me.pending ? me : await api('/v1/whoami');
+    if (gen !== generation) return;
+    if (who.tenant != null || who.project != null) {
+      clear(box).append(el('p', { class: 'muted' }, 'The billing view is for operator keys: this key is scoped to a tenant or project.'));
+      clear(ubox);
+      return;
+    }
+    const range = { from: st.from, to: st.to };
+    let usage, unpriced;
+    try {
+      [usage, unpriced] = await Promise.all([api('/v1/billing/usage', range), api('/v1/billing/unpriced', range)]);
+    } catch (e) {
+      if (!(e instanceof MissingError)) throw e;
+      clear(box).append(el('p', { class: 'muted' }, 'This collector does not serve billing (/v1/billing/usage).'));
+      clear(ubox);
+      return;
+    }
+    if (gen !== generation) return;
+    clear(box);
+    if (!(usage.tenants || []).length) box.append(el('p', { class: 'empty' }, 'no rows in this period'));
+    else box.append(billingTable(usage));
+    clear(ubox).append(unpricedTable(unpriced));
   }
 
   // ---- wiring -------------------------------------------------------------------
