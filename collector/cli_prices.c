@@ -1,5 +1,7 @@
 /* `vgcollector prices import FEED.json... [--effective-from DATE]`: stores
- * voice-prices feeds in the price book as one revision and prints its id. */
+ * voice-prices feeds in the price book as one revision and prints its id;
+ * the rate card's subcommands are in cli_prices_card.c, rerate and reconcile in
+ * cli_prices_rerate.c. */
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +9,7 @@
 
 #include "buf.h"
 #include "cli.h"
+#include "cli_prices_card.h"
 #include "cli_prices_rerate.h"
 #include "price_book.h"
 
@@ -33,9 +36,37 @@ static const struct cli_command cli_prices_import_cmd = {
 	.max_args = CLI_MAX_GIVEN,
 };
 
-static const struct cli_command *const cli_prices_cmds[] = { &cli_prices_import_cmd,
-							     &cli_prices_rerate_cmd,
-							     &cli_prices_reconcile_cmd, NULL };
+static const struct cli_command *const cli_prices_cmds[] = {
+	&cli_prices_import_cmd,	   &cli_prices_ls_cmd,
+	&cli_prices_set_cmd,	   &cli_prices_rm_cmd,
+	&cli_prices_default_cmd,   &cli_prices_plan_cmd,
+	&cli_prices_sync_cmd,	   &cli_prices_rerate_cmd,
+	&cli_prices_reconcile_cmd, NULL,
+};
+
+/* The rate card's subcommands: arguments, config, connection, run. */
+static int cli_prices_card_run(const struct cli_command *cmd, int argc, char **argv)
+{
+	struct cli_args a;
+	struct config cfg;
+	PGconn *conn;
+	int rc = cli_parse(cmd, argc - 1, argv + 1, &a);
+
+	if (rc < 0 && a.nargs != cmd->max_args) {
+		fprintf(stderr, "vgcollector %s: expected %s\n", cmd->name, cmd->synopsis);
+		rc = 2;
+	}
+	if (rc >= 0 || !cli_config_load(cmd, &a, &cfg)) {
+		cli_args_free(&a);
+		return rc >= 0 ? rc : 2;
+	}
+	conn = cli_db_connect(cmd, &cfg);
+	config_free(&cfg);
+	rc = conn ? cli_prices_card(cmd, &a, conn) : 1;
+	PQfinish(conn);
+	cli_args_free(&a);
+	return rc;
+}
 
 /* Reads path whole, up to max bytes (max_price_feed_bytes, as the HTTP
  * import); NULL with err. */
@@ -85,7 +116,9 @@ int cli_prices(int argc, char **argv)
 	if (!(cmd = cli_subcommand("prices", cli_prices_cmds, argc, argv, &rc)))
 		return rc;
 	if (cmd != &cli_prices_import_cmd)
-		return cli_prices_billing(cmd, argc, argv);
+		return cmd == &cli_prices_rerate_cmd || cmd == &cli_prices_reconcile_cmd
+			       ? cli_prices_billing(cmd, argc, argv)
+			       : cli_prices_card_run(cmd, argc, argv);
 	rc = cli_parse(cmd, argc - 1, argv + 1, &a);
 	if (rc < 0 && a.nargs < 1) {
 		fprintf(stderr, "vgcollector prices import: expected at least one FEED.json\n");

@@ -61,7 +61,9 @@ const struct config_param config_params[] = {
 	  &http_limits_hook },
 	{ "max_small_body_bytes", CFG_SIZE, OFF(max_small_body_bytes), true, "64K", 1024, 0,
 	  "largest body of the endpoints that take one small JSON object and have no key of their "
-	  "own (PUT /v1/budgets/{name}), in bytes; larger gets 413 before it is parsed",
+	  "own (PUT and DELETE /v1/budgets/{name}, POST /v1/periods/{YYYY-MM}/close and "
+	  "/reopen, the rate card's: /v1/billing/rate-card, its rules and "
+	  "/v1/billing/plans/{tenant}), in bytes; larger gets 413 before it is parsed",
 	  NULL, NULL },
 	{ "max_pending_body_bytes", CFG_SIZE, OFF(max_pending_body_bytes), true, "268435456", 0, 0,
 	  "request body bytes all clients together may be sending before their requests run (each "

@@ -5,7 +5,8 @@
  *   cost_row_ids (sorted byte-wise, the index's order,
  *   ON CONFLICT DO NOTHING RETURNING id), insert only the claimed rows into
  *   cost_rows, each with its book cost (a join to the price book's rates in
- *   effect at its time, price_book.c), and upsert the hourly rollup from
+ *   effect at its time, price_book.c) and its rated price by the rate card
+ *   (rate_card.c, overwriting the worker's), and upsert the hourly rollup from
  *   those inserted rows
  *   (pre-aggregated, in key order); COPY rejects -> ingest_rejects; COMMIT.
  *   The statement is first tried under a savepoint in a form that assumes
@@ -42,6 +43,7 @@
 #include "num.h"
 #include "pool.h"
 #include "price_book.h"
+#include "rate_card.h"
 #include "rollup_shape.h"
 #include "row.h"
 #include "row_fields.h"
@@ -133,7 +135,8 @@ static void store_rollup_sql(struct buf *sql)
 
 /* One insert statement (see the top of the file): claim ends the id claim
  * (ON CONFLICT or not, and what it returns); source is where the rows for
- * cost_rows come from, after "FROM <the staged rows priced by the book> s".
+ * cost_rows come from, after "FROM <the staged rows priced by the book and
+ * rated by the card> s".
  * NULL on out of memory. */
 static char *store_insert_sql(const char *claim, const char *source)
 {
@@ -145,13 +148,17 @@ static char *store_insert_sql(const char *claim, const char *source)
 		       "  INSERT INTO cost_row_ids (id, ts)"
 		       "  SELECT id, ts FROM vgc_stage ORDER BY id COLLATE \"C\"");
 	buf_puts(&sql, claim);
-	buf_puts(&sql, "), ins AS (  INSERT INTO cost_rows (");
+	buf_puts(&sql, "), ");
+	rate_card_pick_sql(&sql);
+	buf_puts(&sql, ", ins AS (  INSERT INTO cost_rows (");
 	store_columns(&sql, "", false);
 	buf_puts(&sql, ", key_id) SELECT ");
 	for (int i = 0; i < ROW_NFIELDS; i++) {
 		if (i)
 			buf_puts(&sql, ", ");
-		if (row_fields[i].kind == ROW_KIND_BOOK)
+		if (rate_card_sets(row_fields[i].column))
+			rate_card_field_sql(&sql, row_fields[i].column); /* never the worker's */
+		else if (row_fields[i].kind == ROW_KIND_BOOK)
 			price_book_field_sql(&sql, row_fields[i].column); /* never the worker's */
 		else if (strcmp(row_fields[i].column, "cost_usd") == 0 ||
 			 strcmp(row_fields[i].column, "pricing_source") == 0)
@@ -160,7 +167,7 @@ static char *store_insert_sql(const char *claim, const char *source)
 			buf_printf(&sql, "s.%s", row_fields[i].column);
 	}
 	buf_puts(&sql, ", $1::bigint FROM ");
-	price_book_source_sql(&sql);
+	rate_card_source_sql(&sql);
 	buf_puts(&sql, source);
 	buf_puts(&sql, "  RETURNING ts");
 	store_rollup_sql(&sql);

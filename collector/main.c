@@ -23,7 +23,8 @@ static const struct command commands[] = {
 	{ "budgets", cli_budgets, "set, list or remove budgets (spend limits with alerts)" },
 	{ "export", cli_export, "write the FOCUS 1.2 cost export of a billing period" },
 	{ "periods", cli_periods, "list, close or reopen billing periods (UTC months)" },
-	{ "prices", cli_prices, "import price feeds into the price book" },
+	{ "prices", cli_prices,
+	  "the price book (import) and the rate card (ls, set, rm, default-markup, plan, sync)" },
 	{ "config-sample", cli_config_sample, "print a config file with every key and default" },
 	{ NULL, NULL, NULL },
 };

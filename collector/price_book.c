@@ -530,19 +530,23 @@ bool price_book_source_sql(struct buf *out)
 			     " AND s.ts >= p.valid_from AND s.ts < p.valid_to OFFSET 0) s");
 }
 
-/* Rounded half-even to 12 fractional digits when it has more. PostgreSQL's
- * round() on numeric rounds halves away from zero, so the one case where the
- * two differ (exactly half, after an even 12th digit: x * 10^13 is an integer
- * = 5 mod 20) is truncated instead. */
+bool price_money_round_sql(struct buf *out, const char *column)
+{
+	return buf_printf(out,
+			  "CASE WHEN scale(%s) <= 12 THEN %s"
+			  " WHEN mod(abs(%s) * 1e13, 20) = 5 THEN trunc(%s, 12)"
+			  " ELSE round(%s, 12) END",
+			  column, column, column, column, column);
+}
+
 bool price_book_field_sql(struct buf *out, const char *column)
 {
 	if (strcmp(column, "book_revision") == 0) /* only on a priced row */
 		return buf_puts(out, "CASE WHEN s.book_local OR s.book_raw IS NULL THEN NULL"
 				     " ELSE s.book_rev END");
-	return buf_puts(out, "CASE WHEN s.book_local THEN 0 WHEN NOT s.book_found THEN NULL"
-			     " WHEN scale(s.book_raw) <= 12 THEN s.book_raw"
-			     " WHEN mod(abs(s.book_raw) * 1e13, 20) = 5 THEN trunc(s.book_raw, 12)"
-			     " ELSE round(s.book_raw, 12) END");
+	buf_puts(out, "CASE WHEN s.book_local THEN 0 WHEN NOT s.book_found THEN NULL ELSE ");
+	price_money_round_sql(out, "s.book_raw");
+	return buf_puts(out, " END");
 }
 
 /* A row that came without a cost (pricing_source 'unpriced', as an OTLP span

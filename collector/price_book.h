@@ -48,6 +48,12 @@ int price_import_store(PGconn *conn, struct price_import *imp, char revision[65]
  * book_revision) over it. The cost is computed once per row in the
  * subquery (OFFSET 0 keeps the planner from copying it into each use). */
 bool price_book_source_sql(struct buf *out);
+/* The numeric column (a plain column name: it is read several times) rounded
+ * half-even to 12 fractional digits when it has more. PostgreSQL's round()
+ * on numeric rounds halves away from zero, so the one case where the two
+ * differ (exactly half, after an even 12th digit: x * 10^13 is an integer
+ * = 5 mod 20) is truncated instead. */
+bool price_money_round_sql(struct buf *out, const char *column);
 bool price_book_field_sql(struct buf *out, const char *column);
 /* cost_usd or pricing_source of a row sent without a cost: the book's cost
  * (and 'book') when it prices the row, else what was sent. */

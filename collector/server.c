@@ -32,6 +32,7 @@
 #include "periods_metrics.h"
 #include "pool.h"
 #include "price_book_http.h"
+#include "rate_card_http.h"
 #include "ratelimit.h"
 #include "replica.h"
 #include "reconcile_http.h"
@@ -98,6 +99,16 @@ static const struct http_route server_routes[] = {
 	  "max_small_body_bytes", HTTP_POOL_LONG, billing_rerate_http_run },
 	{ "/v1/billing/rerates", HTTP_GET, HTTP_ROLES_READ, HTTP_BODY_NONE, NULL, HTTP_POOL_LONG,
 	  billing_rerate_http_list },
+	/* The rate card: GET for unscoped read or admin keys, writes for an
+	 * unscoped admin key (the handler tells them apart by method). */
+	{ "/v1/billing/rate-card", HTTP_GET | HTTP_PUT, HTTP_ROLES_READ, HTTP_BODY_CAPPED,
+	  "max_small_body_bytes", HTTP_POOL_PRIMARY, rate_card_http_card },
+	{ "/v1/billing/rate-card/rules", HTTP_GET | HTTP_POST, HTTP_ROLES_READ, HTTP_BODY_CAPPED,
+	  "max_small_body_bytes", HTTP_POOL_PRIMARY, rate_card_http_rules },
+	{ "/v1/billing/rate-card/rules/*", HTTP_DELETE, HTTP_ROLE(ROLE_ADMIN), HTTP_BODY_CAPPED,
+	  "max_small_body_bytes", HTTP_POOL_PRIMARY, rate_card_http_rule_rm },
+	{ "/v1/billing/plans/*", HTTP_PUT, HTTP_ROLE(ROLE_ADMIN), HTTP_BODY_CAPPED,
+	  "max_small_body_bytes", HTTP_POOL_PRIMARY, rate_card_http_plan },
 	{ "/", HTTP_GET, HTTP_OPEN, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY, web_handle },
 	{ "/ui/*", HTTP_GET, HTTP_OPEN, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY, web_handle },
 	{ NULL, 0, 0, HTTP_BODY_NONE, NULL, HTTP_POOL_PRIMARY, NULL },

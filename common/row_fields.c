@@ -51,7 +51,10 @@ const struct row_field row_fields[] = {
 	AMOUNT(output_units),
 	AMOUNT(cached_input_units),
 	MONEY(cost_usd),
-	MONEY(rated_price_usd),
+	/* Set by the collector on ingest from the rate card (rate_card.c): NULL
+	 * when unrated. */
+	{ "rated_price_usd", "rated_price_usd", ROW_KIND_AMOUNT, R(rated_price_usd), ROW_CAP_NONE,
+	  NB, false, NULL, "numeric", false, "0", true },
 	TEXT(pricing_source, ROW_CAP_STRING, NB, false, NULL, false),
 	TEXT(rate_rule, ROW_CAP_STRING, NB, false, NULL, false),
 	MEASURE(ttfb_ms),
@@ -70,6 +73,7 @@ const struct row_field row_fields[] = {
 	  "integer", false, NULL, false },
 	BOOK(book_cost_usd, "numeric", true),
 	BOOK(book_revision, "text", false),
+	BOOK(rate_revision, "bigint", false),
 };
 
 _Static_assert(sizeof(row_fields) / sizeof(row_fields[0]) == ROW_NFIELDS,

@@ -20,7 +20,8 @@ enum row_kind {
 	ROW_KIND_JSON,	   /* const char * holding a compact JSON object, NULL = null */
 	ROW_KIND_COUNT,	   /* long long 0..2147483647, < 0 = null */
 	/* Set by the collector in the ingest transaction (the price book's
-	 * cost of the row, price_book.c): not in struct row nor vgsink_row, a
+	 * cost of the row, price_book.c; the rate card's revision that rated
+	 * it, rate_card.c): not in struct row nor vgsink_row, a
 	 * worker's value for it is never read, staged as null and replaced. */
 	ROW_KIND_BOOK,
 };
@@ -54,7 +55,7 @@ struct row_field {
 	bool money;		 /* AMOUNT in dollars: read endpoints give it as a decimal string */
 };
 
-#define ROW_NFIELDS 26
+#define ROW_NFIELDS 27
 /* The TEXT and JSON fields, the order row_string_fields gives them in. */
 #define ROW_NSTRINGS 13
 

@@ -38,6 +38,7 @@ const struct sink_row_field sink_row_fields[] = {
 	/* The collector's own (ROW_KIND_BOOK): no member, never sent. */
 	{ "book_cost_usd", ROW_NO_OFFSET },
 	{ "book_revision", ROW_NO_OFFSET },
+	{ "rate_revision", ROW_NO_OFFSET },
 };
 
 _Static_assert(sizeof(sink_row_fields) / sizeof(sink_row_fields[0]) == ROW_NFIELDS,

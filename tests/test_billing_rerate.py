@@ -187,7 +187,12 @@ def test_cli_rerate_reports_the_same_deltas_and_commits_with_a_reason(db, collec
 
 def test_cli_reconcile_lists_tenants_under_the_margin_floor(db, collector):
     """`prices reconcile` lists each tenant whose (rated + adjustments - cost)
-    / (rated + adjustments) is under --min-margin, exiting 1; none under: 0."""
+    / (rated + adjustments) is under --min-margin, exiting 1; none under: 0.
+    The collector rates rows on ingest, so each tenant's margin comes from a
+    card rule of its own set before the rows arrive (markups whose margins
+    1 - 1/markup are exact decimals: 0.2 and 0.5)."""
+    db.query("INSERT INTO rate_card_rules (tenant_id, kind, markup) VALUES"
+             " ('acme', 'cost_plus', 1.25), ('globex', 'cost_plus', 2)")
     seed(db, collector)
     margins = {}
     for t, cost, rated in db.query(

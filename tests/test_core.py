@@ -213,7 +213,9 @@ def test_money_is_stored_exactly(db, collector):
             make_row(1, cost_usd=0.2, rated_price_usd=0.3)]
     collector.post("/v1/ingest", json=rows, key=key)
     assert db.scalar("SELECT sum(cost_usd) FROM cost_rows") == Decimal("0.20039")
-    assert db.scalar("SELECT sum(rated_price_usd) FROM cost_rows") == Decimal("0.4")
+    # The rated price is the rate card's (no rule: the cost x the default
+    # markup 1), never the 0.1 + 0.3 the workers sent.
+    assert db.scalar("SELECT sum(rated_price_usd) FROM cost_rows") == Decimal("0.20039")
     assert db.scalar("SELECT sum(cost_usd) FROM cost_rollup_hourly") == Decimal("0.20039")
 
 

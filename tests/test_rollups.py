@@ -171,7 +171,9 @@ def test_rollup_money_is_decimal_strings_and_null_tenant_is_null(db, collector):
     by_tenant = {r["tenant"]: r for r in body["rows"]}
     assert set(by_tenant) == {None, "acme"}
     assert by_tenant[None]["cost_usd"] == "0.20039"
-    assert by_tenant[None]["rated_price_usd"] == "0.4"
+    # The rated price is the rate card's (no rule: the cost x the default
+    # markup 1), not the 0.1 + 0.3 the workers sent.
+    assert by_tenant[None]["rated_price_usd"] == "0.20039"
     assert by_tenant["acme"]["cost_usd"] == "0.000000001"
     assert by_tenant[None]["requests"] == 2
     assert body["totals"]["cost_usd"] == "0.200390001"
@@ -407,7 +409,8 @@ def test_rows_newest_first_with_keyset_cursor_and_filters(db, collector):
     assert seen[0]["cost_usd"] == "0.00039" and seen[0]["metadata"] == {"tenant": "acme"}
     assert seen[0]["tenant_id"] == "acme"
     # Every wire field, from the row's field table, plus when it arrived.
-    assert set(seen[0]) == set(make_row(0)) | {"received_at", "book_cost_usd", "book_revision"}
+    assert set(seen[0]) == set(make_row(0)) | {"received_at", "book_cost_usd", "book_revision",
+                                                 "rate_revision"}
     assert isinstance(seen[0]["rated_price_usd"], str) and seen[0]["input_units"] == 1200
     odd = jloads(collector.get("/v1/rows", key=read, params={"session_id": "s-odd"}))
     assert {r["session_id"] for r in odd["rows"]} == {"s-odd"} and len(odd["rows"]) == 12

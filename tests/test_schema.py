@@ -51,7 +51,7 @@ def schema_mismatches(db):
 
 def test_field_table_matches_cost_rows(db):
     fields = field_table()
-    assert len(fields) == 26
+    assert len(fields) == 27
     assert [f["name"] for f in fields][:3] == ["id", "timestamp", "modality"]
     assert schema_mismatches(db) == []
 

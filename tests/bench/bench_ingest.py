@@ -18,7 +18,10 @@ BENCH_PERF (a directory: `perf record -g` the collector and the cluster's
 backends during each ingest run, one perf.data per workload), BENCH_FEEDS
 ("0"; a comma list: each workload runs once per count, with that many price
 feeds in the price book, up to 3; with 3 the book prices every row of the
-workload, so the run measures the pricing join at its busiest).
+workload, so the run measures the pricing join at its busiest), BENCH_RULES
+("0"; a comma list: each workload and feed count runs once per count, with
+that many rate card rules, up to 100; every row is rated either way, by a
+rule or by the default markup).
 
 Other scripts import fleet_mix_batches, sequential_batches, encode_batches
 and run_ingest to send the same workload another way (through pgbouncer)."""
@@ -49,6 +52,7 @@ POOL = os.environ.get("BENCH_POOL", "4")
 WORKLOADS = os.environ.get("BENCH_WORKLOADS", "fleet,sequential").split(",")
 PERF_DIR = os.environ.get("BENCH_PERF", "")
 FEEDS = [int(n) for n in os.environ.get("BENCH_FEEDS", "0").split(",")]
+RULES = [int(n) for n in os.environ.get("BENCH_RULES", "0").split(",")]
 
 COLUMNS = ["id", "ts", "modality", "model_id", "provider", "project", "input_units",
            "output_units", "cached_input_units", "cost_usd", "rated_price_usd",
@@ -315,11 +319,47 @@ def load_feeds(db, count):
             os.unlink(p)
 
 
-def bench_one(cluster, name, batches, feeds=0):
+def rate_rules(count):
+    """count rate card rules (up to 100), as an operator's card holds them:
+    per tenant and modality (60), per plan (10, with half the tenants on a
+    plan), per provider and model (20, 3 naming the workload's models), per
+    modality and provider (10, naming providers not in the workload)."""
+    rules = []
+    for t in TENANTS[:20]:
+        for modality, _, _ in MODELS:
+            rules.append(("cost_plus", {"tenant_id": t, "modality": modality,
+                                        "markup": f"1.{len(rules) % 9 + 1}"}))
+    for i in range(10):
+        rules.append(("fixed", {"plan": f"plan-{i}", "modality": "stt",
+                                "fixed": "0.006", "unit": "minute"}))
+    for i in range(20):
+        modality, model, provider = MODELS[i % 3]
+        name = model.split("/", 1)[1] if i < 3 else f"{model.split('/', 1)[1]}-v{i}"
+        rules.append(("cost_plus", {"provider": provider, "model": name, "markup": "1.25",
+                                    "basis": "book" if i % 2 else "recorded"}))
+    for i in range(10):
+        modality, _, provider = MODELS[i % 3]
+        rules.append(("cost_plus", {"modality": modality, "provider": f"{provider}-{i}",
+                                    "markup": "1.1"}))
+    return rules[:count]
+
+
+def load_rules(db, count):
+    for kind, scope in rate_rules(count):
+        cols = ", ".join(["kind"] + list(scope))
+        marks = ", ".join(["%s"] * (len(scope) + 1))
+        db.query(f"INSERT INTO rate_card_rules ({cols}) VALUES ({marks})",
+                 kind, *scope.values())
+    for i, t in enumerate(TENANTS[:20:2]):
+        db.query("INSERT INTO tenant_plans VALUES (%s, %s)", t, f"plan-{i}")
+
+
+def bench_one(cluster, name, batches, feeds=0, rules=0):
     n = sum(len(b) for b in batches)
     bodies = encode_batches(batches)
     db = Db(cluster, cluster.createdb()).migrate()
     load_feeds(db, feeds)
+    load_rules(db, rules)
     key = db.create_key("ingest")
     collector = Collector(db, args=("--pool-size", POOL, "--rate-limit-rps", "0",
                                     "--db-queue-max", "1024", "--log-level", "warn"))
@@ -339,6 +379,8 @@ def bench_one(cluster, name, batches, feeds=0):
     if perf:
         perf_stop(perf)
     stored = db.scalar("SELECT count(*) FROM cost_rows WHERE id NOT LIKE 'warmup-%%'")
+    ruled = db.scalar("SELECT count(*) FROM cost_rows WHERE id NOT LIKE 'warmup-%%'"
+                      " AND rate_rule NOT LIKE 'default:%%'")
     priced = db.scalar("SELECT count(book_cost_usd) FROM cost_rows"
                        " WHERE id NOT LIKE 'warmup-%%'")
     m = metrics_map(collector.get("/metrics").text)
@@ -367,7 +409,8 @@ def bench_one(cluster, name, batches, feeds=0):
     # On a shared machine the wall-clock ratio follows the neighbours' load;
     # the CPU each side spent per row does much less so.
     cpu_ratio = (cp1 - cp0) / max((col1 - col0) + (pg1 - pg0), 1e-9)
-    print(f"{name:<10} feeds {feeds} ({100 * priced / n:.0f}% priced)"
+    print(f"{name:<10} feeds {feeds} ({100 * priced / n:.0f}% priced) rules {rules}"
+          f" ({100 * ruled / n:.0f}% by a rule)"
           f" ingest {ingest_rate:>9,.0f} rows/s   raw COPY {copy_rate:>9,.0f} rows/s"
           f"   ratio {ingest_rate / copy_rate:.2f}   CPU ratio {cpu_ratio:.2f}"
           f"   CPU s per 100k rows: collector"
@@ -393,7 +436,8 @@ def main():
             print(f"  {name}: {LABELS[name]}")
             batches = gen(ROWS)
             for feeds in FEEDS:
-                bench_one(cluster, name, batches, feeds)
+                for rules in RULES:
+                    bench_one(cluster, name, batches, feeds, rules)
     finally:
         cluster.stop()
     print(f"load average after: {os.getloadavg()[0]:.2f}")

@@ -1,0 +1,107 @@
+/* The rate card on ingest (see rate_card.h): set-based, inside the one
+ * ingest statement. The rule is picked once per distinct (tenant, modality,
+ * provider, model) of the batch, not once per row, and joined back to the
+ * rows by hash on those keys; the price is computed once per row. */
+#include "rate_card.h"
+
+#include <string.h>
+
+#include "price_book.h"
+
+/* A batch's distinct (tenant, modality, provider, model), with the tenant's
+ * plan and the model as the book names it computed once each (OFFSET 0: not
+ * once per rule compared), each nullable
+ * column as (value or '', is null) so that NULLs join back by hash. */
+#define RATE_KEYS(t)                                                                               \
+	"coalesce(" t "tenant_id, ''), " t "tenant_id IS NULL, " t "modality, coalesce(" t         \
+	"provider, ''), " t "provider IS NULL, coalesce(" t "model_id, ''), " t "model_id IS NULL"
+
+bool rate_card_pick_sql(struct buf *out)
+{
+	return buf_puts(
+		out,
+		"rate_pick (k1, k2, k3, k4, k5, k6, k7, rule_id, kind, markup, basis, fixed,"
+		" unit, token) AS (SELECT DISTINCT ON (1, 2, 3, 4, 5, 6, 7) " RATE_KEYS(
+			"k.") ", r.rule_id, r.kind, r.markup, r.basis, r.fixed, r.unit,"
+			      " CASE WHEN r.kind = 'cost_plus'"
+			      " THEN 'cost_plus:' || trim_scale(r.markup)::text"
+			      " ELSE 'fixed:' || trim_scale(r.fixed)::text || '/' || r.unit"
+			      " END AS token"
+			      " FROM (SELECT k.*, tp.plan, vgc_model_key(k.provider, k.model_id) AS mkey"
+			      " FROM (SELECT DISTINCT tenant_id, modality, provider, model_id"
+			      " FROM vgc_stage) k"
+			      " LEFT JOIN tenant_plans tp ON tp.tenant_id = k.tenant_id OFFSET 0) k"
+			      " JOIN rate_card_rules r"
+			      " ON (r.tenant_id IS NULL OR r.tenant_id = k.tenant_id)"
+			      " AND (r.plan IS NULL OR r.plan = k.plan)"
+			      " AND (r.modality IS NULL OR r.modality = k.modality)"
+			      " AND (r.provider IS NULL OR r.provider = k.provider)"
+			      " AND (r.model IS NULL OR r.model = k.model_id OR r.model = k.mkey)"
+			      " ORDER BY 1, 2, 3, 4, 5, 6, 7,"
+			      " r.tenant_id IS NOT NULL DESC, r.plan IS NOT NULL DESC,"
+			      " r.model IS NOT NULL DESC, r.provider IS NOT NULL DESC,"
+			      " r.changed_seq DESC)");
+}
+
+/* The billable quantity of the row in the rule's unit (STT minutes, TTS
+ * characters, LLM input + output tokens, 1 per request); NULL when the unit
+ * does not measure the row's modality. */
+static bool rate_quantity_sql(struct buf *out)
+{
+	return buf_puts(out,
+			"(CASE WHEN k.unit = 'request' THEN 1"
+			" WHEN s.modality = 'stt' AND k.unit = 'minute' THEN s.input_units"
+			" WHEN s.modality = 'stt' AND k.unit = 'second' THEN s.input_units * 60"
+			" WHEN s.modality = 'tts' AND k.unit = 'char' THEN s.input_units"
+			" WHEN s.modality = 'tts' AND k.unit = '1k_char' THEN s.input_units / 1000"
+			" WHEN s.modality = 'llm' AND k.unit = 'token'"
+			" THEN s.input_units + s.output_units"
+			" WHEN s.modality = 'llm' AND k.unit = '1k_token'"
+			" THEN (s.input_units + s.output_units) / 1000"
+			" WHEN s.modality = 'llm' AND k.unit = '1m_token'"
+			" THEN (s.input_units + s.output_units) / 1000000 END)");
+}
+
+bool rate_card_source_sql(struct buf *out)
+{
+	/* The price: no rule, the recorded cost (as stored: the book's when the
+	 * row came without one) x the default markup; fixed x quantity;
+	 * cost_plus on the book or the recorded cost. */
+	buf_puts(out, "(SELECT s.*, CASE WHEN k.rule_id IS NULL THEN (");
+	price_book_unpriced_sql(out, "cost_usd");
+	buf_puts(out, ") * (SELECT default_markup FROM rate_card)"
+		      " WHEN k.kind = 'fixed' THEN k.fixed * ");
+	rate_quantity_sql(out);
+	buf_puts(out, " WHEN k.basis = 'book' THEN (");
+	price_book_field_sql(out, "book_cost_usd");
+	buf_puts(out, ") * k.markup ELSE (");
+	price_book_unpriced_sql(out, "cost_usd");
+	buf_puts(out, ") * k.markup END AS rate_raw,"
+		      " CASE WHEN k.rule_id IS NULL THEN"
+		      " (SELECT 'default:' || trim_scale(default_markup)::text FROM rate_card)"
+		      " WHEN k.kind = 'fixed' AND ");
+	rate_quantity_sql(out);
+	buf_puts(out, " IS NULL THEN 'unrated:unit' WHEN k.kind = 'cost_plus' AND k.basis = 'book'"
+		      " AND (");
+	price_book_field_sql(out, "book_cost_usd");
+	buf_puts(out, ") IS NULL THEN 'unrated:no_price' ELSE k.token END AS rate_token FROM ");
+	price_book_source_sql(out);
+	/* rate_pick's first seven columns are its key (k1..k7). */
+	return buf_puts(out, " LEFT JOIN rate_pick k ON (k.k1, k.k2, k.k3, k.k4, k.k5, k.k6, k.k7)"
+			     " = (" RATE_KEYS("s.") ") OFFSET 0) s");
+}
+
+bool rate_card_sets(const char *column)
+{
+	return strcmp(column, "rated_price_usd") == 0 || strcmp(column, "rate_rule") == 0 ||
+	       strcmp(column, "rate_revision") == 0;
+}
+
+bool rate_card_field_sql(struct buf *out, const char *column)
+{
+	if (strcmp(column, "rate_rule") == 0)
+		return buf_puts(out, "s.rate_token");
+	if (strcmp(column, "rate_revision") == 0)
+		return buf_puts(out, "(SELECT revision FROM rate_card)");
+	return price_money_round_sql(out, "s.rate_raw");
+}
