@@ -48,8 +48,7 @@ class Bouncer:
 
 @pytest.fixture
 def bouncer(db):
-    if not os.path.exists(PGBOUNCER):
-        pytest.skip("pgbouncer is not installed (deploy/install-deps.sh)")
+    assert os.path.exists(PGBOUNCER), "pgbouncer is not installed: run deploy/install-deps.sh"
     b = Bouncer(db)
     yield b
     b.stop()
