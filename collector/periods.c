@@ -10,6 +10,7 @@
 #include "focus.h"
 #include "log.h"
 #include "rollup.h"
+#include "rollup_shape.h"
 #include "rollup_sql.h"
 #include "timefmt.h"
 
@@ -45,17 +46,18 @@ static bool periods_sql(const struct rollup_query *q, int grace_s, long long mon
 	if (!rollup_sql_rollups(&rq, s))
 		return false;
 	buf_init(&head, 0);
-	ok = buf_puts(&head, "WITH r(g, month, tenant_id, agent_id, requests, errors, fallbacks,"
-			     " cost_usd, rated_price_usd, input_units, output_units,"
-			     " cached_input_units) AS (") &&
-	     buf_append(&head, s->text.data, s->text.len);
+	/* The rollup answer's measure columns, named as the rollup shape names them. */
+	ok = buf_puts(&head, "WITH r(g, month, tenant_id, agent_id");
+	for (int i = 0; i < ROLLUP_NMEASURES; i++)
+		ok = ok && buf_printf(&head, ", %s", rollup_measures[i].name);
+	ok = ok && buf_puts(&head, ") AS (") && buf_append(&head, s->text.data, s->text.len);
 	buf_release(&s->text);
 	s->text = head;
 	snprintf(g, sizeof(g), "%d", grace_s);
 	ok = ok &&
 	     buf_puts(&s->text,
-		      "), m AS (SELECT month::timestamptz AS month, tenant_id, agent_id, requests"
-		      " FROM r WHERE g = 0),"
+		      "), m AS (SELECT month::timestamptz AS month, tenant_id, agent_id, requests,"
+		      " unpriced_rows FROM r WHERE g = 0),"
 		      " ag AS (SELECT m.month, m.tenant_id, m.agent_id, coalesce(bool_or("
 		      "a.last_seen > m.month + interval '1 month' + make_interval(secs => ") &&
 	     focus_sql_param(s, g, "int") &&
@@ -87,7 +89,7 @@ static bool periods_sql(const struct rollup_query *q, int grace_s, long long mon
 		     " AND ag.reported), 'not_reported', coalesce((SELECT json_agg("
 		     "json_build_object('tenant', tenant_id, 'agent_id', agent_id) ORDER BY"
 		     " tenant_id, agent_id) FROM ag WHERE ag.month = mo.month AND NOT"
-		     " ag.reported), '[]'::json), 'unpriced_rows', NULL, 'late_rows', late))::text, bp.period IS NOT NULL, coalesce((SELECT"
+		     " ag.reported), '[]'::json), 'unpriced_rows', coalesce((SELECT sum(unpriced_rows) FROM m WHERE m.month = mo.month), 0), 'late_rows', late))::text, bp.period IS NOT NULL, coalesce((SELECT"
 		     " string_agg(coalesce(tenant_id, '(no tenant)') || '/' || agent_id, ', '"
 		     " ORDER BY tenant_id, agent_id) FROM ag WHERE ag.month = mo.month AND NOT"
 		     " ag.reported), ''), mo.month + interval '1 month' <= now()"

@@ -249,3 +249,22 @@ def test_tenant_key_sees_only_its_tenants_workers_and_lines(db, collector):
     assert [(ln["SubAccountId"], ln["ResourceId"], ln["BilledCost"]) for ln in un] == \
         [("", "n-1", "0.125")]
     assert close(collector, acme, period_name(month), force=True).status_code == 403
+
+
+def test_completeness_counts_the_months_rows_the_price_book_did_not_price(db, collector):
+    """With the price book pricing one model, a month's completeness counts
+    the rows of the others as unpriced_rows (it was always null)."""
+    admin, key = db.create_key("admin"), db.create_key("ingest")
+    feed = {"provider": "deepgram", "currency": "USD", "updated": "2025-01-01", "models": [
+        {"id": "nova-3", "modality": "stt", "rates": [
+            {"meter": "audio_input", "amount": "0.0043", "unit": "minute",
+             "effective_from": "2025-01-01"}]}]}
+    r = collector.post("/v1/billing/price-book", json=feed, key=admin)
+    assert r.status_code in (200, 201), r.text
+    month = month_start(1)
+    ingest(collector, key, [
+        make_row(0, timestamp=at(month, 3), modality="stt", provider="deepgram",
+                 model_id="deepgram/nova-3", input_units=2, output_units=0, agent_id="w-1"),
+        make_row(1, timestamp=at(month, 3), agent_id="w-1"),
+        make_row(2, timestamp=at(month, 4), agent_id="w-2")])
+    assert period_entry(collector, admin, period_name(month))["completeness"]["unpriced_rows"] == 2
