@@ -16,7 +16,8 @@
 
 #define BUDGET_ISO "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'"
 
-/* Spend is summed over cost_rollup_hourly, exact numeric, for the calendar
+/* Spend is summed over the live hours (cost_rollup_hourly and the deltas not
+ * yet folded into it, schema/0022), exact numeric, for the calendar
  * period (UTC) holding now. The forecast is the spend plus the average hourly
  * spend of the current hour and the 23 before it (fewer when the period began
  * later) times the whole hours left after the current one; it depends only on
@@ -64,7 +65,7 @@ const char budget_status_cte[] =
 	"       date_trunc('hour', now() AT TIME ZONE 'UTC') AS h0u) p) w"
 	"    LEFT JOIN LATERAL (SELECT sum(h.cost_usd) AS spent,"
 	"      sum(h.cost_usd) FILTER (WHERE h.hour >= w.ws_u AT TIME ZONE 'UTC') AS recent"
-	"     FROM cost_rollup_hourly h"
+	"     FROM vgc_rollup_hourly_live h"
 	"     WHERE h.hour >= w.ps_u AT TIME ZONE 'UTC' AND h.hour < w.pe_u AT TIME ZONE 'UTC'"
 	"      AND (b.tenant_id IS NULL OR h.tenant_id = b.tenant_id)"
 	"      AND (b.project IS NULL OR h.project = b.project)"

@@ -87,6 +87,7 @@ int cli_keys(int argc, char **argv);
 int cli_rollup(int argc, char **argv);
 int cli_retention(int argc, char **argv);
 int cli_rollup_daily(int argc, char **argv);
+int cli_rollup_fold(int argc, char **argv);
 int cli_agents(int argc, char **argv);
 int cli_reconcile(int argc, char **argv);
 int cli_config_sample(int argc, char **argv);

@@ -158,6 +158,14 @@ const struct config_param config_params[] = {
 	{ "rollup_daily_interval_s", CFG_INT, OFF(rollup_daily_interval_s), true, "60", 0, 0,
 	  "seconds between passes summarising closed days into cost_rollup_daily; 0 turns it off",
 	  NULL, &server_tasks_hook },
+	{ "rollup_fold_s", CFG_DOUBLE, OFF(rollup_fold_s), true, "1", 0, 0,
+	  "seconds between passes folding the rollup deltas each ingest appends into "
+	  "cost_rollup_hourly (reads add the unfolded deltas, so answers stay exact; a lag makes "
+	  "them slower); 0 turns this collector's summariser off",
+	  NULL, &server_tasks_hook },
+	{ "rollup_fold_max_deltas", CFG_INT, OFF(rollup_fold_max_deltas), true, "100000", 1, 0,
+	  "most delta rows one fold transaction takes; a pass folds again until none are left",
+	  NULL, NULL },
 	{ "rollup_daily_settle_s", CFG_INT, OFF(rollup_daily_settle_s), true, "3600", 0, 0,
 	  "a UTC day is summarised once it ended this many seconds ago (late rows re-open it)",
 	  NULL, NULL },

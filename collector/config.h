@@ -55,6 +55,8 @@ struct config {
 	int reconcile_max_groups;
 	int rollup_daily_interval_s;
 	int rollup_daily_settle_s;
+	double rollup_fold_s;	       /* tasks: rollup_fold.c; 0: off */
+	int rollup_fold_max_deltas;    /* rollup_fold.c: delta rows per fold */
 	int agent_ttl_s;	       /* roster: a worker unheard this long is offline */
 	int agent_forget_after_s;      /* roster: offline this long, retention forgets it */
 	int agent_gauges_interval_s;   /* tasks: the roster's /metrics gauges */

@@ -17,6 +17,7 @@
 #include "metrics.h"
 #include "pool.h"
 #include "replica.h"
+#include "rollup_fold.h"
 #include "row.h"
 #include "tasks.h"
 
@@ -93,6 +94,7 @@ void health_handle_metrics(struct http_req *hr)
 	budget_eval_render_metrics(hr->srv->budgets, &b);
 	tasks_render_metrics(hr->srv->tasks, &b);
 	periods_metrics_render(&b);
+	rollup_fold_render_metrics(tasks_state(hr->srv->tasks, "rollup_fold"), &b);
 	durability_render_metrics(tasks_state(hr->srv->tasks, "sync_standby"), &b);
 	http_reply(hr, 200, "text/plain; version=0.0.4; charset=utf-8", b.data ? b.data : "",
 		   b.len);

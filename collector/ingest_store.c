@@ -6,14 +6,15 @@
  *   ON CONFLICT DO NOTHING RETURNING id), insert only the claimed rows into
  *   cost_rows, each with its book cost (a join to the price book's rates in
  *   effect at its time, price_book.c) and its rated price by the rate card
- *   (rate_card.c, overwriting the worker's), and upsert the hourly rollup from
- *   those inserted rows
- *   (pre-aggregated, in key order); COPY rejects -> ingest_rejects; COMMIT.
+ *   (rate_card.c, overwriting the worker's), and append the inserted rows'
+ *   sums per (hour, group) to vgc_rollup_deltas, which the summariser folds
+ *   into the hourly rollup (rollup_fold.c); COPY rejects -> ingest_rejects;
+ *   COMMIT.
  *   The statement is first tried under a savepoint in a form that assumes
  *   every id is new (a plain claim); a stored id fails it with
  *   unique_violation and the ON CONFLICT form runs instead (store_insert).
- * Sorting both the id claims and the rollup keys means concurrent batches lock
- * in the same order and cannot deadlock; if PostgreSQL still reports a
+ * Sorting the id claims means concurrent batches lock in the same order and
+ * cannot deadlock (the deltas take no lock another batch waits on); if PostgreSQL still reports a
  * deadlock or serialization failure, the whole transaction is retried. If the
  * database refuses the data itself (SQLSTATE class 22, 23, 54), the batch is
  * run again one row per savepoint, so each row it refuses is rejected on its
@@ -87,8 +88,11 @@ static void store_columns(struct buf *out, const char *prefix, bool typed)
 }
 
 /* The rest of ins's RETURNING list (the columns the rollup reads, after
- * ts) and the agg step: the hourly rollup upserted from the inserted rows,
- * pre-aggregated in key order. Built from the rollup shape. */
+ * ts) and the agg step: the batch's sums per (hour, group) appended to
+ * vgc_rollup_deltas, which the summariser folds into the hourly rollup
+ * (rollup_fold.c, schema/0022_rollup_deltas.sql). A plain insert into a heap
+ * with no index: no conflict check, and no lock any other batch waits on.
+ * Built from the rollup shape. */
 static void store_rollup_sql(struct buf *sql)
 {
 	for (int i = 0; i < ROLLUP_NKEYS; i++)
@@ -103,7 +107,7 @@ static void store_rollup_sql(struct buf *sql)
 		if (uses && j == i)
 			buf_printf(sql, ", %s", uses);
 	}
-	buf_puts(sql, "), agg AS (  INSERT INTO cost_rollup_hourly AS r (hour");
+	buf_puts(sql, "), agg AS (  INSERT INTO vgc_rollup_deltas (hour");
 	for (int i = 0; i < ROLLUP_NKEYS; i++)
 		buf_printf(sql, ", %s", rollup_keys[i]);
 	for (int i = 0; i < ROLLUP_NMEASURES; i++)
@@ -118,18 +122,6 @@ static void store_rollup_sql(struct buf *sql)
 	buf_puts(sql, "  FROM ins GROUP BY 1");
 	for (int i = 0; i < ROLLUP_NKEYS; i++)
 		buf_printf(sql, ", %d", i + 2);
-	buf_puts(sql, " ORDER BY 1");
-	for (int i = 0; i < ROLLUP_NKEYS; i++)
-		buf_printf(sql, ", %d", i + 2);
-	buf_puts(sql, "  ON CONFLICT (hour");
-	for (int i = 0; i < ROLLUP_NKEYS; i++)
-		buf_printf(sql, ", %s", rollup_keys[i]);
-	buf_puts(sql, ")  DO UPDATE SET ");
-	for (int i = 0, n = 0; i < ROLLUP_NMEASURES; i++)
-		if (rollup_measure_stored(&rollup_measures[i]))
-			buf_printf(sql, "%s%s = r.%s + excluded.%s", n++ ? ", " : "",
-				   rollup_measures[i].name, rollup_measures[i].name,
-				   rollup_measures[i].name);
 	buf_puts(sql, "  RETURNING 1");
 }
 

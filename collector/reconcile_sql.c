@@ -51,7 +51,7 @@ static const char reconcile_sql_text[] =
 			    "  CASE modality WHEN 'llm' THEN input_units + output_units"
 			    "   WHEN 'stt' THEN input_units * 60 ELSE input_units END AS units,"
 			    "  cost_usd, requests"
-			    " FROM cost_rollup_hourly"
+			    " FROM vgc_rollup_hourly_live"
 			    " WHERE provider = $1::text AND hour >= $2::timestamptz AND hour < $3::timestamptz" RECONCILE_SQL_SCOPE
 			    "),"
 			    " o AS (SELECT model, day, sum(units) AS units, sum(cost_usd) AS cost,"

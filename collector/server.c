@@ -39,6 +39,7 @@
 #include "retention.h"
 #include "rollup.h"
 #include "rollup_daily.h"
+#include "rollup_fold.h"
 #include "tasks.h"
 #include "vgcollector.h"
 #include "web.h"
@@ -121,6 +122,8 @@ static const struct task_def server_tasks[] = {
 	/* name, interval key, 0 is off, new, run, stop, free */
 	{ "retention", "retention_interval_s", true, retention_task_new, retention_task_run, NULL,
 	  retention_task_free },
+	{ "rollup_fold", "rollup_fold_s", true, rollup_fold_task_new, rollup_fold_task_run,
+	  rollup_fold_task_stop, rollup_fold_task_free },
 	{ "rollup_daily", "rollup_daily_interval_s", true, rollup_daily_task_new,
 	  rollup_daily_task_run, rollup_daily_task_stop, rollup_daily_task_free },
 	{ "budget_eval", "budget_check_s", false, budget_eval_task_new, budget_eval_task_run,

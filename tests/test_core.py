@@ -15,7 +15,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from conftest import (ROOT, PgCluster, Collector, Db, assert_names, make_row, metrics_map,
+from conftest import (ROOT, PgCluster, Collector, Db, assert_names, fold_rollup, make_row, metrics_map,
                       run_vgc, wait_until)
 
 
@@ -216,7 +216,7 @@ def test_money_is_stored_exactly(db, collector):
     # The rated price is the rate card's (no rule: the cost x the default
     # markup 1), never the 0.1 + 0.3 the workers sent.
     assert db.scalar("SELECT sum(rated_price_usd) FROM cost_rows") == Decimal("0.20039")
-    assert db.scalar("SELECT sum(cost_usd) FROM cost_rollup_hourly") == Decimal("0.20039")
+    assert db.scalar("SELECT sum(cost_usd) FROM vgc_rollup_hourly_live") == Decimal("0.20039")
 
 
 def test_late_row_gets_a_partition_on_demand(db, collector):
@@ -245,9 +245,18 @@ def test_project_and_tenant_scoped_keys(db, collector):
 # ---- exactly once ----------------------------------------------------------
 
 def rollup_matches_rows(db):
+    """What a reader sees (the folded hours plus the waiting deltas) equals
+    the rows; and after a fold, the hourly table alone does."""
+    hours_match_rows(db, "vgc_rollup_hourly_live")
+    fold_rollup(db)
+    assert db.scalar("SELECT count(*) FROM vgc_rollup_deltas") == 0
+    hours_match_rows(db, "cost_rollup_hourly")
+
+
+def hours_match_rows(db, hours):
     agg = db.query("SELECT sum(requests), sum(errors), sum(fallbacks), sum(cost_usd),"
                    " sum(rated_price_usd), sum(input_units), sum(output_units),"
-                   " sum(cached_input_units) FROM cost_rollup_hourly")[0]
+                   f" sum(cached_input_units) FROM {hours}")[0]
     raw = db.query("SELECT count(*), count(*) FILTER (WHERE status = 'error'),"
                    " count(*) FILTER (WHERE status = 'fallback'), sum(cost_usd),"
                    " sum(rated_price_usd), sum(input_units), sum(output_units),"
@@ -256,7 +265,9 @@ def rollup_matches_rows(db):
     groups = db.query(
         "SELECT count(*) FROM (SELECT date_trunc('hour', ts), project, agent_id, tenant_id,"
         " modality, provider, model_id, count(*) c, sum(cost_usd) s FROM cost_rows"
-        " GROUP BY 1,2,3,4,5,6,7) r FULL JOIN cost_rollup_hourly h ON"
+        " GROUP BY 1,2,3,4,5,6,7) r FULL JOIN (SELECT hour, project, agent_id, tenant_id,"
+        " modality, provider, model_id, sum(requests) AS requests, sum(cost_usd) AS cost_usd"
+        f" FROM {hours} GROUP BY 1,2,3,4,5,6,7) h ON"
         " h.hour = r.date_trunc AND h.project = r.project AND h.modality = r.modality AND"
         " h.agent_id IS NOT DISTINCT FROM r.agent_id AND h.tenant_id IS NOT DISTINCT FROM r.tenant_id"
         " AND h.provider IS NOT DISTINCT FROM r.provider AND h.model_id IS NOT DISTINCT FROM r.model_id"
@@ -294,7 +305,7 @@ def test_same_id_twice_in_one_batch_counts_once(db, collector):
     r = collector.post("/v1/ingest", json=[make_row(0, id="dup"), make_row(1, id="dup")],
                        key=key).json()
     assert r["accepted"] == 1 and r["duplicates"] == 1
-    assert db.scalar("SELECT requests FROM cost_rollup_hourly") == 1
+    assert db.scalar("SELECT sum(requests) FROM vgc_rollup_hourly_live") == 1
 
 
 def test_same_row_with_another_timestamp_is_still_a_duplicate(db, collector):

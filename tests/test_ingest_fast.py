@@ -89,7 +89,7 @@ def test_ingest_through_pgbouncer_transaction_pooling_stores_each_row_once(db, b
     assert sum(b["accepted"] for b in bodies) == 24 * 50
     assert sum(b["duplicates"] for b in bodies) == 24 * 50
     assert db.scalar("SELECT count(*) FROM cost_rows") == 24 * 50
-    assert db.scalar("SELECT sum(requests) FROM cost_rollup_hourly") == 24 * 50
+    assert db.scalar("SELECT sum(requests) FROM vgc_rollup_hourly_live") == 24 * 50
 
 
 # ---- migration 0003 on a database holding rows -------------------------------

@@ -146,7 +146,7 @@ def test_row_the_database_refuses_is_isolated_and_the_others_stored_once(db, col
             assert "refused by the database (SQLSTATE 23514)" in e["error"], e
         assert "test_cost_cap" not in r.text
         assert db.scalar("SELECT count(*) FROM cost_rows") == 8
-        assert db.scalar("SELECT sum(requests) FROM cost_rollup_hourly") == 8
+        assert db.scalar("SELECT sum(requests) FROM vgc_rollup_hourly_live") == 8
         assert db.scalar("SELECT count(*) FROM ingest_rejects WHERE reason LIKE"
                          " '%%SQLSTATE 23514%%'") == 2
         # The good rows were counted once: a resend is all duplicates.

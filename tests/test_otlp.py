@@ -262,9 +262,9 @@ def test_real_otel_sdk_export_stores_one_row_per_genai_span_once(db, collectors,
     assert r[7:9] == ("0", "unpriced")
 
     # The rollup sees the rows like any others.
-    assert db.scalar("SELECT sum(cost_usd)::text FROM cost_rollup_hourly") == \
+    assert db.scalar("SELECT sum(cost_usd)::text FROM vgc_rollup_hourly_live") == \
         str(Decimal("0.000123") + Decimal("0.30000000000000004") + Decimal("0.0021"))
-    assert db.scalar("SELECT sum(requests) FROM cost_rollup_hourly") == 4
+    assert db.scalar("SELECT sum(requests) FROM vgc_rollup_hourly_live") == 4
 
     m = metrics_map(c1.get("/metrics").text)
     assert m['vgcollector_rows_total{outcome="duplicate"}'] == 4

@@ -111,7 +111,7 @@ def test_late_row_leaves_the_closed_month_byte_identical_and_is_billed_once_as_c
     assert json.loads(man_before)["rows"] == len(parse(before))
 
     ingest(collector, ingest_key, [make_row(2, timestamp=at(m1, 6, hour=3), cost_usd=0.375)])
-    assert db.scalar("SELECT sum(cost_usd) FROM cost_rollup_hourly WHERE hour < %s", m2) == \
+    assert db.scalar("SELECT sum(cost_usd) FROM vgc_rollup_hourly_live WHERE hour < %s", m2) == \
         Decimal("1.875")
     assert export(collector, admin, period_name(m1)) == before
     assert collector.get("/v1/export/focus/manifest", key=admin,

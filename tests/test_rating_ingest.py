@@ -134,7 +134,7 @@ def test_basis_book_uses_the_book_cost_and_unpriced_rows_are_unrated(db, collect
     assert rated(db, "r0")[:2] == (book * Decimal("1.3"), "cost_plus:1.3")
     assert rated(db, "r1")[:2] == (None, "unrated:no_price")
     # The rollup counts an unrated row as nothing billed.
-    assert db.scalar("SELECT sum(rated_price_usd) FROM cost_rollup_hourly") == \
+    assert db.scalar("SELECT sum(rated_price_usd) FROM vgc_rollup_hourly_live") == \
         book * Decimal("1.3")
 
 

@@ -45,7 +45,7 @@ def assert_stored_exactly(db, n, cost_recorded):
 def stored(db):
     n, distinct, cost = db.query(
         "SELECT count(*), count(DISTINCT id), coalesce(sum(cost_usd), 0) FROM cost_rows")[0]
-    rollup = db.scalar("SELECT coalesce(sum(cost_usd), 0) FROM cost_rollup_hourly")
+    rollup = db.scalar("SELECT coalesce(sum(cost_usd), 0) FROM vgc_rollup_hourly_live")
     return n, distinct, Decimal(cost), Decimal(rollup)
 
 
