@@ -116,10 +116,15 @@ def test_database_down_503_bodies_hide_internals_and_carry_the_request_id(pg, co
 
 def test_database_error_500_bodies_hide_internals(db, collector):
     read = db.create_key("read")
-    renames = [("cost_rollup_hourly", "requests", "requests_gone", ("/v1/rollups", "/v1/costs")),
-               ("cost_rows", "revision", "revision_gone", ("/v1/rows",))]
-    for table, col, new, paths in renames:
-        db.query(f"ALTER TABLE {table} RENAME COLUMN {col} TO {new}")
+    # The live hours, the view every read sums (a renamed column of the
+    # hourly table would be followed by the view), and the daily tables.
+    renames = [(("vgc_rollup_hourly_live", "cost_rollup_daily", "cost_rollup_tenant_daily"),
+                "requests", "requests_gone",
+                ("/v1/rollups", "/v1/costs")),
+               (("cost_rows",), "revision", "revision_gone", ("/v1/rows",))]
+    for tables, col, new, paths in renames:
+        for table in tables:
+            db.query(f"ALTER TABLE {table} RENAME COLUMN {col} TO {new}")
         try:
             for path in paths:
                 r = collector.get(path, key=read)
@@ -129,7 +134,8 @@ def test_database_error_500_bodies_hide_internals(db, collector):
                 assert new not in r.text and col not in r.text, r.text
                 assert_no_internals(r, db.cluster.dir, db.name)
         finally:
-            db.query(f"ALTER TABLE {table} RENAME COLUMN {new} TO {col}")
+            for table in tables:
+                db.query(f"ALTER TABLE {table} RENAME COLUMN {new} TO {col}")
 
 
 # ---- /v1/costs states the range it used --------------------------------------

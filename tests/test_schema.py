@@ -73,6 +73,7 @@ ROLLUP_TABLES = {
     "cost_rollup_daily": ["day"] + ROLLUP_SHAPE["keys"],
     "cost_rollup_tenant_daily": ["day", "tenant_id", "project"],
     "cost_rollup_tenant_hourly": ["hour", "tenant_id", "project"],
+    "vgc_rollup_deltas": ["hour"] + ROLLUP_SHAPE["keys"] + ["stored_at"],
 }
 ROLLUP_SQL_TYPES = {"count": "bigint", "money": "numeric", "units": "numeric"}
 
@@ -101,6 +102,18 @@ def test_rollup_shape_matches_every_rollup_table(db):
     stored measures."""
     assert "requests" in [m["name"] for m in ROLLUP_SHAPE["measures"]]
     assert rollup_mismatches(db) == []
+
+
+def test_live_hours_view_carries_every_key_and_stored_measure(db):
+    """vgc_rollup_hourly_live, what every read sums, has the hourly table's
+    keys and every stored measure: a measure added to the shape and the
+    tables but not to the view would read as missing."""
+    want = ["hour"] + ROLLUP_SHAPE["keys"] + [m["name"] for m in ROLLUP_SHAPE["measures"]
+                                               if m["from_rows"]]
+    have = [r[0] for r in db.query(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema ="
+        " current_schema() AND table_name = 'vgc_rollup_hourly_live' ORDER BY ordinal_position")]
+    assert sorted(have) == sorted(want)
 
 
 def test_rollup_shape_check_catches_a_measure_added_by_hand(db):
