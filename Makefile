@@ -65,7 +65,7 @@ UNIT_SRC      := $(wildcard tests/unit/*.c)
 UNIT_OBJ      := $(UNIT_SRC:%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all run test check-layers test-unit test-integration test-san fuzz fuzz-run install clean \
-        bench-ingest bench-sink bench-rollup bench-pooled bench-budgets bench-otlp bench-roster bench-size \
+        bench-ingest bench-ingest-steps bench-sink bench-rollup bench-pooled bench-budgets bench-otlp bench-roster bench-size \
         test-scale test-ha deps format format-check
 
 # libvgsink and the tools that link it are built once sink/ has sources.
@@ -308,6 +308,11 @@ fuzz-run: fuzz
 bench-ingest: deps all
 	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) tests/bench/bench_ingest.py
 	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) tests/bench/bench_pooled.py
+
+# Backend CPU of each step of the ingest transaction, and of the alternatives
+# measured for each step.
+bench-ingest-steps: deps all
+	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) tests/bench/bench_ingest_steps.py
 
 # Ingest direct and through pgbouncer in transaction mode, in the same run.
 bench-pooled: deps all

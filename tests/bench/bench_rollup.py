@@ -30,6 +30,14 @@ targets < 2 s and < 200 ms; the manifest's sha256 is checked against the CSV,
 ties_out must be true and the BilledCost sum must equal SQL over cost_rows.
 Then the month is closed (forced, timed) and its frozen export timed the same way.
 
+While the timed requests run, ingest runs too: the fleet mix
+(bench_ingest.fleet_mix_batches: random UUIDv4 ids, live batches and replays
+of the past 5 days) posted through the same collector at BENCH_INGEST_RPS rows
+a second (default 2000; 0: none) in 200-row batches, with the hourly
+summariser (rollup_fold_s, 1 s) folding the deltas, so the answers read the
+folded hours plus the deltas waiting, as in production. The rows ingested, the
+largest lag seen and the rows/s achieved are printed.
+
 Environment: BENCH_ROWS (default 10000000), BENCH_FOCUS_RUNS (5), BENCH_DAYS (90), BENCH_TENANTS (50),
 BENCH_REQUESTS (300, the timed HTTP requests; each asks for the next tenant in turn),
 BENCH_SQL_RUNS (5), BENCH_RUNS (3: the timed requests are repeated and each run's
@@ -42,6 +50,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from decimal import Decimal
 
@@ -49,7 +58,7 @@ import httpx
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from conftest import BUILD, Collector, Db, PgCluster  # noqa: E402
-from bench_ingest import machine  # noqa: E402
+from bench_ingest import encode_batches, fleet_mix_batches, machine  # noqa: E402
 from dashboard_timing import overview_ms  # noqa: E402
 
 ROWS = int(os.environ.get("BENCH_ROWS", "10000000"))
@@ -59,6 +68,64 @@ REQUESTS = int(os.environ.get("BENCH_REQUESTS", "300"))
 SQL_RUNS = int(os.environ.get("BENCH_SQL_RUNS", "5"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 FOCUS_RUNS = int(os.environ.get("BENCH_FOCUS_RUNS", "5"))
+INGEST_RPS = int(os.environ.get("BENCH_INGEST_RPS", "2000"))
+
+
+class IngestLoad(threading.Thread):
+    """Posts fleet-mix batches through the collector at rps rows a second
+    until stopped; samples the rollup lag from /metrics as it goes."""
+
+    BATCH = 200
+
+    def __init__(self, url, key, rps):
+        super().__init__(daemon=True)
+        self.url, self.key, self.rps = url, key, rps
+        self.stop_at = threading.Event()
+        self.accepted = self.failures = 0
+        self.max_lag_rows, self.max_lag_s = 0, 0.0
+        self.elapsed = 0.0
+
+    def run(self):
+        headers = {"Authorization": f"Bearer {self.key}", "Content-Encoding": "gzip",
+                   "Content-Type": "application/json"}
+
+        def bodies():  # made as they are sent: 10,000 rows at a time
+            for seed in range(29, 10**6):
+                yield from encode_batches(fleet_mix_batches(10000, seed=seed, batch=self.BATCH))
+
+        t0 = time.perf_counter()
+        with httpx.Client(base_url=self.url, timeout=60) as http:
+            for i, body in enumerate(bodies()):
+                if self.stop_at.is_set():
+                    break
+                due = t0 + i * self.BATCH / self.rps
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    self.stop_at.wait(delay)
+                r = http.post("/v1/ingest", content=body, headers=headers)
+                if r.status_code == 200:
+                    self.accepted += r.json()["accepted"]
+                else:
+                    self.failures += 1
+                if i % 10 == 0:
+                    m = {line.split(" ")[0]: float(line.split(" ")[1])
+                         for line in http.get("/metrics").text.splitlines()
+                         if line.startswith("vgcollector_rollup_lag")}
+                    self.max_lag_rows = max(self.max_lag_rows,
+                                            int(m.get("vgcollector_rollup_lag_rows", 0)))
+                    self.max_lag_s = max(self.max_lag_s,
+                                         m.get("vgcollector_rollup_lag_seconds", 0.0))
+        self.elapsed = time.perf_counter() - t0
+
+    def finish(self):
+        self.stop_at.set()
+        self.join(timeout=60)
+        print(f"ingest meanwhile: {self.accepted:,} rows accepted in {self.elapsed:.1f} s"
+              f" ({self.accepted / max(self.elapsed, 1e-9):,.0f} rows/s, target {self.rps:,}),"
+              f" {self.failures} failed batches; rollup lag at most {self.max_lag_rows:,} rows"
+              f" / {self.max_lag_s:.2f} s (the summariser folds every second)", flush=True)
+        if self.failures:
+            raise SystemExit("FAILED: ingest batches failed during the bench")
 
 COPY_COLUMNS = ("id, ts, modality, model_id, provider, project, input_units, output_units,"
                 " cached_input_units, cost_usd, rated_price_usd, status, fallback_from,"
@@ -222,6 +289,13 @@ def main():
             for t in range(min(TENANTS, 20)):  # warm-up: connections, caches
                 ask(f"tenant-{t}")
             ask(None)
+            load_thread = None
+            if INGEST_RPS:
+                ikey = db.create_key("ingest")
+                collector.wait_key(ikey)
+                load_thread = IngestLoad(collector.url, ikey, INGEST_RPS)
+                load_thread.start()
+                time.sleep(3)  # the summariser is folding by the first timed request
             runs = []
             for run in range(RUNS):
                 lat, all_lat = [], []
@@ -234,6 +308,8 @@ def main():
                     ask(None)
                     all_lat.append((time.perf_counter() - t0) * 1e3)
                 runs.append((lat, all_lat))
+            if load_thread:
+                load_thread.finish()
             one = ask("tenant-3").json()
             every = ask(None).json()
 
@@ -242,7 +318,10 @@ def main():
             late_to = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(day0 + 23 * 3600))
             late_from = time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                       time.gmtime(day0 + 23 * 3600 - 30 * 86400))
-            db.query("INSERT INTO vgc_rollup_dirty_days (day) VALUES (to_timestamp(%s))", day0)
+            # Listed unless the ingest's replays listed it already (then it stays).
+            listed_here = db.query("INSERT INTO vgc_rollup_dirty_days (day)"
+                                   " VALUES (to_timestamp(%s)) ON CONFLICT DO NOTHING"
+                                   " RETURNING day", day0)
             try:
                 def ask_late():
                     r = http.get("/v1/rollups", params={"from": late_from, "to": late_to,
@@ -257,7 +336,9 @@ def main():
                     late_lat.append((time.perf_counter() - t0) * 1e3)
                 late = ask_late().json()
             finally:
-                db.query("DELETE FROM vgc_rollup_dirty_days WHERE day = to_timestamp(%s)", day0)
+                if listed_here:
+                    db.query("DELETE FROM vgc_rollup_dirty_days WHERE day = to_timestamp(%s)",
+                             day0)
 
         answers_equal(db, one, frm_s, to_s, "tenant-3")
         answers_equal(db, every, frm_s, to_s, None)
