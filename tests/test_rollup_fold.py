@@ -109,7 +109,7 @@ def test_lag_is_measured_and_reads_stay_exact_while_the_fold_lock_is_held(db, co
 
 def fold_waiting_on_lock(db):
     """The backend of a fold that waits on a lock, if any."""
-    return db.scalar("SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+    return db.scalar("SELECT max(pid) FROM pg_stat_activity WHERE datname = current_database()"
                      " AND query LIKE 'WITH d AS (DELETE FROM vgc_rollup_deltas%%'"
                      " AND wait_event_type = 'Lock'")
 
