@@ -133,13 +133,17 @@ static const char budget_eval_claim_tail[] =
 	" FROM budgets b";
 
 /* The tenants written by a transaction the previous evaluation may not have
- * seen (one at or after its snapshot's xmin, $1; NULL: ever), as one text[]
- * literal, and this snapshot's xmin for the next evaluation. */
+ * seen (one at or after its snapshot's xmin, $1; NULL: ever), and every
+ * tenant with rollup deltas not yet folded (the hourly rollup's triggers mark
+ * a tenant only when the summariser folds; its spend is read from the live
+ * hours, deltas included), as one text[] literal, and this snapshot's xmin
+ * for the next evaluation. */
 static const char budget_eval_dirty_sql[] =
 	"SELECT count(*), array_agg(nullif(tenant, ''))::text,"
 	" pg_snapshot_xmin(pg_current_snapshot())::text"
 	" FROM (SELECT tenant FROM budget_dirty WHERE $1::xid8 IS NULL OR xid >= $1::xid8"
 	"  UNION SELECT tenant FROM budget_dirty_more WHERE $1::xid8 IS NULL OR xid >= $1::xid8"
+	"  UNION SELECT coalesce(tenant_id, '') FROM vgc_rollup_deltas"
 	" ) d";
 
 /* Stamps a writer left beside a locked row, long since read by every

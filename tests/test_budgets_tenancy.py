@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from conftest import make_row, run_vgc, wait_until
+from conftest import make_row, metrics_map, run_vgc, wait_until
 from test_budgets import FAST, SECRET, Receiver, budgets, evaluated_after, gauge, ingest, \
     put_budget, verify
 
@@ -196,6 +196,14 @@ def test_evaluation_reads_only_budgets_of_tenants_with_new_rows(db, collectors):
         ingest(c, admin, [make_row(0, cost_usd=1, tenant_id=t)])
     for t in ("quiet", "busy"):
         evaluated_after(c, admin, f"{t}-b", 0.001, {"tenant_id": t})
+    # The quiet tenant's row folded (a tenant with deltas waiting counts as
+    # written, and the fold marks it once more), and evaluated after that.
+    wait_until(lambda: db.scalar("SELECT count(*) FROM vgc_rollup_deltas") == 0, 20,
+               "the summariser folds the first rows")
+    runs = lambda: metrics_map(c.get("/metrics").text)[  # noqa: E731
+        'vgcollector_task_runs_total{task="budget_eval"}']
+    seen = runs()
+    wait_until(lambda: runs() >= seen + 2, 20, "two evaluations after the fold")
     hour = time.gmtime().tm_hour
     db.query("UPDATE budgets SET limit_usd = 1 WHERE name = 'quiet-b'")
     for i in range(3):
