@@ -31,12 +31,12 @@ each, and the mean is printed:
 
 import io
 import os
+import re
 import sys
-import time
 import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from conftest import Db, PgCluster  # noqa: E402
+from conftest import Collector, Db, PgCluster, make_row  # noqa: E402
 from bench_ingest import COLUMNS, copy_text, fleet_mix_batches, machine  # noqa: E402
 
 PREFILL = int(os.environ.get("BENCH_PREFILL", "1000000"))
@@ -111,6 +111,22 @@ def measure(db, name, make_steps, batches, baseline_steps=None):
     return (full_s - base_s) * 1000 * 1000 / rows
 
 
+def ingest_statement(cluster, db):
+    """The collector's own ingest statement (the fresh form), as PostgreSQL
+    logs it when a real `vgcollector serve` stores one row."""
+    db.query(f"ALTER DATABASE {db.name} SET log_min_duration_statement = 0")
+    key = db.create_key("ingest")
+    c = Collector(db, args=("--rollup-fold-s", "0"))
+    r = c.post("/v1/ingest", json=[make_row(0, id=str(uuid.uuid4()))], key=key)
+    assert r.status_code == 200, r.text
+    c.stop()
+    db.query(f"ALTER DATABASE {db.name} RESET log_min_duration_statement")
+    with open(os.path.join(cluster.dir, "pg.log")) as f:
+        log = f.read()
+    m = re.search(r"execute <unnamed>: (WITH claimed AS .*)", log)
+    return m.group(1).replace("$1::bigint", "1::bigint")
+
+
 def prefill(db, rows):
     db.query("SELECT vgc_ensure_partition(now() - make_interval(days => d))"
              " FROM generate_series(0, 6) d")
@@ -141,6 +157,7 @@ def main():
         sets = [[rest[k * 1000 * BATCHES + j * 1000:k * 1000 * BATCHES + (j + 1) * 1000]
                  for j in range(BATCHES)] for k in range(3)]
         prefill(db, pre)
+        statement = ingest_statement(cluster, db).replace("FROM vgc_stage", "FROM stage")
         texts = [[text_of(b) for b in s] for s in sets]
         stage = lambda k: lambda i, b: [sql(STAGE), copy_into("stage", texts[k][i])]  # noqa: E731
         with db.conn.cursor() as cur:  # the binary form of each batch of set 0
@@ -162,6 +179,32 @@ def main():
         out["stage: COPY binary into the staging table"] = measure(
             db, "stage_bin", lambda i, b: [copy_into("stage", binaries[i], binary=True)],
             sets[0], empty)
+        # The staging table's alternative: the batch as one array parameter
+        # per column, unnested in the statement (no table, no catalog rows).
+        arrays = []
+        for t in texts[0]:
+            cols = list(zip(*(line.split("\t") for line in t.splitlines())))
+            arrays.append(["{" + ",".join(
+                "NULL" if v == "\\N" else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+                for v in col) + "}" for col in cols])
+        types = [t for _, t in db.query(
+            "SELECT column_name, format_type(atttypid, atttypmod) FROM information_schema.columns"
+            " c JOIN pg_attribute a ON a.attrelid = 'cost_rows'::regclass"
+            " AND a.attname = c.column_name WHERE c.table_name = 'cost_rows'"
+            " AND c.table_schema = current_schema() ORDER BY c.ordinal_position")
+                 if _ in COLUMNS]
+        names = [n for n, _ in db.query(
+            "SELECT column_name, 1 FROM information_schema.columns WHERE table_name = 'cost_rows'"
+            " AND table_schema = current_schema() ORDER BY ordinal_position") if n in COLUMNS]
+        unnest = ("SELECT count(*) FROM (SELECT * FROM unnest("
+                  + ", ".join(f"%s::{t}[]" for t in types) + f") AS u({', '.join(names)})) x")
+        order = [COLUMNS.index(n) for n in names]
+        out["stage: the batch as array parameters, unnested (no staging table)"] = measure(
+            db, "stage_unnest", lambda i, b: [lambda cur, i=i: cur.execute(
+                unnest, [arrays[i][k] for k in order])], sets[0], None)
+        out["plan: planning the ingest statement (EXPLAIN), once per transaction"] = measure(
+            db, "plan", lambda i, b: [lambda cur: cur.execute(
+                "EXPLAIN " + statement)], sets[0], stage(0))
         out["claim: INSERT ... SELECT into cost_row_ids (text ids, as now)"] = measure(
             db, "claim_text", lambda i, b: [sql(
                 "INSERT INTO cost_row_ids (id, ts) SELECT id, ts FROM stage"
