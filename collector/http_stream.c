@@ -185,7 +185,7 @@ static void http_stream_begin(struct http_stream *st)
  * ends the reply once the worker is done and everything left. Loop thread. */
 static void http_stream_pump(struct http_stream *st)
 {
-	size_t left;
+	size_t left, moved;
 	bool stalled = false;
 
 	if (st->over) {
@@ -208,7 +208,7 @@ static void http_stream_pump(struct http_stream *st)
 	}
 	left = evbuffer_get_length(st->pending);
 	pthread_mutex_unlock(&st->mu);
-	if (evbuffer_get_length(st->move)) {
+	if ((moved = evbuffer_get_length(st->move)) > 0) {
 		if (!st->started)
 			http_stream_begin(st);
 		st->sent += (long long)evbuffer_get_length(st->move);
@@ -216,10 +216,11 @@ static void http_stream_pump(struct http_stream *st)
 		evbuffer_drain(st->move, evbuffer_get_length(st->move));
 	}
 	if (left) {
-		/* The client is behind: go on once its connection drains. */
+		/* The client is behind: go on once its connection drains. It has
+		 * idle_timeout_s to take something, counted from its last progress. */
 		struct timeval tv = { st->hr->srv->cfg.idle_timeout_s, 0 };
 
-		if (!st->watching)
+		if (!st->watching || moved)
 			event_add(st->stall, &tv);
 		st->watching = true;
 		stalled = true;
@@ -232,8 +233,10 @@ static void http_stream_pump(struct http_stream *st)
 	if (st->status == 200) {
 		if (!st->started)
 			http_stream_begin(st);
-		evhttp_send_reply_end(st->req);
-		st->req = NULL; /* evhttp's again */
+		struct evhttp_request *req = st->req;
+
+		st->req = NULL; /* evhttp's again, and may be freed at once */
+		evhttp_send_reply_end(req);
 		http_stream_over(st, 200);
 	} else if (!st->started) {
 		struct http_req *hr = st->hr;
