@@ -314,3 +314,32 @@ def test_cli_export_of_a_big_month_streams_to_its_file_with_bounded_memory(db, t
     assert big - empty < 32 and big - empty < size_mb / 3, \
         f"CLI peak RSS grew {big - empty:.1f} MB for a {size_mb:.1f} MB CSV"
     assert (tmp_path / "big.csv").read_bytes().count(b"\r\n") == 200_001
+
+
+@pytest.mark.hand_made_rows
+def test_database_failing_mid_export_cuts_the_reply_and_the_collector_recovers(db, collectors,
+                                                                              tmp_path):
+    """The export's PostgreSQL session dies after the first bytes left: the
+    status cannot change any more, so the collector closes the connection
+    without the last chunk (the client sees a cut transfer, not a short file
+    that looks whole), logs why, and the next export is whole again."""
+    c = collectors(db)
+    read_key = db.create_key("read")
+    month = month_start(3)
+    period = period_name(month)
+    add_lines(db, month, 50_000)
+    s = request_socket(c, read_key, period, rcvbuf=4096)
+    assert s.recv(4096).startswith(b"HTTP/1.1 200")
+
+    def kill_export_session():
+        return db.scalar(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND query LIKE 'FETCH%%'")
+
+    wait_until(kill_export_session, 30, "the export's session, to end it")
+    raw = read_all(s)
+    s.close()
+    assert not raw.endswith(b"\r\n0\r\n\r\n"), raw[-200:]
+    wait_until(lambda: "stream cut after" in c.output(), 30, "the cut in the log")
+    assert export(c, read_key, period) == cli_export(db, period, tmp_path)
