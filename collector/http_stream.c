@@ -47,6 +47,7 @@ struct http_stream {
 	bool over;		    /* the reply is ended, cut or answered */
 	bool watching;		    /* waiting for the connection to drain */
 	long long sent;		    /* body bytes handed to evhttp */
+	char request_id[20];	    /* for the log once hr is gone */
 	struct evbuffer *out;	    /* the connection's innermost output */
 	struct evbuffer_cb_entry *drain_cb;
 	struct event *wake;  /* activated by the worker and by the drain */
@@ -59,6 +60,7 @@ struct http_stream {
 	struct evbuffer *pending; /* produced, not yet handed to evhttp */
 	bool gone;		  /* the client went away: the worker stops */
 	bool write_failed;	  /* out of memory appending */
+	long long produced;	  /* body bytes the worker wrote */
 	int status;		  /* the producer's, once job_done */
 	char err[1024];
 };
@@ -295,6 +297,12 @@ static void http_stream_done(struct pool_job *pj)
 	struct http_stream *st = (struct http_stream *)pj;
 
 	st->job_done = true;
+	if (st->closed) {
+		struct log_ctx lc = { st->request_id, NULL, NULL };
+
+		log_req(LOG_LVL_INFO, &lc, "the stream's producer stopped after %lld bytes",
+			st->produced);
+	}
 	http_stream_pump(st);
 }
 
@@ -305,6 +313,8 @@ bool http_stream_write(struct http_stream *st, const void *data, size_t len)
 	pthread_mutex_lock(&st->mu);
 	if (!st->gone && evbuffer_add(st->pending, data, len) != 0)
 		st->write_failed = true;
+	else if (!st->gone)
+		st->produced += (long long)len;
 	if (!st->gone && !st->write_failed && evbuffer_get_length(st->pending) >= st->piece) {
 		event_active(st->wake, EV_WRITE, 0);
 		while (!st->gone && evbuffer_get_length(st->pending) >= st->piece)
@@ -331,6 +341,7 @@ bool http_stream_start(struct http_req *hr, const struct http_stream_spec *spec,
 	st->arg = arg;
 	st->hr = hr;
 	st->req = hr->req;
+	snprintf(st->request_id, sizeof(st->request_id), "%s", hr->request_id);
 	st->cap = buffer_bytes;
 	st->piece = buffer_bytes / 4 < HTTP_STREAM_PIECE_MAX ? buffer_bytes / 4 + 1
 							     : HTTP_STREAM_PIECE_MAX;
