@@ -1,5 +1,6 @@
 /* `vgcollector export focus`: the FOCUS 1.2 export of one billing period,
- * the same bytes GET /v1/export/focus answers (focus.c), to stdout or a file. */
+ * the same bytes GET /v1/export/focus answers (focus.c), streamed to stdout
+ * or a file. */
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +17,8 @@ static const struct cli_option cli_export_focus_opts[] = {
 	{ NULL, NULL, NULL, NULL },
 };
 
-static const char *const cli_export_keys[] = { CLI_DB_KEYS, "focus_billing_account", NULL };
+static const char *const cli_export_keys[] = { CLI_DB_KEYS, "focus_billing_account",
+					       "export_fetch_rows", NULL };
 
 static const struct cli_command cli_export_focus_cmd = {
 	.name = "export focus",
@@ -31,6 +33,12 @@ static const struct cli_command cli_export_focus_cmd = {
 
 static const struct cli_command *const cli_export_cmds[] = { &cli_export_focus_cmd, NULL };
 
+/* The export's sink: each piece of CSV straight to the file. */
+static bool cli_export_write(void *arg, const char *data, size_t len)
+{
+	return fwrite(data, 1, len, arg) == len;
+}
+
 static int cli_export_focus(const struct cli_args *a, const struct config *cfg, PGconn *conn)
 {
 	const char *period = cli_args_value(a, "--period"), *tenant = cli_args_value(a, "--tenant");
@@ -38,31 +46,37 @@ static int cli_export_focus(const struct cli_args *a, const struct config *cfg, 
 	struct rollup_query q;
 	struct focus_params p;
 	struct focus_result r;
+	struct focus_sink sink;
 	char account[256], err[1024];
 	int st, rc = 1;
 	FILE *f;
 
+	if (!(f = path ? fopen(path, "wb") : stdout)) {
+		fprintf(stderr, "vgcollector export focus: %s: cannot open for writing\n", path);
+		return 1;
+	}
 	rollup_query_init(&q, ROLLUP_KIND_ROLLUPS);
 	if (tenant) {
 		q.filters[ROLLUP_COL_TENANT].values[0] = tenant[0] ? strdup(tenant) : NULL;
 		q.filters[ROLLUP_COL_TENANT].n = 1;
 	}
 	focus_http_account(cfg->focus_billing_account, account, sizeof(account));
-	p = (struct focus_params){ 0, account, &q, false };
+	sink = (struct focus_sink){ cli_export_write, f };
+	p = (struct focus_params){ 0, account, &q, false, &sink, cfg->export_fetch_rows };
 	focus_period_parse(period, &p.month_us);
+	/* Written as it is read: the file never waits whole in memory. */
 	st = focus_export(conn, &p, &r, err, sizeof(err));
-	if (st != 200) {
+	if (st == FOCUS_STOPPED)
+		fprintf(stderr, "vgcollector export focus: write failed\n");
+	else if (st != 200)
 		fprintf(stderr, "vgcollector export focus: %s\n", err);
-	} else if (!(f = path ? fopen(path, "wb") : stdout)) {
-		fprintf(stderr, "vgcollector export focus: %s: cannot open for writing\n", path);
-	} else {
-		bool ok = fwrite(r.csv.data ? r.csv.data : "", 1, r.csv.len, f) == r.csv.len;
-
-		ok = (path ? fclose(f) == 0 : fflush(f) == 0) && ok;
-		if (!ok)
-			fprintf(stderr, "vgcollector export focus: write failed\n");
-		rc = ok ? 0 : 1;
+	rc = st == 200 ? 0 : 1;
+	if ((path ? fclose(f) : fflush(f)) != 0 && rc == 0) {
+		fprintf(stderr, "vgcollector export focus: write failed\n");
+		rc = 1;
 	}
+	if (rc != 0 && path)
+		remove(path); /* never leave a cut export behind as if whole */
 	focus_result_free(&r);
 	rollup_query_free(&q);
 	return rc;

@@ -191,6 +191,15 @@ const struct config_param config_params[] = {
 	{ "focus_billing_account", CFG_STR, OFF(focus_billing_account), true, "", 0, 0,
 	  "BillingAccountId and BillingAccountName of the FOCUS export; empty uses the host name",
 	  NULL, NULL },
+	{ "export_fetch_rows", CFG_INT, OFF(export_fetch_rows), true, "1000", 1, 1000000,
+	  "lines the FOCUS export reads from PostgreSQL at a time (one FETCH of its cursor), "
+	  "for GET /v1/export/focus and `vgcollector export focus` alike",
+	  NULL, NULL },
+	{ "export_buffer_bytes", CFG_SIZE, OFF(export_buffer_bytes), true, "1M", 4096, 0,
+	  "most bytes of a streamed export (GET /v1/export/focus) held for one client that reads "
+	  "slowly: the export pauses reading PostgreSQL while its connection has this much "
+	  "unsent",
+	  NULL, NULL },
 	{ "agent_forget_after_s", CFG_INT, OFF(agent_forget_after_s), true, "604800", 1, 0,
 	  "the retention pass removes workers offline for longer than this many seconds", NULL,
 	  NULL },

@@ -64,6 +64,8 @@ struct config {
 	int period_metrics_interval_s; /* tasks: vgcollector_period_late_rows_total */
 	int sync_standby_check_s;      /* tasks: durability.c */
 	char *focus_billing_account;   /* focus.c: "" = the host name */
+	int export_fetch_rows;	       /* focus.c: lines per FETCH of the export */
+	size_t export_buffer_bytes;    /* http_stream.c: unsent bytes of one export */
 	int agents_max_per_tenant;     /* roster: workers one tenant may have */
 	double agents_flush_s;	       /* tasks: the roster's beat buffer; 0: off */
 	int agents_buffer_max;	       /* roster: beats waiting, workers known */

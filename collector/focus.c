@@ -3,7 +3,7 @@
  * rollups, never from cost_rows), the CSV and the tie-out manifest. */
 #include "focus.h"
 
-#include <openssl/sha.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +38,7 @@ enum focus_src {
 	FOCUS_TAGS,
 	FOCUS_REQUESTS,
 	FOCUS_MODALITY,
+	FOCUS_RATED,
 };
 
 /* The CSV's columns, in order: FOCUS's mandatory and the conditional ones
@@ -77,6 +78,9 @@ static const struct {
 	{ "Tags", FOCUS_TAGS },
 	{ "x_Requests", FOCUS_REQUESTS },
 	{ "x_Modality", FOCUS_MODALITY },
+	/* Last: a month closed before the rated price was frozen with its lines
+	 * renders every column but this one (focus_ncolumns). */
+	{ "x_RatedPrice", FOCUS_RATED },
 };
 #define FOCUS_NCOLUMNS (int)(sizeof(focus_columns) / sizeof(focus_columns[0]))
 
@@ -95,6 +99,7 @@ enum {
 	FOCUS_L_COST,
 	FOCUS_L_LIST_COST,
 	FOCUS_L_QUANTITY,
+	FOCUS_L_RATED,
 	FOCUS_L_USAGE_SUM,
 	FOCUS_L_CORRECTION_SUM,
 };
@@ -108,6 +113,14 @@ static const char focus_list_cost_sql[] =
 /* ConsumedQuantity and PricingQuantity of a group, and their unit. */
 static const char focus_quantity_sql[] =
 	"CASE modality WHEN 'llm' THEN input_units + output_units ELSE input_units END";
+
+/* The rated price a Correction line bills for a day: the rollups' minus what
+ * the closed months' lines billed. A line frozen before the lines kept a rated
+ * price has none (NULL); its line key's rated price counts as billed in full,
+ * so its corrections carry a rated delta of 0. */
+static const char focus_rated_delta_sql[] =
+	"CASE WHEN count(*) FILTER (WHERE rated_price_usd IS NULL) > 0 THEN 0"
+	" ELSE sum(rated_price_usd) END";
 
 static const char focus_time_fmt[] = "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'";
 
@@ -165,7 +178,6 @@ void focus_period_name(long long month_us, char *out, size_t outlen)
 
 void focus_result_free(struct focus_result *r)
 {
-	buf_release(&r->csv);
 	free(r->billed_cost);
 	free(r->usage_cost);
 	free(r->correction_cost);
@@ -272,29 +284,33 @@ bool focus_sql_lines(const struct focus_params *p, long long cfrom_us, struct ro
 	     buf_printf(
 		     &s->text,
 		     "SELECT day::timestamptz AS charge_day, ''::text AS charge_class, " FOCUS_LINE_KEYS
-		     ", requests, cost_usd, %s AS list_cost_usd, %s AS quantity"
+		     ", requests, cost_usd, %s AS list_cost_usd, %s AS quantity, rated_price_usd"
 		     " FROM r WHERE g = 0 AND day::timestamptz >= ",
 		     focus_list_cost_sql, focus_quantity_sql) &&
 	     focus_sql_time(s, p->month_us);
 
 	/* Corrections: the closed days' rollups minus every line already billed for them. */
 	ok = ok &&
-	     buf_printf(&s->text,
-			" UNION ALL SELECT charge_day, 'Correction', " FOCUS_LINE_KEYS
-			", sum(requests)::bigint, sum(cost_usd), sum(list_cost_usd), sum(quantity)"
-			" FROM (SELECT day::timestamptz AS charge_day, " FOCUS_LINE_KEYS
-			", requests, cost_usd, %s AS list_cost_usd, %s AS quantity"
-			" FROM r WHERE g = 0 AND day::timestamptz < ",
-			focus_list_cost_sql, focus_quantity_sql) &&
+	     buf_printf(
+		     &s->text,
+		     " UNION ALL SELECT charge_day, 'Correction', " FOCUS_LINE_KEYS
+		     ", sum(requests)::bigint, sum(cost_usd), sum(list_cost_usd), sum(quantity), %s"
+		     " FROM (SELECT day::timestamptz AS charge_day, " FOCUS_LINE_KEYS
+		     ", requests, cost_usd, %s AS list_cost_usd, %s AS quantity, rated_price_usd"
+		     " FROM r WHERE g = 0 AND day::timestamptz < ",
+		     focus_rated_delta_sql, focus_list_cost_sql, focus_quantity_sql) &&
 	     focus_sql_time(s, p->month_us) &&
-	     buf_puts(&s->text, " UNION ALL SELECT charge_day, " FOCUS_LINE_KEYS
-				", -requests, -cost_usd, -list_cost_usd, -quantity"
-				" FROM billing_period_lines WHERE charge_day >= ") &&
+	     buf_puts(&s->text,
+		      " UNION ALL SELECT charge_day, " FOCUS_LINE_KEYS
+		      ", -requests, -cost_usd, -list_cost_usd, -quantity, -rated_price_usd"
+		      " FROM billing_period_lines WHERE charge_day >= ") &&
 	     focus_sql_time(s, cfrom_us) && buf_puts(&s->text, " AND charge_day < ") &&
 	     focus_sql_time(s, p->month_us) && focus_sql_filters(s, p->q) &&
-	     buf_puts(&s->text, ") c GROUP BY charge_day, " FOCUS_LINE_KEYS
-				" HAVING sum(cost_usd) <> 0 OR sum(requests) <> 0"
-				" OR sum(quantity) <> 0)");
+	     buf_printf(&s->text,
+			") c GROUP BY charge_day, " FOCUS_LINE_KEYS
+			" HAVING sum(cost_usd) <> 0 OR sum(requests) <> 0"
+			" OR sum(quantity) <> 0 OR %s <> 0)",
+			focus_rated_delta_sql);
 	return ok && !s->text.over;
 }
 
@@ -307,7 +323,7 @@ static bool focus_sql_select(struct rollup_sql *s, const char *from)
 		&s->text,
 		" SELECT charge_class, to_char(charge_day AT TIME ZONE 'UTC', %s),"
 		" to_char((charge_day + interval '1 day') AT TIME ZONE 'UTC', %s), " FOCUS_LINE_KEYS
-		", requests, cost_usd, list_cost_usd, quantity,"
+		", requests, cost_usd, list_cost_usd, quantity, rated_price_usd,"
 		" sum(cost_usd) FILTER (WHERE charge_class = '') OVER (),"
 		" sum(cost_usd) FILTER (WHERE charge_class <> '') OVER ()"
 		" FROM %s ORDER BY charge_class, charge_day, tenant_id COLLATE \"C\","
@@ -317,7 +333,7 @@ static bool focus_sql_select(struct rollup_sql *s, const char *from)
 }
 
 bool focus_closed_run(PGconn *conn, long long month_us, long long *cfrom_us, bool *closed,
-		      char *closed_at, char *account, char *err, size_t errlen)
+		      char *closed_at, char *account, bool *rated, char *err, size_t errlen)
 {
 	char t[40];
 	const char *params[1] = { t };
@@ -329,7 +345,7 @@ bool focus_closed_run(PGconn *conn, long long month_us, long long *cfrom_us, boo
 		conn,
 		"SELECT (extract(epoch FROM period::timestamp) * 1000000)::bigint,"
 		" to_char(closed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
-		" billing_account FROM billing_periods WHERE period <= ($1::timestamptz AT TIME ZONE 'UTC')::date"
+		" billing_account, x_rated_price FROM billing_periods WHERE period <= ($1::timestamptz AT TIME ZONE 'UTC')::date"
 		" ORDER BY period DESC",
 		1, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -339,6 +355,7 @@ bool focus_closed_run(PGconn *conn, long long month_us, long long *cfrom_us, boo
 	}
 	n = PQntuples(res);
 	*closed = false;
+	*rated = true;
 	*cfrom_us = month_us;
 	for (int r = 0; r < n; r++) {
 		long long p = strtoll(PQgetvalue(res, r, 0), NULL, 10);
@@ -347,6 +364,7 @@ bool focus_closed_run(PGconn *conn, long long month_us, long long *cfrom_us, boo
 			*closed = true;
 			snprintf(closed_at, 40, "%s", PQgetvalue(res, r, 1));
 			snprintf(account, 256, "%s", PQgetvalue(res, r, 2));
+			*rated = PQgetvalue(res, r, 3)[0] == 't';
 		} else if (p == focus_prev_month(*cfrom_us)) {
 			*cfrom_us = p;
 		} else if (p < *cfrom_us) {
@@ -380,25 +398,29 @@ static const char *focus_unit(const char *modality)
 	return "Characters";
 }
 
-/* The CSV of the lines in res. */
-static void focus_render(const struct focus_params *p, const char *account, const PGresult *res,
-			 struct buf *out)
+/* The CSV's header line, of its first ncols columns. */
+static void focus_render_header(int ncols, struct buf *out)
+{
+	for (int c = 0; c < ncols; c++)
+		buf_printf(out, "%s%s", focus_columns[c].name, c + 1 < ncols ? "," : "\r\n");
+}
+
+/* The CSV lines of the lines in res, their first ncols columns each. */
+static void focus_render(const struct focus_params *p, const char *account, int ncols,
+			 const PGresult *res, struct buf *out)
 {
 	char bstart[40], bend[40];
 	struct buf tmp;
 
 	timefmt_format(p->month_us, bstart, sizeof(bstart));
 	timefmt_format(focus_next_month(p->month_us), bend, sizeof(bend));
-	for (int c = 0; c < FOCUS_NCOLUMNS; c++)
-		buf_printf(out, "%s%s", focus_columns[c].name,
-			   c + 1 < FOCUS_NCOLUMNS ? "," : "\r\n");
 	buf_init(&tmp, 0);
 	for (int r = 0; r < PQntuples(res); r++) {
 		const char *provider = focus_value(res, r, FOCUS_L_PROVIDER);
 		const char *model = focus_value(res, r, FOCUS_L_MODEL);
 		const char *modality = PQgetvalue(res, r, FOCUS_L_MODALITY);
 
-		for (int c = 0; c < FOCUS_NCOLUMNS; c++) {
+		for (int c = 0; c < ncols; c++) {
 			const char *v = NULL;
 
 			buf_reset(&tmp);
@@ -438,9 +460,10 @@ static void focus_render(const struct focus_params *p, const char *account, cons
 				break;
 			case FOCUS_REQUESTS: v = PQgetvalue(res, r, FOCUS_L_REQUESTS); break;
 			case FOCUS_MODALITY: v = modality; break;
+			case FOCUS_RATED: v = focus_value(res, r, FOCUS_L_RATED); break;
 			}
 			csv_field(out, v, focus_src_is_name(focus_columns[c].src));
-			buf_puts(out, c + 1 < FOCUS_NCOLUMNS ? "," : "\r\n");
+			buf_puts(out, c + 1 < ncols ? "," : "\r\n");
 		}
 	}
 	if (tmp.over)
@@ -495,16 +518,6 @@ static int focus_rollup_total(PGconn *conn, const struct focus_params *p, char *
 	return status;
 }
 
-/* The sha256 of r's CSV into r->sha256. */
-static void focus_hash(struct focus_result *r)
-{
-	unsigned char md[SHA256_DIGEST_LENGTH];
-
-	SHA256((const unsigned char *)(r->csv.data ? r->csv.data : ""), r->csv.len, md);
-	for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
-		snprintf(r->sha256 + 2 * i, 3, "%02x", md[i]);
-}
-
 /* A closed month's whole-export manifest as stored at its close: 200, or 404
  * when there is none (then the lines are rendered). */
 static int focus_stored_manifest(PGconn *conn, const struct focus_params *p,
@@ -540,6 +553,115 @@ static int focus_stored_manifest(PGconn *conn, const struct focus_params *p,
 	return status;
 }
 
+/* s's text behind "DECLARE focus_lines ... FOR ": the export is read from a
+ * cursor, a piece at a time. */
+static bool focus_sql_cursor(struct rollup_sql *s)
+{
+	struct buf t;
+
+	buf_init(&t, 0);
+	buf_puts(&t, "DECLARE focus_lines NO SCROLL CURSOR FOR ");
+	buf_append(&t, s->text.data, s->text.len);
+	buf_release(&s->text);
+	s->text = t;
+	return !t.over;
+}
+
+/* The statement of the export's lines, as a cursor: the frozen lines of a
+ * closed month, else the month as it would be billed now. */
+static bool focus_sql_export(const struct focus_params *p, bool closed, long long cfrom,
+			     struct rollup_sql *s)
+{
+	bool built;
+
+	memset(s, 0, sizeof(*s));
+	buf_init(&s->text, 0);
+	if (closed) {
+		char d[40];
+
+		focus_period_name(p->month_us, d, sizeof(d));
+		strcat(d, "-01");
+		built = buf_puts(&s->text, "WITH lines AS (SELECT * FROM billing_period_lines"
+					   " WHERE billing_period = ") &&
+			focus_sql_param(s, d, "date") && focus_sql_filters(s, p->q) &&
+			buf_putc(&s->text, ')');
+	} else {
+		buf_release(&s->text);
+		built = focus_sql_lines(p, cfrom, s);
+	}
+	return built && focus_sql_select(s, "lines") && !s->text.over && focus_sql_cursor(s);
+}
+
+/* The CSV from the open cursor, FETCH by FETCH: each piece hashed, counted
+ * and handed to the sink, so no more than one piece is ever held. Sets the
+ * usage and correction sums (every line carries them). */
+static int focus_stream(PGconn *conn, const struct focus_params *p, const char *account, int ncols,
+			struct focus_result *out, char *err, size_t errlen)
+{
+	int rows = p->fetch_rows > 0 ? p->fetch_rows : FOCUS_FETCH_ROWS_DEFAULT, n, status = 200;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	char fetch[64];
+	struct buf piece;
+	bool first = true;
+
+	buf_init(&piece, 0);
+	if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(ctx);
+		snprintf(err, errlen, "out of memory hashing the export");
+		return 503;
+	}
+	snprintf(fetch, sizeof(fetch), "FETCH %d FROM focus_lines", rows);
+	focus_render_header(ncols, &piece);
+	do {
+		PGresult *res = PQexec(conn, fetch);
+
+		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+			db_result_error(conn, res, err, errlen);
+			status = db_fault_status(db_classify(conn, res));
+			PQclear(res);
+			break;
+		}
+		n = PQntuples(res);
+		if (first && (!focus_copy(&out->usage_cost,
+					  n ? focus_value(res, 0, FOCUS_L_USAGE_SUM) : NULL) ||
+			      !focus_copy(&out->correction_cost,
+					  n ? focus_value(res, 0, FOCUS_L_CORRECTION_SUM) : NULL)))
+			piece.over = true;
+		first = false;
+		focus_render(p, account, ncols, res, &piece);
+		PQclear(res);
+		if (piece.over) {
+			snprintf(err, errlen, "out of memory rendering the export");
+			status = 503;
+			break;
+		}
+		out->rows += n;
+		if (EVP_DigestUpdate(ctx, piece.data ? piece.data : "", piece.len) != 1) {
+			snprintf(err, errlen, "hashing the export failed");
+			status = 500;
+			break;
+		}
+		if (p->sink && piece.len && !p->sink->write(p->sink->arg, piece.data, piece.len)) {
+			snprintf(err, errlen, "the export's receiver stopped taking it");
+			status = FOCUS_STOPPED;
+			break;
+		}
+		buf_reset(&piece);
+	} while (n == rows);
+	if (status == 200 && EVP_DigestFinal_ex(ctx, md, &mdlen) == 1) {
+		for (unsigned int i = 0; i < mdlen && i < 32; i++)
+			snprintf(out->sha256 + 2 * i, 3, "%02x", md[i]);
+	} else if (status == 200) {
+		snprintf(err, errlen, "hashing the export failed");
+		status = 500;
+	}
+	EVP_MD_CTX_free(ctx);
+	buf_release(&piece);
+	return status;
+}
+
 int focus_export_tx(PGconn *conn, const struct focus_params *p, struct focus_result *out, char *err,
 		    size_t errlen)
 {
@@ -547,56 +669,40 @@ int focus_export_tx(PGconn *conn, const struct focus_params *p, struct focus_res
 	char account[256];
 	long long cfrom;
 	PGresult *res;
-	int status = 503, n;
-	bool built;
+	int status = 503;
+	bool rated;
 
 	memset(out, 0, sizeof(*out));
-	buf_init(&out->csv, 0);
-	if (!focus_closed_run(conn, p->month_us, &cfrom, &out->closed, out->closed_at, account, err,
-			      errlen))
+	if (!focus_closed_run(conn, p->month_us, &cfrom, &out->closed, out->closed_at, account,
+			      &rated, err, errlen))
 		return 503;
 	if (out->closed && p->manifest_only && !p->q->filters[ROLLUP_COL_TENANT].n &&
 	    !p->q->filters[ROLLUP_COL_PROJECT].n &&
 	    (status = focus_stored_manifest(conn, p, out, err, errlen)) != 404)
 		return status;
-	memset(&s, 0, sizeof(s));
-	buf_init(&s.text, 0);
-	if (out->closed) {
-		char d[40];
-
-		focus_period_name(p->month_us, d, sizeof(d));
-		strcat(d, "-01");
-		built = buf_puts(&s.text, "WITH lines AS (SELECT * FROM billing_period_lines"
-					  " WHERE billing_period = ") &&
-			focus_sql_param(&s, d, "date") && focus_sql_filters(&s, p->q) &&
-			buf_putc(&s.text, ')');
-	} else {
-		buf_release(&s.text);
-		built = focus_sql_lines(p, cfrom, &s);
-	}
-	built = built && focus_sql_select(&s, "lines") && !s.text.over;
-	if (!built) {
+	if (!focus_sql_export(p, out->closed, cfrom, &s)) {
 		snprintf(err, errlen, "out of memory");
 		rollup_sql_free(&s);
 		return 503;
 	}
-	res = rollup_exec(conn, &s, &status, err, errlen);
+	res = PQexecParams(conn, s.text.data, s.nparams, NULL, (const char *const *)s.params, NULL,
+			   NULL, 0);
 	rollup_sql_free(&s);
-	if (!res)
-		return status;
-	n = PQntuples(res);
-	out->rows = n;
-	focus_render(p, out->closed ? account : p->account_id, res, &out->csv);
-	if (!focus_copy(&out->usage_cost, n ? focus_value(res, 0, FOCUS_L_USAGE_SUM) : NULL) ||
-	    !focus_copy(&out->correction_cost,
-			n ? focus_value(res, 0, FOCUS_L_CORRECTION_SUM) : NULL) ||
-	    out->csv.over) {
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		db_result_error(conn, res, err, errlen);
+		status = db_fault_status(db_classify(conn, res));
 		PQclear(res);
-		snprintf(err, errlen, "out of memory rendering the export");
-		return 503;
+		return status;
 	}
 	PQclear(res);
-	focus_hash(out);
+	/* A closed month renders the columns it was closed with. */
+	status = focus_stream(conn, p, out->closed ? account : p->account_id,
+			      out->closed && !rated ? FOCUS_NCOLUMNS - 1 : FOCUS_NCOLUMNS, out, err,
+			      errlen);
+	if (status != 200)
+		return status;
+	res = PQexec(conn, "CLOSE focus_lines");
+	PQclear(res);
 	if (!focus_sum(conn, out, err, errlen))
 		return 500;
 	/* A closed month's rollup total is the one its lines tied out to at the close. */
@@ -619,7 +725,6 @@ int focus_export(PGconn *conn, const struct focus_params *p, struct focus_result
 	res = PQexec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		memset(out, 0, sizeof(*out));
-		buf_init(&out->csv, 0);
 		db_result_error(conn, res, err, errlen);
 		status = db_fault_status(db_classify(conn, res));
 		PQclear(res);

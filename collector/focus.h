@@ -13,6 +13,19 @@
 #include "rollup_query.h"
 #include "rollup_sql.h"
 
+/* Where the CSV goes, piece by piece as it is read: write copies data and
+ * returns false to stop the export (the client went away, a full disk). */
+struct focus_sink {
+	bool (*write)(void *arg, const char *data, size_t len);
+	void *arg;
+};
+
+/* The status of an export its sink stopped. */
+#define FOCUS_STOPPED 499
+
+/* Lines read per FETCH when focus_params.fetch_rows is 0. */
+#define FOCUS_FETCH_ROWS_DEFAULT 1000
+
 /* What to export. q carries the tenant and project filters (the key's scope
  * and tenant=); its other fields are unused. */
 struct focus_params {
@@ -20,13 +33,15 @@ struct focus_params {
 	const char *account_id; /* BillingAccountId and BillingAccountName of an open
 				 * month (a closed one keeps the one it closed with) */
 	const struct rollup_query *q;
-	bool manifest_only; /* the CSV is not wanted: a closed month's whole export
-			     * answers from the manifest stored at its close */
+	bool manifest_only;	       /* the CSV is not wanted: a closed month's whole export
+					* answers from the manifest stored at its close */
+	const struct focus_sink *sink; /* NULL: the CSV is only counted and hashed */
+	int fetch_rows;		       /* lines per FETCH; 0: the default */
 };
 
-/* The export, owned by the caller: focus_result_free. */
+/* The export's figures (its CSV went to the sink), owned by the caller:
+ * focus_result_free. */
 struct focus_result {
-	struct buf csv;
 	long long rows;
 	char *billed_cost;     /* sum of BilledCost over every line */
 	char *usage_cost;      /* ... over the lines of the month's own days */
@@ -35,7 +50,7 @@ struct focus_result {
 	bool ties_out;	       /* usage_cost equals rollup_cost_usd, digit for digit */
 	bool closed;
 	char closed_at[40]; /* RFC 3339, when closed */
-	char sha256[65];    /* of csv, in hex */
+	char sha256[65];    /* of the CSV's bytes, in hex */
 };
 
 /* "YYYY-MM" into the month's first instant; false unless exactly that form
@@ -53,8 +68,11 @@ void focus_period_name(long long month_us, char *out, size_t outlen);
 int focus_export_tx(PGconn *conn, const struct focus_params *p, struct focus_result *out, char *err,
 		    size_t errlen) __attribute__((warn_unused_result));
 
-/* Runs the export in one read-only snapshot. Returns 200, or 503/500 with err
- * (which may hold the database's text: log it, do not show it). */
+/* Runs the export in one read-only snapshot, its CSV read through a cursor
+ * and written to p->sink fetch_rows lines at a time. Returns 200, FOCUS_STOPPED
+ * when the sink stopped it, or 503/500 with err (which may hold the database's
+ * text: log it, do not show it). Nothing reaches the sink before the first
+ * lines were read. */
 int focus_export(PGconn *conn, const struct focus_params *p, struct focus_result *out, char *err,
 		 size_t errlen) __attribute__((warn_unused_result));
 
@@ -74,10 +92,11 @@ bool focus_sql_lines(const struct focus_params *p, long long cfrom_us, struct ro
 
 /* The start of the run of closed months that ends just before month_us (the
  * months whose late rows this month bills), or month_us when the month
- * before is open. Sets *closed, closed_at (40 bytes) and account (256 bytes,
- * the billing account frozen at the close) for the month itself. */
+ * before is open. Sets *closed, closed_at (40 bytes), account (256 bytes,
+ * the billing account frozen at the close) and *rated (its lines carry the
+ * rated price: closed after x_RatedPrice existed) for the month itself. */
 bool focus_closed_run(PGconn *conn, long long month_us, long long *cfrom_us, bool *closed,
-		      char *closed_at, char *account, char *err, size_t errlen)
+		      char *closed_at, char *account, bool *rated, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
 /* SQL helpers for statements over the lines: a parameter (a copy of v) and

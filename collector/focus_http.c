@@ -16,6 +16,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "focus.h"
+#include "http_stream.h"
 #include "jsoncheck.h"
 #include "periods.h"
 #include "pool.h"
@@ -39,6 +40,7 @@ struct focus_http_job {
 	long long month_us;
 	bool force;
 	int grace_s;
+	int fetch_rows; /* export_fetch_rows */
 	char account[256];
 	char by[64];
 
@@ -70,8 +72,9 @@ static void focus_http_job_free(struct focus_http_job *job)
 static void focus_http_work(struct pool_job *pj, struct pool_worker *w)
 {
 	struct focus_http_job *job = (struct focus_http_job *)pj;
-	struct focus_params p = { job->month_us, job->account, &job->q,
-				  job->op == FOCUS_OP_MANIFEST };
+	struct focus_params p = { job->month_us, job->account,
+				  &job->q,	 job->op == FOCUS_OP_MANIFEST,
+				  NULL,		 job->fetch_rows };
 	struct focus_result r;
 	PGconn *conn = pool_worker_conn(w, job->err, sizeof(job->err));
 
@@ -81,17 +84,12 @@ static void focus_http_work(struct pool_job *pj, struct pool_worker *w)
 	}
 	buf_reset(&job->answer); /* re-runnable from a clean result */
 	switch (job->op) {
-	case FOCUS_OP_EXPORT:
+	case FOCUS_OP_EXPORT: /* streamed: focus_http_produce */
 	case FOCUS_OP_MANIFEST:
 		job->status = focus_export(conn, &p, &r, job->err, sizeof(job->err));
-		if (job->status == 200 && job->op == FOCUS_OP_EXPORT) {
-			buf_release(&job->answer);
-			job->answer = r.csv;
-			buf_init(&r.csv, 0);
-		} else if (job->status == 200) {
+		if (job->status == 200)
 			focus_manifest_render(&p, &r, (long long)(clock_epoch() * 1e6),
 					      &job->answer);
-		}
 		focus_result_free(&r);
 		break;
 	case FOCUS_OP_LIST:
@@ -117,6 +115,19 @@ static void focus_http_work(struct pool_job *pj, struct pool_worker *w)
 		pool_worker_reset(w);
 }
 
+/* Answers a failed request: 409 names the problem; anything else is internal. */
+static void focus_http_fail(struct http_req *hr, int status, const char *err)
+{
+	if (status == 409)
+		http_reply_error(hr, 409, "%s", err);
+	else
+		http_reply_internal(
+			hr, status >= 500 ? status : 500,
+			status == 503 ? "the database is unreachable or busy; retry shortly"
+				      : "the billing period request failed inside the collector",
+			err);
+}
+
 /* Loop thread. */
 static void focus_http_done(struct pool_job *pj)
 {
@@ -124,28 +135,70 @@ static void focus_http_done(struct pool_job *pj)
 	struct http_req *hr = job->hr;
 	const char *body = job->answer.data ? job->answer.data : "";
 
-	if (job->status == 200 && job->op == FOCUS_OP_EXPORT) {
-		char disp[80], name[16];
-
-		focus_period_name(job->month_us, name, sizeof(name));
-		snprintf(disp, sizeof(disp), "attachment; filename=\"focus-%s.csv\"", name);
-		http_set_header(hr, "Content-Disposition", disp);
-		http_reply(hr, 200, "text/csv; charset=utf-8; header=present", body,
-			   job->answer.len);
-	} else if (job->status == 200) {
+	if (job->status == 200)
 		http_reply(hr, 200, "application/json", body, job->answer.len);
-	} else if (job->status == 409) {
-		http_reply_error(hr, 409, "%s", job->err);
-	} else {
-		http_reply_internal(
-			hr, job->status >= 500 ? job->status : 500,
-			job->status == 503
-				? "the database is unreachable or busy; retry shortly"
-				: "the billing period request failed inside the collector",
-			job->err);
-	}
+	else
+		focus_http_fail(hr, job->status, job->err);
 	focus_http_job_free(job);
 }
+
+/* The export's sink: each piece of CSV into the chunked reply. Worker thread. */
+static bool focus_http_sink_write(void *arg, const char *data, size_t len)
+{
+	return http_stream_write(arg, data, len);
+}
+
+/* Streams the export (worker thread): the CSV goes out as it is read. */
+static int focus_http_produce(struct http_stream *st, struct pool_worker *w, void *arg, char *err,
+			      size_t errlen)
+{
+	struct focus_http_job *job = arg;
+	struct focus_sink sink = { focus_http_sink_write, st };
+	struct focus_params p = { job->month_us, job->account, &job->q,
+				  false,	 &sink,	       job->fetch_rows };
+	struct focus_result r;
+	PGconn *conn = pool_worker_conn(w, err, errlen);
+	int status;
+
+	if (!conn)
+		return 503;
+	status = focus_export(conn, &p, &r, err, errlen);
+	focus_result_free(&r);
+	if (status >= 500 && PQstatus(conn) != CONNECTION_OK)
+		pool_worker_reset(w);
+	return status;
+}
+
+/* Loop thread: the export failed before its first byte. */
+static void focus_http_produce_failed(struct http_req *hr, int status, const char *err, void *arg)
+{
+	(void)arg;
+	focus_http_fail(hr, status, err);
+}
+
+/* Loop thread: the export's headers, just before its first byte. */
+static void focus_http_export_headers(struct http_req *hr, void *arg)
+{
+	struct focus_http_job *job = arg;
+	char disp[80], name[16];
+
+	focus_period_name(job->month_us, name, sizeof(name));
+	snprintf(disp, sizeof(disp), "attachment; filename=\"focus-%s.csv\"", name);
+	http_set_header(hr, "Content-Disposition", disp);
+}
+
+static void focus_http_job_free_arg(void *arg)
+{
+	focus_http_job_free(arg);
+}
+
+static const struct http_stream_spec focus_http_export_stream = {
+	.content_type = "text/csv; charset=utf-8; header=present",
+	.headers = focus_http_export_headers,
+	.produce = focus_http_produce,
+	.fail = focus_http_produce_failed,
+	.arg_free = focus_http_job_free_arg,
+};
 
 static struct focus_http_job *focus_http_job_new(struct http_req *hr, enum focus_http_op op)
 {
@@ -160,6 +213,7 @@ static struct focus_http_job *focus_http_job_new(struct http_req *hr, enum focus
 	rollup_query_init(&job->q, ROLLUP_KIND_ROLLUPS);
 	buf_init(&job->answer, 0);
 	job->grace_s = hr->srv->cfg.period_grace_s;
+	job->fetch_rows = hr->srv->cfg.export_fetch_rows;
 	focus_http_account(hr->srv->cfg.focus_billing_account, job->account, sizeof(job->account));
 	return job;
 }
@@ -254,7 +308,12 @@ static void focus_http_read(struct http_req *hr, enum focus_http_op op)
 		focus_http_job_free(job);
 		return;
 	}
-	focus_http_submit(hr, job);
+	/* The export streams from the long pool (the route's) with bounded memory. */
+	if (op == FOCUS_OP_EXPORT)
+		(void)http_stream_start(hr, &focus_http_export_stream, job,
+					hr->srv->cfg.export_buffer_bytes);
+	else
+		focus_http_submit(hr, job);
 }
 
 void focus_http_handle_export(struct http_req *hr)

@@ -116,27 +116,13 @@ static const char *http_method_name(struct evhttp_request *req)
 	}
 }
 
-void http_reply(struct http_req *hr, int status, const char *content_type, const char *body,
-		size_t len)
+void http_finish(struct http_req *hr, int status)
 {
 	double took = clock_monotonic() - hr->started;
 	/* For the log line; the client may have hung up while the job ran. */
 	const char *uri = hr->req ? evhttp_request_get_uri(hr->req) : "(client gone)";
 	const char *method = http_method_name(hr->req);
 
-	if (hr->req) {
-		struct evbuffer *b = evbuffer_new();
-		struct evkeyvalq *h = evhttp_request_get_output_headers(hr->req);
-
-		if (b)
-			evbuffer_add(b, body, len);
-		evhttp_add_header(h, "Content-Type", content_type);
-		if (hr->srv->state == SERVER_DRAINING)
-			evhttp_add_header(h, "Connection", "close");
-		evhttp_send_reply(hr->req, status, NULL, b);
-		if (b)
-			evbuffer_free(b);
-	}
 	metrics_http_request(hr->route, status);
 	if (status >= 500)
 		log_req(LOG_LVL_WARN, &hr->log, "%s %s -> %d in %.1f ms", method, uri, status,
@@ -151,6 +137,25 @@ void http_reply(struct http_req *hr, int status, const char *content_type, const
 		hr->srv->inflight--;
 		http_req_free(hr);
 	}
+}
+
+void http_reply(struct http_req *hr, int status, const char *content_type, const char *body,
+		size_t len)
+{
+	if (hr->req) {
+		struct evbuffer *b = evbuffer_new();
+		struct evkeyvalq *h = evhttp_request_get_output_headers(hr->req);
+
+		if (b)
+			evbuffer_add(b, body, len);
+		evhttp_add_header(h, "Content-Type", content_type);
+		if (hr->srv->state == SERVER_DRAINING)
+			evhttp_add_header(h, "Connection", "close");
+		evhttp_send_reply(hr->req, status, NULL, b);
+		if (b)
+			evbuffer_free(b);
+	}
+	http_finish(hr, status);
 }
 
 void http_reply_json(struct http_req *hr, int status, const char *json)

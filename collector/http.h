@@ -90,6 +90,9 @@ bool http_query(struct http_req *hr, struct evkeyvalq *out);
 void http_reply(struct http_req *hr, int status, const char *content_type, const char *body,
 		size_t len);
 void http_reply_json(struct http_req *hr, int status, const char *json);
+/* The reply was sent some other way (http_stream.c's chunks): counts and logs
+ * it with status and, for async requests, frees hr. */
+void http_finish(struct http_req *hr, int status);
 /* Answers {"error": "<formatted message>"}. */
 void http_reply_error(struct http_req *hr, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

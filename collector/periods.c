@@ -170,22 +170,23 @@ static int periods_freeze(PGconn *conn, long long month_us, bool force, const ch
 			  size_t errlen)
 {
 	struct rollup_query none;
-	struct focus_params fp = { month_us, account_id, &none, false };
+	struct focus_params fp = { month_us, account_id, &none, false, NULL, 0 };
 	struct focus_result fr;
 	struct rollup_sql s;
 	char day[40], t[40], acct[256], rows[24];
 	const char *f = force ? "true" : "false";
 	const char *params[5] = { day, by, f, completeness, account_id };
 	long long cfrom;
-	bool closed, ok;
+	bool closed, rated, ok;
 	int status = 500;
 	PGresult *res;
 
 	memset(&none, 0, sizeof(none));
 	focus_period_name(month_us, day, sizeof(day));
 	strcat(day, "-01");
-	if (!focus_closed_run(conn, month_us, &cfrom, &closed, t, acct, err, errlen))
+	if (!focus_closed_run(conn, month_us, &cfrom, &closed, t, acct, &rated, err, errlen))
 		return 503;
+	(void)rated; /* a month being closed now freezes its lines' rated price */
 	if (!periods_exec(conn,
 			  "INSERT INTO billing_periods (period, closed_by, forced, completeness,"
 			  " billing_account) VALUES ($1::date, $2, $3::boolean, $4::jsonb, $5)",
@@ -199,11 +200,12 @@ static int periods_freeze(PGconn *conn, long long month_us, bool force, const ch
 	ok = focus_sql_lines(&fp, cfrom, &s) &&
 	     buf_puts(&s.text, " INSERT INTO billing_period_lines (billing_period, charge_day,"
 			       " charge_class, tenant_id, project, agent_id, provider, model_id,"
-			       " modality, requests, cost_usd, list_cost_usd, quantity) SELECT ") &&
+			       " modality, requests, cost_usd, list_cost_usd, quantity,"
+			       " rated_price_usd) SELECT ") &&
 	     focus_sql_param(&s, day, "date") &&
 	     buf_puts(&s.text, ", charge_day, charge_class, tenant_id, project, agent_id,"
 			       " provider, model_id, modality, requests, cost_usd, list_cost_usd,"
-			       " quantity FROM lines") &&
+			       " quantity, rated_price_usd FROM lines") &&
 	     !s.text.over;
 	if (!ok) {
 		rollup_sql_free(&s);
