@@ -61,3 +61,13 @@ SELECT date_trunc('day', hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' FROM vgc_ro
 -- The summariser's lock: one fold at a time across every collector.
 CREATE FUNCTION vgc_rollup_fold_lock_key() RETURNS bigint
 LANGUAGE sql IMMUTABLE AS $$ SELECT hashtext('vgcollector.rollup_fold')::bigint $$;
+
+-- TRUNCATE of the hours forgets the rollup: the deltas not yet folded with it.
+CREATE OR REPLACE FUNCTION vgc_rollup_truncate_days() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM cost_rollup_daily;
+    DELETE FROM vgc_rollup_dirty_days;
+    DELETE FROM vgc_rollup_deltas;
+    RETURN NULL;
+END $$;

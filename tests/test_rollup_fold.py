@@ -267,3 +267,15 @@ def test_a_fold_takes_at_most_the_configured_deltas_per_transaction(db, collecto
     assert r.returncode == 0 and r.stdout.startswith("folded 60 cost rows"), r.stdout
     assert f"({n} deltas" in r.stdout, r.stdout
     hourly_alone_equals_rows(db)
+
+
+def test_truncating_the_hours_forgets_the_deltas_too(db, collectors):
+    """TRUNCATE cost_rollup_hourly forgets the rollup: the deltas not yet
+    folded go with it, so a reset ledger (rows, ids and hours truncated)
+    reads empty, not the last second of sums."""
+    c = collectors(db, *FOLD_OFF)
+    post_all(c, db.create_key("ingest"), [make_row(i, id=str(uuid.uuid4())) for i in range(5)])
+    assert deltas(db) > 0
+    db.query("TRUNCATE cost_rollup_hourly, cost_rows, cost_row_ids")
+    assert deltas(db) == 0
+    assert db.scalar("SELECT count(*) FROM vgc_rollup_hourly_live") == 0
