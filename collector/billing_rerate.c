@@ -134,22 +134,6 @@ int billing_rerate_parse(struct billing_rerate *r, const char *body, size_t len,
 	return st;
 }
 
-/* Runs one statement of the transaction; NULL with err and *status. */
-static PGresult *billing_rerate_exec(PGconn *conn, const char *sql, int n,
-				     const char *const *params, int *status, char *err,
-				     size_t errlen)
-{
-	PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
-	ExecStatusType s = PQresultStatus(res);
-
-	if (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK)
-		return res;
-	db_result_error(conn, res, err, errlen);
-	*status = db_fault_status(db_classify(conn, res));
-	PQclear(res);
-	return NULL;
-}
-
 /* The rows of the range that the current card rates, with their delta, per
  * adjustment key. Rows the card cannot rate now (unrated) are left out: their
  * stored price stands. A stored NULL (unrated then) counts as 0. */
@@ -197,24 +181,22 @@ int billing_rerate_run(PGconn *conn, const struct billing_rerate *r, struct buf 
 
 	timefmt_format(r->from_us, from, sizeof(from));
 	timefmt_format(r->to_us, to, sizeof(to));
-	if (!(res = billing_rerate_exec(conn, "BEGIN", 0, NULL, &status, err, errlen)))
+	if (!(res = db_query(conn, "BEGIN", 0, NULL, &status, err, errlen)))
 		return status;
 	PQclear(res);
 	if (idem) {
 		/* One commit per key at a time; a repeat finds the first run. */
-		res = billing_rerate_exec(
-			conn, "SELECT pg_advisory_xact_lock(hashtext('vgc_rerate:' || $1))", 1,
-			&idem, &status, err, errlen);
+		res = db_query(conn, "SELECT pg_advisory_xact_lock(hashtext('vgc_rerate:' || $1))",
+			       1, &idem, &status, err, errlen);
 		if (!res)
 			goto fail;
 		PQclear(res);
-		res = billing_rerate_exec(
-			conn,
-			"SELECT answer, range_from = $2::timestamptz AND range_to ="
-			" $3::timestamptz AND tenant_id IS NOT DISTINCT FROM $4::text"
-			" FROM billing_rerate_runs WHERE idempotency_key = $1",
-			4, (const char *const[]){ idem, from, to, r->tenant }, &status, err,
-			errlen);
+		res = db_query(conn,
+			       "SELECT answer, range_from = $2::timestamptz AND range_to ="
+			       " $3::timestamptz AND tenant_id IS NOT DISTINCT FROM $4::text"
+			       " FROM billing_rerate_runs WHERE idempotency_key = $1",
+			       4, (const char *const[]){ idem, from, to, r->tenant }, &status, err,
+			       errlen);
 		if (!res)
 			goto fail;
 		if (PQntuples(res) == 1) {
@@ -232,18 +214,16 @@ int billing_rerate_run(PGconn *conn, const struct billing_rerate *r, struct buf 
 		}
 		PQclear(res);
 	}
-	if (!(res = billing_rerate_exec(conn, billing_rerate_deltas_sql, 3, p, &status, err,
-					errlen)))
+	if (!(res = db_query(conn, billing_rerate_deltas_sql, 3, p, &status, err, errlen)))
 		goto fail;
 	PQclear(res);
-	if (!(res = billing_rerate_exec(conn, billing_rerate_record_sql, 7, p, &status, err,
-					errlen)))
+	if (!(res = db_query(conn, billing_rerate_record_sql, 7, p, &status, err, errlen)))
 		goto fail;
 	buf_puts(out, PQgetvalue(res, 0, 1));
 	if (!r->dry_run) {
 		const char *run = PQgetvalue(res, 0, 0);
-		PGresult *ins = billing_rerate_exec(conn, billing_rerate_adjust_sql, 1, &run,
-						    &status, err, errlen);
+		PGresult *ins =
+			db_query(conn, billing_rerate_adjust_sql, 1, &run, &status, err, errlen);
 		if (!ins) {
 			PQclear(res);
 			goto fail;
@@ -251,7 +231,7 @@ int billing_rerate_run(PGconn *conn, const struct billing_rerate *r, struct buf 
 		PQclear(ins);
 	}
 	PQclear(res);
-	if (!(res = billing_rerate_exec(conn, "COMMIT", 0, NULL, &status, err, errlen)))
+	if (!(res = db_query(conn, "COMMIT", 0, NULL, &status, err, errlen)))
 		goto fail;
 	PQclear(res);
 	return out->over ? 503 : 200;
@@ -269,7 +249,7 @@ int billing_rerate_list(PGconn *conn, int limit, struct buf *out, char *err, siz
 	PGresult *res;
 
 	snprintf(lim, sizeof(lim), "%d", limit);
-	res = billing_rerate_exec(
+	res = db_query(
 		conn,
 		"SELECT json_build_object('runs', coalesce(json_agg(json_build_object("
 		"'run', run_id, 'created_at', to_char(created_at AT TIME ZONE 'UTC',"

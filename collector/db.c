@@ -129,6 +129,21 @@ bool db_exec(PGconn *conn, const char *sql, char *err, size_t errlen)
 	return ok;
 }
 
+PGresult *db_query(PGconn *conn, const char *sql, int n, const char *const *params, int *status,
+		   char *err, size_t errlen)
+{
+	PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+	ExecStatusType st = PQresultStatus(res);
+
+	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+		return res;
+	db_result_error(conn, res, err, errlen);
+	if (status)
+		*status = db_fault_status(db_classify(conn, res));
+	PQclear(res);
+	return NULL;
+}
+
 void db_rollback(PGconn *conn)
 {
 	PGresult *res;

@@ -18,6 +18,12 @@ PGconn *db_connect(const char *conninfo, int timeout_s, char *err, size_t errlen
 bool db_exec(PGconn *conn, const char *sql, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
+/* Runs sql with n text params: the result (rows or a command's), or NULL
+ * with err and, when status is not NULL, the HTTP status the failure maps to
+ * (db_classify, db_fault_status). The caller PQclears the result. */
+PGresult *db_query(PGconn *conn, const char *sql, int n, const char *const *params, int *status,
+		   char *err, size_t errlen) __attribute__((warn_unused_result));
+
 /* Drains pending results and rolls back; a broken connection is the caller's
  * to reset, so failures here are ignored. */
 void db_rollback(PGconn *conn);

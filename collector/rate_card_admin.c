@@ -109,20 +109,6 @@ bool rate_rule_check(const struct rate_rule *r, char *err, size_t errlen)
 	return true;
 }
 
-static PGresult *rate_card_exec(PGconn *conn, const char *sql, int n, const char *const *p,
-				int *status, char *err, size_t errlen)
-{
-	PGresult *res = PQexecParams(conn, sql, n, NULL, p, NULL, NULL, 0);
-	ExecStatusType st = PQresultStatus(res);
-
-	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
-		return res;
-	db_result_error(conn, res, err, errlen);
-	*status = db_fault_status(db_classify(conn, res));
-	PQclear(res);
-	return NULL;
-}
-
 #define RATE_CARD_RULE_JSON                                                                        \
 	"json_build_object('rule_id', r.rule_id, 'modality', r.modality, 'provider', r.provider,"  \
 	" 'model', r.model, 'tenant', r.tenant_id, 'plan', r.plan, 'kind', r.kind,"                \
@@ -133,7 +119,7 @@ static PGresult *rate_card_exec(PGconn *conn, const char *sql, int n, const char
 int rate_card_render(PGconn *conn, bool rules_only, struct buf *out, char *err, size_t errlen)
 {
 	int status = 500;
-	PGresult *res = rate_card_exec(
+	PGresult *res = db_query(
 		conn,
 		rules_only
 			? "SELECT json_build_object('revision', c.revision, 'rules',"
@@ -171,8 +157,8 @@ static int rate_card_begin(PGconn *conn, long long expected, char *err, size_t e
 
 	if (!db_exec(conn, "BEGIN", err, errlen))
 		return 503;
-	res = rate_card_exec(conn, "SELECT revision FROM rate_card FOR UPDATE", 0, NULL, &status,
-			     err, errlen);
+	res = db_query(conn, "SELECT revision FROM rate_card FOR UPDATE", 0, NULL, &status, err,
+		       errlen);
 	if (!res) {
 		db_rollback(conn);
 		return status;
@@ -194,8 +180,8 @@ static int rate_card_begin(PGconn *conn, long long expected, char *err, size_t e
 static int rate_card_commit(PGconn *conn, long long *revision, char *err, size_t errlen)
 {
 	int status = 503;
-	PGresult *res = rate_card_exec(conn, "SELECT revision FROM rate_card", 0, NULL, &status,
-				       err, errlen);
+	PGresult *res =
+		db_query(conn, "SELECT revision FROM rate_card", 0, NULL, &status, err, errlen);
 
 	if (!res) {
 		db_rollback(conn);
@@ -231,7 +217,7 @@ int rate_card_rule_put(PGconn *conn, const struct rate_rule *r, long long expect
 		return status;
 	/* One rule per scope: a write to a scope replaces its rule (the scope's
 	 * model as the book names it, normalised by the table's trigger). */
-	res = rate_card_exec(
+	res = db_query(
 		conn,
 		"INSERT INTO rate_card_rules (tenant_id, plan, modality, provider, model, kind,"
 		" markup, basis, fixed, unit) VALUES ($1, $2, $3, $4, $5, $6, $7::numeric,"
@@ -264,8 +250,8 @@ int rate_card_rule_rm(PGconn *conn, long long rule_id, long long expected_revisi
 	if (status != 200)
 		return status;
 	snprintf(id, sizeof(id), "%lld", rule_id);
-	res = rate_card_exec(conn, "DELETE FROM rate_card_rules WHERE rule_id = $1", 1, p, &status,
-			     err, errlen);
+	res = db_query(conn, "DELETE FROM rate_card_rules WHERE rule_id = $1", 1, p, &status, err,
+		       errlen);
 	if (!res) {
 		db_rollback(conn);
 		return status;
@@ -289,10 +275,10 @@ int rate_card_default_set(PGconn *conn, const char *markup, long long expected_r
 
 	if (status != 200)
 		return status;
-	res = rate_card_exec(conn,
-			     "UPDATE rate_card SET default_markup = $1::numeric,"
-			     " revision = revision + 1",
-			     1, p, &status, err, errlen);
+	res = db_query(conn,
+		       "UPDATE rate_card SET default_markup = $1::numeric,"
+		       " revision = revision + 1",
+		       1, p, &status, err, errlen);
 	if (!res) {
 		db_rollback(conn);
 		return status;
@@ -310,12 +296,12 @@ int rate_card_plan_set(PGconn *conn, const char *tenant, const char *plan,
 
 	if (status != 200)
 		return status;
-	res = plan ? rate_card_exec(conn,
-				    "INSERT INTO tenant_plans (tenant_id, plan) VALUES ($1, $2)"
-				    " ON CONFLICT (tenant_id) DO UPDATE SET plan = excluded.plan",
-				    2, p, &status, err, errlen)
-		   : rate_card_exec(conn, "DELETE FROM tenant_plans WHERE tenant_id = $1", 1, p,
-				    &status, err, errlen);
+	res = plan ? db_query(conn,
+			      "INSERT INTO tenant_plans (tenant_id, plan) VALUES ($1, $2)"
+			      " ON CONFLICT (tenant_id) DO UPDATE SET plan = excluded.plan",
+			      2, p, &status, err, errlen)
+		   : db_query(conn, "DELETE FROM tenant_plans WHERE tenant_id = $1", 1, p, &status,
+			      err, errlen);
 	if (!res) {
 		db_rollback(conn);
 		return status;

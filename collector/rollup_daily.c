@@ -60,21 +60,6 @@ static char *rollup_daily_fill_sql(void)
 	return out;
 }
 
-/* Runs one parameterized statement; the result (tuples or command) or NULL
- * with err. */
-static PGresult *rollup_daily_exec(PGconn *conn, const char *sql, int n, const char *const *p,
-				   char *err, size_t errlen)
-{
-	PGresult *res = PQexecParams(conn, sql, n, NULL, p, NULL, NULL, 0);
-	ExecStatusType st = PQresultStatus(res);
-
-	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
-		return res;
-	db_result_error(conn, res, err, errlen);
-	PQclear(res);
-	return NULL;
-}
-
 /* Takes the day's lock exclusively. False with *timed_out when writers held
  * it past the lock timeout; false with err on any other failure. */
 static bool rollup_daily_lock_day(PGconn *conn, const char *const *p, bool *timed_out, char *err,
@@ -107,7 +92,7 @@ bool rollup_daily_step(PGconn *conn, int settle_s, bool *did, struct rollup_dail
 	    !db_exec(conn, "SET LOCAL lock_timeout = " ROLLUP_DAILY_LOCK_TIMEOUT, err, errlen))
 		goto fail;
 	/* The day's row stays locked by us: another summariser skips it. */
-	if (!(res = rollup_daily_exec(conn, rollup_daily_pick_sql, 1, p, err, errlen)))
+	if (!(res = db_query(conn, rollup_daily_pick_sql, 1, p, NULL, err, errlen)))
 		goto fail;
 	if (PQntuples(res) == 0) {
 		PQclear(res);
@@ -126,23 +111,23 @@ bool rollup_daily_step(PGconn *conn, int settle_s, bool *did, struct rollup_dail
 		rep->busy++;
 		return true;
 	}
-	if (!(res = rollup_daily_exec(conn,
-				      "DELETE FROM vgc_rollup_dirty_days"
-				      " WHERE day = to_timestamp($1::bigint)",
-				      1, p, err, errlen)))
+	if (!(res = db_query(conn,
+			     "DELETE FROM vgc_rollup_dirty_days"
+			     " WHERE day = to_timestamp($1::bigint)",
+			     1, p, NULL, err, errlen)))
 		goto fail;
 	PQclear(res);
-	if (!(res = rollup_daily_exec(conn,
-				      "DELETE FROM cost_rollup_daily"
-				      " WHERE day = to_timestamp($1::bigint)",
-				      1, p, err, errlen)))
+	if (!(res = db_query(conn,
+			     "DELETE FROM cost_rollup_daily"
+			     " WHERE day = to_timestamp($1::bigint)",
+			     1, p, NULL, err, errlen)))
 		goto fail;
 	PQclear(res);
 	if (!(fill = rollup_daily_fill_sql())) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	if (!(res = rollup_daily_exec(conn, fill, 1, p, err, errlen)))
+	if (!(res = db_query(conn, fill, 1, p, NULL, err, errlen)))
 		goto fail;
 	rep->groups += atoll(PQcmdTuples(res));
 	PQclear(res);
@@ -178,11 +163,11 @@ bool rollup_daily_pending(PGconn *conn, int settle_s, long long *dirty, long lon
 	PGresult *res;
 
 	snprintf(settle, sizeof(settle), "%d", settle_s);
-	res = rollup_daily_exec(conn,
-				"SELECT count(*), count(*) FILTER (WHERE day + interval '24 hours'"
-				" + make_interval(secs => $1::int) <= now())"
-				" FROM vgc_rollup_dirty_days",
-				1, p, err, errlen);
+	res = db_query(conn,
+		       "SELECT count(*), count(*) FILTER (WHERE day + interval '24 hours'"
+		       " + make_interval(secs => $1::int) <= now())"
+		       " FROM vgc_rollup_dirty_days",
+		       1, p, NULL, err, errlen);
 	if (!res)
 		return false;
 	*dirty = atoll(PQgetvalue(res, 0, 0));

@@ -63,20 +63,6 @@ static void rollup_fold_sql_build(void)
 	buf_release(&keys);
 }
 
-/* Runs one statement; its result, or NULL with err. */
-static PGresult *rollup_fold_exec(PGconn *conn, const char *sql, int n, const char *const *p,
-				  char *err, size_t errlen)
-{
-	PGresult *res = PQexecParams(conn, sql, n, NULL, p, NULL, NULL, 0);
-	ExecStatusType st = PQresultStatus(res);
-
-	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
-		return res;
-	db_result_error(conn, res, err, errlen);
-	PQclear(res);
-	return NULL;
-}
-
 bool rollup_fold_step(PGconn *conn, long long limit, bool wait, struct rollup_fold_report *rep,
 		      char *err, size_t errlen)
 {
@@ -94,24 +80,23 @@ bool rollup_fold_step(PGconn *conn, long long limit, bool wait, struct rollup_fo
 	snprintf(lim, sizeof(lim), "%lld", limit);
 	if (!db_exec(conn, "BEGIN", err, errlen))
 		goto fail;
-	if (!(res = rollup_fold_exec(conn, rollup_fold_lag_sql, 0, NULL, err, errlen)))
+	if (!(res = db_query(conn, rollup_fold_lag_sql, 0, NULL, NULL, err, errlen)))
 		goto fail;
 	waiting = atoll(PQgetvalue(res, 0, 0));
 	rep->lag_rows = atoll(PQgetvalue(res, 0, 1));
 	rep->lag_seconds = atof(PQgetvalue(res, 0, 2));
 	PQclear(res);
-	if (!(res = rollup_fold_exec(
-		      conn,
-		      wait ? "SELECT pg_advisory_xact_lock(vgc_rollup_fold_lock_key()),"
-			     " true"
-			   : "SELECT pg_try_advisory_xact_lock(vgc_rollup_fold_lock_key())",
-		      0, NULL, err, errlen)))
+	if (!(res = db_query(conn,
+			     wait ? "SELECT pg_advisory_xact_lock(vgc_rollup_fold_lock_key()),"
+				    " true"
+				  : "SELECT pg_try_advisory_xact_lock(vgc_rollup_fold_lock_key())",
+			     0, NULL, NULL, err, errlen)))
 		goto fail;
 	rep->skipped = strcmp(PQgetvalue(res, 0, PQnfields(res) - 1), "t") != 0;
 	PQclear(res);
 	if (rep->skipped || waiting == 0)
 		return db_exec(conn, "COMMIT", err, errlen);
-	if (!(res = rollup_fold_exec(conn, rollup_fold_sql, 1, p, err, errlen)))
+	if (!(res = db_query(conn, rollup_fold_sql, 1, p, NULL, err, errlen)))
 		goto fail;
 	rep->deltas = atoll(PQgetvalue(res, 0, 0));
 	rep->rows = atoll(PQgetvalue(res, 0, 1));
