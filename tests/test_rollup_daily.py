@@ -174,6 +174,31 @@ def test_summariser_waits_for_a_writer_in_flight_on_the_day(db, collectors):
     assert_exact(db, c, rkey, iso(start), iso(hour_end()), "day", ["tenant"])
 
 
+def send_late_rows(collectors_, ikey, start, rounds, per, id_of):
+    """Four threads, two per collector, each posting rounds batches of per
+    rows spread over the 144 hours from start; returns the threads (started)
+    and the list their errors go to."""
+    errors = []
+
+    def sender(w, c):
+        try:
+            for k in range(rounds):
+                rows = [make_row(i, id=id_of(w, k, i), tenant_id=f"t{i % 5}",
+                                 timestamp=start + ((w * 7 + k * 13 + i) % 144) * 3600 + 1,
+                                 cost_usd=0.001 * (i % 9))
+                        for i in range(per)]
+                r = c.post("/v1/ingest", json=rows, key=ikey)
+                if r.status_code != 200 or r.json()["accepted"] != per:
+                    errors.append(r.text)
+        except Exception as e:  # noqa: BLE001 - reported by the caller
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=sender, args=(w, collectors_[w % 2])) for w in range(4)]
+    for t in threads:
+        t.start()
+    return threads, errors
+
+
 def test_two_collectors_summarising_while_late_rows_arrive_stay_exact(db, collectors):
     args = ("--rollup-daily-interval-s", "1", "--rollup-daily-settle-s", "0",
             "--rate-limit-rps", "0")
@@ -182,25 +207,9 @@ def test_two_collectors_summarising_while_late_rows_arrive_stay_exact(db, collec
     a.wait_key(ikey)
     b.wait_key(ikey)
     start = prev_month_start() - 3 * DAY
-    errors = []
-
-    def sender(w, c):
-        try:
-            for k in range(12):
-                rows = [make_row(i, id=f"c{w}-{k}-{i}", tenant_id=f"t{i % 5}",
-                                 timestamp=start + ((w * 7 + k * 13 + i) % 144) * 3600 + 1,
-                                 cost_usd=0.001 * (i % 9))
-                        for i in range(60)]
-                r = c.post("/v1/ingest", json=rows, key=ikey)
-                if r.status_code != 200 or r.json()["rejected"]:
-                    errors.append(r.text)
-        except Exception as e:  # noqa: BLE001 - reported below
-            errors.append(repr(e))
-
+    threads, errors = send_late_rows((a, b), ikey, start, 12, 60,
+                                     lambda w, k, i: f"c{w}-{k}-{i}")
     cli = []
-    threads = [threading.Thread(target=sender, args=(w, (a, b)[w % 2])) for w in range(4)]
-    for t in threads:
-        t.start()
     # A third summariser on the command line, while both collectors run theirs.
     for _ in range(3):
         cli.append(subprocess.run([VGC, "rollup-daily", "--db", db.conninfo,

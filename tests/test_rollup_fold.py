@@ -13,7 +13,8 @@ import uuid
 
 from conftest import (VGC, assert_ledger_consistent, fold_rollup, make_row, metrics_map,
                       run_vgc, sanitizer_env, wait_until)
-from test_rollup_daily import DAY, assert_exact, hour_end, iso, loaded, post_all, summarise
+from test_rollup_daily import (DAY, assert_exact, hour_end, iso, loaded, post_all,
+                               send_late_rows, summarise)
 from test_rollups import prev_month_start
 
 FOLD_OFF = ("--rollup-fold-s", "0", "--rollup-daily-interval-s", "0", "--rate-limit-rps", "0")
@@ -159,24 +160,8 @@ def test_two_collectors_and_the_cli_folding_at_once_count_every_row_once(db, col
     a.wait_key(ikey)
     b.wait_key(ikey)
     start = prev_month_start() - 3 * DAY
-    errors = []
-
-    def sender(w, c):
-        try:
-            for k in range(15):
-                rows = [make_row(i, id=str(uuid.uuid4()), tenant_id=f"t{i % 5}",
-                                 timestamp=start + ((w * 7 + k * 13 + i) % 144) * 3600 + 1,
-                                 cost_usd=0.001 * (i % 9))
-                        for i in range(80)]
-                r = c.post("/v1/ingest", json=rows, key=ikey)
-                if r.status_code != 200 or r.json()["accepted"] != 80:
-                    errors.append(r.text)
-        except Exception as e:  # noqa: BLE001 - reported below
-            errors.append(repr(e))
-
-    threads = [threading.Thread(target=sender, args=(w, (a, b)[w % 2])) for w in range(4)]
-    for t in threads:
-        t.start()
+    threads, errors = send_late_rows((a, b), ikey, start, 15, 80,
+                                     lambda w, k, i: str(uuid.uuid4()))
     cli = []
     while any(t.is_alive() for t in threads):
         cli.append(subprocess.run([VGC, "rollup-fold", "--db", db.conninfo],
