@@ -1,46 +1,35 @@
 /* The rate card on ingest (see rate_card.h): set-based, inside the one
  * ingest statement. The rule is picked once per distinct (tenant, modality,
- * provider, model) of the batch, not once per row, and joined back to the
- * rows by hash on those keys; the price is computed once per row. */
+ * provider, model) of the batch, not once per row, by one call of
+ * vgc_rate_card_picks (schema/0024_rate_pick_index.sql), and joined back to
+ * the rows by hash on those keys; the price is computed once per row. */
 #include "rate_card.h"
 
 #include <string.h>
 
 #include "price_book.h"
 
-/* A batch's distinct (tenant, modality, provider, model), with the tenant's
- * plan and the model as the book names it computed once each (OFFSET 0: not
- * once per rule compared), each nullable
- * column as (value or '', is null) so that NULLs join back by hash. */
+/* A key (tenant, modality, provider, model) with each nullable column as
+ * (value or '', is null), so that NULLs join back by hash. */
 #define RATE_KEYS(t)                                                                               \
 	"coalesce(" t "tenant_id, ''), " t "tenant_id IS NULL, " t "modality, coalesce(" t         \
 	"provider, ''), " t "provider IS NULL, coalesce(" t "model_id, ''), " t "model_id IS NULL"
 
 bool rate_card_pick_sql(struct buf *out)
 {
+	/* The rules are read in this statement's snapshot; the function's
+	 * plan, kept for the connection, holds no data. */
 	return buf_puts(
 		out,
 		"rate_pick (k1, k2, k3, k4, k5, k6, k7, rule_id, kind, markup, basis, fixed,"
-		" unit, token) AS (SELECT DISTINCT ON (1, 2, 3, 4, 5, 6, 7) " RATE_KEYS(
-			"k.") ", r.rule_id, r.kind, r.markup, r.basis, r.fixed, r.unit,"
-			      " CASE WHEN r.kind = 'cost_plus'"
-			      " THEN 'cost_plus:' || trim_scale(r.markup)::text"
-			      " ELSE 'fixed:' || trim_scale(r.fixed)::text || '/' || r.unit"
-			      " END AS token"
-			      " FROM (SELECT k.*, tp.plan, vgc_model_key(k.provider, k.model_id) AS mkey"
+		" unit, token) AS (SELECT " RATE_KEYS(
+			"p.") ", p.rule_id, p.kind, p.markup, p.basis, p.fixed, p.unit, p.token"
+			      " FROM (SELECT array_agg(tenant_id) AS t, array_agg(modality) AS m,"
+			      " array_agg(provider) AS p, array_agg(model_id) AS mo"
 			      " FROM (SELECT DISTINCT tenant_id, modality, provider, model_id"
-			      " FROM vgc_stage) k"
-			      " LEFT JOIN tenant_plans tp ON tp.tenant_id = k.tenant_id OFFSET 0) k"
-			      " JOIN rate_card_rules r"
-			      " ON (r.tenant_id IS NULL OR r.tenant_id = k.tenant_id)"
-			      " AND (r.plan IS NULL OR r.plan = k.plan)"
-			      " AND (r.modality IS NULL OR r.modality = k.modality)"
-			      " AND (r.provider IS NULL OR r.provider = k.provider)"
-			      " AND (r.model IS NULL OR r.model = k.model_id OR r.model = k.mkey)"
-			      " ORDER BY 1, 2, 3, 4, 5, 6, 7,"
-			      " r.tenant_id IS NOT NULL DESC, r.plan IS NOT NULL DESC,"
-			      " r.model IS NOT NULL DESC, r.provider IS NOT NULL DESC,"
-			      " r.changed_seq DESC)");
+			      " FROM vgc_stage) d) a,"
+			      " vgc_rate_card_picks(a.t, a.m, a.p, a.mo) AS p (tenant_id, modality,"
+			      " provider, model_id, rule_id, kind, markup, basis, fixed, unit, token))");
 }
 
 /* The billable quantity of the row in the rule's unit (STT minutes, TTS

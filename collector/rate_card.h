@@ -12,7 +12,8 @@
 /* The CTE "rate_pick AS (...)": for each distinct (tenant, modality,
  * provider, model) of the staged rows that some rule matches, the single most
  * specific rule (tenant > plan > global; model > provider > modality-only;
- * ties: the rule created or changed last) and its token. */
+ * ties: the rule created or changed last) and its token, from one call of
+ * vgc_rate_card_picks (schema/0024_rate_pick_index.sql). */
 bool rate_card_pick_sql(struct buf *out);
 
 /* The rows for cost_rows, as a subquery named s: price_book_source_sql's
