@@ -31,6 +31,10 @@ RETURNS TABLE (k_tenant text, k_modality text, k_provider text, k_model text, ru
 LANGUAGE plpgsql STABLE ROWS 100 AS $$
 #variable_conflict use_column
 BEGIN
+    -- A card with no rules (the default markup for every row) picks nothing.
+    IF NOT EXISTS (SELECT FROM rate_card_rules) THEN
+        RETURN;
+    END IF;
     RETURN QUERY
     WITH k AS MATERIALIZED (
         SELECT u.t AS kt, u.m AS km, u.p AS kp, u.mo AS kmo, tp.plan AS kpl,
