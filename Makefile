@@ -65,7 +65,7 @@ UNIT_SRC      := $(wildcard tests/unit/*.c)
 UNIT_OBJ      := $(UNIT_SRC:%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all run test check-layers test-unit test-integration test-san fuzz fuzz-run install clean \
-        bench-ingest bench-ingest-steps bench-sink bench-rollup bench-pooled bench-budgets bench-otlp bench-roster bench-size \
+        bench-ingest bench-ingest-steps bench-rating bench-sink bench-rollup bench-pooled bench-budgets bench-otlp bench-roster bench-size \
         test-scale test-ha deps format format-check
 
 # libvgsink and the tools that link it are built once sink/ has sources.
@@ -313,6 +313,11 @@ bench-ingest: deps all
 # measured for each step.
 bench-ingest-steps: deps all
 	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) tests/bench/bench_ingest_steps.py
+
+# Backend CPU of the ingest statement per batch, with and without rate card
+# rules (BENCH_RATING_OTHER=<build dir> adds another build on the same batches).
+bench-rating: deps all
+	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) tests/bench/bench_rating.py
 
 # Ingest direct and through pgbouncer in transaction mode, in the same run.
 bench-pooled: deps all
