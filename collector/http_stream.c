@@ -236,8 +236,16 @@ static void http_stream_pump(struct http_stream *st)
 		if (!st->started)
 			http_stream_begin(st);
 		struct evhttp_request *req = st->req;
+		struct bufferevent *bev = evhttp_connection_get_bufferevent(st->hr->evcon);
 
 		st->req = NULL; /* evhttp's again, and may be freed at once */
+		/* evhttp_send_reply_end adds the last chunk, then asks to be told
+		 * when it is written. With writing enabled, the gate's filter
+		 * (no deferred callbacks) would write it at once, before evhttp
+		 * asks: the answer would never complete, and the next request on
+		 * the connection would never be read. Disabled, evhttp's own
+		 * enable writes it and then tells it. */
+		bufferevent_disable(bev, EV_WRITE);
 		evhttp_send_reply_end(req);
 		http_stream_over(st, 200);
 	} else if (!st->started) {

@@ -112,6 +112,34 @@ def test_streamed_export_is_chunked_and_the_clis_bytes_and_the_manifests_hash(db
             assert r.status_code == 200, r.text
 
 
+def test_keep_alive_connection_serves_the_next_request_after_a_streamed_export(db, collectors):
+    """Before, the connection that had carried a streamed export never read
+    another request: the last chunk was written by the gate's filter before
+    evhttp asked to be told, so the answer never completed and the client's
+    next request on it met a closed connection ("Server disconnected without
+    sending a response"); `make bench-rollup`'s keep-alive client hit it. Now
+    exports, manifests and other reads alternate on one connection."""
+    import httpx
+
+    c = collectors(db, config_text="export_fetch_rows = 2\nexport_buffer_bytes = 4096\n")
+    ingest_key, read_key = db.create_key("ingest"), db.create_key("read")
+    month = month_start(2)
+    seed(c, ingest_key, month)
+    period = period_name(month)
+    headers = {"Authorization": f"Bearer {read_key}"}
+    with httpx.Client(base_url=c.url, headers=headers, timeout=30) as http:
+        bodies = []
+        for _ in range(3):
+            r = http.get("/v1/export/focus", params={"billing_period": period})
+            assert r.status_code == 200 and r.headers["transfer-encoding"] == "chunked"
+            bodies.append(r.content)
+            r = http.get("/v1/export/focus/manifest", params={"billing_period": period})
+            assert r.status_code == 200, r.text
+            assert r.json()["sha256"] == hashlib.sha256(bodies[-1]).hexdigest()
+            assert http.get("/v1/whoami").status_code == 200
+        assert bodies[0] == bodies[1] == bodies[2]
+
+
 @pytest.mark.hand_made_rows
 def test_streamed_export_of_a_big_month_to_a_slow_client_keeps_memory_bounded(db, collectors):
     """200k lines (about 67 MB of CSV) exported to a client that reads slowly
