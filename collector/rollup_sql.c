@@ -206,7 +206,7 @@ struct rollup_sql_span {
 
 /* One branch over the hours [a, b) of one day, summed per (period, keys),
  * from table; with cond ("NOT " or ""), only when [NOT] EXISTS the day in
- * vgc_rollup_dirty_days_live. */
+ * vgc_rollup_dirty_days. */
 static bool rollup_sql_hours(const struct rollup_query *q, const struct rollup_sql_keys *k,
 			     struct rollup_sql *s, int pnum[ROLLUP_NCOLS], const char *table,
 			     struct rollup_sql_span a, struct rollup_sql_span b, const char *cond,
@@ -222,7 +222,7 @@ static bool rollup_sql_hours(const struct rollup_query *q, const struct rollup_s
 	if (cond)
 		ok = ok &&
 		     buf_printf(t,
-				" AND %sEXISTS (SELECT 1 FROM vgc_rollup_dirty_days_live x"
+				" AND %sEXISTS (SELECT 1 FROM vgc_rollup_dirty_days x"
 				" WHERE x.day = ",
 				cond) &&
 		     rollup_sql_time_ref(s, day.us, day.pnum) && buf_putc(t, ')');
@@ -232,7 +232,7 @@ static bool rollup_sql_hours(const struct rollup_query *q, const struct rollup_s
 
 /* A partial day at either end of the range: its hours [a, b), inside the
  * UTC day starting at day. When narrow, a day that is not listed is read
- * from cost_rollup_tenant_hourly and a listed one from the live hours:
+ * from cost_rollup_tenant_hourly and a listed one from cost_rollup_hourly:
  * two branches, of which the dirty-day test (a one-time filter) runs one. */
 static bool rollup_sql_partial(const struct rollup_query *q, const struct rollup_sql_keys *k,
 			       struct rollup_sql *s, bool narrow, int pnum[ROLLUP_NCOLS],
@@ -240,9 +240,9 @@ static bool rollup_sql_partial(const struct rollup_query *q, const struct rollup
 			       struct rollup_sql_span day)
 {
 	if (!narrow)
-		return rollup_sql_hours(q, k, s, pnum, "vgc_rollup_hourly_live", a, b, NULL, day);
+		return rollup_sql_hours(q, k, s, pnum, "cost_rollup_hourly", a, b, NULL, day);
 	return rollup_sql_hours(q, k, s, pnum, "cost_rollup_tenant_hourly", a, b, "NOT ", day) &&
-	       rollup_sql_hours(q, k, s, pnum, "vgc_rollup_hourly_live", a, b, "", day);
+	       rollup_sql_hours(q, k, s, pnum, "cost_rollup_hourly", a, b, "", day);
 }
 
 /* The whole UTC days of the range, [*dfrom, *dto) (either end open when the
@@ -260,17 +260,36 @@ static bool rollup_sql_days(const struct rollup_query *q, long long *dfrom, long
 	return q->granularity != ROLLUP_HOUR && !(q->has_from && q->has_to && *dfrom >= *dto);
 }
 
-/* The rows a read sums, as " FROM ...". The hours are always the live hours,
- * vgc_rollup_hourly_live: cost_rollup_hourly plus the deltas ingest appended
- * and the summariser has not folded yet (schema/0022_rollup_deltas.sql); the
- * list of days is vgc_rollup_dirty_days_live, which holds every day with
- * deltas, so a daily row never stands in for a day whose hours are not all
- * folded. Hour granularity, or a range holding no whole UTC day, reads the
- * live hours alone (rollup_sql_days is false). Otherwise the source is a
- * subquery of branches, each yielding (period, keys..., measures...) with
- * the period already cut:
+/* The deltas ingest appended and the summariser has not folded, in [from, to)
+ * and the filters, summed per (period, keys): one branch after the others. A
+ * day with deltas is answered from its daily rows (when listed clean) plus
+ * these, never from its hours for their sake. */
+static bool rollup_sql_deltas(const struct rollup_query *q, const struct rollup_sql_keys *k,
+			      struct rollup_sql *s, int pnum[ROLLUP_NCOLS], int *p_from, int *p_to)
+{
+	struct buf *t = &s->text;
+	bool ok = buf_puts(t, " UNION ALL ") && rollup_sql_branch_head(q, k, s, "hour", 0, NULL) &&
+		  rollup_sql_branch_sums(t) && buf_puts(t, " FROM vgc_rollup_deltas WHERE true");
+
+	if (q->has_from)
+		ok = ok && buf_puts(t, " AND hour >= ") && rollup_sql_time_ref(s, q->from_us, p_from);
+	if (q->has_to)
+		ok = ok && buf_puts(t, " AND hour < ") && rollup_sql_time_ref(s, q->to_us, p_to);
+	return ok && rollup_sql_filters(q, s, pnum) && buf_puts(t, " GROUP BY 1") &&
+	       rollup_sql_key_list(t, k);
+}
+
+/* The rows a read sums, as " FROM ...". Two parts that add up: the rows the
+ * summariser has folded, from the rollup tables (which agree with each other
+ * at every commit), and the ones it has not, from vgc_rollup_deltas
+ * (schema/0022_rollup_deltas.sql); a delta is in exactly one of the two in any
+ * snapshot. Hour granularity, or a range holding no whole UTC day, reads
+ * vgc_rollup_hourly_live (the hours plus the deltas) alone (rollup_sql_days is
+ * false). Otherwise the source is a subquery of branches, each yielding
+ * (period, keys..., measures...) with the period already cut:
+ * - the deltas in [from, to), summed per period and keys (rollup_sql_deltas);
  * - each whole day inside [from, to) that is not listed in
- *   vgc_rollup_dirty_days_live comes from cost_rollup_daily, or from the narrower
+ *   vgc_rollup_dirty_days comes from cost_rollup_daily, or from the narrower
  *   cost_rollup_tenant_daily when the keys and filters allow (rollup_sql_narrow);
  * - the listed whole days (open, late rows, not yet summarised) and the partial
  *   days at either end come from the hours, summed per day and keys in their
@@ -280,7 +299,7 @@ static bool rollup_sql_days(const struct rollup_query *q, long long *dfrom, long
  *   sort every hour). When narrow, a partial day that is not listed comes
  *   from cost_rollup_tenant_hourly (rollup_sql_partial).
  * One statement, so one snapshot: the list and the tables agree, see
- * schema/0004_rollup_daily.sql, 0008 and 0022. The hours of a listed day are found
+ * schema/0004_rollup_daily.sql and 0008. The hours of a listed day are found
  * by joining the (short) list to the hourly index, never by scanning the
  * range. With sorted, the subquery is ordered by (period, keys) so the outer
  * GROUP BY aggregates in order: hashing a thousand groups of numeric sums
@@ -309,15 +328,15 @@ static bool rollup_sql_source(const struct rollup_query *q, const struct rollup_
 	if (q->has_to)
 		ok = ok && buf_puts(t, " AND d.day < ") && rollup_sql_time_ref(s, dto, &p_dto);
 	ok = ok &&
-	     buf_puts(t, " AND NOT EXISTS (SELECT 1 FROM vgc_rollup_dirty_days_live x"
+	     buf_puts(t, " AND NOT EXISTS (SELECT 1 FROM vgc_rollup_dirty_days x"
 			 " WHERE x.day = d.day)") &&
 	     rollup_sql_filters(q, s, pnum);
 
 	/* Whole days still listed: their hours, summed per day. */
 	ok = ok && buf_puts(t, " UNION ALL ") &&
 	     rollup_sql_branch_head(q, k, s, "x.day", 0, NULL) && rollup_sql_branch_sums(t) &&
-	     buf_puts(t, " FROM vgc_rollup_dirty_days_live x"
-			 " JOIN vgc_rollup_hourly_live h ON h.hour >= x.day"
+	     buf_puts(t, " FROM vgc_rollup_dirty_days x"
+			 " JOIN cost_rollup_hourly h ON h.hour >= x.day"
 			 " AND h.hour < x.day + interval '24 hours' WHERE true");
 	if (q->has_from)
 		ok = ok && buf_puts(t, " AND x.day >= ") && rollup_sql_time_ref(s, dfrom, &p_dfrom);
@@ -341,6 +360,7 @@ static bool rollup_sql_source(const struct rollup_query *q, const struct rollup_
 					      (struct rollup_sql_span){ dto, &p_dto },
 					      (struct rollup_sql_span){ q->to_us, &p_to },
 					      (struct rollup_sql_span){ dto, &p_dto });
+	ok = ok && rollup_sql_deltas(q, k, s, pnum, &p_from, &p_to);
 	if (sorted) {
 		ok = ok && buf_puts(t, " ORDER BY 1");
 		for (int i = 0; i < k->n; i++)

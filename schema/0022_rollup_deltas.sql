@@ -22,16 +22,18 @@
 -- exactly when its batch has committed, whatever its number, so "what is not
 -- yet folded" is simply the rows of this table.
 --
--- Readers see the rollup as cost_rollup_hourly plus the deltas: the view
--- vgc_rollup_hourly_live (the deltas are summed by the reader's own GROUP BY),
--- and vgc_rollup_dirty_days_live, which lists every day with deltas as dirty
--- so that day is answered from the hours (and the deltas), never from a daily
--- row that cannot yet include them. One statement, one snapshot: every answer
--- equals SQL over cost_rows whatever the summariser is doing. A summariser
--- that lags makes the deltas longer and reads slower, never wrong.
+-- Readers add the deltas to what the rollup tables answer: the rollup tables
+-- (hourly, daily, the tenant summaries) agree with each other over the folded
+-- rows at every commit, and the deltas are the rest, so an answer is the
+-- tables' answer plus the deltas' sums over the same range and filters (one
+-- more branch of the read's statement, collector/rollup_sql.c). Simple sums
+-- over hours read the view vgc_rollup_hourly_live (the hours and the deltas;
+-- the reader's own GROUP BY adds them up). One statement, one snapshot: every
+-- answer equals SQL over cost_rows whatever the summariser is doing. A
+-- summariser that lags makes the deltas longer and reads slower, never wrong.
 --
 -- Adding a rollup measure: its column goes into vgc_rollup_deltas too, and
--- both views are created again with it (tests/test_schema.py checks).
+-- the view is created again with it (tests/test_schema.py checks).
 
 CREATE TABLE vgc_rollup_deltas (LIKE cost_rollup_hourly INCLUDING DEFAULTS);
 ALTER TABLE vgc_rollup_deltas ADD COLUMN stored_at timestamptz NOT NULL DEFAULT now();
@@ -52,11 +54,6 @@ SELECT hour, project, agent_id, tenant_id, modality, provider, model_id,
        requests, errors, fallbacks, cost_usd, rated_price_usd, input_units,
        output_units, cached_input_units, book_cost_usd, priced_rows, rated_rows
 FROM vgc_rollup_deltas;
-
-CREATE VIEW vgc_rollup_dirty_days_live AS
-SELECT day FROM vgc_rollup_dirty_days
-UNION
-SELECT date_trunc('day', hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' FROM vgc_rollup_deltas;
 
 -- The summariser's lock: one fold at a time across every collector.
 CREATE FUNCTION vgc_rollup_fold_lock_key() RETURNS bigint

@@ -32,10 +32,11 @@ def summarise(db, *extra):
 
 
 def dirty_days(db):
-    """The days readers answer from the hours: listed, or holding deltas not
-    yet folded (vgc_rollup_dirty_days_live)."""
+    """The days readers answer from the hours, once the rows stored so far
+    are folded into them (the summariser's fold lists the days it writes)."""
+    fold_rollup(db)
     return [r[0] for r in db.query(
-        "SELECT to_char(day AT TIME ZONE 'UTC', 'YYYY-MM-DD') FROM vgc_rollup_dirty_days_live"
+        "SELECT to_char(day AT TIME ZONE 'UTC', 'YYYY-MM-DD') FROM vgc_rollup_dirty_days"
         " ORDER BY 1")]
 
 
@@ -264,7 +265,7 @@ def test_migration_upgrades_a_database_holding_rows(db, collectors):
     # table) and 0022 (its views read the list of days): the deltas folded
     # first, as the ingest before 0022 had the hours complete.
     fold_rollup(db)
-    db.query("DROP VIEW vgc_rollup_hourly_live, vgc_rollup_dirty_days_live;"
+    db.query("DROP VIEW vgc_rollup_hourly_live;"
              " DROP TABLE vgc_rollup_deltas; DROP FUNCTION vgc_rollup_fold_lock_key()")
     db.query("DELETE FROM schema_migrations WHERE version LIKE '0022%%'")
     db.query("DROP TABLE cost_rollup_tenant_daily, cost_rollup_tenant_hourly, cost_rollup_daily,"
