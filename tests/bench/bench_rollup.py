@@ -33,7 +33,8 @@ Then the month is closed (forced, timed) and its frozen export timed the same wa
 While the timed requests run, ingest runs too: the fleet mix
 (bench_ingest.fleet_mix_batches: random UUIDv4 ids, live batches and replays
 of the past 5 days) posted through the same collector at BENCH_INGEST_RPS rows
-a second (default 2000; 0: none) in 200-row batches, with the hourly
+a second (default 2000; 0: none) in 200-row batches (BENCH_INGEST_REPLAYS=0:
+live batches only, no replays into past days), with the hourly
 summariser (rollup_fold_s, 1 s) folding the deltas, so the answers read the
 folded hours plus the deltas waiting, as in production. The rows ingested, the
 largest lag seen and the rows/s achieved are printed.
@@ -58,6 +59,7 @@ import httpx
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from conftest import BUILD, Collector, Db, PgCluster  # noqa: E402
+import bench_ingest  # noqa: E402
 from bench_ingest import encode_batches, fleet_mix_batches, machine  # noqa: E402
 from dashboard_timing import overview_ms  # noqa: E402
 
@@ -69,6 +71,8 @@ SQL_RUNS = int(os.environ.get("BENCH_SQL_RUNS", "5"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 FOCUS_RUNS = int(os.environ.get("BENCH_FOCUS_RUNS", "5"))
 INGEST_RPS = int(os.environ.get("BENCH_INGEST_RPS", "2000"))
+# 0: the ingest meanwhile sends live batches only (no replays into past days).
+INGEST_REPLAYS = os.environ.get("BENCH_INGEST_REPLAYS", "1") != "0"
 
 
 class IngestLoad(threading.Thread):
@@ -88,6 +92,9 @@ class IngestLoad(threading.Thread):
     def run(self):
         headers = {"Authorization": f"Bearer {self.key}", "Content-Encoding": "gzip",
                    "Content-Type": "application/json"}
+
+        if not INGEST_REPLAYS:
+            bench_ingest.REPLAY_SHARE = 0.0
 
         def bodies():  # made as they are sent: 10,000 rows at a time
             for seed in range(29, 10**6):
