@@ -1,4 +1,6 @@
-/* GET /v1/agents's page: the agents' JSON as the database rendered it, and
+/* GET /v1/agents's page: each worker's JSON rendered from the columns of
+ * agents_store_list (rendered here, not by the database: building 500 JSON
+ * objects took a third of the page's PostgreSQL CPU), and
  * a keyset cursor. The cursor is base64url of the page key's three texts
  * joined by NUL bytes (no text holds one): a peer can send anything as
  * cursor=, so decoding checks every part the SQL will take. */
@@ -37,6 +39,78 @@ bool agents_page_cursor(const PGresult *res, int r, struct buf *out)
 	return ok && !out->over;
 }
 
+/* The value of column c: a JSON string (text), or null. */
+static void agents_page_text(struct buf *out, const PGresult *res, int r, int c)
+{
+	row_json_string(out, PQgetisnull(res, r, c) ? NULL : PQgetvalue(res, r, c));
+}
+
+/* The value of column c: a JSON number as PostgreSQL printed the integer, or null. */
+static void agents_page_number(struct buf *out, const PGresult *res, int r, int c)
+{
+	buf_puts(out, PQgetisnull(res, r, c) ? "null" : PQgetvalue(res, r, c));
+}
+
+/* The worker's members in the API's order: name, column, and whether a number. */
+static const struct agents_page_member {
+	const char *name;
+	int col;
+	bool number;
+} agents_page_members[] = {
+	{ "agent_id", AGENTS_COL_AGENT_ID, false },
+	{ "agent_name", AGENTS_COL_AGENT_NAME, false },
+	{ "tenant_id", AGENTS_COL_TENANT, false },
+	{ "project", AGENTS_COL_PROJECT, false },
+	{ "status", AGENTS_COL_STATUS, false },
+	{ "active_sessions", AGENTS_COL_SESSIONS, true },
+	{ "version", AGENTS_COL_VERSION, false },
+	{ "region", AGENTS_COL_REGION, false },
+	{ "host", AGENTS_COL_HOST, false },
+	{ "started_at", AGENTS_COL_STARTED_AT, false },
+	{ "last_seen", AGENTS_COL_LAST_SEEN, false },
+	{ "last_seen_age_s", AGENTS_COL_AGE_S, true },
+}, agents_page_sink[] = {
+	{ "recorded", AGENTS_COL_RECORDED, true },
+	{ "sent", AGENTS_COL_SENT, true },
+	{ "dropped", AGENTS_COL_DROPPED, true },
+	{ "rejected", AGENTS_COL_REJECTED, true },
+	{ "queued", AGENTS_COL_QUEUED, true },
+	{ "spooled_rows", AGENTS_COL_SPOOLED, true },
+	{ "spool_bytes", AGENTS_COL_SPOOL_BYTES, true },
+	{ "last_error", AGENTS_COL_LAST_ERROR, false },
+};
+
+static void agents_page_object(struct buf *out, const PGresult *res, int r,
+			       const struct agents_page_member *m, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		buf_printf(out, "%s\"%s\":", i ? "," : "", m[i].name);
+		if (m[i].number)
+			agents_page_number(out, res, r, m[i].col);
+		else
+			agents_page_text(out, res, r, m[i].col);
+	}
+}
+
+bool agents_page_agent_json(const PGresult *res, int r, struct buf *out)
+{
+	buf_putc(out, '{');
+	agents_page_object(out, res, r, agents_page_members,
+			   sizeof(agents_page_members) / sizeof(agents_page_members[0]));
+	/* A worker that never reported its sink has no sink object. */
+	if (PQgetisnull(res, r, AGENTS_COL_RECORDED)) {
+		buf_puts(out, ",\"sink\":null");
+	} else {
+		buf_puts(out, ",\"sink\":{");
+		agents_page_object(out, res, r, agents_page_sink,
+				   sizeof(agents_page_sink) / sizeof(agents_page_sink[0]));
+		buf_putc(out, '}');
+	}
+	buf_puts(out, ",\"delivery\":");
+	agents_page_text(out, res, r, AGENTS_COL_DELIVERY);
+	return buf_putc(out, '}') && !out->over;
+}
+
 bool agents_page_render(const PGresult *res, int limit, int ttl_s, struct buf *out)
 {
 	int n = PQntuples(res);
@@ -44,7 +118,7 @@ bool agents_page_render(const PGresult *res, int limit, int ttl_s, struct buf *o
 	buf_printf(out, "{\"ttl_s\":%d,\"agents\":[", ttl_s);
 	for (int r = 0; r < n && r < limit; r++) {
 		buf_puts(out, r ? "," : "");
-		buf_puts(out, PQgetvalue(res, r, AGENTS_COL_JSON));
+		agents_page_agent_json(res, r, out);
 	}
 	buf_puts(out, "],\"next_cursor\":");
 	if (n > limit) {

@@ -15,6 +15,10 @@
  * out of memory, as out->over also says. */
 bool agents_page_render(const PGresult *res, int limit, int ttl_s, struct buf *out);
 
+/* Row r of agents_store_list as the API's JSON object for one worker, onto
+ * out. False on out of memory. */
+bool agents_page_agent_json(const PGresult *res, int r, struct buf *out);
+
 /* Appends the cursor for row r of res to out (base64url; no NUL). */
 bool agents_page_cursor(const PGresult *res, int r, struct buf *out);
 

@@ -200,7 +200,9 @@ int agents_store_parse_set(const char *what, const char *list, const char *const
 #define AGENTS_RFC3339(col)                                                                        \
 	"to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
-/* $2/$3: tenant and project as their key text (NULL: any); $4: agent_name
+/* The columns of enum agents_col (the collector renders each worker's JSON
+ * from them: agents_page_agent_json). $2/$3: tenant and project as their key
+ * text (NULL: any); $4: agent_name
  * match (0 any, 1 none, 2 equal to $5); $6/$7: text[] of statuses and
  * deliveries (NULL: any); $8..$10: the key to start after; $11: rows.
  * $12..$15 restate a filter on the rare states (agents_store_rare) as
@@ -208,23 +210,14 @@ int agents_store_parse_set(const char *what, const char *list, const char *const
  * $13 delivery dropping and/or rejecting only, $14 with dropping and $15
  * with rejecting (the partial indexes of schema/0018_agents_problems.sql). */
 static const char agents_list_sql[] =
-	"SELECT json_build_object('agent_id', agent_id, 'agent_name', agent_name,"
-	" 'tenant_id', tenant_id, 'project', project, 'status', st,"
-	" 'active_sessions', CASE WHEN st = 'offline' THEN 0 ELSE active_sessions END,"
-	" 'version', version, 'region', region, 'host', host,"
-	" 'started_at', " AGENTS_RFC3339(
+	"SELECT agent_id, agent_name, tenant_id, project, st,"
+	" CASE WHEN st = 'offline' THEN 0 ELSE active_sessions END, version, region, host, age,"
+	" delivery, sink_recorded, sink_sent, sink_dropped, sink_rejected,"
+	" sink_queued + sink_spooled_rows, " AGENTS_RFC3339(
 		"started_at") ","
-			      " 'last_seen', " AGENTS_RFC3339(
-				      "last_seen") ", 'last_seen_age_s', age,"
-						   " 'sink', CASE WHEN sink_recorded IS NULL THEN NULL ELSE json_build_object("
-						   "  'recorded', sink_recorded, 'sent', sink_sent, 'dropped', sink_dropped,"
-						   "  'rejected', sink_rejected, 'queued', sink_queued, 'spooled_rows', sink_spooled_rows,"
-						   "  'spool_bytes', sink_spool_bytes, 'last_error', sink_last_error) END,"
-						   " 'delivery', delivery)::text,"
-						   " agent_id, agent_name, tenant_id, project, st,"
-						   " CASE WHEN st = 'offline' THEN 0 ELSE active_sessions END, version, region, host, age,"
-						   " delivery, sink_recorded, sink_sent, sink_dropped, sink_rejected,"
-						   " sink_queued + sink_spooled_rows, k_tenant, agent_id, k_project"
+			      " " AGENTS_RFC3339(
+				      "last_seen") ", sink_queued, sink_spooled_rows, sink_spool_bytes,"
+						   " sink_last_error, k_tenant, agent_id, k_project"
 						   " FROM (" AGENTS_DERIVED ") d"
 						   " WHERE ($2::text IS NULL OR k_tenant = $2)"
 						   " AND ($3::text IS NULL OR k_project = $3)"

@@ -88,8 +88,7 @@ struct agents_page {
 
 /* Columns of agents_store_list's result, in order. */
 enum agents_col {
-	AGENTS_COL_JSON = 0, /* the agent as the API's JSON object */
-	AGENTS_COL_AGENT_ID,
+	AGENTS_COL_AGENT_ID = 0,
 	AGENTS_COL_AGENT_NAME,
 	AGENTS_COL_TENANT,
 	AGENTS_COL_PROJECT,
@@ -104,8 +103,14 @@ enum agents_col {
 	AGENTS_COL_SENT,
 	AGENTS_COL_DROPPED,
 	AGENTS_COL_REJECTED,
-	AGENTS_COL_BACKLOG, /* queued + spooled_rows */
-	AGENTS_COL_KEY,	    /* AGENTS_NKEYS columns: the page order's key */
+	AGENTS_COL_BACKLOG,    /* queued + spooled_rows */
+	AGENTS_COL_STARTED_AT, /* RFC 3339 in UTC, milliseconds */
+	AGENTS_COL_LAST_SEEN,
+	AGENTS_COL_QUEUED,
+	AGENTS_COL_SPOOLED,
+	AGENTS_COL_SPOOL_BYTES,
+	AGENTS_COL_LAST_ERROR,
+	AGENTS_COL_KEY, /* AGENTS_NKEYS columns: the page order's key */
 	AGENTS_NCOLS = AGENTS_COL_KEY + AGENTS_NKEYS
 };
 

@@ -226,9 +226,15 @@ static int cli_agents_print(PGconn *conn, const struct agents_filter *f, struct 
 				printf("%s\n", b.data);
 			}
 		} else if (json) {
-			for (int r = 0; r < n; r++)
-				printf("%s%s", shown + r ? "," : "",
-				       PQgetvalue(res, r, AGENTS_COL_JSON));
+			for (int r = 0; r < n; r++) {
+				buf_reset(&b);
+				if (!agents_page_agent_json(res, r, &b)) {
+					fprintf(stderr, "vgcollector agents: out of memory\n");
+					rc = 1;
+					break;
+				}
+				printf("%s%s", shown + r ? "," : "", b.data);
+			}
 		} else if ((rc = cli_agents_table(res, n, shown == 0, width)) != 0) {
 			break;
 		}

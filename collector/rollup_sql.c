@@ -272,7 +272,8 @@ static bool rollup_sql_deltas(const struct rollup_query *q, const struct rollup_
 		  rollup_sql_branch_sums(t) && buf_puts(t, " FROM vgc_rollup_deltas WHERE true");
 
 	if (q->has_from)
-		ok = ok && buf_puts(t, " AND hour >= ") && rollup_sql_time_ref(s, q->from_us, p_from);
+		ok = ok && buf_puts(t, " AND hour >= ") &&
+		     rollup_sql_time_ref(s, q->from_us, p_from);
 	if (q->has_to)
 		ok = ok && buf_puts(t, " AND hour < ") && rollup_sql_time_ref(s, q->to_us, p_to);
 	return ok && rollup_sql_filters(q, s, pnum) && buf_puts(t, " GROUP BY 1") &&

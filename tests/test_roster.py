@@ -58,6 +58,35 @@ def assert_beat_adds_up(a):
 
 # ---- the contract -------------------------------------------------------------------------
 
+def test_roster_json_members_their_order_and_escaping_are_the_contract(db, collector):
+    """Each worker's JSON is rendered by the collector from columns (it was
+    built by PostgreSQL's json_build_object): the same members in the same
+    order, the sink object's too, integers as numbers, absent values as null,
+    and text with quotes, backslashes and non-ASCII characters read back
+    exactly as stored (control characters are refused at the heartbeat)."""
+    ingest_key, read_key = db.create_key("ingest"), db.create_key("read")
+    name = 'say "hi" \\ back/slash caf\u00e9 \u6f22'
+    sink = {"recorded": 10, "sent": 7, "dropped": 1, "rejected": 0, "queued": 2,
+            "spooled_rows": 0, "spool_bytes": 0, "last_error": 'HTTP 503: "busy" \\o/'}
+    assert beat(collector, ingest_key, "w-json", agent_name=name, version="1.2.3",
+                sink=sink).status_code == 200
+    assert beat(collector, ingest_key, "w-bare").status_code == 200
+    raw = collector.get("/v1/agents", key=read_key).text
+    got = {a["agent_id"]: a for a in json.loads(raw)["agents"]}
+    members = ["agent_id", "agent_name", "tenant_id", "project", "status", "active_sessions",
+               "version", "region", "host", "started_at", "last_seen", "last_seen_age_s",
+               "sink", "delivery"]
+    assert list(got["w-json"]) == members and list(got["w-bare"]) == members
+    assert list(got["w-json"]["sink"]) == list(sink)
+    assert got["w-json"]["sink"] == sink
+    assert got["w-json"]["agent_name"] == name
+    assert db.scalar("SELECT agent_name FROM agents WHERE agent_id = 'w-json'") == name
+    bare = got["w-bare"]
+    assert (bare["agent_name"], bare["region"], bare["started_at"], bare["sink"]) == \
+        (None, None, None, None)
+    assert bare["active_sessions"] == 0 and isinstance(bare["last_seen_age_s"], int)
+
+
 def test_voicegateway_canonical_beat_answers_200_and_is_listed(db, collector):
     ingest_key, read_key = db.create_key("ingest"), db.create_key("read")
     r = collector.post("/v1/agents/heartbeat", body=CANONICAL, key=ingest_key,
