@@ -376,21 +376,6 @@ bool price_import_add_feed(struct price_import *imp, const char *text, size_t le
 	return ok;
 }
 
-/* Runs sql with params; the result or NULL with err and *status. */
-static PGresult *price_exec(PGconn *conn, const char *sql, int n, const char *const *p, int *status,
-			    char *err, size_t errlen)
-{
-	PGresult *res = PQexecParams(conn, sql, n, NULL, p, NULL, NULL, 0);
-	ExecStatusType st = PQresultStatus(res);
-
-	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
-		return res;
-	db_result_error(conn, res, err, errlen);
-	*status = db_fault_status(db_classify(conn, res));
-	PQclear(res);
-	return NULL;
-}
-
 int price_import_store(PGconn *conn, struct price_import *imp, char revision[65], bool *created,
 		       char *err, size_t errlen)
 {
@@ -435,11 +420,11 @@ int price_import_store(PGconn *conn, struct price_import *imp, char revision[65]
 		db_rollback(conn);
 		return 503;
 	}
-	res = price_exec(conn,
-			 "INSERT INTO price_book_revisions (revision, effective_from, feeds)"
-			 " VALUES ($1, $2::timestamptz, $3) ON CONFLICT (revision) DO NOTHING"
-			 " RETURNING 1",
-			 3, p, &status, err, errlen);
+	res = db_query(conn,
+		       "INSERT INTO price_book_revisions (revision, effective_from, feeds)"
+		       " VALUES ($1, $2::timestamptz, $3) ON CONFLICT (revision) DO NOTHING"
+		       " RETURNING 1",
+		       3, p, &status, err, errlen);
 	if (!res)
 		goto fail;
 	*created = PQntuples(res) == 1;
@@ -484,7 +469,7 @@ int price_import_store(PGconn *conn, struct price_import *imp, char revision[65]
 		}
 		if (!ok)
 			goto fail;
-		res = price_exec(
+		res = db_query(
 			conn,
 			"SELECT vgc_price_book_rebuild(provider) FROM"
 			" (SELECT DISTINCT provider FROM price_book_rates WHERE revision = $1)"
