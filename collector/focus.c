@@ -685,15 +685,11 @@ int focus_export_tx(PGconn *conn, const struct focus_params *p, struct focus_res
 		rollup_sql_free(&s);
 		return 503;
 	}
-	res = PQexecParams(conn, s.text.data, s.nparams, NULL, (const char *const *)s.params, NULL,
-			   NULL, 0);
+	res = db_query(conn, s.text.data, s.nparams, (const char *const *)s.params, &status, err,
+		       errlen);
 	rollup_sql_free(&s);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		db_result_error(conn, res, err, errlen);
-		status = db_fault_status(db_classify(conn, res));
-		PQclear(res);
+	if (!res)
 		return status;
-	}
 	PQclear(res);
 	/* A closed month renders the columns it was closed with. */
 	status = focus_stream(conn, p, out->closed ? account : p->account_id,

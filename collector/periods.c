@@ -143,17 +143,11 @@ int periods_list(PGconn *conn, const struct rollup_query *q, int grace_s, struct
 static bool periods_exec(PGconn *conn, const char *sql, int n, const char *const *params,
 			 int *status, char *err, size_t errlen)
 {
-	PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
-	ExecStatusType st = PQresultStatus(res);
+	PGresult *res = db_query(conn, sql, n, params, status, err, errlen);
+	bool ok = res != NULL;
 
-	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
-		PQclear(res);
-		return true;
-	}
-	db_result_error(conn, res, err, errlen);
-	*status = db_fault_status(db_classify(conn, res));
 	PQclear(res);
-	return false;
+	return ok;
 }
 
 /* BEGIN and the periods' lock: every close and reopen runs one at a time. */
@@ -212,15 +206,11 @@ static int periods_freeze(PGconn *conn, long long month_us, bool force, const ch
 		snprintf(err, errlen, "out of memory");
 		return 503;
 	}
-	res = PQexecParams(conn, s.text.data, s.nparams, NULL, (const char *const *)s.params, NULL,
-			   NULL, 0);
+	res = db_query(conn, s.text.data, s.nparams, (const char *const *)s.params, &status, err,
+		       errlen);
 	rollup_sql_free(&s);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		db_result_error(conn, res, err, errlen);
-		status = db_fault_status(db_classify(conn, res));
-		PQclear(res);
+	if (!res)
 		return status;
-	}
 	PQclear(res);
 
 	/* The manifest of the whole export as frozen, rendered from the frozen
