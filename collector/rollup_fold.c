@@ -22,11 +22,41 @@ static const char rollup_fold_lag_sql[] =
 	" coalesce(extract(epoch FROM clock_timestamp() - min(stored_at)), 0)"
 	" FROM vgc_rollup_deltas";
 
-/* The fold: delete at most $1 deltas and upsert their sums into the hourly
- * rollup, in key order (the order every writer of the hours takes its row
- * locks in), in one statement. Built once from the rollup shape. */
+/* The fold: delete at most $1 deltas of the days $2 (locked by
+ * vgc_rollup_fold_begin) and add their sums to every rollup table, in one
+ * statement: the hours, the days, and the narrow summaries per (hour, tenant,
+ * project) and (day, tenant, project) (schema/0026_rollup_fold_in_step.sql).
+ * Each table's rows are upserted in its key order, the order every writer of
+ * them takes its row locks in. Built once from the rollup shape. */
 static char *rollup_fold_sql;
 static pthread_once_t rollup_fold_sql_once = PTHREAD_ONCE_INIT;
+
+#define ROLLUP_FOLD_DAY "date_trunc('day', hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+
+/* One more CTE: "name AS (INSERT INTO table AS r (time, keys, measures)
+ * SELECT time_expr, keys, sum(measures) FROM s GROUP BY ... ORDER BY ...
+ * ON CONFLICT (time, keys) DO UPDATE SET m = r.m + excluded.m ...)". */
+static void rollup_fold_sql_upsert(struct buf *b, const char *name, const char *table,
+				   const char *timecol, const char *time_expr, const char *keys,
+				   bool returning)
+{
+	buf_printf(b, ", %s AS (INSERT INTO %s AS r (%s, %s", name, table, timecol, keys);
+	for (int i = 0; i < ROLLUP_NMEASURES; i++)
+		if (rollup_measure_stored(&rollup_measures[i]))
+			buf_printf(b, ", %s", rollup_measures[i].name);
+	buf_printf(b, ") SELECT %s, %s", time_expr, keys);
+	for (int i = 0; i < ROLLUP_NMEASURES; i++)
+		if (rollup_measure_stored(&rollup_measures[i]))
+			buf_printf(b, ", sum(%s)", rollup_measures[i].name);
+	buf_printf(b, " FROM s GROUP BY 1, %s ORDER BY 1, %s ON CONFLICT (%s, %s) DO UPDATE SET ",
+		   keys, keys, timecol, keys);
+	for (int i = 0, n = 0; i < ROLLUP_NMEASURES; i++)
+		if (rollup_measure_stored(&rollup_measures[i]))
+			buf_printf(b, "%s%s = r.%s + excluded.%s", n++ ? ", " : "",
+				   rollup_measures[i].name, rollup_measures[i].name,
+				   rollup_measures[i].name);
+	buf_printf(b, "%s)", returning ? " RETURNING 1" : "");
+}
 
 static void rollup_fold_sql_build(void)
 {
@@ -34,28 +64,26 @@ static void rollup_fold_sql_build(void)
 
 	buf_init(&b, 0);
 	buf_init(&keys, 0);
-	buf_puts(&keys, "hour");
 	for (int i = 0; i < ROLLUP_NKEYS; i++)
-		buf_printf(&keys, ", %s", rollup_keys[i]);
+		buf_printf(&keys, "%s%s", i ? ", " : "", rollup_keys[i]);
 	buf_puts(&b, "WITH d AS (DELETE FROM vgc_rollup_deltas WHERE ctid = ANY (ARRAY("
-		     "SELECT ctid FROM vgc_rollup_deltas LIMIT $1::bigint)) RETURNING *),"
-		     " up AS (INSERT INTO cost_rollup_hourly AS r (");
-	buf_puts(&b, keys.data);
+		     "SELECT ctid FROM vgc_rollup_deltas WHERE " ROLLUP_FOLD_DAY
+		     " = ANY ($2::timestamptz[]) LIMIT $1::bigint)) RETURNING *),");
+	/* s: the deltas summed per hour and group, what every table adds up. */
+	buf_printf(&b, " s AS (SELECT hour, %s", keys.data);
 	for (int i = 0; i < ROLLUP_NMEASURES; i++)
 		if (rollup_measure_stored(&rollup_measures[i]))
-			buf_printf(&b, ", %s", rollup_measures[i].name);
-	buf_printf(&b, ") SELECT %s", keys.data);
-	for (int i = 0; i < ROLLUP_NMEASURES; i++)
-		if (rollup_measure_stored(&rollup_measures[i]))
-			buf_printf(&b, ", sum(%s)", rollup_measures[i].name);
-	buf_printf(&b, " FROM d GROUP BY %s ORDER BY %s ON CONFLICT (%s) DO UPDATE SET ", keys.data,
-		   keys.data, keys.data);
-	for (int i = 0, n = 0; i < ROLLUP_NMEASURES; i++)
-		if (rollup_measure_stored(&rollup_measures[i]))
-			buf_printf(&b, "%s%s = r.%s + excluded.%s", n++ ? ", " : "",
-				   rollup_measures[i].name, rollup_measures[i].name,
+			buf_printf(&b, ", sum(%s) AS %s", rollup_measures[i].name,
 				   rollup_measures[i].name);
-	buf_puts(&b, " RETURNING 1) SELECT (SELECT count(*) FROM d),"
+	buf_printf(&b, " FROM d GROUP BY hour, %s)", keys.data);
+	rollup_fold_sql_upsert(&b, "up", "cost_rollup_hourly", "hour", "hour", keys.data, true);
+	rollup_fold_sql_upsert(&b, "dy", "cost_rollup_daily", "day", ROLLUP_FOLD_DAY, keys.data,
+			       false);
+	rollup_fold_sql_upsert(&b, "th", "cost_rollup_tenant_hourly", "hour", "hour",
+			       "tenant_id, project", false);
+	rollup_fold_sql_upsert(&b, "td", "cost_rollup_tenant_daily", "day", ROLLUP_FOLD_DAY,
+			       "tenant_id, project", false);
+	buf_puts(&b, " SELECT (SELECT count(*) FROM d),"
 		     " (SELECT coalesce(sum(requests), 0) FROM d), (SELECT count(*) FROM up)");
 	/* NULL on out of memory: rollup_fold_step reports it. */
 	rollup_fold_sql = b.over || keys.over ? NULL : buf_steal(&b, NULL);
@@ -67,9 +95,9 @@ bool rollup_fold_step(PGconn *conn, long long limit, bool wait, struct rollup_fo
 		      char *err, size_t errlen)
 {
 	char lim[24];
-	const char *p[1] = { lim };
+	const char *p[2] = { lim, NULL };
 	long long waiting;
-	PGresult *res;
+	PGresult *res, *days = NULL;
 
 	memset(rep, 0, sizeof(*rep));
 	pthread_once(&rollup_fold_sql_once, rollup_fold_sql_build);
@@ -96,8 +124,15 @@ bool rollup_fold_step(PGconn *conn, long long limit, bool wait, struct rollup_fo
 	PQclear(res);
 	if (rep->skipped || waiting == 0)
 		return db_exec(conn, "COMMIT", err, errlen);
-	if (!(res = db_query(conn, rollup_fold_sql, 1, p, NULL, err, errlen)))
+	/* The days' locks, and the triggers told the fold keeps the summaries. */
+	if (!(res = db_query(conn, "SELECT vgc_rollup_fold_begin()", 0, NULL, NULL, err, errlen)))
 		goto fail;
+	p[1] = PQgetvalue(res, 0, 0);
+	days = res;
+	if (!(res = db_query(conn, rollup_fold_sql, 2, p, NULL, err, errlen)))
+		goto fail;
+	PQclear(days);
+	days = NULL;
 	rep->deltas = atoll(PQgetvalue(res, 0, 0));
 	rep->rows = atoll(PQgetvalue(res, 0, 1));
 	rep->groups = atoll(PQgetvalue(res, 0, 2));
@@ -107,6 +142,7 @@ bool rollup_fold_step(PGconn *conn, long long limit, bool wait, struct rollup_fo
 	rep->more = waiting > rep->deltas ? waiting - rep->deltas : 0;
 	return true;
 fail:
+	PQclear(days);
 	db_rollback(conn);
 	return false;
 }

@@ -1,6 +1,6 @@
-/* The hourly rollup's summariser: folds the sums each ingest transaction
- * appended to vgc_rollup_deltas into cost_rollup_hourly, outside ingest (see
- * schema/0022_rollup_deltas.sql), as a task of `serve` and as
+/* The rollup's summariser: folds the sums each ingest transaction appended
+ * to vgc_rollup_deltas into the hourly, daily and narrow rollups, outside
+ * ingest (see schema/0022_rollup_deltas.sql and 0026), as a task of `serve` and as
  * `vgcollector rollup-fold`; and the lag gauges /metrics shows. */
 #ifndef VGC_ROLLUP_FOLD_H
 #define VGC_ROLLUP_FOLD_H
@@ -26,7 +26,7 @@ struct rollup_fold_report {
 
 /* One fold: under the fold lock (waited for when wait, else the fold is
  * skipped while another summariser holds it), takes at most limit delta rows,
- * deletes them and upserts their sums into cost_rollup_hourly in one
+ * deletes them and adds their sums to every rollup table in one
  * transaction. Blocking; on failure the transaction is rolled back (the deltas
  * stay for the next fold) and err says why. */
 bool rollup_fold_step(PGconn *conn, long long limit, bool wait, struct rollup_fold_report *rep,

@@ -1,9 +1,11 @@
-"""Rollups for the whole company: the daily rollup (cost_rollup_daily,
-filled outside ingest by `vgcollector rollup-daily` and serve's background pass)
-answers clean closed days, and every answer still equals SQL over cost_rows:
-over summarised days plus the open day, with late rows into summarised days,
-with a writer in flight, with two collectors summarising at once, after
-retention drops a month, and after upgrading a database that holds rows."""
+"""Rollups for the whole company: the daily rollup (cost_rollup_daily, kept
+in step by the fold of ingest's deltas, and recomputed by `vgcollector
+rollup-daily` and serve's background pass for the days anything else wrote)
+answers the days not listed, and every answer still equals SQL over
+cost_rows: over summarised days plus the open day, with late rows into
+summarised days (which stay unlisted), with a writer or a fold in flight,
+with two collectors summarising at once, after retention drops a month, and
+after upgrading a database that holds rows."""
 
 import subprocess
 import threading
@@ -33,11 +35,26 @@ def summarise(db, *extra):
 
 def dirty_days(db):
     """The days readers answer from the hours, once the rows stored so far
-    are folded into them (the summariser's fold lists the days it writes)."""
+    are folded (the fold keeps the daily rows in step and lists nothing)."""
     fold_rollup(db)
+    return dirty_days_unfolded(db)
+
+
+def dirty_days_unfolded(db):
     return [r[0] for r in db.query(
         "SELECT to_char(day AT TIME ZONE 'UTC', 'YYYY-MM-DD') FROM vgc_rollup_dirty_days"
         " ORDER BY 1")]
+
+
+def list_days(db, frm, to):
+    """Lists the days in [frm, to) that hold hours, as a write of the hours by
+    anything but the fold does (an operator, a collector from before the fold
+    kept the days in step): readers answer them from the hours until the
+    daily summariser recomputes them."""
+    fold_rollup(db)
+    db.query("INSERT INTO vgc_rollup_dirty_days (day) SELECT DISTINCT date_trunc('day',"
+             " hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' FROM cost_rollup_hourly"
+             " WHERE hour >= %s AND hour < %s ON CONFLICT DO NOTHING", iso(frm), iso(to))
 
 
 def today():
@@ -73,14 +90,7 @@ def loaded(db, c, n=420):
     return ikey, rkey, prev_month_start() - 3 * DAY
 
 
-def test_answers_over_summarised_days_and_the_open_day_equal_sql_over_cost_rows(db, collectors):
-    c = collectors(db, *NO_PASS)
-    _, rkey, start = loaded(db, c)
-    assert len(dirty_days(db)) >= 7  # six closed days and today
-    out = summarise(db, "--rollup-daily-settle-s", "0")
-    assert "summarised 6 days" in out, out
-    assert dirty_days(db) == [today()]  # only the open day is answered from hours
-    assert db.scalar("SELECT count(DISTINCT day) FROM cost_rollup_daily") == 6
+def assert_exact_over_ranges(db, c, rkey, start):
     for frm, to in [(start, hour_end()),  # whole closed days + the open day
                     (start + 5 * 3600, hour_end() - 30 * DAY + 3 * 3600),  # partial ends
                     (start + 3600, start + 4 * DAY - 3600)]:  # closed days, partial ends
@@ -88,6 +98,26 @@ def test_answers_over_summarised_days_and_the_open_day_equal_sql_over_cost_rows(
             for group_by in (["tenant"], ["project"], ["agent"], ["model"],
                              ["tenant", "modality", "provider"]):
                 assert_exact(db, c, rkey, iso(frm), iso(to), granularity, group_by)
+
+
+def test_answers_over_summarised_days_and_the_open_day_equal_sql_over_cost_rows(db, collectors):
+    c = collectors(db, *NO_PASS)
+    _, rkey, start = loaded(db, c)
+    # The fold filled the days as it filled the hours: none is listed, the
+    # open day included, and none needs the daily summariser.
+    assert dirty_days(db) == []
+    assert db.scalar("SELECT count(DISTINCT day) FROM cost_rollup_daily") == 7
+    assert "summarised 0 days" in summarise(db, "--rollup-daily-settle-s", "0")
+    assert_exact_over_ranges(db, c, rkey, start)
+    # Every day listed (written by something else): answered from the hours,
+    # then recomputed by the summariser, all but the open day.
+    list_days(db, start, hour_end())
+    assert len(dirty_days(db)) == 7
+    assert_exact_over_ranges(db, c, rkey, start)
+    out = summarise(db, "--rollup-daily-settle-s", "0")
+    assert "summarised 6 days" in out, out
+    assert dirty_days(db) == [today()]  # the open day is not due
+    assert_exact_over_ranges(db, c, rkey, start)
     # /v1/costs reads the same source.
     r = jloads(c.get("/v1/costs", key=rkey, params={"start": iso(start), "end": iso(hour_end())}))
     assert str(r["total"]) == str(db.scalar(
@@ -128,14 +158,19 @@ def test_late_rows_into_a_summarised_day_are_in_the_next_answer(db, collectors):
                      cost_usd=0.0123456789, project="voice")
             for i, t in enumerate(["acme", "initech", None, "newco"])]
     post_all(c, ikey, late)
-    # The very next answer, with no summariser pass in between.
+    # The very next answer, with no fold and no summariser pass in between.
     for granularity in ("day", "total"):
         for group_by in (["tenant"], ["project"], ["agent"], ["model"]):
             assert_exact(db, c, rkey, iso(start), iso(hour_end()), granularity, group_by)
-    assert time.strftime("%Y-%m-%d", time.gmtime(late_day)) in dirty_days(db)
-    summarise(db, "--rollup-daily-settle-s", "0")
-    assert dirty_days(db) == [today()]
-    assert_exact(db, c, rkey, iso(start), iso(hour_end()), "day", ["tenant"])
+    # Folded, the late rows are in the day's daily rows, and the day is
+    # still answered from them, not sent back to its hours.
+    assert time.strftime("%Y-%m-%d", time.gmtime(late_day)) not in dirty_days(db)
+    assert db.scalar("SELECT sum(requests) FROM cost_rollup_daily WHERE day = %s"
+                     " AND tenant_id = 'newco'", iso(late_day)) == 1
+    for granularity in ("day", "total"):
+        for group_by in (["tenant"], ["project"], ["agent"], ["model"]):
+            assert_exact(db, c, rkey, iso(start), iso(hour_end()), granularity, group_by)
+    assert "summarised 0 days" in summarise(db, "--rollup-daily-settle-s", "0")
 
 
 def test_summariser_waits_for_a_writer_in_flight_on_the_day(db, collectors):
@@ -146,9 +181,9 @@ def test_summariser_waits_for_a_writer_in_flight_on_the_day(db, collectors):
     summarise(db, "--rollup-daily-settle-s", "0")
     day = start + DAY
     post_all(c, ikey, [make_row(0, id="late-first", timestamp=day + 600, tenant_id="acme")])
+    list_days(db, day, day + DAY)
     assert iso(day)[:10] in dirty_days(db)
-    fold_rollup(db)  # the late row's hour is stored: the day is listed
-    # A writer of the hours (a fold, or an ingest before the deltas), by hand, left open: its id, row and hour.
+    # A writer of the hours (an ingest from before the deltas), by hand, left open: its id, row and hour.
     w = db.cluster.connect(db.name)
     w.autocommit = False
     with w.cursor() as cur:
@@ -171,7 +206,48 @@ def test_summariser_waits_for_a_writer_in_flight_on_the_day(db, collectors):
         w.close()
     assert_exact(db, c, rkey, iso(start), iso(hour_end()), "day", ["tenant"])
     summarise(db, "--rollup-daily-settle-s", "0")
-    assert dirty_days(db) == [today()]
+    assert dirty_days(db) == []
+    assert_exact(db, c, rkey, iso(start), iso(hour_end()), "day", ["tenant"])
+
+
+def test_summariser_waits_for_a_fold_in_flight_on_the_day(db, collectors):
+    """A fold adds to a day's daily rows as it adds to its hours: the daily
+    summariser must not recompute a listed day from hours a fold has written
+    but not committed (its sums would then be added twice, or lost), nor
+    rewrite rows the fold is adding to. The fold holds each of its days'
+    locks shared from before its statement to its commit."""
+    c = collectors(db, "--rollup-fold-s", "0", *NO_PASS)
+    ikey, rkey, start = loaded(db, c)
+    summarise(db, "--rollup-daily-settle-s", "0")
+    day = start + DAY
+    list_days(db, day, day + DAY)
+    post_all(c, ikey, [make_row(i, id=f"late-{i}", timestamp=day + 600 + i, tenant_id="newco")
+                       for i in range(3)])
+    blocker = db.cluster.connect(db.name)
+    blocker.autocommit = False
+    with blocker.cursor() as cur:
+        cur.execute("LOCK TABLE cost_rollup_hourly IN EXCLUSIVE MODE")  # readers pass
+    fold = subprocess.Popen([VGC, "rollup-fold", "--db", db.conninfo], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=sanitizer_env())
+    try:
+        wait_until(lambda: db.scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND query LIKE 'WITH d AS (DELETE FROM vgc_rollup_deltas%%'"
+            " AND wait_event_type = 'Lock'"), 20, "a fold blocked after taking its days")
+        r = run_vgc("rollup-daily", "--db", db.conninfo, "--rollup-daily-settle-s", "0")
+        assert r.returncode == 0 and "being written" in r.stdout, r.stdout + r.stderr
+        assert iso(day)[:10] in dirty_days_unfolded(db)
+        assert_exact(db, c, rkey, iso(start), iso(hour_end()), "day", ["tenant"])
+    finally:
+        blocker.rollback()
+        blocker.close()
+        out, err = fold.communicate(timeout=60)
+    assert fold.returncode == 0, err
+    assert_exact(db, c, rkey, iso(start), iso(hour_end()), "day", ["tenant"])
+    summarise(db, "--rollup-daily-settle-s", "0")
+    assert dirty_days(db) == []
+    assert db.scalar("SELECT sum(requests) FROM cost_rollup_daily WHERE day = %s"
+                     " AND tenant_id = 'newco'", iso(day)) == 3
     assert_exact(db, c, rkey, iso(start), iso(hour_end()), "day", ["tenant"])
 
 
@@ -211,8 +287,11 @@ def test_two_collectors_summarising_while_late_rows_arrive_stay_exact(db, collec
     threads, errors = send_late_rows((a, b), ikey, start, 12, 60,
                                      lambda w, k, i: f"c{w}-{k}-{i}")
     cli = []
-    # A third summariser on the command line, while both collectors run theirs.
+    # A third summariser on the command line, while both collectors run theirs
+    # and fold; the days listed again before each (as writes of the hours by
+    # anything but the fold would), so the folds add to days being recomputed.
     for _ in range(3):
+        list_days(db, start, start + 6 * DAY)
         cli.append(subprocess.run([VGC, "rollup-daily", "--db", db.conninfo,
                                    "--rollup-daily-settle-s", "0"], capture_output=True,
                                   text=True, timeout=60, env=sanitizer_env()))
@@ -265,6 +344,8 @@ def test_migration_upgrades_a_database_holding_rows(db, collectors):
     # table) and 0022 (its views read the list of days): the deltas folded
     # first, as the ingest before 0022 had the hours complete.
     fold_rollup(db)
+    db.query("DROP FUNCTION vgc_rollup_fold_begin(), vgc_rollup_in_step()")
+    db.query("DELETE FROM schema_migrations WHERE version LIKE '0026%%'")
     db.query("DROP VIEW vgc_rollup_hourly_live;"
              " DROP TABLE vgc_rollup_deltas; DROP FUNCTION vgc_rollup_fold_lock_key()")
     db.query("DELETE FROM schema_migrations WHERE version LIKE '0022%%'")
@@ -296,7 +377,8 @@ def test_migration_upgrades_a_database_holding_rows(db, collectors):
 def test_serve_summarises_closed_days_in_the_background(db, collectors):
     c = collectors(db, "--rollup-daily-interval-s", "1", "--rollup-daily-settle-s", "0")
     _, rkey, start = loaded(db, c)
-    wait_until(lambda: dirty_days(db) == [today()], 60, "serve's pass summarises closed days")
+    list_days(db, start, start + 6 * DAY)  # the closed days, written by something else
+    wait_until(lambda: dirty_days(db) == [], 60, "serve's pass summarises closed days")
     assert_exact(db, c, rkey, iso(start), iso(hour_end()), "day", ["tenant"])
 
 
