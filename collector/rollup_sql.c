@@ -262,7 +262,7 @@ static bool rollup_sql_days(const struct rollup_query *q, long long *dfrom, long
 
 /* The deltas ingest appended and the summariser has not folded, in [from, to)
  * and the filters, summed per (period, keys): one branch after the others. A
- * day with deltas is answered from its daily rows (when listed clean) plus
+ * day with deltas is answered from its daily rows (when not listed) plus
  * these, never from its hours for their sake. */
 static bool rollup_sql_deltas(const struct rollup_query *q, const struct rollup_sql_keys *k,
 			      struct rollup_sql *s, int pnum[ROLLUP_NCOLS], int *p_from, int *p_to)
@@ -292,7 +292,8 @@ static bool rollup_sql_deltas(const struct rollup_query *q, const struct rollup_
  * - each whole day inside [from, to) that is not listed in
  *   vgc_rollup_dirty_days comes from cost_rollup_daily, or from the narrower
  *   cost_rollup_tenant_daily when the keys and filters allow (rollup_sql_narrow);
- * - the listed whole days (open, late rows, not yet summarised) and the partial
+ * - the listed whole days (hours written by anything but the summariser's fold,
+ *   schema/0026_rollup_fold_in_step.sql, and not yet summarised) and the partial
  *   days at either end come from the hours, summed per day and keys in their
  *   branch, so the outer statement gets one row per group of each: the hours
  *   of a partial day all lie in one day, so its period is a constant and the
