@@ -65,7 +65,8 @@ typedef bool (*pool_failed_fn)(void *arg, const char *sqlstate);
  * on_failed accepts, runs once more on fallback instead of finishing, with
  * job->rerouted set; the work function must therefore start from a clean
  * result. After a connection failure every other worker of p reconnects
- * before its next job. on_failed(arg, ...) is asked on the worker thread. */
+ * before its next job. on_failed(arg, ...), not NULL, is asked on the worker
+ * thread. */
 void pool_set_fallback(struct pool *p, struct pool *fallback, pool_failed_fn on_failed, void *arg);
 
 /* Queues a job. False when queue_max jobs already wait: the caller answers 503.
