@@ -139,15 +139,15 @@ static void billing_usage_csv(const struct rollup_query *q, const PGresult *res,
 	}
 }
 
-int billing_usage_answer(PGconn *conn, const struct rollup_query *q, struct buf *out, char *err,
-			 size_t errlen)
+int billing_usage_answer(PGconn *conn, const struct rollup_query *q, struct buf *out, char *state,
+			 char *err, size_t errlen)
 {
 	struct rollup_sql sql;
 	PGresult *res, *lines = NULL;
 	int status = 503;
 	bool built = rollup_sql_usage(q, &sql);
 
-	res = built ? rollup_exec(conn, &sql, &status, err, errlen) : NULL;
+	res = built ? rollup_exec(conn, &sql, &status, state, err, errlen) : NULL;
 	if (!built)
 		snprintf(err, errlen, "out of memory");
 	rollup_sql_free(&sql);
@@ -155,7 +155,7 @@ int billing_usage_answer(PGconn *conn, const struct rollup_query *q, struct buf 
 		return status;
 	if (!q->csv && q->filters[ROLLUP_COL_TENANT].n) {
 		built = rollup_sql_usage_lines(q, &sql);
-		lines = built ? rollup_exec(conn, &sql, &status, err, errlen) : NULL;
+		lines = built ? rollup_exec(conn, &sql, &status, state, err, errlen) : NULL;
 		if (!built)
 			snprintf(err, errlen, "out of memory");
 		rollup_sql_free(&sql);

@@ -195,7 +195,7 @@ static int cli_rollup_print(PGconn *conn, const struct rollup_query *q)
 
 	if (q->csv) {
 		buf_init(&out, 0);
-		status = rollup_answer(conn, q, &out, err, sizeof(err));
+		status = rollup_answer(conn, q, &out, NULL, err, sizeof(err));
 		if (status == 200)
 			fwrite(out.data ? out.data : "", 1, out.len, stdout);
 		else
@@ -203,7 +203,7 @@ static int cli_rollup_print(PGconn *conn, const struct rollup_query *q)
 		buf_release(&out);
 		return status == 200 ? 0 : 1;
 	}
-	if (!(res = rollup_fetch(conn, q, &status, err, sizeof(err)))) {
+	if (!(res = rollup_fetch(conn, q, &status, NULL, err, sizeof(err)))) {
 		fprintf(stderr, "vgcollector rollup: %s\n", err);
 		return 1;
 	}

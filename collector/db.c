@@ -44,6 +44,14 @@ void db_result_error(PGconn *conn, const PGresult *res, char *err, size_t errlen
 	db_chomp(err);
 }
 
+void db_result_sqlstate(const PGresult *res, char *state)
+{
+	const char *s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+	if (state)
+		snprintf(state, DB_SQLSTATE_SIZE, "%s", s && strlen(s) == 5 ? s : "");
+}
+
 /* SQLSTATEs and classes that can pass without anyone changing the request:
  * class 08 connection exceptions, 25006 read-only transaction, 40 transaction
  * rollback (serialization, deadlock), 53 insufficient resources (disk full,

@@ -49,6 +49,13 @@ enum db_fault db_classify_sqlstate(const char *sqlstate);
  * that reaches a client whole is still ours to explain). */
 int db_fault_status(enum db_fault f);
 
+/* Room for a SQLSTATE: five characters and the NUL. */
+#define DB_SQLSTATE_SIZE 6
+
+/* Copies a failed result's SQLSTATE into state (DB_SQLSTATE_SIZE bytes; may
+ * be NULL), "" when there is none (no result: the server did not answer). */
+void db_result_sqlstate(const PGresult *res, char *state);
+
 /* Copies PQerrorMessage without the trailing newline. */
 void db_error(PGconn *conn, char *err, size_t errlen);
 

@@ -509,7 +509,7 @@ static int focus_rollup_total(PGconn *conn, const struct focus_params *p, char *
 	rq.from_us = p->month_us;
 	rq.to_us = focus_next_month(p->month_us);
 	memcpy(rq.filters, p->q->filters, sizeof(rq.filters)); /* borrowed */
-	if (!(res = rollup_fetch(conn, &rq, &status, err, errlen)))
+	if (!(res = rollup_fetch(conn, &rq, &status, NULL, err, errlen)))
 		return status;
 	status = focus_copy(total, PQgetvalue(res, PQntuples(res) - 1, ROLLUP_COL0_GROUPS + 3))
 			 ? 200

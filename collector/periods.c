@@ -112,7 +112,7 @@ static PGresult *periods_run(PGconn *conn, const struct rollup_query *q, int gra
 
 	*status = 503;
 	if (periods_sql(q, grace_s, month_us, &s))
-		res = rollup_exec(conn, &s, status, err, errlen);
+		res = rollup_exec(conn, &s, status, NULL, err, errlen);
 	else
 		snprintf(err, errlen, "out of memory");
 	rollup_sql_free(&s);
@@ -392,7 +392,7 @@ bool periods_late_rows(PGconn *conn, long long *late, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return false;
 	}
-	res = rollup_exec(conn, &s, &status, err, errlen);
+	res = rollup_exec(conn, &s, &status, NULL, err, errlen);
 	rollup_sql_free(&s);
 	if (!res)
 		return false;

@@ -37,22 +37,24 @@ struct pool {
 
 	/* Set once before any job (pool_set_fallback), then only read. */
 	struct pool *fallback;
-	pool_conn_failed_fn on_failed;
+	pool_failed_fn on_failed;
 	void *on_failed_arg;
 	/* Bumped when a worker's connection fails: the server may be gone or
 	 * restarted, so every worker's connection is suspect. */
 	_Atomic unsigned epoch;
 };
 
-/* Worker thread: true when job's connection failed and it now waits on the
- * fallback pool instead of finishing here. Tried once per job. */
+/* Worker thread: true when job failed here (its connection, or a statement
+ * on_failed accepts) and it now waits on the fallback pool instead of
+ * finishing here. Tried once per job. */
 static bool pool_reroute(struct pool *p, struct pool_worker *w, struct pool_job *job)
 {
-	if (!w->conn_failed || !p->fallback || job->rerouted)
+	if (!p->fallback || job->rerouted || (!w->conn_failed && !w->failed_state[0]))
 		return false;
-	atomic_fetch_add(&p->epoch, 1);
-	if (p->on_failed)
-		p->on_failed(p->on_failed_arg);
+	if (w->conn_failed)
+		atomic_fetch_add(&p->epoch, 1);
+	if (!p->on_failed(p->on_failed_arg, w->conn_failed ? NULL : w->failed_state))
+		return false;
 	job->rerouted = true;
 	if (pool_submit(p->fallback, job))
 		return true;
@@ -83,6 +85,7 @@ static void *pool_thread(void *arg)
 
 		job->next = NULL;
 		w->conn_failed = false;
+		w->failed_state[0] = '\0';
 		job->work(job, w);
 		/* Queued on the fallback before running drops here, so that one of
 		 * the two pools counts the job busy all along (drain). */
@@ -221,8 +224,7 @@ void pool_set_queue_max(struct pool *p, int queue_max)
 	pthread_mutex_unlock(&p->lock);
 }
 
-void pool_set_fallback(struct pool *p, struct pool *fallback, pool_conn_failed_fn on_failed,
-		       void *arg)
+void pool_set_fallback(struct pool *p, struct pool *fallback, pool_failed_fn on_failed, void *arg)
 {
 	p->fallback = fallback;
 	p->on_failed = on_failed;
@@ -255,6 +257,11 @@ void pool_worker_reset(struct pool_worker *w)
 		w->conn_failed = true;
 	}
 	w->conn = NULL;
+}
+
+void pool_worker_failed(struct pool_worker *w, const char *sqlstate)
+{
+	snprintf(w->failed_state, sizeof(w->failed_state), "%s", sqlstate ? sqlstate : "");
 }
 
 static int pool_read(struct pool *p, const int *field)

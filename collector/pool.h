@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "db.h"
+
 struct event_base;
 struct pool;
 struct pool_worker;
@@ -24,8 +26,8 @@ struct pool_job {
 	pool_work_fn work;
 	pool_done_fn done;
 	struct pool_job *next; /* queue link: the wait queue, then the done list */
-	bool rerouted;	       /* set by the pool: its connection failed, and it ran
-				* again on the pool's fallback (pool_set_fallback) */
+	bool rerouted;	       /* set by the pool: it failed, and it ran again on the
+				* pool's fallback (pool_set_fallback) */
 };
 
 /* Per-worker state handed to work functions; only that worker's thread
@@ -43,6 +45,9 @@ struct pool_worker {
 	unsigned epoch;	  /* the pool's epoch when conn was made; older: reconnect */
 	bool conn_failed; /* during the current job: connecting failed, or the
 			   * job dropped its broken connection (pool_worker_reset) */
+	char failed_state[DB_SQLSTATE_SIZE]; /* during the current job: the SQLSTATE
+					      * of the statement that failed it, ""
+					      * until it says so (pool_worker_failed) */
 };
 
 struct pool *pool_new(struct event_base *base, const char *conninfo, int size, int queue_max,
@@ -50,16 +55,19 @@ struct pool *pool_new(struct event_base *base, const char *conninfo, int size, i
 /* Waits for running jobs, joins the threads; queued jobs are failed via done. */
 void pool_free(struct pool *p);
 
-/* Called on a worker thread of p when a job's connection failed. */
-typedef void (*pool_conn_failed_fn)(void *arg);
+/* Called on a worker thread of p when a job failed there: sqlstate is NULL
+ * when its connection failed, else the SQLSTATE of the statement that failed
+ * it (pool_worker_failed). True: the job runs once more on the fallback. */
+typedef bool (*pool_failed_fn)(void *arg, const char *sqlstate);
 
-/* Before any job: a job whose connection fails on p (it cannot connect, or
- * it drops its connection as broken) runs once more on fallback instead of
- * finishing, with job->rerouted set; the work function must therefore start
- * from a clean result. Every other worker of p reconnects before its next
- * job, and on_failed(arg) is told on the worker thread. */
-void pool_set_fallback(struct pool *p, struct pool *fallback, pool_conn_failed_fn on_failed,
-		       void *arg);
+/* Before any job: a job that fails on p, its connection (it cannot connect,
+ * or it drops its connection as broken) or a statement whose SQLSTATE
+ * on_failed accepts, runs once more on fallback instead of finishing, with
+ * job->rerouted set; the work function must therefore start from a clean
+ * result. After a connection failure every other worker of p reconnects
+ * before its next job. on_failed(arg, ...), not NULL, is asked on the worker
+ * thread. */
+void pool_set_fallback(struct pool *p, struct pool *fallback, pool_failed_fn on_failed, void *arg);
 
 /* Queues a job. False when queue_max jobs already wait: the caller answers 503.
  * Thread-safe: a worker of another pool may call it. */
@@ -71,6 +79,9 @@ void pool_set_queue_max(struct pool *p, int queue_max);
 PGconn *pool_worker_conn(struct pool_worker *w, char *err, size_t errlen);
 /* Drops the worker's connection after an error that may have broken it. */
 void pool_worker_reset(struct pool_worker *w);
+/* The current job failed on a statement with this SQLSTATE ("" or NULL: none
+ * known); a pool with a fallback may run the job there (pool_set_fallback). */
+void pool_worker_failed(struct pool_worker *w, const char *sqlstate);
 
 int pool_in_use(struct pool *p);
 int pool_waiting(struct pool *p);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "db.h"
 #include "log.h"
 #include "pool.h"
@@ -23,6 +24,22 @@
  * second; one tiny query on each side per probe. */
 #define REPLICA_PROBE_MS 500
 #define REPLICA_PROBE_CONNECT_S 2
+/* A standby behind a migration fails every read naming what it lacks until
+ * it replays it: one warning a minute says so without flooding the log. */
+#define REPLICA_SCHEMA_WARN_MS 60000
+
+/* A read whose statement fails on the standby with one of these SQLSTATEs
+ * names something the standby lacks: during a rolling migration, what the
+ * primary has and the standby has not replayed yet. The read runs once more
+ * on the primary, which has it (or answers the usual 500 if it lacks it too). */
+static const struct replica_schema_miss {
+	const char *sqlstate, *name;
+} replica_schema_misses[] = {
+	{ "42P01", "undefined_table" },
+	{ "42883", "undefined_function" },
+	{ "42703", "undefined_column" },
+};
+#define REPLICA_NSCHEMA_MISSES (sizeof(replica_schema_misses) / sizeof(replica_schema_misses[0]))
 
 /* Lag is measured on the standby as now() - pg_last_xact_replay_timestamp().
  * On an idle primary that timestamp stops moving and the age grows though
@@ -46,14 +63,18 @@ struct replica {
 	_Atomic bool stopping;
 
 	/* Written by the tracker thread; a pool worker whose standby connection
-	 * failed also clears up and sets reconnect (replica_conn_failed). */
+	 * failed also clears up and sets reconnect (replica_read_failed). */
 	_Atomic bool probed, up;
 	_Atomic long long lag_us; /* -1: unknown (up, but nothing replayed yet) */
 	_Atomic bool reconnect;	  /* the tracker drops its connection and makes a new one */
 	_Atomic unsigned long long reads_retried; /* reads moved to the primary mid-way */
 
-	/* Written on the loop only; atomics so /metrics reads a whole value. */
+	/* Written on the loop; reads_fallback and the two below also by a read
+	 * pool worker whose read the standby lacked the schema for
+	 * (replica_read_failed). Atomics so /metrics reads a whole value. */
 	_Atomic unsigned long long reads_replica, reads_primary, reads_fallback;
+	_Atomic unsigned long long reads_schema[REPLICA_NSCHEMA_MISSES]; /* by row of the table */
+	_Atomic long long schema_warn_next_ms; /* clock_monotonic ms of the next warning */
 };
 
 /* Probes once: the primary's WAL position, then the standby's replay state.
@@ -137,19 +158,49 @@ static void *replica_thread(void *arg)
 	return NULL;
 }
 
-/* A read pool worker's thread: its standby connection failed, and the read
- * is being retried on the primary. Reads stay off the standby until the
- * tracker has connected to it afresh. */
-static void replica_conn_failed(void *arg)
+/* A read's statement failed on the standby with sqlstate: true (and counted,
+ * and warned about now and then) when the table says the standby lacks the
+ * schema the read names. The standby stays in use: other reads work there. */
+static bool replica_schema_missed(struct replica *r, const char *sqlstate)
+{
+	long long now, next;
+
+	for (size_t i = 0; i < REPLICA_NSCHEMA_MISSES; i++) {
+		if (strcmp(sqlstate, replica_schema_misses[i].sqlstate) != 0)
+			continue;
+		atomic_fetch_add(&r->reads_schema[i], 1);
+		atomic_fetch_add(&r->reads_fallback, 1);
+		now = (long long)(clock_monotonic() * 1000);
+		next = atomic_load(&r->schema_warn_next_ms);
+		if (now >= next && atomic_compare_exchange_strong(&r->schema_warn_next_ms, &next,
+								  now + REPLICA_SCHEMA_WARN_MS))
+			log_warn("read_db failed a read with SQLSTATE %s (%s): the standby lags a "
+				 "migration the primary has; such reads run again on the primary "
+				 "until it replays it (warned once a minute)",
+				 replica_schema_misses[i].sqlstate, replica_schema_misses[i].name);
+		return true;
+	}
+	return false;
+}
+
+/* A read pool worker's thread: a read failed on the standby (sqlstate NULL:
+ * its connection). True when it is to run again on the primary: after a
+ * failed connection, and reads stay off the standby until the tracker has
+ * connected to it afresh; after a statement the standby lacked the schema
+ * for (replica_schema_missed). */
+static bool replica_read_failed(void *arg, const char *sqlstate)
 {
 	struct replica *r = arg;
 
+	if (sqlstate)
+		return replica_schema_missed(r, sqlstate);
 	atomic_fetch_add(&r->reads_retried, 1);
 	atomic_store(&r->reconnect, true);
 	if (atomic_exchange(&r->up, false))
 		log_warn("read_db connection failed during a read; retrying it on the primary, "
 			 "reads go to the primary until read_db answers a new connection");
 	atomic_store(&r->lag_us, -1);
+	return true;
 }
 
 struct replica *replica_new(struct event_base *base, const char *read_conninfo,
@@ -183,7 +234,7 @@ struct replica *replica_new(struct event_base *base, const char *read_conninfo,
 	if (!r->pool)
 		goto fail;
 	if (primary)
-		pool_set_fallback(r->pool, primary, replica_conn_failed, r);
+		pool_set_fallback(r->pool, primary, replica_read_failed, r);
 	if (pthread_create(&r->thread, NULL, replica_thread, r) != 0) {
 		snprintf(err, errlen, "cannot start the replica tracker thread");
 		goto fail;
@@ -330,10 +381,21 @@ void replica_metrics_render(const struct replica *r, struct buf *out)
 		   r ? atomic_load(&r->reads_primary) : 0ULL);
 	buf_printf(out,
 		   "# HELP vgcollector_replica_reads_fallback_total Reads sent to the primary "
-		   "because read_db was down or lagging past read_max_lag_s.\n"
+		   "because read_db was down or lagging past read_max_lag_s, or lacked what "
+		   "the read names (see vgcollector_replica_reads_schema_fallback_total).\n"
 		   "# TYPE vgcollector_replica_reads_fallback_total counter\n"
 		   "vgcollector_replica_reads_fallback_total %llu\n",
 		   r ? atomic_load(&r->reads_fallback) : 0ULL);
+	buf_puts(out, "# HELP vgcollector_replica_reads_schema_fallback_total Reads that failed on "
+		      "read_db because it lacks a relation, function or column (a migration not "
+		      "replayed yet), run again on the primary, by SQLSTATE.\n"
+		      "# TYPE vgcollector_replica_reads_schema_fallback_total counter\n");
+	for (size_t i = 0; i < REPLICA_NSCHEMA_MISSES; i++)
+		buf_printf(
+			out,
+			"vgcollector_replica_reads_schema_fallback_total{sqlstate=\"%s\"} %llu\n",
+			replica_schema_misses[i].sqlstate,
+			r ? atomic_load(&r->reads_schema[i]) : 0ULL);
 	buf_printf(out,
 		   "# HELP vgcollector_replica_reads_retried_total Reads whose read_db connection "
 		   "failed, answered from the primary instead.\n"

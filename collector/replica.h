@@ -3,8 +3,10 @@
  * back the standby's while it is up and within read_max_lag_s, else the
  * primary's (a fallback, counted). A read whose standby connection fails is
  * retried on the primary, and the standby counts as down until the tracker
- * reconnects. State is owned by replica.c: the tracker
- * thread writes it, the loop reads it through atomics. */
+ * reconnects. A read the standby fails because it lacks a relation, function
+ * or column (a migration not replayed yet) is retried on the primary too,
+ * counted, and the standby stays in use. State is owned by replica.c: the
+ * tracker thread writes it, the loop reads it through atomics. */
 #ifndef VGC_REPLICA_H
 #define VGC_REPLICA_H
 
@@ -33,7 +35,9 @@ enum replica_state {
  * primary_conninfo is where the probe reads pg_current_wal_lsn() (db_direct
  * or db). Pool sizing follows the primary pool's. A read whose standby
  * connection fails runs again on primary (when not NULL) and marks the
- * standby down until the tracker reconnects to it. Owns what it allocates;
+ * standby down until the tracker reconnects to it; a read whose statement
+ * the standby fails for lack of schema (undefined table, function or
+ * column) runs again on primary once. Owns what it allocates;
  * free with replica_free, before primary. NULL with err when a thread cannot
  * start. */
 struct replica *replica_new(struct event_base *base, const char *read_conninfo,

@@ -37,7 +37,7 @@ struct rollup_job {
 
 /* ---- execution and rendering (shared with the CLI) ------------------------- */
 
-PGresult *rollup_exec(PGconn *conn, const struct rollup_sql *s, int *status, char *err,
+PGresult *rollup_exec(PGconn *conn, const struct rollup_sql *s, int *status, char *state, char *err,
 		      size_t errlen)
 {
 	PGresult *res = PQexecParams(conn, s->text.data, s->nparams, NULL,
@@ -46,6 +46,7 @@ PGresult *rollup_exec(PGconn *conn, const struct rollup_sql *s, int *status, cha
 	if (PQresultStatus(res) == PGRES_TUPLES_OK)
 		return res;
 	db_result_error(conn, res, err, errlen);
+	db_result_sqlstate(res, state);
 	*status = db_fault_status(db_classify(conn, res));
 	PQclear(res);
 	return NULL;
@@ -138,13 +139,13 @@ static bool rollup_render_json(const struct rollup_query *q, const PGresult *res
 /* Runs the statement if it was built, then frees it. NULL with err and *status
  * when it could not be built or run. */
 static PGresult *rollup_run(PGconn *conn, bool built, struct rollup_sql *sql, int *status,
-			    char *err, size_t errlen)
+			    char *state, char *err, size_t errlen)
 {
 	PGresult *res = NULL;
 
 	*status = 503;
 	if (built)
-		res = rollup_exec(conn, sql, status, err, errlen);
+		res = rollup_exec(conn, sql, status, state, err, errlen);
 	else
 		snprintf(err, errlen, "out of memory");
 	rollup_sql_free(sql);
@@ -160,11 +161,12 @@ static int rollup_rendered(const struct buf *out, char *err, size_t errlen)
 	return 503;
 }
 
-PGresult *rollup_fetch(PGconn *conn, const struct rollup_query *q, int *status, char *err,
-		       size_t errlen)
+PGresult *rollup_fetch(PGconn *conn, const struct rollup_query *q, int *status, char *state,
+		       char *err, size_t errlen)
 {
 	struct rollup_sql sql;
-	PGresult *res = rollup_run(conn, rollup_sql_rollups(q, &sql), &sql, status, err, errlen);
+	PGresult *res =
+		rollup_run(conn, rollup_sql_rollups(q, &sql), &sql, status, state, err, errlen);
 
 	if (res && PQntuples(res) < 1) {
 		snprintf(err, errlen, "rollup query returned no totals row");
@@ -175,11 +177,11 @@ PGresult *rollup_fetch(PGconn *conn, const struct rollup_query *q, int *status, 
 	return res;
 }
 
-static int answer_rollups(PGconn *conn, const struct rollup_query *q, struct buf *out, char *err,
-			  size_t errlen)
+static int answer_rollups(PGconn *conn, const struct rollup_query *q, struct buf *out, char *state,
+			  char *err, size_t errlen)
 {
 	int status;
-	PGresult *res = rollup_fetch(conn, q, &status, err, errlen);
+	PGresult *res = rollup_fetch(conn, q, &status, state, err, errlen);
 
 	if (!res)
 		return status;
@@ -193,8 +195,8 @@ static int answer_rollups(PGconn *conn, const struct rollup_query *q, struct buf
 
 /* /v1/costs in VoiceGateway's shape. Costs are JSON numbers, as there, but
  * printed from the exact numeric text. */
-static int answer_costs(PGconn *conn, const struct rollup_query *q, struct buf *out, char *err,
-			size_t errlen)
+static int answer_costs(PGconn *conn, const struct rollup_query *q, struct buf *out, char *state,
+			char *err, size_t errlen)
 {
 	static const struct {
 		char kind;
@@ -202,7 +204,8 @@ static int answer_costs(PGconn *conn, const struct rollup_query *q, struct buf *
 	} groups[] = { { 'p', "by_provider" }, { 'm', "by_model" }, { 'j', "by_project" } };
 	struct rollup_sql sql;
 	int status;
-	PGresult *res = rollup_run(conn, rollup_sql_costs(q, &sql), &sql, &status, err, errlen);
+	PGresult *res =
+		rollup_run(conn, rollup_sql_costs(q, &sql), &sql, &status, state, err, errlen);
 	char t[40];
 	const char *total = "0";
 
@@ -241,12 +244,13 @@ static int answer_costs(PGconn *conn, const struct rollup_query *q, struct buf *
 }
 
 /* /v1/rows: newest first, each row built as JSON by PostgreSQL. */
-static int answer_rows(PGconn *conn, const struct rollup_query *q, struct buf *out, char *err,
-		       size_t errlen)
+static int answer_rows(PGconn *conn, const struct rollup_query *q, struct buf *out, char *state,
+		       char *err, size_t errlen)
 {
 	struct rollup_sql sql;
 	int status, n;
-	PGresult *res = rollup_run(conn, rollup_sql_rows(q, &sql), &sql, &status, err, errlen);
+	PGresult *res =
+		rollup_run(conn, rollup_sql_rows(q, &sql), &sql, &status, state, err, errlen);
 
 	if (!res)
 		return status;
@@ -273,14 +277,15 @@ static int answer_rows(PGconn *conn, const struct rollup_query *q, struct buf *o
 
 /* {"from","to","models":[{provider, model_id, modality, rows, cost_usd,
  * first_seen, last_seen}]}: the models the price book lacks. */
-static int answer_unpriced(PGconn *conn, const struct rollup_query *q, struct buf *out, char *err,
-			   size_t errlen)
+static int answer_unpriced(PGconn *conn, const struct rollup_query *q, struct buf *out, char *state,
+			   char *err, size_t errlen)
 {
 	static const char *const names[] = { "provider", "model_id",   "modality", "rows",
 					     "cost_usd", "first_seen", "last_seen" };
 	struct rollup_sql sql;
 	int status;
-	PGresult *res = rollup_run(conn, rollup_sql_unpriced(q, &sql), &sql, &status, err, errlen);
+	PGresult *res =
+		rollup_run(conn, rollup_sql_unpriced(q, &sql), &sql, &status, state, err, errlen);
 	char t[40];
 
 	if (!res)
@@ -306,17 +311,19 @@ static int answer_unpriced(PGconn *conn, const struct rollup_query *q, struct bu
 	return out->over ? 503 : 200;
 }
 
-int rollup_answer(PGconn *conn, const struct rollup_query *q, struct buf *out, char *err,
-		  size_t errlen)
+int rollup_answer(PGconn *conn, const struct rollup_query *q, struct buf *out, char *state,
+		  char *err, size_t errlen)
 {
+	if (state)
+		state[0] = '\0';
 	switch (q->kind) {
-	case ROLLUP_KIND_ROLLUPS: return answer_rollups(conn, q, out, err, errlen);
-	case ROLLUP_KIND_COSTS: return answer_costs(conn, q, out, err, errlen);
-	case ROLLUP_KIND_UNPRICED: return answer_unpriced(conn, q, out, err, errlen);
-	case ROLLUP_KIND_USAGE: return billing_usage_answer(conn, q, out, err, errlen);
+	case ROLLUP_KIND_ROLLUPS: return answer_rollups(conn, q, out, state, err, errlen);
+	case ROLLUP_KIND_COSTS: return answer_costs(conn, q, out, state, err, errlen);
+	case ROLLUP_KIND_UNPRICED: return answer_unpriced(conn, q, out, state, err, errlen);
+	case ROLLUP_KIND_USAGE: return billing_usage_answer(conn, q, out, state, err, errlen);
 	case ROLLUP_KIND_ROWS: break;
 	}
-	return answer_rows(conn, q, out, err, errlen);
+	return answer_rows(conn, q, out, state, err, errlen);
 }
 
 /* ---- the pool job -------------------------------------------------------------- */
@@ -329,10 +336,12 @@ static void rollup_job_free(struct rollup_job *job)
 }
 
 /* Worker thread. May run twice: again on the primary when the standby's
- * connection failed (pool_set_fallback), so it starts from an empty answer. */
+ * connection failed, or the standby lacked what the read names
+ * (pool_set_fallback, replica.c), so it starts from an empty answer. */
 static void rollup_work(struct pool_job *pj, struct pool_worker *w)
 {
 	struct rollup_job *job = (struct rollup_job *)pj;
+	char state[DB_SQLSTATE_SIZE];
 	PGconn *conn;
 
 	buf_reset(&job->answer);
@@ -340,9 +349,11 @@ static void rollup_work(struct pool_job *pj, struct pool_worker *w)
 		job->status = 503;
 		return;
 	}
-	job->status = rollup_answer(conn, &job->q, &job->answer, job->err, sizeof(job->err));
+	job->status = rollup_answer(conn, &job->q, &job->answer, state, job->err, sizeof(job->err));
 	if (job->status == 503 && PQstatus(conn) != CONNECTION_OK)
 		pool_worker_reset(w);
+	else if (job->status != 200)
+		pool_worker_failed(w, state);
 }
 
 /* Loop thread. */
@@ -351,7 +362,7 @@ static void rollup_done(struct pool_job *pj)
 	struct rollup_job *job = (struct rollup_job *)pj;
 	struct http_req *hr = job->hr;
 
-	if (job->job.rerouted && hr->req) { /* the standby failed it; the primary answered */
+	if (job->job.rerouted && hr->req) { /* the standby failed it; the primary ran it */
 		evhttp_remove_header(evhttp_request_get_output_headers(hr->req),
 				     REPLICA_SOURCE_HEADER);
 		http_set_header(hr, REPLICA_SOURCE_HEADER, "primary");

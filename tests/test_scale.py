@@ -489,6 +489,108 @@ def test_read_whose_standby_connection_fails_is_answered_by_the_primary(rdb):
         c.stop()
 
 
+def _wait_replayed(primary_db, standby, what):
+    """Waits for the standby to replay everything the primary has committed
+    (its insert position: with synchronous_commit off the commit may not be
+    written out yet)."""
+    lsn = primary_db.scalar("SELECT pg_current_wal_insert_lsn()::text")
+
+    def replayed():
+        conn = psycopg2.connect(standby.conninfo(primary_db.name))
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,))
+                return cur.fetchone()[0]
+        finally:
+            conn.close()
+
+    wait_until(replayed, 30, what)
+
+
+def test_read_naming_a_view_the_standby_has_not_replayed_is_answered_by_the_primary(rdb):
+    """A standby that has not replayed the newest migration lacks a view a read
+    names (SQLSTATE 42P01): the read answered 500. It is now run once more on
+    the primary (200, X-Vgc-Read-Source: primary), counted in
+    vgcollector_replica_reads_fallback_total and by SQLSTATE, and the log says
+    the standby lags a migration. Where the primary lacks it too, the client
+    still gets our 500, never the database's words."""
+    db, standby = rdb
+    c = Collector(None, args=["--db", db.conninfo, "--read-db", standby.conninfo(db.name),
+                              "--read-max-lag-s", "3600", "--rate-limit-rps", "0"])
+    sconn = None
+    t = int(time.time()) // 3600 * 3600 - 3600  # the previous whole hour
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+    until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t + 3600))
+    hour = f"granularity=hour&group_by=project&from={at}&to={until}"
+    try:
+        ingest, read = db.create_key("ingest"), db.create_key("read")
+        rows = [make_row(i, timestamp=t + i, cost_usd=0.125, project="migrating")
+                for i in range(3)]
+        assert c.post("/v1/ingest", json=rows, key=ingest).status_code == 200
+        wait_replica_state(c, "ok")
+
+        # The standby is made to lack the view the hour rollup reads, the way
+        # one that has not replayed a migration adding it would: renamed away
+        # and replayed, replay paused, then back on the primary alone.
+        db.query("ALTER VIEW vgc_rollup_hourly_live RENAME TO vgc_rollup_hourly_live_away")
+        _wait_replayed(db, standby, "the standby replays the view going away")
+        sconn = psycopg2.connect(standby.conninfo(db.name))
+        sconn.autocommit = True
+        scur = sconn.cursor()
+        scur.execute("SELECT pg_wal_replay_pause()")
+
+        def paused():  # a pause is a request the startup process takes up
+            scur.execute("SELECT pg_get_wal_replay_pause_state()")
+            return scur.fetchone()[0] == "paused"
+
+        wait_until(paused, 10, "the standby's replay paused")
+        db.query("ALTER VIEW vgc_rollup_hourly_live_away RENAME TO vgc_rollup_hourly_live")
+        scur.execute("SELECT to_regclass('vgc_rollup_hourly_live') IS NULL")
+        assert scur.fetchone()[0], "the paused standby replayed the view coming back"
+        assert wait_replica_state(c, "ok")["replica"]["state"] == "ok"
+
+        before = metric(c.get("/metrics").text, "vgcollector_replica_reads_fallback_total")
+        r = c.get("/v1/rollups?" + hour, key=read)
+        assert r.status_code == 200, (r.status_code, r.text)  # was 500
+        assert r.headers["X-Vgc-Read-Source"] == "primary", r.headers
+        got = jloads(r)
+        assert [(x["period"], x["project"], x["requests"], x["cost_usd"]) for x in got["rows"]] \
+            == [(at, "migrating", 3, "0.375")], got
+        text = c.get("/metrics").text
+        assert metric(text, "vgcollector_replica_reads_fallback_total") == before + 1
+        assert re.search(r'^vgcollector_replica_reads_schema_fallback_total\{sqlstate="42P01"\} 1$',
+                         text, re.M), text
+        wait_until(lambda: re.search(r"42P01.*migration", c.output()), 5,
+                   "the log naming the SQLSTATE and the migration")
+        # Reads that name only what the standby has stay on it: whole days
+        # come from the daily tables, not from the view.
+        day = time.strftime("%Y-%m-%d", time.gmtime(t))
+        after = time.strftime("%Y-%m-%d", time.gmtime(t + 86400))
+        r = c.get(f"/v1/rollups?granularity=day&from={day}&to={after}", key=read)
+        assert r.status_code == 200 and r.headers["X-Vgc-Read-Source"] == "replica", \
+            (r.status_code, r.text, r.headers)
+
+        # Where the primary lacks the view as well, the read is tried there once
+        # and answers the usual 500, with our words only.
+        sconn.cursor().execute("SELECT pg_wal_replay_resume()")
+        db.query("ALTER VIEW vgc_rollup_hourly_live RENAME TO vgc_rollup_hourly_live_away")
+        _wait_replayed(db, standby, "the standby replays the view going away again")
+        r = c.get("/v1/rollups?" + hour, key=read)
+        assert r.status_code == 500, (r.status_code, r.text)
+        assert r.headers["X-Vgc-Read-Source"] == "primary", r.headers
+        assert "vgc_rollup_hourly_live" not in r.text and "does not exist" not in r.text, r.text
+        assert jloads(r)["request_id"] == r.headers["X-Request-Id"], r.text
+        assert metric(c.get("/metrics").text,
+                      "vgcollector_replica_reads_fallback_total") == before + 2
+    finally:
+        if sconn:
+            sconn.cursor().execute("SELECT pg_wal_replay_resume()")
+            sconn.close()
+        if db.scalar("SELECT to_regclass('vgc_rollup_hourly_live') IS NULL"):
+            db.query("ALTER VIEW vgc_rollup_hourly_live_away RENAME TO vgc_rollup_hourly_live")
+        c.stop()
+
+
 def standby_stopped(standby):
     return not os.path.exists(os.path.join(standby.data, "postmaster.pid"))
 
