@@ -24,7 +24,8 @@ each, and the mean is printed:
 - rollup: the batch's hourly sums upserted into `cost_rollup_hourly` (the
   design before the deltas), and appended to `vgc_rollup_deltas` (now), with
   the summariser's fold of one second of deltas (BENCH_FOLD_BATCHES, 8) per
-  batch;
+  batch, into the hours, the days and the two narrow summaries as the
+  collector's fold writes them (schema/0026_rollup_fold_in_step.sql);
 - raw COPY: the whole batch by COPY into `LIKE cost_rows INCLUDING ALL`, the
   reference the ingest ratio is taken against.
 """
@@ -54,6 +55,27 @@ SUMS = ("count(*), count(*) FILTER (WHERE status = 'error'),"
 MEASURES = ("requests, errors, fallbacks, cost_usd, rated_price_usd, input_units,"
             " output_units, cached_input_units, book_cost_usd, priced_rows, rated_rows")
 STAGE = ("CREATE TEMP TABLE stage (LIKE cost_rows INCLUDING DEFAULTS) ON COMMIT DROP")
+
+
+def fold_statement():
+    """The summariser's fold as collector/rollup_fold.c builds it: the deltas
+    deleted and their sums added to every rollup table in one statement."""
+    ms = [m.strip() for m in MEASURES.split(",")]
+    day = "date_trunc('day', hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+
+    def upsert(name, table, timecol, time_expr, keys):
+        return (f", {name} AS (INSERT INTO {table} AS r ({timecol}, {keys}, {MEASURES})"
+                f" SELECT {time_expr}, {keys}, {', '.join(f'sum({m})' for m in ms)} FROM s"
+                f" GROUP BY 1, {keys} ORDER BY 1, {keys} ON CONFLICT ({timecol}, {keys})"
+                f" DO UPDATE SET {', '.join(f'{m} = r.{m} + excluded.{m}' for m in ms)})")
+    return ("WITH d AS (DELETE FROM vgc_rollup_deltas RETURNING *),"
+            f" s AS (SELECT hour, {KEYS}, {', '.join(f'sum({m}) AS {m}' for m in ms)}"
+            f" FROM d GROUP BY hour, {KEYS})"
+            + upsert("h", "cost_rollup_hourly", "hour", "hour", KEYS)
+            + upsert("dy", "cost_rollup_daily", "day", day, KEYS)
+            + upsert("th", "cost_rollup_tenant_hourly", "hour", "hour", "tenant_id, project")
+            + upsert("td", "cost_rollup_tenant_daily", "day", day, "tenant_id, project")
+            + " SELECT count(*) FROM d")
 
 
 def backend_cpu(conn):
@@ -242,15 +264,7 @@ def main():
                     f" SELECT date_trunc('hour', ts), {KEYS}, {SUMS} FROM stage"
                     f" GROUP BY 1, {KEYS}")])
             t0 = backend_cpu(conn)
-            run(conn, [sql(
-                f"WITH d AS (DELETE FROM vgc_rollup_deltas RETURNING *)"
-                f" INSERT INTO cost_rollup_hourly AS r (hour, {KEYS}, {MEASURES})"
-                f" SELECT hour, {KEYS}, sum(requests), sum(errors), sum(fallbacks),"
-                " sum(cost_usd), sum(rated_price_usd), sum(input_units), sum(output_units),"
-                " sum(cached_input_units), sum(book_cost_usd), sum(priced_rows),"
-                f" sum(rated_rows) FROM d GROUP BY hour, {KEYS} ORDER BY hour, {KEYS}"
-                f" ON CONFLICT (hour, {KEYS}) DO UPDATE SET requests = r.requests +"
-                " excluded.requests, cost_usd = r.cost_usd + excluded.cost_usd")])
+            run(conn, [sql("SELECT vgc_rollup_fold_begin()"), sql(fold_statement())])
             fold_s += backend_cpu(conn) - t0
             fold_rows += sum(len(sets[0][i]) for i in range(j, j + FOLD_BATCHES))
         out[f"rollup: the fold, per batch (one fold per {FOLD_BATCHES} batches)"] = \

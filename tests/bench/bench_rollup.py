@@ -385,7 +385,7 @@ def main():
         met = met and ok_late
         print(f"days listed after the timed reads (read from their hours): {listed}")
         print(f"late in the UTC day (30 days to {late_to}, its day's 23 hours read from "
-              f"the hours as today's are at 23:00): all {TENANTS} tenants p50 "
+              f"cost_rollup_tenant_hourly as today's are at 23:00): all {TENANTS} tenants p50 "
               f"{l50:.1f} ms, p95 {l95:.1f} ms over {len(late_lat)} requests, "
               f"{sql_late / l50:,.0f}x the GROUP BY ({sql_late:.1f} ms) "
               f"(target p95 <= 50 ms and >= 100x: {'met' if ok_late else 'MISSED'})")
