@@ -1,5 +1,5 @@
-/* `vgcollector rollup-fold`: folds every waiting rollup delta into
- * cost_rollup_hourly now, the same work `serve` does every rollup_fold_s. */
+/* `vgcollector rollup-fold`: folds every waiting rollup delta into the rollup
+ * tables now, the same work `serve` does every rollup_fold_s. */
 #include <libpq-fe.h>
 #include <stdio.h>
 
@@ -12,11 +12,12 @@ static const struct cli_command cli_rollup_fold_cmd = {
 	.name = "rollup-fold",
 	.synopsis = "[--config FILE] [--db CONNINFO] [--rollup-fold-max-deltas N]",
 	.about = "Folds the sums each ingest appended to vgc_rollup_deltas into\n"
-		 "cost_rollup_hourly, at most rollup_fold_max_deltas delta rows per\n"
-		 "transaction, until none are left. `serve` does the same every\n"
-		 "rollup_fold_s. Safe next to running collectors: one summariser folds at a\n"
-		 "time (this command waits for a fold in flight to commit), and answers are\n"
-		 "exact whether the deltas are folded or not.\n",
+		 "cost_rollup_hourly, cost_rollup_daily and the per-tenant summaries, at\n"
+		 "most rollup_fold_max_deltas delta rows per transaction, until none are\n"
+		 "left. `serve` does the same every rollup_fold_s. Safe next to running\n"
+		 "collectors: one summariser folds at a time (this command waits for a fold\n"
+		 "in flight to commit), and answers are exact whether the deltas are folded\n"
+		 "or not.\n",
 	.config_keys = cli_rollup_fold_keys,
 };
 

@@ -160,7 +160,7 @@ const struct config_param config_params[] = {
 	  NULL, &server_tasks_hook },
 	{ "rollup_fold_s", CFG_DOUBLE, OFF(rollup_fold_s), true, "1", 0, 0,
 	  "seconds between passes folding the rollup deltas each ingest appends into "
-	  "cost_rollup_hourly (reads add the unfolded deltas, so answers stay exact; a lag makes "
+	  "the hourly, daily and per-tenant rollups (reads add the unfolded deltas, so answers stay exact; a lag makes "
 	  "them slower); 0 turns this collector's summariser off",
 	  NULL, &server_tasks_hook },
 	{ "rollup_fold_max_deltas", CFG_INT, OFF(rollup_fold_max_deltas), true, "100000", 1, 0,
