@@ -8,7 +8,7 @@
  *   effect at its time, price_book.c) and its rated price by the rate card
  *   (rate_card.c, overwriting the worker's), and append the inserted rows'
  *   sums per (hour, group) to vgc_rollup_deltas, which the summariser folds
- *   into the hourly rollup (rollup_fold.c); COPY rejects -> ingest_rejects;
+ *   into the rollup tables (rollup_fold.c); COPY rejects -> ingest_rejects;
  *   COMMIT.
  *   The statement is first tried under a savepoint in a form that assumes
  *   every id is new (a plain claim); a stored id fails it with
@@ -89,7 +89,7 @@ static void store_columns(struct buf *out, const char *prefix, bool typed)
 
 /* The rest of ins's RETURNING list (the columns the rollup reads, after
  * ts) and the agg step: the batch's sums per (hour, group) appended to
- * vgc_rollup_deltas, which the summariser folds into the hourly rollup
+ * vgc_rollup_deltas, which the summariser folds into the rollup tables
  * (rollup_fold.c, schema/0022_rollup_deltas.sql). A plain insert into a heap
  * with no index: no conflict check, and no lock any other batch waits on.
  * Built from the rollup shape. */

@@ -20,7 +20,7 @@ static const struct command commands[] = {
 	{ "reconcile", cli_reconcile, "compare recorded cost with a provider's usage file" },
 	{ "retention", cli_retention, "drop expired cost_rows partitions, create future ones" },
 	{ "rollup-fold", cli_rollup_fold,
-	  "fold the waiting rollup deltas into the hourly rollup now" },
+	  "fold the waiting rollup deltas into the rollup tables now" },
 	{ "rollup-daily", cli_rollup_daily, "summarise closed days into the daily rollup now" },
 	{ "budgets", cli_budgets, "set, list or remove budgets (spend limits with alerts)" },
 	{ "export", cli_export, "write the FOCUS 1.2 cost export of a billing period" },

@@ -1,4 +1,4 @@
-/* The hourly rollup's summariser (see rollup_fold.h and the top of
+/* The rollup's summariser (see rollup_fold.h and the top of
  * schema/0022_rollup_deltas.sql for why it is exact at every commit). */
 #include "rollup_fold.h"
 
