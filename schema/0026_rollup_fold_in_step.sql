@@ -22,9 +22,9 @@
 --
 -- How the fold tells the triggers: vgc_rollup_fold_begin() sets the
 -- transaction-local setting vgc.rollup_in_step, and the hourly table's
--- listing trigger and the daily table's narrow-refresh triggers do nothing
--- in a transaction that has it (the fold writes those rows itself). Every
--- other writer still fires them.
+-- listing triggers and the daily table's narrow-refresh triggers do not fire
+-- in a transaction that has it (their WHEN condition; the fold writes those
+-- rows itself). Every other writer still fires them.
 --
 -- The race with the daily summariser: the summariser takes a day's advisory
 -- lock exclusively before it reads the day's hours and rewrites its rows.
@@ -60,46 +60,27 @@ BEGIN
     RETURN days;
 END $$;
 
--- 0004's listing trigger, skipped by the fold.
-CREATE OR REPLACE FUNCTION vgc_rollup_mark_days() RETURNS trigger
-LANGUAGE plpgsql AS $$
-DECLARE
-    d timestamptz;
-    days timestamptz[];
-BEGIN
-    IF vgc_rollup_in_step() THEN
-        RETURN NULL;
-    END IF;
-    SELECT array_agg(x ORDER BY x) INTO days FROM (
-        SELECT DISTINCT date_trunc('day', hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS x
-        FROM changed) t;
-    IF days IS NULL THEN
-        RETURN NULL;
-    END IF;
-    FOREACH d IN ARRAY days LOOP
-        PERFORM pg_advisory_xact_lock_shared(vgc_rollup_day_lock_class(),
-                                             (extract(epoch FROM d) / 86400)::int);
-    END LOOP;
-    INSERT INTO vgc_rollup_dirty_days (day) SELECT unnest(days) ON CONFLICT DO NOTHING;
-    RETURN NULL;
-END $$;
+-- The triggers that list the days the hours were written for (0004) and that
+-- rewrite the narrow summaries of the days the daily table was written for
+-- (0008) stand aside in the fold's transaction: the fold took the days' locks
+-- and writes those rows itself. Replaced by the same triggers with a WHEN
+-- condition; their functions are unchanged.
+CREATE OR REPLACE TRIGGER cost_rollup_hourly_mark_insert AFTER INSERT ON cost_rollup_hourly
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT
+    WHEN (NOT vgc_rollup_in_step()) EXECUTE FUNCTION vgc_rollup_mark_days();
+CREATE OR REPLACE TRIGGER cost_rollup_hourly_mark_update AFTER UPDATE ON cost_rollup_hourly
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT
+    WHEN (NOT vgc_rollup_in_step()) EXECUTE FUNCTION vgc_rollup_mark_days();
+CREATE OR REPLACE TRIGGER cost_rollup_hourly_mark_delete AFTER DELETE ON cost_rollup_hourly
+    REFERENCING OLD TABLE AS changed FOR EACH STATEMENT
+    WHEN (NOT vgc_rollup_in_step()) EXECUTE FUNCTION vgc_rollup_mark_days();
 
--- 0008's narrow-refresh triggers, skipped by the fold.
-CREATE OR REPLACE FUNCTION vgc_rollup_tenant_follow() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF NOT vgc_rollup_in_step() THEN
-        PERFORM vgc_rollup_tenant_refresh(ARRAY(SELECT DISTINCT day FROM changed));
-    END IF;
-    RETURN NULL;
-END $$;
-
-CREATE OR REPLACE FUNCTION vgc_rollup_tenant_follow_update() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF NOT vgc_rollup_in_step() THEN
-        PERFORM vgc_rollup_tenant_refresh(ARRAY(SELECT day FROM changed_old
-                                                UNION SELECT day FROM changed));
-    END IF;
-    RETURN NULL;
-END $$;
+CREATE OR REPLACE TRIGGER cost_rollup_tenant_daily_insert AFTER INSERT ON cost_rollup_daily
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT
+    WHEN (NOT vgc_rollup_in_step()) EXECUTE FUNCTION vgc_rollup_tenant_follow();
+CREATE OR REPLACE TRIGGER cost_rollup_tenant_daily_delete AFTER DELETE ON cost_rollup_daily
+    REFERENCING OLD TABLE AS changed FOR EACH STATEMENT
+    WHEN (NOT vgc_rollup_in_step()) EXECUTE FUNCTION vgc_rollup_tenant_follow();
+CREATE OR REPLACE TRIGGER cost_rollup_tenant_daily_update AFTER UPDATE ON cost_rollup_daily
+    REFERENCING OLD TABLE AS changed_old NEW TABLE AS changed FOR EACH STATEMENT
+    WHEN (NOT vgc_rollup_in_step()) EXECUTE FUNCTION vgc_rollup_tenant_follow_update();

@@ -344,7 +344,8 @@ def test_migration_upgrades_a_database_holding_rows(db, collectors):
     # table) and 0022 (its views read the list of days): the deltas folded
     # first, as the ingest before 0022 had the hours complete.
     fold_rollup(db)
-    db.query("DROP FUNCTION vgc_rollup_fold_begin(), vgc_rollup_in_step()")
+    # (its triggers' WHEN names vgc_rollup_in_step: they go with it)
+    db.query("DROP FUNCTION vgc_rollup_fold_begin(), vgc_rollup_in_step() CASCADE")
     db.query("DELETE FROM schema_migrations WHERE version LIKE '0026%%'")
     db.query("DROP VIEW vgc_rollup_hourly_live;"
              " DROP TABLE vgc_rollup_deltas; DROP FUNCTION vgc_rollup_fold_lock_key()")
@@ -354,9 +355,9 @@ def test_migration_upgrades_a_database_holding_rows(db, collectors):
     db.query("DROP FUNCTION vgc_rollup_tenant_refresh(timestamptz[]), vgc_rollup_tenant_follow(),"
              " vgc_rollup_tenant_follow_update(), vgc_rollup_tenant_truncate()")
     db.query("DELETE FROM schema_migrations WHERE version LIKE '0008%%'")
-    db.query("DROP TRIGGER cost_rollup_hourly_mark_insert ON cost_rollup_hourly;"
-             " DROP TRIGGER cost_rollup_hourly_mark_update ON cost_rollup_hourly;"
-             " DROP TRIGGER cost_rollup_hourly_mark_delete ON cost_rollup_hourly;"
+    db.query("DROP TRIGGER IF EXISTS cost_rollup_hourly_mark_insert ON cost_rollup_hourly;"
+             " DROP TRIGGER IF EXISTS cost_rollup_hourly_mark_update ON cost_rollup_hourly;"
+             " DROP TRIGGER IF EXISTS cost_rollup_hourly_mark_delete ON cost_rollup_hourly;"
              " DROP TRIGGER cost_rollup_hourly_truncate ON cost_rollup_hourly;"
              " DROP FUNCTION vgc_rollup_mark_days(), vgc_rollup_truncate_days(), vgc_rollup_serial(),"
              " vgc_rollup_day_lock_class()")

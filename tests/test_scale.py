@@ -258,18 +258,15 @@ def replicated():
         primary.stop()
 
 
-@pytest.fixture
-def rdb(replicated):
-    """A migrated database whose schema the standby has replayed: a test that
-    pauses the standby's replay pauses it behind its own writes, never behind
-    the migrations (a standby behind them lacks the relations reads name)."""
-    primary, standby = replicated
-    d = Db(primary, primary.createdb()).migrate()
-    lsn = d.scalar("SELECT pg_current_wal_lsn()::text")
+def wait_replayed(primary_db, standby, what):
+    """Waits for the standby to replay everything the primary has committed
+    (its insert position: with synchronous_commit off the commit may not be
+    written out yet)."""
+    lsn = primary_db.scalar("SELECT pg_current_wal_insert_lsn()::text")
 
     def replayed():
         try:
-            conn = psycopg2.connect(standby.conninfo(d.name))
+            conn = psycopg2.connect(standby.conninfo(primary_db.name))
         except psycopg2.OperationalError:  # not even the database replayed yet
             return False
         try:
@@ -279,7 +276,17 @@ def rdb(replicated):
         finally:
             conn.close()
 
-    wait_until(replayed, 30, "the standby replays the migrations")
+    wait_until(replayed, 30, what)
+
+
+@pytest.fixture
+def rdb(replicated):
+    """A migrated database whose schema the standby has replayed: a test that
+    pauses the standby's replay pauses it behind its own writes, never behind
+    the migrations (a standby behind them lacks the relations reads name)."""
+    primary, standby = replicated
+    d = Db(primary, primary.createdb()).migrate()
+    wait_replayed(d, standby, "the standby replays the migrations")
     yield d, standby
     assert_ledger_consistent(d)
     d.close()
@@ -489,22 +496,6 @@ def test_read_whose_standby_connection_fails_is_answered_by_the_primary(rdb):
         c.stop()
 
 
-def _wait_replayed(primary_db, standby, what):
-    """Waits for the standby to replay everything the primary has committed
-    (its insert position: with synchronous_commit off the commit may not be
-    written out yet)."""
-    lsn = primary_db.scalar("SELECT pg_current_wal_insert_lsn()::text")
-
-    def replayed():
-        conn = psycopg2.connect(standby.conninfo(primary_db.name))
-        try:
-            with conn.cursor() as cur:
-                cur.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,))
-                return cur.fetchone()[0]
-        finally:
-            conn.close()
-
-    wait_until(replayed, 30, what)
 
 
 def test_read_naming_a_view_the_standby_has_not_replayed_is_answered_by_the_primary(rdb):
@@ -533,7 +524,7 @@ def test_read_naming_a_view_the_standby_has_not_replayed_is_answered_by_the_prim
         # one that has not replayed a migration adding it would: renamed away
         # and replayed, replay paused, then back on the primary alone.
         db.query("ALTER VIEW vgc_rollup_hourly_live RENAME TO vgc_rollup_hourly_live_away")
-        _wait_replayed(db, standby, "the standby replays the view going away")
+        wait_replayed(db, standby, "the standby replays the view going away")
         sconn = psycopg2.connect(standby.conninfo(db.name))
         sconn.autocommit = True
         scur = sconn.cursor()
@@ -574,7 +565,7 @@ def test_read_naming_a_view_the_standby_has_not_replayed_is_answered_by_the_prim
         # and answers the usual 500, with our words only.
         sconn.cursor().execute("SELECT pg_wal_replay_resume()")
         db.query("ALTER VIEW vgc_rollup_hourly_live RENAME TO vgc_rollup_hourly_live_away")
-        _wait_replayed(db, standby, "the standby replays the view going away again")
+        wait_replayed(db, standby, "the standby replays the view going away again")
         r = c.get("/v1/rollups?" + hour, key=read)
         assert r.status_code == 500, (r.status_code, r.text)
         assert r.headers["X-Vgc-Read-Source"] == "primary", r.headers
