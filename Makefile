@@ -65,7 +65,7 @@ UNIT_SRC      := $(wildcard tests/unit/*.c)
 UNIT_OBJ      := $(UNIT_SRC:%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all run test check-layers test-unit test-integration test-san fuzz fuzz-run install clean \
-        bench-ingest bench-ingest-steps bench-rating bench-sink bench-rollup bench-pooled bench-budgets bench-otlp bench-roster bench-size \
+        bench-ingest bench-ingest-steps bench-rating bench-fold bench-sink bench-rollup bench-pooled bench-budgets bench-otlp bench-roster bench-size \
         test-scale test-ha deps format format-check
 
 # libvgsink and the tools that link it are built once sink/ has sources.
@@ -318,6 +318,11 @@ bench-ingest-steps: deps all
 # rules (BENCH_RATING_OTHER=<build dir> adds another build on the same batches).
 bench-rating: deps all
 	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) tests/bench/bench_rating.py
+
+# The rollup summariser catching up on a backlog of deltas: deltas per second
+# at growing backlogs (a fold's work must follow rollup_fold_max_deltas).
+bench-fold: deps all
+	$(Q)VGC_BUILD=$(BUILD) $(PYTHON) tests/bench/bench_fold.py
 
 # Ingest direct and through pgbouncer in transaction mode, in the same run.
 bench-pooled: deps all

@@ -41,8 +41,10 @@ int cli_rollup_fold(int argc, char **argv)
 		config_free(&cfg);
 		return 1;
 	}
-	do {
-		if (!rollup_fold_step(conn, cfg.rollup_fold_max_deltas, true, &rep, err,
+	/* The first fold counts what waits (and stops at once on nothing), the
+	 * next ones only fold: a count is a scan of the whole backlog. */
+	for (bool first = true;; first = false) {
+		if (!rollup_fold_step(conn, cfg.rollup_fold_max_deltas, true, first, &rep, err,
 				      sizeof(err))) {
 			fprintf(stderr, "vgcollector rollup-fold: %s\n", err);
 			PQfinish(conn);
@@ -52,7 +54,9 @@ int cli_rollup_fold(int argc, char **argv)
 		rows += rep.rows;
 		deltas += rep.deltas;
 		groups += rep.groups;
-	} while (rep.more > 0);
+		if (rep.more == 0)
+			break;
+	}
 	printf("folded %lld cost row%s (%lld delta%s, %lld hourly group%s)\n", rows,
 	       rows == 1 ? "" : "s", deltas, deltas == 1 ? "" : "s", groups,
 	       groups == 1 ? "" : "s");

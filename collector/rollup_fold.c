@@ -91,12 +91,12 @@ static void rollup_fold_sql_build(void)
 	buf_release(&keys);
 }
 
-bool rollup_fold_step(PGconn *conn, long long limit, bool wait, struct rollup_fold_report *rep,
-		      char *err, size_t errlen)
+bool rollup_fold_step(PGconn *conn, long long limit, bool wait, bool measure,
+		      struct rollup_fold_report *rep, char *err, size_t errlen)
 {
 	char lim[24];
 	const char *p[2] = { lim, NULL };
-	long long waiting;
+	long long waiting = -1; /* unknown unless measured */
 	PGresult *res, *days = NULL;
 
 	memset(rep, 0, sizeof(*rep));
@@ -108,12 +108,14 @@ bool rollup_fold_step(PGconn *conn, long long limit, bool wait, struct rollup_fo
 	snprintf(lim, sizeof(lim), "%lld", limit);
 	if (!db_exec(conn, "BEGIN", err, errlen))
 		goto fail;
-	if (!(res = db_query(conn, rollup_fold_lag_sql, 0, NULL, NULL, err, errlen)))
-		goto fail;
-	waiting = atoll(PQgetvalue(res, 0, 0));
-	rep->lag_rows = atoll(PQgetvalue(res, 0, 1));
-	rep->lag_seconds = atof(PQgetvalue(res, 0, 2));
-	PQclear(res);
+	if (measure) {
+		if (!(res = db_query(conn, rollup_fold_lag_sql, 0, NULL, NULL, err, errlen)))
+			goto fail;
+		waiting = atoll(PQgetvalue(res, 0, 0));
+		rep->lag_rows = atoll(PQgetvalue(res, 0, 1));
+		rep->lag_seconds = atof(PQgetvalue(res, 0, 2));
+		PQclear(res);
+	}
 	if (!(res = db_query(conn,
 			     wait ? "SELECT pg_advisory_xact_lock(vgc_rollup_fold_lock_key()),"
 				    " true"
@@ -125,7 +127,8 @@ bool rollup_fold_step(PGconn *conn, long long limit, bool wait, struct rollup_fo
 	if (rep->skipped || waiting == 0)
 		return db_exec(conn, "COMMIT", err, errlen);
 	/* The days' locks, and the triggers told the fold keeps the summaries. */
-	if (!(res = db_query(conn, "SELECT vgc_rollup_fold_begin()", 0, NULL, NULL, err, errlen)))
+	if (!(res = db_query(conn, "SELECT vgc_rollup_fold_begin($1::bigint)", 1, p, NULL, err,
+			     errlen)))
 		goto fail;
 	p[1] = PQgetvalue(res, 0, 0);
 	days = res;
@@ -139,7 +142,12 @@ bool rollup_fold_step(PGconn *conn, long long limit, bool wait, struct rollup_fo
 	PQclear(res);
 	if (!db_exec(conn, "COMMIT", err, errlen))
 		goto fail;
-	rep->more = waiting > rep->deltas ? waiting - rep->deltas : 0;
+	/* Unmeasured: the days came from the first limit deltas, so a fold
+	 * that took fewer left none of them behind. */
+	if (waiting >= 0)
+		rep->more = waiting > rep->deltas ? waiting - rep->deltas : 0;
+	else
+		rep->more = rep->deltas >= limit;
 	return true;
 fail:
 	PQclear(days);
@@ -181,7 +189,8 @@ static void rollup_fold_work(struct pool_job *pj, struct pool_worker *w)
 
 	if (!conn)
 		return;
-	job->ok = rollup_fold_step(conn, job->limit, false, &job->rep, job->err, sizeof(job->err));
+	job->ok = rollup_fold_step(conn, job->limit, false, job->first, &job->rep, job->err,
+				   sizeof(job->err));
 	if (!job->ok && PQstatus(conn) != CONNECTION_OK)
 		pool_worker_reset(w);
 }

@@ -19,7 +19,7 @@ struct rollup_fold_report {
 	long long deltas;   /* delta rows folded */
 	long long rows;	    /* cost rows they summed (their requests) */
 	long long groups;   /* hourly rows inserted or updated */
-	long long more;	    /* delta rows left (at most limit were taken) */
+	long long more;	    /* delta rows left, or 1 when unmeasured and maybe some */
 	long long lag_rows; /* cost rows waiting when the fold began */
 	double lag_seconds; /* age of the oldest waiting delta then; 0: none */
 };
@@ -27,10 +27,13 @@ struct rollup_fold_report {
 /* One fold: under the fold lock (waited for when wait, else the fold is
  * skipped while another summariser holds it), takes at most limit delta rows,
  * deletes them and adds their sums to every rollup table in one
- * transaction. Blocking; on failure the transaction is rolled back (the deltas
+ * transaction. With measure it first reads what is waiting (the lag; a scan
+ * of every delta, so once per pass, not once per fold of a long backlog).
+ * Blocking; on failure the transaction is rolled back (the deltas
  * stay for the next fold) and err says why. */
-bool rollup_fold_step(PGconn *conn, long long limit, bool wait, struct rollup_fold_report *rep,
-		      char *err, size_t errlen) __attribute__((warn_unused_result));
+bool rollup_fold_step(PGconn *conn, long long limit, bool wait, bool measure,
+		      struct rollup_fold_report *rep, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 
 /* The background pass in `serve`, a row of the server's task list (tasks.h):
  * every rollup_fold_s (0: off), folds until nothing is left or another

@@ -40,10 +40,13 @@ CREATE FUNCTION vgc_rollup_in_step() RETURNS boolean
 LANGUAGE sql STABLE AS $$ SELECT coalesce(current_setting('vgc.rollup_in_step', true), '') = 'on' $$;
 
 -- The fold's first statement, under the fold lock: locks the days of the
--- waiting deltas shared, in day order, marks the transaction as keeping the
--- summaries in step, and returns the days (the fold takes deltas of these
--- days only: a delta committed since may be of a day not locked).
-CREATE FUNCTION vgc_rollup_fold_begin() RETURNS timestamptz[]
+-- first lim waiting deltas shared, in day order, marks the transaction as
+-- keeping the summaries in step, and returns the days. The fold then takes at
+-- most lim deltas of these days only (a delta committed since may be of a day
+-- not locked); there are at least lim of them unless fewer are waiting, so a
+-- fold that takes fewer than lim has left none behind. Bounded by lim, not by
+-- the backlog: a summariser catching up does not rescan what waits.
+CREATE FUNCTION vgc_rollup_fold_begin(lim bigint) RETURNS timestamptz[]
 LANGUAGE plpgsql AS $$
 DECLARE
     d timestamptz;
@@ -51,7 +54,7 @@ DECLARE
 BEGIN
     SELECT coalesce(array_agg(x ORDER BY x), '{}') INTO days FROM (
         SELECT DISTINCT date_trunc('day', hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS x
-        FROM vgc_rollup_deltas) t;
+        FROM (SELECT hour FROM vgc_rollup_deltas LIMIT lim) w) t;
     FOREACH d IN ARRAY days LOOP
         PERFORM pg_advisory_xact_lock_shared(vgc_rollup_day_lock_class(),
                                              (extract(epoch FROM d) / 86400)::int);

@@ -345,7 +345,7 @@ def test_migration_upgrades_a_database_holding_rows(db, collectors):
     # first, as the ingest before 0022 had the hours complete.
     fold_rollup(db)
     # (its triggers' WHEN names vgc_rollup_in_step: they go with it)
-    db.query("DROP FUNCTION vgc_rollup_fold_begin(), vgc_rollup_in_step() CASCADE")
+    db.query("DROP FUNCTION vgc_rollup_fold_begin(bigint), vgc_rollup_in_step() CASCADE")
     db.query("DELETE FROM schema_migrations WHERE version LIKE '0026%%'")
     db.query("DROP VIEW vgc_rollup_hourly_live;"
              " DROP TABLE vgc_rollup_deltas; DROP FUNCTION vgc_rollup_fold_lock_key()")

@@ -180,7 +180,7 @@ def test_migration_0008_upgrades_a_database_holding_summarised_days(db, collecto
     # And 0026, whose triggers skip the narrow refresh in a fold.
     # (the triggers whose WHEN names vgc_rollup_in_step go with it; 0026
     # creates them again)
-    db.query("DROP FUNCTION vgc_rollup_fold_begin(), vgc_rollup_in_step() CASCADE")
+    db.query("DROP FUNCTION vgc_rollup_fold_begin(bigint), vgc_rollup_in_step() CASCADE")
     db.query("DELETE FROM schema_migrations WHERE version LIKE '0026%%'")
     summarise(db, "--rollup-daily-settle-s", "0")  # at 0007: daily rows only
     # Six closed days and the open one (the fold kept it).

@@ -264,7 +264,7 @@ def main():
                     f" SELECT date_trunc('hour', ts), {KEYS}, {SUMS} FROM stage"
                     f" GROUP BY 1, {KEYS}")])
             t0 = backend_cpu(conn)
-            run(conn, [sql("SELECT vgc_rollup_fold_begin()"), sql(fold_statement())])
+            run(conn, [sql("SELECT vgc_rollup_fold_begin(1000000)"), sql(fold_statement())])
             fold_s += backend_cpu(conn) - t0
             fold_rows += sum(len(sets[0][i]) for i in range(j, j + FOLD_BATCHES))
         out[f"rollup: the fold, per batch (one fold per {FOLD_BATCHES} batches)"] = \
