@@ -11,10 +11,11 @@ static const char *const cli_rollup_daily_keys[] = { CLI_DB_KEYS, "rollup_daily_
 static const struct cli_command cli_rollup_daily_cmd = {
 	.name = "rollup-daily",
 	.synopsis = "[--config FILE] [--db CONNINFO] [--rollup-daily-settle-s N]",
-	.about = "Folds each closed UTC day whose hours changed since it was last summarised\n"
-		 "(listed in vgc_rollup_dirty_days; a day is due once it ended\n"
-		 "rollup_daily_settle_s ago) from cost_rollup_hourly into cost_rollup_daily,\n"
-		 "one day per transaction. `serve` does the same every\n"
+	.about = "Recomputes each closed UTC day whose hours were written by anything but\n"
+		 "the rollup summariser's fold (which keeps the days in step itself) since it\n"
+		 "was last summarised: the days listed in vgc_rollup_dirty_days, each due\n"
+		 "once it ended rollup_daily_settle_s ago, from cost_rollup_hourly into\n"
+		 "cost_rollup_daily, one day per transaction. `serve` does the same every\n"
 		 "rollup_daily_interval_s. Safe next to running collectors: answers stay\n"
 		 "exact whether a day is summarised or not.\n",
 	.config_keys = cli_rollup_daily_keys,

@@ -167,7 +167,8 @@ const struct config_param config_params[] = {
 	  "most delta rows one fold transaction takes; a pass folds again until none are left",
 	  NULL, NULL },
 	{ "rollup_daily_settle_s", CFG_INT, OFF(rollup_daily_settle_s), true, "3600", 0, 0,
-	  "a UTC day is summarised once it ended this many seconds ago (late rows re-open it)",
+	  "a listed UTC day is summarised once it ended this many seconds ago (a write of its "
+	  "hours by anything but the rollup fold lists it again)",
 	  NULL, NULL },
 	{ "agent_ttl_s", CFG_INT, OFF(agent_ttl_s), true, "45", 1, 0,
 	  "a worker whose last heartbeat is older than this many seconds is reported offline", NULL,
