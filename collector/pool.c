@@ -53,7 +53,7 @@ static bool pool_reroute(struct pool *p, struct pool_worker *w, struct pool_job 
 		return false;
 	if (w->conn_failed)
 		atomic_fetch_add(&p->epoch, 1);
-	if (!p->on_failed(p->on_failed_arg, w->conn_failed ? NULL : w->failed_state))
+	if (!p->on_failed(p->on_failed_arg, w->conn_failed ? NULL : w->failed_state, w->failed_msg))
 		return false;
 	job->rerouted = true;
 	if (pool_submit(p->fallback, job))
@@ -86,6 +86,7 @@ static void *pool_thread(void *arg)
 		job->next = NULL;
 		w->conn_failed = false;
 		w->failed_state[0] = '\0';
+		w->failed_msg[0] = '\0';
 		job->work(job, w);
 		/* Queued on the fallback before running drops here, so that one of
 		 * the two pools counts the job busy all along (drain). */
@@ -259,9 +260,10 @@ void pool_worker_reset(struct pool_worker *w)
 	w->conn = NULL;
 }
 
-void pool_worker_failed(struct pool_worker *w, const char *sqlstate)
+void pool_worker_failed(struct pool_worker *w, const char *sqlstate, const char *msg)
 {
 	snprintf(w->failed_state, sizeof(w->failed_state), "%s", sqlstate ? sqlstate : "");
+	snprintf(w->failed_msg, sizeof(w->failed_msg), "%s", msg ? msg : "");
 }
 
 static int pool_read(struct pool *p, const int *field)

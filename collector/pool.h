@@ -48,6 +48,7 @@ struct pool_worker {
 	char failed_state[DB_SQLSTATE_SIZE]; /* during the current job: the SQLSTATE
 					      * of the statement that failed it, ""
 					      * until it says so (pool_worker_failed) */
+	char failed_msg[256];		     /* and the database's words for it */
 };
 
 struct pool *pool_new(struct event_base *base, const char *conninfo, int size, int queue_max,
@@ -57,8 +58,9 @@ void pool_free(struct pool *p);
 
 /* Called on a worker thread of p when a job failed there: sqlstate is NULL
  * when its connection failed, else the SQLSTATE of the statement that failed
- * it (pool_worker_failed). True: the job runs once more on the fallback. */
-typedef bool (*pool_failed_fn)(void *arg, const char *sqlstate);
+ * it and msg the database's words (pool_worker_failed; for the log, never a
+ * client). True: the job runs once more on the fallback. */
+typedef bool (*pool_failed_fn)(void *arg, const char *sqlstate, const char *msg);
 
 /* Before any job: a job that fails on p, its connection (it cannot connect,
  * or it drops its connection as broken) or a statement whose SQLSTATE
@@ -80,8 +82,9 @@ PGconn *pool_worker_conn(struct pool_worker *w, char *err, size_t errlen);
 /* Drops the worker's connection after an error that may have broken it. */
 void pool_worker_reset(struct pool_worker *w);
 /* The current job failed on a statement with this SQLSTATE ("" or NULL: none
- * known); a pool with a fallback may run the job there (pool_set_fallback). */
-void pool_worker_failed(struct pool_worker *w, const char *sqlstate);
+ * known) and message (NULL: none); a pool with a fallback may run the job
+ * there (pool_set_fallback). */
+void pool_worker_failed(struct pool_worker *w, const char *sqlstate, const char *msg);
 
 int pool_in_use(struct pool *p);
 int pool_waiting(struct pool *p);

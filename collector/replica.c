@@ -161,7 +161,7 @@ static void *replica_thread(void *arg)
 /* A read's statement failed on the standby with sqlstate: true (and counted,
  * and warned about now and then) when the table says the standby lacks the
  * schema the read names. The standby stays in use: other reads work there. */
-static bool replica_schema_missed(struct replica *r, const char *sqlstate)
+static bool replica_schema_missed(struct replica *r, const char *sqlstate, const char *msg)
 {
 	long long now, next;
 
@@ -174,10 +174,12 @@ static bool replica_schema_missed(struct replica *r, const char *sqlstate)
 		next = atomic_load(&r->schema_warn_next_ms);
 		if (now >= next && atomic_compare_exchange_strong(&r->schema_warn_next_ms, &next,
 								  now + REPLICA_SCHEMA_WARN_MS))
-			log_warn("read_db failed a read with SQLSTATE %s (%s): the standby lags a "
-				 "migration the primary has; such reads run again on the primary "
-				 "until it replays it (warned once a minute)",
-				 replica_schema_misses[i].sqlstate, replica_schema_misses[i].name);
+			/* The database's first line: "ERROR:  relation ... does not exist". */
+			log_warn("read_db failed a read with SQLSTATE %s (%s; %.*s): the standby "
+				 "lags a migration the primary has; such reads run again on the "
+				 "primary until it replays it (warned once a minute)",
+				 replica_schema_misses[i].sqlstate, replica_schema_misses[i].name,
+				 msg ? (int)strcspn(msg, "\n") : 0, msg ? msg : "");
 		return true;
 	}
 	return false;
@@ -188,12 +190,12 @@ static bool replica_schema_missed(struct replica *r, const char *sqlstate)
  * failed connection, and reads stay off the standby until the tracker has
  * connected to it afresh; after a statement the standby lacked the schema
  * for (replica_schema_missed). */
-static bool replica_read_failed(void *arg, const char *sqlstate)
+static bool replica_read_failed(void *arg, const char *sqlstate, const char *msg)
 {
 	struct replica *r = arg;
 
 	if (sqlstate)
-		return replica_schema_missed(r, sqlstate);
+		return replica_schema_missed(r, sqlstate, msg);
 	atomic_fetch_add(&r->reads_retried, 1);
 	atomic_store(&r->reconnect, true);
 	if (atomic_exchange(&r->up, false))

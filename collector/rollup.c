@@ -353,7 +353,7 @@ static void rollup_work(struct pool_job *pj, struct pool_worker *w)
 	if (job->status == 503 && PQstatus(conn) != CONNECTION_OK)
 		pool_worker_reset(w);
 	else if (job->status != 200)
-		pool_worker_failed(w, state);
+		pool_worker_failed(w, state, job->err);
 }
 
 /* Loop thread. */

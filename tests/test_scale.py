@@ -551,8 +551,11 @@ def test_read_naming_a_view_the_standby_has_not_replayed_is_answered_by_the_prim
         assert metric(text, "vgcollector_replica_reads_fallback_total") == before + 1
         assert re.search(r'^vgcollector_replica_reads_schema_fallback_total\{sqlstate="42P01"\} 1$',
                          text, re.M), text
-        wait_until(lambda: re.search(r"42P01.*migration", c.output()), 5,
-                   "the log naming the SQLSTATE and the migration")
+        # (logfmt escapes the quotes around the name)
+        wait_until(lambda: re.search(r'42P01 \(undefined_table; ERROR: +relation '
+                                     r'\\"vgc_rollup_hourly_live\\" does not exist\).*migration',
+                                     c.output()), 5,
+                   "the log naming the SQLSTATE, the missing relation and the migration")
         # Reads that name only what the standby has stay on it: whole days
         # come from the daily tables, not from the view.
         day = time.strftime("%Y-%m-%d", time.gmtime(t))
