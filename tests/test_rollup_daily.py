@@ -251,10 +251,21 @@ def test_summariser_waits_for_a_fold_in_flight_on_the_day(db, collectors):
     assert_exact(db, c, rkey, iso(start), iso(hour_end()), "day", ["tenant"])
 
 
+def two_collectors_sending_late_rows(db, collectors, args, rounds, per, id_of):
+    """Two collectors started with args and four threads, two per collector,
+    each posting rounds batches of per rows spread over the 144 hours from
+    three days before last month; returns the collectors, the read key, the
+    range's start, the threads (started) and the list their errors go to."""
+    a, b = collectors(db, *args), collectors(db, *args)
+    ikey, rkey = db.create_key("ingest"), db.create_key("read")
+    a.wait_key(ikey)
+    b.wait_key(ikey)
+    start = prev_month_start() - 3 * DAY
+    threads, errors = send_late_rows((a, b), ikey, start, rounds, per, id_of)
+    return a, b, rkey, start, threads, errors
+
+
 def send_late_rows(collectors_, ikey, start, rounds, per, id_of):
-    """Four threads, two per collector, each posting rounds batches of per
-    rows spread over the 144 hours from start; returns the threads (started)
-    and the list their errors go to."""
     errors = []
 
     def sender(w, c):
@@ -279,13 +290,8 @@ def send_late_rows(collectors_, ikey, start, rounds, per, id_of):
 def test_two_collectors_summarising_while_late_rows_arrive_stay_exact(db, collectors):
     args = ("--rollup-daily-interval-s", "1", "--rollup-daily-settle-s", "0",
             "--rate-limit-rps", "0")
-    a, b = collectors(db, *args), collectors(db, *args)
-    ikey, rkey = db.create_key("ingest"), db.create_key("read")
-    a.wait_key(ikey)
-    b.wait_key(ikey)
-    start = prev_month_start() - 3 * DAY
-    threads, errors = send_late_rows((a, b), ikey, start, 12, 60,
-                                     lambda w, k, i: f"c{w}-{k}-{i}")
+    a, b, rkey, start, threads, errors = two_collectors_sending_late_rows(
+        db, collectors, args, 12, 60, lambda w, k, i: f"c{w}-{k}-{i}")
     cli = []
     # A third summariser on the command line, while both collectors run theirs
     # and fold; the days listed again before each (as writes of the hours by

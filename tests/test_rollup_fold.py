@@ -14,7 +14,7 @@ import uuid
 from conftest import (VGC, assert_ledger_consistent, fold_rollup, make_row, metrics_map,
                       run_vgc, sanitizer_env, wait_until)
 from test_rollup_daily import (DAY, assert_exact, hour_end, iso, loaded, post_all,
-                               send_late_rows, summarise)
+                               summarise, two_collectors_sending_late_rows)
 from test_rollups import prev_month_start
 
 FOLD_OFF = ("--rollup-fold-s", "0", "--rollup-daily-interval-s", "0", "--rate-limit-rps", "0")
@@ -155,13 +155,8 @@ def test_two_collectors_and_the_cli_folding_at_once_count_every_row_once(db, col
     """Two collectors folding every 50 ms and `vgcollector rollup-fold` run
     over and over, while rows (live and late) arrive through both: every row
     is in the rollup exactly once, at every answer and at the end."""
-    a, b = collectors(db, *FOLD_FAST), collectors(db, *FOLD_FAST)
-    ikey, rkey = db.create_key("ingest"), db.create_key("read")
-    a.wait_key(ikey)
-    b.wait_key(ikey)
-    start = prev_month_start() - 3 * DAY
-    threads, errors = send_late_rows((a, b), ikey, start, 15, 80,
-                                     lambda w, k, i: str(uuid.uuid4()))
+    a, b, rkey, start, threads, errors = two_collectors_sending_late_rows(
+        db, collectors, FOLD_FAST, 15, 80, lambda w, k, i: str(uuid.uuid4()))
     cli = []
     while any(t.is_alive() for t in threads):
         cli.append(subprocess.run([VGC, "rollup-fold", "--db", db.conninfo],
