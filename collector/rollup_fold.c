@@ -26,8 +26,10 @@ static const char rollup_fold_lag_sql[] =
  * vgc_rollup_fold_begin) and add their sums to every rollup table, in one
  * statement: the hours, the days, and the narrow summaries per (hour, tenant,
  * project) and (day, tenant, project) (schema/0026_rollup_fold_in_step.sql).
- * Each table's rows are upserted in its key order, the order every writer of
- * them takes its row locks in. Built once from the rollup shape. */
+ * Each table's rows are upserted in (time, keys) order, the order ingest's
+ * writers of the hours took their row locks in; the days and the narrow
+ * tables have no other writer but the daily summariser, which holds the day's
+ * lock exclusively. Built once from the rollup shape. */
 static char *rollup_fold_sql;
 static pthread_once_t rollup_fold_sql_once = PTHREAD_ONCE_INIT;
 
