@@ -240,9 +240,8 @@ static bool rollup_sql_partials(const struct rollup_query *q, const struct rollu
 		     rollup_sql_period_of(q, s, NULL, ends[1].a.us, ends[1].a.pnum) &&
 		     buf_puts(t, " END");
 	else
-		ok = ok &&
-		     rollup_sql_period_of(q, s, NULL, ends[both || ends[0].present ? 0 : 1].a.us,
-					  ends[both || ends[0].present ? 0 : 1].a.pnum);
+		ok = ok && rollup_sql_period_of(q, s, NULL, ends[ends[0].present ? 0 : 1].a.us,
+						ends[ends[0].present ? 0 : 1].a.pnum);
 	ok = ok && buf_puts(t, " AS period") && rollup_sql_key_list(t, k) &&
 	     rollup_sql_branch_sums(t) && buf_printf(t, " FROM %s WHERE (", table);
 	for (int i = 0, n = 0; i < 2; i++) {
