@@ -145,6 +145,12 @@ class Db:
     def scalar(self, sql, *args):
         return self.query(sql, *args)[0][0]
 
+    def first(self, sql, *args):
+        """The first column of the first row, or None when there is no row
+        yet (a wait_until condition on a row still to come)."""
+        rows = self.query(sql, *args)
+        return rows[0][0] if rows else None
+
     def create_key(self, role="ingest", project=None, tenant=None, name=None):
         args = ["keys", "create", "--role", role, "--db", self.conninfo]
         if project:

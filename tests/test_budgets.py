@@ -483,7 +483,7 @@ def test_https_webhook_verifies_the_certificate_and_host(db, collectors):
                           make_row(1, provider="wrong", cost_usd=0.6)])
         wait_until(lambda: good.ok(), 20, "the alert over verified https")
         verify(good.ok()[0])
-        err = wait_until(lambda: db.scalar(
+        err = wait_until(lambda: db.first(
             "SELECT last_error FROM budget_alerts a JOIN budgets b ON b.id = a.budget_id"
             " WHERE b.name = 'wrong' AND a.attempts >= 1 AND a.last_error IS NOT NULL"),
             20, "a failed attempt against the wrong certificate")
